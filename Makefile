@@ -1,0 +1,38 @@
+# SwiftSNN: `make test` and `make demo` install what is missing, build, then run.
+SWIFT        ?= swift
+APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev
+PIP_PACKAGES := numpy safetensors
+RELEASE_BIN  := .build/release/snn
+
+.PHONY: deps build release test test-slow demo bench clean
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@python3 -c "import numpy, safetensors" 2>/dev/null || python3 -m pip install -q $(PIP_PACKAGES)
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --product snn
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+test-slow: deps
+	SNN_SLOW_TESTS=1 $(SWIFT) test
+
+bench: release
+	$(RELEASE_BIN) bench ops
+
+demo: release
+	$(RELEASE_BIN) bench ops
+
+clean:
+	rm -rf .build

@@ -1,0 +1,35 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "SwiftSNN",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "snn", targets: ["snn"]),
+        .library(name: "SNNTensor", targets: ["SNNTensor"]),
+        .library(name: "SNNCPU", targets: ["SNNCPU"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .target(name: "SNNTensor", swiftSettings: release),
+        .target(name: "SNNCPU", dependencies: ["SNNTensor", "CDNNL", "COpenBLAS"], swiftSettings: release),
+        .target(name: "SNNTestSupport", dependencies: ["SNNTensor"]),
+        .executableTarget(
+            name: "snn",
+            dependencies: [
+                "SNNTensor", "SNNCPU",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: release),
+        .testTarget(name: "SNNTensorTests", dependencies: ["SNNTensor", "SNNTestSupport"]),
+        .testTarget(name: "SNNCPUTests", dependencies: ["SNNTensor", "SNNCPU", "SNNTestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
+
+/// Kernels are written over unsafe pointers; bounds checks stay on in debug builds only.
+var release: [SwiftSetting] { [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))] }

@@ -1,0 +1,128 @@
+/// One method per primitive. Front-end ops (in `Ops/`) validate arguments, infer shapes and
+/// hold the gradient rules; a backend only evaluates.
+///
+/// Conventions: inputs may be strided views (elementwise ops must honour `strides`, including
+/// the zero strides of broadcast views) unless a method says "contiguous"; outputs are new
+/// contiguous tensors on the backend's device with the dtype of the first input. No method
+/// records autograd history.
+public protocol Backend: AnyObject, Sendable {
+    /// The device this backend computes on.
+    var device: Device { get }
+
+    /// A contiguous copy of a strided view.
+    func contiguous(_ x: Tensor) -> Tensor
+    /// A copy converted to another dtype.
+    func cast(_ x: Tensor, to dtype: DType) -> Tensor
+
+    /// `op(x)` elementwise.
+    func unary(_ op: UnaryOp, _ x: Tensor) -> Tensor
+    /// `op(a, b)` elementwise; `a` and `b` have equal shapes (broadcasting is done by views).
+    func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor
+    /// `min(max(x, low), high)` elementwise.
+    func clamp(_ x: Tensor, low: Double, high: Double) -> Tensor
+    /// `condition != 0 ? a : b` elementwise; all three have equal shapes.
+    func select(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor
+    /// Reduces over `axes` (sorted, non-empty), keeping them as size-1 dimensions.
+    func reduce(_ op: ReduceOp, _ x: Tensor, axes: [Int]) -> Tensor
+
+    /// `op(A) · op(B)` for contiguous 2-D `a`, `b`.
+    func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> Tensor
+
+    /// Convolution `[N, C, H, W] ⋆ [O, C/g, kh, kw] (+ bias [O]) -> [N, O, Ho, Wo]`; contiguous.
+    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2dParameters) -> Tensor
+    /// The gradient of `conv2d` with respect to its input.
+    func conv2dBackwardData(_ gradOutput: Tensor, weight: Tensor, inputShape: [Int], _ p: Conv2dParameters) -> Tensor
+    /// The gradients of `conv2d` with respect to weight and (when `withBias`) bias.
+    func conv2dBackwardWeight(_ gradOutput: Tensor, input: Tensor, weightShape: [Int], withBias: Bool,
+                              _ p: Conv2dParameters) -> (weight: Tensor, bias: Tensor?)
+
+    /// Max or average pooling `[N, C, H, W] -> [N, C, Ho, Wo]`; contiguous.
+    func pool2d(_ x: Tensor, _ p: Pool2dParameters) -> Tensor
+    /// The gradient of `pool2d` with respect to its input (`output` is the forward result).
+    func pool2dBackward(_ gradOutput: Tensor, input: Tensor, output: Tensor, _ p: Pool2dParameters) -> Tensor
+
+    /// Batch normalisation of `[N, C, ...]` over every axis but 1; contiguous.
+    ///
+    /// In training mode it normalises with the batch statistics, returns them (mean and
+    /// biased variance, `[C]`) and does not touch the running statistics; in eval mode it uses
+    /// `runningMean`/`runningVar` and returns them as the statistics.
+    func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
+                   epsilon: Double, training: Bool) -> (output: Tensor, mean: Tensor, variance: Tensor)
+    /// Gradients of training-mode batch norm with respect to input, γ and β.
+    func batchNormBackward(_ gradOutput: Tensor, input: Tensor, gamma: Tensor, mean: Tensor, variance: Tensor,
+                           epsilon: Double) -> (input: Tensor, gamma: Tensor, beta: Tensor)
+
+    /// The fused multi-step neuron over `[T, ...]`: returns spikes and the charged potentials
+    /// `h_t` (what the backward pass needs); contiguous.
+    func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, potentials: Tensor)
+    /// The gradient of `neuronScan` with respect to its input, from the saved potentials.
+    func neuronScanBackward(_ gradSpikes: Tensor, potentials: Tensor, _ neuron: NeuronParameters) -> Tensor
+    /// The surrogate derivative `g(u)` elementwise.
+    func surrogateGradient(_ u: Tensor, _ surrogate: Surrogate) -> Tensor
+
+    /// `[N]` integer labels to `[N, classes]` one-hot rows of the given float dtype.
+    func oneHot(_ labels: Tensor, classes: Int, dtype: DType) -> Tensor
+}
+
+/// Elementwise functions of one tensor.
+public enum UnaryOp: String, Sendable, CaseIterable {
+    case negate, exp, log, abs, sign, sigmoid, relu, sqrt, square, reciprocal
+}
+
+/// Elementwise functions of two tensors. Comparisons return 1 or 0 in the input dtype.
+public enum BinaryOp: String, Sendable, CaseIterable {
+    case add, subtract, multiply, divide, maximum, minimum, power
+    case equal, notEqual, less, lessEqual, greater, greaterEqual
+}
+
+/// Reductions over axes.
+public enum ReduceOp: String, Sendable, CaseIterable {
+    case sum, max
+}
+
+/// Stride, padding, dilation and groups of a 2-D convolution.
+public struct Conv2dParameters: Hashable, Sendable {
+    public var stride: (Int, Int) { (strideH, strideW) }
+    public let strideH: Int, strideW: Int
+    public let padH: Int, padW: Int
+    public let dilationH: Int, dilationW: Int
+    public let groups: Int
+
+    public init(stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1) {
+        precondition(stride.0 > 0 && stride.1 > 0, "[conv2d] expected positive strides, got \(stride)")
+        precondition(padding.0 >= 0 && padding.1 >= 0, "[conv2d] expected non-negative padding, got \(padding)")
+        precondition(dilation.0 > 0 && dilation.1 > 0, "[conv2d] expected positive dilation, got \(dilation)")
+        precondition(groups > 0, "[conv2d] expected positive groups, got \(groups)")
+        (strideH, strideW) = stride
+        (padH, padW) = padding
+        (dilationH, dilationW) = dilation
+        self.groups = groups
+    }
+
+    /// The output size along one axis.
+    public static func outputSize(_ input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int) -> Int {
+        (input + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
+    }
+}
+
+/// The kind, window, stride and padding of a 2-D pooling.
+public struct Pool2dParameters: Hashable, Sendable {
+    public enum Kind: String, Sendable { case max, average }
+    public let kind: Kind
+    public let kernelH: Int, kernelW: Int
+    public let strideH: Int, strideW: Int
+    public let padH: Int, padW: Int
+
+    /// Average pooling counts padded zeros in the divisor (PyTorch's `count_include_pad=True`);
+    /// max pooling sends the gradient to the first maximum of each window.
+    public init(_ kind: Kind, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) {
+        let s = stride ?? kernel
+        precondition(kernel.0 > 0 && kernel.1 > 0 && s.0 > 0 && s.1 > 0, "[pool2d] expected positive kernel and stride, got \(kernel), \(s)")
+        precondition(padding.0 >= 0 && padding.1 >= 0 && 2 * padding.0 <= kernel.0 && 2 * padding.1 <= kernel.1,
+                     "[pool2d] expected padding at most half the kernel, got \(padding) for kernel \(kernel)")
+        self.kind = kind
+        (kernelH, kernelW) = kernel
+        (strideH, strideW) = s
+        (padH, padW) = padding
+    }
+}

@@ -1,0 +1,46 @@
+/// Where a tensor lives and which backend computes on it.
+///
+/// `.reference` and `.cpu` both keep their data in host memory, so moving between them never
+/// copies; they differ in the implementation of every op: ``ReferenceBackend`` is plain,
+/// obviously correct Swift, `CPUBackend` (module `SNNCPU`) uses oneDNN, OpenBLAS and blocked
+/// Swift kernels.
+public enum Device: Hashable, Sendable, CustomStringConvertible, Codable {
+    case reference
+    case cpu
+
+    public var description: String {
+        switch self {
+        case .reference: return "reference"
+        case .cpu: return "cpu"
+        }
+    }
+
+    /// Parses `reference` or `cpu`.
+    public init?(_ name: String) {
+        switch name.lowercased() {
+        case "reference", "ref": self = .reference
+        case "cpu": self = .cpu
+        default: return nil
+        }
+    }
+
+    /// The backend that computes on this device.
+    ///
+    /// `.cpu` needs `SNNCPU` to have registered itself (`CPUBackend.register()`); without it
+    /// this is a programmer error and traps with the fix in the message.
+    public var backend: any Backend {
+        switch self {
+        case .reference: return ReferenceBackend.shared
+        case .cpu:
+            guard let backend = BackendRegistry.cpu else {
+                preconditionFailure("[device] the cpu backend is not registered: call CPUBackend.register() (module SNNCPU)")
+            }
+            return backend
+        }
+    }
+}
+
+/// Backends that live in other modules register here at start-up.
+public enum BackendRegistry {
+    nonisolated(unsafe) public static var cpu: (any Backend)?
+}

@@ -1,0 +1,154 @@
+import Foundation
+
+/// The slow, obviously correct backend: every op reads its inputs as `Double` in logical
+/// row-major order, computes with textbook loops and rounds the result to the output dtype.
+///
+/// Every other backend is tested against this one, op by op, forward and backward; gradient
+/// checks by finite differences run on it in `float64`.
+public final class ReferenceBackend: Backend, @unchecked Sendable {
+    public static let shared = ReferenceBackend()
+    public let device = Device.reference
+    public init() {}
+
+    // MARK: - Host helpers
+
+    /// The elements of a (possibly strided) tensor in logical row-major order.
+    func read(_ t: Tensor) -> [Double] {
+        let n = t.count
+        if n == 0 { return [] }
+        var out = [Double](repeating: 0, count: n)
+        var index = [Int](repeating: 0, count: t.rank)
+        var position = t.offset
+        let flat = Tensor(storage: t.storage, shape: [t.storage.byteCount / t.dtype.size], dtype: t.dtype, device: t.device)
+        for i in 0..<n {
+            out[i] = flat.loadElement(position)
+            // Advance the multi-index like an odometer.
+            var axis = t.rank - 1
+            while axis >= 0 {
+                index[axis] += 1
+                position += t.strides[axis]
+                if index[axis] < t.shape[axis] { break }
+                position -= t.strides[axis] * t.shape[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+        return out
+    }
+
+    /// A new tensor on this backend's... on `device` holding `values`.
+    func make(_ values: [Double], _ shape: [Int], _ dtype: DType, _ device: Device) -> Tensor {
+        Tensor(doubles: values, shape: shape, dtype: dtype, device: device)
+    }
+
+    // MARK: - Copies
+
+    public func contiguous(_ x: Tensor) -> Tensor { make(read(x), x.shape, x.dtype, x.device) }
+
+    public func cast(_ x: Tensor, to dtype: DType) -> Tensor { make(read(x), x.shape, dtype, x.device) }
+
+    // MARK: - Elementwise
+
+    public func unary(_ op: UnaryOp, _ x: Tensor) -> Tensor {
+        let f: (Double) -> Double
+        switch op {
+        case .negate: f = { -$0 }
+        case .exp: f = { Foundation.exp($0) }
+        case .log: f = { Foundation.log($0) }
+        case .abs: f = { Swift.abs($0) }
+        case .sign: f = { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }
+        case .sigmoid: f = { 1 / (1 + Foundation.exp(-$0)) }
+        case .relu: f = { Swift.max($0, 0) }
+        case .sqrt: f = { $0.squareRoot() }
+        case .square: f = { $0 * $0 }
+        case .reciprocal: f = { 1 / $0 }
+        }
+        return make(read(x).map(f), x.shape, x.dtype, x.device)
+    }
+
+    public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
+        let f = ReferenceBackend.binaryFunction(op)
+        return make(zip(read(a), read(b)).map(f), a.shape, a.dtype, a.device)
+    }
+
+    /// The scalar function of a binary op (shared with the CPU backend's generic path).
+    public static func binaryFunction(_ op: BinaryOp) -> (Double, Double) -> Double {
+        switch op {
+        case .add: return { $0 + $1 }
+        case .subtract: return { $0 - $1 }
+        case .multiply: return { $0 * $1 }
+        case .divide: return { $0 / $1 }
+        case .maximum: return { Swift.max($0, $1) }
+        case .minimum: return { Swift.min($0, $1) }
+        case .power: return { Foundation.pow($0, $1) }
+        case .equal: return { $0 == $1 ? 1 : 0 }
+        case .notEqual: return { $0 != $1 ? 1 : 0 }
+        case .less: return { $0 < $1 ? 1 : 0 }
+        case .lessEqual: return { $0 <= $1 ? 1 : 0 }
+        case .greater: return { $0 > $1 ? 1 : 0 }
+        case .greaterEqual: return { $0 >= $1 ? 1 : 0 }
+        }
+    }
+
+    public func clamp(_ x: Tensor, low: Double, high: Double) -> Tensor {
+        make(read(x).map { Swift.min(Swift.max($0, low), high) }, x.shape, x.dtype, x.device)
+    }
+
+    public func select(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
+        let c = read(condition), va = read(a), vb = read(b)
+        return make((0..<c.count).map { c[$0] != 0 ? va[$0] : vb[$0] }, a.shape, a.dtype, a.device)
+    }
+
+    public func reduce(_ op: ReduceOp, _ x: Tensor, axes: [Int]) -> Tensor {
+        let v = read(x)
+        var outShape = x.shape
+        for a in axes { outShape[a] = 1 }
+        let outStrides = ShapeUtil.contiguousStrides(outShape)
+        var out = [Double](repeating: op == .sum ? 0 : -.infinity, count: ShapeUtil.count(outShape))
+        let inStrides = ShapeUtil.contiguousStrides(x.shape)
+        for i in 0..<v.count {
+            var o = 0
+            for axis in 0..<x.rank where outShape[axis] != 1 {
+                o += (i / inStrides[axis]) % x.shape[axis] * outStrides[axis]
+            }
+            switch op {
+            case .sum: out[o] += v[i]
+            case .max: if v[i] > out[o] || v[i].isNaN { out[o] = v[i] }
+            }
+        }
+        return make(out, outShape, x.dtype, x.device)
+    }
+
+    // MARK: - GEMM
+
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> Tensor {
+        let va = read(a), vb = read(b)
+        let m = transposeA ? a.shape[1] : a.shape[0], k = transposeA ? a.shape[0] : a.shape[1]
+        let n = transposeB ? b.shape[0] : b.shape[1]
+        var out = [Double](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for p in 0..<k {
+                    let x = transposeA ? va[p * m + i] : va[i * k + p]
+                    let y = transposeB ? vb[j * k + p] : vb[p * n + j]
+                    s += x * y
+                }
+                out[i * n + j] = s
+            }
+        }
+        return make(out, [m, n], a.dtype, a.device)
+    }
+
+    // MARK: - One-hot
+
+    public func oneHot(_ labels: Tensor, classes: Int, dtype: DType) -> Tensor {
+        let l = read(labels)
+        var out = [Double](repeating: 0, count: l.count * classes)
+        for (i, y) in l.enumerated() {
+            precondition(y >= 0 && Int(y) < classes, "[oneHot] expected labels in 0..<\(classes), got \(Int(y)) at index \(i)")
+            out[i * classes + Int(y)] = 1
+        }
+        return make(out, [l.count, classes], dtype, labels.device)
+    }
+}

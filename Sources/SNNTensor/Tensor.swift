@@ -1,0 +1,76 @@
+/// An n-dimensional array on a device, with optional reverse-mode autograd.
+///
+/// A tensor is a view: `shape` and `strides` (in elements) over a shared ``Storage``,
+/// starting at `offset`. Ops return new tensors and never modify their inputs. When any input
+/// requires a gradient and gradient recording is on (see ``GradMode``), the result records a
+/// tape node with exactly the tensors its gradient rule needs.
+///
+/// Sequences are time-major, `[T, N, ...]`; images are NCHW.
+public final class Tensor: @unchecked Sendable {
+    public let storage: Storage
+    public let shape: [Int]
+    public let strides: [Int]
+    public let offset: Int
+    public let dtype: DType
+    public let device: Device
+
+    /// Whether gradients flow to this tensor. Set it on leaves (parameters, inputs).
+    public var requiresGrad: Bool
+    /// The accumulated gradient of a leaf after ``backward()``; `nil` until then.
+    public var grad: Tensor?
+    /// The tape node that produced this tensor, when it was recorded.
+    package var node: GradNode?
+
+    /// Wraps a storage. Backends and views use this; users build tensors with the factories.
+    public init(storage: Storage, shape: [Int], strides: [Int]? = nil, offset: Int = 0, dtype: DType, device: Device) {
+        self.storage = storage
+        self.shape = shape
+        self.strides = strides ?? ShapeUtil.contiguousStrides(shape)
+        self.offset = offset
+        self.dtype = dtype
+        self.device = device
+        self.requiresGrad = false
+    }
+
+    /// The number of dimensions.
+    public var rank: Int { shape.count }
+    /// The number of elements.
+    public var count: Int { ShapeUtil.count(shape) }
+    /// The backend that computes on this tensor.
+    public var backend: any Backend { device.backend }
+
+    /// Whether the elements are laid out in row-major order without gaps.
+    public var isContiguous: Bool {
+        var expected = 1
+        for axis in stride(from: rank - 1, through: 0, by: -1) where shape[axis] != 1 {
+            if strides[axis] != expected { return false }
+            expected *= shape[axis]
+        }
+        return true
+    }
+
+    /// A pointer to the first element, typed. The caller must respect `strides`.
+    public func pointer<T>(as type: T.Type) -> UnsafeMutablePointer<T> {
+        precondition(MemoryLayout<T>.size == dtype.size, "[pointer] expected a \(dtype) element type, got \(T.self)")
+        return storage.data.assumingMemoryBound(to: T.self) + offset
+    }
+
+    /// The same data marked as a different device (no copy: every device here is host memory).
+    public func to(_ device: Device) -> Tensor {
+        if device == self.device { return self }
+        let moved = Tensor(storage: storage, shape: shape, strides: strides, offset: offset, dtype: dtype, device: device)
+        return recordUnary(moved, self) { g in [g.to(self.device)] }
+    }
+
+    /// A tensor that shares the data but records no history.
+    public func detached() -> Tensor {
+        Tensor(storage: storage, shape: shape, strides: strides, offset: offset, dtype: dtype, device: device)
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let values = count <= 16 ? toDoubles().map { "\($0)" }.joined(separator: ", ") : "\(count) values"
+        return "Tensor(\(ShapeUtil.describe(shape)), \(dtype), \(device): \(values))"
+    }
+}
