@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import SNNCPU
+import SNNTensor
+
+/// `snn bench ops`: the throughput of the kernels a training step spends its time in.
+struct BenchOps: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ops",
+        abstract: "Time convolution (3 directions), GEMM and the fused neuron on the CPU backend.",
+        discussion: """
+            Shapes: conv N=64 (batch×T), 128→128 channels, 16×16, 3×3, padding 1; GEMM 1024³; \
+            neuronScan T=6 over 64·128·16·16 neurons (triangle surrogate, hard reset). \
+            Figures are medians over --repeat timed runs after --warmup runs. Build in release \
+            mode (`make bench`) for meaningful numbers.
+            """)
+
+    @Option(name: .customLong("repeat"), help: "Timed runs per kernel; the median is reported.")
+    var repeats: Int = 10
+
+    @Option(help: "Untimed warm-up runs per kernel.")
+    var warmup: Int = 2
+
+    @Option(help: "Batch size N of the convolution (batch × T).")
+    var convBatch: Int = 64
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1, got \(repeats)") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be non-negative, got \(warmup)") }
+        guard convBatch >= 1 else { throw ValidationError("--conv-batch must be at least 1, got \(convBatch)") }
+    }
+
+    func run() throws {
+        SNN.prepare()
+        let backend = Device.cpu.backend
+        let rng = RandomGenerator(seed: 0)
+        var results: [(key: String, value: Double, unit: String)] = []
+
+        // Convolution.
+        let (n, c, o, hw) = (convBatch, 128, 128, 16)
+        let p = Conv2dParameters(stride: (1, 1), padding: (1, 1))
+        let x = Tensor.normal([n, c, hw, hw], generator: rng)
+        let w = Tensor.normal([o, c, 3, 3], std: 0.05, generator: rng)
+        let gy = Tensor.normal([n, o, hw, hw], generator: rng)
+        let convFlops = 2.0 * Double(n * o * c * 9 * hw * hw)
+        let fwd = time { _ = backend.conv2d(x, weight: w, bias: nil, p) }
+        let bwdData = time { _ = backend.conv2dBackwardData(gy, weight: w, inputShape: x.shape, p) }
+        let bwdWeight = time { _ = backend.conv2dBackwardWeight(gy, input: x, weightShape: w.shape, withBias: false, p) }
+        results.append(("conv2d_fwd_gflops", convFlops / fwd / 1e9, "GFLOP/s"))
+        results.append(("conv2d_bwd_data_gflops", convFlops / bwdData / 1e9, "GFLOP/s"))
+        results.append(("conv2d_bwd_weights_gflops", convFlops / bwdWeight / 1e9, "GFLOP/s"))
+
+        // GEMM.
+        let m = 1024
+        let a = Tensor.normal([m, m], generator: rng), b = Tensor.normal([m, m], generator: rng)
+        let gemm = time { _ = backend.matmul(a, b, transposeA: false, transposeB: false) }
+        results.append(("gemm_gflops", 2.0 * Double(m * m * m) / gemm / 1e9, "GFLOP/s"))
+
+        // Fused neuron: 12 bytes per element per pass (fwd: read x, write s and h; bwd: read
+        // the spike gradient and h, write the input gradient).
+        let steps = 6, neurons = 64 * 128 * 16 * 16
+        let neuron = NeuronParameters()
+        let current = Tensor.normal([steps, neurons], mean: 0.8, std: 0.6, generator: rng)
+        let (_, potentials) = backend.neuronScan(current, neuron)
+        let gs = Tensor.normal([steps, neurons], generator: rng)
+        let bytes = 12.0 * Double(steps * neurons)
+        let scanFwd = time { _ = backend.neuronScan(current, neuron) }
+        let scanBwd = time { _ = backend.neuronScanBackward(gs, potentials: potentials, neuron) }
+        results.append(("neuron_scan_fwd_gbps", bytes / scanFwd / 1e9, "GB/s"))
+        results.append(("neuron_scan_bwd_gbps", bytes / scanBwd / 1e9, "GB/s"))
+
+        let shapes: [String: Any] = [
+            "conv2d": ["input": [n, c, hw, hw], "weight": [o, c, 3, 3], "stride": 1, "padding": 1],
+            "gemm": [m, m, m],
+            "neuron_scan": ["T": steps, "neurons": neurons, "surrogate": "triangle(1.0)", "reset": "hard(0)"],
+        ]
+        if json {
+            var object: [String: Any] = ["shapes": shapes, "repeat": repeats, "warmup": warmup,
+                                         "threads": ProcessInfo.processInfo.activeProcessorCount]
+            for r in results { object[r.key] = (r.value * 100).rounded() / 100 }
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("SwiftSNN ops benchmark (median of \(repeats) runs, \(ProcessInfo.processInfo.activeProcessorCount) cores)")
+            for r in results {
+                print(r.key.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%9.1f %@", r.value, r.unit))
+            }
+        }
+    }
+
+    /// The median wall time of `body` in seconds.
+    private func time(_ body: () -> Void) -> Double {
+        for _ in 0..<warmup { body() }
+        var samples: [Double] = []
+        for _ in 0..<repeats {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        samples.sort()
+        return samples[samples.count / 2]
+    }
+}
