@@ -30,39 +30,58 @@ public final class RandomGenerator: @unchecked Sendable, Codable {
         return start
     }
 
-    /// `n` uniform words from the reserved range starting at `start`, written into `body` in
-    /// parallel-safe chunks.
-    static func words(seed: UInt64, start: UInt64, count n: Int, _ body: (Int, UInt32) -> Void) {
-        var i = 0
-        while i < n {
-            let block = Philox.block(key: seed, counter: (start &+ UInt64(i)) / 4)
-            for j in 0..<4 where i + j < n { body(i + j, Philox.word(block, j)) }
-            i += 4
+    /// Calls `body(i, word)` for the `n` words of the range reserved at `start`.
+    ///
+    /// Word `i` depends only on `(seed, start + i)`, so the range is cut into `chunks` pieces
+    /// generated concurrently (large draws) and the result is the same for any chunk count.
+    static func words(seed: UInt64, start: UInt64, count n: Int, chunks: Int? = nil, _ body: (Int, UInt32) -> Void) {
+        let blocks = (n + 3) / 4
+        let pieces = max(1, min(chunks ?? (n >= 1 << 16 ? ProcessInfo.processInfo.activeProcessorCount : 1), blocks))
+        withoutActuallyEscaping(body) { body in
+            let run = { (piece: Int) in
+                for b in (blocks * piece / pieces)..<(blocks * (piece + 1) / pieces) {
+                    let block = Philox.block(key: seed, counter: start / 4 &+ UInt64(b))
+                    for j in 0..<4 where 4 * b + j < n { body(4 * b + j, Philox.word(block, j)) }
+                }
+            }
+            if pieces == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: pieces, execute: run) }
         }
     }
 
     /// Uniform floats in [0, 1) with 24 random bits each.
-    public func uniform(_ n: Int) -> [Float] {
+    public func uniform(_ n: Int) -> [Float] { uniform(n, chunks: nil) }
+
+    /// `uniform(_:)` cut into a given number of concurrently generated chunks (for tests of
+    /// thread-count independence).
+    package func uniform(_ n: Int, chunks: Int?) -> [Float] {
         let start = reserve(n)
-        var out = [Float](repeating: 0, count: n)
-        out.withUnsafeMutableBufferPointer { buf in
-            RandomGenerator.words(seed: seed, start: start, count: n) { i, w in buf[i] = Float(w >> 8) * 0x1p-24 }
+        return [Float](unsafeUninitializedCapacity: n) { buf, initialized in
+            RandomGenerator.words(seed: seed, start: start, count: n, chunks: chunks) { i, w in buf[i] = Float(w >> 8) * 0x1p-24 }
+            initialized = n
         }
-        return out
     }
 
     /// Standard normal floats (Box–Muller on pairs of uniform words).
-    public func normal(_ n: Int) -> [Float] {
+    public func normal(_ n: Int) -> [Float] { normal(n, chunks: nil) }
+
+    /// `normal(_:)` cut into a given number of concurrently generated chunks.
+    package func normal(_ n: Int, chunks: Int?) -> [Float] {
         let start = reserve(2 * n)
-        var out = [Float](repeating: 0, count: n)
-        var u = [UInt32](repeating: 0, count: 2 * n)
-        RandomGenerator.words(seed: seed, start: start, count: 2 * n) { i, w in u[i] = w }
-        for i in 0..<n {
-            let u1 = (Double(u[2 * i] >> 8) + 1) * 0x1p-24 // (0, 1]: log is finite
-            let u2 = Double(u[2 * i + 1] >> 8) * 0x1p-24
-            out[i] = Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
+        return [Float](unsafeUninitializedCapacity: n) { buf, initialized in
+            // Word 2i is u1 and word 2i+1 is u2 of sample i; both land in one 4-word block.
+            var u1 = [Double](repeating: 0, count: n)
+            u1.withUnsafeMutableBufferPointer { first in
+                RandomGenerator.words(seed: seed, start: start, count: 2 * n, chunks: chunks) { i, w in
+                    if i % 2 == 0 {
+                        first[i / 2] = (Double(w >> 8) + 1) * 0x1p-24  // (0, 1]: the log is finite
+                    } else {
+                        let u2 = Double(w >> 8) * 0x1p-24
+                        buf[i / 2] = Float((-2 * Foundation.log(first[i / 2])).squareRoot() * Foundation.cos(2 * Double.pi * u2))
+                    }
+                }
+            }
+            initialized = n
         }
-        return out
     }
 
     /// A uniformly random integer in `0..<bound`.
@@ -94,14 +113,14 @@ extension Tensor {
     public static func uniform(_ shape: [Int], low: Double = 0, high: Double = 1, generator: RandomGenerator,
                                dtype: DType = .float32, device: Device = .cpu) -> Tensor {
         let u = generator.uniform(ShapeUtil.count(shape))
-        return Tensor(doubles: u.map { low + (high - low) * Double($0) }, shape: shape, dtype: dtype, device: device)
+        return Tensor.fromFloats(u.map { Float(low + (high - low) * Double($0)) }, shape: shape, dtype: dtype, device: device)
     }
 
     /// Normal samples with the given mean and standard deviation.
     public static func normal(_ shape: [Int], mean: Double = 0, std: Double = 1, generator: RandomGenerator,
                               dtype: DType = .float32, device: Device = .cpu) -> Tensor {
         let z = generator.normal(ShapeUtil.count(shape))
-        return Tensor(doubles: z.map { mean + std * Double($0) }, shape: shape, dtype: dtype, device: device)
+        return Tensor.fromFloats(z.map { Float(mean + std * Double($0)) }, shape: shape, dtype: dtype, device: device)
     }
 
     /// 1 with probability `probability`, else 0.
@@ -109,7 +128,15 @@ extension Tensor {
                                  dtype: DType = .float32, device: Device = .cpu) -> Tensor {
         precondition(probability >= 0 && probability <= 1, "[bernoulli] expected a probability in [0, 1], got \(probability)")
         let u = generator.uniform(ShapeUtil.count(shape))
-        return Tensor(doubles: u.map { Double($0) < probability ? 1 : 0 }, shape: shape, dtype: dtype, device: device)
+        return Tensor.fromFloats(u.map { Double($0) < probability ? 1 : 0 }, shape: shape, dtype: dtype, device: device)
+    }
+}
+
+extension Tensor {
+    /// A tensor of `dtype` from float values (a straight copy for float32).
+    static func fromFloats(_ values: [Float], shape: [Int], dtype: DType, device: Device) -> Tensor {
+        if dtype == .float32 { return Tensor(values, shape: shape, device: device) }
+        return Tensor(doubles: values.map(Double.init), shape: shape, dtype: dtype, device: device)
     }
 }
 
