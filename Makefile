@@ -4,7 +4,7 @@ APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev
 PIP_PACKAGES := numpy safetensors
 RELEASE_BIN  := .build/release/snn
 
-.PHONY: deps build release test test-slow demo bench clean
+.PHONY: deps build release test test-slow demo bench bundle clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -33,6 +33,20 @@ bench: release
 
 demo: release
 	$(RELEASE_BIN) bench ops
+
+# A relocatable tarball: the release binary with the Swift runtime linked in statically and the
+# shared libraries it needs (oneDNN, OpenBLAS, libgomp, libgfortran, ...) under lib/, found
+# through an $$ORIGIN run path. Runs on Linux x86_64 machines without Swift.
+BUNDLE_DIR := .build/bundle/snn
+bundle: deps
+	$(SWIFT) build -c release --product snn --static-swift-stdlib -Xlinker -rpath -Xlinker '$$ORIGIN/../lib'
+	rm -rf $(BUNDLE_DIR) && mkdir -p $(BUNDLE_DIR)/bin $(BUNDLE_DIR)/lib
+	cp $(RELEASE_BIN) $(BUNDLE_DIR)/bin/
+	ldd $(RELEASE_BIN) | awk '/=> \// {print $$3}' \
+		| grep -E 'libdnnl|libopenblas|libgomp|libgfortran|libquadmath|libstdc\+\+|libgcc_s' \
+		| xargs -I{} cp -L {} $(BUNDLE_DIR)/lib/
+	tar -C .build/bundle -czf .build/snn-linux-x86_64.tar.gz snn
+	@echo "bundle: .build/snn-linux-x86_64.tar.gz ($(BUNDLE_DIR)/bin/snn)"
 
 clean:
 	rm -rf .build

@@ -24,14 +24,21 @@ struct BenchOps: ParsableCommand {
     @Option(help: "Batch size N of the convolution (batch × T).")
     var convBatch: Int = 64
 
+    @Option(help: "Comma-separated kernel groups to time: conv, gemm, neuron.")
+    var kernels: String = "conv,gemm,neuron"
+
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1, got \(repeats)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be non-negative, got \(warmup)") }
+        let unknown = Set(groups).subtracting(["conv", "gemm", "neuron"])
+        guard unknown.isEmpty else { throw ValidationError("--kernels accepts conv, gemm, neuron; got \(unknown.sorted().joined(separator: ", "))") }
         guard convBatch >= 1 else { throw ValidationError("--conv-batch must be at least 1, got \(convBatch)") }
     }
+
+    private var groups: [String] { kernels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
 
     func run() throws {
         SNN.prepare()
@@ -41,6 +48,7 @@ struct BenchOps: ParsableCommand {
 
         // Convolution.
         let (n, c, o, hw) = (convBatch, 128, 128, 16)
+        if groups.contains("conv") {
         let p = Conv2dParameters(stride: (1, 1), padding: (1, 1))
         let x = Tensor.normal([n, c, hw, hw], generator: rng)
         let w = Tensor.normal([o, c, 3, 3], std: 0.05, generator: rng)
@@ -52,16 +60,20 @@ struct BenchOps: ParsableCommand {
         results.append(("conv2d_fwd_gflops", convFlops / fwd / 1e9, "GFLOP/s"))
         results.append(("conv2d_bwd_data_gflops", convFlops / bwdData / 1e9, "GFLOP/s"))
         results.append(("conv2d_bwd_weights_gflops", convFlops / bwdWeight / 1e9, "GFLOP/s"))
+        }
 
         // GEMM.
         let m = 1024
+        if groups.contains("gemm") {
         let a = Tensor.normal([m, m], generator: rng), b = Tensor.normal([m, m], generator: rng)
         let gemm = time { _ = backend.matmul(a, b, transposeA: false, transposeB: false) }
         results.append(("gemm_gflops", 2.0 * Double(m * m * m) / gemm / 1e9, "GFLOP/s"))
+        }
 
         // Fused neuron: 12 bytes per element per pass (fwd: read x, write s and h; bwd: read
         // the spike gradient and h, write the input gradient).
         let steps = 6, neurons = 64 * 128 * 16 * 16
+        if groups.contains("neuron") {
         let neuron = NeuronParameters()
         let current = Tensor.normal([steps, neurons], mean: 0.8, std: 0.6, generator: rng)
         let (_, potentials) = backend.neuronScan(current, neuron)
@@ -71,6 +83,7 @@ struct BenchOps: ParsableCommand {
         let scanBwd = time { _ = backend.neuronScanBackward(gs, potentials: potentials, neuron) }
         results.append(("neuron_scan_fwd_gbps", bytes / scanFwd / 1e9, "GB/s"))
         results.append(("neuron_scan_bwd_gbps", bytes / scanBwd / 1e9, "GB/s"))
+        }
 
         let shapes: [String: Any] = [
             "conv2d": ["input": [n, c, hw, hw], "weight": [o, c, 3, 3], "stride": 1, "padding": 1],
