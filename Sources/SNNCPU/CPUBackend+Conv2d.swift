@@ -121,7 +121,7 @@ final class ConvPlan {
                                                        strides, dilates, padding, padding)
         }
         DNNL.check(status, "dnnl_dilated_convolution_forward_desc_init")
-        forward = withUnsafePointer(to: &desc) { DNNLPrimitive($0, "dnnl_primitive_desc_create(convolution forward)") }
+        forward = withUnsafePointer(to: &desc) { DNNLPrimitive($0, "convolution forward") }
         src = DNNLBoundary(plain: userSrc, chosen: forward.md(dnnl_query_src_md), inbound: true, outbound: false)
         weights = DNNLBoundary(plain: userWeights, chosen: forward.md(dnnl_query_weights_md), inbound: true, outbound: false)
         dst = DNNLBoundary(plain: userDst, chosen: forward.md(dnnl_query_dst_md), inbound: false, outbound: true)
@@ -144,7 +144,7 @@ final class ConvPlan {
         DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &anySrc, &anyW, &anyDst,
                                                                     strides, dilates, padding, padding),
                    "dnnl_dilated_convolution_backward_data_desc_init")
-        let prim = withUnsafePointer(to: &desc) { DNNLPrimitive($0, hint: forward, "dnnl_primitive_desc_create(convolution backward data)") }
+        let prim = withUnsafePointer(to: &desc) { DNNLPrimitive($0, hint: forward, "convolution backward data") }
         return BackwardData(
             primitive: prim,
             diffDst: DNNLBoundary(plain: userDst, chosen: prim.md(dnnl_query_diff_dst_md), inbound: true, outbound: false),
@@ -162,7 +162,7 @@ final class ConvPlan {
                                                                 strides, dilates, padding, padding)
         }
         DNNL.check(status, "dnnl_dilated_convolution_backward_weights_desc_init")
-        let prim = withUnsafePointer(to: &desc) { DNNLPrimitive($0, hint: forward, "dnnl_primitive_desc_create(convolution backward weights)") }
+        let prim = withUnsafePointer(to: &desc) { DNNLPrimitive($0, hint: forward, "convolution backward weights") }
         return BackwardWeights(
             primitive: prim,
             src: DNNLBoundary(plain: userSrc, chosen: prim.md(dnnl_query_src_md), inbound: true, outbound: false),

@@ -86,6 +86,8 @@ enum DNNL {
 final class DNNLPrimitive {
     let pd: dnnl_primitive_desc_t
     let primitive: dnnl_primitive_t
+    /// What the primitive does, for error messages.
+    let name: String
 
     /// Creates the primitive for an op descriptor (`desc` points at any `dnnl_*_desc_t`).
     init(_ desc: UnsafeRawPointer, hint: DNNLPrimitive? = nil, _ function: String) {
@@ -93,10 +95,11 @@ final class DNNLPrimitive {
         DNNL.check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
         DNNL.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "dnnl_primitive_attr_set_scratchpad_mode")
         var p: dnnl_primitive_desc_t?
-        DNNL.check(dnnl_primitive_desc_create(&p, desc, attr, DNNL.engine, hint?.pd), function)
+        DNNL.check(dnnl_primitive_desc_create(&p, desc, attr, DNNL.engine, hint?.pd), "dnnl_primitive_desc_create(\(function))")
         dnnl_primitive_attr_destroy(attr)
         var prim: dnnl_primitive_t?
         DNNL.check(dnnl_primitive_create(&prim, p), "dnnl_primitive_create(\(function))")
+        name = function
         pd = p!  // checked above
         primitive = prim!  // checked above
     }
@@ -112,6 +115,7 @@ final class DNNLPrimitive {
         dnnl_primitive_attr_destroy(attr)
         var prim: dnnl_primitive_t?
         DNNL.check(dnnl_primitive_create(&prim, p), "dnnl_primitive_create(reorder)")
+        name = "reorder"
         pd = p!  // checked above
         primitive = prim!  // checked above
     }
@@ -143,7 +147,7 @@ final class DNNLPrimitive {
             memories.append(m)
             execArgs.append(dnnl_exec_arg_t(arg: a.arg, memory: m))
         }
-        DNNL.check(dnnl_primitive_execute(primitive, DNNL.stream, Int32(execArgs.count), execArgs), "dnnl_primitive_execute")
+        DNNL.check(dnnl_primitive_execute(primitive, DNNL.stream, Int32(execArgs.count), execArgs), "dnnl_primitive_execute(\(name))")
         DNNL.check(dnnl_stream_wait(DNNL.stream), "dnnl_stream_wait")
         withExtendedLifetime(scratch) {}
     }

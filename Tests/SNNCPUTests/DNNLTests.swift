@@ -59,4 +59,50 @@ struct DNNLTests {
         let a = random(t.0 ? [k, m] : [m, k], 5), b = random(t.1 ? [n, k] : [k, n], 6)
         #expect(relativeError(cpu.matmul(a, b, transposeA: t.0, transposeB: t.1), ref.matmul(a, b, transposeA: t.0, transposeB: t.1)) < 1e-6)
     }
+
+    static let poolCases: [(String, [Int], Pool2dParameters)] = [
+        ("max 2x2", [2, 3, 8, 8], Pool2dParameters(.max, kernel: (2, 2))),
+        ("max 3x3/2 pad 1, odd", [2, 2, 9, 7], Pool2dParameters(.max, kernel: (3, 3), stride: (2, 2), padding: (1, 1))),
+        ("avg 2x2, odd input", [1, 4, 7, 5], Pool2dParameters(.average, kernel: (2, 2))),
+        ("avg 3x3/2 pad 1", [2, 3, 10, 9], Pool2dParameters(.average, kernel: (3, 3), stride: (2, 2), padding: (1, 1))),
+    ]
+
+    @Test("pooling forward and backward equal the reference", arguments: poolCases)
+    func pool(_ c: (String, [Int], Pool2dParameters)) {
+        let x = random(c.1, 7)
+        let y = cpu.pool2d(x, c.2)
+        #expect(relativeError(y, ref.pool2d(x, c.2)) < 1e-6, "\(c.0) forward")
+        let gy = random(y.shape, 8)
+        #expect(relativeError(cpu.pool2dBackward(gy, input: x, output: y, c.2), ref.pool2dBackward(gy, input: x, output: y, c.2)) < 1e-6,
+                "\(c.0) backward")
+    }
+
+    @Test("max-pool gradient goes to the first maximum of a window with ties")
+    func maxPoolTies() {
+        // One 2x2 window of equal values, and one with the maximum twice (positions 1 and 2).
+        let x = Tensor([1, 1, 0, 5, 1, 1, 5, 2], shape: [1, 1, 2, 4])
+        let p = Pool2dParameters(.max, kernel: (2, 2))
+        let y = cpu.pool2d(x, p)
+        let g = cpu.pool2dBackward(Tensor([1, 1], shape: [1, 1, 1, 2]), input: x, output: y, p)
+        #expect(g.toFloats() == ref.pool2dBackward(Tensor([1, 1], shape: [1, 1, 1, 2]), input: x, output: y, p).toFloats())
+        #expect(g.toFloats() == [1, 0, 0, 1, 0, 0, 0, 0])
+    }
+
+    @Test("batch norm training, eval and backward equal the reference", arguments: [[4, 3, 5, 5], [6, 5], [2, 16, 3, 3]])
+    func batchNorm(_ shape: [Int]) {
+        let c = shape[1]
+        let x = random(shape, 9) * 2 + 0.5, gamma = random([c], 10), beta = random([c], 11)
+        let rm = random([c], 12), rv = random([c], 13).abs() + 0.5
+        for training in [true, false] {
+            let a = cpu.batchNorm(x, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv, epsilon: 1e-5, training: training)
+            let b = ref.batchNorm(x, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv, epsilon: 1e-5, training: training)
+            #expect(relativeError(a.output, b.output) < 1e-5, "output, training \(training)")
+            #expect(relativeError(a.mean, b.mean) < 1e-5 && relativeError(a.variance, b.variance) < 1e-5, "statistics, training \(training)")
+        }
+        let stats = ref.batchNorm(x, gamma: gamma, beta: beta, runningMean: rm, runningVar: rv, epsilon: 1e-5, training: true)
+        let gy = random(shape, 14)
+        let a = cpu.batchNormBackward(gy, input: x, gamma: gamma, mean: stats.mean, variance: stats.variance, epsilon: 1e-5)
+        let b = ref.batchNormBackward(gy, input: x, gamma: gamma, mean: stats.mean, variance: stats.variance, epsilon: 1e-5)
+        #expect(relativeError(a.input, b.input) < 1e-4 && relativeError(a.gamma, b.gamma) < 1e-4 && relativeError(a.beta, b.beta) < 1e-4)
+    }
 }
