@@ -17,6 +17,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .target(name: "SNNTensor", swiftSettings: release),
         .target(name: "SNNCPU", dependencies: ["SNNTensor", "CDNNL", "COpenBLAS"], swiftSettings: release),
+        .target(name: "SNNLayers", dependencies: ["SNNTensor"], swiftSettings: release),
+        .target(name: "SNNSpiking", dependencies: ["SNNTensor", "SNNLayers"], swiftSettings: release),
         .target(name: "SNNTestSupport", dependencies: ["SNNTensor"]),
         .executableTarget(
             name: "snn",

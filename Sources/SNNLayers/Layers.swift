@@ -1,0 +1,123 @@
+import SNNTensor
+
+/// Folds a time-major sequence `[T, N, ...]` into `[T·N, ...]` for a per-frame layer and
+/// returns the function that unfolds the result; 4-D input passes through.
+func foldTime(_ x: Tensor, frameRank: Int) -> (Tensor, (Tensor) -> Tensor) {
+    if x.rank == frameRank { return (x, { $0 }) }
+    precondition(x.rank == frameRank + 1, "[layer] expected a [N, ...] frame of rank \(frameRank) or a [T, N, ...] sequence, got \(ShapeUtil.describe(x.shape))")
+    let (t, n) = (x.shape[0], x.shape[1])
+    return (x.reshaped([t * n] + x.shape[2...]), { $0.reshaped([t, n] + $0.shape[1...]) })
+}
+
+/// `y = x Wᵀ + b` over the last dimension (any leading dimensions, so sequences pass through).
+public final class Linear: Module {
+    public var weight: Tensor
+    public var bias: Tensor?
+
+    /// PyTorch's default initialisation.
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, generator: RandomGenerator, device: Device = .cpu) {
+        weight = Init.kaimingUniformDefault([outFeatures, inFeatures], generator: generator, device: device)
+        self.bias = bias ? Init.defaultBias(outFeatures, fanIn: inFeatures, generator: generator, device: device) : nil
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
+}
+
+/// 2-D convolution of frames `[N, C, H, W]` or of every frame of a sequence `[T, N, C, H, W]`.
+public final class Conv2d: Module {
+    public var weight: Tensor
+    public var bias: Tensor?
+    public let stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int), groups: Int
+
+    /// Weights Kaiming-normal (fan-out, ReLU gain) when `kaiming` is true (the reference's
+    /// `--init 1`), else PyTorch's default.
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1,
+                groups: Int = 1, bias: Bool = true, kaiming: Bool = true, generator: RandomGenerator, device: Device = .cpu) {
+        precondition(inChannels % groups == 0 && outChannels % groups == 0,
+                     "[Conv2d] expected channels divisible by groups \(groups), got \(inChannels) -> \(outChannels)")
+        let shape = [outChannels, inChannels / groups, kernel, kernel]
+        weight = kaiming ? Init.kaimingNormal(shape, generator: generator, device: device)
+                         : Init.kaimingUniformDefault(shape, generator: generator, device: device)
+        self.bias = bias ? (kaiming ? Tensor.zeros([outChannels], device: device)
+                                    : Init.defaultBias(outChannels, fanIn: Init.fans(shape).fanIn, generator: generator, device: device)) : nil
+        (self.stride, self.padding, self.dilation, self.groups) = ((stride, stride), (padding, padding), (dilation, dilation), groups)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let (frames, unfold) = foldTime(x, frameRank: 4)
+        return unfold(conv2d(frames, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups))
+    }
+}
+
+/// Batch normalisation over channels. On a sequence `[T, N, C, H, W]` the statistics cover
+/// time and batch together (tdBN). Running statistics update with `momentum` in training mode.
+public final class BatchNorm: Module {
+    public var weight: Tensor
+    public var bias: Tensor
+    public let runningMean: Buffer
+    public let runningVar: Buffer
+    public let numBatchesTracked: Buffer
+    public let momentum: Double, epsilon: Double
+
+    public init(_ channels: Int, momentum: Double = 0.1, epsilon: Double = 1e-5, device: Device = .cpu) {
+        weight = Tensor.ones([channels], device: device)
+        bias = Tensor.zeros([channels], device: device)
+        runningMean = Buffer(Tensor.zeros([channels], device: device))
+        runningVar = Buffer(Tensor.ones([channels], device: device))
+        numBatchesTracked = Buffer(Tensor.zeros([], dtype: .int64, device: device))
+        (self.momentum, self.epsilon) = (momentum, epsilon)
+    }
+
+    /// PyTorch's state-dict names.
+    public override func childKey(_ property: String) -> String? {
+        switch property {
+        case "runningMean": return "running_mean"
+        case "runningVar": return "running_var"
+        case "numBatchesTracked": return "num_batches_tracked"
+        case "momentum", "epsilon": return nil
+        default: return property
+        }
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let frameRank = x.rank == 5 ? 4 : x.rank
+        let (frames, unfold) = foldTime(x, frameRank: frameRank)
+        if training {
+            numBatchesTracked.value.assign(numBatchesTracked.value.like(numBatchesTracked.value.item() + 1))
+        }
+        return unfold(batchNorm(frames, gamma: weight, beta: bias, runningMean: runningMean.value, runningVar: runningVar.value,
+                                training: training, momentum: momentum, epsilon: epsilon))
+    }
+}
+
+/// Max or average pooling of frames or of every frame of a sequence.
+public final class Pool2d: Module {
+    public let config: Pool2dParameters
+
+    public init(_ kind: Pool2dParameters.Kind, kernel: Int, stride: Int? = nil, padding: Int = 0) {
+        config = Pool2dParameters(kind, kernel: (kernel, kernel), stride: stride.map { ($0, $0) }, padding: (padding, padding))
+    }
+
+    public override func childKey(_ property: String) -> String? { nil }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let (frames, unfold) = foldTime(x, frameRank: 4)
+        return unfold(pool2d(frames, config))
+    }
+}
+
+/// Inverted dropout, active in training mode only.
+public final class Dropout: Module {
+    public let probability: Double
+    let generator: RandomGenerator
+
+    public init(_ probability: Double, generator: RandomGenerator) {
+        precondition(probability >= 0 && probability < 1, "[Dropout] expected 0 <= p < 1, got \(probability)")
+        self.probability = probability
+        self.generator = generator
+    }
+
+    public override func childKey(_ property: String) -> String? { nil }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { dropout(x, p: probability, training: training, generator: generator) }
+}
