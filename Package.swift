@@ -19,6 +19,7 @@ let package = Package(
         .target(name: "SNNCPU", dependencies: ["SNNTensor", "CDNNL", "COpenBLAS"], swiftSettings: release),
         .target(name: "SNNLayers", dependencies: ["SNNTensor"], swiftSettings: release),
         .target(name: "SNNSpiking", dependencies: ["SNNTensor", "SNNLayers"], swiftSettings: release),
+        .target(name: "SNNModels", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking"], swiftSettings: release),
         .target(name: "SNNTestSupport", dependencies: ["SNNTensor"]),
         .executableTarget(
             name: "snn",
@@ -29,6 +30,7 @@ let package = Package(
             swiftSettings: release),
         .testTarget(name: "SNNTensorTests", dependencies: ["SNNTensor", "SNNTestSupport"]),
         .testTarget(name: "SNNCPUTests", dependencies: ["SNNTensor", "SNNCPU", "SNNTestSupport"]),
+        .testTarget(name: "SNNModelsTests", dependencies: ["SNNModels", "SNNLayers", "SNNSpiking", "SNNCPU", "SNNTensor"]),
     ],
     swiftLanguageModes: [.v5]
 )

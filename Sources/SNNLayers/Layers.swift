@@ -20,7 +20,7 @@ public final class Linear: Module {
         self.bias = bias ? Init.defaultBias(outFeatures, fanIn: inFeatures, generator: generator, device: device) : nil
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
+    public override func forward(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
 }
 
 /// 2-D convolution of frames `[N, C, H, W]` or of every frame of a sequence `[T, N, C, H, W]`.
@@ -43,7 +43,7 @@ public final class Conv2d: Module {
         (self.stride, self.padding, self.dilation, self.groups) = ((stride, stride), (padding, padding), (dilation, dilation), groups)
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public override func forward(_ x: Tensor) -> Tensor {
         let (frames, unfold) = foldTime(x, frameRank: 4)
         return unfold(conv2d(frames, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups))
     }
@@ -79,7 +79,7 @@ public final class BatchNorm: Module {
         }
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public override func forward(_ x: Tensor) -> Tensor {
         let frameRank = x.rank == 5 ? 4 : x.rank
         let (frames, unfold) = foldTime(x, frameRank: frameRank)
         if training {
@@ -100,7 +100,7 @@ public final class Pool2d: Module {
 
     public override func childKey(_ property: String) -> String? { nil }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public override func forward(_ x: Tensor) -> Tensor {
         let (frames, unfold) = foldTime(x, frameRank: 4)
         return unfold(pool2d(frames, config))
     }
@@ -119,5 +119,25 @@ public final class Dropout: Module {
 
     public override func childKey(_ property: String) -> String? { nil }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { dropout(x, p: probability, training: training, generator: generator) }
+    public override func forward(_ x: Tensor) -> Tensor { dropout(x, p: probability, training: training, generator: generator) }
+}
+
+/// Applies its modules in order (PyTorch's `nn.Sequential`; keys `0`, `1`, ...).
+public final class Sequential: Module {
+    public var layers: [Module]
+
+    public init(_ layers: [Module]) { self.layers = layers }
+
+    /// Children are keyed by index directly under this module.
+    public override func childKey(_ property: String) -> String? { property == "layers" ? "" : property }
+
+    public override func forward(_ x: Tensor) -> Tensor { layers.reduce(x) { $1($0) } }
+}
+
+/// Flattens each frame of a sequence from the channel dimension on: `[T, N, C, H, W] -> [T, N, C·H·W]`.
+public final class Flatten: Module {
+    public override func forward(_ x: Tensor) -> Tensor {
+        precondition(x.rank >= 3, "[Flatten] expected a [T, N, ...] sequence, got \(ShapeUtil.describe(x.shape))")
+        return x.flattened(from: 2)
+    }
 }

@@ -24,6 +24,14 @@ open class Module {
 
     public init() {}
 
+    /// The layer's function. Layers take frames `[N, ...]` or sequences `[T, N, ...]`.
+    open func forward(_ x: Tensor) -> Tensor {
+        preconditionFailure("[\(type(of: self))] expected a module with a forward pass")
+    }
+
+    /// Calls ``forward(_:)``.
+    public func callAsFunction(_ x: Tensor) -> Tensor { forward(x) }
+
     /// The key under which a stored property appears; `nil` hides it from the tree.
     open func childKey(_ property: String) -> String? { property }
 
@@ -47,7 +55,7 @@ open class Module {
     /// Visits every parameter, buffer and module of the tree with its dotted key.
     private func walk(prefix: String, _ visit: (String, Any) -> Void) {
         for (key, value) in entries() {
-            let path = prefix.isEmpty ? key : "\(prefix).\(key)"
+            let path = Module.join(prefix, key)
             switch value {
             case let t as Tensor: visit(path, t)
             case let t as Tensor?: if let t { visit(path, t) }
@@ -60,13 +68,16 @@ open class Module {
                 if let m { visit(path, m); m.walk(prefix: path, visit) }
             case let list as [Module]:
                 for (i, m) in list.enumerated() {
-                    visit("\(path).\(i)", m)
-                    m.walk(prefix: "\(path).\(i)", visit)
+                    visit(Module.join(path, "\(i)"), m)
+                    m.walk(prefix: Module.join(path, "\(i)"), visit)
                 }
             default: break
             }
         }
     }
+
+    /// Joins key components with dots, skipping empty ones.
+    static func join(_ a: String, _ b: String) -> String { a.isEmpty ? b : (b.isEmpty ? a : "\(a).\(b)") }
 
     /// Trainable parameters keyed by their dotted path, in declaration order.
     public func namedParameters() -> [(key: String, value: Tensor)] {

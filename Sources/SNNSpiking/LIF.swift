@@ -21,7 +21,7 @@ public final class LIF: Module {
 
     /// - Parameter x: input currents `[T, N, ...]`.
     /// - Returns: spikes `[T, N, ...]`.
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public override func forward(_ x: Tensor) -> Tensor {
         let spikes = neuronScan(x, neuron)
         if recordsFiringRate { lastFiringRate = withoutGradients { spikes.mean().item() } }
         return spikes
