@@ -20,6 +20,7 @@ let package = Package(
         .target(name: "SNNLayers", dependencies: ["SNNTensor"], swiftSettings: release),
         .target(name: "SNNSpiking", dependencies: ["SNNTensor", "SNNLayers"], swiftSettings: release),
         .target(name: "SNNModels", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking"], swiftSettings: release),
+        .target(name: "SNNTraining", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels"], swiftSettings: release),
         .target(name: "SNNTestSupport", dependencies: ["SNNTensor"]),
         .executableTarget(
             name: "snn",
@@ -30,6 +31,7 @@ let package = Package(
             swiftSettings: release),
         .testTarget(name: "SNNTensorTests", dependencies: ["SNNTensor", "SNNTestSupport"]),
         .testTarget(name: "SNNCPUTests", dependencies: ["SNNTensor", "SNNCPU", "SNNTestSupport"]),
+        .testTarget(name: "SNNTrainingTests", dependencies: ["SNNTraining", "SNNTensor"]),
         .testTarget(name: "SNNModelsTests", dependencies: ["SNNModels", "SNNLayers", "SNNSpiking", "SNNCPU", "SNNTensor"]),
     ],
     swiftLanguageModes: [.v5]

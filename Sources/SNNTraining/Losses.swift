@@ -1,0 +1,88 @@
+import Foundation
+import SNNTensor
+
+/// The criterion applied to outputs: cross-entropy on logits or MSE against one-hot targets.
+public enum Criterion: String, Sendable, Codable, CaseIterable {
+    case crossEntropy = "CE"
+    case mse = "MSE"
+
+    /// `criterion(o, y)` for outputs `[N, K]` and labels `[N]`.
+    public func callAsFunction(_ outputs: Tensor, _ labels: Tensor) -> Tensor {
+        switch self {
+        case .crossEntropy: return SNNTensor.crossEntropy(logits: outputs, labels: labels)
+        case .mse: return SNNTensor.mse(outputs, oneHot(labels.to(outputs.device), classes: outputs.shape[1], dtype: outputs.dtype))
+        }
+    }
+}
+
+/// The training objectives of the paper, on time-major outputs `o` of shape `[T, N, K]`.
+///
+/// See TRT-SPEC.md §3.
+public enum TrainingLoss: Sendable, Codable, Hashable {
+    /// Standard direct training: `criterion(mean_t o_t, y)`.
+    case sdt(Criterion)
+    /// Temporal efficient training (Deng et al. 2022): `(1-λ)·(1/T)Σ_t CE(o_t, y) + λ·MSE(o, φ)`.
+    case tet(lambda: Double, means: Double)
+    /// Temporal regularisation training:
+    /// `(1/T) Σ_t [(1-η) CE(o_t, y) + η MSE(o_t, Y) + R_t]`,
+    /// `R_t = Σ_W Σ λ W² / (1 + (e^{d t} - 1)(|W| + ε))` over the weights `P` (every parameter
+    /// whose name does not contain "bias": conv and linear weights and BN γ).
+    case trt(lambda: Double, decay: Double, epsilon: Double, eta: Double)
+
+    /// The run-directory name of the method (`SDT`, `TET`, `TRT`).
+    public var methodName: String {
+        switch self {
+        case .sdt: return "SDT"
+        case .tet: return "TET"
+        case .trt: return "TRT"
+        }
+    }
+
+    /// The loss of one batch.
+    ///
+    /// - Parameters:
+    ///   - outputs: `[T, N, K]`.
+    ///   - labels: `[N]` integers.
+    ///   - parameters: named trainable parameters; TRT regularises those without "bias" in the name.
+    public func callAsFunction(_ outputs: Tensor, labels: Tensor, parameters: [(key: String, value: Tensor)]) -> Tensor {
+        precondition(outputs.rank == 3, "[loss] expected [T, N, K] outputs, got \(ShapeUtil.describe(outputs.shape))")
+        let steps = outputs.shape[0]
+        switch self {
+        case .sdt(let criterion):
+            return criterion(outputs.mean(axes: [0]), labels)
+        case let .tet(lambda, means):
+            let ce = (0..<steps).map { crossEntropy(logits: outputs.selected(axis: 0, $0), labels: labels) }
+                .reduce(outputs.like(0), +) / Double(steps)
+            let reg = mse(outputs, outputs.like(means))
+            return (1 - lambda) * ce + lambda * reg
+        case let .trt(lambda, decay, epsilon, eta):
+            let target = oneHot(labels.to(outputs.device), classes: outputs.shape[2], dtype: outputs.dtype)
+            var total = outputs.like(0)
+            let weights = parameters.filter { !$0.key.contains("bias") }.map(\.value)
+            for t in 0..<steps {
+                let o = outputs.selected(axis: 0, t)
+                total = total + (1 - eta) * crossEntropy(logits: o, labels: labels) + eta * mse(o, target)
+                total = total + trtRegularizer(weights, lambda: lambda, c: Foundation.exp(decay * Double(t)) - 1, epsilon: epsilon)
+            }
+            return total / Double(steps)
+        }
+    }
+}
+
+/// `Σ_W Σ λ W² / (1 + c(|W| + ε))`, the TRT penalty at one timestep with `c = e^{d t} - 1`.
+/// Its gradient runs through `|W|` too.
+public func trtRegularizer(_ weights: [Tensor], lambda: Double, c: Double, epsilon: Double) -> Tensor {
+    precondition(!weights.isEmpty, "[trtRegularizer] expected at least one weight")
+    return weights.map { w in (w.square() / ((w.abs() + epsilon) * c + 1)).sum() }.reduce(weights[0].like(0), +) * lambda
+}
+
+/// Penalties on all parameters added to any loss: `l1 Σ|p| + l2 Σp²`.
+public func parameterPenalty(_ parameters: [Tensor], l1: Double, l2: Double) -> Tensor? {
+    guard (l1 != 0 || l2 != 0), let first = parameters.first else { return nil }
+    var total = first.like(0)
+    for p in parameters {
+        if l1 != 0 { total = total + p.abs().sum() * l1 }
+        if l2 != 0 { total = total + p.square().sum() * l2 }
+    }
+    return total
+}
