@@ -20,12 +20,13 @@ let package = Package(
         .target(name: "SNNLayers", dependencies: ["SNNTensor"], swiftSettings: release),
         .target(name: "SNNSpiking", dependencies: ["SNNTensor", "SNNLayers"], swiftSettings: release),
         .target(name: "SNNModels", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking"], swiftSettings: release),
-        .target(name: "SNNTraining", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels"], swiftSettings: release),
+        .target(name: "SNNData", dependencies: ["SNNTensor"], swiftSettings: release),
+        .target(name: "SNNTraining", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData"], swiftSettings: release),
         .target(name: "SNNTestSupport", dependencies: ["SNNTensor"]),
         .executableTarget(
             name: "snn",
             dependencies: [
-                "SNNTensor", "SNNCPU",
+                "SNNTensor", "SNNCPU", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData", "SNNTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: release),

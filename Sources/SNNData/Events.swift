@@ -1,0 +1,89 @@
+import SNNTensor
+
+/// A recording of address events: pixel, polarity and microsecond timestamp per event, in
+/// time order. Readers of event-camera formats produce these; integration turns them into
+/// frames.
+public struct EventStream: Sendable {
+    public var x: [UInt16]
+    public var y: [UInt16]
+    /// 1 for ON (brighter), 0 for OFF.
+    public var polarity: [UInt8]
+    /// Microseconds.
+    public var timestamp: [Int64]
+    /// Sensor size.
+    public let width: Int, height: Int
+
+    public init(width: Int, height: Int) {
+        (self.width, self.height) = (width, height)
+        (x, y, polarity, timestamp) = ([], [], [], [])
+    }
+
+    public var count: Int { x.count }
+
+    /// Appends one event (the caller keeps timestamps non-decreasing).
+    public mutating func append(x: Int, y: Int, on: Bool, time: Int64) {
+        self.x.append(UInt16(x))
+        self.y.append(UInt16(y))
+        polarity.append(on ? 1 : 0)
+        timestamp.append(time)
+    }
+}
+
+/// How events become `T` frames of 2 polarity channels, `[T, 2, H, W]` counts.
+///
+/// - `eventCount`: SpikingJelly's fixed-frames-number integration: with `d = ⌊n/T⌋`, frame `j`
+///   takes events `[j·d, (j+1)·d)` and the last frame runs to the end.
+/// - `time`: equal time bins between the first and the last timestamp.
+public enum FrameIntegration: Hashable, Sendable, Codable {
+    case eventCount(frames: Int)
+    case time(frames: Int)
+
+    public var frames: Int {
+        switch self {
+        case .eventCount(let f), .time(let f): return f
+        }
+    }
+
+    /// A short name recording every option, for cache folders (`frames_8_split_by_number`).
+    public var cacheName: String {
+        switch self {
+        case .eventCount(let f): return "frames_\(f)_split_by_number"
+        case .time(let f): return "frames_\(f)_split_by_time"
+        }
+    }
+
+    /// The frame index of every event.
+    func frameIndices(_ events: EventStream) -> [Int] {
+        let n = events.count, frames = self.frames
+        switch self {
+        case .eventCount:
+            let d = n / frames
+            return (0..<n).map { d == 0 ? min($0, frames - 1) : min($0 / d, frames - 1) }
+        case .time:
+            guard let first = events.timestamp.first, let last = events.timestamp.last, last > first else {
+                return [Int](repeating: 0, count: n)
+            }
+            let span = Double(last - first)
+            return events.timestamp.map { min(Int(Double($0 - first) / span * Double(frames)), frames - 1) }
+        }
+    }
+
+    /// Integrates events into `[T, 2, height, width]` float32 counts (channel 0 OFF, 1 ON,
+    /// frames indexed `[p][y][x]`), written into `out` at `offset` floats.
+    public func integrate(_ events: EventStream, into out: UnsafeMutablePointer<Float>) {
+        let plane = events.width * events.height
+        out.update(repeating: 0, count: frames * 2 * plane)
+        let index = frameIndices(events)
+        for i in 0..<events.count {
+            let pixel = Int(events.y[i]) * events.width + Int(events.x[i])
+            out[(index[i] * 2 + Int(events.polarity[i])) * plane + pixel] += 1
+        }
+    }
+
+    /// Integrates into a new tensor `[T, 2, height, width]`.
+    public func integrate(_ events: EventStream) -> Tensor {
+        let t = Tensor.empty([frames, 2, events.height, events.width], device: .cpu)
+        integrate(events, into: t.pointer(as: Float.self))
+        return t
+    }
+}

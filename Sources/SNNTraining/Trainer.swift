@@ -1,0 +1,204 @@
+import Foundation
+import SNNData
+import SNNLayers
+import SNNModels
+import SNNSpiking
+import SNNTensor
+
+/// What a finished (or interrupted) run reports; written as `summary.json`.
+public struct TrainingSummary: Codable {
+    public var bestTestAccuracy: Double
+    public var bestEpoch: Int
+    public var finalTestAccuracy: Double
+    public var epochs: Int
+    public var wallSeconds: Double
+    public var samplesPerSecond: Double
+    public var interrupted: Bool
+    public var runDirectory: String
+    public var config: TrainingConfig
+
+    enum CodingKeys: String, CodingKey {
+        case bestTestAccuracy = "best_test_accuracy", bestEpoch = "best_epoch", finalTestAccuracy = "final_test_accuracy"
+        case epochs, wallSeconds = "wall_seconds", samplesPerSecond = "samples_per_second", interrupted
+        case runDirectory = "run_directory", config
+    }
+}
+
+/// A run that cannot go on: a non-finite loss, for one.
+public struct TrainingError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+/// Receives progress; the CLI draws a bar on a terminal or prints a line per epoch.
+public protocol TrainingObserver: AnyObject {
+    func stepFinished(epoch: Int, step: Int, stepsInEpoch: Int, loss: Double, samplesPerSecond: Double)
+    func epochFinished(epoch: Int, epochs: Int, metrics: [(String, Double)])
+}
+
+/// Epochs of training with a test evaluation after each, metrics, checkpoints and resume.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let model: SpikingNetwork
+    public let optimizer: Optimizer
+    let schedule: CosineSchedule
+    let trainSet: InMemoryDataset, testSet: InMemoryDataset
+    public let runDirectory: String
+    public weak var observer: TrainingObserver?
+
+    /// Set from a signal handler: the trainer saves a resumable checkpoint after the current
+    /// step and stops.
+    nonisolated(unsafe) public static var stopRequested = false
+
+    public init(config: TrainingConfig, model: SpikingNetwork, train: InMemoryDataset, test: InMemoryDataset, runDirectory: String) {
+        self.config = config
+        self.model = model
+        optimizer = Optimizer(config.optimizer, learningRate: config.learningRate, weightDecay: config.weightDecay)
+        schedule = CosineSchedule(baseRate: config.learningRate, epochs: config.epochs, enabled: config.scheduler)
+        (trainSet, testSet, self.runDirectory) = (train, test, runDirectory)
+    }
+
+    /// The run directory name the reference uses: `TRT(CE)_T6_triangle_tdBN_ResNet-19_<time>`.
+    public static func runName(_ c: TrainingConfig, date: Date = Date()) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd_HH-mm-ss"
+        let criterion: String
+        switch c.loss {
+        case .sdt(let crit): criterion = crit.rawValue
+        case .tet: criterion = "TET"
+        case .trt: criterion = "TRT(CE)"
+        }
+        let norm = c.batchNorm && c.topology.contains("CONV") ? "tdBN_" : ""
+        return "\(criterion)_T\(c.timesteps)_\(c.neuron.surrogate.kind)_\(norm)\(c.modelName ?? c.topology)_\(f.string(from: date))"
+    }
+
+    /// Trains from scratch or from `resume` (a checkpoint path without extension or with
+    /// `.json`/`.safetensors`) and returns the summary.
+    public func run(resume: String? = nil) throws -> TrainingSummary {
+        let start = Date()
+        let log = try MetricsLog(directory: runDirectory)
+        var state = CheckpointState(epoch: 0, stepInEpoch: 0, globalStep: 0, optimizerSteps: 0, learningRate: config.learningRate,
+                                    bestAccuracy: -1, bestEpoch: -1, bestLoss: .infinity, partialLossSum: 0, partialCorrect: 0,
+                                    partialSeen: 0, dropoutCounter: 0, config: config)
+        if let resume { state = try Checkpoint.load(resume, model: model, optimizer: optimizer) }
+        var finalAccuracy = 0.0
+        var trainedSamples = 0
+        var trainSeconds = 0.0
+        var interrupted = false
+        epochs: while state.epoch < config.epochs {
+            let epoch = state.epoch
+            optimizer.learningRate = schedule.rate(epoch: epoch)
+            model.train()
+            let batches = trainSet.batchIndices(epoch: epoch, batchSize: config.batchSize, shuffle: true, seed: config.seed)
+            var (lossSum, correct, seen) = (state.partialLossSum, state.partialCorrect, state.partialSeen)
+            for (i, indices) in batches.enumerated() where i >= state.stepInEpoch {
+                if let max = config.maxSteps, state.globalStep >= max { break epochs }
+                let batch = trainSet.batch(indices)
+                let t0 = Date()
+                let (loss, right) = try step(batch)
+                let dt = Date().timeIntervalSince(t0)
+                trainSeconds += dt
+                trainedSamples += batch.count
+                (lossSum, correct, seen) = (lossSum + loss * Double(batch.count), correct + right, seen + batch.count)
+                state.globalStep += 1
+                state.stepInEpoch = i + 1
+                log.record(kind: "step", step: state.globalStep, [("train_loss_step", loss), ("lr", optimizer.learningRate),
+                                                                   ("samples_per_second", Double(batch.count) / dt)])
+                observer?.stepFinished(epoch: epoch, step: i + 1, stepsInEpoch: batches.count, loss: loss,
+                                       samplesPerSecond: Double(batch.count) / dt)
+                if Trainer.stopRequested {
+                    (state.partialLossSum, state.partialCorrect, state.partialSeen) = (lossSum, correct, seen)
+                    interrupted = true
+                    break epochs
+                }
+            }
+            let (testLoss, testAccuracy, rates) = evaluate()
+            finalAccuracy = testAccuracy
+            if testAccuracy > state.bestAccuracy || (testAccuracy == state.bestAccuracy && testLoss < state.bestLoss) {
+                (state.bestAccuracy, state.bestEpoch, state.bestLoss) = (testAccuracy, epoch, testLoss)
+                try save(state, name: "best")
+            }
+            var metrics: [(String, Double)] = [("train_loss", lossSum / Double(max(seen, 1))),
+                                               ("train_acc", Double(correct) / Double(max(seen, 1))),
+                                               ("test_loss", testLoss), ("test_acc", testAccuracy), ("lr", optimizer.learningRate),
+                                               ("samples_per_second", trainSeconds > 0 ? Double(trainedSamples) / trainSeconds : 0)]
+            metrics += rates.map { ("firing_rate/\($0.0)", $0.1) }
+            log.record(kind: "epoch", step: epoch + 1, metrics)
+            log.flush()
+            observer?.epochFinished(epoch: epoch, epochs: config.epochs, metrics: metrics)
+            state.epoch += 1
+            (state.stepInEpoch, state.partialLossSum, state.partialCorrect, state.partialSeen) = (0, 0, 0, 0)
+            state.optimizerSteps = optimizer.steps
+            try save(state, name: "last")
+            if config.saveCheckpoints && config.checkpointEpochs.contains(state.epoch) { try save(state, name: "epoch\(state.epoch)") }
+        }
+        state.optimizerSteps = optimizer.steps
+        if interrupted || (config.maxSteps.map { state.globalStep >= $0 } ?? false) { try save(state, name: "last") }
+        let summary = TrainingSummary(bestTestAccuracy: max(state.bestAccuracy, 0), bestEpoch: state.bestEpoch + 1,
+                                      finalTestAccuracy: finalAccuracy, epochs: state.epoch,
+                                      wallSeconds: Date().timeIntervalSince(start),
+                                      samplesPerSecond: trainSeconds > 0 ? Double(trainedSamples) / trainSeconds : 0,
+                                      interrupted: interrupted, runDirectory: runDirectory, config: config)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(summary), to: runDirectory + "/summary.json")
+        return summary
+    }
+
+    private func save(_ state: CheckpointState, name: String) throws {
+        var s = state
+        s.learningRate = optimizer.learningRate
+        s.optimizerSteps = optimizer.steps
+        try Checkpoint.save(s, model: model, optimizer: optimizer, to: "\(runDirectory)/weights/\(name)")
+    }
+
+    /// One optimisation step; returns the loss and the number of correct predictions.
+    func step(_ batch: Batch) throws -> (Double, Int) {
+        let params = model.namedParameters()
+        var byName: [String: Tensor] = [:]
+        for (k, v) in params { byName[k] = v }
+        var outputs: Tensor?
+        var (loss, grads) = valueAndGradients(of: byName) {
+            let out = model(batch.inputs)
+            outputs = out
+            var l = config.loss(out, labels: batch.labels, parameters: params)
+            if let penalty = parameterPenalty(params.map(\.value), l1: config.l1, l2: config.l2) { l = l + penalty }
+            return l
+        }
+        let value = loss.item()
+        guard value.isFinite else {
+            throw TrainingError(message: "the loss became \(value) at this step; stopping (the last good checkpoint is kept in \(runDirectory)/weights)")
+        }
+        if let maxNorm = config.clipGradNorm { clipGradients(&grads, maxNorm: maxNorm) }
+        optimizer.step(params, gradients: grads)
+        loss = loss.detached()
+        let predictions = withoutGradients { outputs.map { $0.mean(axes: [0]).argmaxRows() } ?? [] }
+        let labels = batch.labels.toDoubles().map { Int($0) }
+        return (value, zip(predictions, labels).filter { $0 == $1 }.count)
+    }
+
+    /// Test loss (criterion on the time-mean output), accuracy and firing rate per spiking layer.
+    public func evaluate() -> (loss: Double, accuracy: Double, firingRates: [(String, Double)]) {
+        model.eval()
+        defer { model.train() }
+        let lifs = model.spikingLayers
+        for (_, l) in lifs { l.recordsFiringRate = true }
+        defer { for (_, l) in lifs { l.recordsFiringRate = false } }
+        var rates = [Double](repeating: 0, count: lifs.count)
+        var (lossSum, correct, seen) = (0.0, 0, 0)
+        let criterion: Criterion = { if case .sdt(let c) = config.loss { return c }; return .crossEntropy }()
+        withoutGradients {
+            for indices in testSet.batchIndices(epoch: 0, batchSize: config.batchSize, shuffle: false, seed: 0) {
+                let batch = testSet.batch(indices)
+                let mean = model(batch.inputs).mean(axes: [0])
+                lossSum += criterion(mean, batch.labels).item() * Double(batch.count)
+                let labels = batch.labels.toDoubles().map { Int($0) }
+                correct += zip(mean.argmaxRows(), labels).filter { $0 == $1 }.count
+                seen += batch.count
+                for (j, l) in lifs.enumerated() { rates[j] += (l.1.lastFiringRate ?? 0) * Double(batch.count) }
+            }
+        }
+        let n = Double(max(seen, 1))
+        return (lossSum / n, Double(correct) / n, zip(lifs.map(\.key), rates.map { $0 / n }).map { ($0, $1) })
+    }
+}

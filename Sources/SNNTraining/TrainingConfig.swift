@@ -1,0 +1,41 @@
+import SNNTensor
+
+/// Everything that defines a training run; recorded in checkpoints and `summary.json`.
+public struct TrainingConfig: Codable, Sendable {
+    public var dataset: String
+    public var topology: String
+    public var modelName: String?
+    public var timesteps: Int
+    public var epochs: Int
+    public var batchSize: Int
+    public var learningRate: Double
+    public var optimizer: Optimizer.Kind
+    public var scheduler: Bool
+    public var weightDecay: Double
+    public var l1: Double
+    public var l2: Double
+    public var loss: TrainingLoss
+    public var neuron: NeuronParameters
+    public var dropout: Double
+    public var batchNorm: Bool
+    public var kaimingInit: Bool
+    public var seed: UInt64
+    public var device: String
+    public var maxSteps: Int?
+    public var clipGradNorm: Double?
+    public var checkpointEpochs: [Int]
+    public var saveCheckpoints: Bool
+
+    public init(dataset: String, topology: String, modelName: String?, timesteps: Int, epochs: Int, batchSize: Int,
+                learningRate: Double, optimizer: Optimizer.Kind, scheduler: Bool, weightDecay: Double, l1: Double, l2: Double,
+                loss: TrainingLoss, neuron: NeuronParameters, dropout: Double, batchNorm: Bool, kaimingInit: Bool,
+                seed: UInt64, device: String, maxSteps: Int?, clipGradNorm: Double?, checkpointEpochs: [Int], saveCheckpoints: Bool) {
+        (self.dataset, self.topology, self.modelName, self.timesteps, self.epochs, self.batchSize) =
+            (dataset, topology, modelName, timesteps, epochs, batchSize)
+        (self.learningRate, self.optimizer, self.scheduler, self.weightDecay, self.l1, self.l2) =
+            (learningRate, optimizer, scheduler, weightDecay, l1, l2)
+        (self.loss, self.neuron, self.dropout, self.batchNorm, self.kaimingInit, self.seed, self.device) =
+            (loss, neuron, dropout, batchNorm, kaimingInit, seed, device)
+        (self.maxSteps, self.clipGradNorm, self.checkpointEpochs, self.saveCheckpoints) = (maxSteps, clipGradNorm, checkpointEpochs, saveCheckpoints)
+    }
+}

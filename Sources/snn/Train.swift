@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import SNNData
+import SNNModels
+import SNNTensor
+import SNNTraining
+
+/// `snn train`: the reference's `python main.py`, with its flags.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a spiking network with SDT, TET or TRT.",
+        discussion: """
+            Flags follow the reference implementation (snake_case, e.g. --batch_size, or kebab-case, \
+            --batch-size). Without --dataset, trains on SwiftSNN's built-in synthetic event data set \
+            (moving shapes, 8 classes, 2×32×32, T=8), generated from --seed.
+            """)
+
+    @OptionGroup var options: TrainOptions
+
+    mutating func run() throws {
+        SNN.prepare()
+        try options.runTraining()
+    }
+}
+
+/// The flags of `snn train` (shared with `snn bench train`).
+struct TrainOptions: ParsableArguments {
+    @Option(name: .customLong("dataset"), help: "Data set: CIFAR10, CIFAR100, ImageNet100, DVSCIFAR10, NCaltech101; omit for the built-in synthetic events.")
+    var dataset: String?
+    @Option(name: [.customLong("topology")], help: "A named model (ResNet-19, VGGSNN, ResNet-34, SEW-ResNet-34) or a topology string such as CONV-32-3-1-1_L-10; default: the data set's model.")
+    var topology: String?
+    @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps; default: the data set's (8 for the synthetic data).")
+    var timesteps: Int?
+    @Option(name: .customLong("trtloss"), help: "1: Temporal Regularization Training loss (the reference's default).")
+    var trtloss: Int = 1
+    @Option(name: .customLong("tetloss"), help: "1: Temporal Efficient Training loss (takes precedence over --trtloss).")
+    var tetloss: Int = 0
+    @Option(name: [.customLong("loss_lambda"), .customLong("loss-lambda")], help: "λ of TRT (weight penalty) or TET (MSE term).")
+    var lossLambda: Double = 1e-5
+    @Option(name: [.customLong("tet_lambda"), .customLong("tet-lambda")], help: "λ of TET; overrides --loss_lambda for TET runs.")
+    var tetLambda: Double?
+    @Option(name: [.customLong("loss_decay"), .customLong("loss-decay")], help: "TRT decay d of the penalty over time.")
+    var lossDecay: Double = 0.5
+    @Option(name: [.customLong("loss_eta"), .customLong("loss-eta")], help: "TRT η: weight of the MSE term.")
+    var lossEta: Double = 0.05
+    @Option(name: [.customLong("loss_epsilon"), .customLong("loss-epsilon")], help: "TRT ε safeguard.")
+    var lossEpsilon: Double = 1e-5
+    @Option(name: [.customLong("loss_means"), .customLong("loss-means")], help: "TET φ: the MSE target.")
+    var lossMeans: Double = 1.0
+    @Option(name: .customLong("criterion"), help: "SDT criterion: CE or MSE (MSE is refused with TRT, as in the reference).")
+    var criterion: String = "CE"
+    @Option(name: .customLong("epochs"), help: "Training epochs; default: 300 for the paper's data sets, 12 for the synthetic data.")
+    var epochs: Int?
+    @Option(name: [.customLong("batch_size"), .customLong("batch-size")], help: "Batch size.")
+    var batchSize: Int = 64
+    @Option(name: .customLong("lr"), help: "Learning rate.")
+    var lr: Double = 1e-3
+    @Option(name: .customLong("optimizer"), help: "SGD (momentum 0.9), Adam, AdamW or RMSprop.")
+    var optimizer: String = "Adam"
+    @Option(name: .customLong("scheduler"), help: "1: cosine annealing of the learning rate to 0, stepped per epoch.")
+    var scheduler: Int = 1
+    @Option(name: .customLong("tau"), help: "Membrane time constant τ ≥ 1 (the leak is 1/τ).")
+    var tau: Double = 2.0
+    @Option(name: [.customLong("v_threshold"), .customLong("v-threshold")], help: "Firing threshold.")
+    var vThreshold: Double = 1.0
+    @Option(name: [.customLong("v_reset"), .customLong("v-reset")], help: "Reset potential; negative means soft reset (subtract the threshold).")
+    var vReset: Double = 0.0
+    @Option(name: [.customLong("surrogate_type"), .customLong("surrogate-type")], help: "Surrogate gradient: triangle, sigmoid or rectangle.")
+    var surrogateType: String = "triangle"
+    @Option(name: [.customLong("surrogate_param"), .customLong("surrogate-param")], help: "Surrogate parameter (γ, α or width).")
+    var surrogateParam: Double = 1.0
+    @Option(name: .customLong("seed"), help: "Random seed for initialisation, shuffling, augmentation and dropout.")
+    var seed: UInt64 = 42
+    @Option(name: .customLong("amp"), help: "Mixed precision (GPU only; accepted and ignored on the CPU).")
+    var amp: Int = 1
+    @Option(name: .customLong("augment"), help: "1: data augmentation (the data set's).")
+    var augment: Int = 1
+    @Option(name: .customLong("dropout"), help: "Dropout before the neuron of FC layers.")
+    var dropout: Double = 0
+    @Option(name: [.customLong("weight_decay"), .customLong("weight-decay")], help: "Weight decay passed to the optimiser.")
+    var weightDecay: Double = 0
+    @Option(name: .customLong("l1"), help: "L1 penalty coefficient on all parameters.")
+    var l1: Double = 0
+    @Option(name: .customLong("l2"), help: "L2 penalty coefficient on all parameters.")
+    var l2: Double = 0
+    @Option(name: .customLong("norm"), help: "tdBN (batch norm after every conv) or No (conv biases instead).")
+    var norm: String = "tdBN"
+    @Option(name: .customLong("init"), help: "1: Kaiming-normal conv weights (fan-out, ReLU gain).")
+    var initFlag: Int = 1
+    @Option(name: .customLong("resume"), help: "1: resume from --resume_path.")
+    var resume: Int = 0
+    @Option(name: [.customLong("resume_path"), .customLong("resume-path")], help: "Checkpoint to resume (weights/last of a run directory).")
+    var resumePath: String?
+    @Option(name: [.customLong("save_checkpoint"), .customLong("save-checkpoint")], help: "1: also keep checkpoints at --checkpoint_epochs.")
+    var saveCheckpoint: Int = 0
+    @Option(name: [.customLong("checkpoint_epochs"), .customLong("checkpoint-epochs")], help: "Epochs to keep checkpoints at, joined by '-'.")
+    var checkpointEpochs: String = "150-200-250"
+    @Option(name: [.customLong("mean_reduce"), .customLong("mean-reduce")], help: "Accepted for compatibility (losses are batch means).")
+    var meanReduce: Int = 1
+    @Option(name: .customLong("cpu"), help: "1: run on the CPU (the only device today).")
+    var cpu: Int = 0
+    @Option(name: [.customLong("data-dir"), .customLong("data_dir")], help: "Folder holding the data set.")
+    var dataDir: String?
+    @Option(name: .customLong("device"), help: "cpu or reference.")
+    var device: String = "cpu"
+    @Option(name: [.customLong("max-steps"), .customLong("max_steps")], help: "Stop after this many optimisation steps (smoke tests).")
+    var maxSteps: Int?
+    @Option(name: .customLong("output"), help: "Folder under which the run directory result/<name> is created.")
+    var output: String = "runs"
+    @Option(name: [.customLong("clip-grad-norm"), .customLong("clip_grad_norm")], help: "Clip the global gradient norm to this value.")
+    var clipGradNorm: Double?
+    @Option(name: [.customLong("synthetic-samples")], help: "Samples of the synthetic data set (train; test gets a quarter).")
+    var syntheticSamples: Int = 3000
+
+    func validate() throws {
+        if let t = timesteps, t < 1 { throw ValidationError("--T must be a positive integer, got \(t)") }
+        if tau < 1 { throw ValidationError("--tau must be >= 1 (the leak is 1/tau), got \(tau)") }
+        if batchSize < 1 { throw ValidationError("--batch_size must be positive, got \(batchSize)") }
+        if let e = epochs, e < 1 { throw ValidationError("--epochs must be positive, got \(e)") }
+        if lr <= 0 { throw ValidationError("--lr must be positive, got \(lr)") }
+        guard Optimizer.Kind(rawValue: optimizer) != nil else {
+            throw ValidationError("--optimizer accepts SGD, Adam, AdamW, RMSprop; got \(optimizer)")
+        }
+        guard Criterion(rawValue: criterion) != nil else { throw ValidationError("--criterion accepts CE, MSE; got \(criterion)") }
+        if criterion == "MSE" && trtloss == 1 && tetloss == 0 {
+            throw ValidationError("--criterion MSE cannot be used with --trtloss 1 (TRT uses CE with its own MSE term, as the reference requires); pass --trtloss 0 for SDT with MSE")
+        }
+        guard Surrogate(kind: surrogateType, parameter: surrogateParam) != nil else {
+            throw ValidationError("--surrogate_type accepts triangle, sigmoid, rectangle with a positive --surrogate_param; got \(surrogateType) \(surrogateParam)")
+        }
+        guard ["tdBN", "No"].contains(norm) else { throw ValidationError("--norm accepts tdBN, No; got \(norm)") }
+        guard Device(device) != nil else { throw ValidationError("--device accepts cpu, reference; got \(device)") }
+        if dropout < 0 || dropout >= 1 { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
+        if resume == 1 && resumePath == nil { throw ValidationError("--resume 1 needs --resume_path") }
+        if let d = dataset {
+            throw ValidationError("--dataset \(d): the paper's data sets arrive with the datasets issue; today snn train runs the built-in synthetic data set (omit --dataset)")
+        }
+    }
+}

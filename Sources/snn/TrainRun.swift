@@ -1,0 +1,115 @@
+import Foundation
+import SNNData
+import SNNModels
+import SNNTensor
+import SNNTraining
+
+extension TrainOptions {
+    /// The loss the flags select: TET if --tetloss 1, else TRT if --trtloss 1, else SDT.
+    var loss: TrainingLoss {
+        if tetloss == 1 { return .tet(lambda: tetLambda ?? lossLambda, means: lossMeans) }
+        if trtloss == 1 { return .trt(lambda: lossLambda, decay: lossDecay, epsilon: lossEpsilon, eta: lossEta) }
+        return .sdt(Criterion(rawValue: criterion) ?? .crossEntropy)
+    }
+
+    var neuron: NeuronParameters {
+        NeuronParameters(tau: tau, threshold: vThreshold, reset: vReset < 0 ? .soft : .hard(vReset),
+                         surrogate: Surrogate(kind: surrogateType, parameter: surrogateParam) ?? .triangle(gamma: 1))
+    }
+
+    /// The default model of the synthetic data: a small VGG-style SNN.
+    static let syntheticTopology = "CONV-32-3-1-1_CONV-64-3-1-1_CONVAP-128-3-1-1_L-8"
+
+    func makeConfig() -> TrainingConfig {
+        let topologyText = topology ?? TrainOptions.syntheticTopology
+        return TrainingConfig(
+            dataset: dataset ?? "synthetic", topology: topologyText,
+            modelName: NamedModel(rawValue: topologyText) != nil ? topologyText : (topology == nil ? "SyntheticVGG" : nil),
+            timesteps: timesteps ?? 8, epochs: epochs ?? 12, batchSize: batchSize, learningRate: lr,
+            optimizer: Optimizer.Kind(rawValue: optimizer) ?? .adam, scheduler: scheduler == 1, weightDecay: weightDecay,
+            l1: l1, l2: l2, loss: loss, neuron: neuron, dropout: dropout, batchNorm: norm == "tdBN", kaimingInit: initFlag == 1,
+            seed: seed, device: device, maxSteps: maxSteps, clipGradNorm: clipGradNorm,
+            checkpointEpochs: checkpointEpochs.split(separator: "-").compactMap { Int($0) }, saveCheckpoints: saveCheckpoint == 1)
+    }
+
+    func runTraining() throws {
+        let config = makeConfig()
+        let dev = Device(device) ?? .cpu
+        let integration = FrameIntegration.eventCount(frames: config.timesteps)
+        let trainData = SyntheticEvents(count: syntheticSamples, seed: seed, integration: integration)
+        let testData = SyntheticEvents(count: max(syntheticSamples / 4, 1), seed: seed &+ 1_000_003, integration: integration)
+        let classes = SyntheticEvents.classNames.count
+        let train = InMemoryDataset(samples: trainData.frames.to(dev), labels: trainData.labels, isSequence: true, classes: classes)
+        let test = InMemoryDataset(samples: testData.frames.to(dev), labels: testData.labels, isSequence: true, classes: classes)
+        let modelConfig = ModelConfig(timesteps: config.timesteps, inputShape: [2, SyntheticEvents.size, SyntheticEvents.size],
+                                      dropout: dropout, batchNorm: config.batchNorm, kaimingInit: config.kaimingInit, neuron: config.neuron)
+        let model: SpikingNetwork
+        do {
+            model = try SpikingNetwork(config.topology, classes: classes, config: modelConfig,
+                                       generator: RandomGenerator(seed: seed), device: dev)
+        } catch {
+            throw CLIError("--topology: \(error)")
+        }
+        guard model.classes == classes else {
+            throw CLIError("--topology: the readout has \(model.classes) outputs but the data set has \(classes) classes")
+        }
+        let runDirectory = "\(output)/result/\(Trainer.runName(config))"
+        let trainer = Trainer(config: config, model: model, train: train, test: test, runDirectory: runDirectory)
+        let reporter = ProgressReporter()
+        trainer.observer = reporter
+        installInterruptHandler()
+        print("run directory: \(runDirectory)")
+        print("training \(config.modelName ?? config.topology) (\(model.parameterCount) parameters) with \(config.loss.methodName) on \(config.dataset): \(train.count) train / \(test.count) test samples, T=\(config.timesteps), \(config.epochs) epochs")
+        let summary = try trainer.run(resume: resume == 1 ? resumePath : nil)
+        if summary.interrupted {
+            print("interrupted: resumable checkpoint at \(runDirectory)/weights/last (snn train --resume 1 --resume_path \(runDirectory)/weights/last ...)")
+        }
+        print(String(format: "best test accuracy %.2f%% at epoch %d, final %.2f%%, %.1f samples/s, %.0f s",
+                     summary.bestTestAccuracy * 100, summary.bestEpoch, summary.finalTestAccuracy * 100,
+                     summary.samplesPerSecond, summary.wallSeconds))
+        print("summary: \(runDirectory)/summary.json")
+    }
+}
+
+/// Ctrl-C asks the trainer to save a resumable checkpoint after the current step; a second
+/// Ctrl-C exits at once.
+func installInterruptHandler() {
+    signal(SIGINT) { _ in
+        if Trainer.stopRequested { _exit(130) }
+        Trainer.stopRequested = true
+    }
+}
+
+/// A user-facing error printed as one line.
+struct CLIError: Error, CustomStringConvertible {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}
+
+/// A progress bar with rate and ETA on a terminal; one line per epoch otherwise.
+final class ProgressReporter: TrainingObserver {
+    let isTerminal = isatty(STDOUT_FILENO) != 0
+    private var epochStart = Date()
+
+    func stepFinished(epoch: Int, step: Int, stepsInEpoch: Int, loss: Double, samplesPerSecond: Double) {
+        if step == 1 { epochStart = Date() }
+        guard isTerminal else { return }
+        let width = 30, done = width * step / max(stepsInEpoch, 1)
+        let elapsed = Date().timeIntervalSince(epochStart)
+        let eta = elapsed / Double(step) * Double(stepsInEpoch - step)
+        let bar = String(repeating: "█", count: done) + String(repeating: "·", count: width - done)
+        print(String(format: "\repoch %d [%@] %d/%d loss %.4f %.0f samples/s ETA %.0fs ", epoch + 1, bar, step, stepsInEpoch,
+                     loss, samplesPerSecond, eta), terminator: "")
+        fflush(stdout)
+    }
+
+    func epochFinished(epoch: Int, epochs: Int, metrics: [(String, Double)]) {
+        if isTerminal { print("\r\u{1B}[K", terminator: "") }
+        let m = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
+        print(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  lr %.2e  %.0f samples/s",
+                     epoch + 1, epochs, m["train_loss"] ?? 0, (m["train_acc"] ?? 0) * 100, m["test_loss"] ?? 0,
+                     (m["test_acc"] ?? 0) * 100, m["lr"] ?? 0, m["samples_per_second"] ?? 0))
+        fflush(stdout)
+    }
+}
