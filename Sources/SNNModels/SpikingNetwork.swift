@@ -45,7 +45,7 @@ public final class SpikingNetwork: Module {
                 guard shape.count == 3 else { throw fail("a residual block needs [C, H, W] input, got \(shape)") }
                 let projected = s.0 != s.1 || shape[0] != c
                 if !projected && s.0 > 1 {
-                    throw fail("equal strides above 1 change the size of the residual path but not of the identity; use s1=s2 with s2 = 1")
+                    throw fail("equal strides above 1 shrink the residual path but not the identity shortcut; use different strides (e.g. 2=1, which adds a projection) or 1=1")
                 }
                 let (h1, w1) = (conv(shape[1], k.0, s.0, p.0), conv(shape[2], k.0, s.0, p.0))
                 let (h2, w2) = (conv(h1, k.1, s.1, p.1), conv(w1, k.1, s.1, p.1))
