@@ -15,8 +15,9 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .systemLibrary(name: "COpenMP", path: "Sources/COpenMP"),
         .target(name: "SNNTensor", swiftSettings: release),
-        .target(name: "SNNCPU", dependencies: ["SNNTensor", "CDNNL", "COpenBLAS"], swiftSettings: release),
+        .target(name: "SNNCPU", dependencies: ["SNNTensor", "CDNNL", "COpenBLAS", "COpenMP"], swiftSettings: release),
         .target(name: "SNNLayers", dependencies: ["SNNTensor"], swiftSettings: release),
         .target(name: "SNNSpiking", dependencies: ["SNNTensor", "SNNLayers"], swiftSettings: release),
         .target(name: "SNNModels", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking"], swiftSettings: release),
@@ -32,7 +33,7 @@ let package = Package(
             swiftSettings: release),
         .testTarget(name: "SNNTensorTests", dependencies: ["SNNTensor", "SNNTestSupport"]),
         .testTarget(name: "SNNCPUTests", dependencies: ["SNNTensor", "SNNCPU", "SNNTestSupport"]),
-        .testTarget(name: "SNNTrainingTests", dependencies: ["SNNTraining", "SNNTensor"]),
+        .testTarget(name: "SNNTrainingTests", dependencies: ["SNNTraining", "SNNTensor", "SNNModels", "SNNData", "SNNCPU"]),
         .testTarget(name: "SNNModelsTests", dependencies: ["SNNModels", "SNNLayers", "SNNSpiking", "SNNCPU", "SNNTensor"]),
     ],
     swiftLanguageModes: [.v5]

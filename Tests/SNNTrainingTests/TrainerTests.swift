@@ -1,0 +1,115 @@
+import Foundation
+import SNNCPU
+import SNNData
+import SNNModels
+import SNNTensor
+@testable import SNNTraining
+import Testing
+
+/// Collects per-step losses and can interrupt a run after a given global step.
+private final class Recorder: TrainingObserver {
+    var losses: [Double] = []
+    var stopAfter: Int?
+    func stepFinished(epoch: Int, step: Int, stepsInEpoch: Int, loss: Double, samplesPerSecond: Double) {
+        losses.append(loss)
+        if let s = stopAfter, losses.count == s { Trainer.stopRequested = true }
+    }
+    func epochFinished(epoch: Int, epochs: Int, metrics: [(String, Double)]) {}
+}
+
+/// Training runs end to end on tiny synthetic data; they share `Trainer.stopRequested`, so
+/// they run one at a time.
+@Suite("trainer", .serialized)
+struct TrainerTests {
+    init() { CPUBackend.register() }
+
+    private func config(epochs: Int = 2, loss: TrainingLoss = .trt(lambda: 1e-4, decay: 0.5, epsilon: 1e-5, eta: 0.05)) -> TrainingConfig {
+        TrainingConfig(dataset: "synthetic", topology: "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8", modelName: nil, timesteps: 3,
+                       epochs: epochs, batchSize: 16, learningRate: 1e-2, optimizer: .adam, scheduler: true, weightDecay: 0,
+                       l1: 0, l2: 0, loss: loss, neuron: NeuronParameters(), dropout: 0, batchNorm: true, kaimingInit: true,
+                       seed: 7, device: "cpu", maxSteps: nil, clipGradNorm: nil, checkpointEpochs: [], saveCheckpoints: false)
+    }
+
+    private func data(_ n: Int, seed: UInt64) -> InMemoryDataset {
+        let d = SyntheticEvents(count: n, seed: seed, integration: .eventCount(frames: 3))
+        return InMemoryDataset(samples: d.frames, labels: d.labels, isSequence: true, classes: 8)
+    }
+
+    private func trainer(_ c: TrainingConfig, dir: String) throws -> Trainer {
+        let model = try SpikingNetwork(c.topology, classes: 8, config: ModelConfig(timesteps: 3, inputShape: [2, 32, 32]),
+                                       generator: RandomGenerator(seed: c.seed))
+        return Trainer(config: c, model: model, train: data(48, seed: 1), test: data(16, seed: 2), runDirectory: dir)
+    }
+
+    private func temporaryDirectory(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("snn-trainer-\(getpid())-\(name)").path
+    }
+
+    @Test("an interrupted run resumed from its checkpoint continues the uninterrupted loss curve exactly")
+    func resumeEquality() throws {
+        let (dirA, dirB) = (temporaryDirectory("a"), temporaryDirectory("b"))
+        defer { for d in [dirA, dirB] { try? FileManager.default.removeItem(atPath: d) } }
+        Trainer.stopRequested = false
+        let straight = Recorder()
+        let a = try trainer(config(), dir: dirA)
+        a.observer = straight
+        let full = try a.run()
+        #expect(straight.losses.count == 6 && !full.interrupted)
+
+        // Interrupt mid-epoch (after step 4 of 6), then resume in a fresh trainer.
+        let first = Recorder()
+        first.stopAfter = 4
+        let b = try trainer(config(), dir: dirB)
+        b.observer = first
+        let stopped = try b.run()
+        Trainer.stopRequested = false
+        #expect(stopped.interrupted && first.losses.count == 4)
+        let second = Recorder()
+        let c = try trainer(config(), dir: dirB)
+        c.observer = second
+        let resumed = try c.run(resume: dirB + "/weights/last")
+        #expect(first.losses + second.losses == straight.losses)
+        #expect(resumed.finalTestAccuracy == full.finalTestAccuracy)
+        for file in ["summary.json", "metrics.csv", "metrics.jsonl", "weights/last.safetensors", "weights/last.json", "weights/best.json"] {
+            #expect(FileManager.default.fileExists(atPath: dirB + "/" + file), "\(file)")
+        }
+    }
+
+    @Test("a missing or corrupt checkpoint is refused with its path and the reason")
+    func badCheckpoint() throws {
+        let dir = temporaryDirectory("bad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let t = try trainer(config(), dir: dir)
+        #expect(throws: CheckpointError.self) { try t.run(resume: dir + "/nope") }
+        try FileManager.default.createDirectory(atPath: dir + "/w", withIntermediateDirectories: true)
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: dir + "/w/last.json"))
+        do {
+            _ = try t.run(resume: dir + "/w/last")
+            Issue.record("a corrupt sidecar was accepted")
+        } catch {
+            #expect("\(error)".contains("w/last.json") && "\(error)".contains("not a SwiftSNN checkpoint"))
+        }
+    }
+
+    @Test("a non-finite loss stops the run with a message")
+    func nonFiniteLoss() throws {
+        let dir = temporaryDirectory("nan")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var c = config(epochs: 1)
+        c.learningRate = 1e30  // diverges at once
+        c.optimizer = .sgd
+        let t = try trainer(c, dir: dir)
+        do {
+            _ = try t.run()
+            Issue.record("training with lr 1e30 finished")
+        } catch {
+            #expect("\(error)".contains("the loss became"))
+        }
+    }
+
+    @Test("TensorBoard records are framed with masked CRC-32C checksums")
+    func tensorBoardFraming() {
+        // CRC-32C of "123456789" is 0xE3069283 (the standard check value).
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+    }
+}
