@@ -77,7 +77,8 @@ public final class ConvBlock: Module {
     public override func childKey(_ property: String) -> String? {
         switch property {
         case "convBN": return "conv2d_layer"
-        case "lif", "pool", "encoderSteps": return nil
+        case "lif": return "lif"
+        case "pool", "encoderSteps": return nil
         default: return property
         }
     }
@@ -120,6 +121,8 @@ public final class ResidualBlock: Module {
         case "conv1": return "conv2d_layer_1"
         case "conv2": return "conv2d_layer_2"
         case "downsample": return "downsample_layer"
+        case "lif1": return "lif_1"
+        case "lif2": return "lif_2"
         default: return nil
         }
     }
@@ -152,7 +155,7 @@ public final class FCBlock: Module {
         lif = f.lif()
     }
 
-    public override func childKey(_ property: String) -> String? { property == "fc" ? "fc" : nil }
+    public override func childKey(_ property: String) -> String? { property == "fc" || property == "lif" ? property : nil }
 
     public override func forward(_ x: Tensor) -> Tensor {
         let y = fc(x)

@@ -47,6 +47,8 @@ struct SpikingNetworkTests {
         #expect(keys.contains("layers.3.downsample_layer.0.module.0.weight"))
         #expect(!keys.contains { $0.hasPrefix("layers.2.downsample_layer") })
         #expect(keys.contains("layers.5.fc.module.weight") && keys.contains("layers.6.module.bias"))
+        // Spiking layers are reachable for probes (no parameters of their own).
+        #expect(net.spikingLayers.map(\.key).prefix(3) == ["layers.0.lif", "layers.1.lif_1", "layers.1.lif_2"])
     }
 
     @Test("a forward pass gives [T, N, classes] for static and event inputs")
