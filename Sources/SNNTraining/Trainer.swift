@@ -153,7 +153,7 @@ public final class Trainer {
     }
 
     /// One optimisation step; returns the loss and the number of correct predictions.
-    func step(_ batch: Batch) throws -> (Double, Int) {
+    public func step(_ batch: Batch) throws -> (Double, Int) {
         let params = model.namedParameters()
         var byName: [String: Tensor] = [:]
         for (k, v) in params { byName[k] = v }

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import SNNData
+import SNNModels
+import SNNTensor
+import SNNTraining
+
+/// `snn bench train`: the speed of full training steps (forward, TRT loss, backward, Adam).
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Time full TRT training steps on synthetic inputs of a data set's shape.",
+        discussion: "Reports the median samples/s over --steps timed steps after --warmup steps, and the peak resident memory.")
+
+    @Option(name: .customLong("topology"), help: "A named model or a topology string.")
+    var topology: String = "VGGSNN"
+    @Option(name: .customLong("dataset"), help: "CIFAR10, CIFAR100, ImageNet100, DVSCIFAR10, NCaltech101 or synthetic: sets the input shape and classes.")
+    var dataset: String = "DVSCIFAR10"
+    @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps.")
+    var timesteps: Int = 10
+    @Option(name: [.customLong("batch_size"), .customLong("batch-size")], help: "Batch size.")
+    var batchSize: Int = 16
+    @Option(name: .customLong("device"), help: "cpu or reference.")
+    var device: String = "cpu"
+    @Option(help: "Timed steps.")
+    var steps: Int = 5
+    @Option(help: "Untimed warm-up steps.")
+    var warmup: Int = 1
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func validate() throws {
+        guard Model.datasets[dataset] != nil else {
+            throw ValidationError("--dataset accepts \(Model.datasets.keys.sorted().joined(separator: ", ")); got \(dataset)")
+        }
+        guard timesteps >= 1, batchSize >= 1, steps >= 1, warmup >= 0 else {
+            throw ValidationError("--T, --batch_size and --steps must be positive and --warmup non-negative")
+        }
+        guard Device(device) != nil else { throw ValidationError("--device accepts cpu, reference; got \(device)") }
+    }
+
+    func run() throws {
+        SNN.prepare()
+        let dev = Device(device) ?? .cpu
+        let (shape, classes) = Model.datasets[dataset] ?? ([2, 48, 48], 10)
+        let isEvent = shape[0] == 2
+        let g = RandomGenerator(seed: 0)
+        let model = try SpikingNetwork(topology, classes: classes, config: ModelConfig(timesteps: timesteps, inputShape: shape),
+                                       generator: g, device: dev)
+        // One batch of synthetic samples: event frames (non-negative counts) or normalised images.
+        let sampleShape = isEvent ? [timesteps] + shape : shape
+        let samples = isEvent ? Tensor.uniform([batchSize] + sampleShape, low: 0, high: 2, generator: g, device: dev)
+                              : Tensor.normal([batchSize] + sampleShape, generator: g, device: dev)
+        let labels = (0..<batchSize).map { _ in g.integer(below: classes) }
+        let data = InMemoryDataset(samples: samples, labels: labels, isSequence: isEvent, classes: classes)
+        let config = TrainingConfig(
+            dataset: dataset, topology: topology, modelName: NamedModel(rawValue: topology)?.rawValue, timesteps: timesteps,
+            epochs: 1, batchSize: batchSize, learningRate: 1e-3, optimizer: .adam, scheduler: false, weightDecay: 0, l1: 0, l2: 0,
+            loss: .trt(lambda: 5e-5, decay: 0.5, epsilon: 1e-5, eta: 0.05), neuron: NeuronParameters(), dropout: 0,
+            batchNorm: true, kaimingInit: true, seed: 0, device: device, maxSteps: nil, clipGradNorm: nil,
+            checkpointEpochs: [], saveCheckpoints: false)
+        let trainer = Trainer(config: config, model: model, train: data, test: data, runDirectory: "")
+        let batch = data.batch(data.batchIndices(epoch: 0, batchSize: batchSize, shuffle: false, seed: 0)[0])
+        for _ in 0..<warmup { _ = try trainer.step(batch) }
+        var seconds: [Double] = []
+        for _ in 0..<steps {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try trainer.step(batch)
+            seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        seconds.sort()
+        let median = seconds[seconds.count / 2]
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let peakMiB = Double(usage.ru_maxrss) / 1024
+        let result: [String: Any] = [
+            "samples_per_second": (Double(batchSize) / median * 100).rounded() / 100,
+            "step_seconds_median": (median * 1e4).rounded() / 1e4,
+            "peak_rss_mib": peakMiB.rounded(),
+            "topology": topology, "dataset": dataset, "T": timesteps, "batch_size": batchSize, "device": device,
+            "steps": steps, "warmup": warmup, "parameters": model.parameterCount, "loss": "TRT", "optimizer": "Adam",
+            "threads": ProcessInfo.processInfo.activeProcessorCount,
+        ]
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(String(format: "%@ on %@ (T=%d, batch %d, %@): %.2f samples/s (median step %.3f s), peak memory %.0f MiB",
+                         topology, dataset, timesteps, batchSize, device, Double(batchSize) / median, median, peakMiB))
+        }
+    }
+}
