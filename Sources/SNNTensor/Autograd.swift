@@ -124,9 +124,12 @@ extension Tensor {
 /// The value of `f` and its gradients with respect to named parameters, keyed like the
 /// parameter tree (`"layers.0.weight"`).
 ///
-/// The parameters' `requiresGrad` is set for the call; `.grad` is left untouched.
+/// The parameters' `requiresGrad` is set for the call and restored after it; `.grad` is left
+/// untouched.
 public func valueAndGradients(of parameters: [String: Tensor], _ f: () -> Tensor) -> (value: Tensor, gradients: [String: Tensor]) {
+    let previous = parameters.mapValues(\.requiresGrad)
     for p in parameters.values { p.requiresGrad = true }
+    defer { for (k, p) in parameters { p.requiresGrad = previous[k] ?? false } }
     let value = f()
     guard value.requiresGrad else {
         return (value, parameters.mapValues { Tensor.zeros($0.shape, dtype: $0.dtype, device: $0.device) })

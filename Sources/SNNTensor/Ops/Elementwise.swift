@@ -34,6 +34,9 @@ extension Tensor {
 func binaryOp(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
     let (x, y) = broadcastPair(a, b, op: op.rawValue)
     let out = x.backend.binary(op, x, y)
+    // Rules that need the result capture a detached alias: capturing `out` itself would make
+    // out -> node -> rule -> out a reference cycle that keeps the whole tape alive.
+    let value = out.detached()
     let (sa, sb) = (a.shape, b.shape)
     switch op {
     case .add:
@@ -46,7 +49,7 @@ func binaryOp(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
         }
     case .divide:
         return record("divide", out, [a, b]) { g in
-            [a.requiresGrad ? (g / y).summed(toShape: sa) : nil, b.requiresGrad ? (-g * out / y).summed(toShape: sb) : nil]
+            [a.requiresGrad ? (g / y).summed(toShape: sa) : nil, b.requiresGrad ? (-g * value / y).summed(toShape: sb) : nil]
         }
     case .maximum, .minimum:
         // The gradient goes to `a` where it wins or ties, else to `b` (like PyTorch's split
@@ -58,7 +61,7 @@ func binaryOp(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
     case .power:
         return record("power", out, [a, b]) { g in
             [a.requiresGrad ? (g * y * pow(x, y - 1)).summed(toShape: sa) : nil,
-             b.requiresGrad ? (g * out * x.log()).summed(toShape: sb) : nil]
+             b.requiresGrad ? (g * value * x.log()).summed(toShape: sb) : nil]
         }
     case .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual:
         return out // piecewise constant: no gradient
@@ -108,8 +111,8 @@ extension Tensor {
 
     /// `e^x`.
     public func exp() -> Tensor {
-        let out = unaryOp(.exp)
-        return record("exp", out, [self]) { g in [g * out] }
+        let out = unaryOp(.exp), value = out.detached()  // detached: no cycle through the rule
+        return record("exp", out, [self]) { g in [g * value] }
     }
 
     /// The natural logarithm.
@@ -127,8 +130,8 @@ extension Tensor {
 
     /// `√x`.
     public func sqrt() -> Tensor {
-        let out = unaryOp(.sqrt)
-        return record("sqrt", out, [self]) { g in [g / (out * 2)] }
+        let out = unaryOp(.sqrt), value = out.detached()
+        return record("sqrt", out, [self]) { g in [g / (value * 2)] }
     }
 
     /// `x²`.
@@ -138,8 +141,8 @@ extension Tensor {
 
     /// `1 / (1 + e^{-x})`.
     public func sigmoid() -> Tensor {
-        let out = unaryOp(.sigmoid)
-        return record("sigmoid", out, [self]) { g in [g * out * (1 - out)] }
+        let out = unaryOp(.sigmoid), value = out.detached()
+        return record("sigmoid", out, [self]) { g in [g * value * (1 - value)] }
     }
 
     /// `max(x, 0)`; gradient 1 where `x > 0`.

@@ -23,8 +23,8 @@ public func pool2d(_ x: Tensor, _ p: Pool2dParameters) -> Tensor {
     let wo = (x.shape[3] + 2 * p.padW - p.kernelW) / p.strideW + 1
     precondition(ho > 0 && wo > 0, "[pool2d] expected a window that fits the padded input, got kernel (\(p.kernelH), \(p.kernelW)) for \(ShapeUtil.describe(x.shape))")
     let cx = x.contiguousData()
-    let out = x.backend.pool2d(cx, p)
+    let out = x.backend.pool2d(cx, p), value = out.detached()  // detached: no cycle through the rule
     return record("pool2d", out, [x]) { g in
-        [x.backend.pool2dBackward(g.contiguousData(), input: cx, output: out, p)]
+        [x.backend.pool2dBackward(g.contiguousData(), input: cx, output: value, p)]
     }
 }

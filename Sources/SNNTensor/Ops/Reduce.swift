@@ -34,9 +34,9 @@ extension Tensor {
         let ax = normalizedAxes(axes, op: "max")
         if ax.isEmpty { return self }
         let kept = backend.reduce(.max, self, axes: ax)
-        let original = shape
+        let original = shape, value = kept.detached()  // detached: no cycle through the rule
         let result = record("max", kept, [self]) { g in
-            let mask = self == kept.expanded(to: original)
+            let mask = self == value.expanded(to: original)
             let ties = mask.sum(axes: ax, keepDims: true)
             return [mask * (g / ties).expanded(to: original)]
         }
