@@ -6,7 +6,7 @@ import SNNTensor
 ///
 /// Only `float32` is accelerated; other dtypes fall back to ``ReferenceBackend`` (they exist
 /// for gradient checks and labels). oneDNN and OpenBLAS share one OpenMP pool (libgomp); Swift
-/// kernels split work across cores with `concurrentPerform` between library calls, never
+/// kernels split work across the same OpenMP team (`OpenMP.parallel`) between library calls, never
 /// inside them.
 public final class CPUBackend: Backend, @unchecked Sendable {
     /// The process-wide instance.

@@ -36,8 +36,13 @@ enum Parallel {
             body(0..<count)
             return
         }
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            body(range(c, of: chunks, count))
+        // On libgomp's team (see OpenMP.swift): thread t takes chunks t, t + threads, ...
+        OpenMP.parallel { thread, threads in
+            var c = thread
+            while c < chunks {
+                body(range(c, of: chunks, count))
+                c += threads
+            }
         }
     }
 
