@@ -31,8 +31,9 @@ test-slow: deps
 bench: release
 	$(RELEASE_BIN) bench ops
 
+# Trains the default small VGG-style SNN with the TRT loss on the built-in synthetic event data.
 demo: release
-	$(RELEASE_BIN) bench ops
+	$(RELEASE_BIN) train --output runs
 
 # A relocatable tarball: the release binary with the Swift runtime linked in statically and the
 # shared libraries it needs (oneDNN, OpenBLAS, libgomp, libgfortran, ...) under lib/, found

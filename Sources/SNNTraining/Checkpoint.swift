@@ -33,14 +33,27 @@ public struct CheckpointError: Error, CustomStringConvertible {
 }
 
 enum Checkpoint {
+    /// JSON with infinities and NaN spelled out (a run stopped before its first evaluation has
+    /// no best loss yet).
+    static var encoder: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+
+    static var decoder: JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }
+
     static func save(_ state: CheckpointState, model: Module, optimizer: Optimizer, to base: String) throws {
         var tensors = model.stateDict()
         for (k, v) in optimizer.state { tensors["optimizer.\(k)"] = v }
         // Tensors first, sidecar last: a sidecar always describes a complete tensor file.
         try SafeTensors.save(tensors, to: base + ".safetensors", metadata: ["format": "pt", "writer": "SwiftSNN"])
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(state), to: base + ".json")
+        try AtomicFile.write(try Checkpoint.encoder.encode(state), to: base + ".json")
     }
 
     static func load(_ base: String, model: Module, optimizer: Optimizer) throws -> CheckpointState {
@@ -50,7 +63,7 @@ enum Checkpoint {
         guard FileManager.default.fileExists(atPath: json) else { throw CheckpointError(path: json, reason: "no such file") }
         let state: CheckpointState
         do {
-            state = try JSONDecoder().decode(CheckpointState.self, from: try Data(contentsOf: URL(fileURLWithPath: json)))
+            state = try Checkpoint.decoder.decode(CheckpointState.self, from: try Data(contentsOf: URL(fileURLWithPath: json)))
         } catch {
             throw CheckpointError(path: json, reason: "not a SwiftSNN checkpoint sidecar (\(error))")
         }

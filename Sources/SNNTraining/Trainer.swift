@@ -139,9 +139,7 @@ public final class Trainer {
                                       wallSeconds: Date().timeIntervalSince(start),
                                       samplesPerSecond: trainSeconds > 0 ? Double(trainedSamples) / trainSeconds : 0,
                                       interrupted: interrupted, runDirectory: runDirectory, config: config)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(summary), to: runDirectory + "/summary.json")
+        try AtomicFile.write(try Checkpoint.encoder.encode(summary), to: runDirectory + "/summary.json")
         return summary
     }
 

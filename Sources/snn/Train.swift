@@ -49,7 +49,7 @@ struct TrainOptions: ParsableArguments {
     var lossMeans: Double = 1.0
     @Option(name: .customLong("criterion"), help: "SDT criterion: CE or MSE (MSE is refused with TRT, as in the reference).")
     var criterion: String = "CE"
-    @Option(name: .customLong("epochs"), help: "Training epochs; default: 300 for the paper's data sets, 12 for the synthetic data.")
+    @Option(name: .customLong("epochs"), help: "Training epochs; default: 300 for the paper's data sets, 8 for the synthetic data.")
     var epochs: Int?
     @Option(name: [.customLong("batch_size"), .customLong("batch-size")], help: "Batch size.")
     var batchSize: Int = 64

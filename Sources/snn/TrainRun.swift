@@ -25,7 +25,7 @@ extension TrainOptions {
         return TrainingConfig(
             dataset: dataset ?? "synthetic", topology: topologyText,
             modelName: NamedModel(rawValue: topologyText) != nil ? topologyText : (topology == nil ? "SyntheticVGG" : nil),
-            timesteps: timesteps ?? 8, epochs: epochs ?? 12, batchSize: batchSize, learningRate: lr,
+            timesteps: timesteps ?? 8, epochs: epochs ?? 8, batchSize: batchSize, learningRate: lr,
             optimizer: Optimizer.Kind(rawValue: optimizer) ?? .adam, scheduler: scheduler == 1, weightDecay: weightDecay,
             l1: l1, l2: l2, loss: loss, neuron: neuron, dropout: dropout, batchNorm: norm == "tdBN", kaimingInit: initFlag == 1,
             seed: seed, device: device, maxSteps: maxSteps, clipGradNorm: clipGradNorm,
