@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Times full TRT training steps of the reference PyTorch implementation, for comparison with
+`snn bench train` on the same machine and shapes.
+
+The reference code is not part of SwiftSNN: fetch ZBX05/Temporal-Regularization-Training and
+pass its folder with --reference-dir. Needs PyPI's torch (CPU is fine).
+
+  python3 scripts/bench_reference.py --reference-dir DIR --topology VGGSNN --dataset DVSCIFAR10 --T 10 --batch_size 16
+
+Prints one JSON object with samples_per_second (median over --steps timed steps after
+--warmup), like `snn bench train --json`.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def expanded_topology(snn, name, dataset, steps):
+    """The full topology string of a named model, as `snn model --json` reports it."""
+    out = subprocess.run([snn, "model", "--topology", name, "--dataset", dataset, "--T", str(steps), "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--reference-dir", required=True)
+    p.add_argument("--snn", default=".build/release/snn", help="the snn binary, to expand named models")
+    p.add_argument("--topology", default="VGGSNN")
+    p.add_argument("--dataset", default="DVSCIFAR10")
+    p.add_argument("--T", type=int, default=10)
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    args = p.parse_args()
+
+    sys.path.insert(0, args.reference_dir)
+    from function import TRT_Loss  # noqa: E402  (the reference's own code)
+    from model import SNN  # noqa: E402
+
+    info = expanded_topology(args.snn, args.topology, args.dataset, args.T)
+    shape = tuple(info["input_shape"])
+    classes = info["classes"]
+    event = shape[0] == 2
+    torch.manual_seed(0)
+    model = SNN(info["topology"], args.T, shape, 0.0, "tdBN", 1.0, 0.0, 2.0, "triangle", 1.0,
+                expend_time=not event, init=True)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = torch.nn.CrossEntropyLoss()
+    n = args.batch_size
+    x = torch.rand(n, args.T, *shape) * 2 if event else torch.randn(n, *shape)
+    y = torch.randint(0, classes, (n,))
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        outputs = model(x, True)  # [N, T, K]
+        loss = TRT_Loss(model, outputs, y, criterion, 0.5, 5e-5, 1e-5, 0.05)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    print(json.dumps({"samples_per_second": round(n / median, 2), "step_seconds_median": round(median, 4),
+                      "topology": args.topology, "dataset": args.dataset, "T": args.T, "batch_size": n,
+                      "threads": torch.get_num_threads(), "torch": torch.__version__, "implementation": "reference"},
+                     sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
