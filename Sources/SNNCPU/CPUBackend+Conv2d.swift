@@ -1,179 +1,297 @@
 import CDNNL
+import Foundation
 import SNNTensor
 
 /// Convolution through oneDNN: one plan per problem (shapes, bias, stride, padding, dilation,
 /// groups) holding the forward, backward-data and backward-weights primitives and the
-/// reorders between our NCHW tensors and the layouts oneDNN chose.
+/// reorders between our NCHW tensors and the blocked layouts oneDNN chose.
+///
+/// Weights are reordered on every call rather than cached: the optimiser updates them in
+/// place, and a tensor carries no version counter a cache could key on. For the benchmark
+/// layer the weight reorder is 0.6 MB, a few percent of the activation reorders.
 extension CPUBackend {
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2dParameters) -> Tensor {
-        guard x.dtype == .float32 else { return reference.conv2d(x, weight: weight, bias: bias, p) }
-        let plan = ConvPlan.find(x.shape, weight.shape, bias != nil, p)
-        let y = Tensor.empty(plan.outputShape, device: .cpu)
-        DNNL.lock.withLock {
-            let (src, s1) = plan.src.enter(UnsafeMutableRawPointer(x.pointer(as: Float.self)))
-            let (w, s2) = plan.weights.enter(UnsafeMutableRawPointer(weight.pointer(as: Float.self)))
-            let (dst, s3) = plan.dst.outputBuffer(UnsafeMutableRawPointer(y.pointer(as: Float.self)))
-            var args: [(arg: Int32, md: dnnl_memory_desc_t, data: UnsafeMutableRawPointer)] = [
-                (Int32(DNNL_ARG_SRC), plan.src.chosen, src),
-                (Int32(DNNL_ARG_WEIGHTS), plan.weights.chosen, w),
-                (Int32(DNNL_ARG_DST), plan.dst.chosen, dst),
-            ]
-            if let bias { args.append((Int32(DNNL_ARG_BIAS), DNNL.md([bias.count], dnnl_a), UnsafeMutableRawPointer(bias.pointer(as: Float.self)))) }
-            plan.forward.execute(args)
-            plan.dst.leave(dst, into: UnsafeMutableRawPointer(y.pointer(as: Float.self)))
-            withExtendedLifetime((s1, s2, s3)) {}
-        }
-        return y
+        conv2d(x, weight: weight, bias: bias, p, algorithm: .selected)
     }
 
     public func conv2dBackwardData(_ gradOutput: Tensor, weight: Tensor, inputShape: [Int], _ p: Conv2dParameters) -> Tensor {
-        guard gradOutput.dtype == .float32 else {
-            return reference.conv2dBackwardData(gradOutput, weight: weight, inputShape: inputShape, p)
-        }
-        let plan = ConvPlan.find(inputShape, weight.shape, false, p)
-        let gx = Tensor.empty(inputShape, device: .cpu)
-        DNNL.lock.withLock {
-            let b = plan.backwardData
-            let (gy, s1) = b.diffDst.enter(UnsafeMutableRawPointer(gradOutput.pointer(as: Float.self)))
-            let (w, s2) = b.weights.enter(UnsafeMutableRawPointer(weight.pointer(as: Float.self)))
-            let (gs, s3) = b.diffSrc.outputBuffer(UnsafeMutableRawPointer(gx.pointer(as: Float.self)))
-            b.primitive.execute([
-                (Int32(DNNL_ARG_DIFF_DST), b.diffDst.chosen, gy),
-                (Int32(DNNL_ARG_WEIGHTS), b.weights.chosen, w),
-                (Int32(DNNL_ARG_DIFF_SRC), b.diffSrc.chosen, gs),
-            ])
-            b.diffSrc.leave(gs, into: UnsafeMutableRawPointer(gx.pointer(as: Float.self)))
-            withExtendedLifetime((s1, s2, s3)) {}
-        }
-        return gx
+        conv2dBackwardData(gradOutput, weight: weight, inputShape: inputShape, p, algorithm: .selected)
     }
 
     public func conv2dBackwardWeight(_ gradOutput: Tensor, input: Tensor, weightShape: [Int], withBias: Bool,
                                      _ p: Conv2dParameters) -> (weight: Tensor, bias: Tensor?) {
+        conv2dBackwardWeight(gradOutput, input: input, weightShape: weightShape, withBias: withBias, p, algorithm: .selected)
+    }
+
+    /// `conv2d` with an explicit algorithm policy (tests exercise each one).
+    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2dParameters, algorithm: ConvAlgorithm) -> Tensor {
+        guard x.dtype == .float32 else { return reference.conv2d(x, weight: weight, bias: bias, p) }
+        let (x, weight, bias) = (x.contiguousData(), weight.contiguousData(), bias?.contiguousData())
+        let y = Tensor.empty(ConvPlan.outputShape(x.shape, weight.shape, p), device: .cpu)
+        DNNL.lock.withLock {
+            let plan = ConvPlan.find(x.shape, weight.shape, p, algorithm)
+            if let bias {
+                plan.forwardWithBias.run(inputs: [DNNL.raw(x), DNNL.raw(weight), DNNL.raw(bias)], outputs: [DNNL.raw(y)])
+            } else {
+                plan.forward.run(inputs: [DNNL.raw(x), DNNL.raw(weight)], outputs: [DNNL.raw(y)])
+            }
+        }
+        return y
+    }
+
+    /// `conv2dBackwardData` with an explicit algorithm policy.
+    func conv2dBackwardData(_ gradOutput: Tensor, weight: Tensor, inputShape: [Int], _ p: Conv2dParameters,
+                            algorithm: ConvAlgorithm) -> Tensor {
+        guard gradOutput.dtype == .float32 else {
+            return reference.conv2dBackwardData(gradOutput, weight: weight, inputShape: inputShape, p)
+        }
+        let (gy, weight) = (gradOutput.contiguousData(), weight.contiguousData())
+        let gx = Tensor.empty(inputShape, device: .cpu)
+        DNNL.lock.withLock {
+            let plan = ConvPlan.find(inputShape, weight.shape, p, algorithm)
+            plan.backwardData.run(inputs: [DNNL.raw(gy), DNNL.raw(weight)], outputs: [DNNL.raw(gx)])
+        }
+        return gx
+    }
+
+    /// `conv2dBackwardWeight` with an explicit algorithm policy.
+    func conv2dBackwardWeight(_ gradOutput: Tensor, input: Tensor, weightShape: [Int], withBias: Bool,
+                              _ p: Conv2dParameters, algorithm: ConvAlgorithm) -> (weight: Tensor, bias: Tensor?) {
         guard gradOutput.dtype == .float32 else {
             return reference.conv2dBackwardWeight(gradOutput, input: input, weightShape: weightShape, withBias: withBias, p)
         }
-        let plan = ConvPlan.find(input.shape, weightShape, withBias, p)
+        let (gy, x) = (gradOutput.contiguousData(), input.contiguousData())
         let gw = Tensor.empty(weightShape, device: .cpu)
         let gb = withBias ? Tensor.empty([weightShape[0]], device: .cpu) : nil
         DNNL.lock.withLock {
-            let b = plan.backwardWeights
-            let (src, s1) = b.src.enter(UnsafeMutableRawPointer(input.pointer(as: Float.self)))
-            let (gy, s2) = b.diffDst.enter(UnsafeMutableRawPointer(gradOutput.pointer(as: Float.self)))
-            let (dw, s3) = b.diffWeights.outputBuffer(UnsafeMutableRawPointer(gw.pointer(as: Float.self)))
-            var args: [(arg: Int32, md: dnnl_memory_desc_t, data: UnsafeMutableRawPointer)] = [
-                (Int32(DNNL_ARG_SRC), b.src.chosen, src),
-                (Int32(DNNL_ARG_DIFF_DST), b.diffDst.chosen, gy),
-                (Int32(DNNL_ARG_DIFF_WEIGHTS), b.diffWeights.chosen, dw),
-            ]
-            if let gb { args.append((Int32(DNNL_ARG_DIFF_BIAS), DNNL.md([gb.count], dnnl_a), UnsafeMutableRawPointer(gb.pointer(as: Float.self)))) }
-            b.primitive.execute(args)
-            b.diffWeights.leave(dw, into: UnsafeMutableRawPointer(gw.pointer(as: Float.self)))
-            withExtendedLifetime((s1, s2, s3)) {}
+            let plan = ConvPlan.find(x.shape, weightShape, p, algorithm)
+            if let gb {
+                plan.backwardWeightsWithBias.run(inputs: [DNNL.raw(x), DNNL.raw(gy)], outputs: [DNNL.raw(gw), DNNL.raw(gb)])
+            } else {
+                plan.backwardWeights.run(inputs: [DNNL.raw(x), DNNL.raw(gy)], outputs: [DNNL.raw(gw)])
+            }
         }
         return (gw, gb)
     }
+
+    /// The oneDNN implementations (forward, backward-data, backward-weights) a problem runs
+    /// on, e.g. `jit_wino_4x3:avx512_core`; for tests and benchmarks.
+    func conv2dImplementations(inputShape: [Int], weightShape: [Int], _ p: Conv2dParameters,
+                               algorithm: ConvAlgorithm = .selected) -> [String] {
+        DNNL.lock.withLock {
+            let plan = ConvPlan.find(inputShape, weightShape, p, algorithm)
+            return [plan.forward, plan.backwardData, plan.backwardWeights].map(\.primitive.implementation)
+        }
+    }
 }
 
-/// The oneDNN primitives of one convolution problem. Backward primitives are built on first
-/// use (inference never needs them). Access with `DNNL.lock` held.
+/// Which convolution algorithm oneDNN may use, from `SNN_CONV_ALGORITHM`:
+/// - `auto` (default): oneDNN decides per direction and problem. On AVX-512, for the benchmark
+///   layer (N 64, 128→128, 16×16, 3×3) it takes Winograd F(4×4, 3×3) for forward and
+///   backward-data and direct convolution for backward-weights (about 490, 490 and 210
+///   GFLOP/s-equivalent on 2 Zen 4 cores, reorders included).
+/// - `direct`: direct convolution everywhere (about 230, 230, 210).
+/// - `winograd`: Winograd wherever oneDNN 2.x implements it (AVX-512, 3×3, stride 1, no
+///   dilation or groups), direct elsewhere (about 490, 490, 465).
+///
+/// Winograd results differ from direct ones by about 3e-6 relative to the largest output, are
+/// deterministic, and need a scratchpad of about 6× the input activation. Where oneDNN has
+/// no Winograd kernel (other ISAs, perhaps later versions), every policy runs direct.
+enum ConvAlgorithm: String, Hashable, Sendable {
+    case auto, direct, winograd
+
+    /// The policy from the environment, read once.
+    static let selected: ConvAlgorithm = {
+        guard let value = ProcessInfo.processInfo.environment["SNN_CONV_ALGORITHM"] else { return .auto }
+        guard let a = ConvAlgorithm(rawValue: value.lowercased()) else {
+            preconditionFailure("[conv2d] expected SNN_CONV_ALGORITHM to be auto, direct or winograd, got \(value)")
+        }
+        return a
+    }()
+}
+
+/// One direction of a convolution: the primitive and the boundaries of its operands.
+struct ConvPass {
+    let primitive: DNNLPrimitive
+    /// `(DNNL_ARG_*, boundary)` of the inputs and outputs, in the order `run` takes pointers.
+    let inputs: [(arg: Int32, boundary: DNNLBoundary)]
+    let outputs: [(arg: Int32, boundary: DNNLBoundary)]
+    /// Winograd kernels read with aligned vector loads, so unaligned inputs are copied first.
+    let needsAlignment: Bool
+
+    init(_ primitive: DNNLPrimitive, inputs: [(Int32, DNNLBoundary)], outputs: [(Int32, DNNLBoundary)]) {
+        self.primitive = primitive
+        self.inputs = inputs.map { (arg: $0.0, boundary: $0.1) }
+        self.outputs = outputs.map { (arg: $0.0, boundary: $0.1) }
+        needsAlignment = primitive.implementation.contains("wino")
+    }
+
+    private static let inputSlots: [DNNLArena.Slot] = [.operand0, .operand1, .extra]
+    private static let outputSlots: [DNNLArena.Slot] = [.result, .workspace]
+
+    /// Runs the pass on plain-layout buffers (one pointer per input and output, in order),
+    /// reordering at the boundary as the plan requires. Call with ``DNNL/lock`` held.
+    func run(inputs plainInputs: [UnsafeMutableRawPointer], outputs plainOutputs: [UnsafeMutableRawPointer]) {
+        precondition(plainInputs.count == inputs.count && plainOutputs.count == outputs.count,
+                     "[conv2d] expected \(inputs.count) inputs and \(outputs.count) outputs, got \(plainInputs.count) and \(plainOutputs.count)")
+        var args: [DNNLArgument] = []
+        for (i, op) in inputs.enumerated() {
+            args.append((op.arg, op.boundary.chosen,
+                         op.boundary.enter(plainInputs[i], slot: Self.inputSlots[i], aligned: needsAlignment)))
+        }
+        var results: [UnsafeMutableRawPointer] = []
+        for (i, op) in outputs.enumerated() {
+            results.append(op.boundary.outputBuffer(plainOutputs[i], slot: Self.outputSlots[i]))
+            args.append((op.arg, op.boundary.chosen, results[i]))
+        }
+        primitive.execute(args)
+        for (i, op) in outputs.enumerated() { op.boundary.leave(results[i], into: plainOutputs[i]) }
+    }
+}
+
+/// The oneDNN primitives of one convolution problem, each built on first use (inference
+/// never needs the backward ones). Use with ``DNNL/lock`` held.
 final class ConvPlan {
-    struct Key: Hashable {
-        let input: [Int], weight: [Int], bias: Bool, p: Conv2dParameters
+    private struct Key: Hashable {
+        let input: [Int], weight: [Int], p: Conv2dParameters, algorithm: ConvAlgorithm
     }
 
     private static let cache = PlanCache<Key, ConvPlan>()
 
-    /// The plan for a problem, created on first use.
-    static func find(_ input: [Int], _ weight: [Int], _ bias: Bool, _ p: Conv2dParameters) -> ConvPlan {
-        DNNL.lock.withLock { cache.plan(Key(input: input, weight: weight, bias: bias, p: p)) { ConvPlan(input, weight, bias, p) } }
+    /// The plan for a problem. Call with ``DNNL/lock`` held.
+    static func find(_ input: [Int], _ weight: [Int], _ p: Conv2dParameters, _ algorithm: ConvAlgorithm) -> ConvPlan {
+        cache.plan(Key(input: input, weight: weight, p: p, algorithm: algorithm)) { ConvPlan(input, weight, p, algorithm) }
     }
 
-    let outputShape: [Int]
-    let forward: DNNLPrimitive
-    let src: DNNLBoundary, weights: DNNLBoundary, dst: DNNLBoundary
+    /// `[N, O, Ho, Wo]` (PyTorch's output-size formula).
+    static func outputShape(_ input: [Int], _ weight: [Int], _ p: Conv2dParameters) -> [Int] {
+        [input[0], weight[0],
+         Conv2dParameters.outputSize(input[2], kernel: weight[2], stride: p.strideH, padding: p.padH, dilation: p.dilationH),
+         Conv2dParameters.outputSize(input[3], kernel: weight[3], stride: p.strideW, padding: p.padW, dilation: p.dilationW)]
+    }
+
+    private let src: [Int], dst: [Int], weights: [Int]
     private let userSrc: dnnl_memory_desc_t, userWeights: dnnl_memory_desc_t, userDst: dnnl_memory_desc_t
+    private let userBias: dnnl_memory_desc_t
     private let strides: [Int64], dilates: [Int64], padding: [Int64]
-    private let bias: Bool
+    private let algorithm: dnnl_alg_kind_t
 
-    private init(_ input: [Int], _ weight: [Int], _ bias: Bool, _ p: Conv2dParameters) {
-        let ho = Conv2dParameters.outputSize(input[2], kernel: weight[2], stride: p.strideH, padding: p.padH, dilation: p.dilationH)
-        let wo = Conv2dParameters.outputSize(input[3], kernel: weight[3], stride: p.strideW, padding: p.padW, dilation: p.dilationW)
-        outputShape = [input[0], weight[0], ho, wo]
-        // Grouped weights are [g, O/g, C/g, kh, kw] in oneDNN (goihw); same bytes as ours.
-        let wDims = p.groups == 1 ? weight : [p.groups, weight[0] / p.groups] + weight[1...]
-        userSrc = DNNL.md(input, dnnl_nchw)
-        userWeights = DNNL.md(wDims, p.groups == 1 ? dnnl_oihw : dnnl_goihw)
-        userDst = DNNL.md(outputShape, dnnl_nchw)
+    private init(_ input: [Int], _ weight: [Int], _ p: Conv2dParameters, _ policy: ConvAlgorithm) {
+        src = input
+        dst = ConvPlan.outputShape(input, weight, p)
+        // Grouped weights are [g, O/g, C/g, kh, kw] in oneDNN (goihw): the same bytes as ours.
+        weights = p.groups == 1 ? weight : [p.groups, weight[0] / p.groups] + weight[1...]
+        userSrc = DNNL.md(src, dnnl_nchw)
+        userWeights = DNNL.md(weights, p.groups == 1 ? dnnl_oihw : dnnl_goihw)
+        userDst = DNNL.md(dst, dnnl_nchw)
+        userBias = DNNL.md([weight[0]], dnnl_a)
         strides = DNNL.dims([p.strideH, p.strideW])
-        dilates = DNNL.dims([p.dilationH - 1, p.dilationW - 1])  // oneDNN counts dilation from 0
-        // With equal padding on both sides oneDNN's output-size formula is PyTorch's.
+        // oneDNN counts dilation from 0 (no gaps), PyTorch from 1.
+        dilates = DNNL.dims([p.dilationH - 1, p.dilationW - 1])
+        // Equal padding on both sides makes oneDNN's output size PyTorch's floor formula.
         padding = DNNL.dims([p.padH, p.padW])
-        self.bias = bias
+        switch policy {
+        case .auto: algorithm = dnnl_convolution_auto
+        case .direct: algorithm = dnnl_convolution_direct
+        case .winograd: algorithm = dnnl_convolution_winograd
+        }
+    }
 
-        var anySrc = DNNL.md(input, dnnl_format_tag_any), anyW = DNNL.md(wDims, dnnl_format_tag_any)
-        var anyDst = DNNL.md(outputShape, dnnl_format_tag_any), biasMD = DNNL.md([weight[0]], dnnl_a)
+    private func any(_ shape: [Int]) -> dnnl_memory_desc_t { DNNL.md(shape, dnnl_format_tag_any) }
+
+    /// A forward primitive (with or without bias) for `alg`, or nil where oneDNN has none.
+    private func makeForward(_ alg: dnnl_alg_kind_t, bias: Bool) -> DNNLPrimitive? {
+        var (s, w, d, b) = (any(src), any(weights), any(dst), userBias)
         var desc = dnnl_convolution_desc_t()
-        let (strides, dilates, padding) = (self.strides, self.dilates, self.padding)
-        let status = withUnsafePointer(to: &biasMD) { biasPointer in
-            dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_training, dnnl_convolution_direct,
-                                                       &anySrc, &anyW, bias ? biasPointer : nil, &anyDst,
+        let status = withUnsafePointer(to: &b) { [strides, dilates, padding] biasPointer in
+            dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_training, alg, &s, &w, bias ? biasPointer : nil, &d,
                                                        strides, dilates, padding, padding)
         }
+        // Winograd descriptors are refused outright for problems it does not cover.
+        if status == dnnl_unimplemented && alg == dnnl_convolution_winograd { return nil }
         DNNL.check(status, "dnnl_dilated_convolution_forward_desc_init")
-        forward = withUnsafePointer(to: &desc) { DNNLPrimitive($0, "convolution forward") }
-        src = DNNLBoundary(plain: userSrc, chosen: forward.md(dnnl_query_src_md), inbound: true, outbound: false)
-        weights = DNNLBoundary(plain: userWeights, chosen: forward.md(dnnl_query_weights_md), inbound: true, outbound: false)
-        dst = DNNLBoundary(plain: userDst, chosen: forward.md(dnnl_query_dst_md), inbound: false, outbound: true)
+        return withUnsafePointer(to: &desc) { DNNLPrimitive($0, "convolution forward", allowUnimplemented: alg == dnnl_convolution_winograd) }
     }
 
-    struct BackwardData {
-        let primitive: DNNLPrimitive
-        let diffDst: DNNLBoundary, weights: DNNLBoundary, diffSrc: DNNLBoundary
+    /// Creates a primitive with the selected algorithm, falling back to direct convolution
+    /// where a forced Winograd has no implementation.
+    private func create(_ build: (dnnl_alg_kind_t) -> DNNLPrimitive?) -> DNNLPrimitive {
+        if algorithm == dnnl_convolution_winograd, let p = build(dnnl_convolution_winograd) { return p }
+        let alg = algorithm == dnnl_convolution_winograd ? dnnl_convolution_direct : algorithm
+        guard let p = build(alg) else { preconditionFailure("[conv2d] oneDNN has no convolution for \(src) * \(weights)") }
+        return p
     }
 
-    struct BackwardWeights {
-        let primitive: DNNLPrimitive
-        let src: DNNLBoundary, diffDst: DNNLBoundary, diffWeights: DNNLBoundary
+    /// The forward primitive a backward one takes as its hint: the plan's own forward, which
+    /// under a forced Winograd is Winograd where oneDNN has it. Where it fell back to direct,
+    /// the backward pass falls back too (nil).
+    private func hint(_ alg: dnnl_alg_kind_t) -> DNNLPrimitive? {
+        alg == dnnl_convolution_winograd && !forward.needsAlignment ? nil : forward.primitive
     }
 
-    private(set) lazy var backwardData: BackwardData = {
-        var anySrc = DNNL.md(userSrc.dims(), dnnl_format_tag_any), anyW = DNNL.md(userWeights.dims(), dnnl_format_tag_any)
-        var anyDst = DNNL.md(userDst.dims(), dnnl_format_tag_any)
-        var desc = dnnl_convolution_desc_t()
-        DNNL.check(dnnl_dilated_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &anySrc, &anyW, &anyDst,
-                                                                    strides, dilates, padding, padding),
-                   "dnnl_dilated_convolution_backward_data_desc_init")
-        let prim = withUnsafePointer(to: &desc) { DNNLPrimitive($0, hint: forward, "convolution backward data") }
-        return BackwardData(
-            primitive: prim,
-            diffDst: DNNLBoundary(plain: userDst, chosen: prim.md(dnnl_query_diff_dst_md), inbound: true, outbound: false),
-            weights: DNNLBoundary(plain: userWeights, chosen: prim.md(dnnl_query_weights_md), inbound: true, outbound: false),
-            diffSrc: DNNLBoundary(plain: userSrc, chosen: prim.md(dnnl_query_diff_src_md), inbound: false, outbound: true))
-    }()
-
-    private(set) lazy var backwardWeights: BackwardWeights = {
-        var anySrc = DNNL.md(userSrc.dims(), dnnl_format_tag_any), anyW = DNNL.md(userWeights.dims(), dnnl_format_tag_any)
-        var anyDst = DNNL.md(userDst.dims(), dnnl_format_tag_any), biasMD = DNNL.md([outputShape[1]], dnnl_a)
-        var desc = dnnl_convolution_desc_t()
-        let status = withUnsafePointer(to: &biasMD) { [bias, strides, dilates, padding] biasPointer in
-            dnnl_dilated_convolution_backward_weights_desc_init(&desc, dnnl_convolution_direct, &anySrc, &anyW,
-                                                                bias ? biasPointer : nil, &anyDst,
-                                                                strides, dilates, padding, padding)
+    private func forwardPass(bias: Bool) -> ConvPass {
+        let prim = create { makeForward($0, bias: bias) }
+        var inputs: [(Int32, DNNLBoundary)] = [
+            (DNNL_ARG_SRC, DNNLBoundary(plain: userSrc, chosen: prim.md(dnnl_query_src_md), inbound: true, outbound: false)),
+            (DNNL_ARG_WEIGHTS, DNNLBoundary(plain: userWeights, chosen: prim.md(dnnl_query_weights_md), inbound: true, outbound: false)),
+        ]
+        if bias {
+            inputs.append((DNNL_ARG_BIAS, DNNLBoundary(plain: userBias, chosen: prim.md(dnnl_query_weights_md, 1), inbound: true, outbound: false)))
         }
-        DNNL.check(status, "dnnl_dilated_convolution_backward_weights_desc_init")
-        let prim = withUnsafePointer(to: &desc) { DNNLPrimitive($0, hint: forward, "convolution backward weights") }
-        return BackwardWeights(
-            primitive: prim,
-            src: DNNLBoundary(plain: userSrc, chosen: prim.md(dnnl_query_src_md), inbound: true, outbound: false),
-            diffDst: DNNLBoundary(plain: userDst, chosen: prim.md(dnnl_query_diff_dst_md), inbound: true, outbound: false),
-            diffWeights: DNNLBoundary(plain: userWeights, chosen: prim.md(dnnl_query_diff_weights_md), inbound: false, outbound: true))
-    }()
-}
-
-extension dnnl_memory_desc_t {
-    /// The logical dimensions.
-    func dims() -> [Int] {
-        withUnsafeBytes(of: self.dims) { raw in (0..<Int(ndims)).map { Int(raw.load(fromByteOffset: $0 * 8, as: Int64.self)) } }
+        return ConvPass(prim, inputs: inputs,
+                        outputs: [(DNNL_ARG_DST, DNNLBoundary(plain: userDst, chosen: prim.md(dnnl_query_dst_md), inbound: false, outbound: true))])
     }
+
+    private(set) lazy var forward: ConvPass = forwardPass(bias: false)
+    private(set) lazy var forwardWithBias: ConvPass = forwardPass(bias: true)
+
+    private(set) lazy var backwardData: ConvPass = {
+        let prim = create { alg in
+            var (s, w, d) = (any(src), any(weights), any(dst))
+            var desc = dnnl_convolution_desc_t()
+            let status = dnnl_dilated_convolution_backward_data_desc_init(&desc, alg, &s, &w, &d, strides, dilates, padding, padding)
+            if status == dnnl_unimplemented && alg == dnnl_convolution_winograd { return nil }
+            DNNL.check(status, "dnnl_dilated_convolution_backward_data_desc_init")
+            guard let h = hint(alg) else { return nil }
+            return withUnsafePointer(to: &desc) {
+                DNNLPrimitive($0, hint: h, "convolution backward data", allowUnimplemented: alg == dnnl_convolution_winograd)
+            }
+        }
+        return ConvPass(prim, inputs: [
+            (DNNL_ARG_DIFF_DST, DNNLBoundary(plain: userDst, chosen: prim.md(dnnl_query_diff_dst_md), inbound: true, outbound: false)),
+            (DNNL_ARG_WEIGHTS, DNNLBoundary(plain: userWeights, chosen: prim.md(dnnl_query_weights_md), inbound: true, outbound: false)),
+        ], outputs: [
+            (DNNL_ARG_DIFF_SRC, DNNLBoundary(plain: userSrc, chosen: prim.md(dnnl_query_diff_src_md), inbound: false, outbound: true)),
+        ])
+    }()
+
+    private func backwardWeightsPass(bias: Bool) -> ConvPass {
+        let prim = create { alg in
+            var (s, w, d, b) = (any(src), any(weights), any(dst), userBias)
+            var desc = dnnl_convolution_desc_t()
+            let status = withUnsafePointer(to: &b) { [strides, dilates, padding] biasPointer in
+                dnnl_dilated_convolution_backward_weights_desc_init(&desc, alg, &s, &w, bias ? biasPointer : nil, &d,
+                                                                    strides, dilates, padding, padding)
+            }
+            if status == dnnl_unimplemented && alg == dnnl_convolution_winograd { return nil }
+            DNNL.check(status, "dnnl_dilated_convolution_backward_weights_desc_init")
+            guard let h = hint(alg) else { return nil }
+            return withUnsafePointer(to: &desc) {
+                DNNLPrimitive($0, hint: h, "convolution backward weights", allowUnimplemented: alg == dnnl_convolution_winograd)
+            }
+        }
+        var outputs: [(Int32, DNNLBoundary)] = [
+            (DNNL_ARG_DIFF_WEIGHTS, DNNLBoundary(plain: userWeights, chosen: prim.md(dnnl_query_diff_weights_md), inbound: false, outbound: true)),
+        ]
+        if bias {
+            outputs.append((DNNL_ARG_DIFF_BIAS, DNNLBoundary(plain: userBias, chosen: prim.md(dnnl_query_diff_weights_md, 1), inbound: false, outbound: true)))
+        }
+        return ConvPass(prim, inputs: [
+            (DNNL_ARG_SRC, DNNLBoundary(plain: userSrc, chosen: prim.md(dnnl_query_src_md), inbound: true, outbound: false)),
+            (DNNL_ARG_DIFF_DST, DNNLBoundary(plain: userDst, chosen: prim.md(dnnl_query_diff_dst_md), inbound: true, outbound: false)),
+        ], outputs: outputs)
+    }
+
+    private(set) lazy var backwardWeights: ConvPass = backwardWeightsPass(bias: false)
+    private(set) lazy var backwardWeightsWithBias: ConvPass = backwardWeightsPass(bias: true)
 }

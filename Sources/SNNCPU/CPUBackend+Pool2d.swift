@@ -3,19 +3,30 @@ import SNNTensor
 
 /// Max and average pooling through oneDNN on plain NCHW tensors.
 ///
-/// Max-pool backward needs oneDNN's workspace (the argmax of each window); rather than keep
+/// Semantics, checked against the reference backend in `DNNLSmokeTests`:
+/// - Max: padded positions never win; the gradient goes to the first maximum of a window in
+///   row-major order, PyTorch's rule. oneDNN's workspace (the argmax of each window) agrees
+///   on ties: the smoke tests pool inputs made of 0, 1 and 2 with overlapping windows.
+/// - Average: `pooling_avg_include_padding` divides by kh·kw. PyTorch (and the reference)
+///   divide by the window clipped at the padded border; the two agree because
+///   `Pool2dParameters` keeps padding ≤ kernel/2 and outputs use the floor formula, so no
+///   window reaches past the padded border.
+///
+/// Max-pool backward needs oneDNN's workspace (the argmax of each window). Rather than keep
 /// it alive between forward and backward (the tape would have to carry a backend-specific
-/// object), the backward pass recomputes the forward pass with a workspace — a pooling pass
-/// costs a small fraction of the convolution beside it.
+/// object, or a cache keyed on the output's storage would hold memory until it is freed),
+/// the backward pass recomputes the forward pass with a workspace: a memory-bound pass over
+/// the input, small beside the convolution that feeds it.
 extension CPUBackend {
     public func pool2d(_ x: Tensor, _ p: Pool2dParameters) -> Tensor {
         guard x.dtype == .float32 else { return reference.pool2d(x, p) }
-        let plan = PoolPlan.find(x.shape, p)
-        let y = Tensor.empty(plan.outputShape, device: .cpu)
+        let x = x.contiguousData()
+        let y = Tensor.empty(PoolPlan.outputShape(x.shape, p), device: .cpu)
         DNNL.lock.withLock {
+            let plan = PoolPlan.find(x.shape, p)
             plan.inference.execute([
-                (Int32(DNNL_ARG_SRC), plan.src, UnsafeMutableRawPointer(x.pointer(as: Float.self))),
-                (Int32(DNNL_ARG_DST), plan.dst, UnsafeMutableRawPointer(y.pointer(as: Float.self))),
+                (DNNL_ARG_SRC, plan.src, DNNL.raw(x)),
+                (DNNL_ARG_DST, plan.dst, DNNL.raw(y)),
             ])
         }
         return y
@@ -23,57 +34,56 @@ extension CPUBackend {
 
     public func pool2dBackward(_ gradOutput: Tensor, input: Tensor, output: Tensor, _ p: Pool2dParameters) -> Tensor {
         guard gradOutput.dtype == .float32 else { return reference.pool2dBackward(gradOutput, input: input, output: output, p) }
-        let plan = PoolPlan.find(input.shape, p)
-        let gx = Tensor.empty(input.shape, device: .cpu)
+        let (gy, x) = (gradOutput.contiguousData(), input.contiguousData())
+        let gx = Tensor.empty(x.shape, device: .cpu)
         DNNL.lock.withLock {
-            var args: [(arg: Int32, md: dnnl_memory_desc_t, data: UnsafeMutableRawPointer)] = [
-                (Int32(DNNL_ARG_DIFF_DST), plan.dst, UnsafeMutableRawPointer(gradOutput.pointer(as: Float.self))),
-                (Int32(DNNL_ARG_DIFF_SRC), plan.src, UnsafeMutableRawPointer(gx.pointer(as: Float.self))),
+            let plan = PoolPlan.find(x.shape, p)
+            var args: [DNNLArgument] = [
+                (DNNL_ARG_DIFF_DST, plan.dst, DNNL.raw(gy)),
+                (DNNL_ARG_DIFF_SRC, plan.src, DNNL.raw(gx)),
             ]
-            var workspace: Storage?
-            if p.kind == .max {
-                let ws = Storage(uninitializedByteCount: max(DNNL.size(plan.workspace), 1))
-                let scratchY = Storage(uninitializedByteCount: output.count * 4)
-                plan.training.execute([
-                    (Int32(DNNL_ARG_SRC), plan.src, UnsafeMutableRawPointer(input.pointer(as: Float.self))),
-                    (Int32(DNNL_ARG_DST), plan.dst, scratchY.data),
-                    (Int32(DNNL_ARG_WORKSPACE), plan.workspace, ws.data),
+            if let training = plan.training, let workspace = plan.workspace {
+                let ws = DNNLArena.shared.buffer(.workspace, bytes: DNNL.size(workspace))
+                let recomputed = DNNLArena.shared.buffer(.result, bytes: DNNL.size(plan.dst))
+                training.execute([
+                    (DNNL_ARG_SRC, plan.src, DNNL.raw(x)),
+                    (DNNL_ARG_DST, plan.dst, recomputed),
+                    (DNNL_ARG_WORKSPACE, workspace, ws),
                 ])
-                args.append((Int32(DNNL_ARG_WORKSPACE), plan.workspace, ws.data))
-                workspace = ws
+                args.append((DNNL_ARG_WORKSPACE, workspace, ws))
             }
             plan.backward.execute(args)
-            withExtendedLifetime(workspace) {}
         }
         return gx
     }
 }
 
-/// The oneDNN pooling primitives of one problem. Access with `DNNL.lock` held.
+/// The oneDNN pooling primitives of one problem. Use with ``DNNL/lock`` held.
 final class PoolPlan {
-    struct Key: Hashable { let input: [Int], p: Pool2dParameters }
+    private struct Key: Hashable { let input: [Int], p: Pool2dParameters }
     private static let cache = PlanCache<Key, PoolPlan>()
 
+    /// The plan for a problem. Call with ``DNNL/lock`` held.
     static func find(_ input: [Int], _ p: Pool2dParameters) -> PoolPlan {
-        DNNL.lock.withLock { cache.plan(Key(input: input, p: p)) { PoolPlan(input, p) } }
+        cache.plan(Key(input: input, p: p)) { PoolPlan(input, p) }
     }
 
-    let outputShape: [Int]
+    /// `[N, C, Ho, Wo]` with the floor formula.
+    static func outputShape(_ input: [Int], _ p: Pool2dParameters) -> [Int] {
+        [input[0], input[1], (input[2] + 2 * p.padH - p.kernelH) / p.strideH + 1, (input[3] + 2 * p.padW - p.kernelW) / p.strideW + 1]
+    }
+
     let src: dnnl_memory_desc_t, dst: dnnl_memory_desc_t
     let inference: DNNLPrimitive
-    let training: DNNLPrimitive
-    let workspace: dnnl_memory_desc_t
+    /// Max pooling only: the forward pass that records the workspace, and its layout.
+    let training: DNNLPrimitive?, workspace: dnnl_memory_desc_t?
     let backward: DNNLPrimitive
 
     private init(_ input: [Int], _ p: Pool2dParameters) {
-        let ho = (input[2] + 2 * p.padH - p.kernelH) / p.strideH + 1
-        let wo = (input[3] + 2 * p.padW - p.kernelW) / p.strideW + 1
-        outputShape = [input[0], input[1], ho, wo]
-        var s = DNNL.md(input, dnnl_nchw), d = DNNL.md(outputShape, dnnl_nchw)
+        // Pooling runs on our NCHW tensors directly: a pooling pass is memory-bound, so
+        // reordering to nChw16c and back would cost more than it saves.
+        var s = DNNL.md(input, dnnl_nchw), d = DNNL.md(PoolPlan.outputShape(input, p), dnnl_nchw)
         (src, dst) = (s, d)
-        // Padded positions never win a max and count in the average's divisor (PyTorch's
-        // count_include_pad). With floor-mode output sizes a window never reaches past the
-        // padded border, so equal left/right padding reproduces PyTorch's divisor.
         let alg = p.kind == .max ? dnnl_pooling_max : dnnl_pooling_avg_include_padding
         let strides = DNNL.dims([p.strideH, p.strideW]), kernel = DNNL.dims([p.kernelH, p.kernelW])
         let dilation = DNNL.dims([0, 0]), padding = DNNL.dims([p.padH, p.padW])
@@ -84,12 +94,18 @@ final class PoolPlan {
             return withUnsafePointer(to: &desc) { DNNLPrimitive($0, "pooling forward") }
         }
         inference = forward(dnnl_forward_inference)
-        training = forward(dnnl_forward_training)
-        workspace = training.md(dnnl_query_workspace_md)
+        // The backward primitive needs a training forward as its hint in every case; only max
+        // pooling has a workspace to record.
+        let hint = forward(dnnl_forward_training)
+        if p.kind == .max {
+            training = hint
+            workspace = hint.md(dnnl_query_workspace_md)
+        } else {
+            (training, workspace) = (nil, nil)
+        }
         var desc = dnnl_pooling_v2_desc_t()
         DNNL.check(dnnl_pooling_v2_backward_desc_init(&desc, alg, &s, &d, strides, kernel, dilation, padding, padding),
                    "dnnl_pooling_v2_backward_desc_init")
-        let hint = training
         backward = withUnsafePointer(to: &desc) { DNNLPrimitive($0, hint: hint, "pooling backward") }
     }
 }
