@@ -91,7 +91,8 @@ struct BenchOps: ParsableCommand {
             "neuron_scan": ["T": steps, "neurons": neurons, "surrogate": "triangle(1.0)", "reset": "hard(0)"],
         ]
         if json {
-            var object: [String: Any] = ["shapes": shapes, "repeat": repeats, "warmup": warmup,
+            let algorithm = ProcessInfo.processInfo.environment["SNN_CONV_ALGORITHM"] ?? "auto"
+            var object: [String: Any] = ["shapes": shapes, "repeat": repeats, "warmup": warmup, "conv_algorithm": algorithm,
                                          "threads": ProcessInfo.processInfo.activeProcessorCount]
             for r in results { object[r.key] = (r.value * 100).rounded() / 100 }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
