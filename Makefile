@@ -1,7 +1,7 @@
 # SwiftSNN: `make test` and `make demo` install what is missing, build, then run.
 SWIFT        ?= swift
 APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev
-PIP_PACKAGES := numpy safetensors
+PIP_PACKAGES := numpy safetensors tensorboard
 RELEASE_BIN  := .build/release/snn
 
 .PHONY: deps build release test test-slow demo bench bundle clean
@@ -13,7 +13,7 @@ deps:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@python3 -c "import numpy, safetensors" 2>/dev/null || python3 -m pip install -q $(PIP_PACKAGES)
+	@python3 -c "import numpy, safetensors, tensorboard" 2>/dev/null || python3 -m pip install -q $(PIP_PACKAGES)
 
 build: deps
 	$(SWIFT) build

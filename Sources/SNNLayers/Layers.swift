@@ -109,7 +109,8 @@ public final class Pool2d: Module {
 /// Inverted dropout, active in training mode only.
 public final class Dropout: Module {
     public let probability: Double
-    let generator: RandomGenerator
+    /// The mask stream; its position is saved in checkpoints so a resumed run draws the same masks.
+    public let generator: RandomGenerator
 
     public init(_ probability: Double, generator: RandomGenerator) {
         precondition(probability >= 0 && probability < 1, "[Dropout] expected 0 <= p < 1, got \(probability)")

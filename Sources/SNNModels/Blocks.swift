@@ -155,7 +155,7 @@ public final class FCBlock: Module {
         lif = f.lif()
     }
 
-    public override func childKey(_ property: String) -> String? { property == "fc" || property == "lif" ? property : nil }
+    public override func childKey(_ property: String) -> String? { ["fc", "lif", "dropout"].contains(property) ? property : nil }
 
     public override func forward(_ x: Tensor) -> Tensor {
         let y = fc(x)

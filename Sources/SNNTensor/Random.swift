@@ -17,6 +17,9 @@ public final class RandomGenerator: @unchecked Sendable, Codable {
         self.counter = counter
     }
 
+    /// Moves the stream to `counter` (restoring a checkpointed position).
+    public func seek(to counter: UInt64) { self.counter = counter }
+
     /// An independent generator for a named purpose, derived from this one's seed.
     public func derived(_ stream: UInt64) -> RandomGenerator {
         RandomGenerator(seed: Philox.mix(seed &+ 0x9E37_79B9_7F4A_7C15 &* (stream &+ 1)))

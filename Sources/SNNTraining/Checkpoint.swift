@@ -20,8 +20,8 @@ public struct CheckpointState: Codable {
     public var partialLossSum: Double
     public var partialCorrect: Int
     public var partialSeen: Int
-    /// Dropout generator position.
-    public var dropoutCounter: UInt64
+    /// Position of each dropout layer's mask stream, in module order.
+    public var dropoutCounters: [UInt64]
     public var config: TrainingConfig
 }
 

@@ -56,6 +56,8 @@ public final class Trainer {
         optimizer = Optimizer(config.optimizer, learningRate: config.learningRate, weightDecay: config.weightDecay)
         schedule = CosineSchedule(baseRate: config.learningRate, epochs: config.epochs, enabled: config.scheduler)
         (trainSet, testSet, self.runDirectory) = (train, test, runDirectory)
+        // Firing rates are logged per step and per evaluation: one mean per spiking layer.
+        for (_, l) in model.spikingLayers { l.recordsFiringRate = true }
     }
 
     /// The run directory name the reference uses: `TRT(CE)_T6_triangle_tdBN_ResNet-19_<time>`.
@@ -79,8 +81,11 @@ public final class Trainer {
         let log = try MetricsLog(directory: runDirectory)
         var state = CheckpointState(epoch: 0, stepInEpoch: 0, globalStep: 0, optimizerSteps: 0, learningRate: config.learningRate,
                                     bestAccuracy: -1, bestEpoch: -1, bestLoss: .infinity, partialLossSum: 0, partialCorrect: 0,
-                                    partialSeen: 0, dropoutCounter: 0, config: config)
-        if let resume { state = try Checkpoint.load(resume, model: model, optimizer: optimizer) }
+                                    partialSeen: 0, dropoutCounters: [], config: config)
+        if let resume {
+            state = try Checkpoint.load(resume, model: model, optimizer: optimizer)
+            for (d, c) in zip(dropoutLayers, state.dropoutCounters) { d.generator.seek(to: c) }
+        }
         var finalAccuracy = 0.0
         var trainedSamples = 0
         var trainSeconds = 0.0
@@ -102,8 +107,9 @@ public final class Trainer {
                 (lossSum, correct, seen) = (lossSum + loss * Double(batch.count), correct + right, seen + batch.count)
                 state.globalStep += 1
                 state.stepInEpoch = i + 1
+                let rates = model.spikingLayers.map { ("train_firing_rate/\($0.key)", $0.value.lastFiringRate ?? 0) }
                 log.record(kind: "step", step: state.globalStep, [("train_loss_step", loss), ("lr", optimizer.learningRate),
-                                                                   ("samples_per_second", Double(batch.count) / dt)])
+                                                                   ("samples_per_second", Double(batch.count) / dt)] + rates)
                 observer?.stepFinished(epoch: epoch, step: i + 1, stepsInEpoch: batches.count, loss: loss,
                                        samplesPerSecond: Double(batch.count) / dt)
                 if Trainer.stopRequested {
@@ -143,8 +149,11 @@ public final class Trainer {
         return summary
     }
 
+    private var dropoutLayers: [Dropout] { model.namedModules().compactMap { $0.value as? Dropout } }
+
     private func save(_ state: CheckpointState, name: String) throws {
         var s = state
+        s.dropoutCounters = dropoutLayers.map(\.generator.counter)
         s.learningRate = optimizer.learningRate
         s.optimizerSteps = optimizer.steps
         try Checkpoint.save(s, model: model, optimizer: optimizer, to: "\(runDirectory)/weights/\(name)")
@@ -180,8 +189,6 @@ public final class Trainer {
         model.eval()
         defer { model.train() }
         let lifs = model.spikingLayers
-        for (_, l) in lifs { l.recordsFiringRate = true }
-        defer { for (_, l) in lifs { l.recordsFiringRate = false } }
         var rates = [Double](repeating: 0, count: lifs.count)
         var (lossSum, correct, seen) = (0.0, 0, 0)
         let criterion: Criterion = { if case .sdt(let c) = config.loss { return c }; return .crossEntropy }()

@@ -71,13 +71,21 @@ extension TrainOptions {
     }
 }
 
-/// Ctrl-C asks the trainer to save a resumable checkpoint after the current step; a second
-/// Ctrl-C exits at once.
+/// Ctrl-C (SIGINT) or SIGTERM (what cluster schedulers send before a kill) asks the trainer to
+/// save a resumable checkpoint after the current step; a second signal exits at once.
 func installInterruptHandler() {
-    signal(SIGINT) { _ in
-        if Trainer.stopRequested { _exit(130) }
-        Trainer.stopRequested = true
+    for sig in [SIGINT, SIGTERM] {
+        signal(sig) { _ in
+            if Trainer.stopRequested { _exit(130) }
+            Trainer.stopRequested = true
+        }
     }
+    // A launcher may start us with these signals blocked; we handle them, so take them.
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGINT)
+    sigaddset(&set, SIGTERM)
+    sigprocmask(SIG_UNBLOCK, &set, nil)
 }
 
 /// A user-facing error printed as one line.

@@ -73,4 +73,73 @@ struct CommandLineTests {
         #expect(object?["parameters"] as? Int == 12_630_858)
         #expect((object?["macs_per_timestep"] as? Int ?? 0) > 2_000_000_000)
     }
+
+    private func temporary(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("snn-cli-\(getpid())-\(name)").path
+    }
+
+    /// Arguments of a tiny training run (debug builds are slow).
+    private func tiny(_ output: String, epochs: Int) -> [String] {
+        ["train", "--synthetic-samples", "64", "--batch_size", "8", "--T", "2", "--topology", "CONV-4-3-1-1_FC-8_L-8",
+         "--epochs", String(epochs), "--output", output]
+    }
+
+    @Test("Ctrl-C saves a resumable checkpoint and exits cleanly; --resume continues from it")
+    func interruptAndResume() throws {
+        let dir = temporary("sigint")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var dirURL = Bundle.main.bundleURL
+        while !FileManager.default.fileExists(atPath: dirURL.appendingPathComponent("snn").path) && dirURL.path != "/" {
+            dirURL = dirURL.deletingLastPathComponent()
+        }
+        let process = Process()
+        process.executableURL = dirURL.appendingPathComponent("snn")
+        process.arguments = tiny(dir, epochs: 500)
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        Thread.sleep(forTimeInterval: 3)
+        kill(process.processIdentifier, SIGINT)
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(output)")
+        #expect(output.contains("interrupted: resumable checkpoint"), "\(output)")
+        let runs = try FileManager.default.contentsOfDirectory(atPath: dir + "/result")
+        let run = try #require(runs.first)
+        let last = "\(dir)/result/\(run)/weights/last"
+        #expect(FileManager.default.fileExists(atPath: last + ".json") && FileManager.default.fileExists(atPath: last + ".safetensors"))
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/result/\(run)/summary.json"))) as? [String: Any]
+        #expect(summary?["interrupted"] as? Bool == true)
+        // Resume and stop after two more steps.
+        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: last + ".json"))) as? [String: Any]
+        let done = try #require(state?["globalStep"] as? Int)
+        let (status, resumed) = try snn(tiny(dir, epochs: 500) + ["--resume", "1", "--resume_path", last, "--max-steps", String(done + 2)])
+        #expect(status == 0, "\(resumed)")
+    }
+
+    @Test("TensorBoard opens the event file and finds the epoch scalars")
+    func tensorBoardReadsOurLogs() throws {
+        let dir = temporary("tb")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (status, output) = try snn(tiny(dir, epochs: 2))
+        #expect(status == 0, "\(output)")
+        let run = try #require(try FileManager.default.contentsOfDirectory(atPath: dir + "/result").first)
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/read_tensorboard.py").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, "\(dir)/result/\(run)"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "TensorBoard could not read the log (pip install tensorboard)")
+        let scalars = try JSONSerialization.jsonObject(with: data) as? [String: [[Double]]]
+        for tag in ["train_loss", "train_acc", "test_loss", "test_acc", "lr", "firing_rate/layers.0.lif", "train_loss_step"] {
+            #expect(scalars?[tag] != nil, "missing \(tag)")
+        }
+        #expect(scalars?["test_acc"]?.map { $0[0] } == [1, 2])
+    }
 }
