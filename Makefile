@@ -30,6 +30,7 @@ test-slow: deps
 
 bench: release
 	$(RELEASE_BIN) bench ops
+	$(RELEASE_BIN) bench train --topology VGGSNN --dataset DVSCIFAR10 --T 10 --batch_size 16
 
 # Trains the default small VGG-style SNN with the TRT loss on the built-in synthetic event data.
 demo: release
