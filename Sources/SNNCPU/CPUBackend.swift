@@ -1,3 +1,6 @@
+import CDNNL
+import COpenBLAS
+import COpenMP
 import SNNTensor
 
 /// The fast CPU backend: oneDNN for convolution, pooling and batch norm, OpenBLAS for GEMM,
@@ -22,5 +25,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// the tests do).
     public static func register() {
         BackendRegistry.cpu = shared
+    }
+
+    /// The libraries this backend computes with, for run records: oneDNN's version and ISA,
+    /// OpenBLAS's build configuration and the OpenMP thread count.
+    public static var libraryVersions: [String: String] {
+        var out: [String: String] = ["openmp_threads": String(omp_get_max_threads())]
+        if let v = dnnl_version()?.pointee { out["onednn"] = "\(v.major).\(v.minor).\(v.patch)" }
+        if let c = openblas_get_config() { out["openblas"] = String(cString: c) }
+        return out
     }
 }

@@ -16,11 +16,13 @@ public struct TrainingSummary: Codable {
     public var interrupted: Bool
     public var runDirectory: String
     public var config: TrainingConfig
+    /// Seed, device, library versions and the like (see ``Trainer/environment``).
+    public var environment: [String: String]
 
     enum CodingKeys: String, CodingKey {
         case bestTestAccuracy = "best_test_accuracy", bestEpoch = "best_epoch", finalTestAccuracy = "final_test_accuracy"
         case epochs, wallSeconds = "wall_seconds", samplesPerSecond = "samples_per_second", interrupted
-        case runDirectory = "run_directory", config
+        case runDirectory = "run_directory", config, environment
     }
 }
 
@@ -45,6 +47,8 @@ public final class Trainer {
     let trainSet: InMemoryDataset, testSet: InMemoryDataset
     public let runDirectory: String
     public weak var observer: TrainingObserver?
+    /// What the run's records should say about where it ran (versions, device, commit).
+    public var environment: [String: String] = [:]
 
     /// Set from a signal handler: the trainer saves a resumable checkpoint after the current
     /// step and stops.
@@ -144,7 +148,8 @@ public final class Trainer {
                                       finalTestAccuracy: finalAccuracy, epochs: state.epoch,
                                       wallSeconds: Date().timeIntervalSince(start),
                                       samplesPerSecond: trainSeconds > 0 ? Double(trainedSamples) / trainSeconds : 0,
-                                      interrupted: interrupted, runDirectory: runDirectory, config: config)
+                                      interrupted: interrupted, runDirectory: runDirectory, config: config,
+                                      environment: environment)
         try AtomicFile.write(try Checkpoint.encoder.encode(summary), to: runDirectory + "/summary.json")
         return summary
     }

@@ -1,4 +1,5 @@
 import Foundation
+import SNNCPU
 import SNNData
 import SNNModels
 import SNNTensor
@@ -57,6 +58,7 @@ extension TrainOptions {
         let trainer = Trainer(config: config, model: model, train: train, test: test, runDirectory: runDirectory)
         let reporter = ProgressReporter()
         trainer.observer = reporter
+        trainer.environment = runEnvironment(device: dev)
         installInterruptHandler()
         print("run directory: \(runDirectory)")
         print("training \(config.modelName ?? config.topology) (\(model.parameterCount) parameters) with \(config.loss.methodName) on \(config.dataset): \(train.count) train / \(test.count) test samples, T=\(config.timesteps), \(config.epochs) epochs")
@@ -120,4 +122,14 @@ final class ProgressReporter: TrainingObserver {
                      (m["test_acc"] ?? 0) * 100, m["lr"] ?? 0, m["samples_per_second"] ?? 0))
         fflush(stdout)
     }
+}
+
+/// Where a run ran: SwiftSNN's version, the device, library versions and the host.
+func runEnvironment(device: Device) -> [String: String] {
+    var env = CPUBackend.libraryVersions
+    env["swiftsnn"] = SwiftSNNVersion.string
+    env["device"] = device.description
+    env["cores"] = String(ProcessInfo.processInfo.activeProcessorCount)
+    env["host"] = ProcessInfo.processInfo.hostName
+    return env
 }

@@ -70,7 +70,7 @@ struct TrainerTests {
         let resumed = try c.run(resume: dirB + "/weights/last")
         #expect(first.losses + second.losses == straight.losses)
         #expect(resumed.finalTestAccuracy == full.finalTestAccuracy)
-        for file in ["summary.json", "metrics.csv", "metrics.jsonl", "weights/last.safetensors", "weights/last.json", "weights/best.json"] {
+        for file in ["summary.json", "metrics.csv", "steps.csv", "metrics.jsonl", "weights/last.safetensors", "weights/last.json", "weights/best.json"] {
             #expect(FileManager.default.fileExists(atPath: dirB + "/" + file), "\(file)")
         }
     }
