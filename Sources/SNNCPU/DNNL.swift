@@ -143,17 +143,23 @@ final class DNNLPrimitive {
     /// Creates the primitive for an operation descriptor (`desc` points at any
     /// `dnnl_*_desc_t`), or returns nil when oneDNN has no implementation for it.
     convenience init?(_ desc: UnsafeRawPointer, hint: DNNLPrimitive? = nil, _ function: String, allowUnimplemented: Bool) {
-        var attr: dnnl_primitive_attr_t?
-        DNNL.check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
+        let attr = DNNLPrimitive.userScratchpadAttributes()
         defer { dnnl_primitive_attr_destroy(attr) }
-        DNNL.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
-                   "dnnl_primitive_attr_set_scratchpad_mode")
         var p: dnnl_primitive_desc_t?
         let status = dnnl_primitive_desc_create(&p, desc, attr, DNNL.engine, hint?.pd)
         if status == dnnl_unimplemented && allowUnimplemented { return nil }
         DNNL.check(status, "dnnl_primitive_desc_create(\(function))")
         guard let p else { preconditionFailure("[oneDNN] dnnl_primitive_desc_create(\(function)) returned nothing") }
         self.init(pd: p, function)
+    }
+
+    /// Attributes asking for a user-managed scratchpad (the caller destroys them).
+    private static func userScratchpadAttributes() -> dnnl_primitive_attr_t? {
+        var attr: dnnl_primitive_attr_t?
+        DNNL.check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
+        DNNL.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
+                   "dnnl_primitive_attr_set_scratchpad_mode")
+        return attr
     }
 
     /// Creates the primitive for an operation descriptor; traps when oneDNN cannot.
@@ -165,11 +171,8 @@ final class DNNLPrimitive {
     /// A reorder from `source` to `target` layout.
     convenience init(reorderFrom source: dnnl_memory_desc_t, to target: dnnl_memory_desc_t) {
         var (s, t) = (source, target)
-        var attr: dnnl_primitive_attr_t?
-        DNNL.check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
+        let attr = DNNLPrimitive.userScratchpadAttributes()
         defer { dnnl_primitive_attr_destroy(attr) }
-        DNNL.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
-                   "dnnl_primitive_attr_set_scratchpad_mode")
         var p: dnnl_primitive_desc_t?
         DNNL.check(dnnl_reorder_primitive_desc_create(&p, &s, DNNL.engine, &t, DNNL.engine, attr),
                    "dnnl_reorder_primitive_desc_create")
