@@ -142,4 +142,17 @@ struct CommandLineTests {
         }
         #expect(scalars?["test_acc"]?.map { $0[0] } == [1, 2])
     }
+
+    @Test("data inspect reports an event file as one JSON object, inferring the format")
+    func dataInspect() throws {
+        let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data").path
+        let (status, output) = try snn(["data", "inspect", "--json", "\(shared)/nmnist/slayerpytorch-NMNISTsmall/1.bs2"])
+        #expect(status == 0, "\(output)")
+        let object = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+        #expect(object?["format"] as? String == "nmnist" && object?["width"] as? Int == 34 && object?["events"] as? Int == 4681)
+        #expect(object?["t_first_us"] as? Int == 893 && object?["t_last_us"] as? Int == 305_924)
+        let (bad, message) = try snn(["data", "inspect", "\(shared)/PROVENANCE.md"])
+        #expect(bad != 0 && message.contains("cannot tell the format"))
+    }
 }
