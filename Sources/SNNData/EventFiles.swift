@@ -1,7 +1,7 @@
 import Foundation
 
 /// A file that is not what its format says; names the file, the record and the byte offset.
-public struct EventFileError: Error, CustomStringConvertible {
+public struct DataFileError: Error, CustomStringConvertible {
     public let path: String
     public let record: Int?
     public let offset: Int
@@ -17,7 +17,7 @@ public enum EventFiles {
     /// Reads a whole file, naming it in the error.
     static func contents(_ path: String) throws -> Data {
         do { return try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) } catch {
-            throw EventFileError(path: path, record: nil, offset: 0, reason: "cannot read the file (\(error.localizedDescription))")
+            throw DataFileError(path: path, record: nil, offset: 0, reason: "cannot read the file (\(error.localizedDescription))")
         }
     }
 
@@ -31,7 +31,7 @@ public enum EventFiles {
     public static func readATIS(_ path: String, width: Int, height: Int) throws -> EventStream {
         let data = try contents(path)
         guard data.count % 5 == 0 else {
-            throw EventFileError(path: path, record: data.count / 5, offset: data.count - data.count % 5,
+            throw DataFileError(path: path, record: data.count / 5, offset: data.count - data.count % 5,
                                  reason: "the file has \(data.count) bytes, not a whole number of 5-byte events; it is truncated or not an ATIS 40-bit file")
         }
         var events = EventStream(width: width, height: height)
@@ -49,7 +49,7 @@ public enum EventFiles {
                     continue
                 }
                 guard x < width && y < height else {
-                    throw EventFileError(path: path, record: i, offset: o,
+                    throw DataFileError(path: path, record: i, offset: o,
                                          reason: "event at (\(x), \(y)) lies outside the \(width)×\(height) sensor")
                 }
                 let t = (Int64(b[o + 2] & 0x7F) << 16) | (Int64(b[o + 3]) << 8) | Int64(b[o + 4])
@@ -71,18 +71,18 @@ public enum EventFiles {
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let b = raw.bindMemory(to: UInt8.self)
             guard b.count >= 12, Array(b[0..<11]) == Array("#!AER-DAT2.".utf8) || b[0] == UInt8(ascii: "#") else {
-                throw EventFileError(path: path, record: nil, offset: 0, reason: "no AEDAT header (expected '#!AER-DAT2.0')")
+                throw DataFileError(path: path, record: nil, offset: 0, reason: "no AEDAT header (expected '#!AER-DAT2.0')")
             }
             while start < b.count && b[start] == UInt8(ascii: "#") {
                 guard let end = b[start...].firstIndex(of: UInt8(ascii: "\n")) else {
-                    throw EventFileError(path: path, record: nil, offset: start, reason: "the header line starting here never ends")
+                    throw DataFileError(path: path, record: nil, offset: start, reason: "the header line starting here never ends")
                 }
                 start = end + 1
             }
         }
         let body = data.count - start
         guard body % 8 == 0 else {
-            throw EventFileError(path: path, record: body / 8, offset: start + body - body % 8,
+            throw DataFileError(path: path, record: body / 8, offset: start + body - body % 8,
                                  reason: "\(body % 8) stray bytes after the last whole 8-byte record; the file is truncated")
         }
         var events = EventStream(width: 128, height: 128)

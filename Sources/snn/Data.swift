@@ -57,7 +57,7 @@ struct DataInspect: ParsableCommand {
             default:
                 do {
                     events = try EventFiles.readATIS(file, width: 34, height: 34)
-                } catch let error as EventFileError where self.format == nil && error.reason.contains("outside") {
+                } catch let error as DataFileError where self.format == nil && error.reason.contains("outside") {
                     format = "ncaltech101"
                     events = try EventFiles.readATIS(file, width: 240, height: 180)
                 }

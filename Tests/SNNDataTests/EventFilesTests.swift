@@ -80,7 +80,7 @@ struct EventFilesTests {
         let notAedat = dir.appendingPathComponent("x.aedat").path
         try Data("hello world, not events".utf8).write(to: URL(fileURLWithPath: notAedat))
         #expect { try EventFiles.readAEDAT2(notAedat) } throws: { "\($0)".contains("no AEDAT header") }
-        #expect(throws: EventFileError.self) { try EventFiles.readATIS(dir.appendingPathComponent("missing.bin").path, width: 34, height: 34) }
+        #expect(throws: DataFileError.self) { try EventFiles.readATIS(dir.appendingPathComponent("missing.bin").path, width: 34, height: 34) }
     }
 
     @Test("event-count integration follows SpikingJelly: d = ⌊n/T⌋, the last frame runs to the end")
