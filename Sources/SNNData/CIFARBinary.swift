@@ -62,3 +62,37 @@ public enum CIFARBinary {
         return batch
     }
 }
+
+/// The Python versions of CIFAR (`cifar-10-batches-py/data_batch_1`, `cifar-100-python/train`):
+/// pickled dicts with `data` (a `uint8` array `[N, 3072]`) and `labels` (CIFAR-10) or
+/// `fine_labels`/`coarse_labels` (CIFAR-100), read with ``SafeUnpickler``.
+public enum CIFARPython {
+    public static func read(_ path: String, variant: CIFARBinary.Variant) throws -> CIFARBinary.Batch {
+        let root = try SafeUnpickler.load(path)
+        func fail(_ why: String) -> DataFileError { DataFileError(path: path, record: nil, offset: 0, reason: why) }
+        guard case .array(let data)? = root["data"], data.dtype.hasSuffix("u1"), data.shape.count == 2, data.shape[1] == 3072 else {
+            throw fail("no 'data' uint8 array of shape [N, 3072] in the pickled dict")
+        }
+        func labels(_ key: String, classes: Int) throws -> [Int] {
+            let values: [Int]
+            switch root[key] {
+            case .list(let l)?: values = try l.items.map { v -> Int in
+                    guard case .int(let n) = v else { throw fail("'\(key)' holds \(v), not an integer") }
+                    return n
+                }
+            case .array(let a)?: values = try a.integers() ?? { throw fail("'\(key)' is not an integer array") }()
+            default: throw fail("no '\(key)' list in the pickled dict")
+            }
+            guard values.count == data.shape[0] else { throw fail("'\(key)' has \(values.count) labels for \(data.shape[0]) images") }
+            if let (i, bad) = values.enumerated().first(where: { $0.element < 0 || $0.element >= classes }) {
+                throw DataFileError(path: path, record: i, offset: 0, reason: "'\(key)' label \(bad) is outside 0..<\(classes)")
+            }
+            return values
+        }
+        if variant == .cifar10 {
+            return CIFARBinary.Batch(pixels: data.data, labels: try labels("labels", classes: 10), coarseLabels: [])
+        }
+        return CIFARBinary.Batch(pixels: data.data, labels: try labels("fine_labels", classes: 100),
+                                 coarseLabels: try labels("coarse_labels", classes: 20))
+    }
+}

@@ -1,0 +1,278 @@
+import Foundation
+
+/// A value rebuilt by ``SafeUnpickler``: plain data only.
+public indirect enum PickleValue: CustomStringConvertible {
+    case none
+    case bool(Bool)
+    case int(Int)
+    case float(Double)
+    case string(String)
+    case bytes([UInt8])
+    case tuple([PickleValue])
+    case list(PickleList)
+    case dict(PickleDict)
+    case array(PickleArray)
+    /// A NumPy dtype while it is being rebuilt.
+    case dtype(PickleDType)
+    /// An allowed callable before it is applied.
+    case global(String, String)
+
+    public var description: String {
+        switch self {
+        case .none: return "None"
+        case .bool(let b): return b ? "True" : "False"
+        case .int(let i): return String(i)
+        case .float(let f): return String(f)
+        case .string(let s): return "'\(s)'"
+        case .bytes(let b): return "bytes(\(b.count))"
+        case .tuple(let t): return "(" + t.map(\.description).joined(separator: ", ") + ")"
+        case .list(let l): return "list(\(l.items.count))"
+        case .dict(let d): return "dict(\(d.items.count))"
+        case .array(let a): return "ndarray(\(a.dtype) \(a.shape))"
+        case .dtype(let d): return "dtype(\(d.code))"
+        case .global(let m, let n): return "\(m).\(n)"
+        }
+    }
+
+    /// The value for a string or bytes key in a dict (`b'data'` and `'data'` both match).
+    public subscript(key: String) -> PickleValue? {
+        guard case .dict(let d) = self else { return nil }
+        return d.items.first { k, _ in
+            if case .string(let s) = k { return s == key }
+            if case .bytes(let b) = k { return b == Array(key.utf8) }
+            return false
+        }?.1
+    }
+}
+
+public final class PickleList { public var items: [PickleValue] = [] }
+public final class PickleDict { public var items: [(PickleValue, PickleValue)] = [] }
+public final class PickleDType { public var code: String; public var byteOrder = "|"; init(_ c: String) { code = c } }
+
+/// A NumPy array: dtype code (`u1`, `<i8`, `<f4`, ...), shape and raw little-endian bytes.
+public final class PickleArray {
+    public var dtype = ""
+    public var shape: [Int] = []
+    public var data: [UInt8] = []
+    /// The elements as integers (integer dtypes) for labels.
+    public func integers() -> [Int]? {
+        switch dtype {
+        case "u1", "|u1": return data.map(Int.init)
+        case "<i8", "i8": return stride(from: 0, to: data.count, by: 8).map { o in
+            data[o..<o + 8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) } }
+        default: return nil
+        }
+    }
+}
+
+/// An unpickler that rebuilds only dicts, lists, tuples, strings, bytes, numbers and NumPy
+/// arrays, and refuses every other class or callable by name and byte offset — unlike Python's,
+/// it cannot run code. Protocols 0–5 opcodes that plain data uses are supported.
+public struct SafeUnpickler {
+    /// The callables a data pickle may name; each is rebuilt, never called.
+    static let allowed: Set<String> = [
+        "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype",
+        "_codecs.encode", "collections.OrderedDict", "builtins.bytearray", "__builtin__.bytearray",
+    ]
+
+    let bytes: [UInt8]
+    let path: String
+
+    public init(_ data: Data, path: String) {
+        bytes = [UInt8](data)
+        self.path = path
+    }
+
+    /// Reads a pickle file.
+    public static func load(_ path: String) throws -> PickleValue {
+        try SafeUnpickler(try EventFiles.contents(path), path: path).value()
+    }
+
+    private func fail(_ at: Int, _ why: String) -> DataFileError { DataFileError(path: path, record: nil, offset: at, reason: why) }
+
+    /// The pickled object.
+    public func value() throws -> PickleValue {
+        var stack: [PickleValue] = []
+        var marks: [Int] = []
+        var memo: [Int: PickleValue] = [:]
+        var i = 0
+        func need(_ n: Int, _ at: Int) throws {
+            guard i + n <= bytes.count else { throw fail(at, "the pickle ends inside an opcode's argument") }
+        }
+        func uint(_ n: Int, _ at: Int) throws -> Int {
+            try need(n, at)
+            var v = 0
+            for k in 0..<n { v |= Int(bytes[i + k]) << (8 * k) }
+            i += n
+            return v
+        }
+        func take(_ n: Int, _ at: Int) throws -> [UInt8] {
+            guard n >= 0 else { throw fail(at, "negative length") }
+            try need(n, at)
+            defer { i += n }
+            return Array(bytes[i..<i + n])
+        }
+        func line(_ at: Int) throws -> String {
+            guard let end = bytes[i...].firstIndex(of: 10) else { throw fail(at, "unterminated text argument") }
+            defer { i = end + 1 }
+            return String(decoding: bytes[i..<end], as: UTF8.self)
+        }
+        func pop(_ at: Int) throws -> PickleValue {
+            guard let v = stack.popLast() else { throw fail(at, "stack underflow") }
+            return v
+        }
+        func popMark(_ at: Int) throws -> [PickleValue] {
+            guard let m = marks.popLast(), m <= stack.count else { throw fail(at, "no MARK before this opcode") }
+            defer { stack.removeSubrange(m...) }
+            return Array(stack[m...])
+        }
+        while i < bytes.count {
+            let at = i
+            let op = bytes[i]
+            i += 1
+            switch op {
+            case 0x80: _ = try uint(1, at)                                   // PROTO
+            case 0x95: _ = try uint(8, at)                                   // FRAME
+            case 0x2E: return try pop(at)                                    // STOP
+            case 0x28: marks.append(stack.count)                             // MARK
+            case 0x7D: stack.append(.dict(PickleDict()))                     // EMPTY_DICT
+            case 0x5D: stack.append(.list(PickleList()))                     // EMPTY_LIST
+            case 0x29: stack.append(.tuple([]))                              // EMPTY_TUPLE
+            case 0x74: stack.append(.tuple(try popMark(at)))                 // TUPLE
+            case 0x85, 0x86, 0x87:                                           // TUPLE1-3
+                let n = Int(op - 0x84)
+                guard stack.count >= n else { throw fail(at, "stack underflow") }
+                let items = Array(stack.suffix(n))
+                stack.removeLast(n)
+                stack.append(.tuple(items))
+            case 0x4E: stack.append(.none)
+            case 0x88: stack.append(.bool(true))
+            case 0x89: stack.append(.bool(false))
+            case 0x4A: stack.append(.int(Int(Int32(truncatingIfNeeded: try uint(4, at)))))   // BININT
+            case 0x4B: stack.append(.int(try uint(1, at)))                   // BININT1
+            case 0x4D: stack.append(.int(try uint(2, at)))                   // BININT2
+            case 0x8A:                                                       // LONG1
+                let n = try uint(1, at)
+                guard n <= 8 else { throw fail(at, "integer of \(n) bytes is too large") }
+                let b = try take(n, at)
+                var v: Int64 = 0
+                for (k, x) in b.enumerated() { v |= Int64(x) << (8 * Int64(k)) }
+                if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 { v -= Int64(1) << (8 * Int64(n)) }
+                stack.append(.int(Int(v)))
+            case 0x49:                                                       // INT (text)
+                let s = try line(at)
+                if s == "00" || s == "01" { stack.append(.bool(s == "01")) } else {
+                    guard let v = Int(s) else { throw fail(at, "bad integer '\(s)'") }
+                    stack.append(.int(v))
+                }
+            case 0x47:                                                       // BINFLOAT (big-endian)
+                let b = try take(8, at)
+                stack.append(.float(Double(bitPattern: b.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })))
+            case 0x58: stack.append(.string(String(decoding: try take(try uint(4, at), at), as: UTF8.self)))   // BINUNICODE
+            case 0x8C: stack.append(.string(String(decoding: try take(try uint(1, at), at), as: UTF8.self)))   // SHORT_BINUNICODE
+            case 0x8D: stack.append(.string(String(decoding: try take(try uint(8, at), at), as: UTF8.self)))   // BINUNICODE8
+            // Python 2 str: bytes (CIFAR's python pickles come from Python 2).
+            case 0x55: stack.append(.bytes(try take(try uint(1, at), at)))   // SHORT_BINSTRING
+            case 0x54: stack.append(.bytes(try take(try uint(4, at), at)))   // BINSTRING
+            case 0x43: stack.append(.bytes(try take(try uint(1, at), at)))   // SHORT_BINBYTES
+            case 0x42: stack.append(.bytes(try take(try uint(4, at), at)))   // BINBYTES
+            case 0x8E: stack.append(.bytes(try take(try uint(8, at), at)))   // BINBYTES8
+            case 0x71: memo[try uint(1, at)] = stack.last                    // BINPUT
+            case 0x72: memo[try uint(4, at)] = stack.last                    // LONG_BINPUT
+            case 0x94: memo[memo.count] = stack.last                         // MEMOIZE
+            case 0x68, 0x6A:                                                 // BINGET, LONG_BINGET
+                let k = try uint(op == 0x68 ? 1 : 4, at)
+                guard let v = memo[k] else { throw fail(at, "memo \(k) was never stored") }
+                stack.append(v)
+            case 0x61:                                                       // APPEND
+                let v = try pop(at)
+                guard case .list(let l)? = stack.last else { throw fail(at, "APPEND needs a list") }
+                l.items.append(v)
+            case 0x65:                                                       // APPENDS
+                let items = try popMark(at)
+                guard case .list(let l)? = stack.last else { throw fail(at, "APPENDS needs a list") }
+                l.items += items
+            case 0x73:                                                       // SETITEM
+                let v = try pop(at), k = try pop(at)
+                guard case .dict(let d)? = stack.last else { throw fail(at, "SETITEM needs a dict") }
+                d.items.append((k, v))
+            case 0x75:                                                       // SETITEMS
+                let items = try popMark(at)
+                guard items.count % 2 == 0, case .dict(let d)? = stack.last else { throw fail(at, "SETITEMS needs a dict and pairs") }
+                for k in stride(from: 0, to: items.count, by: 2) { d.items.append((items[k], items[k + 1])) }
+            case 0x63:                                                       // GLOBAL
+                let module = try line(at), name = try line(at)
+                stack.append(try global(module, name, at))
+            case 0x93:                                                       // STACK_GLOBAL
+                let n = try pop(at), m = try pop(at)
+                guard case .string(let module) = m, case .string(let name) = n else { throw fail(at, "STACK_GLOBAL needs two strings") }
+                stack.append(try global(module, name, at))
+            case 0x52, 0x81:                                                 // REDUCE, NEWOBJ
+                let args = try pop(at), callable = try pop(at)
+                stack.append(try apply(callable, args, at))
+            case 0x62:                                                       // BUILD
+                let state = try pop(at)
+                guard let target = stack.last else { throw fail(at, "stack underflow") }
+                try build(target, state, at)
+            default:
+                throw fail(at, String(format: "opcode 0x%02X is not allowed in a data pickle", op))
+            }
+        }
+        throw fail(bytes.count, "the pickle ends without STOP")
+    }
+
+    private func global(_ module: String, _ name: String, _ at: Int) throws -> PickleValue {
+        guard SafeUnpickler.allowed.contains("\(module).\(name)") else {
+            throw fail(at, "refuses to load '\(module).\(name)': only plain data (dicts, lists, strings, numbers, NumPy arrays) is rebuilt")
+        }
+        return .global(module, name)
+    }
+
+    private func apply(_ callable: PickleValue, _ args: PickleValue, _ at: Int) throws -> PickleValue {
+        guard case .global(let module, let name) = callable, case .tuple(let a) = args else { throw fail(at, "REDUCE needs an allowed callable and a tuple") }
+        switch name {
+        case "_reconstruct", "ndarray": return .array(PickleArray())
+        case "dtype":
+            guard case .string(let code)? = a.first else { throw fail(at, "numpy.dtype needs a type code") }
+            return .dtype(PickleDType(code))
+        case "OrderedDict": return .dict(PickleDict())
+        case "encode", "bytearray":
+            // _codecs.encode(text, 'latin1'): how protocol 2 spells bytes from Python 3.
+            if case .string(let s)? = a.first { return .bytes(s.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }) }
+            if case .bytes(let b)? = a.first { return .bytes(b) }
+            return .bytes([])
+        default: throw fail(at, "refuses to call '\(module).\(name)'")
+        }
+    }
+
+    private func build(_ target: PickleValue, _ state: PickleValue, _ at: Int) throws {
+        switch target {
+        case .dtype(let d):
+            if case .tuple(let s) = state, s.count > 1, case .string(let order) = s[1] { d.byteOrder = order }
+        case .array(let arr):
+            // State: (version, shape, dtype, is_fortran, raw bytes).
+            guard case .tuple(let s) = state, s.count == 5, case .tuple(let shape) = s[1], case .dtype(let dt) = s[2] else {
+                throw fail(at, "unexpected NumPy array state")
+            }
+            if case .bool(true) = s[3] { throw fail(at, "Fortran-ordered arrays are not supported") }
+            arr.shape = try shape.map { v -> Int in
+                guard case .int(let n) = v, n >= 0 else { throw fail(at, "bad array dimension \(v)") }
+                return n
+            }
+            arr.dtype = (dt.byteOrder == "|" || dt.byteOrder == "=" ? "" : dt.byteOrder) + dt.code
+            switch s[4] {
+            case .bytes(let b): arr.data = b
+            case .string(let t): arr.data = t.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }
+            default: throw fail(at, "NumPy array data must be raw bytes")
+            }
+            let size = Int(dt.code.dropFirst().filter(\.isNumber)) ?? 1
+            guard arr.data.count == arr.shape.reduce(1, *) * size else {
+                throw fail(at, "array data has \(arr.data.count) bytes, shape \(arr.shape) of \(dt.code) needs \(arr.shape.reduce(1, *) * size)")
+            }
+        case .dict(let d):
+            if case .dict(let extra) = state { d.items += extra.items }
+        default:
+            throw fail(at, "BUILD on \(target) is not allowed")
+        }
+    }
+}
