@@ -29,7 +29,11 @@ public enum CIFARBinary {
     /// - Throws: ``DataFileError`` naming the file, the record and
     ///   the byte offset of a truncated record or an out-of-range label.
     public static func read(_ path: String, variant: Variant) throws -> Batch {
-        let data = try EventFiles.contents(path)
+        try decode(try EventFiles.contents(path), path: path, variant: variant)
+    }
+
+    /// ``read(_:variant:)`` on bytes in memory; `path` labels errors.
+    public static func decode(_ data: Data, path: String, variant: Variant) throws -> Batch {
         let size = variant.recordSize
         guard data.count % size == 0, data.count > 0 else {
             throw DataFileError(path: path, record: data.count / size, offset: data.count - data.count % size,

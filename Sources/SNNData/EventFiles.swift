@@ -29,7 +29,11 @@ public enum EventFiles {
     /// - Parameters: `width`/`height`: the sensor (34×34 for N-MNIST, 240×180 for N-Caltech101);
     ///   an event outside it is an error.
     public static func readATIS(_ path: String, width: Int, height: Int) throws -> EventStream {
-        let data = try contents(path)
+        try decodeATIS(try contents(path), path: path, width: width, height: height)
+    }
+
+    /// ``readATIS(_:width:height:)`` on bytes in memory; `path` labels errors.
+    public static func decodeATIS(_ data: Data, path: String, width: Int, height: Int) throws -> EventStream {
         guard data.count % 5 == 0 else {
             throw DataFileError(path: path, record: data.count / 5, offset: data.count - data.count % 5,
                                  reason: "the file has \(data.count) bytes, not a whole number of 5-byte events; it is truncated or not an ATIS 40-bit file")
@@ -65,7 +69,11 @@ public enum EventFiles {
     /// returned as recorded (raw sensor orientation); data sets apply their own orientation.
     /// Records with bit 15 set are special (external) events and are skipped.
     public static func readAEDAT2(_ path: String) throws -> EventStream {
-        let data = try contents(path)
+        try decodeAEDAT2(try contents(path), path: path)
+    }
+
+    /// ``readAEDAT2(_:)`` on bytes in memory; `path` labels errors.
+    public static func decodeAEDAT2(_ data: Data, path: String) throws -> EventStream {
         var start = 0
         // Header lines start with '#'; the first byte of a line that does not is the data.
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in

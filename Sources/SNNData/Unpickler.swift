@@ -8,7 +8,7 @@ public indirect enum PickleValue: CustomStringConvertible {
     case float(Double)
     case string(String)
     case bytes([UInt8])
-    case tuple([PickleValue])
+    case tuple([PickleValue], depth: Int)
     case list(PickleList)
     case dict(PickleDict)
     case array(PickleArray)
@@ -25,7 +25,7 @@ public indirect enum PickleValue: CustomStringConvertible {
         case .float(let f): return String(f)
         case .string(let s): return "'\(s)'"
         case .bytes(let b): return "bytes(\(b.count))"
-        case .tuple(let t): return "(" + t.map(\.description).joined(separator: ", ") + ")"
+        case .tuple(let t, _): return "tuple(\(t.count))"
         case .list(let l): return "list(\(l.items.count))"
         case .dict(let d): return "dict(\(d.items.count))"
         case .array(let a): return "ndarray(\(a.dtype) \(a.shape))"
@@ -45,8 +45,25 @@ public indirect enum PickleValue: CustomStringConvertible {
     }
 }
 
-public final class PickleList { public var items: [PickleValue] = [] }
-public final class PickleDict { public var items: [(PickleValue, PickleValue)] = [] }
+public final class PickleList { public var items: [PickleValue] = []; var depth = 1 }
+public final class PickleDict { public var items: [(PickleValue, PickleValue)] = []; var depth = 1 }
+
+extension PickleValue {
+    /// How deeply containers nest inside this value (0 for scalars).
+    var depth: Int {
+        switch self {
+        case .tuple(_, let d): return d
+        case .list(let l): return l.depth
+        case .dict(let d): return d.depth
+        default: return 0
+        }
+    }
+
+    /// A tuple of `items`, one level deeper than its deepest item.
+    static func makeTuple(_ items: [PickleValue]) -> PickleValue {
+        .tuple(items, depth: 1 + (items.map(\.depth).max() ?? 0))
+    }
+}
 public final class PickleDType { public var code: String; public var byteOrder = "|"; init(_ c: String) { code = c } }
 
 /// A NumPy array: dtype code (`u1`, `<i8`, `<f4`, ...), shape and raw little-endian bytes.
@@ -77,6 +94,9 @@ public struct SafeUnpickler {
 
     let bytes: [UInt8]
     let path: String
+    /// Deeper nesting is refused: data never needs it, and freeing (or printing) a value nested
+    /// a million levels deep would overflow the stack (found by fuzzing).
+    static let maximumDepth = 100
 
     public init(_ data: Data, path: String) {
         bytes = [UInt8](data)
@@ -137,14 +157,14 @@ public struct SafeUnpickler {
             case 0x28: marks.append(stack.count)                             // MARK
             case 0x7D: stack.append(.dict(PickleDict()))                     // EMPTY_DICT
             case 0x5D: stack.append(.list(PickleList()))                     // EMPTY_LIST
-            case 0x29: stack.append(.tuple([]))                              // EMPTY_TUPLE
-            case 0x74: stack.append(.tuple(try popMark(at)))                 // TUPLE
+            case 0x29: stack.append(.makeTuple([]))                          // EMPTY_TUPLE
+            case 0x74: stack.append(try nested(.makeTuple(try popMark(at)), at))   // TUPLE
             case 0x85, 0x86, 0x87:                                           // TUPLE1-3
                 let n = Int(op - 0x84)
                 guard stack.count >= n else { throw fail(at, "stack underflow") }
                 let items = Array(stack.suffix(n))
                 stack.removeLast(n)
-                stack.append(.tuple(items))
+                stack.append(try nested(.makeTuple(items), at))
             case 0x4E: stack.append(.none)
             case 0x88: stack.append(.bool(true))
             case 0x89: stack.append(.bool(false))
@@ -187,19 +207,25 @@ public struct SafeUnpickler {
             case 0x61:                                                       // APPEND
                 let v = try pop(at)
                 guard case .list(let l)? = stack.last else { throw fail(at, "APPEND needs a list") }
+                l.depth = max(l.depth, try store(v, in: l, at))
                 l.items.append(v)
             case 0x65:                                                       // APPENDS
                 let items = try popMark(at)
                 guard case .list(let l)? = stack.last else { throw fail(at, "APPENDS needs a list") }
+                for v in items { l.depth = max(l.depth, try store(v, in: l, at)) }
                 l.items += items
             case 0x73:                                                       // SETITEM
                 let v = try pop(at), k = try pop(at)
                 guard case .dict(let d)? = stack.last else { throw fail(at, "SETITEM needs a dict") }
+                d.depth = max(d.depth, try store(k, in: d, at), try store(v, in: d, at))
                 d.items.append((k, v))
             case 0x75:                                                       // SETITEMS
                 let items = try popMark(at)
                 guard items.count % 2 == 0, case .dict(let d)? = stack.last else { throw fail(at, "SETITEMS needs a dict and pairs") }
-                for k in stride(from: 0, to: items.count, by: 2) { d.items.append((items[k], items[k + 1])) }
+                for k in stride(from: 0, to: items.count, by: 2) {
+                    d.depth = max(d.depth, try store(items[k], in: d, at), try store(items[k + 1], in: d, at))
+                    d.items.append((items[k], items[k + 1]))
+                }
             case 0x63:                                                       // GLOBAL
                 let module = try line(at), name = try line(at)
                 stack.append(try global(module, name, at))
@@ -221,6 +247,47 @@ public struct SafeUnpickler {
         throw fail(bytes.count, "the pickle ends without STOP")
     }
 
+    /// `value`, if it is not nested too deeply.
+    private func nested(_ value: PickleValue, _ at: Int) throws -> PickleValue {
+        guard value.depth <= SafeUnpickler.maximumDepth else {
+            throw fail(at, "containers nested deeper than \(SafeUnpickler.maximumDepth) levels")
+        }
+        return value
+    }
+
+    /// Whether `target` (a list or dict object) is reachable from `value`: storing `value` in it
+    /// would make a cycle. Data never has cycles, and a cycle would leak (found by fuzzing).
+    private func reaches(_ value: PickleValue, _ target: AnyObject) -> Bool {
+        var pending = [value]
+        var seen = Set<ObjectIdentifier>()
+        while let v = pending.popLast() {
+            switch v {
+            case .tuple(let items, _): pending += items
+            case .list(let l):
+                if l === target { return true }
+                if seen.insert(ObjectIdentifier(l)).inserted { pending += l.items }
+            case .dict(let d):
+                if d === target { return true }
+                if seen.insert(ObjectIdentifier(d)).inserted { for (k, x) in d.items { pending += [k, x] } }
+            default: break
+            }
+        }
+        return false
+    }
+
+    /// The depth `container` reaches by holding `value`; refuses cycles and deep nesting.
+    private func store(_ value: PickleValue, in container: AnyObject, _ at: Int) throws -> Int {
+        if value.depth > 0 && reaches(value, container) { throw fail(at, "a container would contain itself") }
+        return try deeper(value, at)
+    }
+
+    /// The depth a container reaches by holding `value`.
+    private func deeper(_ value: PickleValue, _ at: Int) throws -> Int {
+        let d = value.depth + 1
+        guard d <= SafeUnpickler.maximumDepth else { throw fail(at, "containers nested deeper than \(SafeUnpickler.maximumDepth) levels") }
+        return d
+    }
+
     private func global(_ module: String, _ name: String, _ at: Int) throws -> PickleValue {
         guard SafeUnpickler.allowed.contains("\(module).\(name)") else {
             throw fail(at, "refuses to load '\(module).\(name)': only plain data (dicts, lists, strings, numbers, NumPy arrays) is rebuilt")
@@ -229,7 +296,7 @@ public struct SafeUnpickler {
     }
 
     private func apply(_ callable: PickleValue, _ args: PickleValue, _ at: Int) throws -> PickleValue {
-        guard case .global(let module, let name) = callable, case .tuple(let a) = args else { throw fail(at, "REDUCE needs an allowed callable and a tuple") }
+        guard case .global(let module, let name) = callable, case .tuple(let a, _) = args else { throw fail(at, "REDUCE needs an allowed callable and a tuple") }
         switch name {
         case "_reconstruct", "ndarray": return .array(PickleArray())
         case "dtype":
@@ -248,10 +315,10 @@ public struct SafeUnpickler {
     private func build(_ target: PickleValue, _ state: PickleValue, _ at: Int) throws {
         switch target {
         case .dtype(let d):
-            if case .tuple(let s) = state, s.count > 1, case .string(let order) = s[1] { d.byteOrder = order }
+            if case .tuple(let s, _) = state, s.count > 1, case .string(let order) = s[1] { d.byteOrder = order }
         case .array(let arr):
             // State: (version, shape, dtype, is_fortran, raw bytes).
-            guard case .tuple(let s) = state, s.count == 5, case .tuple(let shape) = s[1], case .dtype(let dt) = s[2] else {
+            guard case .tuple(let s, _) = state, s.count == 5, case .tuple(let shape, _) = s[1], case .dtype(let dt) = s[2] else {
                 throw fail(at, "unexpected NumPy array state")
             }
             if case .bool(true) = s[3] { throw fail(at, "Fortran-ordered arrays are not supported") }

@@ -54,4 +54,24 @@ struct UnpicklerTests {
     func corrupt(_ c: ([UInt8], String)) {
         #expect { try SafeUnpickler(Data(c.0), path: "bad.pkl").value() } throws: { "\($0)".contains(c.1) && "\($0)".contains("bad.pkl") }
     }
+
+    @Test("deeply nested containers are refused (fuzzing found a stack overflow here)")
+    func deepNesting() {
+        // ((((...)))): 10,000 TUPLE1 opcodes around an empty tuple.
+        let tuples: [UInt8] = [0x80, 0x02, 0x29] + [UInt8](repeating: 0x85, count: 10_000) + [0x2E]
+        #expect { try SafeUnpickler(Data(tuples), path: "deep.pkl").value() } throws: { "\($0)".contains("nested deeper than 100") }
+        // [[[[...]]]]: lists appended into lists, through the memo.
+        var lists: [UInt8] = [0x80, 0x02]
+        for _ in 0..<200 { lists += [0x5D] }
+        for _ in 0..<199 { lists += [0x61] }
+        lists += [0x2E]
+        #expect { try SafeUnpickler(Data(lists), path: "deep.pkl").value() } throws: { "\($0)".contains("nested deeper than 100") }
+    }
+
+    @Test("self-referential containers are refused (fuzzing found them leaking)")
+    func cycles() {
+        // d = {}; d['a'] = d  →  PROTO 2, EMPTY_DICT, BINPUT 0, SHORT_BINUNICODE 'a', BINGET 0, SETITEM, STOP
+        let pickle: [UInt8] = [0x80, 0x02, 0x7D, 0x71, 0x00, 0x8C, 0x01, 0x61, 0x68, 0x00, 0x73, 0x2E]
+        #expect { try SafeUnpickler(Data(pickle), path: "cycle.pkl").value() } throws: { "\($0)".contains("would contain itself") }
+    }
 }
