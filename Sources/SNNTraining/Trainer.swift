@@ -44,7 +44,7 @@ public final class Trainer {
     public let model: SpikingNetwork
     public let optimizer: Optimizer
     let schedule: CosineSchedule
-    let trainSet: InMemoryDataset, testSet: InMemoryDataset
+    let trainSet: any LabelledDataset, testSet: any LabelledDataset
     public let runDirectory: String
     public weak var observer: TrainingObserver?
     /// What the run's records should say about where it ran (versions, device, commit).
@@ -54,7 +54,7 @@ public final class Trainer {
     /// step and stops.
     nonisolated(unsafe) public static var stopRequested = false
 
-    public init(config: TrainingConfig, model: SpikingNetwork, train: InMemoryDataset, test: InMemoryDataset, runDirectory: String) {
+    public init(config: TrainingConfig, model: SpikingNetwork, train: any LabelledDataset, test: any LabelledDataset, runDirectory: String) {
         self.config = config
         self.model = model
         optimizer = Optimizer(config.optimizer, learningRate: config.learningRate, weightDecay: config.weightDecay)
@@ -102,7 +102,7 @@ public final class Trainer {
             var (lossSum, correct, seen) = (state.partialLossSum, state.partialCorrect, state.partialSeen)
             for (i, indices) in batches.enumerated() where i >= state.stepInEpoch {
                 if let max = config.maxSteps, state.globalStep >= max { break epochs }
-                let batch = trainSet.batch(indices)
+                let batch = trainSet.batch(indices, epoch: epoch)
                 let t0 = Date()
                 let (loss, right) = try step(batch)
                 let dt = Date().timeIntervalSince(t0)
@@ -170,10 +170,12 @@ public final class Trainer {
         var byName: [String: Tensor] = [:]
         for (k, v) in params { byName[k] = v }
         var outputs: Tensor?
+        let device = params.first?.value.device ?? .cpu
+        let labels = batch.labels.to(device)
         var (loss, grads) = valueAndGradients(of: byName) {
-            let out = model(batch.inputs)
+            let out = model(batch.inputs.to(device))
             outputs = out
-            var l = config.loss(out, labels: batch.labels, parameters: params)
+            var l = config.loss(out, labels: labels, parameters: params)
             if let penalty = parameterPenalty(params.map(\.value), l1: config.l1, l2: config.l2) { l = l + penalty }
             return l
         }
@@ -185,8 +187,8 @@ public final class Trainer {
         optimizer.step(params, gradients: grads)
         loss = loss.detached()
         let predictions = withoutGradients { outputs.map { $0.mean(axes: [0]).argmaxRows() } ?? [] }
-        let labels = batch.labels.toDoubles().map { Int($0) }
-        return (value, zip(predictions, labels).filter { $0 == $1 }.count)
+        let truth = batch.labels.toDoubles().map { Int($0) }
+        return (value, zip(predictions, truth).filter { $0 == $1 }.count)
     }
 
     /// Test loss (criterion on the time-mean output), accuracy and firing rate per spiking layer.
@@ -199,9 +201,10 @@ public final class Trainer {
         let criterion: Criterion = { if case .sdt(let c) = config.loss { return c }; return .crossEntropy }()
         withoutGradients {
             for indices in testSet.batchIndices(epoch: 0, batchSize: config.batchSize, shuffle: false, seed: 0) {
-                let batch = testSet.batch(indices)
-                let mean = model(batch.inputs).mean(axes: [0])
-                lossSum += criterion(mean, batch.labels).item() * Double(batch.count)
+                let batch = testSet.batch(indices, epoch: 0)
+                let device = model.parameters().first?.device ?? .cpu
+                let mean = model(batch.inputs.to(device)).mean(axes: [0])
+                lossSum += criterion(mean, batch.labels.to(device)).item() * Double(batch.count)
                 let labels = batch.labels.toDoubles().map { Int($0) }
                 correct += zip(mean.argmaxRows(), labels).filter { $0 == $1 }.count
                 seen += batch.count

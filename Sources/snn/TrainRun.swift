@@ -22,27 +22,47 @@ extension TrainOptions {
     static let syntheticTopology = "CONV-32-3-1-1_CONV-64-3-1-1_CONVAP-128-3-1-1_L-8"
 
     func makeConfig() -> TrainingConfig {
-        let topologyText = topology ?? TrainOptions.syntheticTopology
+        let cifar = dataset != nil
+        let topologyText = topology ?? (cifar ? "ResNet-19" : TrainOptions.syntheticTopology)
         return TrainingConfig(
             dataset: dataset ?? "synthetic", topology: topologyText,
             modelName: NamedModel(rawValue: topologyText) != nil ? topologyText : (topology == nil ? "SyntheticVGG" : nil),
-            timesteps: timesteps ?? 8, epochs: epochs ?? 8, batchSize: batchSize, learningRate: lr,
+            timesteps: timesteps ?? (cifar ? 6 : 8), epochs: epochs ?? (cifar ? 300 : 8), batchSize: batchSize, learningRate: lr,
             optimizer: Optimizer.Kind(rawValue: optimizer) ?? .adam, scheduler: scheduler == 1, weightDecay: weightDecay,
             l1: l1, l2: l2, loss: loss, neuron: neuron, dropout: dropout, batchNorm: norm == "tdBN", kaimingInit: initFlag == 1,
             seed: seed, device: device, maxSteps: maxSteps, clipGradNorm: clipGradNorm,
             checkpointEpochs: checkpointEpochs.split(separator: "-").compactMap { Int($0) }, saveCheckpoints: saveCheckpoint == 1)
     }
 
-    func runTraining() throws {
-        let config = makeConfig()
-        let dev = Device(device) ?? .cpu
+    /// The training and test sets the flags select, and one sample's shape.
+    func loadData(_ config: TrainingConfig) throws -> (any LabelledDataset, any LabelledDataset, [Int]) {
+        if let name = dataset, let dir = dataDir {
+            let variant: CIFARBinary.Variant = name == "CIFAR100" ? .cifar100 : .cifar10
+            do {
+                let train = try CIFARDataset.load(directory: dir, variant: variant, train: true)
+                let test = try CIFARDataset.load(directory: dir, variant: variant, train: false)
+                return (CIFARDataset(variant: variant, pixels: train.pixels, labels: train.labels, augment: true, cutout: augment == 1, seed: seed),
+                        CIFARDataset(variant: variant, pixels: test.pixels, labels: test.labels, augment: false, cutout: false, seed: seed),
+                        [3, 32, 32])
+            } catch {
+                throw CLIError("--data-dir: \(error)")
+            }
+        }
         let integration = FrameIntegration.eventCount(frames: config.timesteps)
         let trainData = SyntheticEvents(count: syntheticSamples, seed: seed, integration: integration)
         let testData = SyntheticEvents(count: max(syntheticSamples / 4, 1), seed: seed &+ 1_000_003, integration: integration)
         let classes = SyntheticEvents.classNames.count
-        let train = InMemoryDataset(samples: trainData.frames.to(dev), labels: trainData.labels, isSequence: true, classes: classes)
-        let test = InMemoryDataset(samples: testData.frames.to(dev), labels: testData.labels, isSequence: true, classes: classes)
-        let modelConfig = ModelConfig(timesteps: config.timesteps, inputShape: [2, SyntheticEvents.size, SyntheticEvents.size],
+        return (InMemoryDataset(samples: trainData.frames, labels: trainData.labels, isSequence: true, classes: classes),
+                InMemoryDataset(samples: testData.frames, labels: testData.labels, isSequence: true, classes: classes),
+                [2, SyntheticEvents.size, SyntheticEvents.size])
+    }
+
+    func runTraining() throws {
+        let config = makeConfig()
+        let dev = Device(device) ?? .cpu
+        let (train, test, inputShape) = try loadData(config)
+        let classes = train.classes
+        let modelConfig = ModelConfig(timesteps: config.timesteps, inputShape: inputShape,
                                       dropout: dropout, batchNorm: config.batchNorm, kaimingInit: config.kaimingInit, neuron: config.neuron)
         let model: SpikingNetwork
         do {

@@ -155,4 +155,25 @@ struct CommandLineTests {
         let (bad, message) = try snn(["data", "inspect", "\(shared)/PROVENANCE.md"])
         #expect(bad != 0 && message.contains("cannot tell the format"))
     }
+
+    @Test("train --dataset CIFAR10 reads a cifar-10-batches-bin folder")
+    func cifarTraining() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("snn-cli-cifar-\(getpid())")
+        let dir = root.appendingPathComponent("cifar-10-batches-bin")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        for name in (1...5).map({ "data_batch_\($0).bin" }) + ["test_batch.bin"] {
+            var bytes: [UInt8] = []
+            for r in 0..<4 { bytes += [UInt8(r % 10)] + (0..<3072).map { UInt8(($0 + r) % 256) } }
+            try Data(bytes).write(to: dir.appendingPathComponent(name))
+        }
+        let (status, output) = try snn(["train", "--dataset", "CIFAR10", "--data-dir", root.path, "--topology", "CONV-4-3-1-1_L-10",
+                                        "--T", "2", "--epochs", "1", "--batch_size", "8", "--output", root.path + "/runs"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("20 train / 4 test samples"), "\(output)")
+        let (missing, message) = try snn(["train", "--dataset", "CIFAR10", "--data-dir", root.path + "/nowhere"])
+        #expect(missing != 0 && message.contains("no cifar10 training files"), "\(message)")
+        let (noDir, why) = try snn(["train", "--dataset", "CIFAR100"])
+        #expect(noDir != 0 && why.contains("needs --data-dir"))
+    }
 }
