@@ -12,12 +12,14 @@ struct DataCommand: ParsableCommand {
 struct DataInspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Print what an event file holds: format, events, sensor size, time span, polarity counts.",
+        abstract: "Print what a data file holds: events, sensor size and time span, or images and labels.",
         discussion: """
             Formats: aedat2 (jAER AEDAT 2.0: CIFAR10-DVS, DVS128), nmnist and ncaltech101 (the ATIS 40-bit \
-            encoding; SLAYER's .bs2 files are the same). Without --format it is inferred from the header \
-            ('#!AER-DAT2.0') or the extension (.aedat, .bin, .bs2; .bin files are N-MNIST-sized unless an \
-            event lies outside 34×34, then N-Caltech101's 240×180).
+            encoding; SLAYER's .bs2 files are the same), cifar-bin and cifar-py (CIFAR-10 batches; \
+            cifar100-bin and cifar100-py for CIFAR-100). Without --format it is inferred from the header \
+            ('#!AER-DAT2.0', a pickle), the name (data_batch_*, test_batch, train, test) or the extension \
+            (.aedat, .bin, .bs2; .bin files are N-MNIST-sized unless an event lies outside 34×34, then \
+            N-Caltech101's 240×180).
             """)
 
     @Argument(help: "The file.")
@@ -30,16 +32,23 @@ struct DataInspect: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if let f = format, !["aedat2", "nmnist", "ncaltech101"].contains(f) {
-            throw ValidationError("--format accepts aedat2, nmnist, ncaltech101 today; got \(f)")
+        if let f = format, !DataInspect.formats.contains(f) {
+            throw ValidationError("--format accepts \(DataInspect.formats.joined(separator: ", ")); got \(f)")
         }
     }
 
-    /// The format named or inferred from the first bytes and the extension.
+    static let formats = ["aedat2", "nmnist", "ncaltech101", "cifar-bin", "cifar-py", "cifar100-bin", "cifar100-py"]
+
+    /// The format named or inferred from the first bytes, the name and the extension.
     private func detect() throws -> String {
         if let format { return format }
         let head = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: file)).read(upToCount: 16)) ?? nil
         if let head, head.starts(with: Data("#!AER-DAT2".utf8)) { return "aedat2" }
+        let name = URL(fileURLWithPath: file).lastPathComponent
+        let pickle = head?.first == 0x80
+        if name.hasPrefix("data_batch_") || name.hasPrefix("test_batch") { return pickle ? "cifar-py" : "cifar-bin" }
+        if ["train", "test"].contains(name) && pickle { return "cifar100-py" }
+        if ["train.bin", "test.bin"].contains(name) { return "cifar100-bin" }
         switch URL(fileURLWithPath: file).pathExtension.lowercased() {
         case "aedat": return "aedat2"
         case "bin", "bs2": return "nmnist"
@@ -49,6 +58,7 @@ struct DataInspect: ParsableCommand {
 
     func run() throws {
         var format = try detect()
+        if format.hasPrefix("cifar") { return try inspectImages(format) }
         let events: EventStream
         do {
             switch format {
@@ -74,14 +84,34 @@ struct DataInspect: ParsableCommand {
             object["t_first_us"] = first
             object["t_last_us"] = last
         }
-        if json {
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-            print(String(decoding: data, as: UTF8.self))
-            return
-        }
+        if json { return try printJSON(object) }
         print("\(file): \(format), \(events.count) events on a \(events.width)×\(events.height) sensor")
         if let first = events.timestamp.first, let last = events.timestamp.last {
             print("time \(first)–\(last) µs (\(String(format: "%.3f", Double(last - first) / 1e6)) s), \(on) ON / \(events.count - on) OFF")
         }
+    }
+
+    private func printJSON(_ object: [String: Any]) throws {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    /// CIFAR batches: image count, size and label histogram.
+    private func inspectImages(_ format: String) throws {
+        let variant: CIFARBinary.Variant = format.hasPrefix("cifar100") ? .cifar100 : .cifar10
+        let batch: CIFARBinary.Batch
+        do {
+            batch = format.hasSuffix("-py") ? try CIFARPython.read(file, variant: variant) : try CIFARBinary.read(file, variant: variant)
+        } catch {
+            throw CLIError("\(error)")
+        }
+        var counts = [Int](repeating: 0, count: variant.classes)
+        for l in batch.labels { counts[l] += 1 }
+        let object: [String: Any] = ["file": file, "format": format, "images": batch.count, "width": 32, "height": 32,
+                                     "channels": 3, "classes": variant.classes, "label_counts": counts,
+                                     "first_labels": Array(batch.labels.prefix(10))]
+        if json { return try printJSON(object) }
+        print("\(file): \(format), \(batch.count) images of 3×32×32, \(variant.classes) classes")
+        print("first labels: \(batch.labels.prefix(10).map(String.init).joined(separator: " "))")
     }
 }

@@ -175,5 +175,9 @@ struct CommandLineTests {
         #expect(missing != 0 && message.contains("no cifar10 training files"), "\(message)")
         let (noDir, why) = try snn(["train", "--dataset", "CIFAR100"])
         #expect(noDir != 0 && why.contains("needs --data-dir"))
+        let (inspected, json) = try snn(["data", "inspect", "--json", dir.appendingPathComponent("test_batch.bin").path])
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        #expect(inspected == 0 && object?["format"] as? String == "cifar-bin" && object?["images"] as? Int == 4)
+        #expect(object?["first_labels"] as? [Int] == [0, 1, 2, 3])
     }
 }
