@@ -38,10 +38,11 @@ demo: release
 
 # A relocatable tarball: the release binary with the Swift runtime linked in statically and the
 # shared libraries it needs (oneDNN, OpenBLAS, libgomp, libgfortran, ...) under lib/, found
-# through an $$ORIGIN run path. Runs on Linux x86_64 machines without Swift.
+# through an $$ORIGIN run path (DT_RPATH, so the libraries' own dependencies are found there
+# too). Runs on Linux x86_64 machines without Swift.
 BUNDLE_DIR := .build/bundle/snn
 bundle: deps
-	$(SWIFT) build -c release --product snn --static-swift-stdlib -Xlinker -rpath -Xlinker '$$ORIGIN/../lib'
+	$(SWIFT) build -c release --product snn --static-swift-stdlib -Xlinker --disable-new-dtags -Xlinker -rpath -Xlinker '$$ORIGIN/../lib'
 	rm -rf $(BUNDLE_DIR) && mkdir -p $(BUNDLE_DIR)/bin $(BUNDLE_DIR)/lib
 	cp $(RELEASE_BIN) $(BUNDLE_DIR)/bin/
 	ldd $(RELEASE_BIN) | awk '/=> \// {print $$3}' \
