@@ -36,11 +36,14 @@ public struct EventStream: Sendable {
 /// - `time`: equal time bins between the first and the last timestamp.
 public enum FrameIntegration: Hashable, Sendable, Codable {
     case eventCount(frames: Int)
+    /// The CIFAR10-DVS path of the reference (inherited from TET): frame `i` takes events
+    /// `[i·⌊n/T⌋, (i+1)·⌊n/T⌋)` and the remainder is dropped.
+    case eventCountDroppingRemainder(frames: Int)
     case time(frames: Int)
 
     public var frames: Int {
         switch self {
-        case .eventCount(let f), .time(let f): return f
+        case .eventCount(let f), .eventCountDroppingRemainder(let f), .time(let f): return f
         }
     }
 
@@ -48,6 +51,7 @@ public enum FrameIntegration: Hashable, Sendable, Codable {
     public var cacheName: String {
         switch self {
         case .eventCount(let f): return "frames_\(f)_split_by_number"
+        case .eventCountDroppingRemainder(let f): return "frames_\(f)_split_by_number_drop_remainder"
         case .time(let f): return "frames_\(f)_split_by_time"
         }
     }
@@ -59,6 +63,9 @@ public enum FrameIntegration: Hashable, Sendable, Codable {
         case .eventCount:
             let d = n / frames
             return (0..<n).map { d == 0 ? min($0, frames - 1) : min($0 / d, frames - 1) }
+        case .eventCountDroppingRemainder:
+            let d = n / frames
+            return (0..<n).map { d == 0 ? -1 : ($0 / d < frames ? $0 / d : -1) }  // -1: dropped
         case .time:
             guard let first = events.timestamp.first, let last = events.timestamp.last, last > first else {
                 return [Int](repeating: 0, count: n)
@@ -74,9 +81,20 @@ public enum FrameIntegration: Hashable, Sendable, Codable {
         let plane = events.width * events.height
         out.update(repeating: 0, count: frames * 2 * plane)
         let index = frameIndices(events)
-        for i in 0..<events.count {
+        for i in 0..<events.count where index[i] >= 0 {
             let pixel = Int(events.y[i]) * events.width + Int(events.x[i])
             out[(index[i] * 2 + Int(events.polarity[i])) * plane + pixel] += 1
+        }
+    }
+
+    /// Divides each frame (both polarity planes) by its own maximum; an empty frame stays zero
+    /// (the reference's division would make it NaN).
+    public static func normalizePerFrameMaximum(_ frames: UnsafeMutablePointer<Float>, count: Int, frameSize: Int) {
+        for f in 0..<count {
+            let p = frames + f * frameSize
+            var m: Float = 0
+            for i in 0..<frameSize { m = Swift.max(m, p[i]) }
+            if m > 0 { for i in 0..<frameSize { p[i] /= m } }
         }
     }
 

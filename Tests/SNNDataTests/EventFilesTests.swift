@@ -92,4 +92,18 @@ struct EventFilesTests {
         // event i: x = i%2, ON iff i%3 == 0 → 0:(0,ON) 1:(1,OFF) 2:(0,OFF) 3:(1,ON) 4:(0,OFF) 5:(1,OFF) 6:(0,ON)
         #expect(frames == [0, 1, 1, 0,   1, 0, 0, 1,   1, 1, 1, 0])
     }
+
+    @Test("CIFAR10-DVS integration drops the remainder; per-frame max normalisation keeps empty frames at zero")
+    func droppingRemainder() {
+        var e = EventStream(width: 2, height: 1)
+        for i in 0..<7 { e.append(x: i % 2, y: 0, on: true, time: Int64(i)) }
+        var frames = FrameIntegration.eventCountDroppingRemainder(frames: 3).integrate(e).toFloats()
+        // d = 2: frames take events 0-1, 2-3, 4-5; event 6 is dropped. ON plane is channel 1.
+        #expect(frames == [0, 0, 1, 1,   0, 0, 1, 1,   0, 0, 1, 1])
+        var counts: [Float] = [0, 0, 0, 0,   2, 4, 1, 0]
+        FrameIntegration.normalizePerFrameMaximum(&counts, count: 2, frameSize: 4)
+        #expect(counts == [0, 0, 0, 0,   0.5, 1, 0.25, 0])
+        frames = FrameIntegration.eventCountDroppingRemainder(frames: 10).integrate(e).toFloats()
+        #expect(frames.allSatisfy { $0 == 0 }, "fewer events than frames: every frame is empty")
+    }
 }
