@@ -34,7 +34,7 @@ let package = Package(
         .testTarget(name: "SNNTensorTests", dependencies: ["SNNTensor", "SNNTestSupport"]),
         .testTarget(name: "SNNCPUTests", dependencies: ["SNNTensor", "SNNCPU", "SNNTestSupport"]),
         .testTarget(name: "snnTests", dependencies: ["snn"]),
-        .testTarget(name: "SNNDataTests", dependencies: ["SNNData", "SNNTensor"], exclude: ["Fixtures"]),
+        .testTarget(name: "SNNDataTests", dependencies: ["SNNData", "SNNTensor", "SNNCPU"], exclude: ["Fixtures"]),
         .testTarget(name: "SNNTrainingTests", dependencies: ["SNNTraining", "SNNTensor", "SNNModels", "SNNData", "SNNCPU"]),
         .testTarget(name: "SNNModelsTests", dependencies: ["SNNModels", "SNNLayers", "SNNSpiking", "SNNCPU", "SNNTensor"]),
     ],

@@ -25,11 +25,11 @@ struct Train: ParsableCommand {
 
 /// The flags of `snn train` (shared with `snn bench train`).
 struct TrainOptions: ParsableArguments {
-    @Option(name: .customLong("dataset"), help: "Data set: CIFAR10 or CIFAR100 (with --data-dir); omit for the built-in synthetic events.")
+    @Option(name: .customLong("dataset"), help: "Data set: CIFAR10, CIFAR100, DVSCIFAR10 or NCaltech101 (with --data-dir); omit for the built-in synthetic events.")
     var dataset: String?
-    @Option(name: [.customLong("topology")], help: "A named model (ResNet-19, VGGSNN, ResNet-34, SEW-ResNet-34) or a topology string such as CONV-32-3-1-1_L-10; default: ResNet-19 for CIFAR, a small VGG for the synthetic data.")
+    @Option(name: [.customLong("topology")], help: "A named model (ResNet-19, VGGSNN, ResNet-34, SEW-ResNet-34) or a topology string such as CONV-32-3-1-1_L-10; default: ResNet-19 for CIFAR, VGGSNN for the event data sets, a small VGG for the synthetic data.")
     var topology: String?
-    @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps; default: 6 for CIFAR (the paper's), 8 for the synthetic data.")
+    @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps; default: 6 for CIFAR, 10 for DVSCIFAR10 and NCaltech101 (the paper's), 8 for the synthetic data.")
     var timesteps: Int?
     @Option(name: .customLong("trtloss"), help: "1: Temporal Regularization Training loss (the reference's default).")
     var trtloss: Int = 1
@@ -109,6 +109,8 @@ struct TrainOptions: ParsableArguments {
     var output: String = "runs"
     @Option(name: [.customLong("clip-grad-norm"), .customLong("clip_grad_norm")], help: "Clip the global gradient norm to this value.")
     var clipGradNorm: Double?
+    @Flag(name: [.customLong("skip-corrupt"), .customLong("skip_corrupt")], help: "Skip unreadable event files (and say how many) instead of stopping.")
+    var skipCorrupt = false
     @Option(name: [.customLong("synthetic-samples")], help: "Samples of the synthetic data set (train; test gets a quarter).")
     var syntheticSamples: Int = 3000
 
@@ -133,10 +135,12 @@ struct TrainOptions: ParsableArguments {
         if dropout < 0 || dropout >= 1 { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         if resume == 1 && resumePath == nil { throw ValidationError("--resume 1 needs --resume_path") }
         if let d = dataset {
-            guard ["CIFAR10", "CIFAR100"].contains(d) else {
-                throw ValidationError("--dataset accepts CIFAR10, CIFAR100 today (ImageNet100, DVSCIFAR10, NCaltech101 are not readable yet); got \(d)")
+            guard ["CIFAR10", "CIFAR100", "DVSCIFAR10", "NCaltech101"].contains(d) else {
+                throw ValidationError("--dataset accepts CIFAR10, CIFAR100, DVSCIFAR10, NCaltech101 today (ImageNet100 is not readable yet); got \(d)")
             }
-            guard dataDir != nil else { throw ValidationError("--dataset \(d) needs --data-dir, the folder holding cifar-10-batches-bin (or -py) / cifar-100-binary (or -python)") }
+            guard dataDir != nil else {
+                throw ValidationError("--dataset \(d) needs --data-dir: the folder holding cifar-10-batches-bin (or -py) / cifar-100-binary (or -python), or the class folders of .aedat (DVSCIFAR10) or .bin (NCaltech101) files")
+            }
         }
     }
 }

@@ -22,12 +22,13 @@ extension TrainOptions {
     static let syntheticTopology = "CONV-32-3-1-1_CONV-64-3-1-1_CONVAP-128-3-1-1_L-8"
 
     func makeConfig() -> TrainingConfig {
-        let cifar = dataset != nil
-        let topologyText = topology ?? (cifar ? "ResNet-19" : TrainOptions.syntheticTopology)
+        let cifar = dataset == "CIFAR10" || dataset == "CIFAR100"
+        let events = dataset == "DVSCIFAR10" || dataset == "NCaltech101"
+        let topologyText = topology ?? (cifar ? "ResNet-19" : (events ? "VGGSNN" : TrainOptions.syntheticTopology))
         return TrainingConfig(
             dataset: dataset ?? "synthetic", topology: topologyText,
             modelName: NamedModel(rawValue: topologyText) != nil ? topologyText : (topology == nil ? "SyntheticVGG" : nil),
-            timesteps: timesteps ?? (cifar ? 6 : 8), epochs: epochs ?? (cifar ? 300 : 8), batchSize: batchSize, learningRate: lr,
+            timesteps: timesteps ?? (cifar ? 6 : (events ? 10 : 8)), epochs: epochs ?? (cifar || events ? 300 : 8), batchSize: batchSize, learningRate: lr,
             optimizer: Optimizer.Kind(rawValue: optimizer) ?? .adam, scheduler: scheduler == 1, weightDecay: weightDecay,
             l1: l1, l2: l2, loss: loss, neuron: neuron, dropout: dropout, batchNorm: norm == "tdBN", kaimingInit: initFlag == 1,
             seed: seed, device: device, maxSteps: maxSteps, clipGradNorm: clipGradNorm,
@@ -36,6 +37,19 @@ extension TrainOptions {
 
     /// The training and test sets the flags select, and one sample's shape.
     func loadData(_ config: TrainingConfig) throws -> (any LabelledDataset, any LabelledDataset, [Int]) {
+        if let name = dataset, let dir = dataDir, let kind = EventFolderDataset.Kind(rawValue: name) {
+            do {
+                let train = try EventFolderDataset(kind: kind, root: dir, train: true, timesteps: config.timesteps,
+                                                   augment: augment == 1, seed: seed, skipCorrupt: skipCorrupt)
+                let test = try EventFolderDataset(kind: kind, root: dir, train: false, timesteps: config.timesteps,
+                                                  augment: false, seed: seed, skipCorrupt: skipCorrupt)
+                let skipped = train.skipped.count + test.skipped.count
+                if skipped > 0 { print("skipped \(skipped) unreadable file(s), e.g. \((train.skipped + test.skipped)[0])") }
+                return (train, test, [2, 48, 48])
+            } catch {
+                throw CLIError("--data-dir: \(error)")
+            }
+        }
         if let name = dataset, let dir = dataDir {
             let variant: CIFARBinary.Variant = name == "CIFAR100" ? .cifar100 : .cifar10
             do {
