@@ -93,7 +93,7 @@ public struct Topology: Hashable, Sendable, CustomStringConvertible {
                          stride: try int(fields[3], "stride"), padding: try int(fields[4], "padding", min: 0),
                          pooling: head == "CONVAP" ? .average : (head == "CONVNP" ? .none : .max),
                          pool: pool, encoder: head == "CONVEN")
-        case "RES", _ where head.hasPrefix("SEWRES"):
+        case _ where head == "RES" || head.hasPrefix("SEWRES"):
             var sew: TopologyToken.Connect?
             if head != "RES" {
                 let parts = head.split(separator: "~").map(String.init)

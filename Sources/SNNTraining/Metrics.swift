@@ -16,7 +16,7 @@ public final class MetricsLog {
     }
 
     private static func open(_ path: String) -> FileHandle? {
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         let h = FileHandle(forWritingAtPath: path)
         _ = try? h?.seekToEnd()
         return h
