@@ -24,5 +24,5 @@ enum SwiftSNNVersion {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of SwiftSNN's kernels.",
-        subcommands: [BenchOps.self, BenchTrain.self])
+        subcommands: [BenchOps.self, BenchTrain.self, BenchData.self])
 }

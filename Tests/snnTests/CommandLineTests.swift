@@ -180,4 +180,14 @@ struct CommandLineTests {
         #expect(inspected == 0 && object?["format"] as? String == "cifar-bin" && object?["images"] as? Int == 4)
         #expect(object?["first_labels"] as? [Int] == [0, 1, 2, 3])
     }
+
+    @Test("bench data --json reports events/s and images/s")
+    func benchData() throws {
+        let (status, output) = try snn(["bench", "data", "--events", "1000", "--repeats", "1", "--json"])
+        #expect(status == 0, "\(output)")
+        let object = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+        for key in ["atis_events_per_second", "aedat2_events_per_second", "cifar_augment_images_per_second"] {
+            #expect((object?[key] as? Double ?? 0) > 0, "\(key)")
+        }
+    }
 }
