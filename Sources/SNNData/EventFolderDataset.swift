@@ -41,8 +41,10 @@ public struct EventFolderDataset: LabelledDataset {
         }
     }
 
+    /// - Parameter progress: called with (recordings done, total) as frames are made or read,
+    ///   from worker threads, one call at a time.
     public init(kind: Kind, root: String, train: Bool, timesteps: Int, size: Int = 48, augment: Bool, seed: UInt64,
-                skipCorrupt: Bool = false) throws {
+                skipCorrupt: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {
         let fm = FileManager.default
         let ext = kind == .cifar10DVS ? "aedat" : "bin"
         let classes = ((try? fm.contentsOfDirectory(atPath: root)) ?? [])
@@ -66,6 +68,8 @@ public struct EventFolderDataset: LabelledDataset {
         let all = Tensor.zeros([files.count, timesteps, 2, size, size], device: .cpu)
         let base = all.pointer(as: Float.self)
         var failures = [String?](repeating: nil, count: files.count)
+        let lock = NSLock()
+        var done = 0
         failures.withUnsafeMutableBufferPointer { failures in
             DispatchQueue.concurrentPerform(iterations: files.count) { i in
                 do {
@@ -73,6 +77,10 @@ public struct EventFolderDataset: LabelledDataset {
                                                   into: base + i * sampleSize)
                 } catch {
                     failures[i] = "\(error)"
+                }
+                lock.withLock {
+                    done += 1
+                    progress?(done, files.count)
                 }
             }
         }

@@ -5,7 +5,57 @@ import SNNData
 /// `snn data ...`: look inside data files.
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "data", abstract: "Inspect data set files.", subcommands: [DataInspect.self])
+        commandName: "data", abstract: "Prepare and inspect data sets.", subcommands: [DataPrepare.self, DataInspect.self])
+}
+
+/// `snn data prepare`: integrate every recording of an event data set into its frame cache.
+struct DataPrepare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prepare",
+        abstract: "Fill the frame cache of DVSCIFAR10 or NCaltech101 so training reads frames, not events.",
+        discussion: "The cache lives in DATA-DIR/.snn-frames/<options>/ and is safe to delete. CIFAR needs no preparation.")
+
+    @Option(name: .customLong("dataset"), help: "DVSCIFAR10 or NCaltech101.")
+    var dataset: String
+    @Option(name: [.customLong("data-dir"), .customLong("data_dir")], help: "The folder of class folders.")
+    var dataDir: String
+    @Option(name: [.customLong("T"), .customShort("T")], help: "Frames per recording.")
+    var timesteps: Int = 10
+    @Flag(name: .customLong("skip-corrupt"), help: "Skip unreadable recordings and say how many.")
+    var skipCorrupt = false
+
+    func validate() throws {
+        guard EventFolderDataset.Kind(rawValue: dataset) != nil else { throw ValidationError("--dataset accepts DVSCIFAR10, NCaltech101; got \(dataset)") }
+        guard timesteps >= 1 else { throw ValidationError("--T must be positive, got \(timesteps)") }
+    }
+
+    func run() throws {
+        SNN.prepare()
+        guard let kind = EventFolderDataset.Kind(rawValue: dataset) else { return }
+        let terminal = isatty(STDOUT_FILENO) != 0
+        let start = Date()
+        var total = 0, skipped = 0
+        for train in [true, false] {
+            let split = train ? "train" : "test"
+            let set: EventFolderDataset
+            do {
+                set = try EventFolderDataset(kind: kind, root: dataDir, train: train, timesteps: timesteps, augment: false, seed: 0,
+                                             skipCorrupt: skipCorrupt) { done, count in
+                    guard terminal else { return }
+                    let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-3)
+                    print(String(format: "\r%@ %d/%d recordings, %.0f/s", split, done, count, rate), terminator: "")
+                    fflush(stdout)
+                }
+            } catch {
+                throw CLIError("\(error)")
+            }
+            if terminal { print("") }
+            total += set.count
+            skipped += set.skipped.count
+        }
+        let cache = "\(dataDir)/.snn-frames/\(EventFolderDataset.cacheFolder(kind: kind, timesteps: timesteps, size: 48))"
+        print("prepared \(total) recordings\(skipped > 0 ? ", skipped \(skipped) unreadable" : "") in \(String(format: "%.1f", Date().timeIntervalSince(start))) s: \(cache)")
+    }
 }
 
 /// `snn data inspect FILE`: what an event file holds.

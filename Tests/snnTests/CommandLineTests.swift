@@ -190,4 +190,27 @@ struct CommandLineTests {
             #expect((object?[key] as? Double ?? 0) > 0, "\(key)")
         }
     }
+
+    @Test("data prepare fills the DVSCIFAR10 frame cache")
+    func dataPrepare() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("snn-cli-prepare-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        for c in ["cat", "dog"] {
+            try FileManager.default.createDirectory(at: root.appendingPathComponent(c), withIntermediateDirectories: true)
+            for i in 0..<2 {
+                var d = Data("#!AER-DAT2.0\r\n".utf8)
+                for e in 0..<50 {
+                    withUnsafeBytes(of: UInt32(e % 2 | (e % 128) << 1 | (e % 100) << 8).bigEndian) { d.append(contentsOf: $0) }
+                    withUnsafeBytes(of: UInt32(e).bigEndian) { d.append(contentsOf: $0) }
+                }
+                try d.write(to: root.appendingPathComponent("\(c)/cifar10_\(c)_\(i).aedat"))
+            }
+        }
+        let (status, output) = try snn(["data", "prepare", "--dataset", "DVSCIFAR10", "--data-dir", root.path, "--T", "4"])
+        #expect(status == 0 && output.contains("prepared 4 recordings"), "\(output)")
+        let cache = root.appendingPathComponent(".snn-frames").path
+        let folders = try FileManager.default.contentsOfDirectory(atPath: cache)
+        #expect(folders.count == 1 && folders[0].contains("frames_4"))
+        #expect(FileManager.default.fileExists(atPath: "\(cache)/\(folders[0])/dog/cifar10_dog_1.aedat.f32"))
+    }
 }
