@@ -21,15 +21,7 @@ struct BenchData: ParsableCommand {
         guard events >= 10, repeats >= 1 else { throw ValidationError("--events must be at least 10 and --repeats at least 1") }
     }
 
-    private func median(_ body: () throws -> Void) rethrows -> Double {
-        var samples: [Double] = []
-        for _ in 0..<repeats {
-            let start = DispatchTime.now().uptimeNanoseconds
-            try body()
-            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        return samples.sorted()[samples.count / 2]
-    }
+    private func median(_ body: () throws -> Void) rethrows -> Double { try Output.medianSeconds(repeats: repeats, body) }
 
     func run() throws {
         SNN.prepare()
@@ -69,8 +61,7 @@ struct BenchData: ParsableCommand {
             "events": events, "frames": 10, "repeats": repeats, "threads": ProcessInfo.processInfo.activeProcessorCount,
         ]
         if json {
-            let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            try Output.printJSON(result)
         } else {
             print(String(format: "ATIS 40-bit read + integrate: %.1f M events/s", Double(events) / atisSeconds / 1e6))
             print(String(format: "AEDAT 2.0 read + integrate:   %.1f M events/s", Double(events) / aedatSeconds / 1e6))

@@ -95,8 +95,7 @@ struct BenchOps: ParsableCommand {
             var object: [String: Any] = ["shapes": shapes, "repeat": repeats, "warmup": warmup, "conv_algorithm": algorithm,
                                          "threads": ProcessInfo.processInfo.activeProcessorCount]
             for r in results { object[r.key] = (r.value * 100).rounded() / 100 }
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            try Output.printJSON(object)
         } else {
             print("SwiftSNN ops benchmark (median of \(repeats) runs, \(ProcessInfo.processInfo.activeProcessorCount) cores)")
             for r in results {
@@ -106,15 +105,5 @@ struct BenchOps: ParsableCommand {
     }
 
     /// The median wall time of `body` in seconds.
-    private func time(_ body: () -> Void) -> Double {
-        for _ in 0..<warmup { body() }
-        var samples: [Double] = []
-        for _ in 0..<repeats {
-            let start = DispatchTime.now().uptimeNanoseconds
-            body()
-            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        samples.sort()
-        return samples[samples.count / 2]
-    }
+    private func time(_ body: () -> Void) -> Double { Output.medianSeconds(repeats: repeats, warmup: warmup, body) }
 }

@@ -61,15 +61,7 @@ struct BenchTrain: ParsableCommand {
             checkpointEpochs: [], saveCheckpoints: false)
         let trainer = Trainer(config: config, model: model, train: data, test: data, runDirectory: "")
         let batch = data.batch(data.batchIndices(epoch: 0, batchSize: batchSize, shuffle: false, seed: 0)[0])
-        for _ in 0..<warmup { _ = try trainer.step(batch) }
-        var seconds: [Double] = []
-        for _ in 0..<steps {
-            let start = DispatchTime.now().uptimeNanoseconds
-            _ = try trainer.step(batch)
-            seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        seconds.sort()
-        let median = seconds[seconds.count / 2]
+        let median = try Output.medianSeconds(repeats: steps, warmup: warmup) { _ = try trainer.step(batch) }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let peakMiB = Double(usage.ru_maxrss) / 1024
@@ -82,8 +74,7 @@ struct BenchTrain: ParsableCommand {
             "threads": ProcessInfo.processInfo.activeProcessorCount,
         ]
         if json {
-            let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            try Output.printJSON(result)
         } else {
             print(String(format: "%@ on %@ (T=%d, batch %d, %@): %.2f samples/s (median step %.3f s), peak memory %.0f MiB",
                          topology, dataset, timesteps, batchSize, device, Double(batchSize) / median, median, peakMiB))

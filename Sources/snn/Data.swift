@@ -134,16 +134,11 @@ struct DataInspect: ParsableCommand {
             object["t_first_us"] = first
             object["t_last_us"] = last
         }
-        if json { return try printJSON(object) }
+        if json { return try Output.printJSON(object) }
         print("\(file): \(format), \(events.count) events on a \(events.width)×\(events.height) sensor")
         if let first = events.timestamp.first, let last = events.timestamp.last {
             print("time \(first)–\(last) µs (\(String(format: "%.3f", Double(last - first) / 1e6)) s), \(on) ON / \(events.count - on) OFF")
         }
-    }
-
-    private func printJSON(_ object: [String: Any]) throws {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        print(String(decoding: data, as: UTF8.self))
     }
 
     /// CIFAR batches: image count, size and label histogram.
@@ -160,7 +155,7 @@ struct DataInspect: ParsableCommand {
         let object: [String: Any] = ["file": file, "format": format, "images": batch.count, "width": 32, "height": 32,
                                      "channels": 3, "classes": variant.classes, "label_counts": counts,
                                      "first_labels": Array(batch.labels.prefix(10))]
-        if json { return try printJSON(object) }
+        if json { return try Output.printJSON(object) }
         print("\(file): \(format), \(batch.count) images of 3×32×32, \(variant.classes) classes")
         print("first labels: \(batch.labels.prefix(10).map(String.init).joined(separator: " "))")
     }

@@ -53,8 +53,7 @@ struct Model: ParsableCommand {
             let object: [String: Any] = ["topology": net.topology.description, "dataset": dataset, "input_shape": shape,
                                          "classes": classes, "T": timesteps, "parameters": parameters,
                                          "macs_per_timestep": macs, "layers": layers]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            try Output.printJSON(object)
             return
         }
         print("\(topology) on \(dataset) (input \(shape.map(String.init).joined(separator: "×")), \(classes) classes, T=\(timesteps))")

@@ -1,0 +1,22 @@
+import Foundation
+
+/// Helpers every subcommand shares: one-object JSON output and median timings.
+enum Output {
+    /// Prints `object` as one line of JSON with sorted keys.
+    static func printJSON(_ object: [String: Any]) throws {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    /// The median wall time of `body` in seconds over `repeats` runs after `warmup` untimed runs.
+    static func medianSeconds(repeats: Int, warmup: Int = 0, _ body: () throws -> Void) rethrows -> Double {
+        for _ in 0..<warmup { try body() }
+        var samples: [Double] = []
+        for _ in 0..<max(repeats, 1) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return samples.sorted()[samples.count / 2]
+    }
+}
