@@ -72,6 +72,8 @@ extension TrainOptions {
     }
 
     func runTraining() throws {
+        // First, so a Ctrl-C while data loads still ends in a clean, resumable stop.
+        installInterruptHandler()
         let config = makeConfig()
         let dev = Device(device) ?? .cpu
         let (train, test, inputShape) = try loadData(config)
@@ -93,7 +95,6 @@ extension TrainOptions {
         let reporter = ProgressReporter()
         trainer.observer = reporter
         trainer.environment = runEnvironment(device: dev)
-        installInterruptHandler()
         print("run directory: \(runDirectory)")
         print("training \(config.modelName ?? config.topology) (\(model.parameterCount) parameters) with \(config.loss.methodName) on \(config.dataset): \(train.count) train / \(test.count) test samples, T=\(config.timesteps), \(config.epochs) epochs")
         let summary = try trainer.run(resume: resume == 1 ? resumePath : nil)
