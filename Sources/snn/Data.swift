@@ -87,6 +87,16 @@ struct DataInspect: ParsableCommand {
         }
     }
 
+    /// The label a class-folder layout gives a file: the folder's name when the file name
+    /// repeats it (`airplane/cifar10_airplane_3.aedat`) or the folder is a digit (N-MNIST) or a
+    /// Caltech101 class (`image_0001.bin`).
+    static func classFolderLabel(file: String, folder: String) -> String? {
+        if file.contains("_\(folder)_") || (folder.count == 1 && folder.first?.isNumber == true) || file.hasPrefix("image_") {
+            return folder
+        }
+        return nil
+    }
+
     static let formats = ["aedat2", "nmnist", "ncaltech101", "cifar-bin", "cifar-py", "cifar100-bin", "cifar100-py"]
 
     /// The format named or inferred from the first bytes, the name and the extension.
@@ -134,8 +144,13 @@ struct DataInspect: ParsableCommand {
             object["t_first_us"] = first
             object["t_last_us"] = last
         }
+        // In the class-folder layouts (CIFAR10-DVS, N-Caltech101, N-MNIST) the folder is the label.
+        let folder = URL(fileURLWithPath: file).deletingLastPathComponent().lastPathComponent
+        if let label = DataInspect.classFolderLabel(file: URL(fileURLWithPath: file).lastPathComponent, folder: folder) {
+            object["label"] = label
+        }
         if json { return try Output.printJSON(object) }
-        print("\(file): \(format), \(events.count) events on a \(events.width)×\(events.height) sensor")
+        print("\(file): \(format), \(events.count) events on a \(events.width)×\(events.height) sensor\(object["label"].map { ", label \($0)" } ?? "")")
         if let first = events.timestamp.first, let last = events.timestamp.last {
             print("time \(first)–\(last) µs (\(String(format: "%.3f", Double(last - first) / 1e6)) s), \(on) ON / \(events.count - on) OFF")
         }

@@ -212,5 +212,8 @@ struct CommandLineTests {
         let folders = try FileManager.default.contentsOfDirectory(atPath: cache)
         #expect(folders.count == 1 && folders[0].contains("frames_4"))
         #expect(FileManager.default.fileExists(atPath: "\(cache)/\(folders[0])/dog/cifar10_dog_1.aedat.f32"))
+        let (_, inspected) = try snn(["data", "inspect", "--json", root.appendingPathComponent("dog/cifar10_dog_1.aedat").path])
+        let object = try JSONSerialization.jsonObject(with: Data(inspected.utf8)) as? [String: Any]
+        #expect(object?["label"] as? String == "dog" && object?["format"] as? String == "aedat2" && object?["events"] as? Int == 50)
     }
 }
