@@ -100,9 +100,11 @@ public final class Trainer {
             model.train()
             let batches = trainSet.batchIndices(epoch: epoch, batchSize: config.batchSize, shuffle: true, seed: config.seed)
             var (lossSum, correct, seen) = (state.partialLossSum, state.partialCorrect, state.partialSeen)
-            for (i, indices) in batches.enumerated() where i >= state.stepInEpoch {
+            let first = min(state.stepInEpoch, batches.count)
+            let prefetcher = BatchPrefetcher(dataset: trainSet, batches: Array(batches[first...]), epoch: epoch, workers: config.workers)
+            for i in first..<batches.count {
                 if let max = config.maxSteps, state.globalStep >= max { break epochs }
-                let batch = trainSet.batch(indices, epoch: epoch)
+                guard let batch = prefetcher.next() else { break }
                 let t0 = Date()
                 let (loss, right) = try step(batch)
                 let dt = Date().timeIntervalSince(t0)

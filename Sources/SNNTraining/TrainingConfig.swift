@@ -25,6 +25,8 @@ public struct TrainingConfig: Codable, Sendable {
     public var clipGradNorm: Double?
     public var checkpointEpochs: [Int]
     public var saveCheckpoints: Bool
+    /// Background threads assembling batches ahead of the step (0: on the training thread).
+    public var workers: Int = 2
 
     public init(dataset: String, topology: String, modelName: String?, timesteps: Int, epochs: Int, batchSize: Int,
                 learningRate: Double, optimizer: Optimizer.Kind, scheduler: Bool, weightDecay: Double, l1: Double, l2: Double,

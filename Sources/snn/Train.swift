@@ -109,6 +109,8 @@ struct TrainOptions: ParsableArguments {
     var output: String = "runs"
     @Option(name: [.customLong("clip-grad-norm"), .customLong("clip_grad_norm")], help: "Clip the global gradient norm to this value.")
     var clipGradNorm: Double?
+    @Option(name: .customLong("workers"), help: "Background threads assembling batches ahead of each step (0: on the training thread); batches are the same for any count.")
+    var workers: Int = 2
     @Flag(name: [.customLong("skip-corrupt"), .customLong("skip_corrupt")], help: "Skip unreadable event files (and say how many) instead of stopping.")
     var skipCorrupt = false
     @Option(name: [.customLong("synthetic-samples")], help: "Samples of the synthetic data set (train; test gets a quarter).")
@@ -118,6 +120,7 @@ struct TrainOptions: ParsableArguments {
         if let t = timesteps, t < 1 { throw ValidationError("--T must be a positive integer, got \(t)") }
         if tau < 1 { throw ValidationError("--tau must be >= 1 (the leak is 1/tau), got \(tau)") }
         if batchSize < 1 { throw ValidationError("--batch_size must be positive, got \(batchSize)") }
+        if workers < 0 { throw ValidationError("--workers must be 0 or more, got \(workers)") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be positive, got \(e)") }
         if lr <= 0 { throw ValidationError("--lr must be positive, got \(lr)") }
         guard Optimizer.Kind(rawValue: optimizer) != nil else {

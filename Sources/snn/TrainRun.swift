@@ -22,6 +22,12 @@ extension TrainOptions {
     static let syntheticTopology = "CONV-32-3-1-1_CONV-64-3-1-1_CONVAP-128-3-1-1_L-8"
 
     func makeConfig() -> TrainingConfig {
+        var config = makeBaseConfig()
+        config.workers = workers
+        return config
+    }
+
+    private func makeBaseConfig() -> TrainingConfig {
         let cifar = dataset == "CIFAR10" || dataset == "CIFAR100"
         let events = dataset == "DVSCIFAR10" || dataset == "NCaltech101"
         let topologyText = topology ?? (cifar ? "ResNet-19" : (events ? "VGGSNN" : TrainOptions.syntheticTopology))
