@@ -47,6 +47,11 @@ public final class Trainer {
     let trainSet: any LabelledDataset, testSet: any LabelledDataset
     public let runDirectory: String
     public weak var observer: TrainingObserver?
+    private let parameters: [(key: String, value: Tensor)]
+    private let spikingLayers: [(key: String, value: LIF)]
+    private let dropoutLayers: [Dropout]
+    /// Where the model lives; batches are moved there.
+    private let device: Device
     /// What the run's records should say about where it ran (versions, device, commit).
     public var environment: [String: String] = [:]
 
@@ -61,7 +66,12 @@ public final class Trainer {
         schedule = CosineSchedule(baseRate: config.learningRate, epochs: config.epochs, enabled: config.scheduler)
         (trainSet, testSet, self.runDirectory) = (train, test, runDirectory)
         // Firing rates are logged per step and per evaluation: one mean per spiking layer.
-        for (_, l) in model.spikingLayers { l.recordsFiringRate = true }
+        // The module tree is fixed once built: walk it (by reflection) once, not every step.
+        parameters = model.namedParameters()
+        spikingLayers = model.spikingLayers
+        dropoutLayers = model.namedModules().compactMap { $0.value as? Dropout }
+        device = parameters.first?.value.device ?? .cpu
+        for (_, l) in spikingLayers { l.recordsFiringRate = true }
     }
 
     /// The run directory name the reference uses: `TRT(CE)_T6_triangle_tdBN_ResNet-19_<time>`.
@@ -113,7 +123,7 @@ public final class Trainer {
                 (lossSum, correct, seen) = (lossSum + loss * Double(batch.count), correct + right, seen + batch.count)
                 state.globalStep += 1
                 state.stepInEpoch = i + 1
-                let rates = model.spikingLayers.map { ("train_firing_rate/\($0.key)", $0.value.lastFiringRate ?? 0) }
+                let rates = spikingLayers.map { ("train_firing_rate/\($0.key)", $0.value.lastFiringRate ?? 0) }
                 log.record(kind: "step", step: state.globalStep, [("train_loss_step", loss), ("lr", optimizer.learningRate),
                                                                    ("samples_per_second", Double(batch.count) / dt)] + rates)
                 observer?.stepFinished(epoch: epoch, step: i + 1, stepsInEpoch: batches.count, loss: loss,
@@ -156,8 +166,6 @@ public final class Trainer {
         return summary
     }
 
-    private var dropoutLayers: [Dropout] { model.namedModules().compactMap { $0.value as? Dropout } }
-
     private func save(_ state: CheckpointState, name: String) throws {
         var s = state
         s.dropoutCounters = dropoutLayers.map(\.generator.counter)
@@ -168,11 +176,10 @@ public final class Trainer {
 
     /// One optimisation step; returns the loss and the number of correct predictions.
     public func step(_ batch: Batch) throws -> (Double, Int) {
-        let params = model.namedParameters()
+        let params = parameters
         var byName: [String: Tensor] = [:]
         for (k, v) in params { byName[k] = v }
         var outputs: Tensor?
-        let device = params.first?.value.device ?? .cpu
         let labels = batch.labels.to(device)
         var (loss, grads) = valueAndGradients(of: byName) {
             let out = model(batch.inputs.to(device))
@@ -197,14 +204,13 @@ public final class Trainer {
     public func evaluate() -> (loss: Double, accuracy: Double, firingRates: [(String, Double)]) {
         model.eval()
         defer { model.train() }
-        let lifs = model.spikingLayers
+        let lifs = spikingLayers
         var rates = [Double](repeating: 0, count: lifs.count)
         var (lossSum, correct, seen) = (0.0, 0, 0)
         let criterion: Criterion = { if case .sdt(let c) = config.loss { return c }; return .crossEntropy }()
         withoutGradients {
             for indices in testSet.batchIndices(epoch: 0, batchSize: config.batchSize, shuffle: false, seed: 0) {
                 let batch = testSet.batch(indices, epoch: 0)
-                let device = model.parameters().first?.device ?? .cpu
                 let mean = model(batch.inputs.to(device)).mean(axes: [0])
                 lossSum += criterion(mean, batch.labels.to(device)).item() * Double(batch.count)
                 let labels = batch.labels.toDoubles().map { Int($0) }
