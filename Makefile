@@ -1,6 +1,6 @@
 # SwiftSNN: `make test` and `make demo` install what is missing, build, then run.
 SWIFT        ?= swift
-APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev
+APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev libturbojpeg0-dev
 PIP_PACKAGES := numpy safetensors tensorboard
 RELEASE_BIN  := .build/release/snn
 
@@ -46,7 +46,7 @@ bundle: deps
 	rm -rf $(BUNDLE_DIR) && mkdir -p $(BUNDLE_DIR)/bin $(BUNDLE_DIR)/lib
 	cp $(RELEASE_BIN) $(BUNDLE_DIR)/bin/
 	ldd $(RELEASE_BIN) | awk '/=> \// {print $$3}' \
-		| grep -E 'libdnnl|libopenblas|libgomp|libgfortran|libquadmath|libstdc\+\+|libgcc_s' \
+		| grep -E 'libdnnl|libopenblas|libturbojpeg|libgomp|libgfortran|libquadmath|libstdc\+\+|libgcc_s' \
 		| xargs -I{} cp -L {} $(BUNDLE_DIR)/lib/
 	tar -C .build/bundle -czf .build/snn-linux-x86_64.tar.gz snn
 	@echo "bundle: .build/snn-linux-x86_64.tar.gz ($(BUNDLE_DIR)/bin/snn)"

@@ -14,7 +14,9 @@ public protocol LabelledDataset: Sendable {
     var count: Int { get }
     var classes: Int { get }
     /// The samples at `indices` as a batch; `epoch` seeds any augmentation.
-    func batch(_ indices: ArraySlice<Int>, epoch: Int) -> Batch
+    ///
+    /// - Throws: ``DataFileError`` when a sample read from disk at this point is unreadable.
+    func batch(_ indices: ArraySlice<Int>, epoch: Int) throws -> Batch
 }
 
 extension LabelledDataset {

@@ -44,3 +44,67 @@ public enum Resize {
         }
     }
 }
+
+extension Resize {
+    /// Resizes the `crop` region of an 8-bit RGB image to `outWidth×outHeight` as PIL's
+    /// `Image.resize(..., BILINEAR)` does on 8-bit images, which is what torchvision's transforms
+    /// use on the images its loader opens. Returns interleaved RGB.
+    public static func bilinearRGB(_ image: RGBImage, crop: (x: Int, y: Int, width: Int, height: Int),
+                                   outWidth: Int, outHeight: Int) -> [UInt8] {
+        image.pixels.withUnsafeBufferPointer {
+            bilinear8($0.baseAddress!, width: image.width, height: image.height, channels: 3, crop: crop,
+                      outWidth: outWidth, outHeight: outHeight)
+        }
+    }
+
+    /// PIL's bilinear resize of 8-bit interleaved pixels (`[y][x][channel]`): the antialiased
+    /// triangle filter of ``bilinear``, the horizontal pass first, each pass rounded to 8 bits;
+    /// a pass whose size does not change is skipped. Resizes the `crop` region.
+    public static func bilinear8(_ pixels: UnsafePointer<UInt8>, width: Int, height: Int, channels: Int,
+                                 crop: (x: Int, y: Int, width: Int, height: Int), outWidth: Int, outHeight: Int) -> [UInt8] {
+        precondition(crop.x >= 0 && crop.y >= 0 && crop.width > 0 && crop.height > 0
+                     && crop.x + crop.width <= width && crop.y + crop.height <= height,
+                     "[Resize] crop \(crop) outside the \(width)×\(height) image")
+        @inline(__always) func round8(_ v: Float) -> UInt8 { UInt8(Swift.min(Swift.max(v + 0.5, 0), 255)) }
+        let rowLength = outWidth * channels
+        var horizontal = [UInt8](repeating: 0, count: crop.height * rowLength)
+        horizontal.withUnsafeMutableBufferPointer { h in
+            if crop.width == outWidth {
+                for y in 0..<crop.height {
+                    (h.baseAddress! + y * rowLength).update(from: pixels + ((crop.y + y) * width + crop.x) * channels, count: rowLength)
+                }
+                return
+            }
+            let cols = weights(input: crop.width, output: outWidth)
+            var acc = [Float](repeating: 0, count: channels)
+            for y in 0..<crop.height {
+                let row = pixels + ((crop.y + y) * width + crop.x) * channels
+                for (x, c) in cols.enumerated() {
+                    for ch in 0..<channels { acc[ch] = 0 }
+                    for (k, w) in c.weights.enumerated() {
+                        let s = row + (c.start + k) * channels
+                        for ch in 0..<channels { acc[ch] += w * Float(s[ch]) }
+                    }
+                    for ch in 0..<channels { h[y * rowLength + x * channels + ch] = round8(acc[ch]) }
+                }
+            }
+        }
+        guard crop.height != outHeight else { return horizontal }
+        let rows = weights(input: crop.height, output: outHeight)
+        var out = [UInt8](repeating: 0, count: outHeight * rowLength)
+        horizontal.withUnsafeBufferPointer { h in
+            out.withUnsafeMutableBufferPointer { o in
+                var acc = [Float](repeating: 0, count: rowLength)
+                for (y, r) in rows.enumerated() {
+                    for i in 0..<rowLength { acc[i] = 0 }
+                    for (k, w) in r.weights.enumerated() {
+                        let src = (r.start + k) * rowLength
+                        for i in 0..<rowLength { acc[i] += w * Float(h[src + i]) }
+                    }
+                    for i in 0..<rowLength { o[y * rowLength + i] = round8(acc[i]) }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -114,7 +114,7 @@ public final class Trainer {
             let prefetcher = BatchPrefetcher(dataset: trainSet, batches: Array(batches[first...]), epoch: epoch, workers: config.workers)
             for i in first..<batches.count {
                 if let max = config.maxSteps, state.globalStep >= max { break epochs }
-                guard let batch = prefetcher.next() else { break }
+                guard let batch = try prefetcher.next() else { break }
                 let t0 = Date()
                 let (loss, right) = try step(batch)
                 let dt = Date().timeIntervalSince(t0)
@@ -134,7 +134,7 @@ public final class Trainer {
                     break epochs
                 }
             }
-            let (testLoss, testAccuracy, rates) = evaluate()
+            let (testLoss, testAccuracy, rates) = try evaluate()
             finalAccuracy = testAccuracy
             if testAccuracy > state.bestAccuracy || (testAccuracy == state.bestAccuracy && testLoss < state.bestLoss) {
                 (state.bestAccuracy, state.bestEpoch, state.bestLoss) = (testAccuracy, epoch, testLoss)
@@ -201,16 +201,16 @@ public final class Trainer {
     }
 
     /// Test loss (criterion on the time-mean output), accuracy and firing rate per spiking layer.
-    public func evaluate() -> (loss: Double, accuracy: Double, firingRates: [(String, Double)]) {
+    public func evaluate() throws -> (loss: Double, accuracy: Double, firingRates: [(String, Double)]) {
         model.eval()
         defer { model.train() }
         let lifs = spikingLayers
         var rates = [Double](repeating: 0, count: lifs.count)
         var (lossSum, correct, seen) = (0.0, 0, 0)
         let criterion: Criterion = { if case .sdt(let c) = config.loss { return c }; return .crossEntropy }()
-        withoutGradients {
+        try withoutGradients {
             for indices in testSet.batchIndices(epoch: 0, batchSize: config.batchSize, shuffle: false, seed: 0) {
-                let batch = testSet.batch(indices, epoch: 0)
+                let batch = try testSet.batch(indices, epoch: 0)
                 let mean = model(batch.inputs.to(device)).mean(axes: [0])
                 lossSum += criterion(mean, batch.labels.to(device)).item() * Double(batch.count)
                 let labels = batch.labels.toDoubles().map { Int($0) }

@@ -8,14 +8,8 @@ import Testing
 @Suite("event folder data sets")
 struct EventFolderDatasetTests {
     init() { CPUBackend.register() }  // batches are made time-major by a copy
-    static let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data").path
-
-    private func temporaryRoot(_ name: String) throws -> URL {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("snn-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        return root
-    }
+    static let shared = TestFiles.shared
+    private func temporaryRoot(_ name: String) throws -> URL { try TestFiles.temporaryRoot(name) }
 
     /// An AEDAT 2.0 file of `events` (raw x, raw y, bit 0) records.
     private func aedat(_ events: [(Int, Int, Int)]) -> Data {

@@ -9,18 +9,18 @@ struct PrefetcherTests {
     init() { CPUBackend.register() }
 
     @Test("0, 1, 3 and 8 workers give the same batches in the same order", arguments: [1, 3, 8])
-    func workersDoNotChangeBatches(_ workers: Int) {
+    func workersDoNotChangeBatches(_ workers: Int) throws {
         let pixels = (0..<(40 * 3072)).map { UInt8($0 % 251) }
         let data = CIFARDataset(variant: .cifar10, pixels: pixels, labels: (0..<40).map { $0 % 10 }, augment: true, cutout: true, seed: 5)
         let batches = data.batchIndices(epoch: 2, batchSize: 6, shuffle: true, seed: 5)
         let reference = BatchPrefetcher(dataset: data, batches: batches, epoch: 2, workers: 0)
         let prefetched = BatchPrefetcher(dataset: data, batches: batches, epoch: 2, workers: workers)
         var count = 0
-        while let a = reference.next() {
-            let b = prefetched.next()
+        while let a = try reference.next() {
+            let b = try prefetched.next()
             #expect(b?.inputs.toFloats() == a.inputs.toFloats() && b?.labels.toDoubles() == a.labels.toDoubles())
             count += 1
         }
-        #expect(count == 7 && prefetched.next() == nil)
+        #expect(try count == 7 && prefetched.next() == nil)
     }
 }
