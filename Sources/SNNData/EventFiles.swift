@@ -67,13 +67,14 @@ public enum EventFiles {
     /// records of a 32-bit address and a 32-bit microsecond timestamp, decoded with the DVS128
     /// address layout CIFAR10-DVS uses: polarity bit 0, x bits 1-7, y bits 8-14. Coordinates are
     /// returned as recorded (raw sensor orientation); data sets apply their own orientation.
-    /// Records with bit 15 set are special (external) events and are skipped.
-    public static func readAEDAT2(_ path: String) throws -> EventStream {
-        try decodeAEDAT2(try contents(path), path: path)
+    /// Records with bit 15 set are special (external) events and are skipped unless
+    /// `includeSpecial` (the reference's MATLAB reader keeps them as pixel events).
+    public static func readAEDAT2(_ path: String, includeSpecial: Bool = false) throws -> EventStream {
+        try decodeAEDAT2(try contents(path), path: path, includeSpecial: includeSpecial)
     }
 
-    /// ``readAEDAT2(_:)`` on bytes in memory; `path` labels errors.
-    public static func decodeAEDAT2(_ data: Data, path: String) throws -> EventStream {
+    /// ``readAEDAT2(_:includeSpecial:)`` on bytes in memory; `path` labels errors.
+    public static func decodeAEDAT2(_ data: Data, path: String, includeSpecial: Bool = false) throws -> EventStream {
         var start = 0
         // Header lines start with '#'; the first byte of a line that does not is the data.
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
@@ -99,8 +100,79 @@ public enum EventFiles {
                 let o = start + i * 8
                 let address = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self))
                 let t = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: o + 4, as: UInt32.self))
-                if address & 0x8000 != 0 { continue }
+                if address & 0x8000 != 0 && !includeSpecial { continue }
                 events.append(x: Int((address >> 1) & 0x7F), y: Int((address >> 8) & 0x7F), on: address & 1 != 0, time: Int64(t))
+            }
+        }
+        return events
+    }
+}
+
+extension EventFiles {
+    /// iniVation's AEDAT 3.1 (`#!AER-DAT3.1`, DVS128 Gesture's format): `#`-prefixed header
+    /// lines up to `#!END-HEADER`, then event packets, each a 28-byte little-endian header
+    /// (type, source, event size, timestamp offset, timestamp overflow, capacity, number, valid)
+    /// followed by `capacity × size` bytes. Polarity packets (type 1) hold 8-byte events: a
+    /// 32-bit word (bit 0 valid, bit 1 polarity, bits 2-16 y, bits 17-31 x) and a 32-bit
+    /// timestamp in µs, extended by the packet's overflow counter (`overflow << 31`). Other
+    /// packet types are skipped, and so are events not marked valid.
+    public static func readAEDAT3(_ path: String, width: Int = 128, height: Int = 128) throws -> EventStream {
+        try decodeAEDAT3(try contents(path), path: path, width: width, height: height)
+    }
+
+    /// ``readAEDAT3(_:width:height:)`` on bytes in memory; `path` labels errors.
+    public static func decodeAEDAT3(_ data: Data, path: String, width: Int = 128, height: Int = 128) throws -> EventStream {
+        var events = EventStream(width: width, height: height)
+        try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            let b = raw.bindMemory(to: UInt8.self)
+            guard b.count >= 12, Array(b[0..<11]) == Array("#!AER-DAT3.".utf8) else {
+                throw DataFileError(path: path, record: nil, offset: 0, reason: "no AEDAT 3 header (expected '#!AER-DAT3.1')")
+            }
+            var o = 0
+            let end = Array("#!END-HEADER".utf8)
+            while true {
+                guard o < b.count, b[o] == UInt8(ascii: "#") else {
+                    throw DataFileError(path: path, record: nil, offset: o, reason: "the header has no '#!END-HEADER' line")
+                }
+                guard let eol = b[o...].firstIndex(of: UInt8(ascii: "\n")) else {
+                    throw DataFileError(path: path, record: nil, offset: o, reason: "the header line starting here never ends")
+                }
+                let isEnd = eol - o >= end.count && Array(b[o..<(o + end.count)]) == end
+                o = eol + 1
+                if isEnd { break }
+            }
+            var packet = 0
+            func int32(_ at: Int) -> Int { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: Int32.self))) }
+            while o < b.count {
+                guard b.count - o >= 28 else {
+                    throw DataFileError(path: path, record: packet, offset: o, reason: "packet header cut short after \(b.count - o) of 28 bytes; the file is truncated")
+                }
+                let type = Int(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: Int16.self)))
+                let (size, overflow, capacity, number) = (int32(o + 4), int32(o + 12), int32(o + 20), int32(o + 24))
+                guard size > 0, capacity >= 0, number >= 0, number <= capacity, capacity <= (b.count - o - 28) / size else {
+                    throw DataFileError(path: path, record: packet, offset: o,
+                                        reason: "packet header is inconsistent (event size \(size), capacity \(capacity), number \(number), \(b.count - o - 28) bytes left); the file is truncated or corrupt")
+                }
+                let body = o + 28
+                if type == 1 {
+                    guard size >= 8 else {
+                        throw DataFileError(path: path, record: packet, offset: o, reason: "polarity packet with \(size)-byte events (expected 8)")
+                    }
+                    for i in 0..<number {
+                        let e = body + i * size
+                        let word = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: e, as: UInt32.self))
+                        guard word & 1 != 0 else { continue }
+                        let (x, y) = (Int(word >> 17 & 0x7FFF), Int(word >> 2 & 0x7FFF))
+                        guard x < width && y < height else {
+                            throw DataFileError(path: path, record: packet, offset: e,
+                                                reason: "event at (\(x), \(y)) lies outside the \(width)×\(height) sensor")
+                        }
+                        let t = Int64(overflow) << 31 | Int64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: e + 4, as: UInt32.self)) & 0x7FFF_FFFF)
+                        events.append(x: x, y: y, on: word & 2 != 0, time: t)
+                    }
+                }
+                o = body + capacity * size
+                packet += 1
             }
         }
         return events

@@ -1,24 +1,67 @@
 import Foundation
 import SNNTensor
 
-/// CIFAR10-DVS (`.aedat` files in class folders) and N-Caltech101 (`.bin` files in Caltech101
-/// class folders, background included), integrated into `T` frames of 2×48×48 as the paper's
-/// settings use (TRT-SPEC.md §8 and §10).
+/// The event-camera data sets, read from the layouts they are distributed in and integrated
+/// into `T` frames of 2 polarity channels (TRT-SPEC.md §8 and §10).
 ///
-/// - CIFAR10-DVS: SpikingJelly's orientation (x = 127 - y_raw, y = 127 - x_raw, ON = bit 0 clear),
-///   frames by equal event count with the remainder dropped, true per-polarity counts divided by
-///   each frame's maximum, antialiased bilinear resize; split per class by file index (0-899
-///   train, 900-999 test; with other counts, the first 90 %). Training augmentation: horizontal
-///   flip (p = 0.5), then a cyclic roll by independent offsets in [-5, 5] along height and width.
-/// - N-Caltech101: SpikingJelly's fixed-frames-number integration (the last frame runs to the
-///   end), raw counts, antialiased resize; the first ⌈0.9·n_c⌉ files of each class (in name
-///   order) train, the rest test. No augmentation.
+/// - CIFAR10-DVS: `.aedat` (AEDAT 2.0) files in class folders. SpikingJelly's orientation
+///   (x = 127 - y_raw, y = 127 - x_raw, ON = bit 0 clear), frames by equal event count with the
+///   remainder dropped, true per-polarity counts divided by each frame's maximum, antialiased
+///   bilinear resize; split per class by file index (0-899 train, 900-999 test; with other
+///   counts, the first 90 %). Training augmentation: horizontal flip (p = 0.5), then a cyclic
+///   roll by independent offsets in [-5, 5] along height and width. `frames: .reference`
+///   reproduces the reference's preprocessing instead (see ``DVSFrames``).
+/// - N-Caltech101: `.bin` files (ATIS 40-bit, 240×180) in Caltech101 class folders,
+///   SpikingJelly's fixed-frames-number integration (the last frame runs to the end), raw counts,
+///   antialiased resize; the first ⌈0.9·n_c⌉ files of each class (in name order) train.
+/// - N-MNIST: `Train/<digit>/*.bin` and `Test/<digit>/*.bin` (34×34) as distributed;
+///   fixed-frames-number integration, raw counts, no resize by default.
+/// - DVS128 Gesture: `user*_<lighting>.aedat` (AEDAT 3.1) with `*_labels.csv` beside them and the
+///   `trials_to_train.txt` / `trials_to_test.txt` lists; each labelled interval
+///   `[start, end)` µs of a recording is a sample (classes 1-11 become 0-10), integrated like
+///   N-Caltech101 and resized.
 ///
-/// Frames are cached under `<root>/.snn-frames/<options>/`, one raw float32 file per recording,
+/// Frames are cached under `<root>/.snn-frames/<options>/`, one raw float32 file per sample,
 /// written atomically; the folder name records every option that changes the frames, and
 /// deleting it is always safe.
 public struct EventFolderDataset: LabelledDataset {
-    public enum Kind: String, Sendable { case cifar10DVS = "DVSCIFAR10", ncaltech101 = "NCaltech101" }
+    public enum Kind: String, Sendable, CaseIterable {
+        case cifar10DVS = "DVSCIFAR10", ncaltech101 = "NCaltech101", nmnist = "NMNIST", dvsGesture = "DVSGesture"
+
+        /// The frame size the paper's settings (and SwiftSNN's defaults) use.
+        public var defaultSize: Int { self == .nmnist ? 34 : 48 }
+        /// The sensor.
+        public var sensor: (width: Int, height: Int) {
+            switch self {
+            case .cifar10DVS, .dvsGesture: return (128, 128)
+            case .ncaltech101: return (240, 180)
+            case .nmnist: return (34, 34)
+            }
+        }
+    }
+
+    /// How CIFAR10-DVS recordings become frames.
+    public enum DVSFrames: String, Sendable, CaseIterable {
+        /// True per-polarity counts, each frame divided by its maximum (an empty frame stays 0),
+        /// antialiased bilinear resize per channel, SpikingJelly's orientation.
+        case standard
+        /// The reference's released preprocessing, bit for bit where it is defined: per frame, an
+        /// occupancy map (a pixel hit several times counts once) of both polarities in channel 1
+        /// (polarity ±1 used as an index), channel 0 empty, rows 127 - x_raw and columns y_raw
+        /// (the MATLAB reader's mirror), external events included; then resized as PIL resizes the
+        /// 8-bit two-channel image (values 0 or 255) and scaled back to [0, 1]. An empty frame is
+        /// 0 (the reference would make it NaN).
+        case reference
+    }
+
+    /// One sample: a file, its label and, for DVS128 Gesture, the time interval it covers.
+    struct Recording {
+        let path: String
+        let label: Int
+        let window: Range<Int64>?
+        /// The cache file's path under the cache folder.
+        let cacheName: String
+    }
 
     public let kind: Kind
     public let classNames: [String]
@@ -33,37 +76,32 @@ public struct EventFolderDataset: LabelledDataset {
     public var count: Int { labels.count }
     public var classes: Int { classNames.count }
 
+    /// DVS128 Gesture's classes, in label order.
+    public static let gestureClasses = ["hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_clockwise",
+                                        "right_arm_counter_clockwise", "left_arm_clockwise", "left_arm_counter_clockwise",
+                                        "arm_roll", "air_drums", "air_guitar", "other_gestures"]
+
     /// The folder (under the data set's root) that caches frames made with these options.
-    public static func cacheFolder(kind: Kind, timesteps: Int, size: Int) -> String {
+    public static func cacheFolder(kind: Kind, timesteps: Int, size: Int, dvsFrames: DVSFrames = .standard) -> String {
         switch kind {
+        case .cifar10DVS where dvsFrames == .reference:
+            return "cifar10dvs_\(FrameIntegration.eventCountDroppingRemainder(frames: timesteps).cacheName)_reference_occupancy_channel1_pil8_\(size)x\(size)"
         case .cifar10DVS: return "cifar10dvs_\(FrameIntegration.eventCountDroppingRemainder(frames: timesteps).cacheName)_maxnorm_spikingjelly_orientation_bilinear_aa_\(size)x\(size)"
         case .ncaltech101: return "ncaltech101_\(FrameIntegration.eventCount(frames: timesteps).cacheName)_counts_bilinear_aa_\(size)x\(size)"
+        case .nmnist: return "nmnist_\(FrameIntegration.eventCount(frames: timesteps).cacheName)_counts_bilinear_aa_\(size)x\(size)"
+        case .dvsGesture: return "dvsgesture_\(FrameIntegration.eventCount(frames: timesteps).cacheName)_counts_bilinear_aa_\(size)x\(size)"
         }
     }
 
-    /// - Parameter progress: called with (recordings done, total) as frames are made or read,
-    ///   from worker threads, one call at a time.
-    public init(kind: Kind, root: String, train: Bool, timesteps: Int, size: Int = 48, augment: Bool, seed: UInt64,
-                skipCorrupt: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {
-        let fm = FileManager.default
-        let ext = kind == .cifar10DVS ? "aedat" : "bin"
-        let classes = ((try? fm.contentsOfDirectory(atPath: root)) ?? [])
-            .filter { !$0.hasPrefix(".") && (try? fm.attributesOfItem(atPath: "\(root)/\($0)")[.type] as? FileAttributeType) == .typeDirectory }
-            .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }  // case-sensitive, like Python's sorted()
-        guard !classes.isEmpty else {
-            throw DataFileError(path: root, record: nil, offset: 0, reason: "no class folders holding .\(ext) files")
-        }
-        var files: [(path: String, label: Int)] = []
-        for (label, name) in classes.enumerated() {
-            let all = ((try? fm.contentsOfDirectory(atPath: "\(root)/\(name)")) ?? []).filter { $0.hasSuffix(".\(ext)") }
-            guard !all.isEmpty else {
-                throw DataFileError(path: "\(root)/\(name)", record: nil, offset: 0, reason: "class folder holds no .\(ext) files")
-            }
-            let ordered = kind == .cifar10DVS ? all.sorted { EventFolderDataset.index($0) < EventFolderDataset.index($1) } : all.sorted()
-            let split = kind == .cifar10DVS && ordered.count == 1000 ? 900 : Int((0.9 * Double(ordered.count)).rounded(.up))
-            for f in (train ? ordered[..<split] : ordered[split...]) { files.append(("\(root)/\(name)/\(f)", label)) }
-        }
-        let cache = "\(root)/.snn-frames/\(EventFolderDataset.cacheFolder(kind: kind, timesteps: timesteps, size: size))"
+    /// - Parameters:
+    ///   - size: frame height and width (default: ``Kind/defaultSize``).
+    ///   - progress: called with (samples done, total) as frames are made or read, from worker
+    ///     threads, one call at a time.
+    public init(kind: Kind, root: String, train: Bool, timesteps: Int, size: Int? = nil, augment: Bool, seed: UInt64,
+                dvsFrames: DVSFrames = .standard, skipCorrupt: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {
+        let size = size ?? kind.defaultSize
+        let (classes, files) = try EventFolderDataset.recordings(kind, root: root, train: train)
+        let cache = "\(root)/.snn-frames/\(EventFolderDataset.cacheFolder(kind: kind, timesteps: timesteps, size: size, dvsFrames: dvsFrames))"
         let sampleSize = timesteps * 2 * size * size
         let all = Tensor.zeros([files.count, timesteps, 2, size, size], device: .cpu)
         let base = all.pointer(as: Float.self)
@@ -73,8 +111,8 @@ public struct EventFolderDataset: LabelledDataset {
         failures.withUnsafeMutableBufferPointer { failures in
             DispatchQueue.concurrentPerform(iterations: files.count) { i in
                 do {
-                    try EventFolderDataset.frames(kind, files[i].path, root: root, cache: cache, timesteps: timesteps, size: size,
-                                                  into: base + i * sampleSize)
+                    try EventFolderDataset.frames(kind, files[i], cache: cache, timesteps: timesteps, size: size,
+                                                  dvsFrames: dvsFrames, into: base + i * sampleSize)
                 } catch {
                     failures[i] = "\(error)"
                 }
@@ -87,7 +125,7 @@ public struct EventFolderDataset: LabelledDataset {
         let bad = failures.enumerated().compactMap { i, f in f.map { (i, $0) } }
         if let first = bad.first, !skipCorrupt {
             throw DataFileError(path: files[first.0].path, record: nil, offset: 0,
-                                reason: "\(first.1) (\(bad.count) unreadable file(s); --skip-corrupt skips them)")
+                                reason: "\(first.1) (\(bad.count) unreadable sample(s); --skip-corrupt skips them)")
         }
         let keep = (0..<files.count).filter { failures[$0] == nil }
         frames = keep.count == files.count ? all : withoutGradients {
@@ -98,46 +136,170 @@ public struct EventFolderDataset: LabelledDataset {
         (self.kind, self.classNames, self.augment, self.seed) = (kind, classes, augment, seed)
     }
 
+    /// Sub-folders of `path`, sorted case-sensitively like Python's `sorted()`.
+    static func folders(_ path: String) -> [String] {
+        let fm = FileManager.default
+        return ((try? fm.contentsOfDirectory(atPath: path)) ?? [])
+            .filter { !$0.hasPrefix(".") && (try? fm.attributesOfItem(atPath: "\(path)/\($0)")[.type] as? FileAttributeType) == .typeDirectory }
+            .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    }
+
+    /// The class names and the samples of one split.
+    static func recordings(_ kind: Kind, root: String, train: Bool) throws -> ([String], [Recording]) {
+        let fm = FileManager.default
+        func files(_ folder: String, ext: String) throws -> [String] {
+            let all = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.lowercased().hasSuffix(".\(ext)") }
+            guard !all.isEmpty else { throw DataFileError(path: folder, record: nil, offset: 0, reason: "class folder holds no .\(ext) files") }
+            return all
+        }
+        switch kind {
+        case .cifar10DVS, .ncaltech101:
+            let ext = kind == .cifar10DVS ? "aedat" : "bin"
+            let classes = folders(root)
+            guard !classes.isEmpty else {
+                throw DataFileError(path: root, record: nil, offset: 0, reason: "no class folders holding .\(ext) files")
+            }
+            var out: [Recording] = []
+            for (label, name) in classes.enumerated() {
+                let all = try files("\(root)/\(name)", ext: ext)
+                let ordered = kind == .cifar10DVS ? all.sorted { index($0) < index($1) } : all.sorted()
+                let split = kind == .cifar10DVS && ordered.count == 1000 ? 900 : Int((0.9 * Double(ordered.count)).rounded(.up))
+                for f in (train ? ordered[..<split] : ordered[split...]) {
+                    out.append(Recording(path: "\(root)/\(name)/\(f)", label: label, window: nil, cacheName: "\(name)/\(f).f32"))
+                }
+            }
+            return (classes, out)
+        case .nmnist:
+            let wanted = train ? "train" : "test"
+            guard let split = folders(root).first(where: { $0.lowercased() == wanted }) else {
+                throw DataFileError(path: root, record: nil, offset: 0,
+                                    reason: "no \(train ? "Train" : "Test") folder: N-MNIST is read as distributed, Train/<digit>/*.bin and Test/<digit>/*.bin")
+            }
+            let digits = folders("\(root)/\(split)")
+            guard digits == (0...9).map(String.init) else {
+                throw DataFileError(path: "\(root)/\(split)", record: nil, offset: 0,
+                                    reason: "expected the class folders 0-9, found \(digits.isEmpty ? "none" : digits.joined(separator: ", "))")
+            }
+            var out: [Recording] = []
+            for (label, d) in digits.enumerated() {
+                for f in try files("\(root)/\(split)/\(d)", ext: "bin").sorted() {
+                    out.append(Recording(path: "\(root)/\(split)/\(d)/\(f)", label: label, window: nil, cacheName: "\(split)/\(d)/\(f).f32"))
+                }
+            }
+            return (digits, out)
+        case .dvsGesture:
+            let list = "\(root)/trials_to_\(train ? "train" : "test").txt"
+            guard let text = try? String(contentsOfFile: list, encoding: .utf8) else {
+                throw DataFileError(path: list, record: nil, offset: 0,
+                                    reason: "cannot read the trial list: DVS128 Gesture is read as distributed (DvsGesture/ with user*.aedat, *_labels.csv, trials_to_train.txt, trials_to_test.txt)")
+            }
+            var out: [Recording] = []
+            for name in text.split(whereSeparator: \.isNewline).map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+                let path = "\(root)/\(name)"
+                let labelsPath = path.replacingOccurrences(of: ".aedat", with: "") + "_labels.csv"
+                for (i, segment) in try gestureLabels(labelsPath).enumerated() {
+                    out.append(Recording(path: path, label: segment.label, window: segment.window, cacheName: "\(name)-\(i).f32"))
+                }
+            }
+            guard !out.isEmpty else { throw DataFileError(path: list, record: nil, offset: 0, reason: "the trial list names no recordings") }
+            return (gestureClasses, out)
+        }
+    }
+
+    /// The labelled intervals of a DVS128 Gesture recording: `class,startTime_usec,endTime_usec`
+    /// rows after a header, classes 1-11.
+    public static func gestureLabels(_ path: String) throws -> [(label: Int, window: Range<Int64>)] {
+        let data = try EventFiles.contents(path)
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw DataFileError(path: path, record: nil, offset: 0, reason: "the labels file is not UTF-8 text")
+        }
+        var out: [(Int, Range<Int64>)] = []
+        var offset = 0
+        for (row, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            defer { offset += line.utf8.count + 1 }
+            let fields = line.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").map(String.init)
+            if fields.isEmpty || (row == 0 && fields.first == "class") { continue }
+            guard fields.count == 3, let c = Int(fields[0]), let start = Int64(fields[1]), let end = Int64(fields[2]),
+                  (1...11).contains(c), start < end else {
+                throw DataFileError(path: path, record: row, offset: offset,
+                                    reason: "expected 'class,startTime_usec,endTime_usec' with a class in 1-11 and start < end, got '\(line)'")
+            }
+            out.append((c - 1, start..<end))
+        }
+        return out
+    }
+
     /// The recording index in a CIFAR10-DVS file name (`cifar10_airplane_123.aedat` → 123).
     static func index(_ name: String) -> Int {
         let stem = name.split(separator: ".").first.map(String.init) ?? name
         return Int(stem.split(separator: "_").last ?? "") ?? Int.max
     }
 
-    /// One recording's frames, from the cache or computed (and cached).
-    static func frames(_ kind: Kind, _ path: String, root: String, cache: String, timesteps: Int, size: Int,
+    /// One sample's frames, from the cache or computed (and cached).
+    static func frames(_ kind: Kind, _ recording: Recording, cache: String, timesteps: Int, size: Int, dvsFrames: DVSFrames,
                        into out: UnsafeMutablePointer<Float>) throws {
         let count = timesteps * 2 * size * size
-        let cached = cache + "/" + path.dropFirst(root.count + 1) + ".f32"
+        let cached = cache + "/" + recording.cacheName
         if let data = try? Data(contentsOf: URL(fileURLWithPath: cached)), data.count == count * 4 {
             data.withUnsafeBytes { out.update(from: $0.bindMemory(to: Float.self).baseAddress!, count: count) }
             return
         }
-        var events: EventStream
-        let integration: FrameIntegration
-        switch kind {
-        case .cifar10DVS:
-            let raw = try EventFiles.readAEDAT2(path)
-            events = EventStream(width: 128, height: 128)
-            for i in 0..<raw.count {
-                events.append(x: 127 - Int(raw.y[i]), y: 127 - Int(raw.x[i]), on: raw.polarity[i] == 0, time: raw.timestamp[i])
+        if kind == .cifar10DVS && dvsFrames == .reference {
+            try referenceCIFAR10DVSFrames(recording.path, timesteps: timesteps, size: size, into: out)
+        } else {
+            var events: EventStream
+            let integration: FrameIntegration
+            switch kind {
+            case .cifar10DVS:
+                let raw = try EventFiles.readAEDAT2(recording.path)
+                events = EventStream(width: 128, height: 128)
+                for i in 0..<raw.count {
+                    events.append(x: 127 - Int(raw.y[i]), y: 127 - Int(raw.x[i]), on: raw.polarity[i] == 0, time: raw.timestamp[i])
+                }
+                integration = .eventCountDroppingRemainder(frames: timesteps)
+            case .ncaltech101, .nmnist:
+                events = try EventFiles.readATIS(recording.path, width: kind.sensor.width, height: kind.sensor.height)
+                integration = .eventCount(frames: timesteps)
+            case .dvsGesture:
+                events = try EventFiles.readAEDAT3(recording.path).window(recording.window ?? Int64.min..<Int64.max)
+                integration = .eventCount(frames: timesteps)
             }
-            integration = .eventCountDroppingRemainder(frames: timesteps)
-        case .ncaltech101:
-            events = try EventFiles.readATIS(path, width: 240, height: 180)
-            integration = .eventCount(frames: timesteps)
-        }
-        var full = [Float](repeating: 0, count: timesteps * 2 * events.width * events.height)
-        full.withUnsafeMutableBufferPointer { buffer in
-            integration.integrate(events, into: buffer.baseAddress!)
-            if kind == .cifar10DVS {
-                FrameIntegration.normalizePerFrameMaximum(buffer.baseAddress!, count: timesteps, frameSize: 2 * events.width * events.height)
+            let (w, h) = (events.width, events.height)
+            var full = [Float](repeating: 0, count: timesteps * 2 * w * h)
+            full.withUnsafeMutableBufferPointer { buffer in
+                integration.integrate(events, into: buffer.baseAddress!)
+                if kind == .cifar10DVS {
+                    FrameIntegration.normalizePerFrameMaximum(buffer.baseAddress!, count: timesteps, frameSize: 2 * w * h)
+                }
+                if w == size && h == size {
+                    out.update(from: buffer.baseAddress!, count: count)
+                } else {
+                    Resize.bilinear(buffer.baseAddress!, planes: timesteps * 2, height: h, width: w, into: out, outHeight: size, outWidth: size)
+                }
             }
-            Resize.bilinear(buffer.baseAddress!, planes: timesteps * 2, height: events.height, width: events.width,
-                            into: out, outHeight: size, outWidth: size)
         }
         // The cache is an optimisation: a failed write only means recomputing next time.
         try? AtomicFile.write(Data(bytes: out, count: count * 4), to: cached)
+    }
+
+    /// ``DVSFrames/reference``: the reference's CIFAR10-DVS preprocessing.
+    static func referenceCIFAR10DVSFrames(_ path: String, timesteps: Int, size: Int, into out: UnsafeMutablePointer<Float>) throws {
+        let raw = try EventFiles.readAEDAT2(path, includeSpecial: true)
+        let n = raw.count, d = n / timesteps
+        out.update(repeating: 0, count: timesteps * 2 * size * size)
+        var occupancy = [UInt8](repeating: 0, count: 128 * 128)
+        for f in 0..<timesteps where d > 0 {
+            for i in 0..<(128 * 128) { occupancy[i] = 0 }
+            for i in (f * d)..<((f + 1) * d) {
+                occupancy[(127 - Int(raw.x[i])) * 128 + Int(raw.y[i])] = 255
+            }
+            let resized = occupancy.withUnsafeBufferPointer {
+                Resize.bilinear8($0.baseAddress!, width: 128, height: 128, channels: 1, crop: (0, 0, 128, 128),
+                                 outWidth: size, outHeight: size)
+            }
+            let channel1 = out + (f * 2 + 1) * size * size
+            for i in 0..<(size * size) { channel1[i] = Float(resized[i]) / 255 }
+        }
     }
 
     public func batch(_ indices: ArraySlice<Int>, epoch: Int) -> Batch {

@@ -20,6 +20,15 @@ public struct EventStream: Sendable {
 
     public var count: Int { x.count }
 
+    /// The events with timestamps in `interval`, in their order.
+    public func window(_ interval: Range<Int64>) -> EventStream {
+        var out = EventStream(width: width, height: height)
+        for i in 0..<count where interval.contains(timestamp[i]) {
+            out.x.append(x[i]); out.y.append(y[i]); out.polarity.append(polarity[i]); out.timestamp.append(timestamp[i])
+        }
+        return out
+    }
+
     /// Appends one event (the caller keeps timestamps non-decreasing).
     public mutating func append(x: Int, y: Int, on: Bool, time: Int64) {
         self.x.append(UInt16(x))
@@ -105,3 +114,4 @@ public enum FrameIntegration: Hashable, Sendable, Codable {
         return t
     }
 }
+
