@@ -27,6 +27,9 @@ public struct TrainingConfig: Codable, Sendable {
     public var saveCheckpoints: Bool
     /// Background threads assembling batches ahead of the step (0: on the training thread).
     public var workers: Int = 2
+    /// Data options that change what the model sees, recorded in the run's config (e.g.
+    /// `dvs_frames: reference`, `classes: all`, `frame_size: 48`).
+    public var dataOptions: [String: String]? = nil
 
     public init(dataset: String, topology: String, modelName: String?, timesteps: Int, epochs: Int, batchSize: Int,
                 learningRate: Double, optimizer: Optimizer.Kind, scheduler: Bool, weightDecay: Double, l1: Double, l2: Double,

@@ -7,18 +7,20 @@ import SNNTensor
 struct BenchData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
-        abstract: "Time event decoding + frame integration and CIFAR augmentation on generated data.",
-        discussion: "Writes an ATIS 40-bit file and an AEDAT 2.0 file of --events random events to a temporary folder, then reports the median events/s of read + integrate (T=10 frames), and the median images/s of CIFAR batch assembly with crop, flip, cutout and normalisation.")
+        abstract: "Time event decoding + frame integration, CIFAR augmentation and JPEG decoding + cropping on generated data.",
+        discussion: "Writes an ATIS 40-bit file and an AEDAT 2.0 file of --events random events to a temporary folder, then reports the median events/s of read + integrate (T=10 frames), the median images/s of CIFAR batch assembly with crop, flip, cutout and normalisation, and the median images/s of ImageNet batch assembly (JPEG read + decode, random resized crop to 224, flip, normalisation, on all cores) from --jpegs generated 500×375 JPEGs (ImageNet's typical size).")
 
     @Option(help: "Events per generated file.")
     var events: Int = 2_000_000
+    @Option(help: "Generated JPEGs per ImageNet batch.")
+    var jpegs: Int = 64
     @Option(help: "Timed runs; the median is reported.")
     var repeats: Int = 5
     @Flag(help: "Print one JSON object.")
     var json = false
 
     func validate() throws {
-        guard events >= 10, repeats >= 1 else { throw ValidationError("--events must be at least 10 and --repeats at least 1") }
+        guard events >= 10, repeats >= 1, jpegs >= 1 else { throw ValidationError("--events must be at least 10, --repeats and --jpegs at least 1") }
     }
 
     private func median(_ body: () throws -> Void) rethrows -> Double { try Output.medianSeconds(repeats: repeats, body) }
@@ -54,7 +56,32 @@ struct BenchData: ParsableCommand {
         let pixels = g.uniform(images * 3072).map { UInt8($0 * 255) }
         let cifar = CIFARDataset(variant: .cifar10, pixels: pixels, labels: [Int](repeating: 0, count: images), augment: true, cutout: true, seed: 0)
         let cifarSeconds = median { for b in 0..<(images / 256) { _ = cifar.batch(ArraySlice(b * 256..<(b + 1) * 256), epoch: 1) } }
+        // ImageNet-style batches from generated JPEGs: smooth colour fields with noise, 500×375.
+        let jpegRoot = dir.appendingPathComponent("imagenet")
+        let jpegFolder = jpegRoot.appendingPathComponent("train/n00000001")
+        try FileManager.default.createDirectory(at: jpegFolder, withIntermediateDirectories: true)
+        let (jw, jh) = (500, 375)
+        var jpegBytes = 0
+        for k in 0..<jpegs {
+            let noise = g.derived(UInt64(k)).uniform(jw * jh)
+            var px = [UInt8](repeating: 0, count: jw * jh * 3)
+            for y in 0..<jh {
+                for x in 0..<jw {
+                    let n = noise[y * jw + x] * 40
+                    px[(y * jw + x) * 3] = UInt8(min(255, Float(x * 200 / jw) + n))
+                    px[(y * jw + x) * 3 + 1] = UInt8(min(255, Float(y * 200 / jh) + n))
+                    px[(y * jw + x) * 3 + 2] = UInt8(min(255, Float((x + y + 37 * k) % 200) + n))
+                }
+            }
+            let data = try JPEG.encode(RGBImage(width: jw, height: jh, pixels: px))
+            jpegBytes += data.count
+            try data.write(to: jpegFolder.appendingPathComponent("\(k).JPEG"))
+        }
+        let imagenet = try ImageFolderDataset(root: jpegRoot.path, train: true, classes: .all, seed: 0)
+        let jpegSeconds = try median { _ = try imagenet.batch(ArraySlice(0..<jpegs), epoch: 1) }
         let result: [String: Any] = [
+            "jpeg_decode_crop_images_per_second": (Double(jpegs) / jpegSeconds).rounded(),
+            "jpeg_width": jw, "jpeg_height": jh, "jpeg_mean_bytes": jpegBytes / jpegs,
             "atis_events_per_second": (Double(events) / atisSeconds).rounded(),
             "aedat2_events_per_second": (Double(events) / aedatSeconds).rounded(),
             "cifar_augment_images_per_second": (Double(images) / cifarSeconds).rounded(),
@@ -66,6 +93,8 @@ struct BenchData: ParsableCommand {
             print(String(format: "ATIS 40-bit read + integrate: %.1f M events/s", Double(events) / atisSeconds / 1e6))
             print(String(format: "AEDAT 2.0 read + integrate:   %.1f M events/s", Double(events) / aedatSeconds / 1e6))
             print(String(format: "CIFAR augmentation:           %.0f images/s", Double(images) / cifarSeconds))
+            print(String(format: "JPEG decode + crop (ImageNet): %.0f images/s (%d×%d, %d cores)", Double(jpegs) / jpegSeconds, jw, jh,
+                         ProcessInfo.processInfo.activeProcessorCount))
         }
     }
 }

@@ -8,53 +8,93 @@ struct DataCommand: ParsableCommand {
         commandName: "data", abstract: "Prepare and inspect data sets.", subcommands: [DataPrepare.self, DataInspect.self])
 }
 
-/// `snn data prepare`: integrate every recording of an event data set into its frame cache.
+/// `snn data prepare`: integrate every recording of an event data set into its frame cache, or
+/// check that every JPEG of an ImageNet-style data set decodes.
 struct DataPrepare: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prepare",
-        abstract: "Fill the frame cache of DVSCIFAR10 or NCaltech101 so training reads frames, not events.",
-        discussion: "The cache lives in DATA-DIR/.snn-frames/<options>/ and is safe to delete. CIFAR needs no preparation.")
+        abstract: "Fill the frame cache of an event data set so training reads frames, not events; check every JPEG of ImageNet100.",
+        discussion: "The frame cache lives in DATA-DIR/.snn-frames/<options>/ and is safe to delete. CIFAR needs no preparation; for ImageNet100 every image is decoded once and unreadable ones are listed.")
 
-    @Option(name: .customLong("dataset"), help: "DVSCIFAR10 or NCaltech101.")
+    @Option(name: .customLong("dataset"), help: "DVSCIFAR10, NCaltech101, NMNIST, DVSGesture or ImageNet100.")
     var dataset: String
-    @Option(name: [.customLong("data-dir"), .customLong("data_dir")], help: "The folder of class folders.")
+    @Option(name: [.customLong("data-dir"), .customLong("data_dir")], help: "The data set's folder (see snn train --help).")
     var dataDir: String
-    @Option(name: [.customLong("T"), .customShort("T")], help: "Frames per recording.")
-    var timesteps: Int = 10
-    @Flag(name: .customLong("skip-corrupt"), help: "Skip unreadable recordings and say how many.")
+    @Option(name: [.customLong("T"), .customShort("T")], help: "Frames per recording; default: the data set's (10).")
+    var timesteps: Int?
+    @Flag(name: [.customLong("skip-corrupt"), .customLong("skip_corrupt")], help: "Skip unreadable files and say how many.")
     var skipCorrupt = false
+    @Option(name: [.customLong("dvs-frames"), .customLong("dvs_frames")], help: "DVSCIFAR10 frames: standard or reference (as for snn train).")
+    var dvsFrames: String = "standard"
+    @Option(name: [.customLong("frame-size"), .customLong("frame_size")], help: "Frame height and width; default 48 (34 for NMNIST).")
+    var frameSize: Int?
+    @Option(name: .customLong("classes"), help: "ImageNet100 classes: imagenet100, all, or a file of synsets.")
+    var classes: String = "imagenet100"
 
     func validate() throws {
-        guard EventFolderDataset.Kind(rawValue: dataset) != nil else { throw ValidationError("--dataset accepts DVSCIFAR10, NCaltech101; got \(dataset)") }
-        guard timesteps >= 1 else { throw ValidationError("--T must be positive, got \(timesteps)") }
+        guard let name = DatasetName(rawValue: dataset), name.eventKind != nil || name == .imagenet100 else {
+            throw ValidationError("--dataset accepts DVSCIFAR10, NCaltech101, NMNIST, DVSGesture, ImageNet100; got \(dataset)")
+        }
+        if let t = timesteps, t < 1 { throw ValidationError("--T must be positive, got \(t)") }
+        guard EventFolderDataset.DVSFrames(rawValue: dvsFrames) != nil else { throw ValidationError("--dvs-frames accepts standard, reference; got \(dvsFrames)") }
     }
 
     func run() throws {
         SNN.prepare()
-        guard let kind = EventFolderDataset.Kind(rawValue: dataset) else { return }
+        guard let name = DatasetName(rawValue: dataset) else { return }
         let terminal = isatty(STDOUT_FILENO) != 0
         let start = Date()
-        var total = 0, skipped = 0
-        for train in [true, false] {
-            let split = train ? "train" : "test"
-            let set: EventFolderDataset
-            do {
-                set = try EventFolderDataset(kind: kind, root: dataDir, train: train, timesteps: timesteps, augment: false, seed: 0,
-                                             skipCorrupt: skipCorrupt) { done, count in
-                    guard terminal else { return }
-                    let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-3)
-                    print(String(format: "\r%@ %d/%d recordings, %.0f/s", split, done, count, rate), terminator: "")
-                    fflush(stdout)
-                }
-            } catch {
-                throw CLIError("\(error)")
-            }
-            if terminal { print("") }
-            total += set.count
-            skipped += set.skipped.count
+        let options = DataOptions(augment: false, skipCorrupt: skipCorrupt, dvsFrames: EventFolderDataset.DVSFrames(rawValue: dvsFrames) ?? .standard,
+                                  classes: classes, frameSize: frameSize)
+        func show(_ split: String, _ done: Int, _ count: Int, _ unit: String) {
+            guard terminal else { return }
+            let elapsed = max(Date().timeIntervalSince(start), 1e-3), rate = Double(done) / elapsed
+            print(String(format: "\r%@ %d/%d %@, %.0f/s, ETA %.0f s ", split, done, count, unit, rate, Double(count - done) / max(rate, 1e-9)),
+                  terminator: "")
+            fflush(stdout)
         }
-        let cache = "\(dataDir)/.snn-frames/\(EventFolderDataset.cacheFolder(kind: kind, timesteps: timesteps, size: 48))"
-        print("prepared \(total) recordings\(skipped > 0 ? ", skipped \(skipped) unreadable" : "") in \(String(format: "%.1f", Date().timeIntervalSince(start))) s: \(cache)")
+        let data: LoadedData
+        do {
+            data = try name.load(from: dataDir, timesteps: timesteps ?? name.defaultTimesteps, seed: 0, options: options) {
+                show($0, $1, $2, "samples")
+            }
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError("\(error)")
+        }
+        if terminal { print("") }
+        if name == .imagenet100 { return try verifyImages(data, start: start, show: show) }
+        let kind = name.eventKind!
+        let cache = "\(dataDir)/.snn-frames/\(EventFolderDataset.cacheFolder(kind: kind, timesteps: timesteps ?? name.defaultTimesteps, size: frameSize ?? kind.defaultSize, dvsFrames: options.dvsFrames))"
+        print("prepared \(data.train.count + data.test.count) samples (\(data.train.count) train, \(data.test.count) test)\(data.skipped.isEmpty ? "" : ", skipped \(data.skipped.count) unreadable") in \(String(format: "%.1f", Date().timeIntervalSince(start))) s: \(cache)")
+    }
+
+    /// Decodes every JPEG once, on all cores, and lists the unreadable ones.
+    private func verifyImages(_ data: LoadedData, start: Date, show: (String, Int, Int, String) -> Void) throws {
+        var bad: [String] = []
+        var total = 0
+        for (split, set) in [("train", data.train), ("val", data.test)] {
+            guard let images = set as? ImageFolderDataset else { continue }
+            var failures = [String?](repeating: nil, count: images.count)
+            let lock = NSLock()
+            var done = 0
+            failures.withUnsafeMutableBufferPointer { failures in
+                DispatchQueue.concurrentPerform(iterations: images.count) { i in
+                    do { _ = try JPEG.read(images.files[i]) } catch { failures[i] = "\(error)" }
+                    lock.withLock {
+                        done += 1
+                        if done % 64 == 0 || done == images.count { show(split, done, images.count, "images") }
+                    }
+                }
+            }
+            if isatty(STDOUT_FILENO) != 0 { print("") }
+            bad += failures.compactMap { $0 }
+            total += images.count
+        }
+        for line in bad.prefix(20) { print("unreadable: \(line)") }
+        print("checked \(total) images in \(data.train.classes) classes in \(String(format: "%.1f", Date().timeIntervalSince(start))) s: \(bad.isEmpty ? "all readable" : "\(bad.count) unreadable (snn train --skip-corrupt replaces them by the next image of their class)")")
+        if !bad.isEmpty && !skipCorrupt { throw ExitCode(1) }
     }
 }
 
@@ -64,18 +104,20 @@ struct DataInspect: ParsableCommand {
         commandName: "inspect",
         abstract: "Print what a data file holds: events, sensor size and time span, or images and labels.",
         discussion: """
-            Formats: aedat2 (jAER AEDAT 2.0: CIFAR10-DVS, DVS128), nmnist and ncaltech101 (the ATIS 40-bit \
-            encoding; SLAYER's .bs2 files are the same), cifar-bin and cifar-py (CIFAR-10 batches; \
-            cifar100-bin and cifar100-py for CIFAR-100). Without --format it is inferred from the header \
-            ('#!AER-DAT2.0', a pickle), the name (data_batch_*, test_batch, train, test) or the extension \
-            (.aedat, .bin, .bs2; .bin files are N-MNIST-sized unless an event lies outside 34×34, then \
+            Formats: aedat2 (jAER AEDAT 2.0: CIFAR10-DVS, DVS128; cifar10-dvs is the same reader), aedat3 \
+            (AEDAT 3.1: DVS128 Gesture; the labelled intervals of a *_labels.csv beside it are counted), \
+            nmnist and ncaltech101 (the ATIS 40-bit encoding; SLAYER's .bs2 files are the same), cifar-bin \
+            and cifar-py (CIFAR-10 batches; cifar100-bin and cifar100-py for CIFAR-100), jpeg (ImageNet). \
+            Without --format it is inferred from the header ('#!AER-DAT2.0', '#!AER-DAT3.1', a pickle, a \
+            JPEG marker), the name (data_batch_*, test_batch, train, test) or the extension (.aedat, .bin, \
+            .bs2, .jpg, .jpeg; .bin files are N-MNIST-sized unless an event lies outside 34×34, then \
             N-Caltech101's 240×180).
             """)
 
     @Argument(help: "The file.")
     var file: String
 
-    @Option(help: "aedat2, nmnist or ncaltech101; inferred when omitted.")
+    @Option(help: "aedat2, aedat3, nmnist, cifar10-dvs, ncaltech101, cifar-bin, cifar-py, cifar100-bin, cifar100-py or jpeg; inferred when omitted.")
     var format: String?
 
     @Flag(help: "Print one JSON object.")
@@ -91,19 +133,22 @@ struct DataInspect: ParsableCommand {
     /// repeats it (`airplane/cifar10_airplane_3.aedat`) or the folder is a digit (N-MNIST) or a
     /// Caltech101 class (`image_0001.bin`).
     static func classFolderLabel(file: String, folder: String) -> String? {
-        if file.contains("_\(folder)_") || (folder.count == 1 && folder.first?.isNumber == true) || file.hasPrefix("image_") {
+        let synset = folder.count == 9 && folder.first == "n" && folder.dropFirst().allSatisfy(\.isNumber)
+        if file.contains("_\(folder)_") || (folder.count == 1 && folder.first?.isNumber == true) || file.hasPrefix("image_") || synset {
             return folder
         }
         return nil
     }
 
-    static let formats = ["aedat2", "nmnist", "ncaltech101", "cifar-bin", "cifar-py", "cifar100-bin", "cifar100-py"]
+    static let formats = ["aedat2", "aedat3", "nmnist", "cifar10-dvs", "ncaltech101", "cifar-bin", "cifar-py", "cifar100-bin", "cifar100-py", "jpeg"]
 
     /// The format named or inferred from the first bytes, the name and the extension.
     private func detect() throws -> String {
         if let format { return format }
         let head = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: file)).read(upToCount: 16)) ?? nil
         if let head, head.starts(with: Data("#!AER-DAT2".utf8)) { return "aedat2" }
+        if let head, head.starts(with: Data("#!AER-DAT3".utf8)) { return "aedat3" }
+        if let head, head.starts(with: [0xFF, 0xD8, 0xFF]) { return "jpeg" }
         let name = URL(fileURLWithPath: file).lastPathComponent
         let pickle = head?.first == 0x80
         if name.hasPrefix("data_batch_") || name.hasPrefix("test_batch") { return pickle ? "cifar-py" : "cifar-bin" }
@@ -112,17 +157,27 @@ struct DataInspect: ParsableCommand {
         switch URL(fileURLWithPath: file).pathExtension.lowercased() {
         case "aedat": return "aedat2"
         case "bin", "bs2": return "nmnist"
-        default: throw CLIError("\(file): cannot tell the format from the header or the extension; pass --format aedat2|nmnist|ncaltech101")
+        case "jpg", "jpeg": return "jpeg"
+        default: throw CLIError("\(file): cannot tell the format from the header or the extension; pass --format \(DataInspect.formats.joined(separator: "|"))")
         }
     }
 
     func run() throws {
         var format = try detect()
-        if format.hasPrefix("cifar") { return try inspectImages(format) }
+        if format.hasPrefix("cifar") && format != "cifar10-dvs" { return try inspectImages(format) }
+        if format == "jpeg" { return try inspectJPEG() }
         let events: EventStream
+        var extra: [String: Any] = [:]
         do {
             switch format {
-            case "aedat2": events = try EventFiles.readAEDAT2(file)
+            case "aedat2", "cifar10-dvs": events = try EventFiles.readAEDAT2(file)
+            case "aedat3":
+                events = try EventFiles.readAEDAT3(file)
+                let labels = file.replacingOccurrences(of: ".aedat", with: "") + "_labels.csv"
+                if FileManager.default.fileExists(atPath: labels) {
+                    extra["labelled_intervals"] = try EventFolderDataset.gestureLabels(labels).count
+                    extra["labels_file"] = labels
+                }
             case "ncaltech101": events = try EventFiles.readATIS(file, width: 240, height: 180)
             default:
                 do {
@@ -140,6 +195,7 @@ struct DataInspect: ParsableCommand {
             "file": file, "format": format, "events": events.count, "width": events.width, "height": events.height,
             "on_events": on, "off_events": events.count - on,
         ]
+        object.merge(extra) { a, _ in a }
         if let first = events.timestamp.first, let last = events.timestamp.last {
             object["t_first_us"] = first
             object["t_last_us"] = last
@@ -154,6 +210,25 @@ struct DataInspect: ParsableCommand {
         if let first = events.timestamp.first, let last = events.timestamp.last {
             print("time \(first)–\(last) µs (\(String(format: "%.3f", Double(last - first) / 1e6)) s), \(on) ON / \(events.count - on) OFF")
         }
+    }
+
+    /// A JPEG: size, colour space and subsampling, after decoding it whole (so a damaged file shows).
+    private func inspectJPEG() throws {
+        let header: JPEG.Header
+        do {
+            header = try JPEG.readHeader(file)
+            _ = try JPEG.read(file)
+        } catch {
+            throw CLIError("\(error)")
+        }
+        var object: [String: Any] = ["file": file, "format": "jpeg", "images": 1, "width": header.width, "height": header.height,
+                                     "channels": 3, "colorspace": header.colorspace, "subsampling": header.subsampling]
+        let url = URL(fileURLWithPath: file)
+        if let label = DataInspect.classFolderLabel(file: url.lastPathComponent, folder: url.deletingLastPathComponent().lastPathComponent) {
+            object["label"] = label
+        }
+        if json { return try Output.printJSON(object) }
+        print("\(file): jpeg, \(header.width)×\(header.height) \(header.colorspace) (\(header.subsampling))\(object["label"].map { ", label \($0)" } ?? "")")
     }
 
     /// CIFAR batches: image count, size and label histogram.

@@ -25,11 +25,11 @@ struct Train: ParsableCommand {
 
 /// The flags of `snn train` (shared with `snn bench train`).
 struct TrainOptions: ParsableArguments {
-    @Option(name: .customLong("dataset"), help: "Data set: CIFAR10, CIFAR100, DVSCIFAR10 or NCaltech101 (with --data-dir); omit for the built-in synthetic events.")
+    @Option(name: .customLong("dataset"), help: "Data set: CIFAR10, CIFAR100, ImageNet100, DVSCIFAR10, NCaltech101, NMNIST or DVSGesture (with --data-dir); omit for the built-in synthetic events.")
     var dataset: String?
-    @Option(name: [.customLong("topology")], help: "A named model (ResNet-19, VGGSNN, ResNet-34, SEW-ResNet-34) or a topology string such as CONV-32-3-1-1_L-10; default: ResNet-19 for CIFAR, VGGSNN for the event data sets, a small VGG for the synthetic data.")
+    @Option(name: [.customLong("topology")], help: "A named model (ResNet-19, VGGSNN, ResNet-34, SEW-ResNet-34) or a topology string such as CONV-32-3-1-1_L-10; default: ResNet-19 for CIFAR, SEW-ResNet-34 for ImageNet100, VGGSNN for DVSCIFAR10, NCaltech101 and DVSGesture, a small CNN for NMNIST and a small VGG for the synthetic data.")
     var topology: String?
-    @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps; default: 6 for CIFAR, 10 for DVSCIFAR10 and NCaltech101 (the paper's), 8 for the synthetic data.")
+    @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps; default: 6 for CIFAR, 4 for ImageNet100, 10 for the event data sets (the paper's), 8 for the synthetic data.")
     var timesteps: Int?
     @Option(name: .customLong("trtloss"), help: "1: Temporal Regularization Training loss (the reference's default).")
     var trtloss: Int = 1
@@ -111,8 +111,14 @@ struct TrainOptions: ParsableArguments {
     var clipGradNorm: Double?
     @Option(name: .customLong("workers"), help: "Background threads assembling batches ahead of each step (0: on the training thread); batches are the same for any count.")
     var workers: Int = 2
-    @Flag(name: [.customLong("skip-corrupt"), .customLong("skip_corrupt")], help: "Skip unreadable event files (and say how many) instead of stopping.")
+    @Flag(name: [.customLong("skip-corrupt"), .customLong("skip_corrupt")], help: "Skip unreadable event files and JPEGs (and say how many) instead of stopping.")
     var skipCorrupt = false
+    @Option(name: [.customLong("dvs-frames"), .customLong("dvs_frames")], help: "DVSCIFAR10 frames: standard (per-polarity counts, per-frame max normalisation) or reference (the reference code's occupancy frames with its channel quirk, for bit-for-bit comparisons).")
+    var dvsFrames: String = "standard"
+    @Option(name: .customLong("classes"), help: "ImageNet100 classes: imagenet100 (the reference's list of 100 synsets), all (every folder in train/), or a file of synsets, one per line.")
+    var classes: String = "imagenet100"
+    @Option(name: [.customLong("frame-size"), .customLong("frame_size")], help: "Event frames are resized to this height and width; default 48 (34 for NMNIST, its sensor).")
+    var frameSize: Int?
     @Option(name: [.customLong("synthetic-samples")], help: "Samples of the synthetic data set (train; test gets a quarter).")
     var syntheticSamples: Int = 3000
 
@@ -137,12 +143,16 @@ struct TrainOptions: ParsableArguments {
         guard Device(device) != nil else { throw ValidationError("--device accepts cpu, reference; got \(device)") }
         if dropout < 0 || dropout >= 1 { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         if resume == 1 && resumePath == nil { throw ValidationError("--resume 1 needs --resume_path") }
+        guard EventFolderDataset.DVSFrames(rawValue: dvsFrames) != nil else {
+            throw ValidationError("--dvs-frames accepts standard, reference; got \(dvsFrames)")
+        }
+        if let s = frameSize, s < 1 { throw ValidationError("--frame-size must be positive, got \(s)") }
         if let d = dataset {
-            guard ["CIFAR10", "CIFAR100", "DVSCIFAR10", "NCaltech101"].contains(d) else {
-                throw ValidationError("--dataset accepts CIFAR10, CIFAR100, DVSCIFAR10, NCaltech101 today (ImageNet100 is not readable yet); got \(d)")
+            guard let name = DatasetName(rawValue: d) else {
+                throw ValidationError("--dataset accepts \(DatasetName.list); got \(d)")
             }
             guard dataDir != nil else {
-                throw ValidationError("--dataset \(d) needs --data-dir: the folder holding cifar-10-batches-bin (or -py) / cifar-100-binary (or -python), or the class folders of .aedat (DVSCIFAR10) or .bin (NCaltech101) files")
+                throw ValidationError("--dataset \(d) needs --data-dir: the folder holding \(name.layout)")
             }
         }
     }

@@ -28,45 +28,38 @@ extension TrainOptions {
     }
 
     private func makeBaseConfig() -> TrainingConfig {
-        let cifar = dataset == "CIFAR10" || dataset == "CIFAR100"
-        let events = dataset == "DVSCIFAR10" || dataset == "NCaltech101"
-        let topologyText = topology ?? (cifar ? "ResNet-19" : (events ? "VGGSNN" : TrainOptions.syntheticTopology))
-        return TrainingConfig(
+        let name = dataset.flatMap(DatasetName.init(rawValue:))
+        let topologyText = topology ?? name?.defaultTopology ?? TrainOptions.syntheticTopology
+        var config = TrainingConfig(
             dataset: dataset ?? "synthetic", topology: topologyText,
-            modelName: NamedModel(rawValue: topologyText) != nil ? topologyText : (topology == nil ? "SyntheticVGG" : nil),
-            timesteps: timesteps ?? (cifar ? 6 : (events ? 10 : 8)), epochs: epochs ?? (cifar || events ? 300 : 8), batchSize: batchSize, learningRate: lr,
+            modelName: NamedModel(rawValue: topologyText) != nil ? topologyText : (topology == nil && name == nil ? "SyntheticVGG" : nil),
+            timesteps: timesteps ?? name?.defaultTimesteps ?? 8, epochs: epochs ?? (name != nil ? 300 : 8), batchSize: batchSize, learningRate: lr,
             optimizer: Optimizer.Kind(rawValue: optimizer) ?? .adam, scheduler: scheduler == 1, weightDecay: weightDecay,
             l1: l1, l2: l2, loss: loss, neuron: neuron, dropout: dropout, batchNorm: norm == "tdBN", kaimingInit: initFlag == 1,
             seed: seed, device: device, maxSteps: maxSteps, clipGradNorm: clipGradNorm,
             checkpointEpochs: checkpointEpochs.split(separator: "-").compactMap { Int($0) }, saveCheckpoints: saveCheckpoint == 1)
+        if let name { config.dataOptions = dataOptions.recorded(for: name) }
+        return config
+    }
+
+    var dataOptions: DataOptions {
+        DataOptions(augment: augment == 1, skipCorrupt: skipCorrupt, dvsFrames: EventFolderDataset.DVSFrames(rawValue: dvsFrames) ?? .standard,
+                    classes: classes, frameSize: frameSize)
     }
 
     /// The training and test sets the flags select, and one sample's shape.
     func loadData(_ config: TrainingConfig) throws -> (any LabelledDataset, any LabelledDataset, [Int]) {
-        if let name = dataset, let dir = dataDir, let kind = EventFolderDataset.Kind(rawValue: name) {
+        if let name = dataset.flatMap(DatasetName.init(rawValue:)), let dir = dataDir {
+            let data: LoadedData
             do {
-                let train = try EventFolderDataset(kind: kind, root: dir, train: true, timesteps: config.timesteps,
-                                                   augment: augment == 1, seed: seed, skipCorrupt: skipCorrupt)
-                let test = try EventFolderDataset(kind: kind, root: dir, train: false, timesteps: config.timesteps,
-                                                  augment: false, seed: seed, skipCorrupt: skipCorrupt)
-                let skipped = train.skipped.count + test.skipped.count
-                if skipped > 0 { print("skipped \(skipped) unreadable file(s), e.g. \((train.skipped + test.skipped)[0])") }
-                return (train, test, [2, 48, 48])
+                data = try name.load(from: dir, timesteps: config.timesteps, seed: seed, options: dataOptions)
+            } catch let error as CLIError {
+                throw error
             } catch {
                 throw CLIError("--data-dir: \(error)")
             }
-        }
-        if let name = dataset, let dir = dataDir {
-            let variant: CIFARBinary.Variant = name == "CIFAR100" ? .cifar100 : .cifar10
-            do {
-                let train = try CIFARDataset.load(directory: dir, variant: variant, train: true)
-                let test = try CIFARDataset.load(directory: dir, variant: variant, train: false)
-                return (CIFARDataset(variant: variant, pixels: train.pixels, labels: train.labels, augment: true, cutout: augment == 1, seed: seed),
-                        CIFARDataset(variant: variant, pixels: test.pixels, labels: test.labels, augment: false, cutout: false, seed: seed),
-                        [3, 32, 32])
-            } catch {
-                throw CLIError("--data-dir: \(error)")
-            }
+            if !data.skipped.isEmpty { print("skipped \(data.skipped.count) unreadable file(s), e.g. \(data.skipped[0])") }
+            return (data.train, data.test, data.inputShape)
         }
         let integration = FrameIntegration.eventCount(frames: config.timesteps)
         let trainData = SyntheticEvents(count: syntheticSamples, seed: seed, integration: integration)

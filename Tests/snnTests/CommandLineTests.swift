@@ -48,6 +48,10 @@ struct CommandLineTests {
         (["train", "--no-such-flag"], "Unknown option"),
         (["train", "--topology", "CONVX-8-3-1-1_L-8", "--max-steps", "1"], "unknown layer 'CONVX'"),
         (["model", "--topology", "ResNet-19", "--dataset", "MNIST"], "--dataset accepts"),
+        (["train", "--dataset", "MNIST", "--data-dir", "/tmp"], "CIFAR10, CIFAR100, ImageNet100, DVSCIFAR10, NCaltech101, NMNIST, DVSGesture"),
+        (["train", "--dataset", "NMNIST"], "Train/ and Test/, each with digit folders 0-9"),
+        (["train", "--dvs-frames", "occupancy"], "--dvs-frames accepts standard, reference"),
+        (["train", "--dataset", "ImageNet100", "--data-dir", "/nonexistent"], "train/ and val/"),
     ])
     func badFlags(_ c: ([String], String)) throws {
         let (status, output) = try snn(c.0)
@@ -183,10 +187,10 @@ struct CommandLineTests {
 
     @Test("bench data --json reports events/s and images/s")
     func benchData() throws {
-        let (status, output) = try snn(["bench", "data", "--events", "1000", "--repeats", "1", "--json"])
+        let (status, output) = try snn(["bench", "data", "--events", "1000", "--repeats", "1", "--jpegs", "2", "--json"])
         #expect(status == 0, "\(output)")
         let object = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
-        for key in ["atis_events_per_second", "aedat2_events_per_second", "cifar_augment_images_per_second"] {
+        for key in ["atis_events_per_second", "aedat2_events_per_second", "cifar_augment_images_per_second", "jpeg_decode_crop_images_per_second"] {
             #expect((object?[key] as? Double ?? 0) > 0, "\(key)")
         }
     }
@@ -207,13 +211,43 @@ struct CommandLineTests {
             }
         }
         let (status, output) = try snn(["data", "prepare", "--dataset", "DVSCIFAR10", "--data-dir", root.path, "--T", "4"])
-        #expect(status == 0 && output.contains("prepared 4 recordings"), "\(output)")
+        #expect(status == 0 && output.contains("prepared 4 samples (4 train, 0 test)"), "\(output)")
         let cache = root.appendingPathComponent(".snn-frames").path
         let folders = try FileManager.default.contentsOfDirectory(atPath: cache)
         #expect(folders.count == 1 && folders[0].contains("frames_4"))
+        // The reference-compatible frames get their own cache folder, and a run records the choice.
+        let (refStatus, refOutput) = try snn(["data", "prepare", "--dataset", "DVSCIFAR10", "--data-dir", root.path, "--T", "4", "--dvs-frames", "reference"])
+        #expect(refStatus == 0 && refOutput.contains("reference_occupancy"), "\(refOutput)")
+        let (trained, log) = try snn(["train", "--dataset", "DVSCIFAR10", "--data-dir", root.path, "--T", "4", "--dvs-frames", "reference",
+                                      "--topology", "CONVAP-4-3-1-1_L-2", "--epochs", "1", "--batch_size", "2", "--output", root.path + "/runs"])
+        #expect(trained == 0, "\(log)")
+        let summaryPath = log.split(separator: "\n").first { $0.hasPrefix("summary: ") }.map { String($0.dropFirst(9)) } ?? ""
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: summaryPath))) as? [String: Any]
+        let config = summary?["config"] as? [String: Any]
+        #expect((config?["dataOptions"] as? [String: String])?["dvs_frames"] == "reference", "\(String(describing: config))")
         #expect(FileManager.default.fileExists(atPath: "\(cache)/\(folders[0])/dog/cifar10_dog_1.aedat.f32"))
         let (_, inspected) = try snn(["data", "inspect", "--json", root.appendingPathComponent("dog/cifar10_dog_1.aedat").path])
         let object = try JSONSerialization.jsonObject(with: Data(inspected.utf8)) as? [String: Any]
         #expect(object?["label"] as? String == "dog" && object?["format"] as? String == "aedat2" && object?["events"] as? Int == 50)
+    }
+
+    @Test("ImageNet-style folders: data prepare decodes every JPEG, inspect reports one, train reads them")
+    func imagenetFolders() throws {
+        let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data").path
+        let root = "\(shared)/imagenet-sample/imagenette-224"
+        let (status, output) = try snn(["data", "prepare", "--dataset", "ImageNet100", "--data-dir", root, "--classes", "all"])
+        #expect(status == 0 && output.contains("checked 600 images in 10 classes") && output.contains("all readable"), "\(output)")
+        let (listed, why) = try snn(["data", "prepare", "--dataset", "ImageNet100", "--data-dir", root])
+        #expect(listed != 0 && why.contains("of ImageNet-100's 100 classes have no folder here"), "\(why)")
+        let (inspected, json) = try snn(["data", "inspect", "--json", "\(root)/val/n03394916/ILSVRC2012_val_00011691.JPEG"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        #expect(inspected == 0 && object?["format"] as? String == "jpeg" && object?["width"] as? Int == 224)
+        #expect(object?["images"] as? Int == 1 && object?["label"] as? String == "n03394916")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("snn-cli-imagenet-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let (trained, log) = try snn(["train", "--dataset", "ImageNet100", "--data-dir", root, "--classes", "all", "--T", "1",
+                                      "--topology", "CONVAP-4-3-4-1_L-10", "--batch_size", "50", "--max-steps", "2", "--output", out])
+        #expect(trained == 0 && log.contains("500 train / 100 test samples"), "\(log)")
     }
 }

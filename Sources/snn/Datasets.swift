@@ -1,0 +1,123 @@
+import Foundation
+import SNNData
+import SNNTensor
+
+/// The data sets `snn train --dataset` and `snn data prepare` read, with the reference's
+/// defaults (TRT-SPEC.md §7-8) and the layouts they are read from.
+enum DatasetName: String, CaseIterable {
+    case cifar10 = "CIFAR10", cifar100 = "CIFAR100", imagenet100 = "ImageNet100"
+    case dvsCIFAR10 = "DVSCIFAR10", ncaltech101 = "NCaltech101", nmnist = "NMNIST", dvsGesture = "DVSGesture"
+
+    static let list = allCases.map(\.rawValue).joined(separator: ", ")
+
+    /// The event-camera data sets' reader.
+    var eventKind: EventFolderDataset.Kind? { EventFolderDataset.Kind(rawValue: rawValue) }
+
+    var defaultTimesteps: Int {
+        switch self {
+        case .cifar10, .cifar100: return 6
+        case .imagenet100: return 4
+        default: return 10
+        }
+    }
+
+    var defaultTopology: String {
+        switch self {
+        case .cifar10, .cifar100: return "ResNet-19"
+        case .imagenet100: return "SEW-ResNet-34"
+        case .nmnist: return "CONVAP-32-3-1-1_CONVAP-64-3-1-1_L-10"
+        default: return "VGGSNN"
+        }
+    }
+
+    /// What `--data-dir` must hold.
+    var layout: String {
+        switch self {
+        case .cifar10: return "cifar-10-batches-bin/ (data_batch_1..5.bin, test_batch.bin) or cifar-10-batches-py/"
+        case .cifar100: return "cifar-100-binary/ (train.bin, test.bin) or cifar-100-python/"
+        case .imagenet100: return "train/ and val/, each with one folder of JPEGs per synset (ImageNet's own layout)"
+        case .dvsCIFAR10: return "one folder of .aedat files per class (airplane/cifar10_airplane_0.aedat, ...)"
+        case .ncaltech101: return "one folder of .bin files per Caltech101 class (BACKGROUND_Google/, Faces_easy/, ...)"
+        case .nmnist: return "Train/ and Test/, each with digit folders 0-9 of .bin files"
+        case .dvsGesture: return "DvsGesture/: user*.aedat, user*_labels.csv, trials_to_train.txt, trials_to_test.txt"
+        }
+    }
+}
+
+/// Data options beyond the data set's name (flags of `snn train` and `snn data prepare`).
+struct DataOptions {
+    var augment = true
+    var skipCorrupt = false
+    var dvsFrames: EventFolderDataset.DVSFrames = .standard
+    /// ImageNet classes: "imagenet100" (the shipped list), "all", or a file of synsets.
+    var classes = "imagenet100"
+    var frameSize: Int?
+
+    /// What a run's config records about the data.
+    func recorded(for name: DatasetName) -> [String: String] {
+        switch name {
+        case .dvsCIFAR10: return ["dvs_frames": dvsFrames.rawValue, "frame_size": String(frameSize ?? 48)]
+        case .ncaltech101, .nmnist, .dvsGesture: return ["frame_size": String(frameSize ?? name.eventKind!.defaultSize)]
+        case .imagenet100: return ["classes": classes]
+        case .cifar10, .cifar100: return [:]
+        }
+    }
+
+    func imagenetClasses() throws -> ImageFolderDataset.Classes {
+        switch classes {
+        case "imagenet100": return .imagenet100
+        case "all": return .all
+        default:
+            guard let text = try? String(contentsOfFile: classes, encoding: .utf8) else {
+                throw CLIError("--classes: cannot read \(classes) (expected imagenet100, all, or a file of synsets, one per line)")
+            }
+            let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            guard !names.isEmpty else { throw CLIError("--classes: \(classes) names no classes") }
+            return .named(names)
+        }
+    }
+}
+
+/// The training and test sets of a data set and one sample's shape.
+struct LoadedData {
+    let train: any LabelledDataset
+    let test: any LabelledDataset
+    let inputShape: [Int]
+    let skipped: [String]
+}
+
+extension DatasetName {
+    /// Reads the data set from `directory` (errors name the file, record and offset).
+    func load(from directory: String, timesteps: Int, seed: UInt64, options: DataOptions,
+              progress: ((String, Int, Int) -> Void)? = nil) throws -> LoadedData {
+        switch self {
+        case .cifar10, .cifar100:
+            let variant: CIFARBinary.Variant = self == .cifar100 ? .cifar100 : .cifar10
+            let train = try CIFARDataset.load(directory: directory, variant: variant, train: true)
+            let test = try CIFARDataset.load(directory: directory, variant: variant, train: false)
+            return LoadedData(
+                train: CIFARDataset(variant: variant, pixels: train.pixels, labels: train.labels, augment: true, cutout: options.augment, seed: seed),
+                test: CIFARDataset(variant: variant, pixels: test.pixels, labels: test.labels, augment: false, cutout: false, seed: seed),
+                inputShape: [3, 32, 32], skipped: [])
+        case .imagenet100:
+            let classes = try options.imagenetClasses()
+            let train = try ImageFolderDataset(root: directory, train: true, classes: classes, seed: seed, skipCorrupt: options.skipCorrupt)
+            let test = try ImageFolderDataset(root: directory, train: false, classes: classes, seed: seed, skipCorrupt: options.skipCorrupt)
+            guard train.classNames == test.classNames else {
+                throw CLIError("--data-dir: train/ and val/ hold different classes (\(train.classes) and \(test.classes))")
+            }
+            return LoadedData(train: train, test: test, inputShape: [3, 224, 224], skipped: [])
+        case .dvsCIFAR10, .ncaltech101, .nmnist, .dvsGesture:
+            let kind = eventKind!
+            let size = options.frameSize ?? kind.defaultSize
+            func split(_ train: Bool) throws -> EventFolderDataset {
+                try EventFolderDataset(kind: kind, root: directory, train: train, timesteps: timesteps, size: size,
+                                       augment: train && options.augment, seed: seed, dvsFrames: options.dvsFrames,
+                                       skipCorrupt: options.skipCorrupt) { done, total in progress?(train ? "train" : "test", done, total) }
+            }
+            let (train, test) = (try split(true), try split(false))
+            return LoadedData(train: train, test: test, inputShape: [2, size, size], skipped: train.skipped + test.skipped)
+        }
+    }
+}
