@@ -9,6 +9,8 @@ public func fuzzReaders(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     // Every reader must either decode or throw; a crash or a hang is a bug.
     _ = try? EventFiles.decodeATIS(data, path: "fuzz", width: 240, height: 180)
     _ = try? EventFiles.decodeAEDAT2(data, path: "fuzz")
+    _ = try? EventFiles.decodeAEDAT3(data, path: "fuzz")
+    _ = try? JPEG.decode(data, path: "fuzz")
     _ = try? CIFARBinary.decode(data, path: "fuzz", variant: .cifar10)
     _ = try? CIFARBinary.decode(data, path: "fuzz", variant: .cifar100)
     _ = try? SafeUnpickler(data, path: "fuzz").value()
