@@ -75,6 +75,18 @@ public final class Trainer {
     }
 
     /// The run directory name the reference uses: `TRT(CE)_T6_triangle_tdBN_ResNet-19_<time>`.
+    /// `base/runName`, or with `-2`, `-3`, ... appended when a run started in the same second
+    /// with the same settings already owns that folder (its logs must not be mixed with ours).
+    public static func freshRunDirectory(under base: String, config: TrainingConfig, date: Date = Date()) -> String {
+        let first = "\(base)/\(runName(config, date: date))"
+        var (path, n) = (first, 2)
+        while FileManager.default.fileExists(atPath: path) {
+            path = "\(first)-\(n)"
+            n += 1
+        }
+        return path
+    }
+
     public static func runName(_ c: TrainingConfig, date: Date = Date()) -> String {
         let f = DateFormatter()
         f.dateFormat = "yyyy-MM-dd_HH-mm-ss"
@@ -108,7 +120,8 @@ public final class Trainer {
             let epoch = state.epoch
             optimizer.learningRate = schedule.rate(epoch: epoch)
             model.train()
-            let batches = trainSet.batchIndices(epoch: epoch, batchSize: config.batchSize, shuffle: true, seed: config.seed)
+            let batches = trainSet.batchIndices(epoch: epoch, batchSize: config.batchSize, shuffle: true, seed: config.seed,
+                                                dropLast: config.dropLast)
             var (lossSum, correct, seen) = (state.partialLossSum, state.partialCorrect, state.partialSeen)
             let first = min(state.stepInEpoch, batches.count)
             let prefetcher = BatchPrefetcher(dataset: trainSet, batches: Array(batches[first...]), epoch: epoch, workers: config.workers)

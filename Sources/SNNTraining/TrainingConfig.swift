@@ -27,6 +27,8 @@ public struct TrainingConfig: Codable, Sendable {
     public var saveCheckpoints: Bool
     /// Background threads assembling batches ahead of the step (0: on the training thread).
     public var workers: Int = 2
+    /// Drop each epoch's last partial training batch (the reference keeps it).
+    public var dropLast: Bool = false
     /// Data options that change what the model sees, recorded in the run's config (e.g.
     /// `dvs_frames: reference`, `classes: all`, `frame_size: 48`).
     public var dataOptions: [String: String]? = nil

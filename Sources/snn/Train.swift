@@ -111,6 +111,8 @@ struct TrainOptions: ParsableArguments {
     var clipGradNorm: Double?
     @Option(name: .customLong("workers"), help: "Background threads assembling batches ahead of each step (0: on the training thread); batches are the same for any count.")
     var workers: Int = 2
+    @Flag(name: [.customLong("drop-last"), .customLong("drop_last")], help: "Drop each epoch's last partial training batch (the reference keeps it).")
+    var dropLast = false
     @Flag(name: [.customLong("skip-corrupt"), .customLong("skip_corrupt")], help: "Skip unreadable event files and JPEGs (and say how many) instead of stopping.")
     var skipCorrupt = false
     @Option(name: [.customLong("dvs-frames"), .customLong("dvs_frames")], help: "DVSCIFAR10 frames: standard (per-polarity counts, per-frame max normalisation) or reference (the reference code's occupancy frames with its channel quirk, for bit-for-bit comparisons).")

@@ -24,6 +24,7 @@ extension TrainOptions {
     func makeConfig() -> TrainingConfig {
         var config = makeBaseConfig()
         config.workers = workers
+        config.dropLast = dropLast
         return config
     }
 
@@ -89,7 +90,7 @@ extension TrainOptions {
         guard model.classes == classes else {
             throw CLIError("--topology: the readout has \(model.classes) outputs but the data set has \(classes) classes")
         }
-        let runDirectory = "\(output)/result/\(Trainer.runName(config))"
+        let runDirectory = Trainer.freshRunDirectory(under: "\(output)/result", config: config)
         let trainer = Trainer(config: config, model: model, train: train, test: test, runDirectory: runDirectory)
         let reporter = ProgressReporter()
         trainer.observer = reporter

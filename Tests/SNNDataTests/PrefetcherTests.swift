@@ -23,4 +23,17 @@ struct PrefetcherTests {
         }
         #expect(try count == 7 && prefetched.next() == nil)
     }
+
+    @Test("batch order: a permutation seeded by (seed, epoch), the last partial batch kept unless dropLast")
+    func batchOrder() {
+        let data = InMemoryDataset(samples: Tensor.zeros([10, 1], device: .cpu), labels: Array(0..<10), isSequence: false, classes: 10)
+        let a = data.batchIndices(epoch: 1, batchSize: 4, shuffle: true, seed: 7)
+        #expect(a.map(\.count) == [4, 4, 2] && a.flatMap { $0 }.sorted() == Array(0..<10))
+        #expect(data.batchIndices(epoch: 1, batchSize: 4, shuffle: true, seed: 7).map(Array.init) == a.map(Array.init))
+        #expect(data.batchIndices(epoch: 2, batchSize: 4, shuffle: true, seed: 7).map(Array.init) != a.map(Array.init))
+        #expect(data.batchIndices(epoch: 1, batchSize: 4, shuffle: true, seed: 8).map(Array.init) != a.map(Array.init))
+        let dropped = data.batchIndices(epoch: 1, batchSize: 4, shuffle: true, seed: 7, dropLast: true)
+        #expect(dropped.map(Array.init) == a.prefix(2).map(Array.init))
+        #expect(data.batchIndices(epoch: 0, batchSize: 3, shuffle: false, seed: 0).map(Array.init) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]])
+    }
 }

@@ -75,6 +75,20 @@ struct TrainerTests {
         }
     }
 
+    @Test("two runs started in the same second with the same settings get separate folders")
+    func freshRunDirectories() throws {
+        let base = temporaryDirectory("fresh")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let date = Date(timeIntervalSince1970: 1_800_000_000)
+        let first = Trainer.freshRunDirectory(under: base, config: config(), date: date)
+        #expect(first == "\(base)/\(Trainer.runName(config(), date: date))")
+        try FileManager.default.createDirectory(atPath: first, withIntermediateDirectories: true)
+        let second = Trainer.freshRunDirectory(under: base, config: config(), date: date)
+        #expect(second == first + "-2")
+        try FileManager.default.createDirectory(atPath: second, withIntermediateDirectories: true)
+        #expect(Trainer.freshRunDirectory(under: base, config: config(), date: date) == first + "-3")
+    }
+
     @Test("a missing or corrupt checkpoint is refused with its path and the reason")
     func badCheckpoint() throws {
         let dir = temporaryDirectory("bad")
