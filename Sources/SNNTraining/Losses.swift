@@ -69,6 +69,18 @@ public enum TrainingLoss: Sendable, Codable, Hashable {
     }
 }
 
+extension TrainingLoss {
+    /// The training objective of one batch: the loss plus the `--l1`/`--l2` penalties on all
+    /// parameters, which go with SDT only. The reference's train.py adds `l2 Σp²` to the SDT
+    /// criterion and nothing to TET or TRT (whose regulariser is their own); `--l1` is ours and
+    /// follows `--l2`.
+    public func total(_ outputs: Tensor, labels: Tensor, parameters: [(key: String, value: Tensor)], l1: Double, l2: Double) -> Tensor {
+        let loss = self(outputs, labels: labels, parameters: parameters)
+        guard case .sdt = self, let penalty = parameterPenalty(parameters.map(\.value), l1: l1, l2: l2) else { return loss }
+        return loss + penalty
+    }
+}
+
 /// `Σ_W Σ λ W² / (1 + c(|W| + ε))`, the TRT penalty at one timestep with `c = e^{d t} - 1`.
 /// Its gradient runs through `|W|` too.
 public func trtRegularizer(_ weights: [Tensor], lambda: Double, c: Double, epsilon: Double) -> Tensor {
