@@ -176,7 +176,8 @@ def make_case(name, spec, out, SNN, function, neuron_module, small):
     os.makedirs(out, exist_ok=True)
     state = {k: v.clone().contiguous() for k, v in model.state_dict().items()}
     save_file(state, os.path.join(out, "weights.safetensors"))
-    torch.save(state, os.path.join(out, "weights.pth"))
+    # What the reference's train.py saves: the OrderedDict of state_dict() itself, with its _metadata.
+    torch.save(model.state_dict(), os.path.join(out, "weights.pth"))
     expected = {"input": x.contiguous(), "labels": labels.to(torch.int64)}
     for mode in ("train", "eval"):
         net = copy.deepcopy(model)
@@ -205,10 +206,10 @@ def make_case(name, spec, out, SNN, function, neuron_module, small):
         step_loss = F.cross_entropy(twin(x), labels)
         step_loss.backward()
         opt.step()
-        torch.save({"epoch": 3, "model_state_dict": state, "optimizer_state_dict": opt.state_dict(),
+        torch.save({"epoch": 3, "model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(),
                     "scheduler_state_dict": sched.state_dict(), "loss": step_loss.detach(), "scaler": None},
                    os.path.join(out, "checkpoint.pth"))
-        torch.save({"module." + k: v for k, v in state.items()}, os.path.join(out, "weights_dataparallel.pth"))
+        torch.save(torch.nn.DataParallel(model).state_dict(), os.path.join(out, "weights_dataparallel.pth"))
 
     meta = dict(topology=spec["topology"], T=T, N=N, frame=list(frame), static=spec["static"], classes=classes,
                 neuron=spec["neuron"], losses={k: LOSSES[k] for k in spec["losses"]}, grad_modes=spec["grad_modes"],

@@ -30,6 +30,8 @@ struct Convert: ParsableCommand {
     var model: String?
     @Option(name: .customLong("dataset"), help: "Input shape and class count for the check (default: CIFAR10 for ResNet-19, DVSCIFAR10 otherwise; the readout's rows for named models).")
     var dataset: String?
+    @Option(name: [.customLong("input-shape"), .customLong("input_shape")], help: "One input frame C,H,W for the check (default: the data set's).")
+    var inputShape: String?
     @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps for the check.")
     var timesteps: Int = 4
     @OptionGroup var network: NetworkOptions
@@ -39,6 +41,7 @@ struct Convert: ParsableCommand {
         if let dataset, Model.datasets[dataset] == nil {
             throw ValidationError("--dataset accepts \(Model.datasets.keys.sorted().joined(separator: ", ")); got \(dataset)")
         }
+        if let inputShape, frame(inputShape) == nil { throw ValidationError("--input-shape expects C,H,W (e.g. 2,48,48), got \(inputShape)") }
         guard destination.hasSuffix(".safetensors") else { throw ValidationError("OUT must be a .safetensors file, got \(destination)") }
     }
 
@@ -52,7 +55,8 @@ struct Convert: ParsableCommand {
         do { state = try ReferenceWeights.read(path) } catch { throw CLIError("\(error)") }
         for note in state.notes { print("\(path): \(note)") }
         if let name = model ?? topology {
-            let frame = Model.datasets[dataset ?? (name == "ResNet-19" ? "CIFAR10" : "DVSCIFAR10")]?.shape ?? [2, 48, 48]
+            let frame = inputShape.flatMap(frame)
+                ?? Model.datasets[dataset ?? (name == "ResNet-19" ? "CIFAR10" : "DVSCIFAR10")]?.shape ?? [2, 48, 48]
             let net = try Forward.network(name, frame: frame, timesteps: timesteps, dataset: dataset, weights: state.tensors,
                                           options: network, device: .cpu)
             do { try net.load(stateDict: state.tensors) } catch { throw CLIError("\(path): \(error)") }
@@ -61,5 +65,10 @@ struct Convert: ParsableCommand {
         try ReferenceWeights.export(state.tensors, to: destination, metadata: ["source": URL(fileURLWithPath: path).lastPathComponent])
         let scalars = state.tensors.values.map(\.count).reduce(0, +)
         print("\(destination): \(state.tensors.count) tensors, \(scalars) values")
+    }
+
+    private func frame(_ text: String) -> [Int]? {
+        let parts = text.split(whereSeparator: { ",x×".contains($0) }).compactMap { Int($0) }
+        return parts.count == 3 && parts.allSatisfy({ $0 > 0 }) ? parts : nil
     }
 }
