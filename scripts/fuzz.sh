@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the event-file readers, the CIFAR readers and the safe unpickler with libFuzzer for a
+# Fuzzes the event-file readers, the CIFAR readers, the safe unpickler and the torch.save reader with libFuzzer for a
 # bounded time (default 60 s). Seeds come from ../shared/data when present. A crash leaves
 # crash-* inputs in .build/fuzz; turn each into a test before fixing it.
 #   scripts/fuzz.sh [seconds]
@@ -22,4 +22,6 @@ if [ -d "$shared" ]; then
     head -c 4096 "$shared"/dvs128-aedat2/DVS128DataAnalysis/alex_walking_again.aedat > "$out/corpus/aedat" || true
 fi
 printf '\x80\x02}q\x00(X\x04\x00\x00\x00dataq\x01K\x01u.' > "$out/corpus/pickle"
+# A torch.save file (ZIP + pickle with persistent ids) from the interop fixtures.
+cp Tests/SNNTrainingTests/Fixtures/interop/residual/weights.pth "$out/corpus/torch.pth"
 "$out/fuzz-readers" "$out/corpus" -max_total_time="$seconds" -max_len=65536 -artifact_prefix="$out/" -print_final_stats=1

@@ -39,6 +39,7 @@ LOSSES = {
     "sdt": ["--trtloss", "0"],
     "sdt_mse": ["--trtloss", "0", "--criterion", "MSE"],
     "tet": ["--tetloss", "1", "--loss_lambda", "0.1", "--loss_means", "0.8"],
+    "tet_mse": ["--trtloss", "0", "--tetloss", "1", "--criterion", "MSE", "--loss_lambda", "0.1", "--loss_means", "0.8"],
     "trt": ["--trtloss", "1", "--loss_lambda", "0.001", "--loss_decay", "0.5", "--loss_epsilon", "1e-5", "--loss_eta", "0.05"],
 }
 
@@ -46,7 +47,8 @@ CASES = {
     # The topology on static CIFAR-like images, repeated over T by the model.
     "convnp": dict(topology="CONVNP-16-3-1-1_CONVAP-32-3-1-1_L-10", T=3, N=4, frame=(3, 8, 8), static=True,
                    neuron=dict(tau=2.0, v_threshold=1.0, v_reset=0.0, surrogate_type="triangle", surrogate_param=1.0),
-                   losses=["sdt", "sdt_mse", "tet", "trt"], grad_modes={"train": ["sdt", "sdt_mse", "tet", "trt"], "eval": ["trt"]}),
+                   losses=["sdt", "sdt_mse", "tet", "tet_mse", "trt"],
+                   grad_modes={"train": ["sdt", "sdt_mse", "tet", "tet_mse", "trt"], "eval": ["trt"]}),
     # Residual, SEW and FC blocks on an event-like sequence, soft reset and the sigmoid surrogate.
     "residual": dict(topology="CONV-8-3-1-1_RES-8-3=3-1=1-1=1_SEWRES~ADD-16-3=3-2=1-1=1_FC-16_L-5", T=3, N=3, frame=(2, 8, 8),
                      static=False,
@@ -131,8 +133,10 @@ def loss_value(function, name, model, output, labels, classes):
     if name == "sdt_mse":
         return F.mse_loss(output.mean(1), F.one_hot(labels, classes).float())
     flags = dict(zip(LOSSES[name][::2], LOSSES[name][1::2]))
-    if name == "tet":
-        return function.TET_Loss(output, labels, F.cross_entropy, float(flags["--loss_means"]), float(flags["--loss_lambda"]))
+    if name in ("tet", "tet_mse"):
+        # train.py passes its criterion; MSE is against one-hot targets.
+        criterion = F.cross_entropy if name == "tet" else (lambda o, y: F.mse_loss(o, F.one_hot(y, classes).float()))
+        return function.TET_Loss(output, labels, criterion, float(flags["--loss_means"]), float(flags["--loss_lambda"]))
     if name == "trt":
         return function.TRT_Loss(model, output, labels, F.cross_entropy, float(flags["--loss_decay"]),
                                  float(flags["--loss_lambda"]), float(flags["--loss_epsilon"]), float(flags["--loss_eta"]))

@@ -28,7 +28,12 @@ public enum TorchCheckpoint {
     ///
     /// - Throws: ``DataFileError`` naming the file, the entry or key, and the byte offset.
     public static func stateDict(_ path: String) throws -> StateDict {
-        let archive = try open(path)
+        try stateDict(contents: try EventFiles.contents(path), path: path)
+    }
+
+    /// Reads the model state dict of `.pth` bytes; `path` labels errors.
+    public static func stateDict(contents data: Data, path: String) throws -> StateDict {
+        let archive = try open(data, path: path)
         let root = try archive.pickle()
         var notes: [String] = []
         let found: [(String, TorchTensorReference)]
@@ -70,7 +75,7 @@ public enum TorchCheckpoint {
     }
 
     /// The unpickled object of a `.pth` file, tensors left as ``TorchTensorReference``s.
-    public static func object(_ path: String) throws -> PickleValue { try open(path).pickle() }
+    public static func object(_ path: String) throws -> PickleValue { try open(try EventFiles.contents(path), path: path).pickle() }
 
     /// A dict whose keys are all strings and whose values are all tensors, in order.
     static func tensorDict(_ value: PickleValue) -> [(String, TorchTensorReference)]? {
@@ -83,8 +88,7 @@ public enum TorchCheckpoint {
         return out
     }
 
-    static func open(_ path: String) throws -> TorchArchive {
-        let data = try EventFiles.contents(path)
+    static func open(_ data: Data, path: String) throws -> TorchArchive {
         guard ZipArchive.isZip(data) else {
             let legacy = data.first == 0x80 || (data.count > 262 && data[data.startIndex + 257..<data.startIndex + 262].elementsEqual(Array("ustar".utf8)))
             throw DataFileError(path: path, record: nil, offset: 0, reason: legacy

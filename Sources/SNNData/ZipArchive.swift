@@ -107,7 +107,7 @@ public struct ZipArchive {
                 if id == 1 {
                     var q = e + 4
                     func next() throws -> Int {
-                        guard q + 8 <= e + 4 + length else { throw fail(e, "short ZIP64 extra field for '\(name)'") }
+                        guard q + 8 <= min(e + 4 + length, extraEnd) else { throw fail(e, "short ZIP64 extra field for '\(name)'") }
                         defer { q += 8 }
                         return u64(d, q)
                     }

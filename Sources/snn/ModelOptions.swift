@@ -8,7 +8,9 @@ struct NetworkOptions: ParsableArguments {
     var tau: Double = 2.0
     @Option(name: [.customLong("v_threshold"), .customLong("v-threshold")], help: "Firing threshold.")
     var vThreshold: Double = 1.0
-    @Option(name: [.customLong("v_reset"), .customLong("v-reset")], help: "Reset potential; negative means soft reset (subtract the threshold).")
+    // Unconditional: `--v_reset -1` (the reference's spelling of a soft reset) is a value, not a flag.
+    @Option(name: [.customLong("v_reset"), .customLong("v-reset")], parsing: .unconditional,
+            help: "Reset potential; negative means soft reset (subtract the threshold).")
     var vReset: Double = 0.0
     @Option(name: [.customLong("surrogate_type"), .customLong("surrogate-type")], help: "Surrogate gradient: triangle, sigmoid or rectangle.")
     var surrogateType: String = "triangle"
@@ -55,7 +57,7 @@ struct LossOptions: ParsableArguments {
     var lossEpsilon: Double = 1e-5
     @Option(name: [.customLong("loss_means"), .customLong("loss-means")], help: "TET φ: the MSE target.")
     var lossMeans: Double = 1.0
-    @Option(name: .customLong("criterion"), help: "SDT criterion: CE or MSE (MSE is refused with TRT, as in the reference).")
+    @Option(name: .customLong("criterion"), help: "CE or MSE: the SDT criterion, and TET's per timestep (MSE is refused with TRT, as in the reference).")
     var criterion: String = "CE"
     @Option(name: .customLong("l1"), help: "L1 penalty coefficient on all parameters, added to the SDT loss.")
     var l1: Double = 0
@@ -65,7 +67,7 @@ struct LossOptions: ParsableArguments {
     /// The loss the flags select: TET if --tetloss 1, else TRT if --trtloss 1 (`trtDefault` when
     /// not given), else SDT.
     func loss(trtDefault: Int) -> TrainingLoss {
-        if tetloss == 1 { return .tet(lambda: tetLambda ?? lossLambda, means: lossMeans) }
+        if tetloss == 1 { return .tet(lambda: tetLambda ?? lossLambda, means: lossMeans, criterion: criterion == "MSE" ? .mse : nil) }
         if (trtloss ?? trtDefault) == 1 { return .trt(lambda: lossLambda, decay: lossDecay, epsilon: lossEpsilon, eta: lossEta) }
         return .sdt(Criterion(rawValue: criterion) ?? .crossEntropy)
     }

@@ -51,6 +51,8 @@ struct TrainOptions: ParsableArguments {
     @OptionGroup var network: NetworkOptions
     @Option(name: [.customLong("weight_decay"), .customLong("weight-decay")], help: "Weight decay passed to the optimiser.")
     var weightDecay: Double = 0
+    @Option(name: .customLong("weights"), help: "Start from these weights instead of the initialisation: .safetensors or PyTorch .pth under the reference's names (a state dict the reference saved, or a checkpoint holding one).")
+    var weights: String?
     @Option(name: .customLong("resume"), help: "1: resume from --resume_path.")
     var resume: Int = 0
     @Option(name: [.customLong("resume_path"), .customLong("resume-path")], help: "Checkpoint to resume (weights/last of a run directory).")
@@ -92,6 +94,7 @@ struct TrainOptions: ParsableArguments {
         try losses.check(trtDefault: 1)
         guard Device(device) != nil else { throw ValidationError("--device accepts cpu, reference; got \(device)") }
         if resume == 1 && resumePath == nil { throw ValidationError("--resume 1 needs --resume_path") }
+        if resume == 1 && weights != nil { throw ValidationError("--weights and --resume 1 exclude each other: a resumed run continues from its checkpoint") }
         if let d = dataset {
             guard ["CIFAR10", "CIFAR100", "DVSCIFAR10", "NCaltech101"].contains(d) else {
                 throw ValidationError("--dataset accepts CIFAR10, CIFAR100, DVSCIFAR10, NCaltech101 today (ImageNet100 is not readable yet); got \(d)")

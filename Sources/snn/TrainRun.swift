@@ -85,6 +85,14 @@ extension TrainOptions {
         guard model.classes == classes else {
             throw CLIError("--topology: the readout has \(model.classes) outputs but the data set has \(classes) classes")
         }
+        if let weights {
+            do {
+                for note in try ReferenceWeights.load(weights, into: model) { print("\(weights): \(note)") }
+            } catch {
+                throw CLIError("--weights: \(error)")
+            }
+            print("initial weights: \(weights)")
+        }
         let runDirectory = "\(output)/result/\(Trainer.runName(config))"
         let trainer = Trainer(config: config, model: model, train: train, test: test, runDirectory: runDirectory)
         let reporter = ProgressReporter()

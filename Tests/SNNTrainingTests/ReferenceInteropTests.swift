@@ -42,7 +42,9 @@ struct ReferenceInteropTests {
         var f: [String: String] = [:]
         for i in stride(from: 0, to: flags.count - 1, by: 2) { f[flags[i]] = flags[i + 1] }
         let value = { (k: String, d: Double) in f[k].flatMap(Double.init) ?? d }
-        if f["--tetloss"] == "1" { return .tet(lambda: value("--loss_lambda", 1e-5), means: value("--loss_means", 1)) }
+        if f["--tetloss"] == "1" {
+            return .tet(lambda: value("--loss_lambda", 1e-5), means: value("--loss_means", 1), criterion: f["--criterion"] == "MSE" ? .mse : nil)
+        }
         if f["--trtloss"] == "1" {
             return .trt(lambda: value("--loss_lambda", 1e-5), decay: value("--loss_decay", 0.5), epsilon: value("--loss_epsilon", 1e-5),
                         eta: value("--loss_eta", 0.05))
@@ -198,6 +200,14 @@ struct ReferenceInteropTests {
         #expect(abs(total - plain - (0.3 * 1.5 + 0.7 * 1.25)) < 1e-6)
     }
 
+    @Test("a TET loss recorded before TET took a criterion still decodes (checkpoint sidecars)")
+    func tetDecodesWithoutCriterion() throws {
+        let old = try JSONDecoder().decode(TrainingLoss.self, from: Data(#"{"tet":{"lambda":0.1,"means":1}}"#.utf8))
+        #expect(old == .tet(lambda: 0.1, means: 1, criterion: nil))
+        let mse = TrainingLoss.tet(lambda: 0.1, means: 1, criterion: .mse)
+        #expect(try JSONDecoder().decode(TrainingLoss.self, from: JSONEncoder().encode(mse)) == mse)
+    }
+
     /// VGGSNN: 37 MB of weights are not committed; with SNN_SLOW_TESTS=1 and torch installed the
     /// fixture is regenerated into a temporary folder from the reference code.
     @Test("VGGSNN agrees with the reference (SNN_SLOW_TESTS=1, needs torch and the reference code)",
@@ -217,6 +227,10 @@ struct ReferenceInteropTests {
         try #require(process.terminationStatus == 0, "python3 scripts/make_interop_fixtures.py --cases vggsnn failed (needs torch, safetensors and the reference code at /tmp/trt-ref or SNN_TRT_REFERENCE)")
         let worst = try Self.check(dir.appendingPathComponent("vggsnn"))
         for (k, v) in worst.sorted(by: { $0.key < $1.key }) { print(String(format: "VGGSNN %@: max relative error %.2e", k, v)) }
-        try Self.check(dir.appendingPathComponent("vggsnn"), weights: "weights.pth")
+        // The .pth the reference saved holds the same tensors.
+        let pth = try ReferenceWeights.read(dir.appendingPathComponent("vggsnn/weights.pth").path).tensors
+        let safetensors = try SafeTensors.load(dir.appendingPathComponent("vggsnn/weights.safetensors").path)
+        #expect(Set(pth.keys) == Set(safetensors.keys))
+        for (k, v) in safetensors { #expect(pth[k]?.toFloats() == v.toFloats(), "\(k)") }
     }
 }

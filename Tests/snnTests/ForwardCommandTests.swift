@@ -63,7 +63,7 @@ struct ForwardCommandTests {
         }
     }
 
-    @Test("a sequence input, soft reset (--v_reset=-1) and the sigmoid surrogate, evaluation mode, SDT by default")
+    @Test("a sequence input, soft reset (--v_reset -1) and the sigmoid surrogate, evaluation mode, SDT by default")
     func forwardSequence() throws {
         let dir = Self.fixtures.appendingPathComponent("residual")
         let expected = dir.appendingPathComponent("expected.safetensors").path
@@ -71,7 +71,7 @@ struct ForwardCommandTests {
         defer { try? FileManager.default.removeItem(atPath: out) }
         let (status, output) = try snn([
             "forward", "--topology", "CONV-8-3-1-1_RES-8-3=3-1=1-1=1_SEWRES~ADD-16-3=3-2=1-1=1_FC-16_L-5", "-T", "3",
-            "--tau", "1.5", "--v_threshold", "0.8", "--v_reset=-1", "--surrogate_type", "sigmoid", "--surrogate_param", "4",
+            "--tau", "1.5", "--v_threshold", "0.8", "--v_reset", "-1", "--surrogate_type", "sigmoid", "--surrogate_param", "4",
             "--weights", dir.appendingPathComponent("weights.safetensors").path, "--input", expected, "--labels", expected,
             "--output", out,
         ])
@@ -116,5 +116,40 @@ struct ForwardCommandTests {
         let (status, output) = try snn(arguments)
         #expect(status != 0)
         #expect(output.contains(c.1), "\(output)")
+    }
+}
+
+extension ForwardCommandTests {
+    @Test("a SwiftSNN checkpoint exports under the reference's names, runs in snn forward and seeds snn train --weights")
+    func exportCheckpoint() throws {
+        let dir = temporary("run")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let topology = "CONV-4-3-1-1_L-8"
+        let common = ["--batch-size", "8", "--max-steps", "1", "--epochs", "1", "--synthetic-samples", "16", "--T", "2",
+                      "--topology", topology, "--output", dir]
+        let (status, output) = try snn(["train"] + common)
+        #expect(status == 0, "\(output)")
+        let runs = try FileManager.default.contentsOfDirectory(atPath: dir + "/result")
+        let checkpoint = "\(dir)/result/\(try #require(runs.first))/weights/last"
+        let exported = "\(dir)/exported.safetensors"
+        let (convertStatus, convertOutput) = try snn(["convert", checkpoint, exported, "--topology", topology, "--dataset", "synthetic"])
+        #expect(convertStatus == 0, "\(convertOutput)")
+        #expect(convertOutput.contains("dropped") && convertOutput.contains("matches \(topology)"))
+        let weights = try SafeTensors.load(exported)
+        #expect(!weights.keys.contains { $0.hasPrefix("optimizer.") })
+        #expect(weights["layers.0.conv2d_layer.module.1.num_batches_tracked"]?.item() == 1)
+        #expect(weights["layers.2.module.weight"]?.shape == [8, 1024])
+
+        let input = "\(dir)/input.safetensors"
+        try SafeTensors.save(["input": Tensor.uniform([3, 2, 2, 32, 32], low: 0, high: 1, generator: RandomGenerator(seed: 1))], to: input)
+        let out = "\(dir)/out.safetensors"
+        let (forwardStatus, forwardOutput) = try snn(["forward", "--topology", topology, "--T", "2", "--weights", exported,
+                                                      "--input", input, "--output", out])
+        #expect(forwardStatus == 0, "\(forwardOutput)")
+        #expect(try SafeTensors.load(out)["output"]?.shape == [3, 2, 8])
+
+        let (trainStatus, trainOutput) = try snn(["train", "--weights", exported] + common)
+        #expect(trainStatus == 0, "\(trainOutput)")
+        #expect(trainOutput.contains("initial weights: \(exported)"))
     }
 }
