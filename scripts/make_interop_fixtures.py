@@ -3,6 +3,7 @@
 
 Usage:
     python3 scripts/make_interop_fixtures.py [OUT_DIR] [--reference /tmp/trt-ref] [--cases small|vggsnn|all]
+    python3 scripts/make_interop_fixtures.py --check-load TOPOLOGY C,H,W FILE.safetensors
 
 The reference code (github ZBX05/Temporal-Regularization-Training: model.py, module.py, neuron.py,
 function.py) is imported from --reference, never copied. For each case it builds the reference's
@@ -18,7 +19,8 @@ training-mode batches), and writes into OUT_DIR/<case>/:
                           that sits closer than float32 rounding could flip in another implementation)
 
 The small cases also get checkpoint.pth (the reference's checkpoint dict around the state dict, with Adam
-state) and weights_dataparallel.pth (keys prefixed 'module.'); OUT_DIR/keys.json lists the reference's
+state), weights_dataparallel.pth (keys prefixed 'module.') and weights_zip64.pth (weights.pth with ZIP64
+records, as torch writes past 4 GiB; torch.load reads it back); OUT_DIR/keys.json lists the reference's
 state-dict keys and shapes for many topologies. Default OUT_DIR: Tests/SNNTrainingTests/Fixtures/interop.
 The VGGSNN case (37 MB of weights) is not committed; the slow tests (SNN_SLOW_TESTS=1) run
 `--cases vggsnn` into a temporary folder when torch is available.
@@ -214,6 +216,9 @@ def make_case(name, spec, out, SNN, function, neuron_module, small):
                     "scheduler_state_dict": sched.state_dict(), "loss": step_loss.detach(), "scaler": None},
                    os.path.join(out, "checkpoint.pth"))
         torch.save(torch.nn.DataParallel(model).state_dict(), os.path.join(out, "weights_dataparallel.pth"))
+        zip64_copy(os.path.join(out, "weights.pth"), os.path.join(out, "weights_zip64.pth"))
+        reread = torch.load(os.path.join(out, "weights_zip64.pth"))
+        assert all(torch.equal(reread[k], v) for k, v in state.items())
 
     meta = dict(topology=spec["topology"], T=T, N=N, frame=list(frame), static=spec["static"], classes=classes,
                 neuron=spec["neuron"], losses={k: LOSSES[k] for k in spec["losses"]}, grad_modes=spec["grad_modes"],
@@ -221,6 +226,41 @@ def make_case(name, spec, out, SNN, function, neuron_module, small):
     with open(os.path.join(out, "case.json"), "w") as f:
         json.dump(meta, f, indent=1, sort_keys=True)
     print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, threshold margin {margin:.2e} -> {out}")
+
+
+def zip64_copy(source, target):
+    """Rewrites a torch.save archive with ZIP64 records (what torch writes past 4 GiB): every central
+    directory entry keeps its sizes and offset in a ZIP64 extra field, and a ZIP64 end record and locator
+    precede the end record. Local headers and data are unchanged."""
+    import struct
+    import zipfile
+    data = open(source, "rb").read()
+    infos = zipfile.ZipFile(source).infolist()
+    start = min(i.header_offset for i in infos)
+    cd_offset = struct.unpack_from("<I", data, data.rindex(b"PK\x05\x06") + 16)[0]
+    body, directory = data[:cd_offset], b""
+    assert start == 0
+    for i in infos:
+        name = i.filename.encode()
+        extra = struct.pack("<HHQQQ", 1, 24, i.file_size, i.compress_size, i.header_offset)
+        directory += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, i.compress_type, 0, 0, i.CRC,
+                                 0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra), 0, 0, 0, 0, 0xFFFFFFFF) + name + extra
+    zip64_end = len(body) + len(directory)
+    tail = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, len(infos), len(infos), len(directory), len(body))
+    tail += struct.pack("<IIQI", 0x07064B50, 0, zip64_end, 1)
+    tail += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    with open(target, "wb") as f:
+        f.write(body + directory + tail)
+    assert [i.filename for i in zipfile.ZipFile(target).infolist()] == [i.filename for i in infos]
+
+
+def check_load(topology, frame, path, reference):
+    """Loads a safetensors file SwiftSNN exported into the reference's SNN, strictly."""
+    from safetensors.torch import load_file
+    SNN, _, _ = import_reference(reference)
+    model = build(SNN, topology, 2, [int(v) for v in frame.split(",")], CASES["convnp"]["neuron"])
+    model.load_state_dict(load_file(path), strict=True)
+    print(f"{path}: loads into the reference's SNN({topology}) with strict=True")
 
 
 def make_keys(out, SNN):
@@ -242,7 +282,12 @@ def main():
     parser.add_argument("out", nargs="?", default=os.path.join(HERE, "..", "Tests", "SNNTrainingTests", "Fixtures", "interop"))
     parser.add_argument("--reference", default="/tmp/trt-ref", help="folder holding the reference's model.py")
     parser.add_argument("--cases", default="small", choices=["small", "vggsnn", "all"])
+    parser.add_argument("--check-load", nargs=3, metavar=("TOPOLOGY", "C,H,W", "FILE"),
+                        help="only load FILE (safetensors) into the reference's SNN strictly, and exit")
     args = parser.parse_args()
+    if args.check_load:
+        check_load(*args.check_load, args.reference)
+        return
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     SNN, function, neuron_module = import_reference(args.reference)
     os.makedirs(args.out, exist_ok=True)

@@ -37,6 +37,15 @@ struct TorchCheckpointTests {
         #expect(first == "layers.0.conv2d_layer.module.0.weight")
     }
 
+    @Test("ZIP64 records (what torch writes past 4 GiB) give the same tensors")
+    func zip64() throws {
+        let zip64 = Self.weights.deletingLastPathComponent().appendingPathComponent("weights_zip64.pth").path
+        let plain = try TorchCheckpoint.stateDict(Self.weights.path).tensors
+        let read = try TorchCheckpoint.stateDict(zip64).tensors
+        #expect(Set(read.keys) == Set(plain.keys))
+        for (k, v) in plain { #expect(read[k]?.toDoubles() == v.toDoubles() && read[k]?.shape == v.shape, "\(k)") }
+    }
+
     @Test("a global outside the vocabulary is refused by name, file and offset; nothing runs")
     func refusesUnknownGlobals() throws {
         var bytes = try Data(contentsOf: Self.weights)

@@ -137,7 +137,8 @@ struct ReferenceInteropTests {
     func torchFiles() throws {
         let dir = Self.fixtures.appendingPathComponent("convnp")
         let reference = try SafeTensors.load(dir.appendingPathComponent("weights.safetensors").path)
-        for (file, note) in [("weights.pth", nil), ("checkpoint.pth", "model_state_dict"), ("weights_dataparallel.pth", "module.")] {
+        for (file, note) in [("weights.pth", nil), ("checkpoint.pth", "model_state_dict"), ("weights_dataparallel.pth", "module."),
+                             ("weights_zip64.pth", nil)] {
             let read = try ReferenceWeights.read(dir.appendingPathComponent(file).path)
             #expect(Set(read.tensors.keys) == Set(reference.keys), "\(file)")
             for (k, v) in reference {
@@ -217,14 +218,17 @@ struct ReferenceInteropTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/make_interop_fixtures.py").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        var arguments = ["python3", script, dir.path, "--cases", "vggsnn"]
-        if let reference = ProcessInfo.processInfo.environment["SNN_TRT_REFERENCE"] { arguments += ["--reference", reference] }
-        process.arguments = arguments
-        try process.run()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "python3 scripts/make_interop_fixtures.py --cases vggsnn failed (needs torch, safetensors and the reference code at /tmp/trt-ref or SNN_TRT_REFERENCE)")
+        func python(_ arguments: [String]) throws -> Int32 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            var all = ["python3", script] + arguments
+            if let reference = ProcessInfo.processInfo.environment["SNN_TRT_REFERENCE"] { all += ["--reference", reference] }
+            process.arguments = all
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        try #require(try python([dir.path, "--cases", "vggsnn"]) == 0, "python3 scripts/make_interop_fixtures.py --cases vggsnn failed (needs torch, safetensors and the reference code at /tmp/trt-ref or SNN_TRT_REFERENCE)")
         let worst = try Self.check(dir.appendingPathComponent("vggsnn"))
         for (k, v) in worst.sorted(by: { $0.key < $1.key }) { print(String(format: "VGGSNN %@: max relative error %.2e", k, v)) }
         // The .pth the reference saved holds the same tensors.
@@ -232,5 +236,12 @@ struct ReferenceInteropTests {
         let safetensors = try SafeTensors.load(dir.appendingPathComponent("vggsnn/weights.safetensors").path)
         #expect(Set(pth.keys) == Set(safetensors.keys))
         for (k, v) in safetensors { #expect(pth[k]?.toFloats() == v.toFloats(), "\(k)") }
+        // The other way: SwiftSNN's export loads into the reference's SNN with strict=True.
+        let c = try JSONDecoder().decode(Case.self, from: Data(contentsOf: dir.appendingPathComponent("vggsnn/case.json")))
+        let net = try Self.network(c)
+        try ReferenceWeights.load(dir.appendingPathComponent("vggsnn/weights.pth").path, into: net)
+        let exported = dir.appendingPathComponent("exported.safetensors").path
+        try ReferenceWeights.export(net, to: exported)
+        #expect(try python(["--check-load", "VGGSNN", c.frame.map(String.init).joined(separator: ","), exported]) == 0)
     }
 }
