@@ -14,5 +14,6 @@ public func fuzzReaders(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     _ = try? CIFARBinary.decode(data, path: "fuzz", variant: .cifar10)
     _ = try? CIFARBinary.decode(data, path: "fuzz", variant: .cifar100)
     _ = try? SafeUnpickler(data, path: "fuzz").value()
+    _ = try? TorchCheckpoint.stateDict(contents: data, path: "fuzz")
     return 0
 }

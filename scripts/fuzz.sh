@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes the event-file readers (ATIS, AEDAT 2.0 and 3.1), JPEG decoding, the CIFAR readers and the safe unpickler with libFuzzer for a
-# bounded time (default 60 s). Seeds come from ../shared/data when present. A crash leaves
-# crash-* inputs in .build/fuzz; turn each into a test before fixing it.
+# Fuzzes the event-file readers (ATIS, AEDAT 2.0 and 3.1), JPEG decoding, the CIFAR readers, the safe
+# unpickler and the torch.save reader with libFuzzer for a bounded time (default 60 s). Seeds come
+# from ../shared/data when present. A crash leaves crash-* inputs in .build/fuzz; turn each into a test before fixing it.
 #   scripts/fuzz.sh [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +25,6 @@ fi
 printf '\x80\x02}q\x00(X\x04\x00\x00\x00dataq\x01K\x01u.' > "$out/corpus/pickle"
 # An AEDAT 3.1 file: header, one polarity packet of one valid event.
 printf '#!AER-DAT3.1\r\n#!END-HEADER\r\n\x01\x00\x01\x00\x08\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x07\x00\x02\x00\x10\x00\x00\x00' > "$out/corpus/aedat3"
+# A torch.save file (ZIP + pickle with persistent ids) from the interop fixtures.
+cp Tests/SNNTrainingTests/Fixtures/interop/residual/weights.pth "$out/corpus/torch.pth"
 "$out/fuzz-readers" "$out/corpus" -max_total_time="$seconds" -max_len=65536 -artifact_prefix="$out/" -print_final_stats=1

@@ -16,6 +16,8 @@ public indirect enum PickleValue: CustomStringConvertible {
     case dtype(PickleDType)
     /// An allowed callable before it is applied.
     case global(String, String)
+    /// A value a ``PickleVocabulary`` rebuilt (a PyTorch tensor, a storage reference).
+    case object(PickleObject)
 
     public var description: String {
         switch self {
@@ -31,6 +33,7 @@ public indirect enum PickleValue: CustomStringConvertible {
         case .array(let a): return "ndarray(\(a.dtype) \(a.shape))"
         case .dtype(let d): return "dtype(\(d.code))"
         case .global(let m, let n): return "\(m).\(n)"
+        case .object(let o): return o.description
         }
     }
 
@@ -46,7 +49,40 @@ public indirect enum PickleValue: CustomStringConvertible {
 }
 
 public final class PickleList { public var items: [PickleValue] = []; var depth = 1 }
-public final class PickleDict { public var items: [(PickleValue, PickleValue)] = []; var depth = 1 }
+public final class PickleDict {
+    public var items: [(PickleValue, PickleValue)] = []
+    /// Instance attributes set by BUILD (an `OrderedDict`'s `_metadata`), kept apart from the items.
+    public var attributes: [(PickleValue, PickleValue)] = []
+    var depth = 1
+}
+
+/// A value rebuilt by a ``PickleVocabulary``; the unpickler treats it as an opaque leaf.
+public protocol PickleObject: AnyObject, CustomStringConvertible {}
+
+/// What a kind of pickle may hold beyond plain data: the extra globals it may name, how an
+/// allowed callable is rebuilt from its arguments (never by calling Python code), and how
+/// persistent ids (BINPERSID) are resolved. Anything else is still refused by name and offset.
+public struct PickleVocabulary {
+    /// Extra allowed globals, `module.name`.
+    public var globals: Set<String>
+    /// Rebuilds `module.name(*arguments)` for a global of ``globals``; throw to refuse (the
+    /// unpickler adds the file and offset to the message).
+    public var reduce: (_ module: String, _ name: String, _ arguments: [PickleValue]) throws -> PickleValue
+    /// Resolves a persistent id; `nil` refuses them.
+    public var persistentLoad: ((PickleValue) throws -> PickleValue)?
+
+    public init(globals: Set<String>, reduce: @escaping (String, String, [PickleValue]) throws -> PickleValue,
+                persistentLoad: ((PickleValue) throws -> PickleValue)? = nil) {
+        (self.globals, self.reduce, self.persistentLoad) = (globals, reduce, persistentLoad)
+    }
+}
+
+/// A refusal from a ``PickleVocabulary``'s closures.
+public struct PickleRefusal: Error, CustomStringConvertible {
+    public let reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
 
 extension PickleValue {
     /// How deeply containers nest inside this value (0 for scalars).
@@ -94,13 +130,16 @@ public struct SafeUnpickler {
 
     let bytes: [UInt8]
     let path: String
+    let vocabulary: PickleVocabulary?
     /// Deeper nesting is refused: data never needs it, and freeing (or printing) a value nested
     /// a million levels deep would overflow the stack (found by fuzzing).
     static let maximumDepth = 100
 
-    public init(_ data: Data, path: String) {
+    /// - Parameter vocabulary: what this kind of pickle may hold beyond plain data.
+    public init(_ data: Data, path: String, vocabulary: PickleVocabulary? = nil) {
         bytes = [UInt8](data)
         self.path = path
+        self.vocabulary = vocabulary
     }
 
     /// Reads a pickle file.
@@ -236,6 +275,10 @@ public struct SafeUnpickler {
             case 0x52, 0x81:                                                 // REDUCE, NEWOBJ
                 let args = try pop(at), callable = try pop(at)
                 stack.append(try apply(callable, args, at))
+            case 0x51:                                                       // BINPERSID
+                let pid = try pop(at)
+                guard let resolve = vocabulary?.persistentLoad else { throw fail(at, "persistent ids are not allowed in a data pickle") }
+                do { stack.append(try resolve(pid)) } catch { throw fail(at, "\(error)") }
             case 0x62:                                                       // BUILD
                 let state = try pop(at)
                 guard let target = stack.last else { throw fail(at, "stack underflow") }
@@ -289,7 +332,7 @@ public struct SafeUnpickler {
     }
 
     private func global(_ module: String, _ name: String, _ at: Int) throws -> PickleValue {
-        guard SafeUnpickler.allowed.contains("\(module).\(name)") else {
+        guard SafeUnpickler.allowed.contains("\(module).\(name)") || vocabulary?.globals.contains("\(module).\(name)") == true else {
             throw fail(at, "refuses to load '\(module).\(name)': only plain data (dicts, lists, strings, numbers, NumPy arrays) is rebuilt")
         }
         return .global(module, name)
@@ -297,6 +340,9 @@ public struct SafeUnpickler {
 
     private func apply(_ callable: PickleValue, _ args: PickleValue, _ at: Int) throws -> PickleValue {
         guard case .global(let module, let name) = callable, case .tuple(let a, _) = args else { throw fail(at, "REDUCE needs an allowed callable and a tuple") }
+        if let vocabulary, vocabulary.globals.contains("\(module).\(name)") {
+            do { return try vocabulary.reduce(module, name, a) } catch { throw fail(at, "\(error)") }
+        }
         switch name {
         case "_reconstruct", "ndarray": return .array(PickleArray())
         case "dtype":
@@ -337,7 +383,8 @@ public struct SafeUnpickler {
                 throw fail(at, "array data has \(arr.data.count) bytes, shape \(arr.shape) of \(dt.code) needs \(arr.shape.reduce(1, *) * size)")
             }
         case .dict(let d):
-            if case .dict(let extra) = state { d.items += extra.items }
+            // An OrderedDict's instance attributes (a state dict's `_metadata`), not items.
+            if case .dict(let extra) = state { d.attributes += extra.items }
         default:
             throw fail(at, "BUILD on \(target) is not allowed")
         }

@@ -67,7 +67,9 @@ public final class ConvBlock: Module {
     init(_ f: LayerFactory, cin: Int, token: TopologyToken) {
         guard case let .conv(c, k, s, p, pooling, pool, encoder) = token else { preconditionFailure("[ConvBlock] expected a CONV token") }
         let layers = f.convBN(cin, c, kernel: k, stride: s, padding: p)
-        convBN = encoder ? Sequential(layers) : SeqToANN(layers)
+        // The reference's encoder holds nn.Sequential(conv, BN) directly, or the bare conv without
+        // BN (`conv2d_layer.weight`); the others wrap them in SeqToANNContainer.
+        convBN = encoder ? (layers.count == 1 ? layers[0] : Sequential(layers)) : SeqToANN(layers)
         lif = f.lif()
         self.pool = pooling == .none ? nil
             : Pool2d(pooling == .max ? .max : .average, kernel: pool.kernel, stride: pool.stride, padding: pool.padding)

@@ -133,5 +133,9 @@ public struct LayerSummary: Codable, Sendable {
     public let macsPerTimestep: Int
 }
 
-/// The output size of a convolution or pooling along one axis.
-private func conv(_ size: Int, _ k: Int, _ s: Int, _ p: Int) -> Int { (size + 2 * p - k) / s + 1 }
+/// The output size of a convolution or pooling along one axis; 0 when the window does not fit
+/// (PyTorch's floor division: a 1-pixel map pooled by 2 has no output, not 1).
+private func conv(_ size: Int, _ k: Int, _ s: Int, _ p: Int) -> Int {
+    let span = size + 2 * p - k
+    return span < 0 ? 0 : span / s + 1
+}

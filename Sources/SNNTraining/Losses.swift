@@ -22,7 +22,10 @@ public enum TrainingLoss: Sendable, Codable, Hashable {
     /// Standard direct training: `criterion(mean_t o_t, y)`.
     case sdt(Criterion)
     /// Temporal efficient training (Deng et al. 2022): `(1-λ)·(1/T)Σ_t CE(o_t, y) + λ·MSE(o, φ)`.
-    case tet(lambda: Double, means: Double)
+    /// `criterion` replaces CE per timestep (`nil`: CE); the reference's TET_Loss applies
+    /// train.py's `--criterion`, so `--trtloss 0 --tetloss 1 --criterion MSE` uses MSE against
+    /// one-hot targets.
+    case tet(lambda: Double, means: Double, criterion: Criterion? = nil)
     /// Temporal regularisation training:
     /// `(1/T) Σ_t [(1-η) CE(o_t, y) + η MSE(o_t, Y) + R_t]`,
     /// `R_t = Σ_W Σ λ W² / (1 + (e^{d t} - 1)(|W| + ε))` over the weights `P` (every parameter
@@ -50,8 +53,9 @@ public enum TrainingLoss: Sendable, Codable, Hashable {
         switch self {
         case .sdt(let criterion):
             return criterion(outputs.mean(axes: [0]), labels)
-        case let .tet(lambda, means):
-            let ce = (0..<steps).map { crossEntropy(logits: outputs.selected(axis: 0, $0), labels: labels) }
+        case let .tet(lambda, means, criterion):
+            let perStep = criterion ?? .crossEntropy
+            let ce = (0..<steps).map { perStep(outputs.selected(axis: 0, $0), labels) }
                 .reduce(outputs.like(0), +) / Double(steps)
             let reg = mse(outputs, outputs.like(means))
             return (1 - lambda) * ce + lambda * reg
@@ -66,6 +70,18 @@ public enum TrainingLoss: Sendable, Codable, Hashable {
             }
             return total / Double(steps)
         }
+    }
+}
+
+extension TrainingLoss {
+    /// The training objective of one batch: the loss plus the `--l1`/`--l2` penalties on all
+    /// parameters, which go with SDT only. The reference's train.py adds `l2 Σp²` to the SDT
+    /// criterion and nothing to TET or TRT (whose regulariser is their own); `--l1` is ours and
+    /// follows `--l2`.
+    public func total(_ outputs: Tensor, labels: Tensor, parameters: [(key: String, value: Tensor)], l1: Double, l2: Double) -> Tensor {
+        let loss = self(outputs, labels: labels, parameters: parameters)
+        guard case .sdt = self, let penalty = parameterPenalty(parameters.map(\.value), l1: l1, l2: l2) else { return loss }
+        return loss + penalty
     }
 }
 

@@ -197,9 +197,7 @@ public final class Trainer {
         var (loss, grads) = valueAndGradients(of: byName) {
             let out = model(batch.inputs.to(device))
             outputs = out
-            var l = config.loss(out, labels: labels, parameters: params)
-            if let penalty = parameterPenalty(params.map(\.value), l1: config.l1, l2: config.l2) { l = l + penalty }
-            return l
+            return config.loss.total(out, labels: labels, parameters: params, l1: config.l1, l2: config.l2)
         }
         let value = loss.item()
         guard value.isFinite else {

@@ -14,7 +14,7 @@ struct BenchTrain: ParsableCommand {
 
     @Option(name: .customLong("topology"), help: "A named model or a topology string.")
     var topology: String = "VGGSNN"
-    @Option(name: .customLong("dataset"), help: "CIFAR10, CIFAR100, ImageNet100, DVSCIFAR10, NCaltech101 or synthetic: sets the input shape and classes.")
+    @Option(name: .customLong("dataset"), help: "CIFAR10, CIFAR100, ImageNet100, DVSCIFAR10, NCaltech101, NMNIST, DVSGesture or synthetic: sets the input shape and classes.")
     var dataset: String = "DVSCIFAR10"
     @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps.")
     var timesteps: Int = 10

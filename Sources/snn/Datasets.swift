@@ -30,6 +30,24 @@ enum DatasetName: String, CaseIterable {
         }
     }
 
+    /// One sample's shape with the default options (`[C, H, W]`; event frames per timestep).
+    var inputShape: [Int] {
+        switch self {
+        case .cifar10, .cifar100: return [3, 32, 32]
+        case .imagenet100: return [3, 224, 224]
+        default: return [2, eventKind!.defaultSize, eventKind!.defaultSize]
+        }
+    }
+
+    var classes: Int {
+        switch self {
+        case .cifar10, .dvsCIFAR10, .nmnist: return 10
+        case .cifar100, .imagenet100: return 100
+        case .ncaltech101: return 101
+        case .dvsGesture: return 11
+        }
+    }
+
     /// What `--data-dir` must hold.
     var layout: String {
         switch self {

@@ -11,7 +11,7 @@ struct Model: ParsableCommand {
     @Option(name: .customLong("topology"), help: "A named model (ResNet-19, VGGSNN, ResNet-34, SEW-ResNet-34) or a topology string.")
     var topology: String
 
-    @Option(name: .customLong("dataset"), help: "Sets the input shape and class count: CIFAR10, CIFAR100, ImageNet100, DVSCIFAR10, NCaltech101, synthetic.")
+    @Option(name: .customLong("dataset"), help: "Sets the input shape and class count: CIFAR10, CIFAR100, ImageNet100, DVSCIFAR10, NCaltech101, NMNIST, DVSGesture, synthetic.")
     var dataset: String = "CIFAR10"
 
     @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps (MACs are per timestep and sample).")
@@ -21,10 +21,9 @@ struct Model: ParsableCommand {
     var json = false
 
     /// Input frame shape and classes of each data set (TRT-SPEC.md §8).
-    static let datasets: [String: (shape: [Int], classes: Int)] = [
-        "CIFAR10": ([3, 32, 32], 10), "CIFAR100": ([3, 32, 32], 100), "ImageNet100": ([3, 224, 224], 100),
-        "DVSCIFAR10": ([2, 48, 48], 10), "NCaltech101": ([2, 48, 48], 101), "synthetic": ([2, 32, 32], 8),
-    ]
+    /// Input shape and class count of every data set, and of the synthetic events.
+    static let datasets: [String: (shape: [Int], classes: Int)] = Dictionary(
+        uniqueKeysWithValues: DatasetName.allCases.map { ($0.rawValue, ($0.inputShape, $0.classes)) } + [("synthetic", ([2, 32, 32], 8))])
 
     func validate() throws {
         guard Model.datasets[dataset] != nil else {

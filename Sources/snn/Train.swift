@@ -23,7 +23,7 @@ struct Train: ParsableCommand {
     }
 }
 
-/// The flags of `snn train` (shared with `snn bench train`).
+/// The flags of `snn train`.
 struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("dataset"), help: "Data set: CIFAR10, CIFAR100, ImageNet100, DVSCIFAR10, NCaltech101, NMNIST or DVSGesture (with --data-dir); omit for the built-in synthetic events.")
     var dataset: String?
@@ -31,24 +31,7 @@ struct TrainOptions: ParsableArguments {
     var topology: String?
     @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps; default: 6 for CIFAR, 4 for ImageNet100, 10 for the event data sets (the paper's), 8 for the synthetic data.")
     var timesteps: Int?
-    @Option(name: .customLong("trtloss"), help: "1: Temporal Regularization Training loss (the reference's default).")
-    var trtloss: Int = 1
-    @Option(name: .customLong("tetloss"), help: "1: Temporal Efficient Training loss (takes precedence over --trtloss).")
-    var tetloss: Int = 0
-    @Option(name: [.customLong("loss_lambda"), .customLong("loss-lambda")], help: "λ of TRT (weight penalty) or TET (MSE term).")
-    var lossLambda: Double = 1e-5
-    @Option(name: [.customLong("tet_lambda"), .customLong("tet-lambda")], help: "λ of TET; overrides --loss_lambda for TET runs.")
-    var tetLambda: Double?
-    @Option(name: [.customLong("loss_decay"), .customLong("loss-decay")], help: "TRT decay d of the penalty over time.")
-    var lossDecay: Double = 0.5
-    @Option(name: [.customLong("loss_eta"), .customLong("loss-eta")], help: "TRT η: weight of the MSE term.")
-    var lossEta: Double = 0.05
-    @Option(name: [.customLong("loss_epsilon"), .customLong("loss-epsilon")], help: "TRT ε safeguard.")
-    var lossEpsilon: Double = 1e-5
-    @Option(name: [.customLong("loss_means"), .customLong("loss-means")], help: "TET φ: the MSE target.")
-    var lossMeans: Double = 1.0
-    @Option(name: .customLong("criterion"), help: "SDT criterion: CE or MSE (MSE is refused with TRT, as in the reference).")
-    var criterion: String = "CE"
+    @OptionGroup var losses: LossOptions
     @Option(name: .customLong("epochs"), help: "Training epochs; default: 300 for CIFAR (the reference's), 8 for the synthetic data.")
     var epochs: Int?
     @Option(name: [.customLong("batch_size"), .customLong("batch-size")], help: "Batch size.")
@@ -59,34 +42,17 @@ struct TrainOptions: ParsableArguments {
     var optimizer: String = "Adam"
     @Option(name: .customLong("scheduler"), help: "1: cosine annealing of the learning rate to 0, stepped per epoch.")
     var scheduler: Int = 1
-    @Option(name: .customLong("tau"), help: "Membrane time constant τ ≥ 1 (the leak is 1/τ).")
-    var tau: Double = 2.0
-    @Option(name: [.customLong("v_threshold"), .customLong("v-threshold")], help: "Firing threshold.")
-    var vThreshold: Double = 1.0
-    @Option(name: [.customLong("v_reset"), .customLong("v-reset")], help: "Reset potential; negative means soft reset (subtract the threshold).")
-    var vReset: Double = 0.0
-    @Option(name: [.customLong("surrogate_type"), .customLong("surrogate-type")], help: "Surrogate gradient: triangle, sigmoid or rectangle.")
-    var surrogateType: String = "triangle"
-    @Option(name: [.customLong("surrogate_param"), .customLong("surrogate-param")], help: "Surrogate parameter (γ, α or width).")
-    var surrogateParam: Double = 1.0
     @Option(name: .customLong("seed"), help: "Random seed for initialisation, shuffling, augmentation and dropout.")
     var seed: UInt64 = 42
     @Option(name: .customLong("amp"), help: "Mixed precision (GPU only; accepted and ignored on the CPU).")
     var amp: Int = 1
     @Option(name: .customLong("augment"), help: "1: data augmentation (the data set's).")
     var augment: Int = 1
-    @Option(name: .customLong("dropout"), help: "Dropout before the neuron of FC layers.")
-    var dropout: Double = 0
+    @OptionGroup var network: NetworkOptions
     @Option(name: [.customLong("weight_decay"), .customLong("weight-decay")], help: "Weight decay passed to the optimiser.")
     var weightDecay: Double = 0
-    @Option(name: .customLong("l1"), help: "L1 penalty coefficient on all parameters.")
-    var l1: Double = 0
-    @Option(name: .customLong("l2"), help: "L2 penalty coefficient on all parameters.")
-    var l2: Double = 0
-    @Option(name: .customLong("norm"), help: "tdBN (batch norm after every conv) or No (conv biases instead).")
-    var norm: String = "tdBN"
-    @Option(name: .customLong("init"), help: "1: Kaiming-normal conv weights (fan-out, ReLU gain).")
-    var initFlag: Int = 1
+    @Option(name: .customLong("weights"), help: "Start from these weights instead of the initialisation: .safetensors or PyTorch .pth under the reference's names (a state dict the reference saved, or a checkpoint holding one).")
+    var weights: String?
     @Option(name: .customLong("resume"), help: "1: resume from --resume_path.")
     var resume: Int = 0
     @Option(name: [.customLong("resume_path"), .customLong("resume-path")], help: "Checkpoint to resume (weights/last of a run directory).")
@@ -126,7 +92,6 @@ struct TrainOptions: ParsableArguments {
 
     func validate() throws {
         if let t = timesteps, t < 1 { throw ValidationError("--T must be a positive integer, got \(t)") }
-        if tau < 1 { throw ValidationError("--tau must be >= 1 (the leak is 1/tau), got \(tau)") }
         if batchSize < 1 { throw ValidationError("--batch_size must be positive, got \(batchSize)") }
         if workers < 0 { throw ValidationError("--workers must be 0 or more, got \(workers)") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be positive, got \(e)") }
@@ -134,21 +99,14 @@ struct TrainOptions: ParsableArguments {
         guard Optimizer.Kind(rawValue: optimizer) != nil else {
             throw ValidationError("--optimizer accepts SGD, Adam, AdamW, RMSprop; got \(optimizer)")
         }
-        guard Criterion(rawValue: criterion) != nil else { throw ValidationError("--criterion accepts CE, MSE; got \(criterion)") }
-        if criterion == "MSE" && trtloss == 1 && tetloss == 0 {
-            throw ValidationError("--criterion MSE cannot be used with --trtloss 1 (TRT uses CE with its own MSE term, as the reference requires); pass --trtloss 0 for SDT with MSE")
-        }
-        guard Surrogate(kind: surrogateType, parameter: surrogateParam) != nil else {
-            throw ValidationError("--surrogate_type accepts triangle, sigmoid, rectangle with a positive --surrogate_param; got \(surrogateType) \(surrogateParam)")
-        }
-        guard ["tdBN", "No"].contains(norm) else { throw ValidationError("--norm accepts tdBN, No; got \(norm)") }
+        try losses.check(trtDefault: 1)
         guard Device(device) != nil else { throw ValidationError("--device accepts cpu, reference; got \(device)") }
-        if dropout < 0 || dropout >= 1 { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         if resume == 1 && resumePath == nil { throw ValidationError("--resume 1 needs --resume_path") }
         guard EventFolderDataset.DVSFrames(rawValue: dvsFrames) != nil else {
             throw ValidationError("--dvs-frames accepts standard, reference; got \(dvsFrames)")
         }
         if let s = frameSize, s < 1 { throw ValidationError("--frame-size must be positive, got \(s)") }
+        if resume == 1 && weights != nil { throw ValidationError("--weights and --resume 1 exclude each other: a resumed run continues from its checkpoint") }
         if let d = dataset {
             guard let name = DatasetName(rawValue: d) else {
                 throw ValidationError("--dataset accepts \(DatasetName.list); got \(d)")

@@ -6,18 +6,6 @@ import SNNTensor
 import SNNTraining
 
 extension TrainOptions {
-    /// The loss the flags select: TET if --tetloss 1, else TRT if --trtloss 1, else SDT.
-    var loss: TrainingLoss {
-        if tetloss == 1 { return .tet(lambda: tetLambda ?? lossLambda, means: lossMeans) }
-        if trtloss == 1 { return .trt(lambda: lossLambda, decay: lossDecay, epsilon: lossEpsilon, eta: lossEta) }
-        return .sdt(Criterion(rawValue: criterion) ?? .crossEntropy)
-    }
-
-    var neuron: NeuronParameters {
-        NeuronParameters(tau: tau, threshold: vThreshold, reset: vReset < 0 ? .soft : .hard(vReset),
-                         surrogate: Surrogate(kind: surrogateType, parameter: surrogateParam) ?? .triangle(gamma: 1))
-    }
-
     /// The default model of the synthetic data: a small VGG-style SNN.
     static let syntheticTopology = "CONV-32-3-1-1_CONV-64-3-1-1_CONVAP-128-3-1-1_L-8"
 
@@ -36,7 +24,8 @@ extension TrainOptions {
             modelName: NamedModel(rawValue: topologyText) != nil ? topologyText : (topology == nil && name == nil ? "SyntheticVGG" : nil),
             timesteps: timesteps ?? name?.defaultTimesteps ?? 8, epochs: epochs ?? (name != nil ? 300 : 8), batchSize: batchSize, learningRate: lr,
             optimizer: Optimizer.Kind(rawValue: optimizer) ?? .adam, scheduler: scheduler == 1, weightDecay: weightDecay,
-            l1: l1, l2: l2, loss: loss, neuron: neuron, dropout: dropout, batchNorm: norm == "tdBN", kaimingInit: initFlag == 1,
+            l1: losses.l1, l2: losses.l2, loss: losses.loss(trtDefault: 1), neuron: network.neuron, dropout: network.dropout,
+            batchNorm: network.norm == "tdBN", kaimingInit: network.initFlag == 1,
             seed: seed, device: device, maxSteps: maxSteps, clipGradNorm: clipGradNorm,
             checkpointEpochs: checkpointEpochs.split(separator: "-").compactMap { Int($0) }, saveCheckpoints: saveCheckpoint == 1)
         if let name { config.dataOptions = dataOptions.recorded(for: name) }
@@ -79,7 +68,7 @@ extension TrainOptions {
         let (train, test, inputShape) = try loadData(config)
         let classes = train.classes
         let modelConfig = ModelConfig(timesteps: config.timesteps, inputShape: inputShape,
-                                      dropout: dropout, batchNorm: config.batchNorm, kaimingInit: config.kaimingInit, neuron: config.neuron)
+                                      dropout: network.dropout, batchNorm: config.batchNorm, kaimingInit: config.kaimingInit, neuron: config.neuron)
         let model: SpikingNetwork
         do {
             model = try SpikingNetwork(config.topology, classes: classes, config: modelConfig,
@@ -89,6 +78,14 @@ extension TrainOptions {
         }
         guard model.classes == classes else {
             throw CLIError("--topology: the readout has \(model.classes) outputs but the data set has \(classes) classes")
+        }
+        if let weights {
+            do {
+                for note in try ReferenceWeights.load(weights, into: model) { print("\(weights): \(note)") }
+            } catch {
+                throw CLIError("--weights: \(error)")
+            }
+            print("initial weights: \(weights)")
         }
         let runDirectory = Trainer.freshRunDirectory(under: "\(output)/result", config: config)
         let trainer = Trainer(config: config, model: model, train: train, test: test, runDirectory: runDirectory)

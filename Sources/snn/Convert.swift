@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import SNNModels
+import SNNTensor
+import SNNTraining
+
+/// `snn convert`: weights between PyTorch's files, SwiftSNN checkpoints and safetensors under the
+/// reference's names.
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert weights to safetensors under the reference's state-dict names.",
+        discussion: """
+            IN is a PyTorch file (.pth/.pt: a state dict saved by the reference, or a checkpoint dict \
+            holding one such as the reference's {'model_state_dict': ...}; a DataParallel 'module.' \
+            prefix is removed), a safetensors file, or a SwiftSNN checkpoint (runs/result/<run>/weights/best, \
+            with or without .safetensors; its optimizer state is dropped). OUT holds the model's \
+            parameters and BatchNorm buffers only, under the names of the reference's SNN class, which \
+            are SwiftSNN's too: `snn forward --weights OUT` reads it, and PyTorch loads it with \
+            model.load_state_dict(safetensors.torch.load_file(OUT)). With --topology or --model the \
+            weights are first checked against that network (every key present with its shape, no other).
+            """)
+
+    @Argument(help: "Weights to read: .pth, .pt, .safetensors or a SwiftSNN checkpoint path.")
+    var source: String
+    @Argument(help: "The safetensors file to write.")
+    var destination: String
+    @Option(name: .customLong("topology"), help: "Check against this topology string or named model.")
+    var topology: String?
+    @Option(name: .customLong("model"), help: "Check against this named model.")
+    var model: String?
+    @Option(name: .customLong("dataset"), help: "Input shape and class count for the check (default: CIFAR10 for ResNet-19, DVSCIFAR10 otherwise; the readout's rows for named models).")
+    var dataset: String?
+    @Option(name: [.customLong("input-shape"), .customLong("input_shape")], help: "One input frame C,H,W for the check (default: the data set's).")
+    var inputShape: String?
+    @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps for the check.")
+    var timesteps: Int = 4
+    @OptionGroup var network: NetworkOptions
+
+    func validate() throws {
+        if topology != nil && model != nil { throw ValidationError("pass at most one of --topology or --model") }
+        if let dataset, Model.datasets[dataset] == nil {
+            throw ValidationError("--dataset accepts \(Model.datasets.keys.sorted().joined(separator: ", ")); got \(dataset)")
+        }
+        if let inputShape, frame(inputShape) == nil { throw ValidationError("--input-shape expects C,H,W (e.g. 2,48,48), got \(inputShape)") }
+        guard destination.hasSuffix(".safetensors") else { throw ValidationError("OUT must be a .safetensors file, got \(destination)") }
+    }
+
+    func run() throws {
+        SNN.prepare()
+        var path = source
+        if !FileManager.default.fileExists(atPath: path) && FileManager.default.fileExists(atPath: path + ".safetensors") {
+            path += ".safetensors"
+        }
+        let state: ReferenceWeights.StateDict
+        do { state = try ReferenceWeights.read(path) } catch { throw CLIError("\(error)") }
+        for note in state.notes { print("\(path): \(note)") }
+        if let name = model ?? topology {
+            let frame = inputShape.flatMap(frame)
+                ?? Model.datasets[dataset ?? (name == "ResNet-19" ? "CIFAR10" : "DVSCIFAR10")]?.shape ?? [2, 48, 48]
+            let net = try Forward.network(name, frame: frame, timesteps: timesteps, dataset: dataset, weights: state.tensors,
+                                          options: network, device: .cpu)
+            do { try net.load(stateDict: state.tensors) } catch { throw CLIError("\(path): \(error)") }
+            print("\(path): matches \(name) (\(net.parameterCount) parameters)")
+        }
+        try ReferenceWeights.export(state.tensors, to: destination, metadata: ["source": URL(fileURLWithPath: path).lastPathComponent])
+        let scalars = state.tensors.values.map(\.count).reduce(0, +)
+        print("\(destination): \(state.tensors.count) tensors, \(scalars) values")
+    }
+
+    private func frame(_ text: String) -> [Int]? {
+        let parts = text.split(whereSeparator: { ",x×".contains($0) }).compactMap { Int($0) }
+        return parts.count == 3 && parts.allSatisfy({ $0 > 0 }) ? parts : nil
+    }
+}
