@@ -57,6 +57,21 @@ extension Resize {
         }
     }
 
+    /// The filter of ``weights(input:output:)`` flattened for the 8-bit passes: per output index
+    /// the first source index, the tap count and `taps` weights (zero-padded).
+    struct FlatWeights {
+        let start: [Int], count: [Int], weights: [Float], taps: Int
+        init(input: Int, output: Int) {
+            let w = Resize.weights(input: input, output: output)
+            taps = w.map(\.weights.count).max() ?? 1
+            start = w.map(\.start)
+            count = w.map(\.weights.count)
+            var flat = [Float](repeating: 0, count: output * taps)
+            for (o, c) in w.enumerated() { for (k, v) in c.weights.enumerated() { flat[o * taps + k] = v } }
+            weights = flat
+        }
+    }
+
     /// PIL's bilinear resize of 8-bit interleaved pixels (`[y][x][channel]`): the antialiased
     /// triangle filter of ``bilinear``, the horizontal pass first, each pass rounded to 8 bits;
     /// a pass whose size does not change is skipped. Resizes the `crop` region.
@@ -69,39 +84,56 @@ extension Resize {
         let rowLength = outWidth * channels
         var horizontal = [UInt8](repeating: 0, count: crop.height * rowLength)
         horizontal.withUnsafeMutableBufferPointer { h in
+            let h = h.baseAddress!
             if crop.width == outWidth {
                 for y in 0..<crop.height {
-                    (h.baseAddress! + y * rowLength).update(from: pixels + ((crop.y + y) * width + crop.x) * channels, count: rowLength)
+                    (h + y * rowLength).update(from: pixels + ((crop.y + y) * width + crop.x) * channels, count: rowLength)
                 }
                 return
             }
-            let cols = weights(input: crop.width, output: outWidth)
-            var acc = [Float](repeating: 0, count: channels)
-            for y in 0..<crop.height {
-                let row = pixels + ((crop.y + y) * width + crop.x) * channels
-                for (x, c) in cols.enumerated() {
-                    for ch in 0..<channels { acc[ch] = 0 }
-                    for (k, w) in c.weights.enumerated() {
-                        let s = row + (c.start + k) * channels
-                        for ch in 0..<channels { acc[ch] += w * Float(s[ch]) }
+            let cols = FlatWeights(input: crop.width, output: outWidth)
+            cols.start.withUnsafeBufferPointer { start in
+                cols.count.withUnsafeBufferPointer { count in
+                    cols.weights.withUnsafeBufferPointer { weights in
+                        for y in 0..<crop.height {
+                            let row = pixels + ((crop.y + y) * width + crop.x) * channels
+                            let out = h + y * rowLength
+                            for x in 0..<outWidth {
+                                let s = row + start[x] * channels, w = weights.baseAddress! + x * cols.taps
+                                if channels == 3 {
+                                    var (r, g, b): (Float, Float, Float) = (0, 0, 0)
+                                    for k in 0..<count[x] {
+                                        r += w[k] * Float(s[3 * k]); g += w[k] * Float(s[3 * k + 1]); b += w[k] * Float(s[3 * k + 2])
+                                    }
+                                    (out[3 * x], out[3 * x + 1], out[3 * x + 2]) = (round8(r), round8(g), round8(b))
+                                } else {
+                                    for ch in 0..<channels {
+                                        var acc: Float = 0
+                                        for k in 0..<count[x] { acc += w[k] * Float(s[k * channels + ch]) }
+                                        out[x * channels + ch] = round8(acc)
+                                    }
+                                }
+                            }
+                        }
                     }
-                    for ch in 0..<channels { h[y * rowLength + x * channels + ch] = round8(acc[ch]) }
                 }
             }
         }
         guard crop.height != outHeight else { return horizontal }
-        let rows = weights(input: crop.height, output: outHeight)
+        let rows = FlatWeights(input: crop.height, output: outHeight)
         var out = [UInt8](repeating: 0, count: outHeight * rowLength)
+        var acc = [Float](repeating: 0, count: rowLength)
         horizontal.withUnsafeBufferPointer { h in
             out.withUnsafeMutableBufferPointer { o in
-                var acc = [Float](repeating: 0, count: rowLength)
-                for (y, r) in rows.enumerated() {
-                    for i in 0..<rowLength { acc[i] = 0 }
-                    for (k, w) in r.weights.enumerated() {
-                        let src = (r.start + k) * rowLength
-                        for i in 0..<rowLength { acc[i] += w * Float(h[src + i]) }
+                acc.withUnsafeMutableBufferPointer { acc in
+                    for y in 0..<outHeight {
+                        acc.update(repeating: 0)
+                        for k in 0..<rows.count[y] {
+                            let w = rows.weights[y * rows.taps + k], src = h.baseAddress! + (rows.start[y] + k) * rowLength
+                            for i in 0..<rowLength { acc[i] += w * Float(src[i]) }
+                        }
+                        for i in 0..<rowLength { o[y * rowLength + i] = round8(acc[i]) }
                     }
-                    for i in 0..<rowLength { o[y * rowLength + i] = round8(acc[i]) }
                 }
             }
         }
