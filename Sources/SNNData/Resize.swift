@@ -4,6 +4,11 @@
 public enum Resize {
     /// Per output index: the first source index and the normalised weights.
     static func weights(input: Int, output: Int) -> [(start: Int, weights: [Float])] {
+        preciseWeights(input: input, output: output).map { ($0.start, $0.weights.map(Float.init)) }
+    }
+
+    /// ``weights(input:output:)`` in double precision, as PIL computes them.
+    static func preciseWeights(input: Int, output: Int) -> [(start: Int, weights: [Double])] {
         let scale = Double(input) / Double(output)
         let support = max(scale, 1.0)  // the triangle's half-width in source pixels
         return (0..<output).map { o in
@@ -13,7 +18,7 @@ public enum Resize {
             var w = (lo..<hi).map { j in max(0, 1 - abs((Double(j) + 0.5 - center) / support)) }
             let total = w.reduce(0, +)
             if total > 0 { w = w.map { $0 / total } }
-            return (lo, w.map(Float.init))
+            return (lo, w)
         }
     }
 
@@ -58,16 +63,20 @@ extension Resize {
     }
 
     /// The filter of ``weights(input:output:)`` flattened for the 8-bit passes: per output index
-    /// the first source index, the tap count and `taps` weights (zero-padded).
+    /// the first source index, the tap count and `taps` weights (zero-padded) in PIL's fixed
+    /// point, `round(w · 2^22)`.
     struct FlatWeights {
-        let start: [Int], count: [Int], weights: [Float], taps: Int
+        static let precision = 22
+        let start: [Int], count: [Int], weights: [Int32], taps: Int
         init(input: Int, output: Int) {
-            let w = Resize.weights(input: input, output: output)
+            let w = Resize.preciseWeights(input: input, output: output)
             taps = w.map(\.weights.count).max() ?? 1
             start = w.map(\.start)
             count = w.map(\.weights.count)
-            var flat = [Float](repeating: 0, count: output * taps)
-            for (o, c) in w.enumerated() { for (k, v) in c.weights.enumerated() { flat[o * taps + k] = v } }
+            var flat = [Int32](repeating: 0, count: output * taps)
+            for (o, c) in w.enumerated() {
+                for (k, v) in c.weights.enumerated() { flat[o * taps + k] = Int32((0.5 + v * Double(1 << FlatWeights.precision)).rounded(.down)) }
+            }
             weights = flat
         }
     }
@@ -80,7 +89,9 @@ extension Resize {
         precondition(crop.x >= 0 && crop.y >= 0 && crop.width > 0 && crop.height > 0
                      && crop.x + crop.width <= width && crop.y + crop.height <= height,
                      "[Resize] crop \(crop) outside the \(width)×\(height) image")
-        @inline(__always) func round8(_ v: Float) -> UInt8 { UInt8(Swift.min(Swift.max(v + 0.5, 0), 255)) }
+        // PIL's arithmetic: integer taps of 22 fractional bits, a rounding bias, an 8-bit clip.
+        let (bias, shift) = (Int32(1) << (FlatWeights.precision - 1), Int32(FlatWeights.precision))
+        @inline(__always) func round8(_ v: Int32) -> UInt8 { UInt8(Swift.min(Swift.max(v >> shift, 0), 255)) }
         let rowLength = outWidth * channels
         var horizontal = [UInt8](repeating: 0, count: crop.height * rowLength)
         horizontal.withUnsafeMutableBufferPointer { h in
@@ -101,15 +112,15 @@ extension Resize {
                             for x in 0..<outWidth {
                                 let s = row + start[x] * channels, w = weights.baseAddress! + x * cols.taps
                                 if channels == 3 {
-                                    var (r, g, b): (Float, Float, Float) = (0, 0, 0)
+                                    var (r, g, b) = (bias, bias, bias)
                                     for k in 0..<count[x] {
-                                        r += w[k] * Float(s[3 * k]); g += w[k] * Float(s[3 * k + 1]); b += w[k] * Float(s[3 * k + 2])
+                                        r &+= w[k] &* Int32(s[3 * k]); g &+= w[k] &* Int32(s[3 * k + 1]); b &+= w[k] &* Int32(s[3 * k + 2])
                                     }
                                     (out[3 * x], out[3 * x + 1], out[3 * x + 2]) = (round8(r), round8(g), round8(b))
                                 } else {
                                     for ch in 0..<channels {
-                                        var acc: Float = 0
-                                        for k in 0..<count[x] { acc += w[k] * Float(s[k * channels + ch]) }
+                                        var acc = bias
+                                        for k in 0..<count[x] { acc &+= w[k] &* Int32(s[k * channels + ch]) }
                                         out[x * channels + ch] = round8(acc)
                                     }
                                 }
@@ -122,15 +133,15 @@ extension Resize {
         guard crop.height != outHeight else { return horizontal }
         let rows = FlatWeights(input: crop.height, output: outHeight)
         var out = [UInt8](repeating: 0, count: outHeight * rowLength)
-        var acc = [Float](repeating: 0, count: rowLength)
+        var acc = [Int32](repeating: 0, count: rowLength)
         horizontal.withUnsafeBufferPointer { h in
             out.withUnsafeMutableBufferPointer { o in
                 acc.withUnsafeMutableBufferPointer { acc in
                     for y in 0..<outHeight {
-                        acc.update(repeating: 0)
+                        acc.update(repeating: bias)
                         for k in 0..<rows.count[y] {
                             let w = rows.weights[y * rows.taps + k], src = h.baseAddress! + (rows.start[y] + k) * rowLength
-                            for i in 0..<rowLength { acc[i] += w * Float(src[i]) }
+                            for i in 0..<rowLength { acc[i] &+= w &* Int32(src[i]) }
                         }
                         for i in 0..<rowLength { o[y * rowLength + i] = round8(acc[i]) }
                     }

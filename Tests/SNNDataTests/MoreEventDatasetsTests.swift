@@ -167,4 +167,23 @@ struct MoreEventDatasetsTests {
         #expect(EventFolderDataset.cacheFolder(kind: .cifar10DVS, timesteps: 2, size: 48, dvsFrames: .reference)
                 != EventFolderDataset.cacheFolder(kind: .cifar10DVS, timesteps: 2, size: 48))
     }
+
+    @Test("--dvs-frames reference equals the reference's pipeline (NumPy + PIL) on a real DVS128 recording")
+    func referenceFramesMatchFixture() throws {
+        struct Fixture: Decodable { let source: String, events: Int, T: Int, levels: [Int] }
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/dvs_reference_frames.json")
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
+        let root = try TestFiles.temporaryRoot("dvsref-real")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("airplane"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(TestFiles.shared)/\(fixture.source)",
+                                         toPath: root.appendingPathComponent("airplane/cifar10_airplane_0.aedat").path)
+        let set = try EventFolderDataset(kind: .cifar10DVS, root: root.path, train: true, timesteps: fixture.T, augment: false,
+                                         seed: 0, dvsFrames: .reference)
+        let levels = set.frames.toFloats().map { Int(($0 * 255).rounded()) }
+        #expect(levels.count == fixture.levels.count)
+        let diffs = zip(levels, fixture.levels).map { abs($0 - $1) }
+        #expect(diffs.max() == 0, "\(diffs.filter { $0 > 0 }.count) of \(diffs.count) values differ, by up to \(diffs.max() ?? 0)")
+        #expect(fixture.levels.contains { $0 > 0 && $0 < 255 }, "the fixture exercises the resize")
+    }
 }
