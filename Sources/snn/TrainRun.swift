@@ -64,6 +64,11 @@ extension TrainOptions {
         // First, so a Ctrl-C while data loads still ends in a clean, resumable stop.
         installInterruptHandler()
         let config = makeConfig()
+        let isSDT: Bool = { if case .sdt = config.loss { return true } else { return false } }()
+        if !isSDT && (config.l1 != 0 || config.l2 != 0) {
+            // Reference-compatible, but easy to miss: say it.
+            print("note: --l1/--l2 apply to SDT only (as in the reference); \(config.loss.methodName) ignores them")
+        }
         let dev = Device(device) ?? .cpu
         let (train, test, inputShape) = try loadData(config)
         let classes = train.classes

@@ -250,4 +250,16 @@ struct CommandLineTests {
                                       "--topology", "CONVAP-4-3-4-1_L-10", "--batch_size", "50", "--max-steps", "2", "--output", out])
         #expect(trained == 0 && log.contains("500 train / 100 test samples"), "\(log)")
     }
+
+    @Test("--l2 with TRT is accepted as the reference accepts it, with a note that only SDT uses it")
+    func l2Note() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("snn-cli-l2-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let common = ["train", "--l2", "0.01", "--max-steps", "1", "--synthetic-samples", "8", "--T", "2",
+                      "--topology", "CONVAP-4-3-1-1_L-8", "--output", out]
+        let (trt, noted) = try snn(common)
+        #expect(trt == 0 && noted.contains("--l1/--l2 apply to SDT only"), "\(noted)")
+        let (sdt, quiet) = try snn(common + ["--trtloss", "0"])
+        #expect(sdt == 0 && !quiet.contains("apply to SDT only"), "\(quiet)")
+    }
 }
