@@ -210,6 +210,7 @@ struct DataInspect: ParsableCommand {
         if let first = events.timestamp.first, let last = events.timestamp.last {
             print("time \(first)–\(last) µs (\(String(format: "%.3f", Double(last - first) / 1e6)) s), \(on) ON / \(events.count - on) OFF")
         }
+        if let n = extra["labelled_intervals"], let labels = extra["labels_file"] { print("\(n) labelled intervals in \(labels)") }
     }
 
     /// A JPEG: size, colour space and subsampling, after decoding it whole (so a damaged file shows).
