@@ -108,17 +108,26 @@ public struct EventFolderDataset: LabelledDataset {
         var failures = [String?](repeating: nil, count: files.count)
         let lock = NSLock()
         var done = 0
+        // The samples of one recording (DVS128 Gesture's labelled intervals) are made together,
+        // so the recording is decoded once.
+        var groups: [[Int]] = []
+        for (i, f) in files.enumerated() {
+            if i > 0 && f.window != nil && f.path == files[i - 1].path { groups[groups.count - 1].append(i) } else { groups.append([i]) }
+        }
         failures.withUnsafeMutableBufferPointer { failures in
-            DispatchQueue.concurrentPerform(iterations: files.count) { i in
-                do {
-                    try EventFolderDataset.frames(kind, files[i], cache: cache, timesteps: timesteps, size: size,
-                                                  dvsFrames: dvsFrames, into: base + i * sampleSize)
-                } catch {
-                    failures[i] = "\(error)"
-                }
-                lock.withLock {
-                    done += 1
-                    progress?(done, files.count)
+            DispatchQueue.concurrentPerform(iterations: groups.count) { g in
+                var decoded: EventStream? = nil
+                for i in groups[g] {
+                    do {
+                        try EventFolderDataset.frames(kind, files[i], cache: cache, timesteps: timesteps, size: size,
+                                                      dvsFrames: dvsFrames, recordingEvents: &decoded, into: base + i * sampleSize)
+                    } catch {
+                        failures[i] = "\(error)"
+                    }
+                    lock.withLock {
+                        done += 1
+                        progress?(done, files.count)
+                    }
                 }
             }
         }
@@ -236,8 +245,11 @@ public struct EventFolderDataset: LabelledDataset {
     }
 
     /// One sample's frames, from the cache or computed (and cached).
+    ///
+    /// - Parameter recordingEvents: DVS128 Gesture's decoded recording, decoded here when nil and
+    ///   kept for the next interval of the same recording.
     static func frames(_ kind: Kind, _ recording: Recording, cache: String, timesteps: Int, size: Int, dvsFrames: DVSFrames,
-                       into out: UnsafeMutablePointer<Float>) throws {
+                       recordingEvents: inout EventStream?, into out: UnsafeMutablePointer<Float>) throws {
         let count = timesteps * 2 * size * size
         let cached = cache + "/" + recording.cacheName
         if let data = try? Data(contentsOf: URL(fileURLWithPath: cached)), data.count == count * 4 {
@@ -261,7 +273,8 @@ public struct EventFolderDataset: LabelledDataset {
                 events = try EventFiles.readATIS(recording.path, width: kind.sensor.width, height: kind.sensor.height)
                 integration = .eventCount(frames: timesteps)
             case .dvsGesture:
-                events = try EventFiles.readAEDAT3(recording.path).window(recording.window ?? Int64.min..<Int64.max)
+                if recordingEvents == nil { recordingEvents = try EventFiles.readAEDAT3(recording.path) }
+                events = recordingEvents!.window(recording.window ?? Int64.min..<Int64.max)
                 integration = .eventCount(frames: timesteps)
             }
             let (w, h) = (events.width, events.height)
