@@ -32,7 +32,7 @@ struct TrainOptions: ParsableArguments {
     @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps; default: 6 for CIFAR, 4 for ImageNet100, 10 for the event data sets (the paper's), 8 for the synthetic data.")
     var timesteps: Int?
     @OptionGroup var losses: LossOptions
-    @Option(name: .customLong("epochs"), help: "Training epochs; default: 300 for CIFAR (the reference's), 8 for the synthetic data.")
+    @Option(name: .customLong("epochs"), help: "Training epochs; default: 300 for every data set (the reference's), 8 for the synthetic data.")
     var epochs: Int?
     @Option(name: [.customLong("batch_size"), .customLong("batch-size")], help: "Batch size.")
     var batchSize: Int = 64
