@@ -93,6 +93,11 @@ public struct EventFolderDataset: LabelledDataset {
         }
     }
 
+    /// Where frames made with these options are cached for the data set at `root`.
+    public static func cacheDirectory(root: String, kind: Kind, timesteps: Int, size: Int, dvsFrames: DVSFrames = .standard) -> String {
+        "\(root)/.snn-frames/\(cacheFolder(kind: kind, timesteps: timesteps, size: size, dvsFrames: dvsFrames))"
+    }
+
     /// - Parameters:
     ///   - size: frame height and width (default: ``Kind/defaultSize``).
     ///   - progress: called with (samples done, total) as frames are made or read, from worker
@@ -101,7 +106,7 @@ public struct EventFolderDataset: LabelledDataset {
                 dvsFrames: DVSFrames = .standard, skipCorrupt: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {
         let size = size ?? kind.defaultSize
         let (classes, files) = try EventFolderDataset.recordings(kind, root: root, train: train)
-        let cache = "\(root)/.snn-frames/\(EventFolderDataset.cacheFolder(kind: kind, timesteps: timesteps, size: size, dvsFrames: dvsFrames))"
+        let cache = EventFolderDataset.cacheDirectory(root: root, kind: kind, timesteps: timesteps, size: size, dvsFrames: dvsFrames)
         let sampleSize = timesteps * 2 * size * size
         let all = Tensor.zeros([files.count, timesteps, 2, size, size], device: .cpu)
         let base = all.pointer(as: Float.self)

@@ -66,7 +66,8 @@ struct DataPrepare: ParsableCommand {
         if terminal { print("") }
         if name == .imagenet100 { return try verifyImages(data, start: start, show: show) }
         let kind = name.eventKind!
-        let cache = "\(dataDir)/.snn-frames/\(EventFolderDataset.cacheFolder(kind: kind, timesteps: timesteps ?? name.defaultTimesteps, size: frameSize ?? kind.defaultSize, dvsFrames: options.dvsFrames))"
+        let cache = EventFolderDataset.cacheDirectory(root: dataDir, kind: kind, timesteps: timesteps ?? name.defaultTimesteps,
+                                                      size: frameSize ?? kind.defaultSize, dvsFrames: options.dvsFrames)
         print("prepared \(data.train.count + data.test.count) samples (\(data.train.count) train, \(data.test.count) test)\(data.skipped.isEmpty ? "" : ", skipped \(data.skipped.count) unreadable") in \(String(format: "%.1f", Date().timeIntervalSince(start))) s: \(cache)")
     }
 

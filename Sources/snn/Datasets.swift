@@ -74,10 +74,12 @@ struct DataOptions {
     /// What a run's config records about the data.
     func recorded(for name: DatasetName) -> [String: String] {
         switch name {
-        case .dvsCIFAR10: return ["dvs_frames": dvsFrames.rawValue, "frame_size": String(frameSize ?? 48)]
-        case .ncaltech101, .nmnist, .dvsGesture: return ["frame_size": String(frameSize ?? name.eventKind!.defaultSize)]
         case .imagenet100: return ["classes": classes]
         case .cifar10, .cifar100: return [:]
+        case .dvsCIFAR10, .ncaltech101, .nmnist, .dvsGesture:
+            var recorded = ["frame_size": String(frameSize ?? name.eventKind!.defaultSize)]
+            if name == .dvsCIFAR10 { recorded["dvs_frames"] = dvsFrames.rawValue }
+            return recorded
         }
     }
 

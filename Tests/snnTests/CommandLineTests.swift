@@ -5,22 +5,7 @@ import Testing
 @Suite("snn command line")
 struct CommandLineTests {
     /// Runs the `snn` built beside the test bundle.
-    private func snn(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        var dir = Bundle.main.bundleURL
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("snn").path) && dir.path != "/" {
-            dir = dir.deletingLastPathComponent()
-        }
-        let process = Process()
-        process.executableURL = dir.appendingPathComponent("snn")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    private func snn(_ arguments: [String]) throws -> (status: Int32, output: String) { try SNNBinary.run(arguments) }
 
     @Test("train --help explains the reference's flags with their defaults")
     func trainHelp() throws {
@@ -149,8 +134,7 @@ struct CommandLineTests {
 
     @Test("data inspect reports an event file as one JSON object, inferring the format")
     func dataInspect() throws {
-        let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data").path
+        let shared = SNNBinary.sharedData
         let (status, output) = try snn(["data", "inspect", "--json", "\(shared)/nmnist/slayerpytorch-NMNISTsmall/1.bs2"])
         #expect(status == 0, "\(output)")
         let object = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
@@ -233,8 +217,7 @@ struct CommandLineTests {
 
     @Test("ImageNet-style folders: data prepare decodes every JPEG, inspect reports one, train reads them")
     func imagenetFolders() throws {
-        let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data").path
+        let shared = SNNBinary.sharedData
         let root = "\(shared)/imagenet-sample/imagenette-224"
         let (status, output) = try snn(["data", "prepare", "--dataset", "ImageNet100", "--data-dir", root, "--classes", "all"])
         #expect(status == 0 && output.contains("checked 600 images in 10 classes") && output.contains("all readable"), "\(output)")

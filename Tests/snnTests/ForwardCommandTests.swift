@@ -10,22 +10,7 @@ struct ForwardCommandTests {
         .appendingPathComponent("SNNTrainingTests/Fixtures/interop")
 
     /// Runs the `snn` built beside the test bundle.
-    private func snn(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        var dir = Bundle.main.bundleURL
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("snn").path) && dir.path != "/" {
-            dir = dir.deletingLastPathComponent()
-        }
-        let process = Process()
-        process.executableURL = dir.appendingPathComponent("snn")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    private func snn(_ arguments: [String]) throws -> (status: Int32, output: String) { try SNNBinary.run(arguments) }
 
     private func temporary(_ name: String) -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("snn-fwd-\(getpid())-\(name)").path

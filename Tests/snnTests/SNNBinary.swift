@@ -1,0 +1,26 @@
+import Foundation
+
+/// The `snn` executable built beside the test bundle, and ../shared/data.
+enum SNNBinary {
+    /// Runs `snn` with `arguments`; returns its exit status and its stdout and stderr together.
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        var dir = Bundle.main.bundleURL
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("snn").path) && dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        let process = Process()
+        process.executableURL = dir.appendingPathComponent("snn")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// `../shared/data` beside the repository.
+    static let sharedData = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data").path
+}
