@@ -59,11 +59,8 @@ public enum TorchCheckpoint {
         } else {
             throw DataFileError(path: path, record: nil, offset: 0, reason: "holds \(root), not a state dict")
         }
-        var names = found.map(\.0)
-        if !names.isEmpty && names.allSatisfy({ $0.hasPrefix("module.") }) {
-            names = names.map { String($0.dropFirst("module.".count)) }
-            notes.append("removed the DataParallel prefix 'module.' from every key")
-        }
+        let (names, stripped) = withoutDataParallelPrefix(found.map(\.0))
+        if let stripped { notes.append(stripped) }
         var tensors: [String: Tensor] = [:]
         for (name, (original, reference)) in zip(names, found) {
             guard tensors[name] == nil else {
@@ -72,6 +69,13 @@ public enum TorchCheckpoint {
             tensors[name] = try archive.tensor(reference, key: original)
         }
         return StateDict(tensors: tensors, notes: notes)
+    }
+
+    /// `names` without the `module.` prefix `nn.DataParallel` puts on every key, and a note when
+    /// it was there.
+    public static func withoutDataParallelPrefix(_ names: [String]) -> (names: [String], note: String?) {
+        guard !names.isEmpty && names.allSatisfy({ $0.hasPrefix("module.") }) else { return (names, nil) }
+        return (names.map { String($0.dropFirst("module.".count)) }, "removed the DataParallel prefix 'module.' from every key")
     }
 
     /// The unpickled object of a `.pth` file, tensors left as ``TorchTensorReference``s.

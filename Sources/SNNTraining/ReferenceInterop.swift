@@ -37,9 +37,11 @@ public enum ReferenceWeights {
                 for k in optimizer { tensors[k] = nil }
                 notes.append("dropped \(optimizer.count) optimizer entries (a SwiftSNN checkpoint)")
             }
-            if !tensors.isEmpty && tensors.keys.allSatisfy({ $0.hasPrefix("module.") }) {
-                tensors = Dictionary(uniqueKeysWithValues: tensors.map { (String($0.key.dropFirst("module.".count)), $0.value) })
-                notes.append("removed the DataParallel prefix 'module.' from every key")
+            let keys = Array(tensors.keys)
+            let (names, stripped) = TorchCheckpoint.withoutDataParallelPrefix(keys)
+            if let stripped {
+                tensors = Dictionary(uniqueKeysWithValues: zip(names, keys.map { tensors[$0]! }))
+                notes.append(stripped)
             }
             return StateDict(tensors: tensors, notes: notes)
         }
