@@ -32,17 +32,20 @@ extension CPUBackend {
         return y
     }
 
-    public func pool2dBackward(_ gradOutput: Tensor, input: Tensor, output: Tensor, _ p: Pool2dParameters) -> Tensor {
-        guard gradOutput.dtype == .float32 else { return reference.pool2dBackward(gradOutput, input: input, output: output, p) }
-        let (gy, x) = (gradOutput.contiguousData(), input.contiguousData())
-        let gx = Tensor.empty(x.shape, device: .cpu)
+    public func pool2dBackward(_ gradOutput: Tensor, inputShape: [Int], input: Tensor?, _ p: Pool2dParameters) -> Tensor {
+        guard gradOutput.dtype == .float32 else {
+            return reference.pool2dBackward(gradOutput, inputShape: inputShape, input: input, p)
+        }
+        precondition(p.kind == .average || input?.shape == inputShape, "[pool2d] expected the forward input of shape \(inputShape) for max pooling's gradient")
+        let gy = gradOutput.contiguousData()
+        let gx = Tensor.empty(inputShape, device: .cpu)
         DNNL.lock.withLock {
-            let plan = PoolPlan.find(x.shape, p)
+            let plan = PoolPlan.find(inputShape, p)
             var args: [DNNLArgument] = [
                 (DNNL_ARG_DIFF_DST, plan.dst, DNNL.raw(gy)),
                 (DNNL_ARG_DIFF_SRC, plan.src, DNNL.raw(gx)),
             ]
-            if let training = plan.training, let workspace = plan.workspace {
+            if let training = plan.training, let workspace = plan.workspace, let x = input?.contiguousData() {
                 let ws = DNNLArena.shared.buffer(.workspace, bytes: DNNL.size(workspace))
                 let recomputed = DNNLArena.shared.buffer(.result, bytes: DNNL.size(plan.dst))
                 training.execute([

@@ -82,11 +82,28 @@ public final class BatchNorm: Module {
     public override func forward(_ x: Tensor) -> Tensor {
         let frameRank = x.rank == 5 ? 4 : x.rank
         let (frames, unfold) = foldTime(x, frameRank: frameRank)
-        if training {
-            numBatchesTracked.value.assign(numBatchesTracked.value.like(numBatchesTracked.value.item() + 1))
-        }
+        if training { countBatch() }
         return unfold(batchNorm(frames, gamma: weight, beta: bias, runningMean: runningMean.value, runningVar: runningVar.value,
                                 training: training, momentum: momentum, epsilon: epsilon))
+    }
+
+    /// This batch norm followed by the spiking neuron `neuron` over a sequence `[T, N, C, ...]`:
+    /// in training mode one fused op that keeps only `x` and the batch statistics for its
+    /// backward pass (``batchNormNeuronScan(_:steps:gamma:beta:runningMean:runningVar:momentum:epsilon:neuron:)``);
+    /// in eval mode the two in turn.
+    public func thenNeuron(_ x: Tensor, _ neuron: NeuronParameters) -> Tensor {
+        guard training, x.rank >= 3 else { return neuronScan(forward(x), neuron) }
+        countBatch()
+        let (t, n) = (x.shape[0], x.shape[1])
+        let frames = x.reshaped([t * n] + x.shape[2...])
+        let spikes = batchNormNeuronScan(frames, steps: t, gamma: weight, beta: bias, runningMean: runningMean.value,
+                                         runningVar: runningVar.value, momentum: momentum, epsilon: epsilon, neuron: neuron)
+        return spikes.reshaped(x.shape)
+    }
+
+    /// Counts a training batch on the device (no read-back to the host).
+    private func countBatch() {
+        withoutGradients { numBatchesTracked.value.assign(numBatchesTracked.value + 1) }
     }
 }
 

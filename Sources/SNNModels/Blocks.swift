@@ -53,6 +53,19 @@ public final class SeqToANN: Module {
 
     public override func childKey(_ property: String) -> String? { "module" }
 
+    /// The convolution and batch norm of a `[conv, BN]` container, which a following neuron can
+    /// fuse with (see ``LIF/callAsFunction(_:after:)``).
+    var convThenBatchNorm: (conv: Module, bn: BatchNorm)? {
+        guard list.count == 2, let bn = list[1] as? BatchNorm else { return nil }
+        return (list[0], bn)
+    }
+
+    /// `lif(self(x))`, with batch norm and the neuron fused when this container ends in one.
+    func spiking(_ x: Tensor, _ lif: LIF) -> Tensor {
+        guard let (conv, bn) = convThenBatchNorm else { return lif(self(x)) }
+        return lif(conv(x), after: bn)
+    }
+
     public override func forward(_ x: Tensor) -> Tensor { single.map { $0(x) } ?? list.reduce(x) { $1($0) } }
 }
 
@@ -86,9 +99,14 @@ public final class ConvBlock: Module {
     }
 
     public override func forward(_ x: Tensor) -> Tensor {
-        var y = convBN(x)
-        if let steps = encoderSteps { y = repeatOverTime(y, steps: steps) }
-        y = lif(y)
+        let y: Tensor
+        if let steps = encoderSteps {
+            y = lif(repeatOverTime(convBN(x), steps: steps))
+        } else if let container = convBN as? SeqToANN {
+            y = container.spiking(x, lif)
+        } else {
+            y = lif(convBN(x))
+        }
         return pool.map { $0(y) } ?? y
     }
 }
@@ -130,14 +148,14 @@ public final class ResidualBlock: Module {
     }
 
     public override func forward(_ x: Tensor) -> Tensor {
-        let a = conv2(lif1(conv1(x)))
+        let hidden = conv1.spiking(x, lif1)
         let identity = downsample.map { $0(x) } ?? x
         let y: Tensor
         switch connect {
-        case nil: y = lif2(a + identity)
-        case .add?: y = lif2(a) + identity
-        case .and?: y = lif2(a) * identity
-        case .iand?: y = identity * (1 - lif2(a))
+        case nil: y = lif2(conv2(hidden) + identity)
+        case .add?: y = conv2.spiking(hidden, lif2) + identity
+        case .and?: y = conv2.spiking(hidden, lif2) * identity
+        case .iand?: y = identity * (1 - conv2.spiking(hidden, lif2))
         }
         guard poolToOne else { return y }
         // [T, N, C, H, W] -> [T, N, C, 1, 1]

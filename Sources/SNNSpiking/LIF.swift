@@ -10,8 +10,9 @@ public final class LIF: Module {
     public let neuron: NeuronParameters
     /// Record the firing rate of the last call (off by default: it costs a reduction).
     public var recordsFiringRate = false
-    /// The mean of the spikes of the last call, when recorded.
-    public private(set) var lastFiringRate: Double?
+    /// The mean of the last call's spikes as a 0-d tensor on the device, when recorded; read
+    /// through ``lastFiringRate`` only when it is logged, so a forward pass never waits on it.
+    public private(set) var lastSpikeMean: Tensor?
 
     public init(_ neuron: NeuronParameters = NeuronParameters()) {
         self.neuron = neuron
@@ -19,11 +20,26 @@ public final class LIF: Module {
 
     public override func childKey(_ property: String) -> String? { nil }
 
+    /// The mean of the spikes of the last call, when recorded (reads the device's value).
+    public var lastFiringRate: Double? { lastSpikeMean?.item() }
+
     /// - Parameter x: input currents `[T, N, ...]`.
     /// - Returns: spikes `[T, N, ...]`.
     public override func forward(_ x: Tensor) -> Tensor {
-        let spikes = neuronScan(x, neuron)
-        if recordsFiringRate { lastFiringRate = withoutGradients { spikes.mean().item() } }
+        observe(neuronScan(x, neuron))
+    }
+
+    /// The neuron applied to `bn(x)`, with batch norm and the neuron fused in training mode
+    /// (see ``BatchNorm/thenNeuron(_:_:)``): the backward pass then keeps `x` and the batch
+    /// statistics instead of the normalised input and the potentials.
+    ///
+    /// - Parameter x: pre-normalisation activations `[T, N, C, ...]`.
+    public func callAsFunction(_ x: Tensor, after bn: BatchNorm) -> Tensor {
+        observe(bn.thenNeuron(x, neuron))
+    }
+
+    private func observe(_ spikes: Tensor) -> Tensor {
+        if recordsFiringRate { lastSpikeMean = withoutGradients { spikes.mean() } }
         return spikes
     }
 }

@@ -24,18 +24,50 @@ public func withoutGradients<R>(_ body: () throws -> R) rethrows -> R {
     return try body()
 }
 
-/// One recorded op: its inputs and the rule mapping the output gradient to input gradients.
+/// One recorded op: the nodes of its inputs and the rule mapping the output gradient to input
+/// gradients.
 ///
-/// The closure captures only what the rule needs (the tape's memory is exactly that).
+/// A node references its parents' nodes, never their tensors: an intermediate tensor stays
+/// alive only while user code or a rule that needs it holds it. Each op's rule captures
+/// exactly what it uses (see the op's file); ``release()`` drops the rule, and with it the
+/// saved tensors, as soon as it has run, so a backward pass frees activations layer by layer.
 package final class GradNode {
-    let inputs: [Tensor]
-    let rule: (Tensor) -> [Tensor?]
+    /// The input nodes, one per op input: `nil` for inputs that need no gradient.
+    private(set) var parents: [GradNode?]
+    /// The shapes of the inputs, to check what a rule returns.
+    let inputShapes: [[Int]]
+    /// The gradient rule and what it saved; `nil` once it has run (or for a leaf).
+    private(set) var rule: ((Tensor) -> [Tensor?])?
+    /// The leaf tensor this node accumulates into (`nil` for an op's node).
+    let leaf: Tensor?
     let name: String
 
     init(name: String, inputs: [Tensor], rule: @escaping (Tensor) -> [Tensor?]) {
         self.name = name
-        self.inputs = inputs
+        parents = inputs.map { $0.requiresGrad ? ($0.node ?? GradNode(leaf: $0)) : nil }
+        inputShapes = inputs.map(\.shape)
         self.rule = rule
+        leaf = nil
+    }
+
+    /// A node standing for a leaf (a parameter or an input marked `requiresGrad`). Leaves get
+    /// one such node per use; their gradients are summed by tensor identity. The tensor does not
+    /// point back at it, so no cycle keeps either alive.
+    private init(leaf: Tensor) {
+        name = "leaf"
+        parents = []
+        inputShapes = []
+        rule = nil
+        self.leaf = leaf
+    }
+
+    /// Whether the rule has been run and released (a second backward through it is an error).
+    var isReleased: Bool { leaf == nil && rule == nil }
+
+    /// Drops the rule (and every tensor it saved) and the links to the parents.
+    func release() {
+        rule = nil
+        parents = []
     }
 }
 
@@ -48,7 +80,9 @@ func needsGrad(_ inputs: [Tensor]) -> Bool {
 /// Attaches a tape node to `output` when any of `inputs` requires a gradient.
 ///
 /// `rule` receives the gradient of `output` and returns one gradient (or `nil` for none) per
-/// input, each of the input's shape. It runs with recording off.
+/// input, each of the input's shape. It runs with recording off. It must capture only what it
+/// uses (never `output` itself: capture `output.detached()`), because what it captures lives
+/// until the backward pass reaches it.
 func record(_ name: String, _ output: Tensor, _ inputs: [Tensor], _ rule: @escaping (Tensor) -> [Tensor?]) -> Tensor {
     guard needsGrad(inputs) else { return output }
     output.requiresGrad = true
@@ -65,9 +99,12 @@ extension Tensor {
     /// Back-propagates from this tensor, adding into the `.grad` of every leaf that requires a
     /// gradient. Calling it for several losses before reading `.grad` accumulates them.
     ///
-    /// - Parameter seed: the gradient of this tensor; defaults to ones for a one-element tensor.
-    public func backward(_ seed: Tensor? = nil) {
-        let leaves = gradients(seed: seed)
+    /// - Parameters:
+    ///   - seed: the gradient of this tensor; defaults to ones for a one-element tensor.
+    ///   - retainGraph: keep every rule (and what it saved) for another backward pass through
+    ///     the same graph; by default each node's saved state is freed as soon as its rule ran.
+    public func backward(_ seed: Tensor? = nil, retainGraph: Bool = false) {
+        let leaves = gradients(seed: seed, retainGraph: retainGraph)
         withoutGradients {
             for (leaf, g) in leaves {
                 leaf.grad = leaf.grad.map { $0 + g } ?? g
@@ -76,48 +113,60 @@ extension Tensor {
     }
 
     /// The gradients of this tensor with respect to every leaf that requires one, without
-    /// touching `.grad`.
-    public func gradients(seed: Tensor? = nil) -> [(Tensor, Tensor)] {
+    /// touching `.grad`, in the order the leaves were first reached.
+    ///
+    /// Unless `retainGraph` is set, the graph is consumed: each node's rule and saved tensors
+    /// are released right after the rule runs, and a second backward through it traps.
+    public func gradients(seed: Tensor? = nil, retainGraph: Bool = false) -> [(Tensor, Tensor)] {
         precondition(requiresGrad, "[backward] expected a tensor that requires a gradient, got one with no history")
         let start = seed ?? {
             precondition(count == 1, "[backward] expected a one-element tensor or an explicit seed, got shape \(ShapeUtil.describe(shape))")
             return Tensor.ones(shape, dtype: dtype, device: device)
         }()
         precondition(start.shape == shape, "[backward] expected a seed of shape \(ShapeUtil.describe(shape)), got \(ShapeUtil.describe(start.shape))")
+        guard let root = node else { return [(self, start)] }  // a leaf: its own gradient
+        precondition(!root.isReleased, "[backward] expected a recorded graph, got one that was already back-propagated (pass retainGraph: true to the first backward)")
 
-        // Reverse topological order of the recorded graph, iteratively (graphs can be deep).
-        var order: [Tensor] = []
+        // Reverse topological order of the recorded nodes, iteratively (graphs can be deep).
+        var order: [GradNode] = []
         var visited = Set<ObjectIdentifier>()
-        var stack: [(Tensor, Bool)] = [(self, false)]
-        while let (t, expanded) = stack.popLast() {
-            if expanded { order.append(t); continue }
-            if !visited.insert(ObjectIdentifier(t)).inserted { continue }
-            stack.append((t, true))
-            for input in t.node?.inputs ?? [] where input.requiresGrad && !visited.contains(ObjectIdentifier(input)) {
-                stack.append((input, false))
+        var stack: [(GradNode, Bool)] = [(root, false)]
+        while let (n, expanded) = stack.popLast() {
+            if expanded { order.append(n); continue }
+            if !visited.insert(ObjectIdentifier(n)).inserted { continue }
+            stack.append((n, true))
+            for case let parent? in n.parents where !visited.contains(ObjectIdentifier(parent)) {
+                stack.append((parent, false))
             }
         }
 
-        var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): start]
-        var leaves: [(Tensor, Tensor)] = []
+        var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): start]
+        var leafOrder: [Tensor] = []
+        var leafGrads: [ObjectIdentifier: Tensor] = [:]
         withoutGradients {
-            for t in order.reversed() {
-                guard let g = pending.removeValue(forKey: ObjectIdentifier(t)) else { continue }
-                guard let node = t.node else {
-                    leaves.append((t, g))
+            // `order` is drained from the back, so a node's last reference goes with its turn.
+            while let n = order.popLast() {
+                guard let g = pending.removeValue(forKey: ObjectIdentifier(n)) else { continue }
+                if let leaf = n.leaf {
+                    let key = ObjectIdentifier(leaf)
+                    if let previous = leafGrads[key] { leafGrads[key] = previous + g } else { leafGrads[key] = g; leafOrder.append(leaf) }
                     continue
                 }
-                let inputGrads = node.rule(g)
-                precondition(inputGrads.count == node.inputs.count, "[backward] rule \(node.name) returned \(inputGrads.count) gradients for \(node.inputs.count) inputs")
-                for (input, ig) in zip(node.inputs, inputGrads) where input.requiresGrad {
-                    guard let ig else { continue }
-                    precondition(ig.shape == input.shape, "[backward] rule \(node.name) expected gradient shape \(ShapeUtil.describe(input.shape)), got \(ShapeUtil.describe(ig.shape))")
-                    let key = ObjectIdentifier(input)
+                guard let rule = n.rule else {
+                    preconditionFailure("[backward] rule \(n.name) was already run and released (pass retainGraph: true to the first backward)")
+                }
+                let inputGrads = rule(g)
+                precondition(inputGrads.count == n.inputShapes.count, "[backward] rule \(n.name) returned \(inputGrads.count) gradients for \(n.inputShapes.count) inputs")
+                for (i, ig) in inputGrads.enumerated() {
+                    guard let ig, let parent = n.parents[i] else { continue }
+                    precondition(ig.shape == n.inputShapes[i], "[backward] rule \(n.name) expected gradient shape \(ShapeUtil.describe(n.inputShapes[i])), got \(ShapeUtil.describe(ig.shape))")
+                    let key = ObjectIdentifier(parent)
                     pending[key] = pending[key].map { $0 + ig } ?? ig
                 }
+                if !retainGraph { n.release() }
             }
         }
-        return leaves
+        return leafOrder.compactMap { leaf in leafGrads[ObjectIdentifier(leaf)].map { (leaf, $0) } }
     }
 }
 

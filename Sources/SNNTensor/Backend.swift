@@ -38,8 +38,10 @@ public protocol Backend: AnyObject, Sendable {
 
     /// Max or average pooling `[N, C, H, W] -> [N, C, Ho, Wo]`; contiguous.
     func pool2d(_ x: Tensor, _ p: Pool2dParameters) -> Tensor
-    /// The gradient of `pool2d` with respect to its input (`output` is the forward result).
-    func pool2dBackward(_ gradOutput: Tensor, input: Tensor, output: Tensor, _ p: Pool2dParameters) -> Tensor
+    /// The gradient of `pool2d` with respect to its input of shape `inputShape`. Max pooling
+    /// needs the forward `input` (it recomputes where each window's maximum sits); average
+    /// pooling needs only the shape and may get `nil`.
+    func pool2dBackward(_ gradOutput: Tensor, inputShape: [Int], input: Tensor?, _ p: Pool2dParameters) -> Tensor
 
     /// Batch normalisation of `[N, C, ...]` over every axis but 1; contiguous.
     ///

@@ -42,10 +42,11 @@ extension ReferenceBackend {
         return make(out, shape, x.dtype, x.device)
     }
 
-    public func pool2dBackward(_ gradOutput: Tensor, input: Tensor, output: Tensor, _ p: Pool2dParameters) -> Tensor {
-        let v = read(input), g = read(gradOutput)
-        var gx = [Double](repeating: 0, count: v.count)
-        _ = forEachWindow(input.shape, p) { o, window, divisor in
+    public func pool2dBackward(_ gradOutput: Tensor, inputShape: [Int], input: Tensor?, _ p: Pool2dParameters) -> Tensor {
+        precondition(p.kind == .average || input?.shape == inputShape, "[pool2d] expected the forward input of shape \(inputShape) for max pooling's gradient")
+        let v = input.map(read) ?? [], g = read(gradOutput)
+        var gx = [Double](repeating: 0, count: ShapeUtil.count(inputShape))
+        _ = forEachWindow(inputShape, p) { o, window, divisor in
             switch p.kind {
             case .max:
                 // The first maximum in row-major window order takes the gradient.
@@ -56,6 +57,6 @@ extension ReferenceBackend {
                 for i in window { gx[i] += g[o] / Double(divisor) }
             }
         }
-        return make(gx, input.shape, gradOutput.dtype, gradOutput.device)
+        return make(gx, inputShape, gradOutput.dtype, gradOutput.device)
     }
 }

@@ -20,6 +20,10 @@ public final class Tensor: @unchecked Sendable {
     public var grad: Tensor?
     /// The tape node that produced this tensor, when it was recorded.
     package var node: GradNode?
+    /// Set when every element is known to be `k·q` for an integer `0 ≤ k ≤ 1/q`, with `q` a
+    /// power of two: 1 for spikes, 1/4 for spikes average-pooled over 2×2 windows. Ops that
+    /// save such a tensor for their backward pass keep it as one byte per element.
+    public internal(set) var spikeQuantum: Double?
 
     /// Wraps a storage. Backends and views use this; users build tensors with the factories.
     public init(storage: Storage, shape: [Int], strides: [Int]? = nil, offset: Int = 0, dtype: DType, device: Device) {
@@ -59,7 +63,8 @@ public final class Tensor: @unchecked Sendable {
     public func to(_ device: Device) -> Tensor {
         if device == self.device { return self }
         let moved = Tensor(storage: storage, shape: shape, strides: strides, offset: offset, dtype: dtype, device: device)
-        return recordUnary(moved, self) { g in [g.to(self.device)] }
+        let home = self.device
+        return recordUnary(moved, self) { g in [g.to(home)] }
     }
 
     /// A tensor that shares the data but records no history.

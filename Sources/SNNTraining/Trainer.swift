@@ -189,26 +189,33 @@ public final class Trainer {
 
     /// One optimisation step; returns the loss and the number of correct predictions.
     public func step(_ batch: Batch) throws -> (Double, Int) {
-        let params = parameters
-        var byName: [String: Tensor] = [:]
-        for (k, v) in params { byName[k] = v }
-        var outputs: Tensor?
-        let labels = batch.labels.to(device)
-        var (loss, grads) = valueAndGradients(of: byName) {
-            let out = model(batch.inputs.to(device))
-            outputs = out
-            return config.loss.total(out, labels: labels, parameters: params, l1: config.l1, l2: config.l2)
-        }
-        let value = loss.item()
+        var (value, predictions, grads) = computeGradients(batch)
         guard value.isFinite else {
             throw TrainingError(message: "the loss became \(value) at this step; stopping (the last good checkpoint is kept in \(runDirectory)/weights)")
         }
         if let maxNorm = config.clipGradNorm { clipGradients(&grads, maxNorm: maxNorm) }
-        optimizer.step(params, gradients: grads)
-        loss = loss.detached()
-        let predictions = withoutGradients { outputs.map { $0.mean(axes: [0]).argmaxRows() } ?? [] }
+        optimizer.step(parameters, gradients: grads)
         let truth = batch.labels.toDoubles().map { Int($0) }
         return (value, zip(predictions, truth).filter { $0 == $1 }.count)
+    }
+
+    /// The forward and backward pass of one batch: the loss, the predicted classes and the
+    /// gradients, keyed by parameter name. The tape is gone when this returns: every node's
+    /// saved tensors were freed as its rule ran, and nothing of the graph outlives the call, so
+    /// the optimiser step runs with activations already released.
+    public func computeGradients(_ batch: Batch) -> (loss: Double, predictions: [Int], gradients: [String: Tensor]) {
+        let params = parameters
+        var byName: [String: Tensor] = [:]
+        for (k, v) in params { byName[k] = v }
+        var timeMean: Tensor?
+        let labels = batch.labels.to(device)
+        let (loss, grads) = valueAndGradients(of: byName) {
+            let out = model(batch.inputs.to(device))
+            timeMean = withoutGradients { out.detached().mean(axes: [0]) }
+            return config.loss.total(out, labels: labels, parameters: params, l1: config.l1, l2: config.l2)
+        }
+        let value = withoutGradients { loss.detached().item() }
+        return (value, timeMean?.argmaxRows() ?? [], grads)
     }
 
     /// Test loss (criterion on the time-mean output), accuracy and firing rate per spiking layer.

@@ -156,8 +156,8 @@ struct DNNLSmokeTests {
         let y = cpu.pool2d(x, c.p)
         #expect(relativeError(y, ref.pool2d(x, c.p)) < Self.tolerance, "forward")
         let gy = random(y.shape, 8)
-        let gx = cpu.pool2dBackward(gy, input: x, output: y, c.p)
-        #expect(relativeError(gx, ref.pool2dBackward(gy, input: x, output: y, c.p)) < Self.tolerance, "backward")
+        let gx = cpu.pool2dBackward(gy, inputShape: x.shape, input: x, c.p)
+        #expect(relativeError(gx, ref.pool2dBackward(gy, inputShape: x.shape, input: x, c.p)) < Self.tolerance, "backward")
     }
 
     @Test("max pooling of negative values ignores padding and picks the first maximum")
@@ -169,7 +169,7 @@ struct DNNLSmokeTests {
         let y = cpu.pool2d(x, p)
         #expect(y.toFloats().allSatisfy { $0 == -1 })
         let gy = Tensor.ones(y.shape)
-        #expect(cpu.pool2dBackward(gy, input: x, output: y, p).toFloats() == ref.pool2dBackward(gy, input: x, output: y, p).toFloats())
+        #expect(cpu.pool2dBackward(gy, inputShape: x.shape, input: x, p).toFloats() == ref.pool2dBackward(gy, inputShape: x.shape, input: x, p).toFloats())
     }
 
     // MARK: Batch norm

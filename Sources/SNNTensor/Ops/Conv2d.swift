@@ -20,16 +20,22 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (In
     let wo = Conv2dParameters.outputSize(x.shape[3], kernel: weight.shape[3], stride: p.strideW, padding: p.padW, dilation: p.dilationW)
     precondition(ho > 0 && wo > 0, "[conv2d] expected a kernel that fits the padded input, got input \(ShapeUtil.describe(x.shape)) and weight \(ShapeUtil.describe(weight.shape))")
     let (cx, cw) = (x.contiguousData(), weight.contiguousData())
-    let out = x.backend.conv2d(cx, weight: cw, bias: bias?.contiguousData(), p)
+    let backend = x.backend
+    let out = backend.conv2d(cx, weight: cw, bias: bias?.contiguousData(), p)
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }
     let hasBias = bias != nil
+    // Saved for the rule: the weight for dL/dx, the input (as bytes when it holds spikes) for
+    // dL/dW; only what a requested gradient uses.
+    let savedWeight = x.requiresGrad ? cw : nil
+    let savedInput = weight.requiresGrad || (bias?.requiresGrad ?? false) ? SavedActivation(cx) : nil
+    let inputShape = cx.shape, weightShape = cw.shape
     return record("conv2d", out, inputs) { g in
         let gc = g.contiguousData()
-        let gx: Tensor? = x.requiresGrad ? x.backend.conv2dBackwardData(gc, weight: cw, inputShape: cx.shape, p) : nil
+        let gx = savedWeight.map { backend.conv2dBackwardData(gc, weight: $0, inputShape: inputShape, p) }
         var gw: Tensor?, gb: Tensor?
-        if weight.requiresGrad || (bias?.requiresGrad ?? false) {
-            (gw, gb) = x.backend.conv2dBackwardWeight(gc, input: cx, weightShape: cw.shape, withBias: hasBias, p)
+        if let savedInput {
+            (gw, gb) = backend.conv2dBackwardWeight(gc, input: savedInput.value, weightShape: weightShape, withBias: hasBias, p)
         }
         return hasBias ? [gx, gw, gb] : [gx, gw]
     }

@@ -44,12 +44,15 @@ func binaryOp(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
     case .subtract:
         return record("subtract", out, [a, b]) { g in [g.summed(toShape: sa), (-g).summed(toShape: sb)] }
     case .multiply:
+        // Each side's gradient needs the other operand only: save just that.
+        let (keepY, keepX) = (a.requiresGrad ? y : nil, b.requiresGrad ? x : nil)
         return record("multiply", out, [a, b]) { g in
-            [a.requiresGrad ? (g * y).summed(toShape: sa) : nil, b.requiresGrad ? (g * x).summed(toShape: sb) : nil]
+            [keepY.map { (g * $0).summed(toShape: sa) }, keepX.map { (g * $0).summed(toShape: sb) }]
         }
     case .divide:
+        let (gradA, quotient) = (a.requiresGrad, b.requiresGrad ? value : nil)
         return record("divide", out, [a, b]) { g in
-            [a.requiresGrad ? (g / y).summed(toShape: sa) : nil, b.requiresGrad ? (-g * value / y).summed(toShape: sb) : nil]
+            [gradA ? (g / y).summed(toShape: sa) : nil, quotient.map { (-g * $0 / y).summed(toShape: sb) }]
         }
     case .maximum, .minimum:
         // The gradient goes to `a` where it wins or ties, else to `b` (like PyTorch's split
@@ -59,9 +62,10 @@ func binaryOp(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
             return [(g * takeA).summed(toShape: sa), (g * (1 - takeA)).summed(toShape: sb)]
         }
     case .power:
+        let (gradA, result) = (a.requiresGrad, b.requiresGrad ? value : nil)
         return record("power", out, [a, b]) { g in
-            [a.requiresGrad ? (g * y * pow(x, y - 1)).summed(toShape: sa) : nil,
-             b.requiresGrad ? (g * value * x.log()).summed(toShape: sb) : nil]
+            [gradA ? (g * y * pow(x, y - 1)).summed(toShape: sa) : nil,
+             result.map { (g * $0 * x.log()).summed(toShape: sb) }]
         }
     case .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual:
         return out // piecewise constant: no gradient

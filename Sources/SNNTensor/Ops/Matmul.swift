@@ -18,14 +18,18 @@ func matmul2d(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> T
     precondition(k1 == k2, "[matmul] expected inner dimensions to agree, got \(ShapeUtil.describe(a.shape))\(transposeA ? "ᵀ" : "") and \(ShapeUtil.describe(b.shape))\(transposeB ? "ᵀ" : "")")
     let (ca, cb) = (a.contiguousData(), b.contiguousData())
     let out = a.backend.matmul(ca, cb, transposeA: transposeA, transposeB: transposeB)
+    // dA needs B and dB needs A: save only what a requested gradient uses.
+    let (savedB, savedA) = (a.requiresGrad ? cb : nil, b.requiresGrad ? ca : nil)
     return record("matmul", out, [a, b]) { g in
         // C = op(A) op(B): dA = g op(B)ᵀ (transposed back if A was), dB likewise.
-        let da: Tensor? = a.requiresGrad
-            ? (transposeA ? matmul2d(cb, g, transposeA: transposeB, transposeB: true)
-                          : matmul2d(g, cb, transposeA: false, transposeB: !transposeB)) : nil
-        let db: Tensor? = b.requiresGrad
-            ? (transposeB ? matmul2d(g, ca, transposeA: true, transposeB: transposeA)
-                          : matmul2d(ca, g, transposeA: !transposeA, transposeB: false)) : nil
+        let da = savedB.map { cb in
+            transposeA ? matmul2d(cb, g, transposeA: transposeB, transposeB: true)
+                       : matmul2d(g, cb, transposeA: false, transposeB: !transposeB)
+        }
+        let db = savedA.map { ca in
+            transposeB ? matmul2d(g, ca, transposeA: true, transposeB: transposeA)
+                       : matmul2d(ca, g, transposeA: !transposeA, transposeB: false)
+        }
         return [da, db]
     }
 }

@@ -15,6 +15,7 @@ extension Tensor {
         if target == shape { return self }
         let base = contiguousData()
         let out = Tensor(storage: base.storage, shape: target, offset: base.offset, dtype: dtype, device: device)
+        out.spikeQuantum = spikeQuantum
         let original = shape
         return record("reshape", out, [self]) { g in [g.reshaped(original)] }
     }

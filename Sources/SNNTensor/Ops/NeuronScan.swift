@@ -10,9 +10,11 @@
 public func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> Tensor {
     precondition(x.rank >= 1 && x.shape[0] > 0, "[neuronScan] expected a [T, ...] input with T >= 1, got \(ShapeUtil.describe(x.shape))")
     precondition(x.dtype.isFloatingPoint, "[neuronScan] expected a floating-point input, got \(x.dtype)")
-    let (spikes, potentials) = x.backend.neuronScan(x.contiguousData(), neuron)
+    let backend = x.backend
+    let (spikes, potentials) = backend.neuronScan(x.contiguousData(), neuron)
+    spikes.spikeQuantum = 1
     return record("neuronScan", spikes, [x]) { g in
-        [x.backend.neuronScanBackward(g.contiguousData(), potentials: potentials, neuron)]
+        [backend.neuronScanBackward(g.contiguousData(), potentials: potentials, neuron)]
     }
 }
 

@@ -23,8 +23,27 @@ public func pool2d(_ x: Tensor, _ p: Pool2dParameters) -> Tensor {
     let wo = (x.shape[3] + 2 * p.padW - p.kernelW) / p.strideW + 1
     precondition(ho > 0 && wo > 0, "[pool2d] expected a window that fits the padded input, got kernel (\(p.kernelH), \(p.kernelW)) for \(ShapeUtil.describe(x.shape))")
     let cx = x.contiguousData()
-    let out = x.backend.pool2d(cx, p), value = out.detached()  // detached: no cycle through the rule
-    return record("pool2d", out, [x]) { g in
-        [x.backend.pool2dBackward(g.contiguousData(), input: cx, output: value, p)]
+    let backend = x.backend
+    let out = backend.pool2d(cx, p)
+    // Average pooling's gradient needs only the input's shape; max pooling's needs the input
+    // (as bytes when it holds spikes).
+    let saved = p.kind == .max ? SavedActivation(cx) : nil
+    let inputShape = cx.shape
+    return spikeQuantum(record("pool2d", out, [x]) { g in
+        [backend.pool2dBackward(g.contiguousData(), inputShape: inputShape, input: saved?.value, p)]
+    }, pooled: x, p)
+}
+
+/// Marks a pooling output as spikes when its input was: max pooling keeps the quantum, average
+/// pooling divides it by the window size while that stays a power of two (so the codes stay
+/// exact in float32).
+private func spikeQuantum(_ out: Tensor, pooled x: Tensor, _ p: Pool2dParameters) -> Tensor {
+    guard let q = x.spikeQuantum else { return out }
+    switch p.kind {
+    case .max: out.spikeQuantum = q
+    case .average:
+        let window = p.kernelH * p.kernelW
+        if window & (window - 1) == 0 && Double(window) / q <= 255 { out.spikeQuantum = q / Double(window) }
     }
+    return out
 }

@@ -1,0 +1,62 @@
+/// Training-mode batch norm and the multi-step neuron as one op, whose backward pass keeps
+/// only the pre-normalisation activations and the batch statistics.
+///
+/// `batchNorm` followed by `neuronScan` would keep the normalised activations (the neuron's
+/// input) and the potentials `h_t` for their rules: two float32 tensors per spiking layer on
+/// top of the convolution output that batch norm's own rule keeps anyway. This op keeps that
+/// convolution output and `[C]` statistics only; its backward pass recomputes the normalised
+/// activations and the potentials from them with the same code as the forward pass, so the
+/// spikes it differentiates are bit for bit the ones the forward pass emitted.
+///
+/// - Parameters:
+///   - x: `[T·N, C, ...]`, time-major (frame `t·N + n`), typically a convolution's output.
+///   - steps: T; must divide `x.shape[0]`.
+///   - gamma, beta: `[C]` affine parameters.
+///   - runningMean, runningVar: `[C]` running statistics, updated in place as by
+///     ``batchNorm(_:gamma:beta:runningMean:runningVar:training:momentum:epsilon:)``.
+///   - neuron: the neuron of ``neuronScan(_:_:)``.
+/// - Returns: spikes `[T·N, C, ...]` (0 or 1), marked as spikes (``Tensor/spikeQuantum``).
+///
+/// The neuron's input is `x·a + b` per channel with `a = γ/√(σ²+ε)` and `b = β − μ·a` (the
+/// batch mean μ and biased variance σ²), the same function as batch norm's output up to float
+/// rounding.
+public func batchNormNeuronScan(_ x: Tensor, steps: Int, gamma: Tensor, beta: Tensor, runningMean: Tensor,
+                                runningVar: Tensor, momentum: Double = 0.1, epsilon: Double = 1e-5,
+                                neuron: NeuronParameters) -> Tensor {
+    precondition(x.rank >= 2, "[batchNormNeuronScan] expected a [T·N, C, ...] input, got \(ShapeUtil.describe(x.shape))")
+    precondition(steps >= 1 && x.shape[0] % steps == 0,
+                 "[batchNormNeuronScan] expected T = \(steps) to divide the leading dimension, got \(ShapeUtil.describe(x.shape))")
+    let c = x.shape[1]
+    for (name, t) in [("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar)] {
+        precondition(t.shape == [c], "[batchNormNeuronScan] expected \(name) of shape [\(c)], got \(ShapeUtil.describe(t.shape))")
+    }
+    let cx = x.contiguousData().detached()
+    let backend = x.backend
+    let (gammaData, betaData) = (gamma.contiguousData().detached(), beta.contiguousData().detached())
+    let (_, mean, variance) = backend.batchNorm(cx, gamma: gammaData, beta: betaData, runningMean: runningMean,
+                                                runningVar: runningVar, epsilon: epsilon, training: true)
+    let count = Double(x.count / c)
+    withoutGradients {
+        runningMean.assign(runningMean * (1 - momentum) + mean * momentum)
+        runningVar.assign(runningVar * (1 - momentum) + variance * (momentum * count / Swift.max(count - 1, 1)))
+    }
+    let channelShape = [1, c] + [Int](repeating: 1, count: x.rank - 2)
+    let sequenceShape = [steps, x.count / steps]
+    /// The neuron's input as a `[T, rest]` sequence; the same code in both passes.
+    func normalized() -> Tensor {
+        withoutGradients {
+            let scale = gammaData / (variance + epsilon).sqrt()
+            let shift = betaData - mean * scale
+            return (cx * scale.reshaped(channelShape) + shift.reshaped(channelShape)).reshaped(sequenceShape)
+        }
+    }
+    let spikes = backend.neuronScan(normalized(), neuron).spikes.reshaped(x.shape)
+    spikes.spikeQuantum = 1
+    return record("batchNormNeuronScan", spikes, [x, gamma, beta]) { g in
+        let potentials = backend.neuronScan(normalized(), neuron).potentials
+        let gradNormalized = backend.neuronScanBackward(g.contiguousData().reshaped(sequenceShape), potentials: potentials, neuron)
+        let r = backend.batchNormBackward(gradNormalized.reshaped(cx.shape), input: cx, gamma: gammaData, mean: mean,
+                                          variance: variance, epsilon: epsilon)
+        return [r.input, r.gamma, r.beta]
+    }
+}
