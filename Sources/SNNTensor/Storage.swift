@@ -39,6 +39,7 @@ public final class Storage: @unchecked Sendable {
         self.byteCount = byteCount
         data = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
         data.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 64))
+        Storage.account(byteCount)
     }
 
     /// Allocates `byteCount` bytes without zeroing them; the caller writes every byte.
@@ -46,7 +47,46 @@ public final class Storage: @unchecked Sendable {
         _ = Storage.heapConfigured
         self.byteCount = byteCount
         data = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
+        Storage.account(byteCount)
     }
 
-    deinit { data.deallocate() }
+    deinit {
+        data.deallocate()
+        Storage.account(-byteCount)
+    }
+
+    // MARK: - Live bytes
+
+    private static let counterLock = NSLock()
+    nonisolated(unsafe) private static var live = 0
+    nonisolated(unsafe) private static var peak = 0
+
+    private static func account(_ delta: Int) {
+        counterLock.lock()
+        live += delta
+        if live > peak { peak = live }
+        counterLock.unlock()
+    }
+
+    /// Bytes held by all storages now: what tensors, saved activations and optimiser state
+    /// occupy (library scratch space is not counted).
+    public static var liveByteCount: Int {
+        counterLock.lock()
+        defer { counterLock.unlock() }
+        return live
+    }
+
+    /// The highest ``liveByteCount`` since the last ``resetPeakByteCount()``.
+    public static var peakByteCount: Int {
+        counterLock.lock()
+        defer { counterLock.unlock() }
+        return peak
+    }
+
+    /// Starts a new peak measurement from the current live bytes.
+    public static func resetPeakByteCount() {
+        counterLock.lock()
+        peak = live
+        counterLock.unlock()
+    }
 }
