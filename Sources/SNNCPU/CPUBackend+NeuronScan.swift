@@ -82,10 +82,10 @@ private func surrogateMap<G: SurrogateRule>(_ g: G, _ u: UnsafePointer<Float>, _
 /// Neurons per block: 512 floats (2 KiB) per stream and step, so the state buffer plus the
 /// slices of one step stay in L1. A multiple of the lane count. 128 to 4096 measured within
 /// noise of each other on the 2-core EPYC; 512 was the most consistent.
-private let neuronBlock = 512
+let neuronBlock = 512
 
 /// The sizes and float32 constants shared by both directions.
-private struct ScanShape {
+struct ScanShape {
     let steps: Int, neurons: Int
     let decay: Float
     /// The largest Float <= v_th: `h > spikeBound` is exactly the reference's `h - v_th > 0`
@@ -204,20 +204,20 @@ private func scanBackward<G: SurrogateRule, R: ResetRule>(_ scan: ScanShape, _ s
 // MARK: - Reset rules
 
 /// How `v_t` follows from `h_t` and `s_t`, and its derivative `dv/dh` with `ds/dh = g`.
-private protocol ResetRule {
+protocol ResetRule {
     func next(_ h: Lanes, _ s: Lanes) -> Lanes
     func derivative(_ h: Lanes, _ s: Lanes, _ g: Lanes) -> Lanes
 }
 
 /// `v = (1 - s) h + s v_reset`; `dv/dh = (1 - s) + (v_reset - h) g`.
-private struct HardReset: ResetRule {
+struct HardReset: ResetRule {
     let vReset: Float
     @inline(__always) func next(_ h: Lanes, _ s: Lanes) -> Lanes { (1 - s) * h + s * vReset }
     @inline(__always) func derivative(_ h: Lanes, _ s: Lanes, _ g: Lanes) -> Lanes { (1 - s) + (vReset - h) * g }
 }
 
 /// `v = h - s v_th`; `dv/dh = 1 - v_th g`.
-private struct SoftReset: ResetRule {
+struct SoftReset: ResetRule {
     let threshold: Float
     @inline(__always) func next(_ h: Lanes, _ s: Lanes) -> Lanes { h - s * threshold }
     @inline(__always) func derivative(_ h: Lanes, _ s: Lanes, _ g: Lanes) -> Lanes { 1 - g * threshold }
@@ -226,18 +226,18 @@ private struct SoftReset: ResetRule {
 // MARK: - Surrogates
 
 /// A surrogate derivative `g(u)` on eight lanes, shared by the scan and ``CPUBackend/surrogateGradient(_:_:)``.
-private protocol SurrogateRule {
+protocol SurrogateRule {
     func callAsFunction(_ u: Lanes) -> Lanes
 }
 
 /// `|u|` lane by lane (clears the sign bits).
 @inline(__always)
-private func magnitude(_ u: Lanes) -> Lanes {
+func magnitude(_ u: Lanes) -> Lanes {
     unsafeBitCast(unsafeBitCast(u, to: LaneBits.self) & 0x7FFF_FFFF, to: Lanes.self)
 }
 
 /// `g(u) = max(γ - |u|, 0) / γ²` (the division folded into one multiplication).
-private struct TriangleSurrogate: SurrogateRule {
+struct TriangleSurrogate: SurrogateRule {
     let gamma: Float, scale: Float
     init(_ gamma: Double) {
         self.gamma = Float(gamma)
@@ -252,7 +252,7 @@ private struct TriangleSurrogate: SurrogateRule {
 
 /// `g(u) = α σ(αu)(1 - σ(αu)) = α e / (1 + e)²` with `e = exp(-α|u|)` (even in u), which
 /// never overflows and uses the vectorised ``expNonPositive(_:)``: this one is compute bound.
-private struct SigmoidSurrogate: SurrogateRule {
+struct SigmoidSurrogate: SurrogateRule {
     let alpha: Float
     init(_ alpha: Double) { self.alpha = Float(alpha) }
     @inline(__always)
@@ -264,7 +264,7 @@ private struct SigmoidSurrogate: SurrogateRule {
 }
 
 /// `g(u) = 1/a` for `|u| < a/2`, else 0.
-private struct RectangleSurrogate: SurrogateRule {
+struct RectangleSurrogate: SurrogateRule {
     let halfWidth: Float, height: Float
     init(_ width: Double) {
         halfWidth = Float(width / 2)

@@ -59,6 +59,16 @@ public protocol Backend: AnyObject, Sendable {
     func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, potentials: Tensor)
     /// The gradient of `neuronScan` with respect to its input, from the saved potentials.
     func neuronScanBackward(_ gradSpikes: Tensor, potentials: Tensor, _ neuron: NeuronParameters) -> Tensor
+    /// The batch mean and biased variance `[C]` of `[N, C, ...]` over every axis but 1 (what
+    /// training-mode batch norm normalises with), without normalising.
+    func batchNormStatistics(_ x: Tensor) -> (mean: Tensor, variance: Tensor)
+    /// The spikes of the LIF scan over `x̂ = x·scale_c + shift_c`, for `x` of shape `[T·N, C, ...]`
+    /// (time-major frames) and `[C]` constants; `x̂` and the potentials are not kept. Contiguous.
+    func batchNormNeuronScan(_ x: Tensor, scale: Tensor, shift: Tensor, steps: Int, _ neuron: NeuronParameters) -> Tensor
+    /// `dL/dx̂` of ``batchNormNeuronScan(_:scale:shift:steps:_:)`` from `dL/ds`, recomputing `x̂` and
+    /// the potentials from `x` exactly as the forward pass computed them.
+    func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input: Tensor, scale: Tensor, shift: Tensor, steps: Int,
+                                     _ neuron: NeuronParameters) -> Tensor
     /// The surrogate derivative `g(u)` elementwise.
     func surrogateGradient(_ u: Tensor, _ surrogate: Surrogate) -> Tensor
 

@@ -7,14 +7,19 @@ import Testing
 struct BatchNormNeuronScanParityTests {
     init() { CPUBackend.register() }
 
-    /// C = 24 takes oneDNN's channel-blocked batch norm (and is not a multiple of 16); the
-    /// 442,368 elements split the neuron scan across threads, with a partial last block.
+    /// `[T, N, C, H, W]` cases: C = 24 takes oneDNN's channel-blocked batch norm (and is not a
+    /// multiple of 16); 442,368 and 244,644 elements split the scan across threads, with blocks
+    /// of 512 neurons that straddle channels and a partial last block; the small odd case runs
+    /// on one thread with a partial lane group.
+    static let shapes: [[Int]] = [[4, 8, 24, 24, 24], [4, 3, 19, 37, 29], [3, 5, 17, 3, 7]]
+
     @Test("spikes, gradients and running statistics; blocked layout and multi-threaded scan",
-          arguments: [NeuronParameters(), NeuronParameters(tau: 1.5, threshold: 0.7, reset: .soft, surrogate: .sigmoid(alpha: 4))])
-    func parity(neuron: NeuronParameters) {
-        let (steps, n, c, side) = (4, 8, 24, 24)
+          arguments: [NeuronParameters(), NeuronParameters(tau: 1.5, threshold: 0.7, reset: .soft, surrogate: .sigmoid(alpha: 4))],
+          shapes)
+    func parity(neuron: NeuronParameters, shape: [Int]) {
+        let (steps, n, c) = (shape[0], shape[1], shape[2])
         let r = RandomInputs(seed: 91)
-        let inputs = [r.normal([steps * n, c, side, side], mean: 0.4, std: 2, dtype: .float32),
+        let inputs = [r.normal([steps * n, c] + shape[3...], mean: 0.4, std: 2, dtype: .float32),
                       r.uniform([c], low: 0.5, high: 1.5, dtype: .float32), r.normal([c], mean: 0.8, std: 0.5, dtype: .float32)]
         var running: [Device: [Double]] = [:]
         expectDevicesAgree(inputs, on: .cpu, output: .elementwise(.exact),

@@ -33,30 +33,22 @@ public func batchNormNeuronScan(_ x: Tensor, steps: Int, gamma: Tensor, beta: Te
     let cx = x.contiguousData().detached()
     let backend = x.backend
     let (gammaData, betaData) = (gamma.contiguousData().detached(), beta.contiguousData().detached())
-    let (_, mean, variance) = backend.batchNorm(cx, gamma: gammaData, beta: betaData, runningMean: runningMean,
-                                                runningVar: runningVar, epsilon: epsilon, training: true)
+    let (mean, variance) = backend.batchNormStatistics(cx)
     let count = Double(x.count / c)
-    withoutGradients {
+    let (scale, shift) = withoutGradients { () -> (Tensor, Tensor) in
         runningMean.assign(runningMean * (1 - momentum) + mean * momentum)
         runningVar.assign(runningVar * (1 - momentum) + variance * (momentum * count / Swift.max(count - 1, 1)))
+        let scale = gammaData / (variance + epsilon).sqrt()
+        return (scale, betaData - mean * scale)
     }
-    let channelShape = [1, c] + [Int](repeating: 1, count: x.rank - 2)
-    let sequenceShape = [steps, x.count / steps]
-    /// The neuron's input as a `[T, rest]` sequence; the same code in both passes.
-    func normalized() -> Tensor {
-        withoutGradients {
-            let scale = gammaData / (variance + epsilon).sqrt()
-            let shift = betaData - mean * scale
-            return (cx * scale.reshaped(channelShape) + shift.reshaped(channelShape)).reshaped(sequenceShape)
-        }
-    }
-    let spikes = backend.neuronScan(normalized(), neuron).spikes.reshaped(x.shape)
+    let spikes = backend.batchNormNeuronScan(cx, scale: scale, shift: shift, steps: steps, neuron)
     spikes.spikeQuantum = 1
+    // Saved: x and the [C] statistics and constants; the backend recomputes the rest.
     return record("batchNormNeuronScan", spikes, [x, gamma, beta]) { g in
-        let potentials = backend.neuronScan(normalized(), neuron).potentials
-        let gradNormalized = backend.neuronScanBackward(g.contiguousData().reshaped(sequenceShape), potentials: potentials, neuron)
-        let r = backend.batchNormBackward(gradNormalized.reshaped(cx.shape), input: cx, gamma: gammaData, mean: mean,
-                                          variance: variance, epsilon: epsilon)
+        let gradNormalized = backend.batchNormNeuronScanBackward(g.contiguousData(), input: cx, scale: scale, shift: shift,
+                                                                 steps: steps, neuron)
+        let r = backend.batchNormBackward(gradNormalized, input: cx, gamma: gammaData, mean: mean, variance: variance,
+                                          epsilon: epsilon)
         return [r.input, r.gamma, r.beta]
     }
 }
