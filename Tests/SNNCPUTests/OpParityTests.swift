@@ -337,7 +337,7 @@ struct OpParityTests {
     /// Float32 currents `[T, ...]` for which every charged potential `h_t` (simulated in
     /// float32 like the CPU kernel) stays more than 1e-3 from the threshold and from the
     /// surrogate's kinks, so spikes and surrogate values cannot flip between backends.
-    private static func currents(_ shape: [Int], _ neuron: NeuronParameters, seed: UInt64) -> Tensor {
+    static func currents(_ shape: [Int], _ neuron: NeuronParameters, seed: UInt64) -> Tensor {
         let margin: Float = 2e-3
         let th = Float(neuron.threshold)
         let kinks: [Float]
