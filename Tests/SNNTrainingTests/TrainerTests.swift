@@ -153,6 +153,26 @@ struct TrainerTests {
         #expect(result.finalTestAccuracy >= 0.3, "test accuracy \(result.finalTestAccuracy)")
     }
 
+    @Test("evaluation uses the TET criterion (MSE here), as the reference's test loop does")
+    func tetEvaluationCriterion() throws {
+        let dir = temporaryDirectory("tet-mse")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let t = try trainer(config(loss: .tet(lambda: 0.05, means: 1, criterion: .mse)), dir: dir)
+        let evaluated = try t.evaluate().loss
+        // The test set is one batch of 16: the criterion of the time-averaged output, by hand.
+        let batch = try data(16, seed: 2).batch(Array(0..<16)[...], epoch: 0)
+        t.model.eval()
+        defer { t.model.train() }
+        let (mseLoss, ceLoss) = withoutGradients { () -> (Double, Double) in
+            let mean = t.model(batch.inputs.to(.cpu)).mean(axes: [0])
+            let labels = batch.labels.to(.cpu)
+            return (Criterion.mse(mean, labels).item(), Criterion.crossEntropy(mean, labels).item())
+        }
+        #expect(Swift.abs(mseLoss - ceLoss) > 0.1, "the two criteria must be told apart: \(mseLoss) vs \(ceLoss)")
+        // Same forward pass, same float32 kernels: equal up to the Double accumulation of batches.
+        #expect(Swift.abs(evaluated - mseLoss) <= 1e-6 * Swift.abs(mseLoss), "evaluate() \(evaluated), MSE \(mseLoss)")
+    }
+
     @Test("TensorBoard records are framed with masked CRC-32C checksums")
     func tensorBoardFraming() {
         // CRC-32C of "123456789" is 0xE3069283 (the standard check value).
