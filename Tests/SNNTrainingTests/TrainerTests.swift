@@ -173,6 +173,15 @@ struct TrainerTests {
         #expect(Swift.abs(evaluated - mseLoss) <= 1e-6 * Swift.abs(mseLoss), "evaluate() \(evaluated), MSE \(mseLoss)")
     }
 
+    @Test("the evaluation criterion of each training loss")
+    func evaluationCriteria() {
+        #expect(TrainingLoss.sdt(.mse).evaluationCriterion == .mse)
+        #expect(TrainingLoss.sdt(.crossEntropy).evaluationCriterion == .crossEntropy)
+        #expect(TrainingLoss.tet(lambda: 0.05, means: 1, criterion: .mse).evaluationCriterion == .mse)
+        #expect(TrainingLoss.tet(lambda: 0.05, means: 1, criterion: nil).evaluationCriterion == .crossEntropy)
+        #expect(TrainingLoss.trt(lambda: 1e-4, decay: 0.5, epsilon: 1e-5, eta: 0.05).evaluationCriterion == .crossEntropy)
+    }
+
     @Test("TensorBoard records are framed with masked CRC-32C checksums")
     func tensorBoardFraming() {
         // CRC-32C of "123456789" is 0xE3069283 (the standard check value).
