@@ -37,6 +37,7 @@ let package = Package(
         .testTarget(name: "snnTests", dependencies: ["snn", "SNNTensor"]),
         .testTarget(name: "SNNDataTests", dependencies: ["SNNData", "SNNTensor", "SNNCPU"], exclude: ["Fixtures"]),
         .testTarget(name: "SNNTrainingTests", dependencies: ["SNNTraining", "SNNTensor", "SNNModels", "SNNData", "SNNCPU"], exclude: ["Fixtures"]),
+        .testTarget(name: "SNNLayersTests", dependencies: ["SNNLayers", "SNNTensor", "SNNTestSupport"]),
         .testTarget(name: "SNNModelsTests", dependencies: ["SNNModels", "SNNLayers", "SNNSpiking", "SNNCPU", "SNNTensor"]),
     ],
     swiftLanguageModes: [.v5]

@@ -130,6 +130,8 @@ private struct BackwardIO {
 }
 
 /// `h_t = v_{t-1} decay + x_t`, `s_t = H(h_t - v_th)`, `v_t = reset(h_t, s_t)`, with `v_{-1} = 0`.
+/// A neuron spikes when `h_t - v_th > 0`, strictly (`h_t == v_th` does not spike): the kernel
+/// tests `h_t > spikeBound`, the largest float <= v_th, which is the same test for float32 `h_t`.
 ///
 /// Written on ``Lanes`` vectors (rather than left to the auto-vectoriser) so that large
 /// outputs can go out with streaming stores straight from registers.
@@ -169,7 +171,8 @@ private func scanBackward<G: SurrogateRule>(_ scan: ScanShape, _ surrogate: G, _
     }
 }
 
-/// From `t = T-1` down to 0 with `dL/dv_T = 0`: `g = surrogate(h - v_th)`,
+/// From `t = T-1` down to 0 with `dL/dv_T = 0`: `g = surrogate(h - v_th)`, `s = h > spikeBound`
+/// (the forward pass's strict `h - v_th > 0`),
 /// `dL/dh_t = gs_t g + dL/dv_t dv/dh`, `dL/dx_t = dL/dh_t`, `dL/dv_{t-1} = dL/dh_t decay`.
 private func scanBackward<G: SurrogateRule, R: ResetRule>(_ scan: ScanShape, _ surrogate: G, _ reset: R,
                                                           _ io: BackwardIO) {

@@ -7,13 +7,19 @@ import Foundation
 /// so the two thread pools do not compete. Every helper hands out contiguous index ranges; a
 /// kernel that reduces must make its summation order depend only on the shape (fixed blocks
 /// combined in block order), so the thread count never changes a result.
-enum Parallel {
+package enum Parallel {
     /// The number of worker threads: the active cores.
     static let threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// Below this many elements a kernel runs on the calling thread: waking workers costs a
     /// few microseconds, which a 64K-element pass over memory does not repay.
-    static let serialThreshold = 1 << 16
+    static var serialThreshold: Int { serialThresholdOverride ?? (1 << 16) }
+
+    /// A test hook: a lower threshold for the current task only (`$serialThresholdOverride
+    /// .withValue(64) { ... }`), so parity tests split small tensors into many unaligned chunks.
+    /// Task-local, so tests running concurrently keep the real threshold; results do not depend
+    /// on it anyway (see the summation-order rule above).
+    @TaskLocal package static var serialThresholdOverride: Int?
 
     /// Ranges handed out per worker thread. More than one, so that when another process
     /// holds a core the idle worker takes over the remaining ranges instead of waiting.

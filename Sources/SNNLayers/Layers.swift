@@ -80,7 +80,9 @@ public final class BatchNorm: Module {
     }
 
     public override func forward(_ x: Tensor) -> Tensor {
-        let frameRank = x.rank == 5 ? 4 : x.rank
+        // Frames are [N, C] or [N, C, H, W]; sequences [T, N, C] and [T, N, C, H, W] fold to
+        // [T·N, C] and [T·N, C, H, W], so statistics run over time and batch (tdBN), per C.
+        let frameRank = x.rank == 3 || x.rank == 5 ? x.rank - 1 : x.rank
         let (frames, unfold) = foldTime(x, frameRank: frameRank)
         if training { countBatch() }
         return unfold(batchNorm(frames, gamma: weight, beta: bias, runningMean: runningMean.value, runningVar: runningVar.value,

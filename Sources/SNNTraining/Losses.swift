@@ -102,3 +102,16 @@ public func parameterPenalty(_ parameters: [Tensor], l1: Double, l2: Double) -> 
     }
     return total
 }
+
+extension TrainingLoss {
+    /// The criterion `Trainer.evaluate()` applies to the time-averaged test output, as the
+    /// reference's test loop applies train.py's `--criterion`: SDT's criterion, TET's per-step
+    /// criterion (CE when `nil`), CE for TRT.
+    public var evaluationCriterion: Criterion {
+        switch self {
+        case .sdt(let criterion): return criterion
+        case .tet(_, _, let criterion): return criterion ?? .crossEntropy
+        case .trt: return .crossEntropy
+        }
+    }
+}

@@ -225,7 +225,7 @@ public final class Trainer {
         let lifs = spikingLayers
         var rates = [Double](repeating: 0, count: lifs.count)
         var (lossSum, correct, seen) = (0.0, 0, 0)
-        let criterion: Criterion = { if case .sdt(let c) = config.loss { return c }; return .crossEntropy }()
+        let criterion = config.loss.evaluationCriterion
         try withoutGradients {
             for indices in testSet.batchIndices(epoch: 0, batchSize: config.batchSize, shuffle: false, seed: 0) {
                 let batch = try testSet.batch(indices, epoch: 0)

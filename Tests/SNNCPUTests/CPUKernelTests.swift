@@ -57,10 +57,13 @@ struct CPUKernelTests {
                 sourceLocation: sourceLocation)
     }
 
-    /// max |a - b| / max(1, max |b|): for sums and gradients, whose small entries cancel.
+    /// max |a - b| / max |b|: for sums and gradients, whose small entries cancel, the error
+    /// relative to the largest expected magnitude. Where every expected value is 0 the error is
+    /// absolute (scale 1), so any difference beyond the bound still fails.
     private func scaledError(_ a: Tensor, _ b: Tensor) -> Double {
         let x = a.toDoubles(), y = b.toDoubles()
-        let scale = Swift.max(1, y.map { Swift.abs($0) }.max() ?? 0)
+        let largest = y.map { Swift.abs($0) }.max() ?? 0
+        let scale = largest > 0 ? largest : 1
         return zip(x, y).map { Swift.abs($0 - $1) }.max().map { $0 / scale } ?? 0
     }
 
@@ -304,6 +307,27 @@ extension CPUKernelTests {
             checkScan(p, steps: steps, neurons: 1_500, seed: 40)  // one full block and a partial one
         }
         checkScan(p, steps: 3, neurons: 7, seed: 41)
+    }
+
+    @Test("a neuron spikes only when h - v_th > 0, strictly, whether or not v_th is a float",
+          arguments: [1.0, 0.1, 0.7, -0.3])
+    func spikeThreshold(_ threshold: Double) {
+        // Step 0 starts from v = 0, so h = x exactly: Float(v_th) and its neighbours. For
+        // v_th = 0.1 (not a float) Float(0.1) > 0.1 spikes and its nextDown < 0.1 does not.
+        // Step 1 (x = 0) makes step 0's gradient run through dv/dh, which depends on the spike.
+        let t = Float(threshold)
+        let xs: [Float] = [t.nextDown.nextDown, t.nextDown, t, t.nextUp, t.nextUp.nextUp]
+        let x = Tensor(xs + xs + [Float](repeating: 0, count: 10), shape: [2, 10])
+        for reset in [ResetMode.hard(0), .soft] {
+            let p = NeuronParameters(tau: 2, threshold: threshold, reset: reset, surrogate: .triangle(gamma: 1))
+            let (spikes, h) = cpu.neuronScan(x, p)
+            let expected = (xs + xs).map { Double($0) - threshold > 0 ? 1.0 : 0.0 }
+            #expect(Array(spikes.toDoubles().prefix(10)) == expected, "v_th \(threshold) \(reset)")
+            #expect(spikes.toDoubles() == ref.neuronScan(x, p).spikes.toDoubles(), "v_th \(threshold) \(reset) vs reference")
+            let gs = Tensor([Float](repeating: 1, count: 20), shape: [2, 10])
+            #expect(scaledError(cpu.neuronScanBackward(gs, potentials: h, p), ref.neuronScanBackward(gs, potentials: h, p)) < 1e-6,
+                    "gradient, v_th \(threshold) \(reset)")
+        }
     }
 
     @Test("neuronScan on strided inputs, in parallel, with streaming stores")

@@ -1,0 +1,66 @@
+import Foundation
+import SNNTensor
+import SNNTraining
+import Testing
+
+/// SwiftSNN's optimisers take the same steps as PyTorch's: three steps on one [2, 3] float64
+/// parameter, compared with goldens written by scripts/make_optimizer_fixture.py.
+@Suite("optimizers against PyTorch's steps")
+struct OptimizersTests {
+    struct Case: Decodable, CustomStringConvertible, Sendable {
+        let name: String, kind: String
+        let learning_rate: Double, weight_decay: Double
+        let parameters_after_each_step: [[Double]]
+        let state_after_last_step: [String: [Double]]
+        var description: String { name }
+    }
+
+    struct Fixture: Decodable {
+        let shape: [Int]
+        let initial: [Double]
+        let gradients: [[Double]]
+        let cases: [Case]
+    }
+
+    static let fixture: Fixture? = {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/optimizer/steps.json")
+        return (try? Data(contentsOf: url)).flatMap { try? JSONDecoder().decode(Fixture.self, from: $0) }
+    }()
+
+    static var cases: [Case] { fixture?.cases ?? [] }
+
+    /// Float64 on both sides and the same formulas, grouped a little differently (PyTorch's
+    /// fused addcdiv, foreach kernels): a few ulps per step, so 1e-12 relative. The absolute
+    /// part, 1e-14, covers the parameter entry that starts at 0 (an ulp of 1 is 2.2e-16).
+    private static func expectClose(_ actual: [Double], _ expected: [Double], _ what: String,
+                                    sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(actual.count == expected.count, "\(what): count", sourceLocation: sourceLocation)
+        for (i, (a, e)) in zip(actual, expected).enumerated() where !(Swift.abs(a - e) <= 1e-14 + 1e-12 * Swift.abs(e)) {
+            Issue.record("\(what): element \(i) is \(a), PyTorch \(e) (diff \(Swift.abs(a - e)))", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("the fixture is there and covers every optimizer kind")
+    func fixturePresent() throws {
+        let f = try #require(Self.fixture, "Fixtures/optimizer/steps.json is missing or unreadable")
+        #expect(Set(f.cases.map(\.kind)) == Set(Optimizer.Kind.allCases.map(\.rawValue)))
+    }
+
+    @Test("three steps equal PyTorch's, parameters and state", arguments: cases)
+    func steps(_ c: Case) throws {
+        let f = try #require(Self.fixture)
+        let kind = try #require(Optimizer.Kind(rawValue: c.kind))
+        let optimizer = Optimizer(kind, learningRate: c.learning_rate, weightDecay: c.weight_decay)
+        let p = Tensor(doubles: f.initial, shape: f.shape, dtype: .float64, device: .reference)
+        for (step, g) in f.gradients.enumerated() {
+            let gradient = Tensor(doubles: g, shape: f.shape, dtype: .float64, device: .reference)
+            optimizer.step([(key: "w", value: p)], gradients: ["w": gradient])
+            Self.expectClose(p.toDoubles(), c.parameters_after_each_step[step], "\(c) step \(step + 1)")
+        }
+        for (key, expected) in c.state_after_last_step {
+            let state = try #require(optimizer.state["w.\(key)"], "\(c): no state w.\(key)")
+            Self.expectClose(state.toDoubles(), expected, "\(c) state \(key)")
+        }
+    }
+}
