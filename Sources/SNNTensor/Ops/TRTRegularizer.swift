@@ -28,9 +28,11 @@ public func trtRegularization(_ weights: [Tensor], lambda: Double, decay: Double
     let coefficients = trtCoefficients(decay: decay, steps: steps)
     let (value, gradients) = weights[0].backend.trtRegularizer(
         weights, lambda: lambda, coefficients: coefficients, epsilon: epsilon)
-    // The rule captures the gradients only (not `value`), so no cycle keeps the tape alive.
+    // The rule captures the gradients and flags only (neither `value` nor the weights), so no
+    // cycle keeps the tape alive and no tensor beyond the gradients is held.
+    let needed = weights.map(\.requiresGrad)
     return record("trtRegularization", value, weights) { g in
-        zip(weights, gradients).map { w, gradient in w.requiresGrad ? g * gradient : nil }
+        zip(needed, gradients).map { need, gradient in need ? g * gradient : nil }
     }
 }
 
