@@ -74,6 +74,24 @@ public protocol Backend: AnyObject, Sendable {
 
     /// `[N]` integer labels to `[N, classes]` one-hot rows of the given float dtype.
     func oneHot(_ labels: Tensor, classes: Int, dtype: DType) -> Tensor
+
+    /// The TRT weight penalty summed over timesteps, and its gradient, in one pass over the
+    /// weights (TRT-SPEC.md §3).
+    ///
+    /// With `c_t = coefficients[t]`, the value is
+    /// `Σ_t Σ_W Σ_elements λ W² / (1 + c_t(|W| + ε))` and the gradient of weight `W` is
+    /// `Σ_t λ [2W (1 + c_t(|W|+ε)) - W² c_t sign(W)] / (1 + c_t(|W|+ε))²`, with `sign(0) = 0`.
+    ///
+    /// - Parameters:
+    ///   - weights: tensors of one floating-point dtype on this backend's device (any shapes,
+    ///     possibly strided views).
+    ///   - lambda: the strength `λ`.
+    ///   - coefficients: `c_t` for every timestep, at least one.
+    ///   - epsilon: `ε`.
+    /// - Returns: the value as a 0-d tensor and one contiguous gradient per weight, all of the
+    ///   weights' dtype on the device. The summation order depends only on the shapes.
+    func trtRegularizer(_ weights: [Tensor], lambda: Double, coefficients: [Double], epsilon: Double)
+        -> (value: Tensor, gradients: [Tensor])
 }
 
 /// Elementwise functions of one tensor.

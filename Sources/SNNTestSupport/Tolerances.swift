@@ -49,6 +49,14 @@ extension Tolerance {
     /// blocked float32 accumulation of K terms loses ~√K·2⁻²⁴ relative to the largest partial sum.
     public static let float32Accumulated = 1e-4
 
+    /// The fused TRT penalty in float32 (CPU) against the float64 reference: each element
+    /// rounds `|w| + ε`, `1 + c_t a` and `1 / (…)` and adds T positive terms (at most ~15 ulps
+    /// of 2⁻²⁴ for T = 10), and the gradient's bracket `2Σinv - |w|Σc·inv²` is at least half
+    /// its first term, which at most triples that: ~3e-6. No absolute floor: the gradient is
+    /// `w` times a positive factor, so weights near zero keep the same relative accuracy and
+    /// zero weights give exactly zero.
+    public static let float32TRTRegularizer = Tolerance(rtol: 1e-5, atol: 0)
+
     /// Statistical checks over 100 000 samples: the standard error of a mean of unit-variance
     /// samples is 1/√1e5 ≈ 0.0032, so 0.02 is over six standard errors.
     public static let statistical100k = 0.02

@@ -62,11 +62,14 @@ public enum TrainingLoss: Sendable, Codable, Hashable {
         case let .trt(lambda, decay, epsilon, eta):
             let target = oneHot(labels.to(outputs.device), classes: outputs.shape[2], dtype: outputs.dtype)
             var total = outputs.like(0)
-            let weights = parameters.filter { !$0.key.contains("bias") }.map(\.value)
             for t in 0..<steps {
                 let o = outputs.selected(axis: 0, t)
                 total = total + (1 - eta) * crossEntropy(logits: o, labels: labels) + eta * mse(o, target)
-                total = total + trtRegularizer(weights, lambda: lambda, c: Foundation.exp(decay * Double(t)) - 1, epsilon: epsilon)
+            }
+            // Σ_t R_t in one fused op: one pass over the weights and one tape node.
+            let weights = parameters.filter { !$0.key.contains("bias") }.map(\.value)
+            if !weights.isEmpty {
+                total = total + trtRegularization(weights, lambda: lambda, decay: decay, steps: steps, epsilon: epsilon)
             }
             return total / Double(steps)
         }
@@ -83,13 +86,6 @@ extension TrainingLoss {
         guard case .sdt = self, let penalty = parameterPenalty(parameters.map(\.value), l1: l1, l2: l2) else { return loss }
         return loss + penalty
     }
-}
-
-/// `Σ_W Σ λ W² / (1 + c(|W| + ε))`, the TRT penalty at one timestep with `c = e^{d t} - 1`.
-/// Its gradient runs through `|W|` too.
-public func trtRegularizer(_ weights: [Tensor], lambda: Double, c: Double, epsilon: Double) -> Tensor {
-    precondition(!weights.isEmpty, "[trtRegularizer] expected at least one weight")
-    return weights.map { w in (w.square() / ((w.abs() + epsilon) * c + 1)).sum() }.reduce(weights[0].like(0), +) * lambda
 }
 
 /// Penalties on all parameters added to any loss: `l1 Σ|p| + l2 Σp²`.

@@ -7,10 +7,12 @@ import SNNTensor
 struct BenchOps: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ops",
-        abstract: "Time convolution (3 directions), GEMM and the fused neuron on the CPU backend.",
+        abstract: "Time convolution (3 directions), GEMM, the fused neuron and the fused TRT penalty on the CPU backend.",
         discussion: """
             Shapes: conv N=64 (batch×T), 128→128 channels, 16×16, 3×3, padding 1; GEMM 1024³; \
-            neuronScan T=6 over 64·128·16·16 neurons (triangle surrogate, hard reset). \
+            neuronScan T=6 over 64·128·16·16 neurons (triangle surrogate, hard reset); the TRT \
+            penalty with its gradient over VGGSNN's regularised weights (9,265,984 conv, BN γ and \
+            linear weights), T=10. \
             Figures are medians over --repeat timed runs after --warmup runs. Build in release \
             mode (`make bench`) for meaningful numbers.
             """)
@@ -24,8 +26,8 @@ struct BenchOps: ParsableCommand {
     @Option(help: "Batch size N of the convolution (batch × T).")
     var convBatch: Int = 64
 
-    @Option(help: "Comma-separated kernel groups to time: conv, gemm, neuron.")
-    var kernels: String = "conv,gemm,neuron"
+    @Option(help: "Comma-separated kernel groups to time: conv, gemm, neuron, trt.")
+    var kernels: String = "conv,gemm,neuron,trt"
 
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
@@ -33,8 +35,8 @@ struct BenchOps: ParsableCommand {
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1, got \(repeats)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be non-negative, got \(warmup)") }
-        let unknown = Set(groups).subtracting(["conv", "gemm", "neuron"])
-        guard unknown.isEmpty else { throw ValidationError("--kernels accepts conv, gemm, neuron; got \(unknown.sorted().joined(separator: ", "))") }
+        let unknown = Set(groups).subtracting(["conv", "gemm", "neuron", "trt"])
+        guard unknown.isEmpty else { throw ValidationError("--kernels accepts conv, gemm, neuron, trt; got \(unknown.sorted().joined(separator: ", "))") }
         guard convBatch >= 1 else { throw ValidationError("--conv-batch must be at least 1, got \(convBatch)") }
     }
 
@@ -85,10 +87,23 @@ struct BenchOps: ParsableCommand {
         results.append(("neuron_scan_bwd_gbps", bytes / scanBwd / 1e9, "GB/s"))
         }
 
+        // Fused TRT penalty: 8 bytes per weight (read the weight, write its gradient), the T
+        // timesteps computed in registers.
+        let trtSteps = 10, trtShapes = Self.vggsnnRegularizedShapes
+        if groups.contains("trt") {
+        let weights = trtShapes.map { Tensor.normal($0, std: 0.05, generator: rng) }
+        let coefficients = (0..<trtSteps).map { Foundation.exp(0.5 * Double($0)) - 1 }
+        let count = trtShapes.map { $0.reduce(1, *) }.reduce(0, +)
+        let trt = time { _ = backend.trtRegularizer(weights, lambda: 5e-5, coefficients: coefficients, epsilon: 1e-5) }
+        results.append(("trt_regularizer_gbps", 8.0 * Double(count) / trt / 1e9, "GB/s"))
+        results.append(("trt_regularizer_gelem_steps", Double(count * trtSteps) / trt / 1e9, "G(elem·T)/s"))
+        }
+
         let shapes: [String: Any] = [
             "conv2d": ["input": [n, c, hw, hw], "weight": [o, c, 3, 3], "stride": 1, "padding": 1],
             "gemm": [m, m, m],
             "neuron_scan": ["T": steps, "neurons": neurons, "surrogate": "triangle(1.0)", "reset": "hard(0)"],
+            "trt_regularizer": ["T": trtSteps, "weights": trtShapes.count, "elements": trtShapes.map { $0.reduce(1, *) }.reduce(0, +)],
         ]
         if json {
             let algorithm = ProcessInfo.processInfo.environment["SNN_CONV_ALGORITHM"] ?? "auto"
@@ -103,6 +118,15 @@ struct BenchOps: ParsableCommand {
             }
         }
     }
+
+    /// The weights VGGSNN's TRT penalty covers (CIFAR10-DVS, 10 classes): eight 3×3 convs,
+    /// their BN γ and the linear readout; biases and BN β are excluded (TRT-SPEC.md §3, §7).
+    static let vggsnnRegularizedShapes: [[Int]] = {
+        let channels = [2, 64, 128, 256, 256, 512, 512, 512, 512]
+        var shapes: [[Int]] = []
+        for i in 1..<channels.count { shapes += [[channels[i], channels[i - 1], 3, 3], [channels[i]]] }
+        return shapes + [[10, 512 * 3 * 3]]
+    }()
 
     /// The median wall time of `body` in seconds.
     private func time(_ body: () -> Void) -> Double { Output.medianSeconds(repeats: repeats, warmup: warmup, body) }

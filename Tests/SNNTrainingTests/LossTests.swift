@@ -1,4 +1,5 @@
 import Foundation
+import SNNCPU
 import SNNTensor
 @testable import SNNTraining
 import Testing
@@ -73,17 +74,100 @@ struct LossTests {
         #expect(abs(loss.item() - expected) < 1e-12)
     }
 
-    @Test("the TRT penalty's gradient is the closed form of TRT-SPEC.md §3")
+    @Test("the TRT penalty's gradient is the closed form of TRT-SPEC.md §3, fused and composite")
     func trtGradient() {
-        let (lambda, c, eps) = (0.2, Foundation.exp(0.5 * 3) - 1, 1e-5)
-        let raw: [Double] = [0.7, -1.3, 0.05, -0.02]
-        let w = Tensor(doubles: raw, shape: [4])
-        let (_, grads) = valueAndGradients(of: ["w": w]) { trtRegularizer([w], lambda: lambda, c: c, epsilon: eps) }
+        let (lambda, decay, steps, eps) = (0.2, 0.5, 4, 1e-5)
+        let raw: [Double] = [0.7, -1.3, 0.05, -0.02, 0]
         let expected = raw.map { x in
-            let d = 1 + c * (abs(x) + eps)
-            return lambda * (2 * x * d - x * x * c * (x > 0 ? 1 : -1)) / (d * d)
+            (0..<steps).map { t -> Double in
+                let c = Foundation.exp(decay * Double(t)) - 1, d = 1 + c * (abs(x) + eps)
+                let sign: Double = x > 0 ? 1 : (x < 0 ? -1 : 0)
+                return lambda * (2 * x * d - x * x * c * sign) / (d * d)
+            }.reduce(0, +)
         }
-        for (a, b) in zip(grads["w"]?.toDoubles() ?? [], expected) { #expect(abs(a - b) < 1e-12) }
+        let penalties: [(String, ([Tensor]) -> Tensor)] = [
+            ("fused", { trtRegularization($0, lambda: lambda, decay: decay, steps: steps, epsilon: eps) }),
+            ("composite", { trtRegularizationComposite($0, lambda: lambda, decay: decay, steps: steps, epsilon: eps) }),
+        ]
+        for (name, penalty) in penalties {
+            let w = Tensor(doubles: raw, shape: [5])
+            let (_, grads) = valueAndGradients(of: ["w": w]) { penalty([w]) }
+            let got = grads["w"]?.toDoubles() ?? []
+            #expect(got.count == raw.count, "\(name)")
+            for (a, b) in zip(got, expected) { #expect(abs(a - b) < 1e-12, "\(name): \(a) vs \(b)") }
+        }
+    }
+
+    /// The TRT loss as it was before the fused penalty: `R_t` recorded op by op inside the loop
+    /// over timesteps (the oracle for the fused formulation).
+    private static func previousTRTLoss(_ outputs: Tensor, labels: Tensor, parameters: [(key: String, value: Tensor)],
+                                        lambda: Double, decay: Double, epsilon: Double, eta: Double) -> Tensor {
+        let steps = outputs.shape[0]
+        let target = oneHot(labels.to(outputs.device), classes: outputs.shape[2], dtype: outputs.dtype)
+        var total = outputs.like(0)
+        let weights = parameters.filter { !$0.key.contains("bias") }.map(\.value)
+        for t in 0..<steps {
+            let o = outputs.selected(axis: 0, t)
+            total = total + (1 - eta) * crossEntropy(logits: o, labels: labels) + eta * mse(o, target)
+            let c = Foundation.exp(decay * Double(t)) - 1
+            let penalty = weights.map { w in (w.square() / ((w.abs() + epsilon) * c + 1)).sum() }
+            total = total + penalty.reduce(weights[0].like(0), +) * lambda
+        }
+        return total / Double(steps)
+    }
+
+    /// `|a - b| <= rtol |b| + atol` elementwise.
+    private static func expectClose(_ a: Tensor, _ b: Tensor, rtol: Double, atol: Double, _ what: String,
+                                    sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(a.shape == b.shape, "\(what): shape \(a.shape) vs \(b.shape)", sourceLocation: sourceLocation)
+        let bad = zip(a.toDoubles(), b.toDoubles()).enumerated().first { !(abs($1.0 - $1.1) <= rtol * abs($1.1) + atol) }
+        #expect(bad == nil, "\(what): element \(bad?.offset ?? -1): \(bad?.element.0 ?? 0) vs \(bad?.element.1 ?? 0)",
+                sourceLocation: sourceLocation)
+    }
+
+    /// Float64 on the reference backend: the same terms summed in another order, so 1e-12.
+    /// Float32 on the CPU: both sides round every op to float32 (softmax, sums over N·K and over
+    /// the weights), so a relative 1e-4; gradients of the outputs and weights are at least ~1e-4
+    /// in size here except where they cancel to ~1e-9, hence the stated absolute 1e-8.
+    @Test("the TRT loss with the fused penalty equals the previous composite formulation, value and gradients",
+          arguments: [(DType.float64, Device.reference), (.float32, .cpu)])
+    func trtFusedMatchesPrevious(dtype: DType, device: Device) {
+        CPUBackend.register()
+        let (lambda, decay, eps, eta) = (0.02, 0.5, 1e-5, 0.05)
+        let (rtol, atol) = dtype == .float64 ? (1e-12, 1e-12) : (1e-4, 1e-8)
+        func make(_ shape: [Int], _ seed: UInt64, _ scale: Double) -> Tensor {
+            let n = shape.reduce(1, *)
+            let v = RandomGenerator(seed: seed).normal(n).map { Double($0) * scale }
+            return Tensor(doubles: v, shape: shape, dtype: dtype, device: device)
+        }
+        let labels = Tensor(doubles: [2, 0, 4, 1], shape: [4], dtype: .int32, device: device)
+        func run(_ loss: (Tensor, [(key: String, value: Tensor)]) -> Tensor) -> (Tensor, [String: Tensor]) {
+            let params: [(key: String, value: Tensor)] = [
+                ("layers.0.conv2d_layer.module.0.weight", make([6, 2, 3, 3], 1, 0.3)),
+                ("layers.0.conv2d_layer.module.1.weight", make([6], 2, 1)),
+                ("layers.0.conv2d_layer.module.1.bias", make([6], 3, 1)),
+                ("layers.2.module.weight", make([5, 24], 4, 0.2)),
+                ("layers.2.module.bias", make([5], 5, 0.2)),
+            ]
+            let outputs = make([3, 4, 5], 6, 1.5)
+            var all = Dictionary(uniqueKeysWithValues: params.map { ($0.key, $0.value) })
+            all["outputs"] = outputs
+            return valueAndGradients(of: all) { loss(outputs, params) }
+        }
+        let (fused, fusedGrads) = run { o, p in
+            TrainingLoss.trt(lambda: lambda, decay: decay, epsilon: eps, eta: eta)(o, labels: labels, parameters: p)
+        }
+        let (previous, previousGrads) = run { o, p in
+            Self.previousTRTLoss(o, labels: labels, parameters: p, lambda: lambda, decay: decay, epsilon: eps, eta: eta)
+        }
+        #expect(fused.dtype == dtype && fused.device == device)
+        Self.expectClose(fused, previous, rtol: rtol, atol: 0, "\(dtype) loss")
+        #expect(fusedGrads.keys.sorted() == previousGrads.keys.sorted())
+        for (key, g) in previousGrads {
+            Self.expectClose(fusedGrads[key] ?? g.like(.nan), g, rtol: rtol, atol: atol, "\(dtype) gradient of \(key)")
+        }
+        // Biases get no penalty: their gradient is zero.
+        #expect(fusedGrads["layers.2.module.bias"]?.toDoubles().allSatisfy { $0 == 0 } == true)
     }
 
     @Test("cosine annealing goes from the base rate to 0 over the epochs")
