@@ -82,8 +82,8 @@ struct TRTRegularizerTests {
         for w in ws { w.requiresGrad = true }
         let fused = trtRegularization(ws, lambda: 0.1, decay: 0.5, steps: 10, epsilon: 1e-5)
         #expect(Self.tapeNodes(fused) == 1)
-        #expect(fused.node?.inputs.count == ws.count)
-        #expect(zip(fused.node?.inputs ?? [], ws).allSatisfy { $0 === $1 }, "the node's parents are the weights")
+        #expect(fused.node?.parents.count == ws.count)
+        #expect(zip(fused.node?.parents ?? [], ws).allSatisfy { $0?.leaf === $1 }, "the node's parents are the weights' leaf nodes")
         // The composite: abs, add, mul, add, square, div, sum per weight and step, plus the sums.
         let composite = trtRegularizationComposite(ws, lambda: 0.1, decay: 0.5, steps: 10, epsilon: 1e-5)
         #expect(Self.tapeNodes(composite) > 10 * ws.count * 6)
@@ -124,11 +124,11 @@ struct TRTRegularizerTests {
 
     /// The number of distinct tape nodes reachable from `t`.
     static func tapeNodes(_ t: Tensor) -> Int {
-        var seen = Set<ObjectIdentifier>(), stack = [t], count = 0
-        while let x = stack.popLast() {
-            guard let node = x.node, seen.insert(ObjectIdentifier(x)).inserted else { continue }
+        var seen = Set<ObjectIdentifier>(), stack = t.node.map { [$0] } ?? [], count = 0
+        while let node = stack.popLast() {
+            guard node.leaf == nil, seen.insert(ObjectIdentifier(node)).inserted else { continue }
             count += 1
-            stack.append(contentsOf: node.inputs)
+            stack.append(contentsOf: node.parents.compactMap { $0 })
         }
         return count
     }
