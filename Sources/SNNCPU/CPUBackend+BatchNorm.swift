@@ -22,7 +22,7 @@ extension CPUBackend {
         // Training writes the batch statistics; eval reads the running ones (and returns them).
         let mean = training ? Tensor.empty([c], device: .cpu) : runningMean.contiguousData()
         let variance = training ? Tensor.empty([c], device: .cpu) : runningVar.contiguousData()
-        DNNL.lock.withLock {
+        DNNL.locked {
             let plan = BatchNormPlan.find(x.shape, epsilon)
             let src = plan.data.enter(DNNL.raw(x), slot: .operand0)
             let dst = plan.data.outputBuffer(DNNL.raw(y), slot: .result)
@@ -49,7 +49,7 @@ extension CPUBackend {
         let c = x.shape[1]
         let gx = Tensor.empty(x.shape, device: .cpu)
         let gGamma = Tensor.empty([c], device: .cpu), gBeta = Tensor.empty([c], device: .cpu)
-        DNNL.lock.withLock {
+        DNNL.locked {
             let plan = BatchNormPlan.find(x.shape, epsilon)
             let src = plan.data.enter(DNNL.raw(x), slot: .operand0)
             let diffDst = plan.data.enter(DNNL.raw(gy), slot: .operand1)

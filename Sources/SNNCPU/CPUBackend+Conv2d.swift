@@ -28,7 +28,7 @@ extension CPUBackend {
         guard x.dtype == .float32 else { return reference.conv2d(x, weight: weight, bias: bias, p) }
         let (x, weight, bias) = (x.contiguousData(), weight.contiguousData(), bias?.contiguousData())
         let y = Tensor.empty(ConvPlan.outputShape(x.shape, weight.shape, p), device: .cpu)
-        DNNL.lock.withLock {
+        DNNL.locked {
             let plan = ConvPlan.find(x.shape, weight.shape, p, algorithm)
             if let bias {
                 plan.forwardWithBias.run(inputs: [DNNL.raw(x), DNNL.raw(weight), DNNL.raw(bias)], outputs: [DNNL.raw(y)])
@@ -47,7 +47,7 @@ extension CPUBackend {
         }
         let (gy, weight) = (gradOutput.contiguousData(), weight.contiguousData())
         let gx = Tensor.empty(inputShape, device: .cpu)
-        DNNL.lock.withLock {
+        DNNL.locked {
             let plan = ConvPlan.find(inputShape, weight.shape, p, algorithm)
             plan.backwardData.run(inputs: [DNNL.raw(gy), DNNL.raw(weight)], outputs: [DNNL.raw(gx)])
         }
@@ -63,7 +63,7 @@ extension CPUBackend {
         let (gy, x) = (gradOutput.contiguousData(), input.contiguousData())
         let gw = Tensor.empty(weightShape, device: .cpu)
         let gb = withBias ? Tensor.empty([weightShape[0]], device: .cpu) : nil
-        DNNL.lock.withLock {
+        DNNL.locked {
             let plan = ConvPlan.find(x.shape, weightShape, p, algorithm)
             if let gb {
                 plan.backwardWeightsWithBias.run(inputs: [DNNL.raw(x), DNNL.raw(gy)], outputs: [DNNL.raw(gw), DNNL.raw(gb)])
@@ -78,7 +78,7 @@ extension CPUBackend {
     /// on, e.g. `jit_wino_4x3:avx512_core`; for tests and benchmarks.
     func conv2dImplementations(inputShape: [Int], weightShape: [Int], _ p: Conv2dParameters,
                                algorithm: ConvAlgorithm = .selected) -> [String] {
-        DNNL.lock.withLock {
+        DNNL.locked {
             let plan = ConvPlan.find(inputShape, weightShape, p, algorithm)
             return [plan.forward, plan.backwardData, plan.backwardWeights].map(\.primitive.implementation)
         }

@@ -19,7 +19,7 @@ extension CPUBackend {
         let c = Tensor.empty([m, n], device: .cpu)
         // Row-major: each leading dimension is the stored row length of the operand.
         // The lock keeps a second caller from starting an OpenMP team beside oneDNN's.
-        DNNL.lock.withLock {
+        DNNL.locked {
             cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), 1, a.pointer(as: Float.self), Int32(a.shape[1]),
                         b.pointer(as: Float.self), Int32(b.shape[1]), 0, c.pointer(as: Float.self), Int32(n))

@@ -22,7 +22,7 @@ extension CPUBackend {
         guard x.dtype == .float32 else { return reference.pool2d(x, p) }
         let x = x.contiguousData()
         let y = Tensor.empty(PoolPlan.outputShape(x.shape, p), device: .cpu)
-        DNNL.lock.withLock {
+        DNNL.locked {
             let plan = PoolPlan.find(x.shape, p)
             plan.inference.execute([
                 (DNNL_ARG_SRC, plan.src, DNNL.raw(x)),
@@ -39,7 +39,7 @@ extension CPUBackend {
         precondition(p.kind == .average || input?.shape == inputShape, "[pool2d] expected the forward input of shape \(inputShape) for max pooling's gradient")
         let gy = gradOutput.contiguousData()
         let gx = Tensor.empty(inputShape, device: .cpu)
-        DNNL.lock.withLock {
+        DNNL.locked {
             let plan = PoolPlan.find(inputShape, p)
             var args: [DNNLArgument] = [
                 (DNNL_ARG_DIFF_DST, plan.dst, DNNL.raw(gy)),

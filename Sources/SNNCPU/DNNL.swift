@@ -37,6 +37,19 @@ enum DNNL {
     /// Serialises library calls and guards the arena and the plan caches (see the type's comment).
     static let lock = NSLock()
 
+    /// Runs `body` with ``lock`` held, then returns the arena's buffers to the allocator:
+    /// reorder copies and scratchpads live only while their op runs (the host allocator's
+    /// cache hands the same blocks to the next op), so they do not add the largest layer's
+    /// copies to the whole step's peak.
+    static func locked<R>(_ body: () throws -> R) rethrows -> R {
+        lock.lock()
+        defer {
+            DNNLArena.shared.release()
+            lock.unlock()
+        }
+        return try body()
+    }
+
     /// Stops with the function's name and oneDNN's status.
     ///
     /// A failing call here is a bug in how we describe the problem (the front-ends validate
@@ -128,6 +141,11 @@ final class DNNLArena {
         let s = Storage(uninitializedByteCount: max(bytes, 64))
         storages[slot.rawValue] = s
         return s.data
+    }
+
+    /// Drops every buffer (call with ``DNNL/lock`` held, after the op that used them).
+    func release() {
+        for i in storages.indices { storages[i] = nil }
     }
 }
 
@@ -263,7 +281,9 @@ struct DNNLBoundary {
     func enter(_ plainData: UnsafeMutableRawPointer, slot: DNNLArena.Slot, aligned: Bool = false) -> UnsafeMutableRawPointer {
         if let toChosen {
             let buffer = DNNLArena.shared.buffer(slot, bytes: bytes)
-            toChosen.execute([(Int32(DNNL_ARG_FROM), plain, plainData), (Int32(DNNL_ARG_TO), chosen, buffer)])
+            Profiler.measure("reorders") {
+                toChosen.execute([(Int32(DNNL_ARG_FROM), plain, plainData), (Int32(DNNL_ARG_TO), chosen, buffer)])
+            }
             return buffer
         }
         if aligned && Int(bitPattern: plainData) % 64 != 0 {
@@ -284,7 +304,9 @@ struct DNNLBoundary {
     /// Copies an output the primitive wrote in the chosen layout into `plainData`.
     func leave(_ chosenData: UnsafeMutableRawPointer, into plainData: UnsafeMutableRawPointer) {
         guard let toPlain else { return }
-        toPlain.execute([(Int32(DNNL_ARG_FROM), chosen, chosenData), (Int32(DNNL_ARG_TO), plain, plainData)])
+        Profiler.measure("reorders") {
+            toPlain.execute([(Int32(DNNL_ARG_FROM), chosen, chosenData), (Int32(DNNL_ARG_TO), plain, plainData)])
+        }
     }
 }
 

@@ -14,45 +14,32 @@ public final class Storage: @unchecked Sendable {
     /// The size in bytes.
     public let byteCount: Int
 
-    /// Keeps freed blocks in the heap instead of returning them to the kernel.
-    ///
-    /// Training allocates and frees the same large activation sizes every step; glibc's default
-    /// serves them with fresh `mmap`s, and the page faults and zeroing of new pages then cost
-    /// as much as the arithmetic. Raising the mmap and trim thresholds lets freed blocks be
-    /// reused.
-    private static let heapConfigured: Bool = {
-        #if os(Linux)
-        // glibc's mallopt is not in Swift's Glibc module (malloc.h); look it up.
-        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
-            let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
-            _ = mallopt(-3, 1 << 30)  // M_MMAP_THRESHOLD
-            _ = mallopt(-1, 1 << 30)  // M_TRIM_THRESHOLD
-        }
-        #endif
-        return true
-    }()
-
     /// Allocates `byteCount` bytes, zero-filled.
     public init(byteCount: Int) {
-        _ = Storage.heapConfigured
         self.byteCount = byteCount
-        data = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
+        data = Storage.allocate(byteCount)
         data.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 64))
         Storage.account(byteCount)
     }
 
     /// Allocates `byteCount` bytes without zeroing them; the caller writes every byte.
     public init(uninitializedByteCount byteCount: Int) {
-        _ = Storage.heapConfigured
         self.byteCount = byteCount
-        data = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
+        data = Storage.allocate(byteCount)
         Storage.account(byteCount)
     }
 
     deinit {
-        data.deallocate()
+        HostAllocator.shared.deallocate(data, byteCount)
         Storage.account(-byteCount)
+    }
+
+    private static func allocate(_ byteCount: Int) -> UnsafeMutableRawPointer {
+        precondition(byteCount >= 0, "[Storage] expected a non-negative size, got \(byteCount)")
+        guard let p = HostAllocator.shared.allocate(byteCount) else {
+            fatalError("[Storage] out of host memory allocating \(byteCount) bytes (\(liveByteCount) bytes held by tensors)")
+        }
+        return p
     }
 
     // MARK: - Live bytes

@@ -193,8 +193,7 @@ public final class Trainer {
         guard value.isFinite else {
             throw TrainingError(message: "the loss became \(value) at this step; stopping (the last good checkpoint is kept in \(runDirectory)/weights)")
         }
-        if let maxNorm = config.clipGradNorm { clipGradients(&grads, maxNorm: maxNorm) }
-        optimizer.step(parameters, gradients: grads)
+        applyGradients(&grads)
         let truth = batch.labels.toDoubles().map { Int($0) }
         return (value, zip(predictions, truth).filter { $0 == $1 }.count)
     }
@@ -205,17 +204,36 @@ public final class Trainer {
     /// the optimiser step runs with activations already released.
     public func computeGradients(_ batch: Batch) -> (loss: Double, predictions: [Int], gradients: [String: Tensor]) {
         let params = parameters
-        var byName: [String: Tensor] = [:]
-        for (k, v) in params { byName[k] = v }
-        var timeMean: Tensor?
+        let previous = params.map(\.value.requiresGrad)
+        for (_, p) in params { p.requiresGrad = true }
+        defer { for ((_, p), r) in zip(params, previous) { p.requiresGrad = r } }
         let labels = batch.labels.to(device)
-        let (loss, grads) = valueAndGradients(of: byName) {
-            let out = model(batch.inputs.to(device))
-            timeMean = withoutGradients { out.detached().mean(axes: [0]) }
-            return config.loss.total(out, labels: labels, parameters: params, l1: config.l1, l2: config.l2)
+        Profiler.phase = "forward"
+        let out = model(batch.inputs.to(device))
+        let timeMean = withoutGradients { out.detached().mean(axes: [0]) }
+        Profiler.phase = "loss"
+        let loss = config.loss.total(out, labels: labels, parameters: params, l1: config.l1, l2: config.l2)
+        Profiler.phase = "backward"
+        var byLeaf: [ObjectIdentifier: Tensor] = [:]
+        if loss.requiresGrad {
+            for (leaf, g) in loss.gradients() { byLeaf[ObjectIdentifier(leaf)] = g }
         }
+        var grads: [String: Tensor] = [:]
+        for (k, p) in params {
+            grads[k] = byLeaf[ObjectIdentifier(p)] ?? Tensor.zeros(p.shape, dtype: p.dtype, device: p.device)
+        }
+        Profiler.phase = "rest"
         let value = withoutGradients { loss.detached().item() }
-        return (value, timeMean?.argmaxRows() ?? [], grads)
+        return (value, timeMean.argmaxRows(), grads)
+    }
+
+    /// Clips (with `--clip-grad-norm`) and applies gradients from ``computeGradients(_:)``
+    /// with the optimiser.
+    public func applyGradients(_ grads: inout [String: Tensor]) {
+        Profiler.phase = "optimizer"
+        defer { Profiler.phase = "rest" }
+        if let maxNorm = config.clipGradNorm { clipGradients(&grads, maxNorm: maxNorm) }
+        optimizer.step(parameters, gradients: grads)
     }
 
     /// Test loss (criterion on the time-mean output), accuracy and firing rate per spiking layer.

@@ -10,7 +10,7 @@ struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Time full TRT training steps on synthetic inputs of a data set's shape.",
-        discussion: "Reports the median samples/s over --steps timed steps after --warmup steps, and the peak resident memory.")
+        discussion: "Reports the median samples/s over --steps timed steps after --warmup steps, the peak resident memory and the peak bytes held by tensors, and where a step's time goes: each convolution direction, batch norm, the neuron, pooling, the loss, the TRT regulariser, the optimiser, oneDNN's layout reorders, other ops and the rest.")
 
     @Option(name: .customLong("topology"), help: "A named model or a topology string.")
     var topology: String = "VGGSNN"
@@ -61,14 +61,32 @@ struct BenchTrain: ParsableCommand {
             checkpointEpochs: [], saveCheckpoints: false)
         let trainer = Trainer(config: config, model: model, train: data, test: data, runDirectory: "")
         let batch = data.batch(data.batchIndices(epoch: 0, batchSize: batchSize, shuffle: false, seed: 0)[0])
-        let median = try Output.medianSeconds(repeats: steps, warmup: warmup) { _ = try trainer.step(batch) }
+        for _ in 0..<warmup { _ = try trainer.step(batch) }
+        // Every primitive of the timed steps runs through a profiling wrapper of the backend.
+        let inner = dev.backend
+        if dev == .cpu { BackendRegistry.cpu = ProfilingBackend(wrapping: inner) }
+        Storage.resetPeakByteCount()
+        Profiler.start()
+        let wall = DispatchTime.now().uptimeNanoseconds
+        let median = try Output.medianSeconds(repeats: steps) { _ = try trainer.step(batch) }
+        let meanStep = Double(DispatchTime.now().uptimeNanoseconds - wall) / 1e9 / Double(steps)
+        let booked = Profiler.stop()
+        if dev == .cpu { BackendRegistry.cpu = inner }
+        var breakdown = booked.mapValues { $0 / Double(steps) }
+        breakdown["rest", default: 0] += max(0, meanStep - breakdown.values.reduce(0, +))
+        if ProcessInfo.processInfo.environment["SNN_DEBUG_MALLOC"] != nil, let f = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_stats") {
+            unsafeBitCast(f, to: (@convention(c) () -> Void).self)()
+        }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let peakMiB = Double(usage.ru_maxrss) / 1024
+        let liveMiB = Double(Storage.peakByteCount) / 1_048_576
         let result: [String: Any] = [
             "samples_per_second": (Double(batchSize) / median * 100).rounded() / 100,
             "step_seconds_median": (median * 1e4).rounded() / 1e4,
             "peak_rss_mib": peakMiB.rounded(),
+            "peak_tensor_mib": liveMiB.rounded(),
+            "breakdown_seconds": breakdown.mapValues { ($0 * 1e4).rounded() / 1e4 },
             "topology": topology, "dataset": dataset, "T": timesteps, "batch_size": batchSize, "device": device,
             "steps": steps, "warmup": warmup, "parameters": model.parameterCount, "loss": "TRT", "optimizer": "Adam",
             "threads": ProcessInfo.processInfo.activeProcessorCount,
@@ -76,8 +94,12 @@ struct BenchTrain: ParsableCommand {
         if json {
             try Output.printJSON(result)
         } else {
-            print(String(format: "%@ on %@ (T=%d, batch %d, %@): %.2f samples/s (median step %.3f s), peak memory %.0f MiB",
-                         topology, dataset, timesteps, batchSize, device, Double(batchSize) / median, median, peakMiB))
+            print(String(format: "%@ on %@ (T=%d, batch %d, %@): %.2f samples/s (median step %.3f s), peak memory %.0f MiB (tensors %.0f MiB)",
+                         topology, dataset, timesteps, batchSize, device, Double(batchSize) / median, median, peakMiB, liveMiB))
+            print("where a step's time goes (mean of the timed steps):")
+            for (name, seconds) in breakdown.sorted(by: { $0.value > $1.value }) {
+                print(String(format: "  %-22@ %8.3f s  %5.1f%%", name, seconds, 100 * seconds / meanStep))
+            }
         }
     }
 }
