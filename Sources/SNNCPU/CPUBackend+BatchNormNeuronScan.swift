@@ -1,13 +1,17 @@
 import SNNTensor
 
-/// Batch norm's affine map fused with the LIF scan, forward and backward (see the front-end
+/// Training-mode batch norm fused with the LIF scan, forward and backward (see the front-end
 /// op `batchNormNeuronScan`), and the batch statistics it starts from.
 ///
-/// The neuron's input `x̂ = y·scale_c + shift_c` is never stored: the forward pass computes it
-/// block by block inside the scan, and the backward pass recomputes it and the potentials `h_t`
-/// for one block of neurons at a time into a buffer of `T × 512` floats that stays in cache,
-/// then runs the time loop backwards over it. Both passes compute `x̂` and `h` with the same
-/// inline code, so the backward pass differentiates exactly the forward pass's spikes.
+/// The neuron's input `y·a_c + b_c` is never stored: the forward pass computes it block by
+/// block inside the scan, and the backward pass recomputes it and the potentials `h_t` for one
+/// block of neurons at a time into a buffer of `T × 512` floats that stays in cache, then runs
+/// the time loop backwards over it. Both passes compute them with the same inline code, so the
+/// backward pass differentiates exactly the forward pass's spikes. The backward pass also
+/// finishes batch norm's gradient itself (two per-channel sums gathered while the scan runs,
+/// then one elementwise pass in place), so besides the incoming gradient and the result it
+/// holds only two floats per neuron of one time step: no normalised copy, no potentials, no
+/// layout reorders.
 extension CPUBackend {
     public func batchNormStatistics(_ x: Tensor) -> (mean: Tensor, variance: Tensor) {
         guard x.dtype == .float32 else { return reference.batchNormStatistics(x) }
@@ -37,14 +41,16 @@ extension CPUBackend {
         return (mean, variance)
     }
 
-    public func batchNormNeuronScan(_ x: Tensor, scale: Tensor, shift: Tensor, steps: Int,
-                                    _ neuron: NeuronParameters) -> Tensor {
-        guard x.dtype == .float32, scale.dtype == .float32, shift.dtype == .float32 else {
-            return reference.batchNormNeuronScan(x, scale: scale, shift: shift, steps: steps, neuron)
+    public func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
+                                    steps: Int, _ neuron: NeuronParameters) -> Tensor {
+        guard [x, gamma, beta, mean, variance].allSatisfy({ $0.dtype == .float32 }) else {
+            return reference.batchNormNeuronScan(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
+                                                 steps: steps, neuron)
         }
         let input = x.contiguousData()
         let spikes = Tensor.empty(x.shape, device: .cpu)
-        let map = ChannelAffine(x, scale: scale.contiguousData(), shift: shift.contiguousData(), steps: steps, neuron: neuron)
+        let map = ChannelAffine(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon, steps: steps,
+                                neuron: neuron)
         if map.scan.neurons == 0 { return spikes }
         let (px, ps) = (UnsafePointer(input.pointer(as: Float.self)), spikes.pointer(as: Float.self))
         switch neuron.reset {
@@ -54,23 +60,65 @@ extension CPUBackend {
         return spikes
     }
 
-    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input x: Tensor, scale: Tensor, shift: Tensor, steps: Int,
-                                            _ neuron: NeuronParameters) -> Tensor {
-        guard gradSpikes.dtype == .float32, x.dtype == .float32, scale.dtype == .float32, shift.dtype == .float32 else {
-            return reference.batchNormNeuronScanBackward(gradSpikes, input: x, scale: scale, shift: shift, steps: steps, neuron)
+    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,
+                                            variance: Tensor, epsilon: Double, steps: Int, _ neuron: NeuronParameters)
+        -> (input: Tensor, gamma: Tensor, beta: Tensor) {
+        guard [gradSpikes, x, gamma, beta, mean, variance].allSatisfy({ $0.dtype == .float32 }) else {
+            return reference.batchNormNeuronScanBackward(gradSpikes, input: x, gamma: gamma, beta: beta, mean: mean,
+                                                         variance: variance, epsilon: epsilon, steps: steps, neuron)
         }
         let (input, gs) = (x.contiguousData(), gradSpikes.contiguousData())
+        let channels = x.shape[1]
         let gx = Tensor.empty(x.shape, device: .cpu)
-        let map = ChannelAffine(x, scale: scale.contiguousData(), shift: shift.contiguousData(), steps: steps, neuron: neuron)
-        if map.scan.neurons == 0 { return gx }
-        let io = (UnsafePointer(input.pointer(as: Float.self)), UnsafePointer(gs.pointer(as: Float.self)),
-                  gx.pointer(as: Float.self))
+        let gGamma = Tensor.empty([channels], device: .cpu), gBeta = Tensor.empty([channels], device: .cpu)
+        let map = ChannelAffine(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon, steps: steps,
+                                neuron: neuron)
+        let n = map.scan.neurons
+        if n == 0 { return (gx, Tensor.zeros([channels], device: .cpu), Tensor.zeros([channels], device: .cpu)) }
+        // Per neuron of one time step: Σ_t dL/dx̂ and Σ_t dL/dx̂ · x̂ (x̂ = (y − μ)/σ, batch norm's
+        // normalised value), summed per channel afterwards.
+        let sums = Tensor.empty([2, n], device: .cpu)
+        let py = UnsafePointer(input.pointer(as: Float.self))
+        let io = AffineBackwardIO(y: py, gradSpikes: UnsafePointer(gs.pointer(as: Float.self)),
+                                  gradInput: gx.pointer(as: Float.self), sumGrad: sums.pointer(as: Float.self),
+                                  sumGradNormalized: sums.pointer(as: Float.self) + n)
         switch neuron.surrogate {
-        case .triangle(let gamma): affineScanBackward(map, TriangleSurrogate(gamma), neuron.reset, io)
-        case .sigmoid(let alpha): affineScanBackward(map, SigmoidSurrogate(alpha), neuron.reset, io)
-        case .rectangle(let width): affineScanBackward(map, RectangleSurrogate(width), neuron.reset, io)
+        case .triangle(let g): affineScanBackward(map, TriangleSurrogate(g), neuron.reset, io)
+        case .sigmoid(let a): affineScanBackward(map, SigmoidSurrogate(a), neuron.reset, io)
+        case .rectangle(let w): affineScanBackward(map, RectangleSurrogate(w), neuron.reset, io)
         }
-        return gx
+        // Per channel, over the N·plane neurons of a step (in a fixed order), then batch norm's
+        // input gradient in place: a_c/γ_c · γ_c = γ·invstd times (g − mean g − x̂ · mean g·x̂).
+        let (frames, plane) = (n / (channels * map.plane), map.plane)
+        let (pg, pb) = (gGamma.pointer(as: Float.self), gBeta.pointer(as: Float.self))
+        let (sumG, sumGX) = (UnsafePointer(io.sumGrad), UnsafePointer(io.sumGradNormalized))
+        Parallel.forEachRange(channels, cost: 2 * frames * plane) { range in
+            for c in range {
+                var (a, b) = (0.0, 0.0)
+                for f in 0..<frames {
+                    a += planeSum(sumG + (f * channels + c) * plane, plane) { $0 }
+                    b += planeSum(sumGX + (f * channels + c) * plane, plane) { $0 }
+                }
+                (pb[c], pg[c]) = (Float(a), Float(b))
+            }
+        }
+        let count = Float(x.count / channels)
+        let px = gx.pointer(as: Float.self)
+        let totalPlanes = x.shape[0] * channels
+        Parallel.forEachRange(totalPlanes, cost: plane) { range in
+            for q in range {
+                let c = q % channels
+                let k = map.gamma[c] * map.invstd[c]
+                let (m1, m2) = (pb[c] / count, pg[c] / count)
+                let (mu, inv) = (map.mean[c], map.invstd[c])
+                let base = q * plane
+                for i in 0..<plane {
+                    let xhat = (py[base + i] - mu) * inv
+                    px[base + i] = k * (px[base + i] - m1 - xhat * m2)
+                }
+            }
+        }
+        return (gx, gGamma, gBeta)
     }
 }
 
@@ -97,49 +145,61 @@ private func planeSum(_ p: UnsafePointer<Float>, _ count: Int, _ f: (Float) -> F
     return total
 }
 
-/// The scan's sizes plus where each neuron's channel constants come from: neuron `i` of a
-/// time slice (`[N, C, plane]` flattened) belongs to channel `(i / plane) % C`.
-private struct ChannelAffine {
+/// The scan's sizes, the per-channel constants, and where each neuron's channel is: neuron `i`
+/// of a time slice (`[N, C, plane]` flattened) belongs to channel `(i / plane) % C`.
+private final class ChannelAffine {
     let scan: ScanShape
     let channels: Int, plane: Int
-    let scale: UnsafePointer<Float>, shift: UnsafePointer<Float>
-    /// Keep the constant tensors alive while the pointers are used.
-    private let owners: (Tensor, Tensor)
+    /// Per channel: a = γ/√(σ²+ε), b = β − μa, μ, 1/√(σ²+ε) and γ, each computed once here in
+    /// float32, so the forward and backward passes use the very same values.
+    let scale: UnsafeMutablePointer<Float>, shift: UnsafeMutablePointer<Float>
+    let mean: UnsafeMutablePointer<Float>, invstd: UnsafeMutablePointer<Float>, gamma: UnsafeMutablePointer<Float>
 
-    init(_ x: Tensor, scale: Tensor, shift: Tensor, steps: Int, neuron: NeuronParameters) {
+    init(_ x: Tensor, gamma g: Tensor, beta b: Tensor, mean m: Tensor, variance v: Tensor, epsilon: Double, steps: Int,
+         neuron: NeuronParameters) {
         channels = x.shape[1]
         plane = x.count / max(x.shape[0] * channels, 1)
         scan = ScanShape(steps: steps, neurons: x.count / steps, neuron: neuron)
-        owners = (scale, shift)
-        self.scale = UnsafePointer(scale.pointer(as: Float.self))
-        self.shift = UnsafePointer(shift.pointer(as: Float.self))
+        let storage = UnsafeMutablePointer<Float>.allocate(capacity: 5 * max(channels, 1))
+        (scale, shift, mean, invstd, gamma) = (storage, storage + channels, storage + 2 * channels, storage + 3 * channels,
+                                               storage + 4 * channels)
+        let (gv, bv, mv, vv) = (g.toFloats(), b.toFloats(), m.toFloats(), v.toFloats())
+        let eps = Float(epsilon)
+        for c in 0..<channels {
+            invstd[c] = 1 / (vv[c] + eps).squareRoot()
+            scale[c] = gv[c] * invstd[c]
+            shift[c] = bv[c] - mv[c] * scale[c]
+            (mean[c], gamma[c]) = (mv[c], gv[c])
+        }
     }
 
+    deinit { scale.deallocate() }
+
     /// Runs `body(first, count, buffers)` for every block of ``neuronBlock`` neurons, split
-    /// across cores. `buffers` holds the block's per-neuron scale and shift (as lanes, zero
-    /// past `count`), a zeroed state vector per lane group, and `T` slices of scratch.
+    /// across cores. `buffers` holds the block's per-neuron constants (as lanes, zero past
+    /// `count`), a zeroed state vector per lane group, and `scratchSteps` slices of scratch.
     func forEachBlock(scratchSteps: Int, _ body: (Int, Int, BlockBuffers) -> Void) {
         let neurons = scan.neurons
         let blocks = (neurons + neuronBlock - 1) / neuronBlock
         let vectors = neuronBlock / laneWidth
         Parallel.forEachRange(blocks, cost: neuronBlock * scan.steps) { range in
-            withUnsafeTemporaryAllocation(of: Lanes.self, capacity: vectors * (3 + scratchSteps)) { buffer in
+            withUnsafeTemporaryAllocation(of: Lanes.self, capacity: vectors * (7 + scratchSteps)) { buffer in
                 let base = buffer.baseAddress.unsafelyUnwrapped
-                let b = BlockBuffers(scale: base, shift: base + vectors, state: base + 2 * vectors, scratch: base + 3 * vectors)
+                let b = BlockBuffers(base, vectors: vectors)
+                let constants = [b.scale, b.shift, b.mean, b.invstd].map {
+                    UnsafeMutableRawPointer($0).assumingMemoryBound(to: Float.self)
+                }
+                let sources = [scale, shift, mean, invstd]
                 for block in range {
                     let first = block * neuronBlock
                     let m = min(neuronBlock, neurons - first)
-                    let (sc, sh) = (UnsafeMutableRawPointer(b.scale).assumingMemoryBound(to: Float.self),
-                                    UnsafeMutableRawPointer(b.shift).assumingMemoryBound(to: Float.self))
                     for k in 0..<neuronBlock {
-                        if k < m {
-                            let c = ((first + k) / plane) % channels
-                            (sc[k], sh[k]) = (scale[c], shift[c])
-                        } else {
-                            (sc[k], sh[k]) = (0, 0)
-                        }
+                        let c = k < m ? ((first + k) / plane) % channels : -1
+                        for (dst, src) in zip(constants, sources) { dst[k] = c >= 0 ? src[c] : 0 }
                     }
                     b.state.update(repeating: Lanes(), count: vectors)
+                    b.sumGrad.update(repeating: Lanes(), count: vectors)
+                    b.sumGradNormalized.update(repeating: Lanes(), count: vectors)
                     body(first, m, b)
                 }
             }
@@ -148,11 +208,21 @@ private struct ChannelAffine {
 }
 
 private struct BlockBuffers {
-    let scale: UnsafeMutablePointer<Lanes>, shift: UnsafeMutablePointer<Lanes>
-    let state: UnsafeMutablePointer<Lanes>, scratch: UnsafeMutablePointer<Lanes>
+    let scale, shift, mean, invstd, state, sumGrad, sumGradNormalized, scratch: UnsafeMutablePointer<Lanes>
+
+    init(_ base: UnsafeMutablePointer<Lanes>, vectors: Int) {
+        (scale, shift, mean, invstd) = (base, base + vectors, base + 2 * vectors, base + 3 * vectors)
+        (state, sumGrad, sumGradNormalized, scratch) = (base + 4 * vectors, base + 5 * vectors, base + 6 * vectors,
+                                                        base + 7 * vectors)
+    }
 }
 
-/// The neuron's input, `y·scale + shift`: the one expression both passes use.
+private struct AffineBackwardIO {
+    let y: UnsafePointer<Float>, gradSpikes: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>
+    let sumGrad: UnsafeMutablePointer<Float>, sumGradNormalized: UnsafeMutablePointer<Float>
+}
+
+/// The neuron's input, `y·a + b`: the one expression both passes use.
 @inline(__always)
 private func normalized(_ y: Lanes, _ b: BlockBuffers, _ j: Int) -> Lanes { y * b.scale[j] + b.shift[j] }
 
@@ -181,10 +251,8 @@ private func affineScanForward<R: ResetRule>(_ map: ChannelAffine, _ reset: R, _
     }
 }
 
-private func affineScanBackward<G: SurrogateRule>(
-    _ map: ChannelAffine, _ surrogate: G, _ mode: ResetMode,
-    _ io: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>)
-) {
+private func affineScanBackward<G: SurrogateRule>(_ map: ChannelAffine, _ surrogate: G, _ mode: ResetMode,
+                                                  _ io: AffineBackwardIO) {
     switch mode {
     case .hard(let vReset): affineScanBackward(map, surrogate, HardReset(vReset: Float(vReset)), io)
     case .soft: affineScanBackward(map, surrogate, SoftReset(threshold: map.scan.threshold), io)
@@ -192,24 +260,24 @@ private func affineScanBackward<G: SurrogateRule>(
 }
 
 /// Per block: the forward recurrence again into `scratch` (`h_t`), then the backward time loop
-/// of the LIF scan from it (as `scanBackward` in CPUBackend+NeuronScan.swift).
-private func affineScanBackward<G: SurrogateRule, R: ResetRule>(
-    _ map: ChannelAffine, _ surrogate: G, _ reset: R,
-    _ io: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>)
-) {
-    let (y, gradSpikes, gradInput) = io
+/// of the LIF scan from it (as `scanBackward` in CPUBackend+NeuronScan.swift), writing
+/// `dL/dx̂_t` and gathering its per-neuron sums for batch norm's gradient.
+private func affineScanBackward<G: SurrogateRule, R: ResetRule>(_ map: ChannelAffine, _ surrogate: G, _ reset: R,
+                                                                _ io: AffineBackwardIO) {
     let scan = map.scan
     let (n, decay, bound, threshold) = (scan.neurons, scan.decay, scan.spikeBound, scan.threshold)
     let vectors = neuronBlock / laneWidth
     map.forEachBlock(scratchSteps: scan.steps) { first, m, b in
         let groups = (m + laneWidth - 1) / laneWidth
+        @inline(__always) func load(_ p: UnsafePointer<Float>, _ j: Int) -> Lanes {
+            let count = min(laneWidth, m - laneWidth * j)
+            return count == laneWidth ? p.loadLanes(laneWidth * j) : p.loadLanes(laneWidth * j, count: count)
+        }
         // Forward again: h_t for the block (tails load zeros past m; those lanes are never stored).
         for t in 0..<scan.steps {
-            let yt = y + t * n + first, ht = b.scratch + t * vectors
+            let yt = io.y + t * n + first, ht = b.scratch + t * vectors
             for j in 0..<groups {
-                let count = min(laneWidth, m - laneWidth * j)
-                let yv = count == laneWidth ? yt.loadLanes(laneWidth * j) : yt.loadLanes(laneWidth * j, count: count)
-                let h = b.state[j] * decay + normalized(yv, b, j)
+                let h = b.state[j] * decay + normalized(load(yt, j), b, j)
                 ht[j] = h
                 b.state[j] = reset.next(h, Lanes().replacing(with: 1, where: h .> bound))
             }
@@ -218,21 +286,32 @@ private func affineScanBackward<G: SurrogateRule, R: ResetRule>(
         b.state.update(repeating: Lanes(), count: vectors)
         for t in stride(from: scan.steps - 1, through: 0, by: -1) {
             let offset = t * n + first
-            let gst = gradSpikes + offset, gxt = gradInput + offset, ht = b.scratch + t * vectors
+            let gst = io.gradSpikes + offset, gxt = io.gradInput + offset, ht = b.scratch + t * vectors
+            let yt = io.y + offset
             for j in 0..<groups {
-                let count = min(laneWidth, m - laneWidth * j)
-                let gs = count == laneWidth ? gst.loadLanes(laneWidth * j) : gst.loadLanes(laneWidth * j, count: count)
                 let h = ht[j]
                 let g = surrogate(h - threshold)
                 let s = Lanes().replacing(with: 1, where: h .> bound)
-                let gradH = gs * g + b.state[j] * reset.derivative(h, s, g)
+                let gradH = load(gst, j) * g + b.state[j] * reset.derivative(h, s, g)
                 b.state[j] = gradH * decay
+                b.sumGrad[j] += gradH
+                b.sumGradNormalized[j] += gradH * ((load(yt, j) - b.mean[j]) * b.invstd[j])
+                let count = min(laneWidth, m - laneWidth * j)
                 if count == laneWidth {
                     StreamingStore.store(gradH, gxt + laneWidth * j, streaming: false)
                 } else {
                     (gxt + laneWidth * j).storeLanes(gradH, count: count)
                 }
             }
+        }
+        let full = m / laneWidth, rest = m % laneWidth
+        for j in 0..<full {
+            StreamingStore.store(b.sumGrad[j], io.sumGrad + first + laneWidth * j, streaming: false)
+            StreamingStore.store(b.sumGradNormalized[j], io.sumGradNormalized + first + laneWidth * j, streaming: false)
+        }
+        if rest > 0 {
+            (io.sumGrad + first + laneWidth * full).storeLanes(b.sumGrad[full], count: rest)
+            (io.sumGradNormalized + first + laneWidth * full).storeLanes(b.sumGradNormalized[full], count: rest)
         }
     }
 }

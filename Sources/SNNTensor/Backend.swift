@@ -62,13 +62,19 @@ public protocol Backend: AnyObject, Sendable {
     /// The batch mean and biased variance `[C]` of `[N, C, ...]` over every axis but 1 (what
     /// training-mode batch norm normalises with), without normalising.
     func batchNormStatistics(_ x: Tensor) -> (mean: Tensor, variance: Tensor)
-    /// The spikes of the LIF scan over `x̂ = x·scale_c + shift_c`, for `x` of shape `[T·N, C, ...]`
-    /// (time-major frames) and `[C]` constants; `x̂` and the potentials are not kept. Contiguous.
-    func batchNormNeuronScan(_ x: Tensor, scale: Tensor, shift: Tensor, steps: Int, _ neuron: NeuronParameters) -> Tensor
-    /// `dL/dx̂` of ``batchNormNeuronScan(_:scale:shift:steps:_:)`` from `dL/ds`, recomputing `x̂` and
-    /// the potentials from `x` exactly as the forward pass computed them.
-    func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input: Tensor, scale: Tensor, shift: Tensor, steps: Int,
-                                     _ neuron: NeuronParameters) -> Tensor
+    /// Training-mode batch norm of `x` `[T·N, C, ...]` (time-major frames) with the given batch
+    /// statistics, followed by the LIF scan over T; returns the spikes only (contiguous). The
+    /// neuron's input is `x·a_c + b_c` with `a = γ/√(σ²+ε)` and `b = β − μ·a`, computed the same
+    /// way by the backward pass; neither it nor the potentials are kept.
+    func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
+                             steps: Int, _ neuron: NeuronParameters) -> Tensor
+    /// The gradients of ``batchNormNeuronScan(_:gamma:beta:mean:variance:epsilon:steps:_:)`` with
+    /// respect to `x`, γ and β (batch norm in training mode: the statistics depend on `x`), from
+    /// `dL/ds` and the forward's inputs; recomputes the neuron's input and potentials exactly as
+    /// the forward pass computed them.
+    func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,
+                                     variance: Tensor, epsilon: Double, steps: Int, _ neuron: NeuronParameters)
+        -> (input: Tensor, gamma: Tensor, beta: Tensor)
     /// The surrogate derivative `g(u)` elementwise.
     func surrogateGradient(_ u: Tensor, _ surrogate: Surrogate) -> Tensor
 

@@ -66,13 +66,19 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
     public func batchNormStatistics(_ x: Tensor) -> (mean: Tensor, variance: Tensor) {
         time("batch norm") { inner.batchNormStatistics(x) }
     }
-    public func batchNormNeuronScan(_ x: Tensor, scale: Tensor, shift: Tensor, steps: Int, _ neuron: NeuronParameters) -> Tensor {
-        time("neuron") { inner.batchNormNeuronScan(x, scale: scale, shift: shift, steps: steps, neuron) }
-    }
-    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input: Tensor, scale: Tensor, shift: Tensor, steps: Int,
-                                            _ neuron: NeuronParameters) -> Tensor {
+    public func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
+                                    steps: Int, _ neuron: NeuronParameters) -> Tensor {
         time("neuron") {
-            inner.batchNormNeuronScanBackward(gradSpikes, input: input, scale: scale, shift: shift, steps: steps, neuron)
+            inner.batchNormNeuronScan(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
+                                      steps: steps, neuron)
+        }
+    }
+    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,
+                                            variance: Tensor, epsilon: Double, steps: Int, _ neuron: NeuronParameters)
+        -> (input: Tensor, gamma: Tensor, beta: Tensor) {
+        time("neuron") {
+            inner.batchNormNeuronScanBackward(gradSpikes, input: input, gamma: gamma, beta: beta, mean: mean, variance: variance,
+                                              epsilon: epsilon, steps: steps, neuron)
         }
     }
     public func surrogateGradient(_ u: Tensor, _ surrogate: Surrogate) -> Tensor {

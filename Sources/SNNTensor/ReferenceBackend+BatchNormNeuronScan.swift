@@ -16,28 +16,34 @@ extension ReferenceBackend {
         return (make(mean, [channels], x.dtype, x.device), make(variance, [channels], x.dtype, x.device))
     }
 
-    /// `y·scale_c + shift_c` as a `[T, rest]` sequence, rounded to `y`'s dtype.
-    private func normalizedSequence(_ y: Tensor, scale: Tensor, shift: Tensor, steps: Int) -> Tensor {
-        let v = read(y), (a, b) = (read(scale), read(shift)), channels = y.shape[1]
-        let plane = y.count / Swift.max(y.shape[0] * channels, 1)
+    /// `x·a_c + b_c` as a `[T, rest]` sequence (rounded to `x`'s dtype), with `a = γ/√(σ²+ε)`,
+    /// `b = β − μa`.
+    private func normalizedSequence(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor,
+                                    epsilon: Double, steps: Int) -> Tensor {
+        let v = read(x), (g, b, m, s) = (read(gamma), read(beta), read(mean), read(variance)), channels = x.shape[1]
+        let plane = x.count / Swift.max(x.shape[0] * channels, 1)
+        let scale = (0..<channels).map { g[$0] / (s[$0] + epsilon).squareRoot() }
+        let shift = (0..<channels).map { b[$0] - m[$0] * scale[$0] }
         let out = v.indices.map { i -> Double in
             let c = (i / plane) % channels
-            return v[i] * a[c] + b[c]
+            return v[i] * scale[c] + shift[c]
         }
-        return make(out, [steps, y.count / steps], y.dtype, y.device)
+        return make(out, [steps, x.count / steps], x.dtype, x.device)
     }
 
-    public func batchNormNeuronScan(_ x: Tensor, scale: Tensor, shift: Tensor, steps: Int,
-                                    _ neuron: NeuronParameters) -> Tensor {
-        let spikes = neuronScan(normalizedSequence(x, scale: scale, shift: shift, steps: steps), neuron).spikes
-        return make(read(spikes), x.shape, x.dtype, x.device)
+    public func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
+                                    steps: Int, _ neuron: NeuronParameters) -> Tensor {
+        let input = normalizedSequence(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon, steps: steps)
+        return make(read(neuronScan(input, neuron).spikes), x.shape, x.dtype, x.device)
     }
 
-    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input x: Tensor, scale: Tensor, shift: Tensor, steps: Int,
-                                            _ neuron: NeuronParameters) -> Tensor {
-        let potentials = neuronScan(normalizedSequence(x, scale: scale, shift: shift, steps: steps), neuron).potentials
+    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,
+                                            variance: Tensor, epsilon: Double, steps: Int, _ neuron: NeuronParameters)
+        -> (input: Tensor, gamma: Tensor, beta: Tensor) {
+        let input = normalizedSequence(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon, steps: steps)
+        let potentials = neuronScan(input, neuron).potentials
         let g = make(read(gradSpikes), potentials.shape, gradSpikes.dtype, gradSpikes.device)
-        let gx = neuronScanBackward(g, potentials: potentials, neuron)
-        return make(read(gx), x.shape, gradSpikes.dtype, gradSpikes.device)
+        let gradNormalized = make(read(neuronScanBackward(g, potentials: potentials, neuron)), x.shape, x.dtype, x.device)
+        return batchNormBackward(gradNormalized, input: x, gamma: gamma, mean: mean, variance: variance, epsilon: epsilon)
     }
 }

@@ -74,9 +74,6 @@ struct BenchTrain: ParsableCommand {
         if dev == .cpu { BackendRegistry.cpu = inner }
         var breakdown = booked.mapValues { $0 / Double(steps) }
         breakdown["rest", default: 0] += max(0, meanStep - breakdown.values.reduce(0, +))
-        if ProcessInfo.processInfo.environment["SNN_DEBUG_MALLOC"] != nil, let f = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_stats") {
-            unsafeBitCast(f, to: (@convention(c) () -> Void).self)()
-        }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let peakMiB = Double(usage.ru_maxrss) / 1024
@@ -98,7 +95,8 @@ struct BenchTrain: ParsableCommand {
                          topology, dataset, timesteps, batchSize, device, Double(batchSize) / median, median, peakMiB, liveMiB))
             print("where a step's time goes (mean of the timed steps):")
             for (name, seconds) in breakdown.sorted(by: { $0.value > $1.value }) {
-                print(String(format: "  %-22@ %8.3f s  %5.1f%%", name, seconds, 100 * seconds / meanStep))
+                let label = name.padding(toLength: 22, withPad: " ", startingAt: 0)
+                print("  \(label)" + String(format: "%8.3f s  %5.1f%%", seconds, 100 * seconds / meanStep))
             }
         }
     }

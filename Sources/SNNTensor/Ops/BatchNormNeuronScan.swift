@@ -35,20 +35,17 @@ public func batchNormNeuronScan(_ x: Tensor, steps: Int, gamma: Tensor, beta: Te
     let (gammaData, betaData) = (gamma.contiguousData().detached(), beta.contiguousData().detached())
     let (mean, variance) = backend.batchNormStatistics(cx)
     let count = Double(x.count / c)
-    let (scale, shift) = withoutGradients { () -> (Tensor, Tensor) in
+    withoutGradients {
         runningMean.assign(runningMean * (1 - momentum) + mean * momentum)
         runningVar.assign(runningVar * (1 - momentum) + variance * (momentum * count / Swift.max(count - 1, 1)))
-        let scale = gammaData / (variance + epsilon).sqrt()
-        return (scale, betaData - mean * scale)
     }
-    let spikes = backend.batchNormNeuronScan(cx, scale: scale, shift: shift, steps: steps, neuron)
+    let spikes = backend.batchNormNeuronScan(cx, gamma: gammaData, beta: betaData, mean: mean, variance: variance,
+                                             epsilon: epsilon, steps: steps, neuron)
     spikes.spikeQuantum = 1
-    // Saved: x and the [C] statistics and constants; the backend recomputes the rest.
+    // Saved: x, γ, β and the [C] statistics; the backend recomputes the rest.
     return record("batchNormNeuronScan", spikes, [x, gamma, beta]) { g in
-        let gradNormalized = backend.batchNormNeuronScanBackward(g.contiguousData(), input: cx, scale: scale, shift: shift,
-                                                                 steps: steps, neuron)
-        let r = backend.batchNormBackward(gradNormalized, input: cx, gamma: gammaData, mean: mean, variance: variance,
-                                          epsilon: epsilon)
+        let r = backend.batchNormNeuronScanBackward(g.contiguousData(), input: cx, gamma: gammaData, beta: betaData, mean: mean,
+                                                    variance: variance, epsilon: epsilon, steps: steps, neuron)
         return [r.input, r.gamma, r.beta]
     }
 }
