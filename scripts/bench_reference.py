@@ -12,6 +12,7 @@ Prints one JSON object with samples_per_second (median over --steps timed steps 
 """
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,7 +38,11 @@ def main():
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--event-density", type=float, default=0.2,
+                   help="event data sets: the fraction of ones in the binary input frames (as snn bench train)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: the cores, as snn uses)")
     args = p.parse_args()
+    torch.set_num_threads(args.threads or len(__import__("os").sched_getaffinity(0)))
 
     sys.path.insert(0, args.reference_dir)
     from function import TRT_Loss  # noqa: E402  (the reference's own code)
@@ -54,7 +59,8 @@ def main():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     criterion = torch.nn.CrossEntropyLoss()
     n = args.batch_size
-    x = torch.rand(n, args.T, *shape) * 2 if event else torch.randn(n, *shape)
+    # Binary event frames at the given density, or normalised images.
+    x = (torch.rand(n, args.T, *shape) < args.event_density).float() if event else torch.randn(n, *shape)
     y = torch.randint(0, classes, (n,))
 
     def step():
@@ -72,7 +78,9 @@ def main():
         step()
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"samples_per_second": round(n / median, 2), "step_seconds_median": round(median, 4),
+                      "peak_rss_mib": round(peak), "event_density": args.event_density if event else 0,
                       "topology": args.topology, "dataset": args.dataset, "T": args.T, "batch_size": n,
                       "threads": torch.get_num_threads(), "torch": torch.__version__, "implementation": "reference"},
                      sort_keys=True))

@@ -163,7 +163,10 @@ private final class ChannelAffine {
         let storage = UnsafeMutablePointer<Float>.allocate(capacity: 5 * max(channels, 1))
         (scale, shift, mean, invstd, gamma) = (storage, storage + channels, storage + 2 * channels, storage + 3 * channels,
                                                storage + 4 * channels)
-        let (gv, bv, mv, vv) = (g.toFloats(), b.toFloats(), m.toFloats(), v.toFloats())
+        // The backend reads its own memory here (no device-to-host transfer on the CPU).
+        let (gc, bc, mc, vc) = (g.contiguousData(), b.contiguousData(), m.contiguousData(), v.contiguousData())
+        let (gv, bv, mv, vv) = (gc.pointer(as: Float.self), bc.pointer(as: Float.self), mc.pointer(as: Float.self),
+                                vc.pointer(as: Float.self))
         let eps = Float(epsilon)
         for c in 0..<channels {
             invstd[c] = 1 / (vv[c] + eps).squareRoot()

@@ -118,22 +118,36 @@ extension Tensor {
     /// Unless `retainGraph` is set, the graph is consumed: each node's rule and saved tensors
     /// are released right after the rule runs, and a second backward through it traps.
     public func gradients(seed: Tensor? = nil, retainGraph: Bool = false) -> [(Tensor, Tensor)] {
+        var leaves: [(Tensor, Tensor)] = []
+        traverse(seed: seed, retainGraph: retainGraph) { leaves.append(($0, $1)) }
+        return leaves
+    }
+
+    /// Runs the backward pass and hands each leaf its final gradient (summed over every use of
+    /// the leaf) as soon as the last of its uses has been reached, in completion order.
+    func traverse(seed: Tensor?, retainGraph: Bool, _ leafDone: (Tensor, Tensor) -> Void) {
         precondition(requiresGrad, "[backward] expected a tensor that requires a gradient, got one with no history")
         let start = seed ?? {
             precondition(count == 1, "[backward] expected a one-element tensor or an explicit seed, got shape \(ShapeUtil.describe(shape))")
             return Tensor.ones(shape, dtype: dtype, device: device)
         }()
         precondition(start.shape == shape, "[backward] expected a seed of shape \(ShapeUtil.describe(shape)), got \(ShapeUtil.describe(start.shape))")
-        guard let root = node else { return [(self, start)] }  // a leaf: its own gradient
+        guard let root = node else {  // a leaf: its own gradient
+            leafDone(self, start)
+            return
+        }
         precondition(!root.isReleased, "[backward] expected a recorded graph, got one that was already back-propagated (pass retainGraph: true to the first backward)")
 
         // Reverse topological order of the recorded nodes, iteratively (graphs can be deep).
+        // Leaves get a node per use; count the uses so a leaf is handed over after its last one.
         var order: [GradNode] = []
         var visited = Set<ObjectIdentifier>()
+        var usesLeft: [ObjectIdentifier: Int] = [:]
         var stack: [(GradNode, Bool)] = [(root, false)]
         while let (n, expanded) = stack.popLast() {
             if expanded { order.append(n); continue }
             if !visited.insert(ObjectIdentifier(n)).inserted { continue }
+            if let leaf = n.leaf { usesLeft[ObjectIdentifier(leaf), default: 0] += 1 }
             stack.append((n, true))
             for case let parent? in n.parents where !visited.contains(ObjectIdentifier(parent)) {
                 stack.append((parent, false))
@@ -141,15 +155,21 @@ extension Tensor {
         }
 
         var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): start]
-        var leafOrder: [Tensor] = []
-        var leafGrads: [ObjectIdentifier: Tensor] = [:]
+        var leafGrads: [ObjectIdentifier: (leaf: Tensor, gradient: Tensor)] = [:]
+        /// A leaf's use is settled when the rule of the op that used it has run: add its
+        /// gradient, and hand the total over after the last use.
+        func settle(_ leaf: Tensor, _ g: Tensor?) {
+            let key = ObjectIdentifier(leaf)
+            if let g { leafGrads[key] = (leaf, leafGrads[key].map { $0.gradient + g } ?? g) }
+            usesLeft[key, default: 1] -= 1
+            if usesLeft[key] == 0, let done = leafGrads.removeValue(forKey: key) { leafDone(done.leaf, done.gradient) }
+        }
         withoutGradients {
             // `order` is drained from the back, so a node's last reference goes with its turn.
             while let n = order.popLast() {
-                guard let g = pending.removeValue(forKey: ObjectIdentifier(n)) else { continue }
-                if let leaf = n.leaf {
-                    let key = ObjectIdentifier(leaf)
-                    if let previous = leafGrads[key] { leafGrads[key] = previous + g } else { leafGrads[key] = g; leafOrder.append(leaf) }
+                if n.leaf != nil { continue }  // settled by the op that used it
+                guard let g = pending.removeValue(forKey: ObjectIdentifier(n)) else {
+                    for case let parent? in n.parents { if let leaf = parent.leaf { settle(leaf, nil) } }
                     continue
                 }
                 guard let rule = n.rule else {
@@ -158,15 +178,22 @@ extension Tensor {
                 let inputGrads = rule(g)
                 precondition(inputGrads.count == n.inputShapes.count, "[backward] rule \(n.name) returned \(inputGrads.count) gradients for \(n.inputShapes.count) inputs")
                 for (i, ig) in inputGrads.enumerated() {
-                    guard let ig, let parent = n.parents[i] else { continue }
-                    precondition(ig.shape == n.inputShapes[i], "[backward] rule \(n.name) expected gradient shape \(ShapeUtil.describe(n.inputShapes[i])), got \(ShapeUtil.describe(ig.shape))")
-                    let key = ObjectIdentifier(parent)
-                    pending[key] = pending[key].map { $0 + ig } ?? ig
+                    guard let parent = n.parents[i] else { continue }
+                    if let ig {
+                        precondition(ig.shape == n.inputShapes[i], "[backward] rule \(n.name) expected gradient shape \(ShapeUtil.describe(n.inputShapes[i])), got \(ShapeUtil.describe(ig.shape))")
+                    }
+                    if let leaf = parent.leaf {
+                        settle(leaf, ig)
+                    } else if let ig {
+                        let key = ObjectIdentifier(parent)
+                        pending[key] = pending[key].map { $0 + ig } ?? ig
+                    }
                 }
                 if !retainGraph { n.release() }
             }
+            // Leaves reached only through ops that got no gradient.
+            for (_, done) in leafGrads { leafDone(done.leaf, done.gradient) }
         }
-        return leafOrder.compactMap { leaf in leafGrads[ObjectIdentifier(leaf)].map { (leaf, $0) } }
     }
 }
 

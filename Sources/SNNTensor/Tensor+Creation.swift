@@ -1,3 +1,5 @@
+import Foundation
+
 /// Factories and host read-back.
 extension Tensor {
     /// A new contiguous tensor of zeros.
@@ -49,8 +51,21 @@ extension Tensor {
         self.init(doubles: labels.map(Double.init), shape: [labels.count], dtype: .int32, device: device)
     }
 
+    /// How many times front-end code on the calling thread has read tensor values back to the
+    /// host (``item()``, ``toDoubles()``, ``toFloats()``): on a GPU each is a synchronisation. A
+    /// training step reads nothing until its loss is read (a test holds it to that). Counted per
+    /// thread, so concurrent work elsewhere does not disturb a count.
+    public static var hostReadCount: Int {
+        (Thread.current.threadDictionary[hostReadKey] as? Int) ?? 0
+    }
+    private static let hostReadKey = "SNNTensor.hostReads"
+    private static func countHostRead() {
+        Thread.current.threadDictionary[hostReadKey] = hostReadCount + 1
+    }
+
     /// The elements in row-major order, as `Double` whatever the dtype.
     public func toDoubles() -> [Double] {
+        Tensor.countHostRead()
         let c = contiguousData()
         return (0..<c.count).map { c.loadElement($0) }
     }
@@ -58,6 +73,7 @@ extension Tensor {
     /// The elements in row-major order, as `Float`.
     public func toFloats() -> [Float] {
         if dtype == .float32 {
+            Tensor.countHostRead()
             let c = contiguousData()
             return Array(UnsafeBufferPointer(start: c.pointer(as: Float.self), count: c.count))
         }
@@ -67,7 +83,8 @@ extension Tensor {
     /// The only element of a one-element tensor.
     public func item() -> Double {
         precondition(count == 1, "[item] expected a tensor with one element, got shape \(ShapeUtil.describe(shape))")
-        return loadElement(0)
+        Tensor.countHostRead()
+        return isContiguous ? loadElement(0) : contiguousData().loadElement(0)
     }
 
     /// This tensor, or a contiguous copy of it (no autograd record).

@@ -16,8 +16,11 @@ public final class Optimizer {
     public let weightDecay: Double
     /// Updates taken so far (Adam's bias correction uses it).
     public private(set) var steps = 0
-    /// Per-parameter state tensors, keyed `name.exp_avg`, `name.exp_avg_sq`, `name.momentum_buffer`, `name.square_avg`.
+    /// Per-parameter state tensors, keyed `name.exp_avg`, `name.exp_avg_sq`, `name.momentum_buffer`, `name.square_avg`;
+    /// from the first step on, views into one flat buffer per kind in parameter order.
     public private(set) var state: [String: Tensor] = [:]
+    /// The flat buffer of each state kind (`exp_avg`, ...), once allocated.
+    public private(set) var flatState: [String: Tensor] = [:]
 
     // PyTorch's defaults.
     let beta1 = 0.9, beta2 = 0.999, adamEpsilon = 1e-8
@@ -33,6 +36,7 @@ public final class Optimizer {
     public func step(_ parameters: [(key: String, value: Tensor)], gradients: [String: Tensor]) {
         steps += 1
         withoutGradients {
+            allocateState(for: parameters)
             for (name, p) in parameters {
                 guard let g0 = gradients[name] else { continue }
                 update(name, p, g0)
@@ -40,42 +44,69 @@ public final class Optimizer {
         }
     }
 
-    private func buffer(_ key: String, like p: Tensor) -> Tensor {
-        if let b = state[key] { return b }
-        let b = Tensor.zeros(p.shape, dtype: p.dtype, device: p.device)
-        state[key] = b
-        return b
+    /// The state kinds this optimiser keeps per parameter.
+    private var stateKinds: [String] {
+        switch kind {
+        case .sgd: return ["momentum_buffer"]
+        case .adam, .adamW: return ["exp_avg", "exp_avg_sq"]
+        case .rmsprop: return ["square_avg"]
+        }
+    }
+
+    /// Makes every state kind one flat, zero-initialised buffer in parameter order with a view
+    /// per parameter (restored state is copied in), once.
+    private func allocateState(for parameters: [(key: String, value: Tensor)]) {
+        guard flatState.isEmpty, let first = parameters.first?.value else { return }
+        let total = parameters.map(\.value.count).reduce(0, +)
+        for kind in stateKinds {
+            let flat = Tensor.zeros([total], dtype: first.dtype, device: first.device)
+            var offset = 0
+            for (name, p) in parameters {
+                let view = Tensor(storage: flat.storage, shape: p.shape, offset: offset, dtype: p.dtype, device: p.device)
+                offset += p.count
+                if let restored = state["\(name).\(kind)"] { view.assign(restored) }
+                state["\(name).\(kind)"] = view
+            }
+            flatState[kind] = flat
+        }
     }
 
     private func update(_ name: String, _ p: Tensor, _ g0: Tensor) {
         let lr = learningRate
         var g = g0
         if weightDecay != 0 && kind != .adamW { g = g + p * weightDecay }
+        func buffer(_ kind: String) -> Tensor {
+            guard let b = state["\(name).\(kind)"] else { preconditionFailure("[Optimizer] no \(kind) state for \(name)") }
+            return b
+        }
         switch kind {
         case .sgd:
-            let key = "\(name).momentum_buffer"
-            let buf = state[key].map { $0 * momentum + g } ?? g
-            state[key] = buf.contiguous()
+            // A zero buffer makes the first step's buffer g exactly, as PyTorch's clone.
+            let buf = buffer("momentum_buffer")
+            buf.assign(buf * momentum + g)
             p.assign(p - buf * lr)
         case .adam, .adamW:
             if kind == .adamW && weightDecay != 0 { p.assign(p * (1 - lr * weightDecay)) }
-            let m = buffer("\(name).exp_avg", like: p) * beta1 + g * (1 - beta1)
-            let v = buffer("\(name).exp_avg_sq", like: p) * beta2 + g.square() * (1 - beta2)
-            state["\(name).exp_avg"] = m
-            state["\(name).exp_avg_sq"] = v
+            let (m, v) = (buffer("exp_avg"), buffer("exp_avg_sq"))
+            m.assign(m * beta1 + g * (1 - beta1))
+            v.assign(v * beta2 + g.square() * (1 - beta2))
             let c1 = 1 - Foundation.pow(beta1, Double(steps)), c2 = 1 - Foundation.pow(beta2, Double(steps))
             // PyTorch: p -= lr/c1 · m / (√v / √c2 + ε)
             p.assign(p - m * (lr / c1) / (v.sqrt() / c2.squareRoot() + adamEpsilon))
         case .rmsprop:
-            let v = buffer("\(name).square_avg", like: p) * rmsAlpha + g.square() * (1 - rmsAlpha)
-            state["\(name).square_avg"] = v
+            let v = buffer("square_avg")
+            v.assign(v * rmsAlpha + g.square() * (1 - rmsAlpha))
             p.assign(p - g * lr / (v.sqrt() + rmsEpsilon))
         }
     }
 
     /// Restores state saved from ``state`` and ``steps``.
     public func restore(state: [String: Tensor], steps: Int) {
-        self.state = state
+        if flatState.isEmpty {
+            self.state = state
+        } else {
+            for (k, v) in state { self.state[k]?.assign(v) }
+        }
         self.steps = steps
     }
 }
@@ -99,12 +130,28 @@ public struct CosineSchedule: Sendable, Codable {
 }
 
 /// Scales gradients so their global L2 norm is at most `maxNorm`; returns the norm before.
+///
+/// The squares are summed parameter by parameter in the sorted order of their names, so the
+/// result does not depend on the dictionary's order (which Swift seeds per process).
 @discardableResult
 public func clipGradients(_ gradients: inout [String: Tensor], maxNorm: Double) -> Double {
-    let norm = withoutGradients { gradients.values.map { $0.square().sum().item() }.reduce(0, +).squareRoot() }
+    let norm = withoutGradients { gradients.keys.sorted().map { gradients[$0]?.square().sum().item() ?? 0 }.reduce(0, +).squareRoot() }
     if norm > maxNorm && norm > 0 {
         let scale = maxNorm / (norm + 1e-6)
         withoutGradients { for (k, g) in gradients { gradients[k] = g * scale } }
+    }
+    return norm
+}
+
+/// Scales the gradients in `buffer` in place so their global L2 norm is at most `maxNorm`
+/// (PyTorch's `clip_grad_norm_`); returns the norm before. One reduction over the flat buffer:
+/// the same bits on every run and in every process.
+@discardableResult
+public func clipGradients(_ buffer: GradientBuffer, maxNorm: Double) -> Double {
+    let norm = withoutGradients { buffer.flat.square().sum().item().squareRoot() }
+    if norm > maxNorm && norm > 0 {
+        let scale = maxNorm / (norm + 1e-6)
+        withoutGradients { buffer.flat.assign(buffer.flat * scale) }
     }
     return norm
 }

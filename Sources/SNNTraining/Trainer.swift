@@ -52,6 +52,11 @@ public final class Trainer {
     private let dropoutLayers: [Dropout]
     /// Where the model lives; batches are moved there.
     private let device: Device
+    /// Every parameter's gradient after ``computeGradients(_:)``: one flat buffer in parameter
+    /// order (``parameterNames``), with a view per parameter and buckets for an all-reduce.
+    public let gradients: GradientBuffer
+    /// The parameters' names in the order of ``gradients``.
+    public var parameterNames: [String] { parameters.map(\.key) }
     /// What the run's records should say about where it ran (versions, device, commit).
     public var environment: [String: String] = [:]
 
@@ -71,6 +76,7 @@ public final class Trainer {
         spikingLayers = model.spikingLayers
         dropoutLayers = model.namedModules().compactMap { $0.value as? Dropout }
         device = parameters.first?.value.device ?? .cpu
+        gradients = GradientBuffer(parameters: parameters.map(\.value))
         for (_, l) in spikingLayers { l.recordsFiringRate = true }
     }
 
@@ -189,20 +195,20 @@ public final class Trainer {
 
     /// One optimisation step; returns the loss and the number of correct predictions.
     public func step(_ batch: Batch) throws -> (Double, Int) {
-        var (value, predictions, grads) = computeGradients(batch)
+        let (value, predictions) = computeGradients(batch)
         guard value.isFinite else {
             throw TrainingError(message: "the loss became \(value) at this step; stopping (the last good checkpoint is kept in \(runDirectory)/weights)")
         }
-        applyGradients(&grads)
+        applyGradients()
         let truth = batch.labels.toDoubles().map { Int($0) }
         return (value, zip(predictions, truth).filter { $0 == $1 }.count)
     }
 
-    /// The forward and backward pass of one batch: the loss, the predicted classes and the
-    /// gradients, keyed by parameter name. The tape is gone when this returns: every node's
-    /// saved tensors were freed as its rule ran, and nothing of the graph outlives the call, so
+    /// The forward and backward pass of one batch: returns the loss and the predicted classes,
+    /// and leaves every parameter's gradient in ``gradients`` (flat, in parameter order). The
+    /// tape is gone when this returns: every node's saved tensors were freed as its rule ran, so
     /// the optimiser step runs with activations already released.
-    public func computeGradients(_ batch: Batch) -> (loss: Double, predictions: [Int], gradients: [String: Tensor]) {
+    public func computeGradients(_ batch: Batch) -> (loss: Double, predictions: [Int]) {
         let params = parameters
         let previous = params.map(\.value.requiresGrad)
         for (_, p) in params { p.requiresGrad = true }
@@ -214,26 +220,21 @@ public final class Trainer {
         Profiler.phase = "loss"
         let loss = config.loss.total(out, labels: labels, parameters: params, l1: config.l1, l2: config.l2)
         Profiler.phase = "backward"
-        var byLeaf: [ObjectIdentifier: Tensor] = [:]
-        if loss.requiresGrad {
-            for (leaf, g) in loss.gradients() { byLeaf[ObjectIdentifier(leaf)] = g }
-        }
-        var grads: [String: Tensor] = [:]
-        for (k, p) in params {
-            grads[k] = byLeaf[ObjectIdentifier(p)] ?? Tensor.zeros(p.shape, dtype: p.dtype, device: p.device)
-        }
+        loss.backward(into: gradients)
         Profiler.phase = "rest"
         let value = withoutGradients { loss.detached().item() }
-        return (value, timeMean.argmaxRows(), grads)
+        return (value, timeMean.argmaxRows())
     }
 
-    /// Clips (with `--clip-grad-norm`) and applies gradients from ``computeGradients(_:)``
-    /// with the optimiser.
-    public func applyGradients(_ grads: inout [String: Tensor]) {
+    /// Clips (with `--clip-grad-norm`) the gradients left by ``computeGradients(_:)`` and
+    /// applies them with the optimiser.
+    public func applyGradients() {
         Profiler.phase = "optimizer"
         defer { Profiler.phase = "rest" }
-        if let maxNorm = config.clipGradNorm { clipGradients(&grads, maxNorm: maxNorm) }
-        optimizer.step(parameters, gradients: grads)
+        if let maxNorm = config.clipGradNorm { clipGradients(gradients, maxNorm: maxNorm) }
+        var byName: [String: Tensor] = [:]
+        for ((name, _), view) in zip(parameters, gradients.views) { byName[name] = view }
+        optimizer.step(parameters, gradients: byName)
     }
 
     /// Test loss (criterion on the time-mean output), accuracy and firing rate per spiking layer.

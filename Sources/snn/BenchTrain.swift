@@ -26,6 +26,8 @@ struct BenchTrain: ParsableCommand {
     var steps: Int = 5
     @Option(help: "Untimed warm-up steps.")
     var warmup: Int = 1
+    @Option(name: .customLong("event-density"), help: "Event data sets: the fraction of ones in the binary input frames.")
+    var eventDensity: Double = 0.2
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -36,6 +38,7 @@ struct BenchTrain: ParsableCommand {
         guard timesteps >= 1, batchSize >= 1, steps >= 1, warmup >= 0 else {
             throw ValidationError("--T, --batch_size and --steps must be positive and --warmup non-negative")
         }
+        guard eventDensity >= 0, eventDensity <= 1 else { throw ValidationError("--event-density must be in [0, 1]; got \(eventDensity)") }
         guard Device(device) != nil else { throw ValidationError("--device accepts cpu, reference; got \(device)") }
     }
 
@@ -49,7 +52,9 @@ struct BenchTrain: ParsableCommand {
                                        generator: g, device: dev)
         // One batch of synthetic samples: event frames (non-negative counts) or normalised images.
         let sampleShape = isEvent ? [timesteps] + shape : shape
-        let samples = isEvent ? Tensor.uniform([batchSize] + sampleShape, low: 0, high: 2, generator: g, device: dev)
+        // Event frames: binary, each pixel on with probability --event-density (what
+        // preprocessed DVS frames look like to the network), as scripts/bench_reference.py feeds.
+        let samples = isEvent ? Tensor.bernoulli([batchSize] + sampleShape, probability: eventDensity, generator: g, device: dev)
                               : Tensor.normal([batchSize] + sampleShape, generator: g, device: dev)
         let labels = (0..<batchSize).map { _ in g.integer(below: classes) }
         let data = InMemoryDataset(samples: samples, labels: labels, isSequence: isEvent, classes: classes)
@@ -85,7 +90,7 @@ struct BenchTrain: ParsableCommand {
             "peak_tensor_mib": liveMiB.rounded(),
             "breakdown_seconds": breakdown.mapValues { ($0 * 1e4).rounded() / 1e4 },
             "topology": topology, "dataset": dataset, "T": timesteps, "batch_size": batchSize, "device": device,
-            "steps": steps, "warmup": warmup, "parameters": model.parameterCount, "loss": "TRT", "optimizer": "Adam",
+            "steps": steps, "warmup": warmup, "event_density": isEvent ? eventDensity : 0, "parameters": model.parameterCount, "loss": "TRT", "optimizer": "Adam",
             "threads": ProcessInfo.processInfo.activeProcessorCount,
         ]
         if json {

@@ -188,3 +188,69 @@ struct TrainerTests {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
     }
 }
+
+@Suite("training step: flat gradients, flat optimiser state, no host reads")
+struct TrainingStepTests {
+    init() { CPUBackend.register() }
+
+    private func trainer(clip: Double? = nil) throws -> (Trainer, Batch) {
+        let c = TrainingConfig(dataset: "synthetic", topology: "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8", modelName: nil, timesteps: 3,
+                               epochs: 1, batchSize: 8, learningRate: 1e-2, optimizer: .adam, scheduler: false, weightDecay: 0,
+                               l1: 0, l2: 0, loss: .trt(lambda: 1e-4, decay: 0.5, epsilon: 1e-5, eta: 0.05),
+                               neuron: NeuronParameters(), dropout: 0, batchNorm: true, kaimingInit: true, seed: 7, device: "cpu",
+                               maxSteps: nil, clipGradNorm: clip, checkpointEpochs: [], saveCheckpoints: false)
+        let model = try SpikingNetwork(c.topology, classes: 8, config: ModelConfig(timesteps: 3, inputShape: [2, 32, 32]),
+                                       generator: RandomGenerator(seed: 7))
+        let d = SyntheticEvents(count: 8, seed: 5, integration: .eventCount(frames: 3))
+        let data = InMemoryDataset(samples: d.frames, labels: d.labels, isSequence: true, classes: 8)
+        let t = Trainer(config: c, model: model, train: data, test: data, runDirectory: "")
+        return (t, data.batch(Array(0..<8)[...]))
+    }
+
+    @Test("nothing is read back to the host until the loss is: forward, loss and backward of a step")
+    func noHostReadsInAStep() throws {
+        let (t, batch) = try trainer()
+        _ = try t.step(batch)  // plans, optimiser state
+        let before = Tensor.hostReadCount
+        let (loss, predictions) = t.computeGradients(batch)
+        // computeGradients reads exactly the loss and the predictions, after the backward pass.
+        #expect(Tensor.hostReadCount - before == 2)
+        #expect(loss.isFinite && predictions.count == 8)
+        let beforeUpdate = Tensor.hostReadCount
+        t.applyGradients()
+        #expect(Tensor.hostReadCount == beforeUpdate, "the optimiser step reads nothing back")
+    }
+
+    @Test("gradients land in one flat buffer in parameter order; Adam's state is flat too")
+    func flatBuffers() throws {
+        let (t, batch) = try trainer()
+        _ = t.computeGradients(batch)
+        let names = t.parameterNames
+        #expect(t.gradients.views.count == names.count)
+        #expect(t.gradients.flat.toDoubles().contains { $0 != 0 })
+        t.applyGradients()
+        for kind in ["exp_avg", "exp_avg_sq"] {
+            guard let flat = t.optimizer.flatState[kind] else { Issue.record("no flat \(kind)"); continue }
+            #expect(flat.count == t.gradients.flat.count)
+            for name in names { #expect(t.optimizer.state["\(name).\(kind)"]?.storage === flat.storage) }
+        }
+    }
+
+    @Test("clipping runs over the flat buffer: the global norm, the same bits every time")
+    func clipping() throws {
+        let (t, batch) = try trainer()
+        _ = t.computeGradients(batch)
+        let values = t.gradients.flat.toDoubles()
+        let expected = values.map { $0 * $0 }.reduce(0, +).squareRoot()
+        let copy = Tensor(values.map(Float.init), shape: [values.count])
+        let norm = clipGradients(t.gradients, maxNorm: expected / 2)
+        // float32 squares summed in blocks: within 1e-5 of the Double sum.
+        #expect(Swift.abs(norm - expected) <= 1e-5 * expected)
+        let clipped = t.gradients.flat.toDoubles()
+        let after = clipped.map { $0 * $0 }.reduce(0, +).squareRoot()
+        #expect(Swift.abs(after - expected / 2) <= 1e-5 * expected)
+        let buffer = GradientBuffer(parameters: [copy])
+        buffer.flat.assign(copy)
+        #expect(clipGradients(buffer, maxNorm: expected / 2) == norm, "bit-identical norm on a second computation")
+    }
+}
