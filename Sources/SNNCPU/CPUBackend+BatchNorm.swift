@@ -12,7 +12,7 @@ import SNNTensor
 extension CPUBackend {
     public func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
                           epsilon: Double, training: Bool) -> (output: Tensor, mean: Tensor, variance: Tensor) {
-        guard x.dtype == .float32 else {
+        guard computesNatively("batchNorm", x, gamma, beta) else {
             return reference.batchNorm(x, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
                                        epsilon: epsilon, training: training)
         }
@@ -41,7 +41,7 @@ extension CPUBackend {
 
     public func batchNormBackward(_ gradOutput: Tensor, input: Tensor, gamma: Tensor, mean: Tensor, variance: Tensor,
                                   epsilon: Double) -> (input: Tensor, gamma: Tensor, beta: Tensor) {
-        guard gradOutput.dtype == .float32 else {
+        guard computesNatively("batchNorm", gradOutput, input, gamma) else {
             return reference.batchNormBackward(gradOutput, input: input, gamma: gamma, mean: mean, variance: variance, epsilon: epsilon)
         }
         let (gy, x) = (gradOutput.contiguousData(), input.contiguousData())

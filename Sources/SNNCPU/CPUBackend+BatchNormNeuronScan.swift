@@ -14,7 +14,7 @@ import SNNTensor
 /// layout reorders.
 extension CPUBackend {
     public func batchNormStatistics(_ x: Tensor) -> (mean: Tensor, variance: Tensor) {
-        guard x.dtype == .float32 else { return reference.batchNormStatistics(x) }
+        guard computesNatively("batchNormStatistics", x) else { return reference.batchNormStatistics(x) }
         let input = x.contiguousData()
         let (frames, channels) = (x.shape[0], x.shape[1])
         let plane = x.count / max(frames * channels, 1)
@@ -43,7 +43,7 @@ extension CPUBackend {
 
     public func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
                                     steps: Int, _ neuron: NeuronParameters) -> Tensor {
-        guard [x, gamma, beta, mean, variance].allSatisfy({ $0.dtype == .float32 }) else {
+        guard computesNatively("batchNormNeuronScan", x, gamma, beta, mean, variance) else {
             return reference.batchNormNeuronScan(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
                                                  steps: steps, neuron)
         }
@@ -63,7 +63,7 @@ extension CPUBackend {
     public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,
                                             variance: Tensor, epsilon: Double, steps: Int, _ neuron: NeuronParameters)
         -> (input: Tensor, gamma: Tensor, beta: Tensor) {
-        guard [gradSpikes, x, gamma, beta, mean, variance].allSatisfy({ $0.dtype == .float32 }) else {
+        guard computesNatively("batchNormNeuronScan", gradSpikes, x, gamma, beta, mean, variance) else {
             return reference.batchNormNeuronScanBackward(gradSpikes, input: x, gamma: gamma, beta: beta, mean: mean,
                                                          variance: variance, epsilon: epsilon, steps: steps, neuron)
         }

@@ -25,7 +25,7 @@ extension CPUBackend {
 
     /// `conv2d` with an explicit algorithm policy (tests exercise each one).
     func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2dParameters, algorithm: ConvAlgorithm) -> Tensor {
-        guard x.dtype == .float32 else { return reference.conv2d(x, weight: weight, bias: bias, p) }
+        guard computesNatively("conv2d", x, weight) else { return reference.conv2d(x, weight: weight, bias: bias, p) }
         let (x, weight, bias) = (x.contiguousData(), weight.contiguousData(), bias?.contiguousData())
         let y = Tensor.empty(ConvPlan.outputShape(x.shape, weight.shape, p), device: .cpu)
         DNNL.locked {
@@ -42,7 +42,7 @@ extension CPUBackend {
     /// `conv2dBackwardData` with an explicit algorithm policy.
     func conv2dBackwardData(_ gradOutput: Tensor, weight: Tensor, inputShape: [Int], _ p: Conv2dParameters,
                             algorithm: ConvAlgorithm) -> Tensor {
-        guard gradOutput.dtype == .float32 else {
+        guard computesNatively("conv2d", gradOutput, weight) else {
             return reference.conv2dBackwardData(gradOutput, weight: weight, inputShape: inputShape, p)
         }
         let (gy, weight) = (gradOutput.contiguousData(), weight.contiguousData())
@@ -57,7 +57,7 @@ extension CPUBackend {
     /// `conv2dBackwardWeight` with an explicit algorithm policy.
     func conv2dBackwardWeight(_ gradOutput: Tensor, input: Tensor, weightShape: [Int], withBias: Bool,
                               _ p: Conv2dParameters, algorithm: ConvAlgorithm) -> (weight: Tensor, bias: Tensor?) {
-        guard gradOutput.dtype == .float32 else {
+        guard computesNatively("conv2d", gradOutput, input) else {
             return reference.conv2dBackwardWeight(gradOutput, input: input, weightShape: weightShape, withBias: withBias, p)
         }
         let (gy, x) = (gradOutput.contiguousData(), input.contiguousData())

@@ -10,7 +10,7 @@ import SNNTensor
 extension CPUBackend {
     /// `op(x)` elementwise (float32 here, other dtypes on the reference backend).
     public func unary(_ op: UnaryOp, _ x: Tensor) -> Tensor {
-        guard x.dtype == .float32 else { return reference.unary(op, x) }
+        guard computesNatively(op.rawValue, x) else { return reference.unary(op, x) }
         switch op {
         case .negate: return map(x, Negate())
         case .exp: return map(x, Exp())
@@ -27,7 +27,7 @@ extension CPUBackend {
 
     /// `op(a, b)` elementwise on equal-shaped (possibly broadcast) views; comparisons give 1 or 0.
     public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
-        guard a.dtype == .float32, b.dtype == .float32 else { return reference.binary(op, a, b) }
+        guard computesNatively(op.rawValue, a, b) else { return reference.binary(op, a, b) }
         switch op {
         case .add: return zip(a, b, Add())
         case .subtract: return zip(a, b, Subtract())
@@ -47,7 +47,7 @@ extension CPUBackend {
 
     /// `min(max(x, low), high)` elementwise.
     public func clamp(_ x: Tensor, low: Double, high: Double) -> Tensor {
-        guard x.dtype == .float32 else { return reference.clamp(x, low: low, high: high) }
+        guard computesNatively("clamp", x) else { return reference.clamp(x, low: low, high: high) }
         // Rounding the bounds to Float is monotone, so every comparison and every result
         // equals the reference's Double computation rounded to Float.
         return map(x, Clamp(low: Float(low), high: Float(high)))
@@ -55,7 +55,7 @@ extension CPUBackend {
 
     /// `condition != 0 ? a : b` elementwise.
     public func select(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
-        guard condition.dtype == .float32, a.dtype == .float32, b.dtype == .float32 else {
+        guard computesNatively("where", condition, a, b) else {
             return reference.select(condition, a, b)
         }
         let out = Tensor.empty(a.shape, dtype: .float32, device: .cpu)

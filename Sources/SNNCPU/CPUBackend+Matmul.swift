@@ -6,7 +6,7 @@ import SNNTensor
 /// kernels: about 205 GFLOP/s at 1024³, within 7% of oneDNN's own `dnnl_sgemm`.
 extension CPUBackend {
     public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> Tensor {
-        guard a.dtype == .float32 else { return reference.matmul(a, b, transposeA: transposeA, transposeB: transposeB) }
+        guard computesNatively("matmul", a, b) else { return reference.matmul(a, b, transposeA: transposeA, transposeB: transposeB) }
         let (a, b) = (a.contiguousData(), b.contiguousData())
         precondition(a.rank == 2 && b.rank == 2, "[matmul] expected 2-D operands, got \(a.shape) and \(b.shape)")
         let m = transposeA ? a.shape[1] : a.shape[0], k = transposeA ? a.shape[0] : a.shape[1]

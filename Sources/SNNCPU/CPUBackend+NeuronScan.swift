@@ -12,7 +12,7 @@ import SNNTensor
 extension CPUBackend {
     /// Spikes and charged potentials `h_t` of the LIF neuron over `[T, ...]`.
     public func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, potentials: Tensor) {
-        guard x.dtype == .float32, x.rank >= 1 else { return reference.neuronScan(x, neuron) }
+        guard computesNatively("neuronScan", x), x.rank >= 1 else { return reference.neuronScan(x, neuron) }
         let input = x.isContiguous ? x : contiguous(x)
         let spikes = Tensor.empty(x.shape, dtype: .float32, device: .cpu)
         let potentials = Tensor.empty(x.shape, dtype: .float32, device: .cpu)
@@ -30,7 +30,7 @@ extension CPUBackend {
 
     /// `dL/dx` of ``neuronScan(_:_:)`` from `dL/ds` and the saved potentials.
     public func neuronScanBackward(_ gradSpikes: Tensor, potentials: Tensor, _ neuron: NeuronParameters) -> Tensor {
-        guard gradSpikes.dtype == .float32, potentials.dtype == .float32, potentials.rank >= 1 else {
+        guard computesNatively("neuronScan", gradSpikes, potentials), potentials.rank >= 1 else {
             return reference.neuronScanBackward(gradSpikes, potentials: potentials, neuron)
         }
         let gs = gradSpikes.isContiguous ? gradSpikes : contiguous(gradSpikes)
@@ -51,7 +51,7 @@ extension CPUBackend {
 
     /// The surrogate derivative `g(u)` elementwise.
     public func surrogateGradient(_ u: Tensor, _ surrogate: Surrogate) -> Tensor {
-        guard u.dtype == .float32 else { return reference.surrogateGradient(u, surrogate) }
+        guard computesNatively("surrogateGradient", u) else { return reference.surrogateGradient(u, surrogate) }
         let src = u.isContiguous ? u : contiguous(u)
         let out = Tensor.empty(u.shape, dtype: .float32, device: .cpu)
         let (pu, po) = (UnsafePointer(src.pointer(as: Float.self)), out.pointer(as: Float.self))

@@ -19,7 +19,7 @@ import SNNTensor
 /// the input, small beside the convolution that feeds it.
 extension CPUBackend {
     public func pool2d(_ x: Tensor, _ p: Pool2dParameters) -> Tensor {
-        guard x.dtype == .float32 else { return reference.pool2d(x, p) }
+        guard computesNatively("pool2d", x) else { return reference.pool2d(x, p) }
         let x = x.contiguousData()
         let y = Tensor.empty(PoolPlan.outputShape(x.shape, p), device: .cpu)
         DNNL.locked {
@@ -33,7 +33,7 @@ extension CPUBackend {
     }
 
     public func pool2dBackward(_ gradOutput: Tensor, inputShape: [Int], input: Tensor?, _ p: Pool2dParameters) -> Tensor {
-        guard gradOutput.dtype == .float32 else {
+        guard computesNatively("pool2d", gradOutput) else {
             return reference.pool2dBackward(gradOutput, inputShape: inputShape, input: input, p)
         }
         precondition(p.kind == .average || input?.shape == inputShape, "[pool2d] expected the forward input of shape \(inputShape) for max pooling's gradient")

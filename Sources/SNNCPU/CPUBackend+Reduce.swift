@@ -11,7 +11,7 @@ import SNNTensor
 extension CPUBackend {
     /// Sum or max over `axes` (sorted), keeping them as size-1 dimensions; max propagates NaN.
     public func reduce(_ op: ReduceOp, _ x: Tensor, axes: [Int]) -> Tensor {
-        guard x.dtype == .float32 else { return reference.reduce(op, x, axes: axes) }
+        guard computesNatively(op.rawValue, x) else { return reference.reduce(op, x, axes: axes) }
         var outShape = x.shape
         for a in axes { outShape[a] = 1 }
         let out = Tensor.empty(outShape, dtype: .float32, device: .cpu)

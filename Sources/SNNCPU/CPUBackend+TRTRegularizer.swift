@@ -17,7 +17,7 @@ extension CPUBackend {
     public func trtRegularizer(_ weights: [Tensor], lambda: Double, coefficients: [Double], epsilon: Double)
         -> (value: Tensor, gradients: [Tensor])
     {
-        guard !weights.isEmpty, weights.allSatisfy({ $0.dtype == .float32 }) else {
+        guard !weights.isEmpty, computesNatively("trtRegularizer", weights) else {
             return reference.trtRegularizer(weights, lambda: lambda, coefficients: coefficients, epsilon: epsilon)
         }
         let inputs = weights.map { $0.isContiguous ? $0 : contiguous($0) }

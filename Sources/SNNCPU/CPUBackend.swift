@@ -7,8 +7,12 @@ import SNNTensor
 /// and blocked Swift kernels over unsafe pointers for elementwise work, reductions and the
 /// fused neuron.
 ///
-/// Only `float32` is accelerated; other dtypes fall back to ``ReferenceBackend`` (they exist
-/// for gradient checks and labels). oneDNN and OpenBLAS share one OpenMP pool (libgomp); Swift
+/// The dtype policy: the CPU computes in `float32`. Integer tensors (labels, spike byte codes,
+/// BN's batch counter) take ``ReferenceBackend``'s loops, their only use and cheap at their
+/// sizes; any other floating-point dtype (`float64`, `float16`, `bfloat16`) is refused with a
+/// message naming the op, never run through the reference's `Double` loops by accident: convert
+/// once at the boundary (`cast(to: .float32)`) or compute on `.reference`. Copies and casts take
+/// every dtype. oneDNN and OpenBLAS share one OpenMP pool (libgomp); Swift
 /// kernels split work across the same OpenMP team (`OpenMP.parallel`) between library calls, never
 /// inside them.
 public final class CPUBackend: Backend, @unchecked Sendable {
@@ -20,6 +24,20 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     let reference = ReferenceBackend.shared
 
     private init() {}
+
+    /// Whether `op` runs natively on these operands: `true` for float32, `false` for integer
+    /// operands (they take the reference loops); traps for other floating-point dtypes.
+    func computesNatively(_ op: String, _ operands: Tensor...) -> Bool { computesNatively(op, operands) }
+
+    func computesNatively(_ op: String, _ operands: [Tensor]) -> Bool {
+        var native = true
+        for t in operands where t.dtype != .float32 {
+            precondition(!t.dtype.isFloatingPoint,
+                         "[\(op)] the cpu device computes in float32, got a \(t.dtype) operand: convert it once with cast(to: .float32), or compute on the reference device")
+            native = false
+        }
+        return native
+    }
 
     /// Makes `Device.cpu` compute with this backend. Call once at start-up (the `snn` tool and
     /// the tests do).

@@ -11,7 +11,7 @@ import Glibc
 /// and through plain `mmap`/`munmap` every step pays page faults and zeroing for fresh pages.
 /// So blocks of at least ``largeBlock`` bytes are mapped directly and, when freed, kept in a
 /// per-size free list that the next allocation of that size takes; the free lists hold at most
-/// ``cacheLimit`` bytes (`SNN_HOST_CACHE_MIB`, default 512) and unmap anything beyond.
+/// ``cacheLimit`` bytes (`SNN_HOST_CACHE_MIB`, default 256) and unmap anything beyond.
 final class HostAllocator: @unchecked Sendable {
     static let shared = HostAllocator()
 
@@ -25,7 +25,7 @@ final class HostAllocator: @unchecked Sendable {
     private var cachedBytes = 0
 
     private init() {
-        let mib = ProcessInfo.processInfo.environment["SNN_HOST_CACHE_MIB"].flatMap(Int.init) ?? 512
+        let mib = ProcessInfo.processInfo.environment["SNN_HOST_CACHE_MIB"].flatMap(Int.init) ?? 256
         cacheLimit = max(0, mib) << 20
     }
 

@@ -128,15 +128,32 @@ struct DNNLSmokeTests {
         #expect(relativeError(y, ref.conv2d(x, weight: w, bias: nil, c.parameters)) < Self.tolerance)
     }
 
-    @Test("float64 falls back to the reference backend")
-    func float64Fallback() {
-        let c = Self.convCases[1]
-        let x = ref.cast(random(c.input, 1), to: .float64), w = ref.cast(random(c.weight, 2), to: .float64)
-        let y = cpu.conv2d(x, weight: w, bias: nil, c.parameters)
-        #expect(y.dtype == .float64)
-        #expect(y.toDoubles() == ref.conv2d(x, weight: w, bias: nil, c.parameters).toDoubles())
-        let p = Pool2dParameters(.max, kernel: (2, 2))
-        #expect(cpu.pool2d(x, p).toDoubles() == ref.pool2d(x, p).toDoubles())
+    /// The dtype policy: float32 computes natively, integer operands take the reference loops,
+    /// other floating-point dtypes stop with a message naming the op instead of running through
+    /// the reference's Double loops unnoticed.
+    @Test("float64, float16 and bfloat16 operands are refused with the op's name")
+    func nonFloat32Refused() async {
+        let results = [
+            await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) { DNNLSmokeTests.convolve(.float64) },
+            await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) { DNNLSmokeTests.convolve(.float16) },
+            await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) { DNNLSmokeTests.convolve(.bfloat16) },
+        ]
+        for (result, dtype) in zip(results, [DType.float64, .float16, .bfloat16]) {
+            let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+            #expect(stderr.contains("[conv2d] the cpu device computes in float32, got a \(dtype) operand"), "\(dtype)")
+        }
+    }
+
+    static func convolve(_ dtype: DType) {
+        CPUBackend.register()
+        let x = Tensor.zeros([1, 2, 4, 4], dtype: dtype, device: .cpu), w = Tensor.zeros([3, 2, 3, 3], dtype: dtype, device: .cpu)
+        _ = CPUBackend.shared.conv2d(x, weight: w, bias: nil, Conv2dParameters())
+    }
+
+    @Test("integer operands take the reference loops: the batch counter, labels")
+    func integersComputed() {
+        let counter = Tensor(doubles: [41], shape: [], dtype: .int64, device: .cpu)
+        #expect((counter + counter.like(1)).toDoubles() == [42])
     }
 
     // MARK: Pooling

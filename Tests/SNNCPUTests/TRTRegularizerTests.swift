@@ -95,15 +95,11 @@ struct CPUTRTRegularizerTests {
         for (w, e) in zip(ws, expected) { assertClose(w.grad ?? w, e, .float32TRTRegularizer, "gradient") }
     }
 
-    @Test("other dtypes fall back to the reference backend")
-    func float64Fallback() {
-        let ws = Self.weights([[5], [2, 3]], seed: 75).map { $0.float64Copy.leafCopy(on: .cpu) }
-        let c = Self.coefficients(decay: 0.5, steps: 3)
-        let (value, gradients) = CPUBackend.shared.trtRegularizer(ws, lambda: 0.1, coefficients: c, epsilon: 1e-5)
-        let (expected, expectedGradients) = ReferenceBackend.shared.trtRegularizer(
-            ws.map(\.float64Copy), lambda: 0.1, coefficients: c, epsilon: 1e-5)
-        #expect(value.dtype == .float64 && value.device == .cpu)
-        assertClose(value, expected, .exact)
-        for (g, e) in zip(gradients, expectedGradients) { assertClose(g, e, .exact) }
+    @Test("float64 weights are refused by name on the cpu device (the dtype policy)")
+    func float64Refused() async {
+        await #expect(processExitsWith: .failure) {
+            let ws = [Tensor.zeros([5], dtype: .float64, device: .cpu)]
+            _ = CPUBackend.shared.trtRegularizer(ws, lambda: 0.1, coefficients: [0], epsilon: 1e-5)
+        }
     }
 }
