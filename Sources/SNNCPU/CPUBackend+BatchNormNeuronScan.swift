@@ -42,46 +42,55 @@ extension CPUBackend {
     }
 
     public func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
-                                    steps: Int, _ neuron: NeuronParameters) -> Tensor {
-        guard computesNatively("batchNormNeuronScan", x, gamma, beta, mean, variance) else {
+                                    residual: Tensor?, steps: Int, _ neuron: NeuronParameters) -> Tensor {
+        guard computesNatively("batchNormNeuronScan", [x, gamma, beta, mean, variance] + (residual.map { [$0] } ?? [])) else {
             return reference.batchNormNeuronScan(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
-                                                 steps: steps, neuron)
+                                                 residual: residual, steps: steps, neuron)
         }
         let input = x.contiguousData()
+        let r = residual?.contiguousData()
         let spikes = Tensor.empty(x.shape, device: .cpu)
         let map = ChannelAffine(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon, steps: steps,
                                 neuron: neuron)
         if map.scan.neurons == 0 { return spikes }
         let (px, ps) = (UnsafePointer(input.pointer(as: Float.self)), spikes.pointer(as: Float.self))
+        let pr = r.map { UnsafePointer($0.pointer(as: Float.self)) }
         switch neuron.reset {
-        case .hard(let vReset): affineScanForward(map, HardReset(vReset: Float(vReset)), px, ps)
-        case .soft: affineScanForward(map, SoftReset(threshold: Float(neuron.threshold)), px, ps)
+        case .hard(let vReset): affineScanForward(map, HardReset(vReset: Float(vReset)), px, pr, ps)
+        case .soft: affineScanForward(map, SoftReset(threshold: Float(neuron.threshold)), px, pr, ps)
         }
-        return spikes
+        return withExtendedLifetime(r) { spikes }
     }
 
     public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,
-                                            variance: Tensor, epsilon: Double, steps: Int, _ neuron: NeuronParameters)
-        -> (input: Tensor, gamma: Tensor, beta: Tensor) {
-        guard computesNatively("batchNormNeuronScan", gradSpikes, x, gamma, beta, mean, variance) else {
+                                            variance: Tensor, epsilon: Double, residual: Tensor?, steps: Int,
+                                            _ neuron: NeuronParameters)
+        -> (input: Tensor, gamma: Tensor, beta: Tensor, residual: Tensor?) {
+        guard computesNatively("batchNormNeuronScan", [gradSpikes, x, gamma, beta, mean, variance] + (residual.map { [$0] } ?? []))
+        else {
             return reference.batchNormNeuronScanBackward(gradSpikes, input: x, gamma: gamma, beta: beta, mean: mean,
-                                                         variance: variance, epsilon: epsilon, steps: steps, neuron)
+                                                         variance: variance, epsilon: epsilon, residual: residual, steps: steps,
+                                                         neuron)
         }
         let (input, gs) = (x.contiguousData(), gradSpikes.contiguousData())
+        let r = residual?.contiguousData()
+        // The residual's gradient is dL/dx̂ itself, kept before batch norm's pass overwrites it.
+        let gr = residual.map { Tensor.empty($0.shape, device: .cpu) }
         let channels = x.shape[1]
         let gx = Tensor.empty(x.shape, device: .cpu)
         let gGamma = Tensor.empty([channels], device: .cpu), gBeta = Tensor.empty([channels], device: .cpu)
         let map = ChannelAffine(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon, steps: steps,
                                 neuron: neuron)
         let n = map.scan.neurons
-        if n == 0 { return (gx, Tensor.zeros([channels], device: .cpu), Tensor.zeros([channels], device: .cpu)) }
+        if n == 0 { return (gx, Tensor.zeros([channels], device: .cpu), Tensor.zeros([channels], device: .cpu), gr) }
         // Per neuron of one time step: Σ_t dL/dx̂ and Σ_t dL/dx̂ · x̂ (x̂ = (y − μ)/σ, batch norm's
         // normalised value), summed per channel afterwards.
         let sums = Tensor.empty([2, n], device: .cpu)
         let py = UnsafePointer(input.pointer(as: Float.self))
-        let io = AffineBackwardIO(y: py, gradSpikes: UnsafePointer(gs.pointer(as: Float.self)),
-                                  gradInput: gx.pointer(as: Float.self), sumGrad: sums.pointer(as: Float.self),
-                                  sumGradNormalized: sums.pointer(as: Float.self) + n)
+        let io = AffineBackwardIO(y: py, residual: r.map { UnsafePointer($0.pointer(as: Float.self)) },
+                                  gradSpikes: UnsafePointer(gs.pointer(as: Float.self)),
+                                  gradInput: gx.pointer(as: Float.self), gradResidual: gr?.pointer(as: Float.self),
+                                  sumGrad: sums.pointer(as: Float.self), sumGradNormalized: sums.pointer(as: Float.self) + n)
         switch neuron.surrogate {
         case .triangle(let g): affineScanBackward(map, TriangleSurrogate(g), neuron.reset, io)
         case .sigmoid(let a): affineScanBackward(map, SigmoidSurrogate(a), neuron.reset, io)
@@ -118,7 +127,7 @@ extension CPUBackend {
                 }
             }
         }
-        return (gx, gGamma, gBeta)
+        return withExtendedLifetime(r) { (gx, gGamma, gBeta, gr) }
     }
 }
 
@@ -221,7 +230,8 @@ private struct BlockBuffers {
 }
 
 private struct AffineBackwardIO {
-    let y: UnsafePointer<Float>, gradSpikes: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>
+    let y: UnsafePointer<Float>, residual: UnsafePointer<Float>?
+    let gradSpikes: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>, gradResidual: UnsafeMutablePointer<Float>?
     let sumGrad: UnsafeMutablePointer<Float>, sumGradNormalized: UnsafeMutablePointer<Float>
 }
 
@@ -229,23 +239,34 @@ private struct AffineBackwardIO {
 @inline(__always)
 private func normalized(_ y: Lanes, _ b: BlockBuffers, _ j: Int) -> Lanes { y * b.scale[j] + b.shift[j] }
 
-/// Spikes of the LIF scan over the normalised input (the potentials are not kept).
+/// `count` floats at `p + i` (all lanes when `count == laneWidth`), zero for a missing tensor.
+@inline(__always)
+private func loadOptional(_ p: UnsafePointer<Float>?, _ i: Int, count: Int) -> Lanes {
+    guard let p else { return Lanes() }
+    return count == laneWidth ? p.loadLanes(i) : p.loadLanes(i, count: count)
+}
+
+/// Spikes of the LIF scan over the normalised input plus the residual (the potentials are not
+/// kept).
 private func affineScanForward<R: ResetRule>(_ map: ChannelAffine, _ reset: R, _ y: UnsafePointer<Float>,
-                                             _ spikes: UnsafeMutablePointer<Float>) {
+                                             _ residual: UnsafePointer<Float>?, _ spikes: UnsafeMutablePointer<Float>) {
     let (n, decay, bound) = (map.scan.neurons, map.scan.decay, map.scan.spikeBound)
     map.forEachBlock(scratchSteps: 0) { first, m, b in
         let full = m / laneWidth, rest = m % laneWidth
         for t in 0..<map.scan.steps {
             let offset = t * n + first
-            let yt = y + offset, st = spikes + offset
+            let yt = y + offset, st = spikes + offset, rt = residual.map { $0 + offset }
             for j in 0..<full {
-                let h = b.state[j] * decay + normalized(yt.loadLanes(laneWidth * j), b, j)
+                let input = normalized(yt.loadLanes(laneWidth * j), b, j) + loadOptional(rt, laneWidth * j, count: laneWidth)
+                let h = b.state[j] * decay + input
                 let s = Lanes().replacing(with: 1, where: h .> bound)
                 StreamingStore.store(s, st + laneWidth * j, streaming: false)
                 b.state[j] = reset.next(h, s)
             }
             if rest > 0 {
-                let h = b.state[full] * decay + normalized(yt.loadLanes(laneWidth * full, count: rest), b, full)
+                let input = normalized(yt.loadLanes(laneWidth * full, count: rest), b, full)
+                    + loadOptional(rt, laneWidth * full, count: rest)
+                let h = b.state[full] * decay + input
                 let s = Lanes().replacing(with: 1, where: h .> bound)
                 (st + laneWidth * full).storeLanes(s, count: rest)
                 b.state[full] = reset.next(h, s)
@@ -278,9 +299,10 @@ private func affineScanBackward<G: SurrogateRule, R: ResetRule>(_ map: ChannelAf
         }
         // Forward again: h_t for the block (tails load zeros past m; those lanes are never stored).
         for t in 0..<scan.steps {
-            let yt = io.y + t * n + first, ht = b.scratch + t * vectors
+            let yt = io.y + t * n + first, ht = b.scratch + t * vectors, rt = io.residual.map { $0 + t * n + first }
             for j in 0..<groups {
-                let h = b.state[j] * decay + normalized(load(yt, j), b, j)
+                let input = normalized(load(yt, j), b, j) + loadOptional(rt, laneWidth * j, count: min(laneWidth, m - laneWidth * j))
+                let h = b.state[j] * decay + input
                 ht[j] = h
                 b.state[j] = reset.next(h, Lanes().replacing(with: 1, where: h .> bound))
             }
@@ -302,8 +324,10 @@ private func affineScanBackward<G: SurrogateRule, R: ResetRule>(_ map: ChannelAf
                 let count = min(laneWidth, m - laneWidth * j)
                 if count == laneWidth {
                     StreamingStore.store(gradH, gxt + laneWidth * j, streaming: false)
+                    if let grt = io.gradResidual { StreamingStore.store(gradH, grt + offset + laneWidth * j, streaming: false) }
                 } else {
                     (gxt + laneWidth * j).storeLanes(gradH, count: count)
+                    if let grt = io.gradResidual { (grt + offset + laneWidth * j).storeLanes(gradH, count: count) }
                 }
             }
         }

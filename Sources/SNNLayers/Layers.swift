@@ -89,17 +89,22 @@ public final class BatchNorm: Module {
                                 training: training, momentum: momentum, epsilon: epsilon))
     }
 
-    /// This batch norm followed by the spiking neuron `neuron` over a sequence `[T, N, C, ...]`:
-    /// in training mode one fused op that keeps only `x` and the batch statistics for its
-    /// backward pass (``batchNormNeuronScan(_:steps:gamma:beta:runningMean:runningVar:momentum:epsilon:neuron:)``);
-    /// in eval mode the two in turn.
-    public func thenNeuron(_ x: Tensor, _ neuron: NeuronParameters) -> Tensor {
-        guard training, x.rank >= 3 else { return neuronScan(forward(x), neuron) }
+    /// This batch norm, plus `residual` when given, followed by the spiking neuron `neuron` over
+    /// a sequence `[T, N, C, ...]`: in training mode one fused op that keeps only `x`, the batch
+    /// statistics and the residual (as bytes when it holds spikes) for its backward pass
+    /// (``batchNormNeuronScan(_:steps:gamma:beta:runningMean:runningVar:momentum:epsilon:residual:neuron:)``);
+    /// in eval mode the ops in turn.
+    public func thenNeuron(_ x: Tensor, _ neuron: NeuronParameters, residual: Tensor? = nil) -> Tensor {
+        guard training, x.rank >= 3 else {
+            let y = forward(x)
+            return neuronScan(residual.map { y + $0 } ?? y, neuron)
+        }
         countBatch()
         let (t, n) = (x.shape[0], x.shape[1])
         let frames = x.reshaped([t * n] + x.shape[2...])
         let spikes = batchNormNeuronScan(frames, steps: t, gamma: weight, beta: bias, runningMean: runningMean.value,
-                                         runningVar: runningVar.value, momentum: momentum, epsilon: epsilon, neuron: neuron)
+                                         runningVar: runningVar.value, momentum: momentum, epsilon: epsilon,
+                                         residual: residual?.reshaped(frames.shape), neuron: neuron)
         return spikes.reshaped(x.shape)
     }
 

@@ -60,10 +60,14 @@ public final class SeqToANN: Module {
         return (list[0], bn)
     }
 
-    /// `lif(self(x))`, with batch norm and the neuron fused when this container ends in one.
-    func spiking(_ x: Tensor, _ lif: LIF) -> Tensor {
-        guard let (conv, bn) = convThenBatchNorm else { return lif(self(x)) }
-        return lif(conv(x), after: bn)
+    /// `lif(self(x) + residual)`, with batch norm, the residual add and the neuron fused when
+    /// this container ends in batch norm.
+    func spiking(_ x: Tensor, _ lif: LIF, residual: Tensor? = nil) -> Tensor {
+        guard let (conv, bn) = convThenBatchNorm else {
+            let y = self(x)
+            return lif(residual.map { y + $0 } ?? y)
+        }
+        return lif(conv(x), after: bn, residual: residual)
     }
 
     public override func forward(_ x: Tensor) -> Tensor { single.map { $0(x) } ?? list.reduce(x) { $1($0) } }
@@ -152,7 +156,7 @@ public final class ResidualBlock: Module {
         let identity = downsample.map { $0(x) } ?? x
         let y: Tensor
         switch connect {
-        case nil: y = lif2(conv2(hidden) + identity)
+        case nil: y = conv2.spiking(hidden, lif2, residual: identity)
         case .add?: y = conv2.spiking(hidden, lif2) + identity
         case .and?: y = conv2.spiking(hidden, lif2) * identity
         case .iand?: y = identity * (1 - conv2.spiking(hidden, lif2))

@@ -34,8 +34,9 @@ public final class LIF: Module {
     /// statistics instead of the normalised input and the potentials.
     ///
     /// - Parameter x: pre-normalisation activations `[T, N, C, ...]`.
-    public func callAsFunction(_ x: Tensor, after bn: BatchNorm) -> Tensor {
-        observe(bn.thenNeuron(x, neuron))
+    ///   - residual: added after batch norm, before the neuron (a residual block's shortcut).
+    public func callAsFunction(_ x: Tensor, after bn: BatchNorm, residual: Tensor? = nil) -> Tensor {
+        observe(bn.thenNeuron(x, neuron, residual: residual))
     }
 
     private func observe(_ spikes: Tensor) -> Tensor {

@@ -67,18 +67,19 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
         time("batch norm") { inner.batchNormStatistics(x) }
     }
     public func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
-                                    steps: Int, _ neuron: NeuronParameters) -> Tensor {
+                                    residual: Tensor?, steps: Int, _ neuron: NeuronParameters) -> Tensor {
         time("neuron") {
             inner.batchNormNeuronScan(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
-                                      steps: steps, neuron)
+                                      residual: residual, steps: steps, neuron)
         }
     }
     public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,
-                                            variance: Tensor, epsilon: Double, steps: Int, _ neuron: NeuronParameters)
-        -> (input: Tensor, gamma: Tensor, beta: Tensor) {
+                                            variance: Tensor, epsilon: Double, residual: Tensor?, steps: Int,
+                                            _ neuron: NeuronParameters)
+        -> (input: Tensor, gamma: Tensor, beta: Tensor, residual: Tensor?) {
         time("neuron") {
             inner.batchNormNeuronScanBackward(gradSpikes, input: input, gamma: gamma, beta: beta, mean: mean, variance: variance,
-                                              epsilon: epsilon, steps: steps, neuron)
+                                              epsilon: epsilon, residual: residual, steps: steps, neuron)
         }
     }
     public func surrogateGradient(_ u: Tensor, _ surrogate: Surrogate) -> Tensor {

@@ -16,34 +16,39 @@ extension ReferenceBackend {
         return (make(mean, [channels], x.dtype, x.device), make(variance, [channels], x.dtype, x.device))
     }
 
-    /// `x·a_c + b_c` as a `[T, rest]` sequence (rounded to `x`'s dtype), with `a = γ/√(σ²+ε)`,
+    /// `x·a_c + b_c (+ r)` as a `[T, rest]` sequence (rounded to `x`'s dtype), with `a = γ/√(σ²+ε)`,
     /// `b = β − μa`.
     private func normalizedSequence(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor,
-                                    epsilon: Double, steps: Int) -> Tensor {
+                                    epsilon: Double, residual: Tensor?, steps: Int) -> Tensor {
         let v = read(x), (g, b, m, s) = (read(gamma), read(beta), read(mean), read(variance)), channels = x.shape[1]
+        let r = residual.map(read) ?? [Double](repeating: 0, count: v.count)
         let plane = x.count / Swift.max(x.shape[0] * channels, 1)
         let scale = (0..<channels).map { g[$0] / (s[$0] + epsilon).squareRoot() }
         let shift = (0..<channels).map { b[$0] - m[$0] * scale[$0] }
         let out = v.indices.map { i -> Double in
             let c = (i / plane) % channels
-            return v[i] * scale[c] + shift[c]
+            return v[i] * scale[c] + shift[c] + r[i]
         }
         return make(out, [steps, x.count / steps], x.dtype, x.device)
     }
 
     public func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
-                                    steps: Int, _ neuron: NeuronParameters) -> Tensor {
-        let input = normalizedSequence(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon, steps: steps)
+                                    residual: Tensor?, steps: Int, _ neuron: NeuronParameters) -> Tensor {
+        let input = normalizedSequence(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
+                                       residual: residual, steps: steps)
         return make(read(neuronScan(input, neuron).spikes), x.shape, x.dtype, x.device)
     }
 
     public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,
-                                            variance: Tensor, epsilon: Double, steps: Int, _ neuron: NeuronParameters)
-        -> (input: Tensor, gamma: Tensor, beta: Tensor) {
-        let input = normalizedSequence(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon, steps: steps)
+                                            variance: Tensor, epsilon: Double, residual: Tensor?, steps: Int,
+                                            _ neuron: NeuronParameters)
+        -> (input: Tensor, gamma: Tensor, beta: Tensor, residual: Tensor?) {
+        let input = normalizedSequence(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
+                                       residual: residual, steps: steps)
         let potentials = neuronScan(input, neuron).potentials
         let g = make(read(gradSpikes), potentials.shape, gradSpikes.dtype, gradSpikes.device)
         let gradNormalized = make(read(neuronScanBackward(g, potentials: potentials, neuron)), x.shape, x.dtype, x.device)
-        return batchNormBackward(gradNormalized, input: x, gamma: gamma, mean: mean, variance: variance, epsilon: epsilon)
+        let r = batchNormBackward(gradNormalized, input: x, gamma: gamma, mean: mean, variance: variance, epsilon: epsilon)
+        return (r.input, r.gamma, r.beta, residual == nil ? nil : gradNormalized)
     }
 }

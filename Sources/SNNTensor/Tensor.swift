@@ -69,7 +69,9 @@ public final class Tensor: @unchecked Sendable {
 
     /// A tensor that shares the data but records no history.
     public func detached() -> Tensor {
-        Tensor(storage: storage, shape: shape, strides: strides, offset: offset, dtype: dtype, device: device)
+        let out = Tensor(storage: storage, shape: shape, strides: strides, offset: offset, dtype: dtype, device: device)
+        out.spikeQuantum = spikeQuantum  // a property of the values, which are the same
+        return out
     }
 }
 

@@ -34,4 +34,21 @@ struct BatchNormNeuronScanParityTests {
         #expect(cpu.count == 2 * c && ref.count == 2 * c)
         for (a, b) in zip(cpu, ref) { #expect(Swift.abs(a - b) <= 1e-5 * Swift.abs(b), "running statistics") }
     }
+
+    @Test("with a residual (spikes, kept as bytes): CPU against the reference")
+    func residualParity() {
+        let (steps, n, c) = (4, 3, 19)
+        let r = RandomInputs(seed: 92)
+        let shape = [steps * n, c, 13, 11]
+        let inputs = [r.normal(shape, mean: 0.4, std: 2, dtype: .float32),
+                      r.uniform([c], low: 0.5, high: 1.5, dtype: .float32), r.normal([c], mean: 0.2, std: 0.5, dtype: .float32),
+                      r.normal(shape, mean: 0.8, std: 1, dtype: .float32)]
+        expectDevicesAgree(inputs, on: .cpu, output: .elementwise(.exact),
+                           gradients: .relativeToMaxMagnitude(Tolerance.float32Accumulated)) { t in
+            let d = t[0].device
+            let residual = neuronScan(t[3].reshaped([steps, -1]), NeuronParameters()).reshaped(shape)
+            return batchNormNeuronScan(t[0], steps: steps, gamma: t[1], beta: t[2], runningMean: Tensor.zeros([c], device: d),
+                                       runningVar: Tensor.ones([c], device: d), residual: residual, neuron: NeuronParameters())
+        }
+    }
 }

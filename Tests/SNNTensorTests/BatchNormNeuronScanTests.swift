@@ -53,4 +53,41 @@ struct BatchNormNeuronScanTests {
         }
         for (u, w) in zip(fused.running, composite.running) { #expect(Swift.abs(u - w) <= 1e-12 * Swift.max(Swift.abs(w), 1e-300)) }
     }
+
+    @Test("with a residual: equals batch norm, the add, then the neuron; a spike residual is kept as bytes",
+          arguments: [false, true])
+    func residual(spikeResidual: Bool) {
+        let neuron = NeuronParameters()
+        func residualInput() -> Tensor {
+            let r = RandomInputs(seed: 84).normal([6, 3, 2, 2], mean: 0.9, std: 1)
+            return spikeResidual ? neuronScan(r.reshaped([3, -1]), neuron).reshaped([6, 3, 2, 2]) : r
+        }
+        func run(fused: Bool) -> (spikes: [Double], grads: [[Double]]) {
+            let t = Self.inputs(seed: 85)
+            let source = RandomInputs(seed: 84).normal([6, 3, 2, 2], mean: 0.9, std: 1)
+            source.requiresGrad = true
+            let residual = spikeResidual ? neuronScan(source.reshaped([3, -1]), neuron).reshaped([6, 3, 2, 2]) : source * 1
+            if spikeResidual { #expect(residual.spikeQuantum == 1) }
+            for x in t { x.requiresGrad = true }
+            let (m, v) = Self.stats(3)
+            let spikes: Tensor
+            if fused {
+                spikes = batchNormNeuronScan(t[0], steps: 3, gamma: t[1], beta: t[2], runningMean: m, runningVar: v,
+                                             residual: residual, neuron: neuron)
+            } else {
+                let y = batchNorm(t[0], gamma: t[1], beta: t[2], runningMean: m, runningVar: v, training: true) + residual
+                spikes = neuronScan(y.reshaped([3, -1]), neuron).reshaped(t[0].shape)
+            }
+            (spikes * RandomInputs(seed: 86).normal(spikes.shape)).sum().backward()
+            return (spikes.toDoubles(), (t + [source]).map { $0.grad?.toDoubles() ?? [] })
+        }
+        _ = residualInput()
+        let (fused, composite) = (run(fused: true), run(fused: false))
+        #expect(fused.spikes == composite.spikes)
+        for (a, b) in zip(fused.grads, composite.grads) {
+            let scale = b.map(Swift.abs).max() ?? 0
+            #expect(!a.isEmpty && a.count == b.count)
+            for (u, w) in zip(a, b) { #expect(Swift.abs(u - w) <= 1e-9 * Swift.max(scale, 1e-300)) }
+        }
+    }
 }

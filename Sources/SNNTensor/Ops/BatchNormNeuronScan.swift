@@ -14,6 +14,9 @@
 ///   - gamma, beta: `[C]` affine parameters.
 ///   - runningMean, runningVar: `[C]` running statistics, updated in place as by
 ///     ``batchNorm(_:gamma:beta:runningMean:runningVar:training:momentum:epsilon:)``.
+///   - residual: added to the normalised activations before the neuron (a residual block's
+///     shortcut, `[T·N, C, ...]` like `x`); kept as bytes for the backward pass when it holds
+///     spikes.
 ///   - neuron: the neuron of ``neuronScan(_:_:)``.
 /// - Returns: spikes `[T·N, C, ...]` (0 or 1), marked as spikes (``Tensor/spikeQuantum``).
 ///
@@ -22,7 +25,7 @@
 /// rounding.
 public func batchNormNeuronScan(_ x: Tensor, steps: Int, gamma: Tensor, beta: Tensor, runningMean: Tensor,
                                 runningVar: Tensor, momentum: Double = 0.1, epsilon: Double = 1e-5,
-                                neuron: NeuronParameters) -> Tensor {
+                                residual: Tensor? = nil, neuron: NeuronParameters) -> Tensor {
     precondition(x.rank >= 2, "[batchNormNeuronScan] expected a [T·N, C, ...] input, got \(ShapeUtil.describe(x.shape))")
     precondition(steps >= 1 && x.shape[0] % steps == 0,
                  "[batchNormNeuronScan] expected T = \(steps) to divide the leading dimension, got \(ShapeUtil.describe(x.shape))")
@@ -39,13 +42,22 @@ public func batchNormNeuronScan(_ x: Tensor, steps: Int, gamma: Tensor, beta: Te
         runningMean.assign(runningMean * (1 - momentum) + mean * momentum)
         runningVar.assign(runningVar * (1 - momentum) + variance * (momentum * count / Swift.max(count - 1, 1)))
     }
+    if let residual {
+        precondition(residual.shape == x.shape && residual.dtype == x.dtype && residual.device == x.device,
+                     "[batchNormNeuronScan] expected a residual like the input \(ShapeUtil.describe(x.shape)), got \(ShapeUtil.describe(residual.shape))")
+    }
+    let cr = residual?.contiguousData().detached()
     let spikes = backend.batchNormNeuronScan(cx, gamma: gammaData, beta: betaData, mean: mean, variance: variance,
-                                             epsilon: epsilon, steps: steps, neuron)
+                                             epsilon: epsilon, residual: cr, steps: steps, neuron)
     spikes.spikeQuantum = 1
-    // Saved: x, γ, β and the [C] statistics; the backend recomputes the rest.
-    return record("batchNormNeuronScan", spikes, [x, gamma, beta]) { g in
+    // Saved: x, γ, β, the [C] statistics and the residual (bytes when it holds spikes); the
+    // backend recomputes the rest.
+    let savedResidual = cr.map(SavedActivation.init)
+    let inputs = [x, gamma, beta] + (residual.map { [$0] } ?? []), hasResidual = residual != nil
+    return record("batchNormNeuronScan", spikes, inputs) { g in
         let r = backend.batchNormNeuronScanBackward(g.contiguousData(), input: cx, gamma: gammaData, beta: betaData, mean: mean,
-                                                    variance: variance, epsilon: epsilon, steps: steps, neuron)
-        return [r.input, r.gamma, r.beta]
+                                                    variance: variance, epsilon: epsilon, residual: savedResidual?.value,
+                                                    steps: steps, neuron)
+        return [r.input, r.gamma, r.beta] + (hasResidual ? [r.residual] : [])
     }
 }
