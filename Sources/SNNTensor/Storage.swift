@@ -47,11 +47,13 @@ public final class Storage: @unchecked Sendable {
     private static let counterLock = NSLock()
     nonisolated(unsafe) private static var live = 0
     nonisolated(unsafe) private static var peak = 0
+    nonisolated(unsafe) private static var highWater = 0
 
     private static func account(_ delta: Int) {
         counterLock.lock()
         live += delta
         if live > peak { peak = live }
+        if live > highWater { highWater = live }
         counterLock.unlock()
     }
 
@@ -68,6 +70,13 @@ public final class Storage: @unchecked Sendable {
         counterLock.lock()
         defer { counterLock.unlock() }
         return peak
+    }
+
+    /// The highest ``liveByteCount`` since the process started (never reset).
+    public static var highWaterByteCount: Int {
+        counterLock.lock()
+        defer { counterLock.unlock() }
+        return highWater
     }
 
     /// Starts a new peak measurement from the current live bytes.
