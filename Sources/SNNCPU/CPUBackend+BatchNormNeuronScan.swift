@@ -188,9 +188,10 @@ private final class ChannelAffine {
     deinit { scale.deallocate() }
 
     /// Runs `body(first, count, buffers)` for every block of ``neuronBlock`` neurons, split
-    /// across cores. `buffers` holds the block's per-neuron constants (as lanes, zero past
-    /// `count`), a zeroed state vector per lane group, and `scratchSteps` slices of scratch.
-    func forEachBlock(scratchSteps: Int, _ body: (Int, Int, BlockBuffers) -> Void) {
+    /// across cores. `buffers` holds the block's per-neuron scale and shift (and, for the
+    /// backward pass, `statistics`: mean and 1/σ) as lanes, zero past `count`, a zeroed state
+    /// vector per lane group (and zeroed sums), and `scratchSteps` slices of scratch.
+    func forEachBlock(scratchSteps: Int, statistics: Bool, _ body: (Int, Int, BlockBuffers) -> Void) {
         let neurons = scan.neurons
         let blocks = (neurons + neuronBlock - 1) / neuronBlock
         let vectors = neuronBlock / laneWidth
@@ -198,20 +199,26 @@ private final class ChannelAffine {
             withUnsafeTemporaryAllocation(of: Lanes.self, capacity: vectors * (7 + scratchSteps)) { buffer in
                 let base = buffer.baseAddress.unsafelyUnwrapped
                 let b = BlockBuffers(base, vectors: vectors)
-                let constants = [b.scale, b.shift, b.mean, b.invstd].map {
-                    UnsafeMutableRawPointer($0).assumingMemoryBound(to: Float.self)
-                }
-                let sources = [scale, shift, mean, invstd]
+                let pairs = [(b.scale, scale), (b.shift, shift)] + (statistics ? [(b.mean, mean), (b.invstd, invstd)] : [])
                 for block in range {
                     let first = block * neuronBlock
                     let m = min(neuronBlock, neurons - first)
-                    for k in 0..<neuronBlock {
-                        let c = k < m ? ((first + k) / plane) % channels : -1
-                        for (dst, src) in zip(constants, sources) { dst[k] = c >= 0 ? src[c] : 0 }
+                    // The block's neurons run through channels in runs of `plane`: one lookup per run.
+                    for (lanes, source) in pairs {
+                        let dst = UnsafeMutableRawPointer(lanes).assumingMemoryBound(to: Float.self)
+                        var k = 0
+                        while k < m {
+                            let i = first + k, run = min(m - k, plane - i % plane)
+                            dst.advanced(by: k).update(repeating: source[(i / plane) % channels], count: run)
+                            k += run
+                        }
+                        dst.advanced(by: m).update(repeating: 0, count: neuronBlock - m)
                     }
                     b.state.update(repeating: Lanes(), count: vectors)
-                    b.sumGrad.update(repeating: Lanes(), count: vectors)
-                    b.sumGradNormalized.update(repeating: Lanes(), count: vectors)
+                    if statistics {
+                        b.sumGrad.update(repeating: Lanes(), count: vectors)
+                        b.sumGradNormalized.update(repeating: Lanes(), count: vectors)
+                    }
                     body(first, m, b)
                 }
             }
@@ -251,7 +258,7 @@ private func loadOptional(_ p: UnsafePointer<Float>?, _ i: Int, count: Int) -> L
 private func affineScanForward<R: ResetRule>(_ map: ChannelAffine, _ reset: R, _ y: UnsafePointer<Float>,
                                              _ residual: UnsafePointer<Float>?, _ spikes: UnsafeMutablePointer<Float>) {
     let (n, decay, bound) = (map.scan.neurons, map.scan.decay, map.scan.spikeBound)
-    map.forEachBlock(scratchSteps: 0) { first, m, b in
+    map.forEachBlock(scratchSteps: 0, statistics: false) { first, m, b in
         let full = m / laneWidth, rest = m % laneWidth
         for t in 0..<map.scan.steps {
             let offset = t * n + first
@@ -291,7 +298,7 @@ private func affineScanBackward<G: SurrogateRule, R: ResetRule>(_ map: ChannelAf
     let scan = map.scan
     let (n, decay, bound, threshold) = (scan.neurons, scan.decay, scan.spikeBound, scan.threshold)
     let vectors = neuronBlock / laneWidth
-    map.forEachBlock(scratchSteps: scan.steps) { first, m, b in
+    map.forEachBlock(scratchSteps: scan.steps, statistics: true) { first, m, b in
         let groups = (m + laneWidth - 1) / laneWidth
         @inline(__always) func load(_ p: UnsafePointer<Float>, _ j: Int) -> Lanes {
             let count = min(laneWidth, m - laneWidth * j)

@@ -30,10 +30,11 @@ public final class LIF: Module {
     }
 
     /// The neuron applied to `bn(x)`, with batch norm and the neuron fused in training mode
-    /// (see ``BatchNorm/thenNeuron(_:_:)``): the backward pass then keeps `x` and the batch
-    /// statistics instead of the normalised input and the potentials.
+    /// (see ``BatchNorm/thenNeuron(_:_:residual:)``): the backward pass then keeps `x` and the
+    /// batch statistics instead of the normalised input and the potentials.
     ///
-    /// - Parameter x: pre-normalisation activations `[T, N, C, ...]`.
+    /// - Parameters:
+    ///   - x: pre-normalisation activations `[T, N, C, ...]`.
     ///   - residual: added after batch norm, before the neuron (a residual block's shortcut).
     public func callAsFunction(_ x: Tensor, after bn: BatchNorm, residual: Tensor? = nil) -> Tensor {
         observe(bn.thenNeuron(x, neuron, residual: residual))

@@ -27,20 +27,15 @@ public final class GradientBuffer {
         let dtype = parameters.first?.dtype ?? .float32, device = parameters.first?.device ?? .cpu
         precondition(parameters.allSatisfy { $0.dtype == dtype && $0.device == device },
                      "[GradientBuffer] expected parameters of one dtype and device")
-        let total = parameters.map(\.count).reduce(0, +)
-        flat = Tensor.zeros([total], dtype: dtype, device: device)
-        var views: [Tensor] = [], offset = 0
+        (flat, views) = Tensor.flatZeros(like: parameters)
         var buckets: [Range<Int>] = [], bucketStart = 0, bucketBytesSoFar = 0
         for (i, p) in parameters.enumerated() {
-            views.append(Tensor(storage: flat.storage, shape: p.shape, offset: offset, dtype: dtype, device: device))
-            offset += p.count
             bucketBytesSoFar += p.count * dtype.size
             if bucketBytesSoFar >= bucketBytes || i == parameters.count - 1 {
                 buckets.append(bucketStart..<(i + 1))
                 (bucketStart, bucketBytesSoFar) = (i + 1, 0)
             }
         }
-        self.views = views
         self.buckets = buckets
         var index: [ObjectIdentifier: Int] = [:]
         for (i, p) in parameters.enumerated() { index[ObjectIdentifier(p)] = i }
@@ -90,6 +85,20 @@ public final class GradientBuffer {
 }
 
 extension Tensor {
+    /// One zeroed contiguous `[P]` tensor for `tensors` (of one dtype and device), and a
+    /// contiguous view into it of each tensor's shape, in order: flat buffers for gradients
+    /// and optimiser state.
+    public static func flatZeros(like tensors: [Tensor]) -> (flat: Tensor, views: [Tensor]) {
+        let dtype = tensors.first?.dtype ?? .float32, device = tensors.first?.device ?? .cpu
+        let flat = Tensor.zeros([tensors.map(\.count).reduce(0, +)], dtype: dtype, device: device)
+        var views: [Tensor] = [], offset = 0
+        for t in tensors {
+            views.append(Tensor(storage: flat.storage, shape: t.shape, offset: offset, dtype: dtype, device: device))
+            offset += t.count
+        }
+        return (flat, views)
+    }
+
     /// Back-propagates from this one-element loss and writes the gradient of every parameter of
     /// `buffer` into its view (zeros for parameters the loss does not depend on), firing
     /// `buffer.onBucketReady` as buckets complete. Leaves outside the buffer get nothing; `.grad`

@@ -24,9 +24,6 @@ struct SavedActivation {
         }
     }
 
-    /// Whether the tensor is kept as bytes.
-    var isCompact: Bool { codes != nil }
-
     /// The saved tensor (restored from its bytes when compact; the restored tensor is marked as
     /// spikes again).
     var value: Tensor {
@@ -37,7 +34,4 @@ struct SavedActivation {
         out.spikeQuantum = quantum
         return out
     }
-
-    /// Bytes held.
-    var byteCount: Int { (full?.count ?? 0) * dtype.size + (codes?.count ?? 0) }
 }

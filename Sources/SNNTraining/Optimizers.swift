@@ -56,14 +56,10 @@ public final class Optimizer {
     /// Makes every state kind one flat, zero-initialised buffer in parameter order with a view
     /// per parameter (restored state is copied in), once.
     private func allocateState(for parameters: [(key: String, value: Tensor)]) {
-        guard flatState.isEmpty, let first = parameters.first?.value else { return }
-        let total = parameters.map(\.value.count).reduce(0, +)
+        guard flatState.isEmpty, !parameters.isEmpty else { return }
         for kind in stateKinds {
-            let flat = Tensor.zeros([total], dtype: first.dtype, device: first.device)
-            var offset = 0
-            for (name, p) in parameters {
-                let view = Tensor(storage: flat.storage, shape: p.shape, offset: offset, dtype: p.dtype, device: p.device)
-                offset += p.count
+            let (flat, views) = Tensor.flatZeros(like: parameters.map(\.value))
+            for ((name, _), view) in zip(parameters, views) {
                 if let restored = state["\(name).\(kind)"] { view.assign(restored) }
                 state["\(name).\(kind)"] = view
             }

@@ -57,6 +57,8 @@ public final class Trainer {
     public let gradients: GradientBuffer
     /// The parameters' names in the order of ``gradients``.
     public var parameterNames: [String] { parameters.map(\.key) }
+    /// ``gradients``' views by parameter name, for the optimiser (the views are persistent).
+    private let gradientViews: [String: Tensor]
     /// What the run's records should say about where it ran (versions, device, commit).
     public var environment: [String: String] = [:]
 
@@ -77,6 +79,7 @@ public final class Trainer {
         dropoutLayers = model.namedModules().compactMap { $0.value as? Dropout }
         device = parameters.first?.value.device ?? .cpu
         gradients = GradientBuffer(parameters: parameters.map(\.value))
+        gradientViews = Dictionary(uniqueKeysWithValues: zip(parameters.map(\.key), gradients.views))
         for (_, l) in spikingLayers { l.recordsFiringRate = true }
     }
 
@@ -232,9 +235,7 @@ public final class Trainer {
         Profiler.phase = "optimizer"
         defer { Profiler.phase = "rest" }
         if let maxNorm = config.clipGradNorm { clipGradients(gradients, maxNorm: maxNorm) }
-        var byName: [String: Tensor] = [:]
-        for ((name, _), view) in zip(parameters, gradients.views) { byName[name] = view }
-        optimizer.step(parameters, gradients: byName)
+        optimizer.step(parameters, gradients: gradientViews)
     }
 
     /// Test loss (criterion on the time-mean output), accuracy and firing rate per spiking layer.
