@@ -41,37 +41,39 @@ extension CPUBackend {
         return (mean, variance)
     }
 
+    /// The spikes, and as the saved state the input, γ, β, the statistics and the residual (as
+    /// bytes when it holds spikes): the backward pass recomputes the rest block by block.
     public func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
-                                    residual: Tensor?, steps: Int, _ neuron: NeuronParameters) -> Tensor {
+                                    residual: Tensor?, steps: Int, _ neuron: NeuronParameters)
+        -> (spikes: Tensor, saved: any SavedState) {
         guard computesNatively("batchNormNeuronScan", [x, gamma, beta, mean, variance] + (residual.map { [$0] } ?? [])) else {
             return reference.batchNormNeuronScan(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
                                                  residual: residual, steps: steps, neuron)
         }
+        let saved = SavedBatchNormNeuron(input: x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
+                                         residual: residual, steps: steps, neuron: neuron)
         let input = x.contiguousData()
         let r = residual?.contiguousData()
         let spikes = Tensor.empty(x.shape, device: .cpu)
         let map = ChannelAffine(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon, steps: steps,
                                 neuron: neuron)
-        if map.scan.neurons == 0 { return spikes }
+        if map.scan.neurons == 0 { return (spikes, saved) }
         let (px, ps) = (UnsafePointer(input.pointer(as: Float.self)), spikes.pointer(as: Float.self))
         let pr = r.map { UnsafePointer($0.pointer(as: Float.self)) }
         switch neuron.reset {
         case .hard(let vReset): affineScanForward(map, HardReset(vReset: Float(vReset)), px, pr, ps)
         case .soft: affineScanForward(map, SoftReset(threshold: Float(neuron.threshold)), px, pr, ps)
         }
-        return withExtendedLifetime(r) { spikes }
+        return withExtendedLifetime(r) { (spikes, saved) }
     }
 
-    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,
-                                            variance: Tensor, epsilon: Double, residual: Tensor?, steps: Int,
-                                            _ neuron: NeuronParameters)
+    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, saved: any SavedState)
         -> (input: Tensor, gamma: Tensor, beta: Tensor, residual: Tensor?) {
+        let s = SavedBatchNormNeuron.from(saved, op: "batchNormNeuronScan")
+        let (x, gamma, beta, mean, variance) = (s.input, s.gamma, s.beta, s.mean, s.variance)
+        let (epsilon, steps, neuron, residual) = (s.epsilon, s.steps, s.neuron, s.residual?.value)
         guard computesNatively("batchNormNeuronScan", [gradSpikes, x, gamma, beta, mean, variance] + (residual.map { [$0] } ?? []))
-        else {
-            return reference.batchNormNeuronScanBackward(gradSpikes, input: x, gamma: gamma, beta: beta, mean: mean,
-                                                         variance: variance, epsilon: epsilon, residual: residual, steps: steps,
-                                                         neuron)
-        }
+        else { return reference.batchNormNeuronScanBackward(gradSpikes, saved: saved) }
         let (input, gs) = (x.contiguousData(), gradSpikes.contiguousData())
         let r = residual?.contiguousData()
         // The residual's gradient is dL/dx̂ itself, kept before batch norm's pass overwrites it.

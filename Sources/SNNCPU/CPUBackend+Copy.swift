@@ -81,8 +81,44 @@ struct StridedLayout {
     }
 }
 
-/// Copies and dtype conversions.
+/// Memory, copies and dtype conversions.
 extension CPUBackend {
+    // MARK: - Memory (host memory, like the reference device's)
+
+    public func allocate(_ shape: [Int], dtype: DType) throws(DeviceError) -> Tensor {
+        try HostMemory.allocate(shape, dtype: dtype, device: .cpu)
+    }
+
+    public func fill(_ x: Tensor, with value: Double) {
+        guard x.dtype == .float32, x.isContiguous else { return HostMemory.fill(x, with: value) }
+        let p = x.pointer(as: Float.self), v = Float(value)
+        Parallel.forEachRange(x.count) { range in (p + range.lowerBound).update(repeating: v, count: range.count) }
+    }
+
+    /// Same-dtype copies move words across cores (either side may be strided); a dtype change
+    /// converts first.
+    public func copy(_ source: Tensor, into destination: Tensor) {
+        precondition(source.shape == destination.shape,
+                     "[copy] expected equal shapes, got \(ShapeUtil.describe(source.shape)) and \(ShapeUtil.describe(destination.shape))")
+        let src = source.dtype == destination.dtype ? source : cast(source, to: destination.dtype)
+        switch src.dtype.size {
+        case 1: copyStrided(src, destination, UInt8.self)
+        case 2: copyStrided(src, destination, UInt16.self)
+        case 4: copyStrided(src, destination, UInt32.self)
+        default: copyStrided(src, destination, UInt64.self)
+        }
+    }
+
+    public func upload(_ bytes: UnsafeRawBufferPointer, into x: Tensor) { HostMemory.upload(bytes, into: x) }
+    public func download(_ x: Tensor, into bytes: UnsafeMutableRawBufferPointer) { HostMemory.download(x, into: bytes) }
+    public func random(_ distribution: RandomDistribution, into x: Tensor, seed: UInt64, counter: UInt64) {
+        HostMemory.random(distribution, into: x, seed: seed, counter: counter)
+    }
+    /// Every method has finished when it returns (oneDNN runs synchronously on CPU streams).
+    public func synchronize() throws(DeviceError) {}
+
+    // MARK: - Copies
+
     /// A contiguous copy of any view, for every dtype (a copy moves bits, so it needs no
     /// dtype-specific code beyond the element size).
     public func contiguous(_ x: Tensor) -> Tensor {
@@ -167,21 +203,21 @@ extension CPUBackend {
         return out
     }
 
-    /// Copies `x` into the contiguous `out` moving elements as opaque words of type `W`.
+    /// Copies `x` into `out` (same shape, either may be strided) moving elements as opaque words
+    /// of type `W`.
     private func copyStrided<W>(_ x: Tensor, _ out: Tensor, _: W.Type) {
         if x.count == 0 { return }
-        let layout = StridedLayout(x.shape, [x.strides])
+        let layout = StridedLayout(x.shape, [out.strides, x.strides])
         let src = UnsafePointer(x.storage.data.assumingMemoryBound(to: W.self) + x.offset)
-        let dst = out.storage.data.assumingMemoryBound(to: W.self)
-        let step = layout.innerStride(0)
+        let dst = out.storage.data.assumingMemoryBound(to: W.self) + out.offset
+        let (outStep, step) = (layout.innerStride(0), layout.innerStride(1))
         Parallel.forEachRange(layout.count) { range in
-            layout.forEachRun(range) { o, a, _, _, n in
-                switch step {
-                case 1: (dst + o).update(from: src + a, count: n)
-                case 0: (dst + o).update(repeating: src[a], count: n)
-                default:
-                    let s = src + a, d = dst + o
-                    for i in 0..<n { d[i] = s[i * step] }
+            layout.forEachRun(range) { _, o, a, _, n in
+                let s = src + a, d = dst + o
+                switch (outStep, step) {
+                case (1, 1): d.update(from: s, count: n)
+                case (1, 0): d.update(repeating: s[0], count: n)
+                default: for i in 0..<n { d[i * outStep] = s[i * step] }
                 }
             }
         }

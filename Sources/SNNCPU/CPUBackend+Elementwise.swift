@@ -45,6 +45,31 @@ extension CPUBackend {
         }
     }
 
+    /// `op(x, s)` or `op(s, x)` elementwise with an immediate scalar (one loop per op and side).
+    public func binary(_ op: BinaryOp, _ x: Tensor, scalar s: Double, scalarFirst: Bool) -> Tensor {
+        guard computesNatively(op.rawValue, x) else { return reference.binary(op, x, scalar: s, scalarFirst: scalarFirst) }
+        let v = Float(s)
+        switch op {
+        case .add: return map(x, Add(), v, scalarFirst)
+        case .subtract: return map(x, Subtract(), v, scalarFirst)
+        case .multiply: return map(x, Multiply(), v, scalarFirst)
+        case .divide: return map(x, Divide(), v, scalarFirst)
+        case .maximum: return map(x, Maximum(), v, scalarFirst)
+        case .minimum: return map(x, Minimum(), v, scalarFirst)
+        case .power: return map(x, Power(), v, scalarFirst)
+        case .equal: return map(x, Equal(), v, scalarFirst)
+        case .notEqual: return map(x, NotEqual(), v, scalarFirst)
+        case .less: return map(x, Less(), v, scalarFirst)
+        case .lessEqual: return map(x, LessEqual(), v, scalarFirst)
+        case .greater: return map(x, Greater(), v, scalarFirst)
+        case .greaterEqual: return map(x, GreaterEqual(), v, scalarFirst)
+        }
+    }
+
+    private func map<F: FloatZip>(_ x: Tensor, _ f: F, _ s: Float, _ scalarFirst: Bool) -> Tensor {
+        scalarFirst ? map(x, ScalarFirst(f: f, s: s)) : map(x, ScalarSecond(f: f, s: s))
+    }
+
     /// `min(max(x, low), high)` elementwise.
     public func clamp(_ x: Tensor, low: Double, high: Double) -> Tensor {
         guard computesNatively("clamp", x) else { return reference.clamp(x, low: low, high: high) }
@@ -191,6 +216,18 @@ protocol FloatMap {
 /// A scalar function of two arguments the elementwise loops are specialised over.
 protocol FloatZip {
     func callAsFunction(_ a: Float, _ b: Float) -> Float
+}
+
+/// `f(s, x)` for an immediate `s`.
+struct ScalarFirst<F: FloatZip>: FloatMap {
+    let f: F, s: Float
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { f(s, x) }
+}
+
+/// `f(x, s)` for an immediate `s`.
+struct ScalarSecond<F: FloatZip>: FloatMap {
+    let f: F, s: Float
+    @inline(__always) func callAsFunction(_ x: Float) -> Float { f(x, s) }
 }
 
 // Coefficients of e^r = 1 + r q(r) on [-ln2/2, ln2/2], q of degree 4 fitted by relative

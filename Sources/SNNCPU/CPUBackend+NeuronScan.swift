@@ -10,9 +10,21 @@ import SNNTensor
 /// stores. The surrogate and the reset mode are chosen once, outside the loops, by generic
 /// specialisation, so every combination gets its own straight-line loop.
 extension CPUBackend {
-    /// Spikes and charged potentials `h_t` of the LIF neuron over `[T, ...]`.
-    public func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, potentials: Tensor) {
+    /// Spikes, and the potentials `h_t` (float32) as the saved state.
+    public func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, saved: any SavedState) {
         guard computesNatively("neuronScan", x), x.rank >= 1 else { return reference.neuronScan(x, neuron) }
+        let (spikes, potentials) = lifScan(x, neuron)
+        return (spikes, SavedPotentials(potentials, neuron))
+    }
+
+    /// `dL/dx` of ``neuronScan(_:_:)`` from `dL/ds` and the saved potentials.
+    public func neuronScanBackward(_ gradSpikes: Tensor, saved: any SavedState) -> Tensor {
+        let s = SavedPotentials.from(saved, op: "neuronScan")
+        return lifScanBackward(gradSpikes, potentials: s.potentials, s.neuron)
+    }
+
+    /// Spikes and charged potentials `h_t` of the LIF neuron over `[T, ...]` (float32).
+    func lifScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, potentials: Tensor) {
         let input = x.isContiguous ? x : contiguous(x)
         let spikes = Tensor.empty(x.shape, dtype: .float32, device: .cpu)
         let potentials = Tensor.empty(x.shape, dtype: .float32, device: .cpu)
@@ -28,10 +40,10 @@ extension CPUBackend {
         return (spikes, potentials)
     }
 
-    /// `dL/dx` of ``neuronScan(_:_:)`` from `dL/ds` and the saved potentials.
-    public func neuronScanBackward(_ gradSpikes: Tensor, potentials: Tensor, _ neuron: NeuronParameters) -> Tensor {
+    /// `dL/dx` of the scan from `dL/ds` and the potentials.
+    func lifScanBackward(_ gradSpikes: Tensor, potentials: Tensor, _ neuron: NeuronParameters) -> Tensor {
         guard computesNatively("neuronScan", gradSpikes, potentials), potentials.rank >= 1 else {
-            return reference.neuronScanBackward(gradSpikes, potentials: potentials, neuron)
+            return reference.neuronScanBackward(gradSpikes, saved: SavedPotentials(potentials, neuron))
         }
         let gs = gradSpikes.isContiguous ? gradSpikes : contiguous(gradSpikes)
         let h = potentials.isContiguous ? potentials : contiguous(potentials)

@@ -5,9 +5,40 @@
 /// the zero strides of broadcast views) unless a method says "contiguous"; outputs are new
 /// contiguous tensors on the backend's device with the dtype of the first input. No method
 /// records autograd history.
+///
+/// Memory belongs to the device: every tensor's storage comes from its backend's
+/// ``allocate(_:dtype:)``, and values enter and leave a device only through ``fill(_:with:)``,
+/// ``copy(_:into:)``, ``upload(_:into:)``, ``download(_:into:)`` and ``random(_:into:seed:counter:)``,
+/// so front-end code never dereferences a tensor's memory. Work may be queued;
+/// ``synchronize()`` is the point where it is done and where a failure it met is thrown.
 public protocol Backend: AnyObject, Sendable {
     /// The device this backend computes on.
     var device: Device { get }
+
+    // MARK: Memory
+
+    /// A new contiguous tensor on this device whose elements the caller writes before reading.
+    /// Throws ``DeviceError/outOfMemory(device:bytes:held:)`` when the device cannot hold it.
+    func allocate(_ shape: [Int], dtype: DType) throws(DeviceError) -> Tensor
+    /// Sets every element of `x` (on this device, any strides) to `value`, rounded to its dtype.
+    func fill(_ x: Tensor, with value: Double)
+    /// Copies `source` into `destination` element by element (equal shapes, any strides on
+    /// either side), converting to the destination's dtype. One of the two is on this device;
+    /// the other is on this device or in host memory (``Device/isHostMemory``): this is how
+    /// tensors move between devices.
+    func copy(_ source: Tensor, into destination: Tensor)
+    /// Copies `bytes` (host memory, the dtype's representation in row-major order) into the
+    /// contiguous `x` on this device.
+    func upload(_ bytes: UnsafeRawBufferPointer, into x: Tensor)
+    /// Copies the contiguous `x` on this device into `bytes` (host memory).
+    func download(_ x: Tensor, into bytes: UnsafeMutableRawBufferPointer)
+    /// Fills the contiguous floating-point `x` with draws from `distribution` on the Philox
+    /// stream `seed` starting at word `counter` (``RandomDistribution/wordsPerElement`` words per
+    /// element, element `i` from words `counter + i·w ...`): the same numbers on every device and
+    /// for any thread count.
+    func random(_ distribution: RandomDistribution, into x: Tensor, seed: UInt64, counter: UInt64)
+    /// Waits until the work queued on this device is done; throws a failure it met.
+    func synchronize() throws(DeviceError)
 
     /// A contiguous copy of a strided view.
     func contiguous(_ x: Tensor) -> Tensor
@@ -18,6 +49,9 @@ public protocol Backend: AnyObject, Sendable {
     func unary(_ op: UnaryOp, _ x: Tensor) -> Tensor
     /// `op(a, b)` elementwise; `a` and `b` have equal shapes (broadcasting is done by views).
     func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor
+    /// `op(x, s)`, or `op(s, x)` when `scalarFirst`, elementwise with the immediate `s` (rounded
+    /// to `x`'s dtype first, as a tensor operand would be); no tensor holds the scalar.
+    func binary(_ op: BinaryOp, _ x: Tensor, scalar s: Double, scalarFirst: Bool) -> Tensor
     /// `min(max(x, low), high)` elementwise.
     func clamp(_ x: Tensor, low: Double, high: Double) -> Tensor
     /// `condition != 0 ? a : b` elementwise; all three have equal shapes.
@@ -54,28 +88,27 @@ public protocol Backend: AnyObject, Sendable {
     func batchNormBackward(_ gradOutput: Tensor, input: Tensor, gamma: Tensor, mean: Tensor, variance: Tensor,
                            epsilon: Double) -> (input: Tensor, gamma: Tensor, beta: Tensor)
 
-    /// The fused multi-step neuron over `[T, ...]`: returns spikes and the charged potentials
-    /// `h_t` (what the backward pass needs); contiguous.
-    func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, potentials: Tensor)
-    /// The gradient of `neuronScan` with respect to its input, from the saved potentials.
-    func neuronScanBackward(_ gradSpikes: Tensor, potentials: Tensor, _ neuron: NeuronParameters) -> Tensor
+    /// The fused multi-step neuron over `[T, ...]`: returns the spikes (contiguous) and what
+    /// the backward pass needs, in a form this backend chooses.
+    func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, saved: any SavedState)
+    /// The gradient of `neuronScan` with respect to its input, from the state it saved.
+    func neuronScanBackward(_ gradSpikes: Tensor, saved: any SavedState) -> Tensor
     /// The batch mean and biased variance `[C]` of `[N, C, ...]` over every axis but 1 (what
     /// training-mode batch norm normalises with), without normalising.
     func batchNormStatistics(_ x: Tensor) -> (mean: Tensor, variance: Tensor)
     /// Training-mode batch norm of `x` `[T·N, C, ...]` (time-major frames) with the given batch
     /// statistics, plus `residual` (same shape) when given, followed by the LIF scan over T;
-    /// returns the spikes only (contiguous). The neuron's input is `x·a_c + b_c (+ r)` with
-    /// `a = γ/√(σ²+ε)` and `b = β − μ·a`, computed the same way by the backward pass; neither it
-    /// nor the potentials are kept.
+    /// returns the spikes (contiguous) and what the backward pass needs, in a form this backend
+    /// chooses. The neuron's input is `x·a_c + b_c (+ r)` with `a = γ/√(σ²+ε)` and `b = β − μ·a`,
+    /// computed the same way by the backward pass; neither it nor the potentials need be kept.
     func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
-                             residual: Tensor?, steps: Int, _ neuron: NeuronParameters) -> Tensor
+                             residual: Tensor?, steps: Int, _ neuron: NeuronParameters) -> (spikes: Tensor, saved: any SavedState)
     /// The gradients of ``batchNormNeuronScan(_:gamma:beta:mean:variance:epsilon:residual:steps:_:)``
     /// with respect to `x`, γ, β (batch norm in training mode: the statistics depend on `x`) and
-    /// the residual (when given), from `dL/ds` and the forward's inputs; recomputes the neuron's
-    /// input and potentials exactly as the forward pass computed them.
-    func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,
-                                     variance: Tensor, epsilon: Double, residual: Tensor?, steps: Int,
-                                     _ neuron: NeuronParameters) -> (input: Tensor, gamma: Tensor, beta: Tensor, residual: Tensor?)
+    /// the residual (when there was one), from `dL/ds` and the state the forward pass saved; the
+    /// neuron's input and potentials are recomputed exactly as the forward pass computed them.
+    func batchNormNeuronScanBackward(_ gradSpikes: Tensor, saved: any SavedState)
+        -> (input: Tensor, gamma: Tensor, beta: Tensor, residual: Tensor?)
     /// The surrogate derivative `g(u)` elementwise.
     func surrogateGradient(_ u: Tensor, _ surrogate: Surrogate) -> Tensor
 

@@ -24,6 +24,45 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// Element `i` of host memory at `p` holding this dtype, as `Double`.
+    @inline(__always)
+    public func load(_ p: UnsafeRawPointer, _ i: Int) -> Double {
+        switch self {
+        case .float32: return Double(p.assumingMemoryBound(to: Float.self)[i])
+        case .float64: return p.assumingMemoryBound(to: Double.self)[i]
+        case .float16: return Double(Float(half: p.assumingMemoryBound(to: UInt16.self)[i]))
+        case .bfloat16: return Double(Float(bitPattern: UInt32(p.assumingMemoryBound(to: UInt16.self)[i]) << 16))
+        case .int32: return Double(p.assumingMemoryBound(to: Int32.self)[i])
+        case .int64: return Double(p.assumingMemoryBound(to: Int64.self)[i])
+        case .uint8: return Double(p.assumingMemoryBound(to: UInt8.self)[i])
+        }
+    }
+
+    /// Writes `v` rounded to this dtype as element `i` of host memory at `p`.
+    @inline(__always)
+    public func store(_ v: Double, _ p: UnsafeMutableRawPointer, _ i: Int) {
+        switch self {
+        case .float32: p.assumingMemoryBound(to: Float.self)[i] = Float(v)
+        case .float64: p.assumingMemoryBound(to: Double.self)[i] = v
+        case .float16: p.assumingMemoryBound(to: UInt16.self)[i] = Float(v).halfBits
+        case .bfloat16:
+            // Round to nearest even on the upper 16 bits.
+            let bits = Float(v).bitPattern
+            p.assumingMemoryBound(to: UInt16.self)[i] = UInt16((bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+        case .int32: p.assumingMemoryBound(to: Int32.self)[i] = Int32(v)
+        case .int64: p.assumingMemoryBound(to: Int64.self)[i] = Int64(v)
+        case .uint8: p.assumingMemoryBound(to: UInt8.self)[i] = UInt8(v)
+        }
+    }
+
+    /// `v` rounded to this dtype.
+    public func rounded(_ v: Double) -> Double {
+        withUnsafeTemporaryAllocation(byteCount: 8, alignment: 8) { buffer in
+            store(v, buffer.baseAddress!, 0)
+            return load(buffer.baseAddress!, 0)
+        }
+    }
+
     /// The dtype string used in safetensors headers (`F32`, `I64`, ...).
     public var safetensorsName: String {
         switch self {

@@ -1,7 +1,7 @@
 /// Where a tensor lives and which backend computes on it.
 ///
-/// `.reference` and `.cpu` both keep their data in host memory, so moving between them never
-/// copies; they differ in the implementation of every op: ``ReferenceBackend`` is plain,
+/// `.reference` and `.cpu` both keep their data in host memory (moving between them is a plain
+/// copy); they differ in the implementation of every op: ``ReferenceBackend`` is plain,
 /// obviously correct Swift, `CPUBackend` (module `SNNCPU`) uses oneDNN, OpenBLAS and blocked
 /// Swift kernels.
 public enum Device: Hashable, Sendable, CustomStringConvertible, Codable {
@@ -12,6 +12,14 @@ public enum Device: Hashable, Sendable, CustomStringConvertible, Codable {
         switch self {
         case .reference: return "reference"
         case .cpu: return "cpu"
+        }
+    }
+
+    /// Whether the device keeps its data in host memory, which the host (and every other
+    /// host-memory device) can read and write directly.
+    public var isHostMemory: Bool {
+        switch self {
+        case .reference, .cpu: return true
         }
     }
 
@@ -37,6 +45,17 @@ public enum Device: Hashable, Sendable, CustomStringConvertible, Codable {
             }
             return backend
         }
+    }
+}
+
+extension Device {
+    /// The backend whose memory methods create, fill and read this device's tensors: its
+    /// compute backend, or, for a host-memory device whose backend module is not registered
+    /// (a data loader or a test that computes nothing), the reference backend, whose memory is
+    /// the same host memory.
+    public var memoryBackend: any Backend {
+        if self == .cpu, BackendRegistry.cpu == nil { return ReferenceBackend.shared }
+        return backend
     }
 }
 

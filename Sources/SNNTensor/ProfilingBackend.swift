@@ -10,11 +10,27 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
         Profiler.measure(category, generic: generic, body)
     }
 
+    public func allocate(_ shape: [Int], dtype: DType) throws(DeviceError) -> Tensor { try inner.allocate(shape, dtype: dtype) }
+    public func fill(_ x: Tensor, with value: Double) { time("copies", generic: true) { inner.fill(x, with: value) } }
+    public func copy(_ source: Tensor, into destination: Tensor) {
+        time("copies", generic: true) { inner.copy(source, into: destination) }
+    }
+    public func upload(_ bytes: UnsafeRawBufferPointer, into x: Tensor) { time("copies", generic: true) { inner.upload(bytes, into: x) } }
+    public func download(_ x: Tensor, into bytes: UnsafeMutableRawBufferPointer) {
+        time("copies", generic: true) { inner.download(x, into: bytes) }
+    }
+    public func random(_ distribution: RandomDistribution, into x: Tensor, seed: UInt64, counter: UInt64) {
+        time("random", generic: true) { inner.random(distribution, into: x, seed: seed, counter: counter) }
+    }
+    public func synchronize() throws(DeviceError) { try inner.synchronize() }
     public func contiguous(_ x: Tensor) -> Tensor { time("copies", generic: true) { inner.contiguous(x) } }
     public func cast(_ x: Tensor, to dtype: DType) -> Tensor { time("copies", generic: true) { inner.cast(x, to: dtype) } }
     public func unary(_ op: UnaryOp, _ x: Tensor) -> Tensor { time("elementwise", generic: true) { inner.unary(op, x) } }
     public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
         time("elementwise", generic: true) { inner.binary(op, a, b) }
+    }
+    public func binary(_ op: BinaryOp, _ x: Tensor, scalar s: Double, scalarFirst: Bool) -> Tensor {
+        time("elementwise", generic: true) { inner.binary(op, x, scalar: s, scalarFirst: scalarFirst) }
     }
     public func clamp(_ x: Tensor, low: Double, high: Double) -> Tensor {
         time("elementwise", generic: true) { inner.clamp(x, low: low, high: high) }
@@ -57,30 +73,26 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
             inner.batchNormBackward(gradOutput, input: input, gamma: gamma, mean: mean, variance: variance, epsilon: epsilon)
         }
     }
-    public func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, potentials: Tensor) {
+    public func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, saved: any SavedState) {
         time("neuron") { inner.neuronScan(x, neuron) }
     }
-    public func neuronScanBackward(_ gradSpikes: Tensor, potentials: Tensor, _ neuron: NeuronParameters) -> Tensor {
-        time("neuron") { inner.neuronScanBackward(gradSpikes, potentials: potentials, neuron) }
+    public func neuronScanBackward(_ gradSpikes: Tensor, saved: any SavedState) -> Tensor {
+        time("neuron") { inner.neuronScanBackward(gradSpikes, saved: saved) }
     }
     public func batchNormStatistics(_ x: Tensor) -> (mean: Tensor, variance: Tensor) {
         time("batch norm") { inner.batchNormStatistics(x) }
     }
     public func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
-                                    residual: Tensor?, steps: Int, _ neuron: NeuronParameters) -> Tensor {
+                                    residual: Tensor?, steps: Int, _ neuron: NeuronParameters)
+        -> (spikes: Tensor, saved: any SavedState) {
         time("neuron") {
             inner.batchNormNeuronScan(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
                                       residual: residual, steps: steps, neuron)
         }
     }
-    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,
-                                            variance: Tensor, epsilon: Double, residual: Tensor?, steps: Int,
-                                            _ neuron: NeuronParameters)
+    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, saved: any SavedState)
         -> (input: Tensor, gamma: Tensor, beta: Tensor, residual: Tensor?) {
-        time("neuron") {
-            inner.batchNormNeuronScanBackward(gradSpikes, input: input, gamma: gamma, beta: beta, mean: mean, variance: variance,
-                                              epsilon: epsilon, residual: residual, steps: steps, neuron)
-        }
+        time("neuron") { inner.batchNormNeuronScanBackward(gradSpikes, saved: saved) }
     }
     public func surrogateGradient(_ u: Tensor, _ surrogate: Surrogate) -> Tensor {
         time("neuron") { inner.surrogateGradient(u, surrogate) }

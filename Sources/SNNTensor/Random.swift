@@ -115,31 +115,29 @@ extension Tensor {
     /// Uniform samples in `[low, high)`.
     public static func uniform(_ shape: [Int], low: Double = 0, high: Double = 1, generator: RandomGenerator,
                                dtype: DType = .float32, device: Device = .cpu) -> Tensor {
-        let u = generator.uniform(ShapeUtil.count(shape))
-        return Tensor.fromFloats(u.map { Float(low + (high - low) * Double($0)) }, shape: shape, dtype: dtype, device: device)
+        random(.uniform(low: low, high: high), shape, generator: generator, dtype: dtype, device: device)
     }
 
     /// Normal samples with the given mean and standard deviation.
     public static func normal(_ shape: [Int], mean: Double = 0, std: Double = 1, generator: RandomGenerator,
                               dtype: DType = .float32, device: Device = .cpu) -> Tensor {
-        let z = generator.normal(ShapeUtil.count(shape))
-        return Tensor.fromFloats(z.map { Float(mean + std * Double($0)) }, shape: shape, dtype: dtype, device: device)
+        random(.normal(mean: mean, std: std), shape, generator: generator, dtype: dtype, device: device)
     }
 
     /// 1 with probability `probability`, else 0.
     public static func bernoulli(_ shape: [Int], probability: Double, generator: RandomGenerator,
                                  dtype: DType = .float32, device: Device = .cpu) -> Tensor {
         precondition(probability >= 0 && probability <= 1, "[bernoulli] expected a probability in [0, 1], got \(probability)")
-        let u = generator.uniform(ShapeUtil.count(shape))
-        return Tensor.fromFloats(u.map { Double($0) < probability ? 1 : 0 }, shape: shape, dtype: dtype, device: device)
+        return random(.bernoulli(probability: probability), shape, generator: generator, dtype: dtype, device: device)
     }
-}
 
-extension Tensor {
-    /// A tensor of `dtype` from float values (a straight copy for float32).
-    static func fromFloats(_ values: [Float], shape: [Int], dtype: DType, device: Device) -> Tensor {
-        if dtype == .float32 { return Tensor(values, shape: shape, device: device) }
-        return Tensor(doubles: values.map(Double.init), shape: shape, dtype: dtype, device: device)
+    /// Draws filled on the device from the generator's next words.
+    static func random(_ distribution: RandomDistribution, _ shape: [Int], generator: RandomGenerator, dtype: DType,
+                       device: Device) -> Tensor {
+        let out = empty(shape, dtype: dtype, device: device)
+        let counter = generator.reserve(out.count * distribution.wordsPerElement)
+        device.memoryBackend.random(distribution, into: out, seed: generator.seed, counter: counter)
+        return out
     }
 }
 

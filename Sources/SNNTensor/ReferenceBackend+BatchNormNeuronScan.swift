@@ -33,22 +33,25 @@ extension ReferenceBackend {
     }
 
     public func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
-                                    residual: Tensor?, steps: Int, _ neuron: NeuronParameters) -> Tensor {
+                                    residual: Tensor?, steps: Int, _ neuron: NeuronParameters)
+        -> (spikes: Tensor, saved: any SavedState) {
         let input = normalizedSequence(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
                                        residual: residual, steps: steps)
-        return make(read(neuronScan(input, neuron).spikes), x.shape, x.dtype, x.device)
+        let spikes = make(read(scan(input, neuron).spikes), x.shape, x.dtype, x.device)
+        return (spikes, SavedBatchNormNeuron(input: x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
+                                             residual: residual, steps: steps, neuron: neuron))
     }
 
-    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, input x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor,
-                                            variance: Tensor, epsilon: Double, residual: Tensor?, steps: Int,
-                                            _ neuron: NeuronParameters)
+    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, saved: any SavedState)
         -> (input: Tensor, gamma: Tensor, beta: Tensor, residual: Tensor?) {
-        let input = normalizedSequence(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon,
-                                       residual: residual, steps: steps)
-        let potentials = neuronScan(input, neuron).potentials
+        let s = SavedBatchNormNeuron.from(saved, op: "batchNormNeuronScan"), x = s.input
+        let residual = s.residual?.value
+        let input = normalizedSequence(x, gamma: s.gamma, beta: s.beta, mean: s.mean, variance: s.variance, epsilon: s.epsilon,
+                                       residual: residual, steps: s.steps)
+        let potentials = scan(input, s.neuron).potentials
         let g = make(read(gradSpikes), potentials.shape, gradSpikes.dtype, gradSpikes.device)
-        let gradNormalized = make(read(neuronScanBackward(g, potentials: potentials, neuron)), x.shape, x.dtype, x.device)
-        let r = batchNormBackward(gradNormalized, input: x, gamma: gamma, mean: mean, variance: variance, epsilon: epsilon)
+        let gradNormalized = make(read(scanBackward(g, potentials: potentials, s.neuron)), x.shape, x.dtype, x.device)
+        let r = batchNormBackward(gradNormalized, input: x, gamma: s.gamma, mean: s.mean, variance: s.variance, epsilon: s.epsilon)
         return (r.input, r.gamma, r.beta, residual == nil ? nil : gradNormalized)
     }
 }

@@ -1,6 +1,17 @@
 /// The LIF scan on the reference backend, written straight from TRT-SPEC.md §1.
 extension ReferenceBackend {
-    public func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, potentials: Tensor) {
+    public func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, saved: any SavedState) {
+        let (spikes, potentials) = scan(x, neuron)
+        return (spikes, SavedPotentials(potentials, neuron))
+    }
+
+    public func neuronScanBackward(_ gradSpikes: Tensor, saved: any SavedState) -> Tensor {
+        let s = SavedPotentials.from(saved, op: "neuronScan")
+        return scanBackward(gradSpikes, potentials: s.potentials, s.neuron)
+    }
+
+    /// Spikes and charged potentials `h_t`.
+    func scan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, potentials: Tensor) {
         let v = read(x), steps = x.shape[0], n = v.count / steps
         var spikes = [Double](repeating: 0, count: v.count), h = spikes
         for i in 0..<n {
@@ -18,7 +29,8 @@ extension ReferenceBackend {
         return (make(spikes, x.shape, x.dtype, x.device), make(h, x.shape, x.dtype, x.device))
     }
 
-    public func neuronScanBackward(_ gradSpikes: Tensor, potentials: Tensor, _ neuron: NeuronParameters) -> Tensor {
+    /// `dL/dx` from `dL/ds` and the potentials.
+    func scanBackward(_ gradSpikes: Tensor, potentials: Tensor, _ neuron: NeuronParameters) -> Tensor {
         let gs = read(gradSpikes), h = read(potentials), steps = potentials.shape[0], n = h.count / steps
         var gx = [Double](repeating: 0, count: h.count)
         for i in 0..<n {

@@ -41,6 +41,21 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
         Tensor(doubles: values, shape: shape, dtype: dtype, device: device)
     }
 
+    // MARK: - Memory (host memory, shared with the CPU backend)
+
+    public func allocate(_ shape: [Int], dtype: DType) throws(DeviceError) -> Tensor {
+        try HostMemory.allocate(shape, dtype: dtype, device: device)
+    }
+    public func fill(_ x: Tensor, with value: Double) { HostMemory.fill(x, with: value) }
+    public func copy(_ source: Tensor, into destination: Tensor) { HostMemory.copy(source, into: destination) }
+    public func upload(_ bytes: UnsafeRawBufferPointer, into x: Tensor) { HostMemory.upload(bytes, into: x) }
+    public func download(_ x: Tensor, into bytes: UnsafeMutableRawBufferPointer) { HostMemory.download(x, into: bytes) }
+    public func random(_ distribution: RandomDistribution, into x: Tensor, seed: UInt64, counter: UInt64) {
+        HostMemory.random(distribution, into: x, seed: seed, counter: counter)
+    }
+    /// Nothing is ever queued: every method has finished when it returns.
+    public func synchronize() throws(DeviceError) {}
+
     // MARK: - Copies
 
     public func contiguous(_ x: Tensor) -> Tensor { make(read(x), x.shape, x.dtype, x.device) }
@@ -69,6 +84,11 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
     public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
         let f = ReferenceBackend.binaryFunction(op)
         return make(zip(read(a), read(b)).map(f), a.shape, a.dtype, a.device)
+    }
+
+    public func binary(_ op: BinaryOp, _ x: Tensor, scalar s: Double, scalarFirst: Bool) -> Tensor {
+        let f = ReferenceBackend.binaryFunction(op), r = x.dtype.rounded(s)
+        return make(read(x).map { scalarFirst ? f(r, $0) : f($0, r) }, x.shape, x.dtype, x.device)
     }
 
     /// The scalar function of a binary op (shared with the CPU backend's generic path).

@@ -32,7 +32,11 @@ public enum SafeTensors {
         out.append(json)
         for name in names {
             let t = tensors[name]!.contiguousData()
-            out.append(Data(bytes: t.storage.data + t.offset * t.dtype.size, count: t.count * t.dtype.size))
+            let start = out.count
+            out.append(Data(count: t.count * t.dtype.size))
+            out.withUnsafeMutableBytes { raw in
+                t.device.memoryBackend.download(t, into: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
+            }
         }
         return out
     }
@@ -87,7 +91,8 @@ public enum SafeTensors {
             }
             let t = Tensor.empty(shape, dtype: dtype, device: device)
             data.withUnsafeBytes { raw in
-                t.storage.data.copyMemory(from: raw.baseAddress! + dataStart + offsets[0], byteCount: bytes)
+                let from = dataStart + offsets[0]
+                device.memoryBackend.upload(UnsafeRawBufferPointer(rebasing: raw[from..<(from + bytes)]), into: t)
             }
             tensors[name] = t
         }

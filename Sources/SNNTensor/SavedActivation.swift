@@ -4,13 +4,13 @@
 /// `q` a power of two) are kept as one byte per element and restored bit for bit; anything
 /// else is kept as it is. This is what lets a network's saved activations cost a quarter of
 /// their float32 size between spiking layers (ARCHITECTURE property 8).
-struct SavedActivation {
+public struct SavedActivation: @unchecked Sendable {
     private let full: Tensor?
     private let codes: Tensor?
     private let quantum: Double
     private let dtype: DType
 
-    init(_ x: Tensor) {
+    public init(_ x: Tensor) {
         dtype = x.dtype
         if let q = x.spikeQuantum, x.dtype.isFloatingPoint {
             let backend = x.backend
@@ -24,9 +24,12 @@ struct SavedActivation {
         }
     }
 
+    /// The bytes it holds.
+    public var byteCount: Int { (full ?? codes).map { $0.count * $0.dtype.size } ?? 0 }
+
     /// The saved tensor (restored from its bytes when compact; the restored tensor is marked as
     /// spikes again).
-    var value: Tensor {
+    public var value: Tensor {
         if let full { return full }
         guard let codes else { preconditionFailure("[SavedActivation] holds nothing") }
         let restored = codes.backend.cast(codes, to: dtype)

@@ -14,23 +14,56 @@ public final class Storage: @unchecked Sendable {
     /// The size in bytes.
     public let byteCount: Int
 
-    /// Allocates `byteCount` bytes, zero-filled.
+    /// Allocates `byteCount` bytes of host memory, zero-filled; traps when there is none.
     public init(byteCount: Int) {
         self.byteCount = byteCount
         data = Storage.allocate(byteCount)
         data.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 64))
+        release = nil
         Storage.account(byteCount)
     }
 
-    /// Allocates `byteCount` bytes without zeroing them; the caller writes every byte.
+    /// Allocates `byteCount` bytes of host memory without zeroing them (the caller writes every
+    /// byte); traps when there is none.
     public init(uninitializedByteCount byteCount: Int) {
         self.byteCount = byteCount
         data = Storage.allocate(byteCount)
+        release = nil
         Storage.account(byteCount)
     }
 
+    /// Allocates `byteCount` bytes of host memory for a tensor on `device` (contents undefined),
+    /// or throws ``DeviceError/outOfMemory(device:bytes:held:)`` when the system has none or the
+    /// tensors would exceed ``hostMemoryLimit``.
+    public init(hostByteCount byteCount: Int, device: Device) throws(DeviceError) {
+        precondition(byteCount >= 0, "[Storage] expected a non-negative size, got \(byteCount)")
+        let held = Storage.liveByteCount
+        if let limit = Storage.hostMemoryLimit, held + byteCount > limit {
+            throw .outOfMemory(device: device, bytes: byteCount, held: held)
+        }
+        guard let p = HostAllocator.shared.allocate(byteCount) else {
+            throw .outOfMemory(device: device, bytes: byteCount, held: held)
+        }
+        self.byteCount = byteCount
+        data = p
+        release = nil
+        Storage.account(byteCount)
+    }
+
+    /// Adopts memory a device allocator returned; `release` gives it back when the last tensor
+    /// using it goes. The bytes count towards ``liveByteCount``.
+    public init(adopting data: UnsafeMutableRawPointer, byteCount: Int,
+                release: @escaping @Sendable (UnsafeMutableRawPointer, Int) -> Void) {
+        self.byteCount = byteCount
+        self.data = data
+        self.release = release
+        Storage.account(byteCount)
+    }
+
+    private let release: (@Sendable (UnsafeMutableRawPointer, Int) -> Void)?
+
     deinit {
-        HostAllocator.shared.deallocate(data, byteCount)
+        if let release { release(data, byteCount) } else { HostAllocator.shared.deallocate(data, byteCount) }
         Storage.account(-byteCount)
     }
 
@@ -41,6 +74,12 @@ public final class Storage: @unchecked Sendable {
         }
         return p
     }
+
+    /// The most bytes host tensors may hold at once (`SNN_HOST_MEMORY_LIMIT_MIB`), or `nil` for
+    /// no limit but the system's. Beyond it an allocation fails with an out-of-memory error
+    /// instead of the process being killed by the kernel.
+    nonisolated(unsafe) public static var hostMemoryLimit: Int? =
+        ProcessInfo.processInfo.environment["SNN_HOST_MEMORY_LIMIT_MIB"].flatMap(Int.init).map { max(0, $0) << 20 }
 
     // MARK: - Live bytes
 

@@ -1,21 +1,37 @@
 import Foundation
 
-/// Factories and host read-back.
+/// Factories and host read-back: values enter and leave a device only through its backend.
 extension Tensor {
-    /// A new contiguous tensor of zeros.
-    public static func zeros(_ shape: [Int], dtype: DType = .float32, device: Device = .cpu) -> Tensor {
-        Tensor(storage: Storage(byteCount: ShapeUtil.count(shape) * dtype.size), shape: shape, dtype: dtype, device: device)
+    /// A new contiguous tensor on `device` whose elements the caller writes before reading, or
+    /// a thrown ``DeviceError`` when the device cannot hold it.
+    public static func allocate(_ shape: [Int], dtype: DType = .float32, device: Device = .cpu) throws(DeviceError) -> Tensor {
+        precondition(shape.allSatisfy { $0 >= 0 }, "[allocate] expected non-negative dimensions, got \(ShapeUtil.describe(shape))")
+        return try device.memoryBackend.allocate(shape, dtype: dtype)
     }
 
     /// A new contiguous tensor whose elements the caller writes before reading.
+    ///
+    /// Ops allocate their results through this. A device that cannot hold the tensor ends the
+    /// process through ``DeviceFailure/report(_:context:)`` (one line naming the device, the
+    /// size and the bytes held; exit status 1): ops do not throw, so that arithmetic reads as
+    /// arithmetic; ``allocate(_:dtype:device:)`` is the throwing form.
     public static func empty(_ shape: [Int], dtype: DType = .float32, device: Device = .cpu) -> Tensor {
-        Tensor(storage: Storage(uninitializedByteCount: ShapeUtil.count(shape) * dtype.size), shape: shape, dtype: dtype, device: device)
+        do {
+            return try allocate(shape, dtype: dtype, device: device)
+        } catch {
+            DeviceFailure.report(error, context: "allocating \(ShapeUtil.describe(shape)) \(dtype)")
+        }
+    }
+
+    /// A new contiguous tensor of zeros.
+    public static func zeros(_ shape: [Int], dtype: DType = .float32, device: Device = .cpu) -> Tensor {
+        full(shape, 0, dtype: dtype, device: device)
     }
 
     /// A new tensor with every element equal to `value`.
     public static func full(_ shape: [Int], _ value: Double, dtype: DType = .float32, device: Device = .cpu) -> Tensor {
         let t = empty(shape, dtype: dtype, device: device)
-        for i in 0..<t.count { t.storeElement(i, value) }
+        device.memoryBackend.fill(t, with: value)
         return t
     }
 
@@ -33,17 +49,21 @@ extension Tensor {
     public convenience init(_ values: [Float], shape: [Int], device: Device = .cpu) {
         precondition(values.count == ShapeUtil.count(shape),
                      "[tensor] expected \(ShapeUtil.count(shape)) values for shape \(ShapeUtil.describe(shape)), got \(values.count)")
-        let storage = Storage(uninitializedByteCount: values.count * 4)
-        values.withUnsafeBytes { storage.data.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        self.init(storage: storage, shape: shape, dtype: .float32, device: device)
+        let t = Tensor.empty(shape, dtype: .float32, device: device)
+        values.withUnsafeBytes { device.memoryBackend.upload($0, into: t) }
+        self.init(storage: t.storage, shape: shape, dtype: .float32, device: device)
     }
 
     /// A tensor of any dtype from `Double` values in row-major order (rounded to the dtype).
     public convenience init(doubles values: [Double], shape: [Int], dtype: DType = .float64, device: Device = .reference) {
         precondition(values.count == ShapeUtil.count(shape),
                      "[tensor] expected \(ShapeUtil.count(shape)) values for shape \(ShapeUtil.describe(shape)), got \(values.count)")
-        self.init(storage: Storage(uninitializedByteCount: values.count * dtype.size), shape: shape, dtype: dtype, device: device)
-        for (i, v) in values.enumerated() { storeElement(i, v) }
+        let t = Tensor.empty(shape, dtype: dtype, device: device)
+        withUnsafeTemporaryAllocation(byteCount: Swift.max(values.count * dtype.size, 1), alignment: 16) { staging in
+            for (i, v) in values.enumerated() { dtype.store(v, staging.baseAddress!, i) }
+            device.memoryBackend.upload(UnsafeRawBufferPointer(rebasing: staging[..<(values.count * dtype.size)]), into: t)
+        }
+        self.init(storage: t.storage, shape: shape, dtype: dtype, device: device)
     }
 
     /// An int32 tensor of class labels `[N]`.
@@ -63,75 +83,55 @@ extension Tensor {
         Thread.current.threadDictionary[hostReadKey] = hostReadCount + 1
     }
 
-    /// The elements in row-major order, as `Double` whatever the dtype.
-    public func toDoubles() -> [Double] {
+    /// The raw bytes of the elements in row-major order, read back from the device.
+    private func downloadedBytes() -> [UInt8] {
         Tensor.countHostRead()
         let c = contiguousData()
-        return (0..<c.count).map { c.loadElement($0) }
+        return [UInt8](unsafeUninitializedCapacity: c.count * dtype.size) { buffer, initialized in
+            c.device.memoryBackend.download(c, into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = c.count * dtype.size
+        }
+    }
+
+    /// The elements in row-major order, as `Double` whatever the dtype.
+    public func toDoubles() -> [Double] {
+        let bytes = downloadedBytes(), type = dtype, n = count
+        return bytes.withUnsafeBytes { raw in (0..<n).map { type.load(raw.baseAddress!, $0) } }
     }
 
     /// The elements in row-major order, as `Float`.
     public func toFloats() -> [Float] {
-        if dtype == .float32 {
-            Tensor.countHostRead()
-            let c = contiguousData()
-            return Array(UnsafeBufferPointer(start: c.pointer(as: Float.self), count: c.count))
+        guard dtype == .float32 else { return toDoubles().map { Float($0) } }
+        Tensor.countHostRead()
+        let c = contiguousData()
+        return [Float](unsafeUninitializedCapacity: c.count) { buffer, initialized in
+            c.device.memoryBackend.download(c, into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = c.count
         }
-        return toDoubles().map { Float($0) }
     }
 
     /// The only element of a one-element tensor.
     public func item() -> Double {
         precondition(count == 1, "[item] expected a tensor with one element, got shape \(ShapeUtil.describe(shape))")
-        Tensor.countHostRead()
-        return isContiguous ? loadElement(0) : contiguousData().loadElement(0)
+        return toDoubles()[0]
     }
 
     /// This tensor, or a contiguous copy of it (no autograd record).
     package func contiguousData() -> Tensor { isContiguous ? self : backend.contiguous(self) }
 
     /// Reads element `i` of the underlying storage, counted from `offset` in contiguous order.
-    /// Only valid on contiguous tensors.
-    package func loadElement(_ i: Int) -> Double {
-        let p = storage.data
-        let j = offset + i
-        switch dtype {
-        case .float32: return Double(p.assumingMemoryBound(to: Float.self)[j])
-        case .float64: return p.assumingMemoryBound(to: Double.self)[j]
-        case .float16: return Double(Float(half: p.assumingMemoryBound(to: UInt16.self)[j]))
-        case .bfloat16: return Double(Float(bitPattern: UInt32(p.assumingMemoryBound(to: UInt16.self)[j]) << 16))
-        case .int32: return Double(p.assumingMemoryBound(to: Int32.self)[j])
-        case .int64: return Double(p.assumingMemoryBound(to: Int64.self)[j])
-        case .uint8: return Double(p.assumingMemoryBound(to: UInt8.self)[j])
-        }
-    }
+    /// Only for host-memory devices; only valid on contiguous tensors.
+    package func loadElement(_ i: Int) -> Double { dtype.load(storage.data, offset + i) }
 
-    /// Writes element `i` (contiguous order from `offset`), rounding to the dtype.
-    package func storeElement(_ i: Int, _ v: Double) {
-        let p = storage.data
-        let j = offset + i
-        switch dtype {
-        case .float32: p.assumingMemoryBound(to: Float.self)[j] = Float(v)
-        case .float64: p.assumingMemoryBound(to: Double.self)[j] = v
-        case .float16: p.assumingMemoryBound(to: UInt16.self)[j] = Float(v).halfBits
-        case .bfloat16:
-            // Round to nearest even on the upper 16 bits.
-            let bits = Float(v).bitPattern
-            p.assumingMemoryBound(to: UInt16.self)[j] = UInt16((bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
-        case .int32: p.assumingMemoryBound(to: Int32.self)[j] = Int32(v)
-        case .int64: p.assumingMemoryBound(to: Int64.self)[j] = Int64(v)
-        case .uint8: p.assumingMemoryBound(to: UInt8.self)[j] = UInt8(v)
-        }
-    }
+    /// Writes element `i` (contiguous order from `offset`), rounding to the dtype. Only for
+    /// host-memory devices.
+    package func storeElement(_ i: Int, _ v: Double) { dtype.store(v, storage.data, offset + i) }
 
-    /// Overwrites this tensor's elements with `source`'s (same shape; used by optimisers and
-    /// loaders). Not recorded on the tape.
+    /// Overwrites this tensor's elements with `source`'s (same shape, converted to this dtype;
+    /// either may be strided; used by optimisers and loaders). Not recorded on the tape.
     public func assign(_ source: Tensor) {
         precondition(source.shape == shape, "[assign] expected shape \(ShapeUtil.describe(shape)), got \(ShapeUtil.describe(source.shape))")
-        precondition(isContiguous, "[assign] expected a contiguous destination")
-        let src = source.dtype == dtype ? source.contiguousData() : backend.cast(source.contiguousData(), to: dtype)
-        storage.data.advanced(by: offset * dtype.size)
-            .copyMemory(from: src.storage.data.advanced(by: src.offset * dtype.size), byteCount: count * dtype.size)
+        device.memoryBackend.copy(source, into: self)
     }
 }
 

@@ -53,16 +53,21 @@ public final class Tensor: @unchecked Sendable {
         return true
     }
 
-    /// A pointer to the first element, typed. The caller must respect `strides`.
+    /// A pointer to the first element, typed, for backends and data loaders on host-memory
+    /// devices (front-end ops never use it). The caller must respect `strides`.
     public func pointer<T>(as type: T.Type) -> UnsafeMutablePointer<T> {
         precondition(MemoryLayout<T>.size == dtype.size, "[pointer] expected a \(dtype) element type, got \(T.self)")
+        precondition(device.isHostMemory, "[pointer] the \(device) device's memory is not host memory: copy the tensor to the host first")
         return storage.data.assumingMemoryBound(to: T.self) + offset
     }
 
-    /// The same data marked as a different device (no copy: every device here is host memory).
+    /// A copy on `device` (`self` when it is already there); the gradient flows back to this
+    /// device. The copy is made by whichever of the two backends can reach the other's memory.
     public func to(_ device: Device) -> Tensor {
         if device == self.device { return self }
-        let moved = Tensor(storage: storage, shape: shape, strides: strides, offset: offset, dtype: dtype, device: device)
+        let moved = Tensor.empty(shape, dtype: dtype, device: device)
+        (self.device.isHostMemory ? device.memoryBackend : self.device.memoryBackend).copy(self, into: moved)
+        moved.spikeQuantum = spikeQuantum
         let home = self.device
         return recordUnary(moved, self) { g in [g.to(home)] }
     }

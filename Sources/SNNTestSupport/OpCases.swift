@@ -46,6 +46,7 @@ public enum BinaryCase: String, CaseIterable, Sendable, CustomStringConvertible 
 public enum UnaryCase: String, CaseIterable, Sendable, CustomStringConvertible {
     case negate, exp, log, abs, sqrt, square, sigmoid, relu, clamp, clampBelow, clampAbove
     case addScalar, scalarSubtract, multiplyScalar, scalarDivide, divideScalar, powScalar
+    case scalarAdd, subtractScalar, scalarMultiply, scalarPow, maximumScalar, minimumScalar
 
     public var description: String { rawValue }
 
@@ -68,6 +69,12 @@ public enum UnaryCase: String, CaseIterable, Sendable, CustomStringConvertible {
         case .scalarDivide: return 2 / x
         case .divideScalar: return x / 4
         case .powScalar: return pow(x, 3)
+        case .scalarAdd: return -0.75 + x
+        case .subtractScalar: return x - 0.3
+        case .scalarMultiply: return 1.25 * x
+        case .scalarPow: return pow(1.7, x)
+        case .maximumScalar: return SNNTensor.maximum(x, 0.2)
+        case .minimumScalar: return SNNTensor.minimum(x, -0.1)
         }
     }
 
@@ -79,6 +86,8 @@ public enum UnaryCase: String, CaseIterable, Sendable, CustomStringConvertible {
         case .clamp: return r.awayFromKinks(shape, kinks: [-0.5, 0.7])
         case .clampBelow: return r.awayFromKinks(shape, kinks: [-0.3])
         case .clampAbove: return r.awayFromKinks(shape, kinks: [0.4])
+        case .maximumScalar: return r.awayFromKinks(shape, kinks: [0.2])
+        case .minimumScalar: return r.awayFromKinks(shape, kinks: [-0.1])
         default: return r.normal(shape)
         }
     }

@@ -78,11 +78,11 @@ struct BenchOps: ParsableCommand {
         if groups.contains("neuron") {
         let neuron = NeuronParameters()
         let current = Tensor.normal([steps, neurons], mean: 0.8, std: 0.6, generator: rng)
-        let (_, potentials) = backend.neuronScan(current, neuron)
+        let (_, saved) = backend.neuronScan(current, neuron)
         let gs = Tensor.normal([steps, neurons], generator: rng)
         let bytes = 12.0 * Double(steps * neurons)
         let scanFwd = time { _ = backend.neuronScan(current, neuron) }
-        let scanBwd = time { _ = backend.neuronScanBackward(gs, potentials: potentials, neuron) }
+        let scanBwd = time { _ = backend.neuronScanBackward(gs, saved: saved) }
         results.append(("neuron_scan_fwd_gbps", bytes / scanFwd / 1e9, "GB/s"))
         results.append(("neuron_scan_bwd_gbps", bytes / scanBwd / 1e9, "GB/s"))
         }

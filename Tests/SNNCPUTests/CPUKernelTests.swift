@@ -287,16 +287,22 @@ extension CPUKernelTests {
         return Tensor(x, shape: [steps, neurons])
     }
 
+    /// Spikes and the potentials a host backend saved.
+    private func scanned(_ backend: any Backend, _ x: Tensor, _ p: NeuronParameters) -> (Tensor, Tensor) {
+        let (spikes, saved) = backend.neuronScan(x, p)
+        return (spikes, SavedPotentials.from(saved, op: "test").potentials)
+    }
+
     /// Forward spikes and potentials, then the backward pass from the same float32 potentials.
     private func checkScan(_ p: NeuronParameters, steps: Int, neurons: Int, seed: UInt64) {
         let x = Self.currents(steps, neurons, p, seed: seed)
-        let (s, h) = cpu.neuronScan(x, p)
-        let (sr, hr) = ref.neuronScan(x, p)
+        let (s, h) = scanned(cpu, x, p)
+        let (sr, hr) = scanned(ref, x, p)
         #expect(s.toDoubles() == sr.toDoubles(), "spikes \(p) T=\(steps) n=\(neurons)")
         #expect(scaledError(h, hr) < 1e-5, "potentials \(p) T=\(steps) n=\(neurons)")
         let gs = Self.tensor([steps, neurons], seed + 1)
-        let gx = cpu.neuronScanBackward(gs, potentials: h, p)
-        let gxr = ref.neuronScanBackward(gs, potentials: h, p)
+        let gx = cpu.neuronScanBackward(gs, saved: SavedPotentials(h, p))
+        let gxr = ref.neuronScanBackward(gs, saved: SavedPotentials(h, p))
         #expect(scaledError(gx, gxr) < 1e-5, "gradient \(p) T=\(steps) n=\(neurons)")
     }
 
@@ -320,12 +326,12 @@ extension CPUKernelTests {
         let x = Tensor(xs + xs + [Float](repeating: 0, count: 10), shape: [2, 10])
         for reset in [ResetMode.hard(0), .soft] {
             let p = NeuronParameters(tau: 2, threshold: threshold, reset: reset, surrogate: .triangle(gamma: 1))
-            let (spikes, h) = cpu.neuronScan(x, p)
+            let (spikes, h) = scanned(cpu, x, p)
             let expected = (xs + xs).map { Double($0) - threshold > 0 ? 1.0 : 0.0 }
             #expect(Array(spikes.toDoubles().prefix(10)) == expected, "v_th \(threshold) \(reset)")
             #expect(spikes.toDoubles() == ref.neuronScan(x, p).spikes.toDoubles(), "v_th \(threshold) \(reset) vs reference")
             let gs = Tensor([Float](repeating: 1, count: 20), shape: [2, 10])
-            #expect(scaledError(cpu.neuronScanBackward(gs, potentials: h, p), ref.neuronScanBackward(gs, potentials: h, p)) < 1e-6,
+            #expect(scaledError(cpu.neuronScanBackward(gs, saved: SavedPotentials(h, p)), ref.neuronScanBackward(gs, saved: SavedPotentials(h, p))) < 1e-6,
                     "gradient, v_th \(threshold) \(reset)")
         }
     }
@@ -340,12 +346,12 @@ extension CPUKernelTests {
         let p = NeuronParameters(tau: 2, threshold: 0.9, reset: .hard(0.1), surrogate: .sigmoid(alpha: 2))
         checkScan(p, steps: 5, neurons: 26_999, seed: 42)
         let x = Self.currents(4, 301, p, seed: 43).reshaped([4, 7, 43]).permuted([0, 2, 1])
-        let (s, h) = cpu.neuronScan(x, p)
-        let (sr, hr) = ref.neuronScan(x, p)
+        let (s, h) = scanned(cpu, x, p)
+        let (sr, hr) = scanned(ref, x, p)
         #expect(s.toDoubles() == sr.toDoubles() && scaledError(h, hr) < 1e-5, "permuted input")
         let hs = h.sliced(axis: 1, 0..<2).sliced(axis: 0, 1..<3)
         let gs = Self.tensor([7], 44).expanded(to: hs.shape)
-        #expect(scaledError(cpu.neuronScanBackward(gs, potentials: hs.contiguous(), p),
-                            ref.neuronScanBackward(gs, potentials: hs, p)) < 1e-5, "broadcast gradient")
+        #expect(scaledError(cpu.neuronScanBackward(gs, saved: SavedPotentials(hs.contiguous(), p)),
+                            ref.neuronScanBackward(gs, saved: SavedPotentials(hs, p))) < 1e-5, "broadcast gradient")
     }
 }

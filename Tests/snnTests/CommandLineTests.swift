@@ -107,6 +107,17 @@ struct CommandLineTests {
         #expect(status == 0, "\(resumed)")
     }
 
+    @Test("running out of memory is one line naming the device and the size, exit status 1, no crash")
+    func outOfMemory() throws {
+        let dir = temporary("oom")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A limit of 0 MiB makes the first tensor fail, wherever it is made.
+        let (status, output) = try SNNBinary.run(tiny(dir, epochs: 1), environment: ["SNN_HOST_MEMORY_LIMIT_MIB": "0"])
+        #expect(status == 1, "\(output)")
+        #expect(output.contains("error: out of memory on the cpu device: could not allocate"), "\(output)")
+        #expect(!output.contains("Fatal error") && !output.contains("Backtrace"), "\(output)")
+    }
+
     @Test("TensorBoard opens the event file and finds the epoch scalars")
     func tensorBoardReadsOurLogs() throws {
         let dir = temporary("tb")

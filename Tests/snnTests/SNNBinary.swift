@@ -3,7 +3,7 @@ import Foundation
 /// The `snn` executable built beside the test bundle, and ../shared/data.
 enum SNNBinary {
     /// Runs `snn` with `arguments`; returns its exit status and its stdout and stderr together.
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
         var dir = Bundle.main.bundleURL
         while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("snn").path) && dir.path != "/" {
             dir = dir.deletingLastPathComponent()
@@ -11,6 +11,9 @@ enum SNNBinary {
         let process = Process()
         process.executableURL = dir.appendingPathComponent("snn")
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

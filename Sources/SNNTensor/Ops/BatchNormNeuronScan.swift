@@ -46,18 +46,19 @@ public func batchNormNeuronScan(_ x: Tensor, steps: Int, gamma: Tensor, beta: Te
         precondition(residual.shape == x.shape && residual.dtype == x.dtype && residual.device == x.device,
                      "[batchNormNeuronScan] expected a residual like the input \(ShapeUtil.describe(x.shape)), got \(ShapeUtil.describe(residual.shape))")
     }
-    let cr = residual?.contiguousData().detached()
-    let spikes = backend.batchNormNeuronScan(cx, gamma: gammaData, beta: betaData, mean: mean, variance: variance,
-                                             epsilon: epsilon, residual: cr, steps: steps, neuron)
+    let cr = residual.map { r in
+        let c = r.contiguousData().detached()
+        c.spikeQuantum = r.spikeQuantum
+        return c
+    }
+    // Saved: what the backend chose to keep (on host backends x, γ, β, the [C] statistics and
+    // the residual, as bytes when it holds spikes); it recomputes the rest.
+    let (spikes, saved) = backend.batchNormNeuronScan(cx, gamma: gammaData, beta: betaData, mean: mean, variance: variance,
+                                                      epsilon: epsilon, residual: cr, steps: steps, neuron)
     spikes.spikeQuantum = 1
-    // Saved: x, γ, β, the [C] statistics and the residual (bytes when it holds spikes); the
-    // backend recomputes the rest.
-    let savedResidual = cr.map(SavedActivation.init)
     let inputs = [x, gamma, beta] + (residual.map { [$0] } ?? []), hasResidual = residual != nil
     return record("batchNormNeuronScan", spikes, inputs) { g in
-        let r = backend.batchNormNeuronScanBackward(g.contiguousData(), input: cx, gamma: gammaData, beta: betaData, mean: mean,
-                                                    variance: variance, epsilon: epsilon, residual: savedResidual?.value,
-                                                    steps: steps, neuron)
+        let r = backend.batchNormNeuronScanBackward(g.contiguousData(), saved: saved)
         return [r.input, r.gamma, r.beta] + (hasResidual ? [r.residual] : [])
     }
 }

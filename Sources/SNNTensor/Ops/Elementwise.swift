@@ -1,3 +1,5 @@
+import Foundation
+
 /// Elementwise arithmetic, comparisons and functions with NumPy broadcasting.
 ///
 /// Broadcasting is done with zero-stride views (``Tensor/expanded(to:)``), so backends only
@@ -72,14 +74,62 @@ func binaryOp(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
     }
 }
 
+/// Applies a binary primitive to `x` and the immediate `s` (`op(x, s)`, or `op(s, x)` when
+/// `scalarFirst`) and records its gradient rule; no tensor is made for the scalar.
+func scalarOp(_ op: BinaryOp, _ x: Tensor, _ scalar: Double, scalarFirst: Bool = false) -> Tensor {
+    let s = x.dtype.rounded(scalar)  // what a tensor operand of x's dtype would have held
+    let out = x.backend.binary(op, x, scalar: s, scalarFirst: scalarFirst)
+    let value = out.detached()  // detached: no cycle through the rule
+    switch op {
+    case .add:
+        return record("add", out, [x]) { g in [g] }
+    case .subtract:
+        return record("subtract", out, [x]) { g in [scalarFirst ? -g : g] }
+    case .multiply:
+        return record("multiply", out, [x]) { g in [g * s] }
+    case .divide:
+        if !scalarFirst { return record("divide", out, [x]) { g in [g / s] } }
+        let input = x.detached()
+        return record("divide", out, [x]) { g in [-g * value / input] }
+    case .maximum, .minimum:
+        // x takes the gradient where it wins; a tie goes to the first operand.
+        let input = x.detached()
+        return record(op.rawValue, out, [x]) { g in
+            let wins: Tensor
+            switch (op == .maximum, scalarFirst) {
+            case (true, false): wins = input >= s
+            case (true, true): wins = input > s
+            case (false, false): wins = input <= s
+            case (false, true): wins = input < s
+            }
+            return [g * wins]
+        }
+    case .power:
+        if scalarFirst {
+            let logBase = Foundation.log(s)
+            return record("power", out, [x]) { g in [g * value * logBase] }
+        }
+        let input = x.detached()
+        return record("power", out, [x]) { g in [g * s * pow(input, s - 1)] }
+    case .equal, .notEqual, .less, .lessEqual, .greater, .greaterEqual:
+        return out // piecewise constant: no gradient
+    }
+}
+
 /// `a ** b` elementwise.
 public func pow(_ a: Tensor, _ b: Tensor) -> Tensor { binaryOp(.power, a, b) }
 /// `a ** b` elementwise.
-public func pow(_ a: Tensor, _ b: Double) -> Tensor { binaryOp(.power, a, a.like(b)) }
+public func pow(_ a: Tensor, _ b: Double) -> Tensor { scalarOp(.power, a, b) }
+/// `a ** b` elementwise.
+public func pow(_ a: Double, _ b: Tensor) -> Tensor { scalarOp(.power, b, a, scalarFirst: true) }
 /// The larger of `a` and `b` elementwise.
 public func maximum(_ a: Tensor, _ b: Tensor) -> Tensor { binaryOp(.maximum, a, b) }
+/// The larger of `a` and `b` elementwise.
+public func maximum(_ a: Tensor, _ b: Double) -> Tensor { scalarOp(.maximum, a, b) }
 /// The smaller of `a` and `b` elementwise.
 public func minimum(_ a: Tensor, _ b: Tensor) -> Tensor { binaryOp(.minimum, a, b) }
+/// The smaller of `a` and `b` elementwise.
+public func minimum(_ a: Tensor, _ b: Double) -> Tensor { scalarOp(.minimum, a, b) }
 
 extension Tensor {
     /// A 0-d tensor of this tensor's dtype and device.
@@ -89,14 +139,14 @@ extension Tensor {
     public static func - (a: Tensor, b: Tensor) -> Tensor { binaryOp(.subtract, a, b) }
     public static func * (a: Tensor, b: Tensor) -> Tensor { binaryOp(.multiply, a, b) }
     public static func / (a: Tensor, b: Tensor) -> Tensor { binaryOp(.divide, a, b) }
-    public static func + (a: Tensor, b: Double) -> Tensor { a + a.like(b) }
-    public static func - (a: Tensor, b: Double) -> Tensor { a - a.like(b) }
-    public static func * (a: Tensor, b: Double) -> Tensor { a * a.like(b) }
-    public static func / (a: Tensor, b: Double) -> Tensor { a / a.like(b) }
-    public static func + (a: Double, b: Tensor) -> Tensor { b.like(a) + b }
-    public static func - (a: Double, b: Tensor) -> Tensor { b.like(a) - b }
-    public static func * (a: Double, b: Tensor) -> Tensor { b.like(a) * b }
-    public static func / (a: Double, b: Tensor) -> Tensor { b.like(a) / b }
+    public static func + (a: Tensor, b: Double) -> Tensor { scalarOp(.add, a, b) }
+    public static func - (a: Tensor, b: Double) -> Tensor { scalarOp(.subtract, a, b) }
+    public static func * (a: Tensor, b: Double) -> Tensor { scalarOp(.multiply, a, b) }
+    public static func / (a: Tensor, b: Double) -> Tensor { scalarOp(.divide, a, b) }
+    public static func + (a: Double, b: Tensor) -> Tensor { scalarOp(.add, b, a, scalarFirst: true) }
+    public static func - (a: Double, b: Tensor) -> Tensor { scalarOp(.subtract, b, a, scalarFirst: true) }
+    public static func * (a: Double, b: Tensor) -> Tensor { scalarOp(.multiply, b, a, scalarFirst: true) }
+    public static func / (a: Double, b: Tensor) -> Tensor { scalarOp(.divide, b, a, scalarFirst: true) }
     public static prefix func - (a: Tensor) -> Tensor {
         record("negate", a.unaryOp(.negate), [a]) { g in [-g] }
     }
@@ -107,11 +157,12 @@ extension Tensor {
     public static func <= (a: Tensor, b: Tensor) -> Tensor { binaryOp(.lessEqual, a, b) }
     public static func > (a: Tensor, b: Tensor) -> Tensor { binaryOp(.greater, a, b) }
     public static func >= (a: Tensor, b: Tensor) -> Tensor { binaryOp(.greaterEqual, a, b) }
-    public static func == (a: Tensor, b: Double) -> Tensor { a == a.like(b) }
-    public static func < (a: Tensor, b: Double) -> Tensor { a < a.like(b) }
-    public static func <= (a: Tensor, b: Double) -> Tensor { a <= a.like(b) }
-    public static func > (a: Tensor, b: Double) -> Tensor { a > a.like(b) }
-    public static func >= (a: Tensor, b: Double) -> Tensor { a >= a.like(b) }
+    public static func == (a: Tensor, b: Double) -> Tensor { scalarOp(.equal, a, b) }
+    public static func != (a: Tensor, b: Double) -> Tensor { scalarOp(.notEqual, a, b) }
+    public static func < (a: Tensor, b: Double) -> Tensor { scalarOp(.less, a, b) }
+    public static func <= (a: Tensor, b: Double) -> Tensor { scalarOp(.lessEqual, a, b) }
+    public static func > (a: Tensor, b: Double) -> Tensor { scalarOp(.greater, a, b) }
+    public static func >= (a: Tensor, b: Double) -> Tensor { scalarOp(.greaterEqual, a, b) }
 
     /// `e^x`.
     public func exp() -> Tensor {

@@ -143,18 +143,12 @@ public func concat(_ tensors: [Tensor], axis: Int) -> Tensor {
     var outShape = first.shape
     outShape[a] = tensors.map { $0.shape[a] }.reduce(0, +)
     let out = Tensor.empty(outShape, dtype: first.dtype, device: first.device)
-    // Copy each part into its slab: outer × (part extent · inner) blocks.
-    let inner = first.shape[(a + 1)...].reduce(1, *)
-    let outer = first.shape[..<a].reduce(1, *)
-    let size = first.dtype.size
+    // Each part is copied by the device into its slab of the output (a strided view).
     var start = 0
     for t in tensors {
-        let src = t.contiguousData()
-        let block = t.shape[a] * inner * size
-        for o in 0..<outer {
-            (out.storage.data + (o * outShape[a] * inner + start * inner) * size)
-                .copyMemory(from: src.storage.data + src.offset * size + o * block, byteCount: block)
-        }
+        let slab = Tensor(storage: out.storage, shape: t.shape, strides: out.strides,
+                          offset: start * out.strides[a], dtype: out.dtype, device: out.device)
+        out.device.memoryBackend.copy(t, into: slab)
         start += t.shape[a]
     }
     let extents = tensors.map { $0.shape[a] }

@@ -6,16 +6,16 @@
 ///   - x: the input currents `[T, ...]`.
 ///   - neuron: τ, threshold, reset and surrogate.
 /// - Returns: spikes `[T, ...]` (0 or 1). The backward pass runs through time in one kernel
-///   from the saved potentials `h_t`; no state survives the call.
+///   from the state the backend saved (the potentials `h_t` on host backends); no neuron state
+///   survives the call.
 public func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> Tensor {
     precondition(x.rank >= 1 && x.shape[0] > 0, "[neuronScan] expected a [T, ...] input with T >= 1, got \(ShapeUtil.describe(x.shape))")
     precondition(x.dtype.isFloatingPoint, "[neuronScan] expected a floating-point input, got \(x.dtype)")
     let backend = x.backend
-    let (spikes, potentials) = backend.neuronScan(x.contiguousData(), neuron)
+    // Saved: whatever the backend chose to keep (the CPU keeps the potentials h_t).
+    let (spikes, saved) = backend.neuronScan(x.contiguousData(), neuron)
     spikes.spikeQuantum = 1
-    return record("neuronScan", spikes, [x]) { g in
-        [backend.neuronScanBackward(g.contiguousData(), potentials: potentials, neuron)]
-    }
+    return record("neuronScan", spikes, [x]) { g in [backend.neuronScanBackward(g.contiguousData(), saved: saved)] }
 }
 
 /// `H(u)` (1 where `u > 0`, else 0) with the surrogate derivative in the backward pass.
