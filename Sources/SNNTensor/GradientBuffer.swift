@@ -99,6 +99,23 @@ extension Tensor {
         return (flat, views)
     }
 
+    /// Moves `parameters` (contiguous leaves of one dtype and device) into one flat buffer in
+    /// their order and returns it: each parameter keeps its identity and values and becomes a
+    /// view into the buffer, so an optimiser updates every parameter with one pass over flat
+    /// buffers (parameters, gradients, state), laid out alike. Views made of a parameter before
+    /// the move keep the old memory: call this before any are made (the trainer does it when
+    /// built).
+    public static func flattenParameters(_ parameters: [Tensor]) -> Tensor {
+        precondition(parameters.allSatisfy { $0.isContiguous && $0.node == nil },
+                     "[flattenParameters] expected contiguous leaf tensors")
+        let (flat, views) = flatZeros(like: parameters)
+        for (p, view) in zip(parameters, views) {
+            view.assign(p)
+            p.rebind(to: flat.storage, offset: view.offset)
+        }
+        return flat
+    }
+
     /// Back-propagates from this one-element loss and writes the gradient of every parameter of
     /// `buffer` into its view (zeros for parameters the loss does not depend on), firing
     /// `buffer.onBucketReady` as buckets complete. Leaves outside the buffer get nothing; `.grad`

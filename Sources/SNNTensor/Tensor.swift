@@ -7,10 +7,11 @@
 ///
 /// Sequences are time-major, `[T, N, ...]`; images are NCHW.
 public final class Tensor: @unchecked Sendable {
-    public let storage: Storage
+    /// The memory the tensor views; moved only by ``Tensor/flattenParameters(_:)``.
+    public private(set) var storage: Storage
     public let shape: [Int]
     public let strides: [Int]
-    public let offset: Int
+    public private(set) var offset: Int
     public let dtype: DType
     public let device: Device
 
@@ -70,6 +71,14 @@ public final class Tensor: @unchecked Sendable {
         moved.spikeQuantum = spikeQuantum
         let home = self.device
         return recordUnary(moved, self) { g in [g.to(home)] }
+    }
+
+    /// Makes this tensor a view of `offset` in `storage` (same shape, contiguous); the caller
+    /// has copied the values there.
+    func rebind(to storage: Storage, offset: Int) {
+        precondition(node == nil, "[rebind] expected a leaf tensor")
+        self.storage = storage
+        self.offset = offset
     }
 
     /// A tensor that shares the data but records no history.

@@ -44,6 +44,23 @@ public final class Optimizer {
         }
     }
 
+    /// Applies one update to every parameter at once over flat buffers: `parameters` is the
+    /// flat buffer ``Tensor/flattenParameters(_:)`` made of `named` (in that order) and
+    /// `gradients` the matching flat gradient buffer (``GradientBuffer/flat``). The arithmetic
+    /// per element is that of ``step(_:gradients:)``.
+    public func step(flat parameters: Tensor, gradients: Tensor, named: [(key: String, value: Tensor)]) {
+        precondition(parameters.shape == gradients.shape && parameters.count == named.map(\.value.count).reduce(0, +),
+                     "[Optimizer] expected flat parameter and gradient buffers of the parameters' total size")
+        steps += 1
+        withoutGradients {
+            allocateState(for: named)
+            update(parameters, gradients) { kind in
+                guard let b = flatState[kind] else { preconditionFailure("[Optimizer] no flat \(kind) state") }
+                return b
+            }
+        }
+    }
+
     /// The state kinds this optimiser keeps per parameter.
     private var stateKinds: [String] {
         switch kind {
@@ -68,13 +85,18 @@ public final class Optimizer {
     }
 
     private func update(_ name: String, _ p: Tensor, _ g0: Tensor) {
-        let lr = learningRate
-        var g = g0
-        if weightDecay != 0 && kind != .adamW { g = g + p * weightDecay }
-        func buffer(_ kind: String) -> Tensor {
+        update(p, g0) { kind in
             guard let b = state["\(name).\(kind)"] else { preconditionFailure("[Optimizer] no \(kind) state for \(name)") }
             return b
         }
+    }
+
+    /// PyTorch's update of `p` from `g0` with the state tensors `buffer(kind)` (one parameter,
+    /// or all of them as flat buffers).
+    private func update(_ p: Tensor, _ g0: Tensor, buffer: (String) -> Tensor) {
+        let lr = learningRate
+        var g = g0
+        if weightDecay != 0 && kind != .adamW { g = g + p * weightDecay }
         switch kind {
         case .sgd:
             // A zero buffer makes the first step's buffer g exactly, as PyTorch's clone.

@@ -57,8 +57,9 @@ public final class Trainer {
     public let gradients: GradientBuffer
     /// The parameters' names in the order of ``gradients``.
     public var parameterNames: [String] { parameters.map(\.key) }
-    /// ``gradients``' views by parameter name, for the optimiser (the views are persistent).
-    private let gradientViews: [String: Tensor]
+    /// Every parameter, in the order of ``gradients``: the model's parameters are views into it,
+    /// so the optimiser updates them all in one pass over flat buffers.
+    public let flatParameters: Tensor
     /// What the run's records should say about where it ran (versions, device, commit).
     public var environment: [String: String] = [:]
 
@@ -78,8 +79,8 @@ public final class Trainer {
         spikingLayers = model.spikingLayers
         dropoutLayers = model.namedModules().compactMap { $0.value as? Dropout }
         device = parameters.first?.value.device ?? .cpu
+        flatParameters = Tensor.flattenParameters(parameters.map(\.value))
         gradients = GradientBuffer(parameters: parameters.map(\.value))
-        gradientViews = Dictionary(uniqueKeysWithValues: zip(parameters.map(\.key), gradients.views))
         for (_, l) in spikingLayers { l.recordsFiringRate = true }
     }
 
@@ -235,7 +236,7 @@ public final class Trainer {
         Profiler.phase = "optimizer"
         defer { Profiler.phase = "rest" }
         if let maxNorm = config.clipGradNorm { clipGradients(gradients, maxNorm: maxNorm) }
-        optimizer.step(parameters, gradients: gradientViews)
+        optimizer.step(flat: flatParameters, gradients: gradients.flat, named: parameters)
     }
 
     /// Test loss (criterion on the time-mean output), accuracy and firing rate per spiking layer.

@@ -63,4 +63,31 @@ struct OptimizersTests {
             Self.expectClose(state.toDoubles(), expected, "\(c) state \(key)")
         }
     }
+
+    @Test("the flat step over all parameters at once gives the per-parameter steps' bits", arguments: cases)
+    func flatStep(_ c: Case) throws {
+        let f = try #require(Self.fixture)
+        let kind = try #require(Optimizer.Kind(rawValue: c.kind))
+        // Three parameters of different shapes; the flat side is moved into one buffer.
+        let shapes = [[2, 3], [5], [1, 4, 2]]
+        let r = RandomGenerator(seed: UInt64(c.name.utf8.count))
+        let initial = shapes.map { Tensor.normal($0, generator: r, dtype: .float32, device: .reference) }
+        let perView = initial.map { $0.contiguous().detached() }
+        let flatSide = initial.map { $0.contiguous().detached() }
+        let named = { (ps: [Tensor]) in ps.enumerated().map { (key: "p\($0.offset)", value: $0.element) } }
+        let flat = Tensor.flattenParameters(flatSide)
+        let buffer = GradientBuffer(parameters: flatSide)
+        let (a, b) = (Optimizer(kind, learningRate: c.learning_rate, weightDecay: c.weight_decay),
+                      Optimizer(kind, learningRate: c.learning_rate, weightDecay: c.weight_decay))
+        for _ in f.gradients.indices {
+            let grads = shapes.map { Tensor.normal($0, generator: r, dtype: .float32, device: .reference) }
+            a.step(named(perView), gradients: Dictionary(uniqueKeysWithValues: grads.enumerated().map { ("p\($0.offset)", $0.element) }))
+            for (view, g) in zip(buffer.views, grads) { view.assign(g) }
+            b.step(flat: flat, gradients: buffer.flat, named: named(flatSide))
+        }
+        for (x, y) in zip(perView, flatSide) {
+            #expect(x.toFloats() == y.toFloats(), "\(c)")
+            #expect(y.storage === flat.storage, "\(c): the parameter is a view into the flat buffer")
+        }
+    }
 }
