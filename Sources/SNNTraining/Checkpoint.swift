@@ -3,8 +3,13 @@ import SNNLayers
 import SNNTensor
 
 /// A checkpoint: `NAME.safetensors` (model state under its state-dict keys, optimiser state
-/// under `optimizer.<key>`) and `NAME.json` (where training stands and the full config), each
-/// written atomically.
+/// under `optimizer.<key>`, and where training stands with the full config as JSON in its
+/// metadata under `swiftsnn.checkpoint`) and `NAME.json` (the same JSON, for people and tools).
+///
+/// The weights file alone is the checkpoint: it is written to a temporary file and renamed into
+/// place, so a kill at any moment leaves either the old or the new checkpoint whole, never new
+/// weights beside an old epoch count. The loader reads the state from the weights file (the
+/// sidecar only for checkpoints written before it carried one).
 public struct CheckpointState: Codable {
     /// Completed epochs (training resumes at this epoch).
     public var epoch: Int
@@ -23,6 +28,20 @@ public struct CheckpointState: Codable {
     /// Position of each dropout layer's mask stream, in module order.
     public var dropoutCounters: [UInt64]
     public var config: TrainingConfig
+
+    /// The first value a checkpoint cannot hold (negative counts, a step past its epoch's
+    /// end is caught later), or `nil`.
+    func problem() -> String? {
+        let counts = [("epoch", epoch), ("stepInEpoch", stepInEpoch), ("globalStep", globalStep), ("optimizerSteps", optimizerSteps),
+                      ("partialCorrect", partialCorrect), ("partialSeen", partialSeen)]
+        if let (name, value) = counts.first(where: { $0.1 < 0 }) { return "\(name) is \(value), expected 0 or more" }
+        if bestEpoch < -1 { return "bestEpoch is \(bestEpoch), expected -1 (none yet) or more" }
+        if partialCorrect > partialSeen { return "partialCorrect (\(partialCorrect)) exceeds partialSeen (\(partialSeen))" }
+        if epoch > config.epochs { return "epoch \(epoch) is past the run's \(config.epochs) epochs" }
+        if !learningRate.isFinite || learningRate < 0 { return "learningRate is \(learningRate)" }
+        if !partialLossSum.isFinite { return "partialLossSum is \(partialLossSum)" }
+        return nil
+    }
 }
 
 /// A missing or unreadable checkpoint; the message names the path and the reason.
@@ -48,27 +67,52 @@ enum Checkpoint {
         return d
     }
 
+    /// The metadata key holding the state's JSON inside the weights file.
+    static let metadataKey = "swiftsnn.checkpoint"
+
+    /// Runs between writing the weights file and its sidecar (tests stop a save there).
+    nonisolated(unsafe) static var afterWeightsWritten: ((_ base: String) throws -> Void)?
+
     static func save(_ state: CheckpointState, model: Module, optimizer: Optimizer, to base: String) throws {
         var tensors = model.stateDict()
         for (k, v) in optimizer.state { tensors["optimizer.\(k)"] = v }
-        // Tensors first, sidecar last: a sidecar always describes a complete tensor file.
-        try SafeTensors.save(tensors, to: base + ".safetensors", metadata: ["format": "pt", "writer": "SwiftSNN"])
-        try AtomicFile.write(try Checkpoint.encoder.encode(state), to: base + ".json")
+        let json = try Checkpoint.encoder.encode(state)
+        // One file, one rename: the checkpoint. The sidecar after it is a copy for readers.
+        try SafeTensors.save(tensors, to: base + ".safetensors",
+                             metadata: ["format": "pt", "writer": "SwiftSNN", metadataKey: String(decoding: json, as: UTF8.self)])
+        try afterWeightsWritten?(base)
+        try AtomicFile.write(json, to: base + ".json")
     }
 
     static func load(_ base: String, model: Module, optimizer: Optimizer) throws -> CheckpointState {
         let stem = base.hasSuffix(".safetensors") ? String(base.dropLast(".safetensors".count))
             : (base.hasSuffix(".json") ? String(base.dropLast(".json".count)) : base)
         let json = stem + ".json", weights = stem + ".safetensors"
-        guard FileManager.default.fileExists(atPath: json) else { throw CheckpointError(path: json, reason: "no such file") }
-        let state: CheckpointState
+        guard FileManager.default.fileExists(atPath: weights) else { throw CheckpointError(path: weights, reason: "no such file") }
+        let tensors: [String: Tensor], metadata: [String: String]
         do {
-            state = try Checkpoint.decoder.decode(CheckpointState.self, from: try Data(contentsOf: URL(fileURLWithPath: json)))
+            (tensors, metadata) = try SafeTensors.decode(try Data(contentsOf: URL(fileURLWithPath: weights)), path: weights)
         } catch {
-            throw CheckpointError(path: json, reason: "not a SwiftSNN checkpoint sidecar (\(error))")
+            throw CheckpointError(path: weights, reason: "\(error)")
         }
-        let tensors: [String: Tensor]
-        do { tensors = try SafeTensors.load(weights) } catch { throw CheckpointError(path: weights, reason: "\(error)") }
+        let state: CheckpointState
+        if let embedded = metadata[metadataKey] {
+            do {
+                state = try Checkpoint.decoder.decode(CheckpointState.self, from: Data(embedded.utf8))
+            } catch {
+                throw CheckpointError(path: weights, reason: "its training state (metadata \(metadataKey)) is unreadable (\(error))")
+            }
+        } else {
+            guard FileManager.default.fileExists(atPath: json) else {
+                throw CheckpointError(path: json, reason: "no such file, and \(weights) carries no training state")
+            }
+            do {
+                state = try Checkpoint.decoder.decode(CheckpointState.self, from: try Data(contentsOf: URL(fileURLWithPath: json)))
+            } catch {
+                throw CheckpointError(path: json, reason: "not a SwiftSNN checkpoint sidecar (\(error))")
+            }
+        }
+        if let problem = state.problem() { throw CheckpointError(path: weights, reason: "invalid training state: \(problem)") }
         var modelState: [String: Tensor] = [:], optimizerState: [String: Tensor] = [:]
         for (k, v) in tensors {
             if k.hasPrefix("optimizer.") { optimizerState[String(k.dropFirst("optimizer.".count))] = v } else { modelState[k] = v }

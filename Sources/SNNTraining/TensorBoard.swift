@@ -4,7 +4,7 @@ import Foundation
 /// protocol buffers holding scalar summaries. Encoded by hand: the few fields we write do not
 /// justify a protobuf dependency.
 public final class TensorBoardWriter {
-    private let handle: FileHandle
+    private let file: RecordAppender
     public let path: String
 
     /// Creates `events.out.tfevents.<time>.<host>` in `directory`.
@@ -15,18 +15,18 @@ public final class TensorBoardWriter {
         guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
         }
-        handle = h
+        file = RecordAppender(handle: h, path: path)
         // The first record names the file format.
         var event = Proto()
         event.double(1, Date().timeIntervalSince1970)
         event.string(3, "brain.Event:2")
-        write(event.bytes)
+        try write(event.bytes)
     }
 
-    deinit { try? handle.close() }
+    deinit { try? file.handle.close() }
 
-    /// Appends scalars at `step`.
-    public func scalars(_ values: [(tag: String, value: Double)], step: Int) {
+    /// Appends scalars at `step`; a record that cannot be written in full is cut back off.
+    public func scalars(_ values: [(tag: String, value: Double)], step: Int) throws {
         var summary = Proto()
         for (tag, value) in values {
             var v = Proto()
@@ -38,20 +38,20 @@ public final class TensorBoardWriter {
         event.double(1, Date().timeIntervalSince1970)
         event.varintField(2, UInt64(bitPattern: Int64(step)))
         event.message(5, summary)
-        write(event.bytes)
+        try write(event.bytes)
     }
 
     /// Flushes to disk.
-    public func flush() { try? handle.synchronize() }
+    public func flush() { try? file.handle.synchronize() }
 
-    private func write(_ data: [UInt8]) {
+    private func write(_ data: [UInt8]) throws {
         var record: [UInt8] = []
         let length = withUnsafeBytes(of: UInt64(data.count).littleEndian, Array.init)
         record += length
         record += withUnsafeBytes(of: CRC32C.masked(length).littleEndian, Array.init)
         record += data
         record += withUnsafeBytes(of: CRC32C.masked(data).littleEndian, Array.init)
-        handle.write(Data(record))
+        try file.append(Data(record))
     }
 }
 

@@ -14,6 +14,11 @@ public struct TrainingSummary: Codable {
     public var wallSeconds: Double
     public var samplesPerSecond: Double
     public var interrupted: Bool
+    /// Why the run stopped early with an error (a non-finite loss, a full disk), or `nil`.
+    public var stoppedBy: String?
+    /// The checkpoint a resume would continue from (`weights/last` or `weights/best`), or `nil`
+    /// when none was written.
+    public var checkpoint: String?
     public var runDirectory: String
     public var config: TrainingConfig
     /// Seed, device, library versions and the like (see ``Trainer/environment``).
@@ -22,6 +27,7 @@ public struct TrainingSummary: Codable {
     enum CodingKeys: String, CodingKey {
         case bestTestAccuracy = "best_test_accuracy", bestEpoch = "best_epoch", finalTestAccuracy = "final_test_accuracy"
         case epochs, wallSeconds = "wall_seconds", samplesPerSecond = "samples_per_second", interrupted
+        case stoppedBy = "stopped_by", checkpoint
         case runDirectory = "run_directory", config, environment
     }
 }
@@ -85,12 +91,18 @@ public final class Trainer {
     }
 
     /// The run directory name the reference uses: `TRT(CE)_T6_triangle_tdBN_ResNet-19_<time>`.
-    /// `base/runName`, or with `-2`, `-3`, ... appended when a run started in the same second
-    /// with the same settings already owns that folder (its logs must not be mixed with ours).
-    public static func freshRunDirectory(under base: String, config: TrainingConfig, date: Date = Date()) -> String {
+    /// Creates `base/runName`, or with `-2`, `-3`, ... appended when a run started in the same
+    /// second with the same settings already owns that folder (its logs must not be mixed with
+    /// ours). Each name is claimed with one `mkdir`, which fails when the folder exists, so two
+    /// runs starting together never share one.
+    public static func freshRunDirectory(under base: String, config: TrainingConfig, date: Date = Date()) throws -> String {
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         let first = "\(base)/\(runName(config, date: date))"
         var (path, n) = (first, 2)
-        while FileManager.default.fileExists(atPath: path) {
+        while mkdir(path, 0o755) != 0 {
+            guard errno == EEXIST else {
+                throw TrainingError(message: "cannot create the run directory \(path): \(String(cString: strerror(errno)))")
+            }
             path = "\(first)-\(n)"
             n += 1
         }
@@ -126,82 +138,112 @@ public final class Trainer {
         var trainedSamples = 0
         var trainSeconds = 0.0
         var interrupted = false
-        epochs: while state.epoch < config.epochs {
-            let epoch = state.epoch
-            optimizer.learningRate = schedule.rate(epoch: epoch)
-            model.train()
-            let batches = trainSet.batchIndices(epoch: epoch, batchSize: config.batchSize, shuffle: true, seed: config.seed,
-                                                dropLast: config.dropLast)
-            var (lossSum, correct, seen) = (state.partialLossSum, state.partialCorrect, state.partialSeen)
-            let first = min(state.stepInEpoch, batches.count)
-            let prefetcher = BatchPrefetcher(dataset: trainSet, batches: Array(batches[first...]), epoch: epoch, workers: config.workers)
-            for i in first..<batches.count {
-                if let max = config.maxSteps, state.globalStep >= max { break epochs }
-                guard let batch = try prefetcher.next() else { break }
-                let t0 = Date()
-                let (loss, right) = try step(batch)
-                let dt = Date().timeIntervalSince(t0)
-                trainSeconds += dt
-                trainedSamples += batch.count
-                (lossSum, correct, seen) = (lossSum + loss * Double(batch.count), correct + right, seen + batch.count)
-                state.globalStep += 1
-                state.stepInEpoch = i + 1
-                let rates = spikingLayers.map { ("train_firing_rate/\($0.key)", $0.value.lastFiringRate ?? 0) }
-                log.record(kind: "step", step: state.globalStep, [("train_loss_step", loss), ("lr", optimizer.learningRate),
-                                                                   ("samples_per_second", Double(batch.count) / dt)] + rates)
-                observer?.stepFinished(epoch: epoch, step: i + 1, stepsInEpoch: batches.count, loss: loss,
-                                       samplesPerSecond: Double(batch.count) / dt)
-                if Trainer.stopRequested {
-                    (state.partialLossSum, state.partialCorrect, state.partialSeen) = (lossSum, correct, seen)
-                    interrupted = true
-                    break epochs
+        checkpoint = resume
+        var stoppedBy: Error?
+        do {
+            epochs: while state.epoch < config.epochs {
+                let epoch = state.epoch
+                optimizer.learningRate = schedule.rate(epoch: epoch)
+                model.train()
+                let batches = trainSet.batchIndices(epoch: epoch, batchSize: config.batchSize, shuffle: true, seed: config.seed,
+                                                    dropLast: config.dropLast)
+                var (lossSum, correct, seen) = (state.partialLossSum, state.partialCorrect, state.partialSeen)
+                let first = min(state.stepInEpoch, batches.count)
+                let prefetcher = BatchPrefetcher(dataset: trainSet, batches: Array(batches[first...]), epoch: epoch, workers: config.workers)
+                for i in first..<batches.count {
+                    if let max = config.maxSteps, state.globalStep >= max { break epochs }
+                    guard let batch = try prefetcher.next() else { break }
+                    let t0 = Date()
+                    let (loss, right) = try step(batch)
+                    let dt = Date().timeIntervalSince(t0)
+                    trainSeconds += dt
+                    trainedSamples += batch.count
+                    (lossSum, correct, seen) = (lossSum + loss * Double(batch.count), correct + right, seen + batch.count)
+                    state.globalStep += 1
+                    state.stepInEpoch = i + 1
+                    let rates = spikingLayers.map { ("train_firing_rate/\($0.key)", $0.value.lastFiringRate ?? 0) }
+                    log.record(kind: "step", step: state.globalStep, [("train_loss_step", loss), ("lr", optimizer.learningRate),
+                                                                       ("samples_per_second", Double(batch.count) / dt)] + rates)
+                    if let failure = log.failure { throw failure }
+                    observer?.stepFinished(epoch: epoch, step: i + 1, stepsInEpoch: batches.count, loss: loss,
+                                           samplesPerSecond: Double(batch.count) / dt)
+                    if Trainer.stopRequested {
+                        (state.partialLossSum, state.partialCorrect, state.partialSeen) = (lossSum, correct, seen)
+                        interrupted = true
+                        break epochs
+                    }
                 }
+                let (testLoss, testAccuracy, rates) = try evaluate()
+                finalAccuracy = testAccuracy
+                if testAccuracy > state.bestAccuracy || (testAccuracy == state.bestAccuracy && testLoss < state.bestLoss) {
+                    (state.bestAccuracy, state.bestEpoch, state.bestLoss) = (testAccuracy, epoch, testLoss)
+                    try save(state, name: "best")
+                }
+                var metrics: [(String, Double)] = [("train_loss", lossSum / Double(max(seen, 1))),
+                                                   ("train_acc", Double(correct) / Double(max(seen, 1))),
+                                                   ("test_loss", testLoss), ("test_acc", testAccuracy), ("lr", optimizer.learningRate),
+                                                   ("samples_per_second", trainSeconds > 0 ? Double(trainedSamples) / trainSeconds : 0)]
+                metrics += rates.map { ("firing_rate/\($0.0)", $0.1) }
+                log.record(kind: "epoch", step: epoch + 1, metrics)
+                log.flush()
+                if let failure = log.failure { throw failure }
+                observer?.epochFinished(epoch: epoch, epochs: config.epochs, metrics: metrics)
+                state.epoch += 1
+                (state.stepInEpoch, state.partialLossSum, state.partialCorrect, state.partialSeen) = (0, 0, 0, 0)
+                state.optimizerSteps = optimizer.steps
+                try save(state, name: "last")
+                if config.saveCheckpoints && config.checkpointEpochs.contains(state.epoch) { try save(state, name: "epoch\(state.epoch)") }
             }
-            let (testLoss, testAccuracy, rates) = try evaluate()
-            finalAccuracy = testAccuracy
-            if testAccuracy > state.bestAccuracy || (testAccuracy == state.bestAccuracy && testLoss < state.bestLoss) {
-                (state.bestAccuracy, state.bestEpoch, state.bestLoss) = (testAccuracy, epoch, testLoss)
-                try save(state, name: "best")
-            }
-            var metrics: [(String, Double)] = [("train_loss", lossSum / Double(max(seen, 1))),
-                                               ("train_acc", Double(correct) / Double(max(seen, 1))),
-                                               ("test_loss", testLoss), ("test_acc", testAccuracy), ("lr", optimizer.learningRate),
-                                               ("samples_per_second", trainSeconds > 0 ? Double(trainedSamples) / trainSeconds : 0)]
-            metrics += rates.map { ("firing_rate/\($0.0)", $0.1) }
-            log.record(kind: "epoch", step: epoch + 1, metrics)
-            log.flush()
-            observer?.epochFinished(epoch: epoch, epochs: config.epochs, metrics: metrics)
-            state.epoch += 1
-            (state.stepInEpoch, state.partialLossSum, state.partialCorrect, state.partialSeen) = (0, 0, 0, 0)
             state.optimizerSteps = optimizer.steps
-            try save(state, name: "last")
-            if config.saveCheckpoints && config.checkpointEpochs.contains(state.epoch) { try save(state, name: "epoch\(state.epoch)") }
+            if interrupted || (config.maxSteps.map { state.globalStep >= $0 } ?? false) { try save(state, name: "last") }
+        } catch {
+            stoppedBy = error
         }
-        state.optimizerSteps = optimizer.steps
-        if interrupted || (config.maxSteps.map { state.globalStep >= $0 } ?? false) { try save(state, name: "last") }
         let summary = TrainingSummary(bestTestAccuracy: max(state.bestAccuracy, 0), bestEpoch: state.bestEpoch + 1,
                                       finalTestAccuracy: finalAccuracy, epochs: state.epoch,
                                       wallSeconds: Date().timeIntervalSince(start),
                                       samplesPerSecond: trainSeconds > 0 ? Double(trainedSamples) / trainSeconds : 0,
-                                      interrupted: interrupted, runDirectory: runDirectory, config: config,
-                                      environment: environment)
-        try AtomicFile.write(try Checkpoint.encoder.encode(summary), to: runDirectory + "/summary.json")
+                                      interrupted: interrupted, stoppedBy: stoppedBy.map { "\($0)" }, checkpoint: checkpoint,
+                                      runDirectory: runDirectory, config: config, environment: environment)
+        do {
+            try AtomicFile.write(try Checkpoint.encoder.encode(summary), to: runDirectory + "/summary.json")
+        } catch where stoppedBy != nil {
+            // The first failure is the one to report (a full disk fails this write too).
+        }
+        if let stoppedBy { throw stoppedBy }
         return summary
     }
 
+    /// The checkpoint a resume would continue from: the last one written (or resumed from).
+    public private(set) var checkpoint: String?
+
+    /// What is left to resume from, for messages.
+    private var checkpointNote: String {
+        checkpoint.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written"
+    }
+
     private func save(_ state: CheckpointState, name: String) throws {
+        // A checkpoint with NaN or infinite weights resumes into nothing: refuse to write one.
+        let nonFinite = withoutGradients {
+            model.stateDict().sorted { $0.key < $1.key }.first { $0.value.dtype.isFloatingPoint && ($0.value * 0).sum().item() != 0 }
+        }
+        if let (key, _) = nonFinite {
+            throw TrainingError(message: "\(key) holds NaN or infinite values; not saving weights/\(name) (\(checkpointNote))")
+        }
         var s = state
         s.dropoutCounters = dropoutLayers.map(\.generator.counter)
         s.learningRate = optimizer.learningRate
         s.optimizerSteps = optimizer.steps
-        try Checkpoint.save(s, model: model, optimizer: optimizer, to: "\(runDirectory)/weights/\(name)")
+        let path = "\(runDirectory)/weights/\(name)"
+        try Checkpoint.save(s, model: model, optimizer: optimizer, to: path)
+        if name == "last" || checkpoint == nil { checkpoint = path }
     }
 
     /// One optimisation step; returns the loss and the number of correct predictions.
     public func step(_ batch: Batch) throws -> (Double, Int) {
         let (value, predictions) = computeGradients(batch)
         guard value.isFinite else {
-            throw TrainingError(message: "the loss became \(value) at this step; stopping (the last good checkpoint is kept in \(runDirectory)/weights)")
+            throw TrainingError(message: "the loss became \(value); stopping (\(checkpointNote))")
         }
         applyGradients()
         let truth = batch.labels.toDoubles().map { Int($0) }

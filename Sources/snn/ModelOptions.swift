@@ -29,6 +29,8 @@ struct NetworkOptions: ParsableArguments {
     }
 
     func validate() throws {
+        try requireFinite([("--tau", tau), ("--v_threshold", vThreshold), ("--v_reset", vReset),
+                           ("--surrogate_param", surrogateParam), ("--dropout", dropout)])
         if tau < 1 { throw ValidationError("--tau must be >= 1 (the leak is 1/tau), got \(tau)") }
         guard Surrogate(kind: surrogateType, parameter: surrogateParam) != nil else {
             throw ValidationError("--surrogate_type accepts triangle, sigmoid, rectangle with a positive --surrogate_param; got \(surrogateType) \(surrogateParam)")
@@ -74,9 +76,20 @@ struct LossOptions: ParsableArguments {
 
     /// Checks across flags; `trtDefault` is the command's default for --trtloss.
     func check(trtDefault: Int) throws {
+        try requireFinite([("--loss_lambda", lossLambda), ("--tet_lambda", tetLambda ?? 0), ("--loss_decay", lossDecay),
+                           ("--loss_eta", lossEta), ("--loss_epsilon", lossEpsilon), ("--loss_means", lossMeans),
+                           ("--l1", l1), ("--l2", l2)])
         guard Criterion(rawValue: criterion) != nil else { throw ValidationError("--criterion accepts CE, MSE; got \(criterion)") }
         if criterion == "MSE" && (trtloss ?? trtDefault) == 1 && tetloss == 0 {
             throw ValidationError("--criterion MSE cannot be used with --trtloss 1 (TRT uses CE with its own MSE term, as the reference requires); pass --trtloss 0 for SDT with MSE")
         }
+    }
+}
+
+/// Refuses NaN and infinite values by flag name: `Double` parses "nan" and "inf", and either
+/// would train a network whose every weight is NaN.
+func requireFinite(_ flags: [(String, Double)]) throws {
+    for (name, value) in flags where !value.isFinite {
+        throw ValidationError("\(name) must be a finite number, got \(value)")
     }
 }

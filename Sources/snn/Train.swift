@@ -95,7 +95,10 @@ struct TrainOptions: ParsableArguments {
         if batchSize < 1 { throw ValidationError("--batch_size must be positive, got \(batchSize)") }
         if workers < 0 { throw ValidationError("--workers must be 0 or more, got \(workers)") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be positive, got \(e)") }
+        try requireFinite([("--lr", lr), ("--weight_decay", weightDecay), ("--clip-grad-norm", clipGradNorm ?? 1)])
         if lr <= 0 { throw ValidationError("--lr must be positive, got \(lr)") }
+        if weightDecay < 0 { throw ValidationError("--weight_decay must be 0 or more, got \(weightDecay)") }
+        if let c = clipGradNorm, c <= 0 { throw ValidationError("--clip-grad-norm must be positive, got \(c)") }
         guard Optimizer.Kind(rawValue: optimizer) != nil else {
             throw ValidationError("--optimizer accepts SGD, Adam, AdamW, RMSprop; got \(optimizer)")
         }

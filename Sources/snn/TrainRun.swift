@@ -92,7 +92,14 @@ extension TrainOptions {
             }
             print("initial weights: \(weights)")
         }
-        let runDirectory = Trainer.freshRunDirectory(under: "\(output)/result", config: config)
+        let runDirectory: String
+        do {
+            runDirectory = try Trainer.freshRunDirectory(under: "\(output)/result", config: config)
+        } catch let error as TrainingError {
+            throw CLIError("--output: \(error)")
+        } catch {
+            throw CLIError("--output \(output): cannot create \(output)/result: \((error as NSError).localizedFailureReason ?? "\(error)")")
+        }
         let trainer = Trainer(config: config, model: model, train: train, test: test, runDirectory: runDirectory)
         let reporter = ProgressReporter()
         trainer.observer = reporter

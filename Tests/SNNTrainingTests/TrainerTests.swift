@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import SNNCPU
 import SNNData
 import SNNModels
@@ -78,18 +79,23 @@ struct TrainerTests {
         }
     }
 
-    @Test("two runs started in the same second with the same settings get separate folders")
+    @Test("runs started in the same second with the same settings each claim their own folder, even concurrently")
     func freshRunDirectories() throws {
         let base = temporaryDirectory("fresh")
         defer { try? FileManager.default.removeItem(atPath: base) }
         let date = Date(timeIntervalSince1970: 1_800_000_000)
-        let first = Trainer.freshRunDirectory(under: base, config: config(), date: date)
+        let first = try Trainer.freshRunDirectory(under: base, config: config(), date: date)
         #expect(first == "\(base)/\(Trainer.runName(config(), date: date))")
-        try FileManager.default.createDirectory(atPath: first, withIntermediateDirectories: true)
-        let second = Trainer.freshRunDirectory(under: base, config: config(), date: date)
-        #expect(second == first + "-2")
-        try FileManager.default.createDirectory(atPath: second, withIntermediateDirectories: true)
-        #expect(Trainer.freshRunDirectory(under: base, config: config(), date: date) == first + "-3")
+        #expect(FileManager.default.fileExists(atPath: first), "the folder is created, not only named")
+        #expect(try Trainer.freshRunDirectory(under: base, config: config(), date: date) == first + "-2")
+        #expect(try Trainer.freshRunDirectory(under: base, config: config(), date: date) == first + "-3")
+        // Eight at once: eight different folders (a check-then-create would hand out duplicates).
+        let claimed = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            let path = try! Trainer.freshRunDirectory(under: base, config: config(), date: date)
+            claimed.withLock { $0.append(path) }
+        }
+        #expect(Set(claimed.withLock { $0 }).count == 8)
     }
 
     @Test("a missing or corrupt checkpoint is refused with its path and the reason")
@@ -100,12 +106,12 @@ struct TrainerTests {
         #expect(throws: CheckpointError.self) { try t.run(resume: dir + "/nope") }
         try FileManager.default.createDirectory(atPath: dir + "/w", withIntermediateDirectories: true)
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: dir + "/w/last.json"))
-        do {
-            _ = try t.run(resume: dir + "/w/last")
-            Issue.record("a corrupt sidecar was accepted")
-        } catch {
-            #expect("\(error)".contains("w/last.json") && "\(error)".contains("not a SwiftSNN checkpoint"))
-        }
+        let noWeights = #expect(throws: CheckpointError.self) { try t.run(resume: dir + "/w/last") }
+        #expect("\(noWeights!)".contains("w/last.safetensors: no such file"), "\(noWeights!)")
+        // A weights file without the training state (an older checkpoint) falls back to the sidecar.
+        try SafeTensors.save(["x": Tensor.zeros([1])], to: dir + "/w/last.safetensors")
+        let corrupt = #expect(throws: CheckpointError.self) { try t.run(resume: dir + "/w/last") }
+        #expect("\(corrupt!)".contains("w/last.json") && "\(corrupt!)".contains("not a SwiftSNN checkpoint"), "\(corrupt!)")
     }
 
     @Test("a non-finite loss stops the run with a message")

@@ -37,6 +37,12 @@ struct CommandLineTests {
         (["train", "--dataset", "NMNIST"], "Train/ and Test/, each with digit folders 0-9"),
         (["train", "--dvs-frames", "occupancy"], "--dvs-frames accepts standard, reference"),
         (["train", "--dataset", "ImageNet100", "--data-dir", "/nonexistent"], "train/ and val/"),
+        (["train", "--lr", "nan"], "--lr must be a finite number, got nan"),
+        (["train", "--tau", "nan"], "--tau must be a finite number"),
+        (["train", "--dropout", "nan"], "--dropout must be a finite number"),
+        (["train", "--loss_lambda", "inf"], "--loss_lambda must be a finite number, got inf"),
+        (["train", "--v_threshold=-inf"], "--v_threshold must be a finite number"),
+        (["train", "--weight_decay=-1"], "--weight_decay must be 0 or more"),
     ])
     func badFlags(_ c: ([String], String)) throws {
         let (status, output) = try snn(c.0)
