@@ -17,21 +17,20 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .systemLibrary(name: "COpenMP", path: "Sources/COpenMP"),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
-        .target(name: "SNNTensor", swiftSettings: release),
-        .target(name: "SNNCPU", dependencies: ["SNNTensor", "CDNNL", "COpenBLAS", "COpenMP"], swiftSettings: release),
-        .target(name: "SNNLayers", dependencies: ["SNNTensor"], swiftSettings: release),
-        .target(name: "SNNSpiking", dependencies: ["SNNTensor", "SNNLayers"], swiftSettings: release),
-        .target(name: "SNNModels", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking"], swiftSettings: release),
-        .target(name: "SNNData", dependencies: ["SNNTensor", "CTurboJPEG"], swiftSettings: release),
-        .target(name: "SNNTraining", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData"], swiftSettings: release),
+        .target(name: "SNNTensor"),
+        .target(name: "SNNCPU", dependencies: ["SNNTensor", "CDNNL", "COpenBLAS", "COpenMP"], swiftSettings: kernels),
+        .target(name: "SNNLayers", dependencies: ["SNNTensor"]),
+        .target(name: "SNNSpiking", dependencies: ["SNNTensor", "SNNLayers"]),
+        .target(name: "SNNModels", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking"]),
+        .target(name: "SNNData", dependencies: ["SNNTensor", "CTurboJPEG"]),
+        .target(name: "SNNTraining", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData"]),
         .target(name: "SNNTestSupport", dependencies: ["SNNTensor"]),
         .executableTarget(
             name: "snn",
             dependencies: [
                 "SNNTensor", "SNNCPU", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData", "SNNTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: release),
+            ]),
         .testTarget(name: "SNNTensorTests", dependencies: ["SNNTensor", "SNNTestSupport"]),
         .testTarget(name: "SNNCPUTests", dependencies: ["SNNTensor", "SNNCPU", "SNNTestSupport"]),
         .testTarget(name: "snnTests", dependencies: ["snn", "SNNTensor"]),
@@ -43,5 +42,8 @@ let package = Package(
     swiftLanguageModes: [.v5]
 )
 
-/// Kernels are written over unsafe pointers; bounds checks stay on in debug builds only.
-var release: [SwiftSetting] { [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))] }
+/// Release builds are `-O` with every check on (readers, the unpickler and the CLI face
+/// untrusted files), except the CPU kernels, which run over unsafe pointers in loops whose
+/// checks cost measurable time (`snn bench ops` with SNNCPU at `-O` against `-Ounchecked`,
+/// figures in the README's engine section). Debug builds check everything.
+var kernels: [SwiftSetting] { [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))] }
