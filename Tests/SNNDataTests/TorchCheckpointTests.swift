@@ -53,6 +53,7 @@ struct TorchCheckpointTests {
         let needle = Data("_rebuild_tensor_v2".utf8)
         let range = try #require(bytes.range(of: needle))
         bytes.replaceSubrange(range, with: Data("_rebuild_xxxxxx_v2".utf8))
+        Crafted.fixCRC(of: "weights/data.pkl", in: &bytes)
         let path = try temporary(bytes, "evil.pth")
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect { try TorchCheckpoint.stateDict(path) } throws: { error in
@@ -94,5 +95,81 @@ struct TorchCheckpointTests {
         #expect { try TorchCheckpoint.stateDict(path) } throws: {
             "\($0)".contains("key 'layers.0.conv2d_layer.module.0.weight'") && "\($0)".contains("missing")
         }
+    }
+
+    /// The float32 tensor `w` of a crafted archive, or the error reading it.
+    private func read(_ zip: Crafted.Zip, _ key: String = "w") throws -> [Double]? {
+        try TorchCheckpoint.stateDict(contents: zip.data, path: "crafted.pth").tensors[key]?.toDoubles()
+    }
+
+    /// Whether reading `zip` (its directory, then every entry) fails naming the file and `reason`.
+    private func refused(_ zip: Crafted.Zip, _ reason: String, torch: Bool = false) -> Bool {
+        do {
+            if torch { _ = try TorchCheckpoint.stateDict(contents: zip.data, path: "crafted.pth") } else {
+                let archive = try ZipArchive(zip.data, path: "crafted.pth")
+                for e in archive.entries { _ = try archive.data(e) }
+            }
+            Issue.record("accepted, expected '\(reason)'")
+            return false
+        } catch {
+            let s = "\(error)"
+            #expect(s.contains(reason) && s.contains("crafted.pth") && s.contains("byte offset"), "\(s)")
+            return s.contains(reason)
+        }
+    }
+
+    @Test("entries are checked against their CRC-32, naming the entry")
+    func crc() throws {
+        #expect(Crafted.crc32(Array("123456789".utf8)) == 0xCBF4_3926)
+        // Every length around the reader's 8-byte steps.
+        let entries = (0..<20).map { n in ("e\(n)", (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ n) }) }
+        let archive = try ZipArchive(Crafted.Zip(entries).data, path: "crafted.pth")
+        for (name, bytes) in entries { #expect(try archive.data(#require(archive.entry(name))) == Data(bytes)) }
+        // A flipped storage byte, and a wrong CRC in the directory.
+        var flipped = Crafted.torch(storage: [0, 1, 2, 3, 4, 5], size: [6], stride: [1])
+        let last = try ZipArchive(flipped.data, path: "x").entries[2]
+        flipped.data[last.headerOffset + 30 + "archive/data/0".utf8.count] ^= 0x40
+        #expect(refused(flipped, "entry 'archive/data/0' is corrupt", torch: true))
+        var wrong = Crafted.torch(storage: [0], size: [1], stride: [1])
+        wrong.patch(wrong.central[1] + 16, 0xDEAD_BEEF, width: 4)
+        #expect(refused(wrong, "entry 'archive/byteorder' is corrupt: its bytes have CRC-32 ", torch: true))
+        #expect(refused(wrong, "the central directory records deadbeef"))
+    }
+
+    /// Sizes and offsets at the 32-bit boundaries and near 2^63 (past it they read as negative).
+    static let boundaries: [UInt64] = [1 << 31, 1 << 32, (1 << 63) - 30, (1 << 63) - 1, 1 << 63, UInt64.max]
+
+    @Test("ZIP64 offsets and sizes at 2^31, 2^32 and near 2^63 are errors naming the archive and the entry, never a trap")
+    func zip64Boundaries() {
+        let name = "archive/data/0"
+        for v in Self.boundaries {
+            var sizes = Crafted.torch(storage: [0, 1], size: [2], stride: [1], zip64: true)
+            let extra = sizes.central[2] + 46 + name.utf8.count + 4
+            sizes.patch(extra, v, width: 8)
+            sizes.patch(extra + 8, v, width: 8)
+            #expect(refused(sizes, "entry '\(name)': \(v) bytes (\(v) uncompressed) at offset"), "\(v)")
+            var size = Crafted.torch(storage: [0, 1], size: [2], stride: [1], zip64: true)
+            size.patch(extra, v, width: 8)
+            #expect(refused(size, "entry '\(name)'"), "\(v)")
+            var offset = Crafted.torch(storage: [0, 1], size: [2], stride: [1], zip64: true)
+            offset.patch(extra + 16, v, width: 8)
+            #expect(refused(offset, "entry '\(name)': its local header offset \(v) is outside"), "\(v)")
+            var record = Crafted.torch(storage: [0, 1], size: [2], stride: [1], zip64: true)
+            record.patch(record.locator + 8, v, width: 8)
+            #expect(refused(record, "the ZIP64 end record offset \(v) is not valid"), "\(v)")
+            for field in [32, 40, 48] {
+                var directory = Crafted.torch(storage: [0, 1], size: [2], stride: [1], zip64: true)
+                directory.patch(directory.zip64Record + field, v, width: 8)
+                #expect(refused(directory, "does not fit the"), "field \(field) \(v)")
+            }
+        }
+        // 32-bit fields past the end, and a local header whose name and extra lengths run past it.
+        var plain = Crafted.torch(storage: [0, 1], size: [2], stride: [1])
+        plain.patch(plain.central[2] + 42, 0xFFFF_FFFE, width: 4)
+        #expect(refused(plain, "entry '\(name)': its local header offset 4294967294 is outside"))
+        var local = Crafted.torch(storage: [0, 1], size: [2], stride: [1])
+        local.patch(local.local[2] + 26, 0xFFFF, width: 2)
+        local.patch(local.local[2] + 28, 0xFFFF, width: 2)
+        #expect(refused(local, "entry '\(name)' (8 bytes from offset"))
     }
 }
