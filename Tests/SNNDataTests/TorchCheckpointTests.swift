@@ -118,6 +118,68 @@ struct TorchCheckpointTests {
         }
     }
 
+    @Test("views of a storage come back right: contiguous, transposed, offset, expanded, size-1 dimensions with any stride")
+    func views() throws {
+        let s: [Float] = [0, 1, 2, 3, 4, 5]
+        #expect(try read(Crafted.torch(storage: s, size: [2, 3], stride: [3, 1])) == [0, 1, 2, 3, 4, 5])
+        #expect(try read(Crafted.torch(storage: s, size: [3, 2], stride: [1, 3])) == [0, 3, 1, 4, 2, 5])
+        #expect(try read(Crafted.torch(storage: s, offset: 1, size: [2, 2], stride: [2, 1])) == [1, 2, 3, 4])
+        #expect(try read(Crafted.torch(storage: [7], size: [4, 3], stride: [0, 0])) == [Double](repeating: 7, count: 12))
+        #expect(try read(Crafted.torch(storage: s, size: [2, 1], stride: [1, 1 << 62])) == [0, 1])
+        #expect(try read(Crafted.torch(storage: s, size: [0, 1 << 40], stride: [1 << 62, 1 << 62])) == [])
+        #expect(try read(Crafted.torch(storage: s, size: [3, 2], stride: [1, 3], zip64: true)) == [0, 3, 1, 4, 2, 5])
+        // One storage viewed under several keys is read (and CRC-checked) for each.
+        let shared = try TorchCheckpoint.stateDict(contents: Crafted.torch(storage: s, size: [6], stride: [1], keys: 3).data, path: "crafted.pth")
+        #expect(shared.tensors.count == 3 && shared.tensors["w2"]?.toDoubles() == [0, 1, 2, 3, 4, 5])
+    }
+
+    @Test("the fuzzed .pth (one element viewed as [32768, 16384] with zero strides, 6.3 GB) is refused at once",
+          .timeLimit(.minutes(1)))
+    func zeroStrideBomb() throws {
+        let bomb = Crafted.torch(storage: [1], size: [32768, 16384], stride: [0, 0])
+        #expect(refused(bomb, "key 'w': the view (offset 0, size [32768, 16384], stride [0, 0]) repeats the elements of a 1-element storage into 536870912 elements, more than the 16777216 allowed", torch: true))
+        for n in [1 << 31, 1 << 32, 1 << 61 - 1] {
+            #expect(refused(Crafted.torch(storage: [1], size: [n], stride: [0]), "maximumRepeatedViewElements", torch: true), "\(n)")
+            #expect(refused(Crafted.torch(storage: [1, 2], size: [n], stride: [1]), "reaches past the end of a 2-element storage", torch: true), "\(n)")
+        }
+        // Near 2^63 elements, the bytes no longer fit an Int.
+        for n in [1 << 62, Int.max - 1, Int.max] {
+            #expect(refused(Crafted.torch(storage: [1], size: [n], stride: [0]), "is too large to address", torch: true), "\(n)")
+        }
+        // Just under the limit, an expanded view is read.
+        #expect(try read(Crafted.torch(storage: [2], size: [1 << 12], stride: [0]))?.count == 1 << 12)
+    }
+
+    @Test("views outside their storage, negative ones and ones whose arithmetic overflows are refused", arguments: [
+        (0, [2, 3], [3, 1], 5, "reaches past the end of a 5-element storage"),
+        (1, [6], [1], 6, "reaches past the end"),
+        (-1, [1], [1], 6, "negative sizes, strides and offsets are refused"),
+        (0, [2], [-1], 6, "negative sizes"),
+        (0, [-2], [1], 6, "negative sizes"),
+        (Int.max, [2], [1], 6, "reaches past the end"),
+        (Int.max - 5, [1], [1], 6, "reaches past the end"),
+        (0, [2, 2], [1 << 62, 1 << 62], 6, "reaches past the end"),
+        (0, [3], [Int.max], 6, "reaches past the end"),
+        (0, [1 << 32, 1 << 32], [0, 0], 6, "is too large to address"),
+        (0, [1 << 61], [0], 6, "is too large to address"),
+        (0, [1], [1], 1 << 31, "storage 'archive/data/0' has 24 bytes, 2147483648 float32 elements need more"),
+        (0, [1], [1], 1 << 62, "2147483648 float32 elements need more".replacingOccurrences(of: "2147483648", with: "\(1 << 62)")),
+        (0, [1], [1], Int.max, "elements need more"),
+    ] as [(Int, [Int], [Int], Int, String)])
+    func badViews(_ c: (Int, [Int], [Int], Int, String)) {
+        let zip = Crafted.torch(storage: [0, 1, 2, 3, 4, 5], numel: c.3, offset: c.0, size: c.1, stride: c.2)
+        #expect(refused(zip, "key 'w'", torch: true) && refused(zip, c.4, torch: true))
+    }
+
+    @Test("a small file cannot make the reader allocate more than expansionFactor times its size plus expansionAllowance")
+    func expansionBudget() throws {
+        let storage = [Float](repeating: 1, count: 1 << 18)          // 1 MiB, so a 68 MiB budget
+        #expect(refused(Crafted.torch(storage: storage, size: [1 << 18], stride: [1], keys: 80),
+                        "key 'w68': its 1048576 bytes would take the tensors past the 71308272 bytes this 1049852-byte file may produce (TorchCheckpoint.expansionFactor", torch: true))
+        #expect(try TorchCheckpoint.stateDict(contents: Crafted.torch(storage: storage, size: [1 << 18], stride: [1], keys: 40).data,
+                                              path: "crafted.pth").tensors.count == 40)
+    }
+
     @Test("entries are checked against their CRC-32, naming the entry")
     func crc() throws {
         #expect(Crafted.crc32(Array("123456789".utf8)) == 0xCBF4_3926)
