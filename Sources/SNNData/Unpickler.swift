@@ -206,6 +206,7 @@ public struct SafeUnpickler {
         var marks: [Int] = []
         var memo: [Int: PickleValue] = [:]
         var i = 0
+        var converted = 0
         /// Checks that `n` bytes (read from the file, so anything, negative when a 64-bit length
         /// has its top bit set) follow `i`: compared with what is left, never added to `i`.
         func need(_ n: Int, _ at: Int) throws {
@@ -347,7 +348,7 @@ public struct SafeUnpickler {
                 stack.append(try global(module, name, at))
             case 0x52, 0x81:                                                 // REDUCE, NEWOBJ
                 let args = try pop(at), callable = try pop(at)
-                stack.append(try apply(callable, args, at))
+                stack.append(try apply(callable, args, converted: &converted, at))
             case 0x51:                                                       // BINPERSID
                 let pid = try pop(at)
                 guard let resolve = vocabulary?.persistentLoad else { throw fail(at, "persistent ids are not allowed in a data pickle") }
@@ -356,7 +357,7 @@ public struct SafeUnpickler {
             case 0x62:                                                       // BUILD
                 let state = try pop(at)
                 guard let target = stack.last else { throw fail(at, "stack underflow") }
-                try build(target, state, at)
+                try build(target, state, converted: &converted, at)
             default:
                 throw fail(at, String(format: "opcode 0x%02X is not allowed in a data pickle", op))
             }
@@ -394,7 +395,20 @@ public struct SafeUnpickler {
         return .global(module, name)
     }
 
-    private func apply(_ callable: PickleValue, _ args: PickleValue, _ at: Int) throws -> PickleValue {
+    /// The bytes a latin-1 string stands for (how protocol 2 spells bytes from Python 3). This
+    /// makes new bytes, so one long string named again and again through the memo could expand
+    /// a small pickle without bound: all conversions together may make at most twice the
+    /// pickle's size in bytes, `converted` counting them.
+    private func latin1(_ text: String, converted: inout Int, _ at: Int) throws -> [UInt8] {
+        let n = text.utf8.count
+        guard n <= 2 * bytes.count - converted else {
+            throw fail(at, "text converted to bytes would exceed twice the pickle's \(bytes.count) bytes (a string reused to expand it)")
+        }
+        converted += n
+        return text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }
+    }
+
+    private func apply(_ callable: PickleValue, _ args: PickleValue, converted: inout Int, _ at: Int) throws -> PickleValue {
         guard case .global(let module, let name) = callable, case .tuple(let a, _) = args else { throw fail(at, "REDUCE needs an allowed callable and a tuple") }
         if let vocabulary, vocabulary.globals.contains("\(module).\(name)") {
             do { return try vocabulary.reduce(module, name, a) } catch { throw fail(at, "\(error)") }
@@ -407,14 +421,14 @@ public struct SafeUnpickler {
         case "OrderedDict": return .dict(PickleDict())
         case "encode", "bytearray":
             // _codecs.encode(text, 'latin1'): how protocol 2 spells bytes from Python 3.
-            if case .string(let s)? = a.first { return .bytes(s.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }) }
+            if case .string(let s)? = a.first { return .bytes(try latin1(s, converted: &converted, at)) }
             if case .bytes(let b)? = a.first { return .bytes(b) }
             return .bytes([])
         default: throw fail(at, "refuses to call '\(module).\(name)'")
         }
     }
 
-    private func build(_ target: PickleValue, _ state: PickleValue, _ at: Int) throws {
+    private func build(_ target: PickleValue, _ state: PickleValue, converted: inout Int, _ at: Int) throws {
         switch target {
         case .dtype(let d):
             guard case .tuple(let s, _) = state else { throw fail(at, "BUILD on a NumPy dtype needs a tuple, not \(state)") }
@@ -439,7 +453,7 @@ public struct SafeUnpickler {
             }
             switch s[4] {
             case .bytes(let b): arr.data = b
-            case .string(let t): arr.data = t.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }
+            case .string(let t): arr.data = try latin1(t, converted: &converted, at)
             default: throw fail(at, "NumPy array data must be raw bytes")
             }
             guard arr.data.count == needed else {

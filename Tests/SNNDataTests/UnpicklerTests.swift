@@ -211,4 +211,22 @@ struct UnpicklerTests {
         #expect(refused(ndarray(shape: [1 << 31], code: "u1", data: [1, 2]), "array data has 2 bytes"))
         #expect(refused(ndarray(shape: [1 << 32, 0], code: "f8", data: [1]), "array data has 1 bytes"))
     }
+
+    @Test("one string converted to bytes again and again cannot expand a small pickle without bound")
+    func latin1Expansion() throws {
+        // s = 'x' * 100_000; then 10,000 times _codecs.encode(s, 'latin1') (GLOBAL once, then BINGET).
+        var p = Crafted.Pickle()
+        p.op(0x5D)                                                    // EMPTY_LIST
+        p.global("_codecs", "encode"); p.op(0x71, 0x00)               // BINPUT 0
+        p.string(String(repeating: "x", count: 100_000)); p.op(0x71, 0x01)
+        p.op(0x85, 0x52, 0x61)                                        // TUPLE1, REDUCE, APPEND
+        for _ in 0..<10_000 { p.op(0x68, 0x00, 0x68, 0x01, 0x85, 0x52, 0x61) }
+        p.stop()
+        #expect(refused(p.bytes, "text converted to bytes would exceed twice the pickle's"))
+        // Once, it is read.
+        var once = Crafted.Pickle()
+        once.global("_codecs", "encode"); once.string("\u{e9}t\u{e9}"); once.op(0x85, 0x52); once.stop()
+        guard case .bytes(let b) = try SafeUnpickler(once.data, path: "once.pkl").value() else { Issue.record("not bytes"); return }
+        #expect(b == [0xE9, 0x74, 0xE9])
+    }
 }
