@@ -22,6 +22,23 @@ public enum TorchCheckpoint {
     /// tried in this order (the reference saves `model_state_dict`).
     public static let wrapperKeys = ["state_dict", "model_state_dict", "model", "net", "network", "module", "weights"]
 
+    /// The tensors read from one file may take at most this many times the file's size (plus
+    /// ``expansionAllowance``): a view of a storage copies at most the storage, unless its
+    /// strides repeat elements, and a few bytes of pickle can name a storage many times, so
+    /// without a bound a 537-byte file asked for 6.3 GB (found by fuzzing).
+    public static let expansionFactor = 4
+    /// Bytes of tensors any file may produce beyond ``expansionFactor`` times its size (64 MiB).
+    public static let expansionAllowance = 64 << 20
+    /// A view with more elements than its storage (zero or overlapping strides: an expanded
+    /// tensor) is refused past this many elements.
+    public static let maximumRepeatedViewElements = 1 << 24
+
+    /// How many bytes of tensors a file of `fileSize` bytes may produce.
+    static func materialisationLimit(fileSize: Int) -> Int {
+        let (scaled, overflow) = fileSize.multipliedReportingOverflow(by: expansionFactor)
+        return overflow ? Int.max : scaled.addingReportingOverflow(expansionAllowance).overflow ? Int.max : scaled + expansionAllowance
+    }
+
     /// Reads the model state dict of a `.pth` file: a plain state dict, or a checkpoint dict that
     /// holds one (see ``wrapperKeys``; otherwise the only entry that is a dict of tensors).
     /// A `module.` prefix on every key (`nn.DataParallel`) is removed.
@@ -62,11 +79,12 @@ public enum TorchCheckpoint {
         let (names, stripped) = withoutDataParallelPrefix(found.map(\.0))
         if let stripped { notes.append(stripped) }
         var tensors: [String: Tensor] = [:]
+        var budget = materialisationLimit(fileSize: data.count)
         for (name, (original, reference)) in zip(names, found) {
             guard tensors[name] == nil else {
                 throw DataFileError(path: path, record: nil, offset: 0, reason: "key '\(name)' appears twice")
             }
-            tensors[name] = try archive.tensor(reference, key: original)
+            tensors[name] = try archive.tensor(reference, key: original, budget: &budget)
         }
         return StateDict(tensors: tensors, notes: notes)
     }
@@ -145,6 +163,10 @@ struct TorchArchive {
     /// The folder every entry sits in (`archive/`, or the file's stem).
     let prefix: String
     let pickleEntry: ZipArchive.Entry
+    /// Storage entries whose CRC-32 was checked: many tensors may view one storage, and it is
+    /// checked once, not once per tensor.
+    private let verified = Verified()
+    private final class Verified { var names: Set<String> = [] }
 
     init(_ zip: ZipArchive) throws {
         self.zip = zip
@@ -210,22 +232,27 @@ struct TorchArchive {
         return out
     }
 
-    /// Copies the view a reference describes out of its storage into a new contiguous tensor.
-    func tensor(_ r: TorchTensorReference, key: String) throws -> Tensor {
+    /// Copies the view a reference describes out of its storage into a new contiguous tensor,
+    /// spending its bytes from `budget` (what the file may still make us allocate).
+    ///
+    /// Every number here comes from the file: the view must lie inside its storage (offset plus
+    /// the furthest element its sizes and strides reach, in checked arithmetic), the storage
+    /// inside its entry, and the copy inside the budget.
+    func tensor(_ r: TorchTensorReference, key: String, budget: inout Int) throws -> Tensor {
         let name = prefix + "data/" + r.storage.key
         func fail(_ at: Int, _ why: String) -> DataFileError { DataFileError(path: zip.path, record: nil, offset: at, reason: "key '\(key)': \(why)") }
         guard let entry = zip.entry(name) else { throw fail(0, "its storage '\(name)' is missing from the archive") }
         guard let dtype = r.storage.dtype else { throw fail(entry.headerOffset, "torch.\(r.storage.kind) tensors are not supported") }
-        let bytes = try zip.data(entry)
-        guard r.storage.count <= bytes.count, bytes.count >= r.storage.count * dtype.size else {
-            throw fail(entry.headerOffset, "storage '\(name)' has \(bytes.count) bytes, \(r.storage.count) \(dtype) elements need \(r.storage.count * dtype.size)")
+        let size = dtype.size
+        guard let storageBytes = checkedMultiply(r.storage.count)(size), storageBytes <= entry.size else {
+            throw fail(entry.headerOffset, "storage '\(name)' has \(entry.size) bytes, \(r.storage.count) \(dtype) elements need more")
         }
+        let view = "offset \(r.offset), size \(r.shape), stride \(r.strides)"
         guard r.shape.allSatisfy({ $0 >= 0 }), r.strides.allSatisfy({ $0 >= 0 }), r.offset >= 0 else {
-            throw fail(entry.headerOffset, "bad view: offset \(r.offset), size \(r.shape), stride \(r.strides)")
+            throw fail(entry.headerOffset, "bad view: \(view) (negative sizes, strides and offsets are refused)")
         }
-        // Checked arithmetic: the sizes come from the file.
-        guard let count = r.shape.reduce(Optional(1), { p, n in p.flatMap(checkedMultiply(n)) }), count <= 1 << 40 else {
-            throw fail(entry.headerOffset, "size \(r.shape) is too large")
+        guard let count = r.shape.reduce(Optional(1), { p, n in p.flatMap(checkedMultiply(n)) }), let byteCount = checkedMultiply(count)(size) else {
+            throw fail(entry.headerOffset, "size \(r.shape) of \(dtype) is too large to address (its bytes are more than an Int counts)")
         }
         if count > 0 {
             let last = zip_(r.shape, r.strides).reduce(Optional(r.offset)) { sum, d in
@@ -234,31 +261,47 @@ struct TorchArchive {
                 return overflow ? nil : v
             }
             guard let last, last < r.storage.count else {
-                throw fail(entry.headerOffset, "the view (offset \(r.offset), size \(r.shape), stride \(r.strides)) reaches past the end of a \(r.storage.count)-element storage")
+                throw fail(entry.headerOffset, "the view (\(view)) reaches past the end of a \(r.storage.count)-element storage")
+            }
+            // More elements than the storage holds: the strides repeat elements (an expanded tensor).
+            guard count <= r.storage.count || count <= TorchCheckpoint.maximumRepeatedViewElements else {
+                throw fail(entry.headerOffset, "the view (\(view)) repeats the elements of a \(r.storage.count)-element storage into \(count) elements, more than the \(TorchCheckpoint.maximumRepeatedViewElements) allowed for zero or overlapping strides (TorchCheckpoint.maximumRepeatedViewElements)")
             }
         }
-        let size = dtype.size
-        let out = Tensor(storage: Storage(uninitializedByteCount: count * size), shape: r.shape, dtype: dtype, device: .cpu)
-        bytes.withUnsafeBytes { raw in
+        guard byteCount <= budget else {
+            throw fail(entry.headerOffset, "its \(byteCount) bytes would take the tensors past the \(TorchCheckpoint.materialisationLimit(fileSize: zip.byteCount)) bytes this \(zip.byteCount)-byte file may produce (TorchCheckpoint.expansionFactor \(TorchCheckpoint.expansionFactor) times its size plus expansionAllowance \(TorchCheckpoint.expansionAllowance))")
+        }
+        budget -= byteCount
+        let storage: Storage
+        do { storage = try Storage(hostByteCount: byteCount, device: .cpu) } catch { throw fail(entry.headerOffset, "\(error)") }
+        let out = Tensor(storage: storage, shape: r.shape, dtype: dtype, device: .cpu)
+        let checked = verified.names.contains(name)
+        try zip.withData(entry, verified: checked) { raw in
             guard let base = raw.baseAddress, count > 0 else { return }
             if r.strides == ShapeUtil.contiguousStrides(r.shape) {
-                out.storage.data.copyMemory(from: base + r.offset * size, byteCount: count * size)
+                out.storage.data.copyMemory(from: base + r.offset * size, byteCount: byteCount)
                 return
             }
-            // A non-contiguous view (a transpose or a slice was saved): copy element by element.
+            // A non-contiguous view (a transpose or a slice was saved): copy element by element,
+            // moving the source index by one stride at a time.
             var index = [Int](repeating: 0, count: r.shape.count)
+            var source = r.offset
             for i in 0..<count {
-                let source = zip_(index, r.strides).reduce(r.offset) { $0 + $1.0 * $1.1 }
                 (out.storage.data + i * size).copyMemory(from: base + source * size, byteCount: size)
                 var d = r.shape.count - 1
                 while d >= 0 {
                     index[d] += 1
+                    // Wrapping: past the last index of a dimension the sum may leave the view
+                    // (even overflow, for a size-1 dimension's stride); it is taken back at once.
+                    source &+= r.strides[d]
                     if index[d] < r.shape[d] { break }
+                    source &-= r.strides[d] &* r.shape[d]
                     index[d] = 0
                     d -= 1
                 }
             }
         }
+        verified.names.insert(name)
         return out
     }
 }

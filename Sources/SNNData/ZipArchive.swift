@@ -4,7 +4,10 @@ import Foundation
 /// writes them (PKWARE APPNOTE 6.3: end of central directory, ZIP64 records, central directory,
 /// local headers). Compressed entries are listed but refused when read.
 ///
-/// Every error is a ``DataFileError`` naming the file and the byte offset of the bad record.
+/// Every error is a ``DataFileError`` naming the file, the entry where there is one, and the
+/// byte offset of the bad record. Offsets and sizes come from the file (ZIP64 ones are 64-bit, so
+/// anything up to 2^64 - 1, read as negative past 2^63 - 1): each is compared with the bytes
+/// the file has before it is added to anything, so none can overflow (found by fuzzing).
 public struct ZipArchive {
     /// One entry of the central directory.
     public struct Entry {
@@ -15,11 +18,15 @@ public struct ZipArchive {
         public let size: Int
         /// Offset of the entry's local header.
         public let headerOffset: Int
+        /// The CRC-32 of the entry's bytes the central directory records; checked when they are read.
+        public let crc32: UInt32
     }
 
     public let path: String
     public let entries: [Entry]
     private let bytes: Data
+    /// The index in ``entries`` of each name's first entry.
+    private let index: [String: Int]
 
     /// Whether `data` starts like a ZIP archive (a local header or an empty archive's end record).
     public static func isZip(_ data: Data) -> Bool {
@@ -33,6 +40,7 @@ public struct ZipArchive {
         bytes = data.startIndex == 0 ? data : Data(data)
         self.path = path
         entries = try ZipArchive.readDirectory(bytes, path: path)
+        index = Dictionary(entries.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Reads an archive file.
@@ -40,30 +48,60 @@ public struct ZipArchive {
         try self.init(try EventFiles.contents(path), path: path)
     }
 
-    /// The entry called `name`, if any.
-    public func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
+    /// The size of the archive in bytes.
+    public var byteCount: Int { bytes.count }
 
-    /// The bytes of a stored entry.
+    /// The entry called `name`, if any.
+    public func entry(_ name: String) -> Entry? { index[name].map { entries[$0] } }
+
+    /// The bytes of a stored entry, checked against its CRC-32.
     public func data(_ entry: Entry) throws -> Data {
+        let range = try contents(entry)
+        try check(entry, range)
+        return bytes.subdata(in: range)
+    }
+
+    /// Calls `body` with the bytes of a stored entry in place (no copy), checked against its
+    /// CRC-32 unless `verified` (a caller that reads an entry many times checks it once).
+    func withData<R>(_ entry: Entry, verified: Bool = false, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let range = try contents(entry)
+        if !verified { try check(entry, range) }
+        return try bytes.withUnsafeBytes { raw in try body(UnsafeRawBufferPointer(rebasing: raw[range])) }
+    }
+
+    /// Where the bytes of a stored entry lie in the file.
+    private func contents(_ entry: Entry) throws -> Range<Int> {
         let at = entry.headerOffset
-        guard at >= 0, at + 30 <= bytes.count, ZipArchive.u32(bytes, at) == 0x0403_4B50 else {
-            throw fail(at, "no local header for '\(entry.name)'")
+        guard at >= 0, at <= bytes.count - 30, ZipArchive.u32(bytes, at) == 0x0403_4B50 else {
+            throw fail(at, "no local header for entry '\(entry.name)'")
         }
         guard entry.method == 0 else {
-            throw fail(at, "'\(entry.name)' is compressed (method \(entry.method)); only stored entries are read, as torch.save writes them")
+            throw fail(at, "entry '\(entry.name)' is compressed (method \(entry.method)); only stored entries are read, as torch.save writes them")
         }
+        // At most 30 + 2 × 65535 past a header that starts at least 30 bytes before the end: no overflow.
         let start = at + 30 + ZipArchive.u16(bytes, at + 26) + ZipArchive.u16(bytes, at + 28)
         guard entry.size == entry.compressedSize, entry.size >= 0, start <= bytes.count, entry.size <= bytes.count - start else {
-            throw fail(at, "'\(entry.name)' (\(entry.size) bytes from offset \(start)) runs past the end of the \(bytes.count)-byte file")
+            throw fail(at, "entry '\(entry.name)' (\(UInt64(bitPattern: Int64(entry.size))) bytes from offset \(start)) runs past the end of the \(bytes.count)-byte file")
         }
-        return bytes.subdata(in: start..<start + entry.size)
+        return start..<start + entry.size
+    }
+
+    private func check(_ entry: Entry, _ range: Range<Int>) throws {
+        let crc = bytes.withUnsafeBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[range])) }
+        guard crc == entry.crc32 else {
+            throw fail(entry.headerOffset, String(format: "entry '\(entry.name)' is corrupt: its bytes have CRC-32 %08x, the central directory records %08x", crc, entry.crc32))
+        }
     }
 
     private func fail(_ at: Int, _ why: String) -> DataFileError { DataFileError(path: path, record: nil, offset: at, reason: why) }
 
     static func u16(_ d: Data, _ at: Int) -> Int { Int(d[at]) | Int(d[at + 1]) << 8 }
     static func u32(_ d: Data, _ at: Int) -> Int { u16(d, at) | u16(d, at + 2) << 16 }
+    /// A 64-bit field; values past 2^63 - 1 come back negative, which every check refuses.
     static func u64(_ d: Data, _ at: Int) -> Int { u32(d, at) | u32(d, at + 4) << 32 }
+
+    /// A 64-bit field as the file spells it, for messages.
+    private static func unsigned(_ v: Int) -> UInt64 { UInt64(bitPattern: Int64(v)) }
 
     private static func readDirectory(_ d: Data, path: String) throws -> [Entry] {
         func fail(_ at: Int, _ why: String) -> DataFileError { DataFileError(path: path, record: nil, offset: at, reason: why) }
@@ -82,21 +120,21 @@ public struct ZipArchive {
             let locator = end - 20
             guard locator >= 0, u32(d, locator) == 0x0706_4B50 else { throw fail(end, "ZIP64 sizes without a ZIP64 locator") }
             let record = u64(d, locator + 8)
-            guard record >= 0, record + 56 <= d.count, u32(d, record) == 0x0606_4B50 else {
-                throw fail(locator, "the ZIP64 end record offset \(record) is not valid")
+            guard record >= 0, record <= d.count - 56, u32(d, record) == 0x0606_4B50 else {
+                throw fail(locator, "the ZIP64 end record offset \(unsigned(record)) is not valid in the \(d.count)-byte file")
             }
             (count, directorySize, directoryOffset) = (u64(d, record + 32), u64(d, record + 40), u64(d, record + 48))
         }
         guard directoryOffset >= 0, directorySize >= 0, directoryOffset <= d.count, directorySize <= d.count - directoryOffset, count >= 0,
               count <= directorySize / 46 + 1 else {
-            throw fail(end, "the central directory (\(count) entries, \(directorySize) bytes at offset \(directoryOffset)) does not fit the \(d.count)-byte file")
+            throw fail(end, "the central directory (\(unsigned(count)) entries, \(unsigned(directorySize)) bytes at offset \(unsigned(directoryOffset))) does not fit the \(d.count)-byte file")
         }
         var entries: [Entry] = []
         var p = directoryOffset
         for _ in 0..<count {
-            guard p + 46 <= d.count, u32(d, p) == 0x0201_4B50 else { throw fail(p, "expected a central directory entry") }
+            guard p <= d.count - 46, u32(d, p) == 0x0201_4B50 else { throw fail(p, "expected a central directory entry") }
             let (nameLength, extraLength, commentLength) = (u16(d, p + 28), u16(d, p + 30), u16(d, p + 32))
-            guard p + 46 + nameLength + extraLength + commentLength <= d.count else { throw fail(p, "central directory entry runs past the end") }
+            guard nameLength + extraLength + commentLength <= d.count - p - 46 else { throw fail(p, "central directory entry runs past the end") }
             let name = String(decoding: d[(p + 46)..<(p + 46 + nameLength)], as: UTF8.self)
             var size = u32(d, p + 24), compressed = u32(d, p + 20), offset = u32(d, p + 42)
             // ZIP64 extra field (id 1): the 0xFFFFFFFF fields, in this order, as 64-bit values.
@@ -107,7 +145,7 @@ public struct ZipArchive {
                 if id == 1 {
                     var q = e + 4
                     func next() throws -> Int {
-                        guard q + 8 <= min(e + 4 + length, extraEnd) else { throw fail(e, "short ZIP64 extra field for '\(name)'") }
+                        guard q + 8 <= min(e + 4 + length, extraEnd) else { throw fail(e, "short ZIP64 extra field for entry '\(name)'") }
                         defer { q += 8 }
                         return u64(d, q)
                     }
@@ -117,9 +155,59 @@ public struct ZipArchive {
                 }
                 e += 4 + length
             }
-            entries.append(Entry(name: name, method: u16(d, p + 10), compressedSize: compressed, size: size, headerOffset: offset))
+            // The entry's local header and bytes must lie in the file (compared, never added).
+            guard offset >= 0, offset <= d.count - 30 else {
+                throw fail(p, "entry '\(name)': its local header offset \(unsigned(offset)) is outside the \(d.count)-byte file")
+            }
+            guard size >= 0, compressed >= 0, compressed <= d.count - 30 - offset else {
+                throw fail(p, "entry '\(name)': \(unsigned(compressed)) bytes (\(unsigned(size)) uncompressed) at offset \(offset) run past the end of the \(d.count)-byte file")
+            }
+            entries.append(Entry(name: name, method: u16(d, p + 10), compressedSize: compressed, size: size, headerOffset: offset,
+                                 crc32: UInt32(u32(d, p + 16))))
             p += 46 + nameLength + extraLength + commentLength
         }
         return entries
     }
+}
+
+/// CRC-32 (ISO-HDLC, polynomial 0xEDB88320), the checksum ZIP records for each entry; eight
+/// bytes a step (slicing-by-8), so checking a checkpoint costs little next to reading it.
+enum CRC32 {
+    /// Eight 256-entry tables: `table[k * 256 + b]` is the CRC of byte `b` followed by `k` zero bytes.
+    static let table: [UInt32] = {
+        var t = [UInt32](repeating: 0, count: 8 * 256)
+        for b in 0..<256 {
+            var c = UInt32(b)
+            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+            t[b] = c
+        }
+        for k in 1..<8 {
+            for b in 0..<256 { t[k * 256 + b] = (t[(k - 1) * 256 + b] >> 8) ^ t[Int(t[(k - 1) * 256 + b] & 0xFF)] }
+        }
+        return t
+    }()
+
+    /// The CRC-32 of `bytes`, continuing from `crc` (the CRC of what came before).
+    static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        var c = ~crc
+        var i = 0
+        let n = bytes.count
+        table.withUnsafeBufferPointer { t in
+            while i + 8 <= n {
+                let lo = c ^ (UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+                let hi = UInt32(bytes[i + 4]) | UInt32(bytes[i + 5]) << 8 | UInt32(bytes[i + 6]) << 16 | UInt32(bytes[i + 7]) << 24
+                c = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)] ^ t[5 * 256 + Int((lo >> 16) & 0xFF)] ^ t[4 * 256 + Int(lo >> 24)]
+                    ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)] ^ t[256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
+                i += 8
+            }
+            while i < n {
+                c = t[Int((c ^ UInt32(bytes[i])) & 0xFF)] ^ (c >> 8)
+                i += 1
+            }
+        }
+        return ~c
+    }
+
+    /// The CRC-32 of `bytes`.
+    static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { checksum($0) } }
 }
