@@ -123,9 +123,7 @@ public enum SafeTensors {
         let dataStart = 8 + Int(headerLength)
         let dataLength = dataLength ?? raw.count - dataStart
         let headerBytes = UnsafeRawBufferPointer(rebasing: raw[8..<dataStart])
-        // Python's reader insists on a '{' first; the JSON parser would skip leading blanks.
-        guard headerBytes.first == UInt8(ascii: "{"),
-              let header = try? JSONDecoder().decode([String: JSONValue].self, from: Data(headerBytes)) else {
+        guard let header = try? JSONDecoder().decode([String: JSONValue].self, from: Data(headerBytes)) else {
             throw fail("the header at offset 8 is not a JSON object")
         }
         var list: [Entry] = []
