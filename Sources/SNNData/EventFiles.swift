@@ -25,6 +25,9 @@ public enum EventFiles {
     /// 5 bytes per event, byte 0 x, byte 1 y, byte 2 bit 7 polarity, then a 23-bit microsecond
     /// timestamp over bytes 2-4. A record with y = 240 marks a timestamp overflow: 2^13 µs are
     /// added to every later timestamp and the record is dropped (the original MATLAB reader's rule).
+    /// Timestamps so extended never run backwards in the format (the real N-MNIST files never
+    /// do), so an event earlier than the one before it is an error naming its record and offset:
+    /// frame integration assumes time order, and such a file is damaged or not ATIS.
     ///
     /// - Parameters: `width`/`height`: the sensor (34×34 for N-MNIST, 240×180 for N-Caltech101);
     ///   an event outside it is an error.
@@ -56,8 +59,12 @@ public enum EventFiles {
                     throw DataFileError(path: path, record: i, offset: o,
                                          reason: "event at (\(x), \(y)) lies outside the \(width)×\(height) sensor")
                 }
-                let t = (Int64(b[o + 2] & 0x7F) << 16) | (Int64(b[o + 3]) << 8) | Int64(b[o + 4])
-                events.append(x: x, y: y, on: b[o + 2] & 0x80 != 0, time: t + overflow)
+                let t = ((Int64(b[o + 2] & 0x7F) << 16) | (Int64(b[o + 3]) << 8) | Int64(b[o + 4])) + overflow
+                if let last = events.timestamp.last, t < last {
+                    throw DataFileError(path: path, record: i, offset: o,
+                                        reason: "timestamp \(t) µs is earlier than the previous event's \(last) µs; ATIS timestamps only run forward (a wrap-around is marked by an overflow record, y = 240)")
+                }
+                events.append(x: x, y: y, on: b[o + 2] & 0x80 != 0, time: t)
             }
         }
         return events
@@ -111,11 +118,16 @@ public enum EventFiles {
 extension EventFiles {
     /// iniVation's AEDAT 3.1 (`#!AER-DAT3.1`, DVS128 Gesture's format): `#`-prefixed header
     /// lines up to `#!END-HEADER`, then event packets, each a 28-byte little-endian header
-    /// (type, source, event size, timestamp offset, timestamp overflow, capacity, number, valid)
-    /// followed by `capacity × size` bytes. Polarity packets (type 1) hold 8-byte events: a
-    /// 32-bit word (bit 0 valid, bit 1 polarity, bits 2-16 y, bits 17-31 x) and a 32-bit
-    /// timestamp in µs, extended by the packet's overflow counter (`overflow << 31`). Other
-    /// packet types are skipped, and so are events not marked valid.
+    /// (libcaer's `caerEventPacketHeader`: int16 type at byte 0, int16 source at 2, int32 event
+    /// size at 4, timestamp offset at 8, timestamp overflow at 12, capacity at 16, number at 20,
+    /// valid at 24) followed by `capacity × size` bytes. The first `number` events are filled;
+    /// capacity is only the packet's allocation, and the slots after `number` are not events.
+    /// Polarity packets (type 1) hold 8-byte events: a 32-bit word (bit 0 valid, bit 1 polarity,
+    /// bits 2-16 y, bits 17-31 x) and a 32-bit timestamp in µs at the timestamp offset (4),
+    /// extended by the packet's overflow counter (`overflow << 31`). Other packet types are
+    /// skipped, and so are events whose valid bit is clear (`valid` counts the others).
+    /// The overflow counter counts up from 0; a negative one is an error, as is any header
+    /// whose counts disagree (number > capacity, valid > number) or run past the file.
     public static func readAEDAT3(_ path: String, width: Int = 128, height: Int = 128) throws -> EventStream {
         try decodeAEDAT3(try contents(path), path: path, width: width, height: height)
     }
@@ -148,15 +160,27 @@ extension EventFiles {
                     throw DataFileError(path: path, record: packet, offset: o, reason: "packet header cut short after \(b.count - o) of 28 bytes; the file is truncated")
                 }
                 let type = Int(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: Int16.self)))
-                let (size, overflow, capacity, number) = (int32(o + 4), int32(o + 12), int32(o + 20), int32(o + 24))
-                guard size > 0, capacity >= 0, number >= 0, number <= capacity, capacity <= (b.count - o - 28) / size else {
+                let (size, tsOffset, overflow) = (int32(o + 4), int32(o + 8), int32(o + 12))
+                let (capacity, number, valid) = (int32(o + 16), int32(o + 20), int32(o + 24))
+                guard size > 0, capacity >= 0, number >= 0, valid >= 0, number <= capacity, valid <= number else {
                     throw DataFileError(path: path, record: packet, offset: o,
-                                        reason: "packet header is inconsistent (event size \(size), capacity \(capacity), number \(number), \(b.count - o - 28) bytes left); the file is truncated or corrupt")
+                                        reason: "packet header is inconsistent (type \(type), event size \(size), capacity \(capacity), number \(number), valid \(valid)); the file is corrupt")
+                }
+                let left = b.count - o - 28
+                // capacity × size without overflow: both are below 2^31, compared by division.
+                guard capacity <= left / size else {
+                    throw DataFileError(path: path, record: packet, offset: o,
+                                        reason: "packet of \(capacity) events of \(size) bytes runs past the end of the file (\(left) bytes left); the file is truncated")
                 }
                 let body = o + 28
                 if type == 1 {
-                    guard size >= 8 else {
-                        throw DataFileError(path: path, record: packet, offset: o, reason: "polarity packet with \(size)-byte events (expected 8)")
+                    guard size >= 8, tsOffset == 4 else {
+                        throw DataFileError(path: path, record: packet, offset: o,
+                                            reason: "polarity packet with \(size)-byte events and the timestamp at byte \(tsOffset) (expected 8 and 4)")
+                    }
+                    guard overflow >= 0 else {
+                        throw DataFileError(path: path, record: packet, offset: o + 12,
+                                            reason: "negative timestamp overflow counter \(overflow); it counts the 2^31 µs wrap-arounds from 0")
                     }
                     for i in 0..<number {
                         let e = body + i * size

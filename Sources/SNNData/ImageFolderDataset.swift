@@ -38,6 +38,8 @@ public struct ImageFolderDataset: LabelledDataset {
     public let resizeTo: Int
     /// Replace an unreadable image by the next readable one of its class instead of failing.
     public let skipCorrupt: Bool
+    /// What one JPEG may declare (pixels, scans); nil: ``JPEG/limits`` when the image is read.
+    public let jpegLimits: JPEG.Limits?
     private let skippedFiles = SkippedFiles()
 
     public var count: Int { files.count }
@@ -49,8 +51,10 @@ public struct ImageFolderDataset: LabelledDataset {
     ///   - root: the folder holding `train/` and `val/` (ImageNet's own naming; `test/` is read
     ///     when there is no `val/`).
     ///   - train: the training split with augmentation, or the validation split.
+    ///   - jpegLimits: bounds on each image (``JPEG/Limits``); an image past them is unreadable
+    ///     (skipped with `skipCorrupt`).
     public init(root: String, train: Bool, classes: Classes = .imagenet100, seed: UInt64,
-                size: Int = 224, resizeTo: Int = 256, skipCorrupt: Bool = false) throws {
+                size: Int = 224, resizeTo: Int = 256, skipCorrupt: Bool = false, jpegLimits: JPEG.Limits? = nil) throws {
         let fm = FileManager.default
         var split = "\(root)/\(train ? "train" : "val")"
         if !train && !fm.fileExists(atPath: split) && fm.fileExists(atPath: "\(root)/test") { split = "\(root)/test" }
@@ -87,6 +91,7 @@ public struct ImageFolderDataset: LabelledDataset {
         }
         (self.classNames, self.files, self.labels) = (names, files, labels)
         (self.augment, self.seed, self.size, self.resizeTo, self.skipCorrupt) = (train, seed, size, resizeTo, skipCorrupt)
+        self.jpegLimits = jpegLimits
     }
 
     /// The crop torchvision's `RandomResizedCrop(scale: (0.08, 1), ratio: (3/4, 4/3))` draws,
@@ -164,7 +169,7 @@ public struct ImageFolderDataset: LabelledDataset {
     func image(_ i: Int) throws -> RGBImage {
         var j = i
         while true {
-            do { return try JPEG.read(files[j]) } catch {
+            do { return try JPEG.read(files[j], limits: jpegLimits) } catch {
                 guard skipCorrupt else { throw error }
                 if skippedFiles.insert(files[j]) {
                     FileHandle.standardError.write(Data("warning: skipping unreadable image: \(error)\n".utf8))
