@@ -50,6 +50,9 @@ struct BenchTrain: ParsableCommand {
         let g = RandomGenerator(seed: 0)
         let model = try SpikingNetwork(topology, classes: classes, config: ModelConfig(timesteps: timesteps, inputShape: shape),
                                        generator: g, device: dev)
+        guard model.classes == classes else {
+            throw ValidationError("--topology: the readout has \(model.classes) outputs but \(dataset) has \(classes) classes")
+        }
         // One batch of synthetic samples: event frames (non-negative counts) or normalised images.
         let sampleShape = isEvent ? [timesteps] + shape : shape
         // Event frames: binary, each pixel on with probability --event-density (what

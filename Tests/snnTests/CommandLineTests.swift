@@ -43,6 +43,7 @@ struct CommandLineTests {
         (["train", "--loss_lambda", "inf"], "--loss_lambda must be a finite number, got inf"),
         (["train", "--v_threshold=-inf"], "--v_threshold must be a finite number"),
         (["train", "--weight_decay=-1"], "--weight_decay must be 0 or more"),
+        (["bench", "train", "--topology", "CONV-4-3-1-1_L-8", "--dataset", "NMNIST"], "the readout has 8 outputs but NMNIST has 10 classes"),
     ])
     func badFlags(_ c: ([String], String)) throws {
         let (status, output) = try snn(c.0)
