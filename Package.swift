@@ -42,10 +42,10 @@ let package = Package(
     swiftLanguageModes: [.v5]
 )
 
-/// Release builds are `-O` with every check on, the CPU kernels included. The kernels at
-/// `-Ounchecked` ran 3.9% fewer instructions over a whole small training run (callgrind:
-/// 230.1 M against 239.1 M for `snn bench train --topology CONV-16-3-1-1_CONVAP-32-3-1-1_L-10
-/// --dataset NMNIST --T 4 --batch_size 4 --steps 1 --warmup 0`, one thread), and no difference
-/// showed in wall time above this host's noise; but `-Ounchecked` also drops every
-/// `precondition`, so a label outside the readout wrote out of bounds instead of stopping with
-/// its message. Correct first: no target is built unchecked.
+// Release builds are `-O` with every check on, the CPU kernels included. The kernels at
+// `-Ounchecked` ran 3.9% fewer instructions over a whole small training run (callgrind:
+// 230.1 M against 239.1 M for `snn bench train --topology CONV-16-3-1-1_CONVAP-32-3-1-1_L-10
+// --dataset NMNIST --T 4 --batch_size 4 --steps 1 --warmup 0`, one thread), and no difference
+// showed in wall time above this host's noise; but `-Ounchecked` also drops every
+// `precondition`, so a label outside the readout wrote out of bounds instead of stopping with
+// its message. Correct first: no target is built unchecked.
