@@ -21,9 +21,11 @@ import SNNTensor
 ///   `[start, end)` µs of a recording is a sample (classes 1-11 become 0-10), integrated like
 ///   N-Caltech101 and resized.
 ///
-/// Frames are cached under `<root>/.snn-frames/<options>/`, one raw float32 file per sample,
-/// written atomically; the folder name records every option that changes the frames, and
-/// deleting it is always safe.
+/// Frames are cached under `<root>/.snn-frames/<options>/`, one file per sample written
+/// atomically: a 24-byte header (`SNNFRM01`, then the source recording's size and modification
+/// time in nanoseconds, little-endian) and the float32 frames. The folder name records every
+/// option that changes the frames and the header the recording they came from, so a replaced or
+/// truncated recording is integrated again; deleting the cache is always safe.
 public struct EventFolderDataset: LabelledDataset {
     public enum Kind: String, Sendable, CaseIterable {
         case cifar10DVS = "DVSCIFAR10", ncaltech101 = "NCaltech101", nmnist = "NMNIST", dvsGesture = "DVSGesture"
@@ -208,7 +210,17 @@ public struct EventFolderDataset: LabelledDataset {
                                     reason: "cannot read the trial list: DVS128 Gesture is read as distributed (DvsGesture/ with user*.aedat, *_labels.csv, trials_to_train.txt, trials_to_test.txt)")
             }
             var out: [Recording] = []
-            for name in text.split(whereSeparator: \.isNewline).map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            var offset = 0
+            for (row, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                defer { offset += line.utf8.count + 1 }
+                let name = line.trimmingCharacters(in: .whitespacesAndNewlines)
+                if name.isEmpty { continue }
+                // A name from a data file may not leave the data directory (nor put its cache
+                // file outside the cache folder).
+                guard !name.hasPrefix("/"), !name.split(separator: "/").contains(".."), !name.contains("\0") else {
+                    throw DataFileError(path: list, record: row, offset: offset,
+                                        reason: "'\(name)' is not a path inside the data directory (absolute, or with '..')")
+                }
                 let path = "\(root)/\(name)"
                 let labelsPath = path.replacingOccurrences(of: ".aedat", with: "") + "_labels.csv"
                 for (i, segment) in try gestureLabels(labelsPath).enumerated() {
@@ -257,8 +269,12 @@ public struct EventFolderDataset: LabelledDataset {
                        recordingEvents: inout EventStream?, into out: UnsafeMutablePointer<Float>) throws {
         let count = timesteps * 2 * size * size
         let cached = cache + "/" + recording.cacheName
-        if let data = try? Data(contentsOf: URL(fileURLWithPath: cached)), data.count == count * 4 {
-            data.withUnsafeBytes { out.update(from: $0.bindMemory(to: Float.self).baseAddress!, count: count) }
+        let key = FrameCacheKey(source: recording.path)
+        if let key, let data = try? Data(contentsOf: URL(fileURLWithPath: cached)), data.count == FrameCacheKey.size + count * 4,
+           data.prefix(FrameCacheKey.size) == key.header {
+            data.withUnsafeBytes { raw in
+                out.update(from: (raw.baseAddress! + FrameCacheKey.size).assumingMemoryBound(to: Float.self), count: count)
+            }
             return
         }
         if kind == .cifar10DVS && dvsFrames == .reference {
@@ -297,7 +313,7 @@ public struct EventFolderDataset: LabelledDataset {
             }
         }
         // The cache is an optimisation: a failed write only means recomputing next time.
-        try? AtomicFile.write(Data(bytes: out, count: count * 4), to: cached)
+        if let key { try? AtomicFile.write(key.header + Data(bytes: out, count: count * 4), to: cached) }
     }
 
     /// ``DVSFrames/reference``: the reference's CIFAR10-DVS preprocessing.
@@ -348,5 +364,24 @@ public struct EventFolderDataset: LabelledDataset {
             }
         }
         return Batch(inputs: out.transposed(0, 1).contiguous(), labels: Tensor(labels: indices.map { labels[$0] }))
+    }
+}
+
+/// What a cached sample's frames depend on besides the options in the cache folder's name: the
+/// source recording's size and modification time.
+struct FrameCacheKey {
+    static let size = 24
+    let header: Data
+
+    /// The key of the recording at `source` now, or `nil` when it cannot be examined (the frames
+    /// are then computed and not cached).
+    init?(source: String) {
+        var info = stat()
+        guard stat(source, &info) == 0 else { return nil }
+        let nanoseconds = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
+        var bytes = Data("SNNFRM01".utf8)
+        withUnsafeBytes(of: UInt64(info.st_size).littleEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: nanoseconds.littleEndian) { bytes.append(contentsOf: $0) }
+        header = bytes
     }
 }

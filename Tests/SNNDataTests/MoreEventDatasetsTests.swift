@@ -137,6 +137,43 @@ struct MoreEventDatasetsTests {
         }
     }
 
+    @Test("DVS128 Gesture: a trial list naming a file outside the data directory is refused by row and offset")
+    func gesturePathsStayInside() throws {
+        let root = try TestFiles.temporaryRoot("gesture-escape")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Data("class,startTime_usec,endTime_usec\n3,100,200\n".utf8).write(to: root.appendingPathComponent("user01_led_labels.csv"))
+        for (list, row, offset) in [("user01_led.aedat\n../../elsewhere/x.aedat\n", 1, 17), ("/etc/x.aedat\n", 0, 0),
+                                    ("a/../../x.aedat\n", 0, 0)] {
+            try Data(list.utf8).write(to: root.appendingPathComponent("trials_to_train.txt"))
+            #expect { try EventFolderDataset(kind: .dvsGesture, root: root.path, train: true, timesteps: 2, augment: false, seed: 0) } throws: {
+                guard let e = $0 as? DataFileError else { return false }
+                return e.record == row && e.offset == offset && e.reason.contains("not a path inside the data directory")
+            }
+        }
+    }
+
+    @Test("the frame cache follows its recording: a replaced or truncated file is integrated again")
+    func cacheFollowsSource() throws {
+        let root = try TestFiles.temporaryRoot("gesture-cache")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let recording = root.appendingPathComponent("user01_led.aedat")
+        let events = (0..<20).map { (10, 20, true, Int64(100 + 5 * $0)) }
+        try Self.aedat3(events).write(to: recording)
+        try Data("class,startTime_usec,endTime_usec\n3,100,200\n".utf8).write(to: root.appendingPathComponent("user01_led_labels.csv"))
+        try Data("user01_led.aedat\n".utf8).write(to: root.appendingPathComponent("trials_to_train.txt"))
+        let load = { try EventFolderDataset(kind: .dvsGesture, root: root.path, train: true, timesteps: 2, size: 128, augment: false, seed: 0) }
+        #expect(Int(try load().frames.toFloats().reduce(0, +)) == 20)
+        #expect(Int(try load().frames.toFloats().reduce(0, +)) == 20, "read back from the cache")
+        // Replace the recording with one of 8 events (a different size): the cache must not answer.
+        try Self.aedat3(Array(events.prefix(8))).write(to: recording)
+        #expect(Int(try load().frames.toFloats().reduce(0, +)) == 8)
+        // Same size, new contents, a later modification time: integrated again too.
+        try Self.aedat3(events.map { ($0.0 + 1, $0.1, $0.2, $0.3) }.prefix(8).map { $0 }).write(to: recording)
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(60)], ofItemAtPath: recording.path)
+        let f = try load().frames.toFloats()
+        #expect(f[(0 * 2 + 1) * 128 * 128 + 20 * 128 + 11] > 0 && f[(0 * 2 + 1) * 128 * 128 + 20 * 128 + 10] == 0)
+    }
+
     @Test("--dvs-frames reference: occupancy of both polarities in channel 1, the MATLAB reader's mirror, PIL's 8-bit resize")
     func referenceFrames() throws {
         let root = try TestFiles.temporaryRoot("dvsref")
