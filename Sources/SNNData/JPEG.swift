@@ -197,7 +197,7 @@ public enum JPEG {
         let pixels = Int(w) * Int(h)  // both below 2^16
         guard pixels <= limits.maxPixels else {
             throw DataFileError(path: path, record: nil, offset: 0,
-                                reason: "the JPEG declares \(w)×\(h) = \(pixels) pixels, more than the limit of \(limits.maxPixels) (JPEG.maxPixels raises it)")
+                                reason: "the JPEG declares \(w)×\(h) = \(pixels) pixels, more than the limit of \(limits.maxPixels) (--max-image-pixels or JPEG.maxPixels raises it)")
         }
         let found = markers(raw, limit: limits.maxScans)
         let (perByte, overflow) = limits.maxPixelsPerByte.multipliedReportingOverflow(by: raw.count)
@@ -207,7 +207,7 @@ public enum JPEG {
         }
         guard found.scans <= limits.maxScans else {
             throw DataFileError(path: path, record: found.scans - 1, offset: found.offset,
-                                reason: "the JPEG holds more than \(limits.maxScans) scans (the limit; JPEG.limits.maxScans raises it); decoding each would take a pass over the whole image")
+                                reason: "the JPEG holds more than \(limits.maxScans) scans (the limit; --max-jpeg-scans or JPEG.limits.maxScans raises it); decoding each would take a pass over the whole image")
         }
         let colorspaces = ["RGB", "YCbCr", "Gray", "CMYK", "YCCK"]
         let subsamplings = ["4:4:4", "4:2:2", "4:2:0", "gray", "4:4:0", "4:1:1"]

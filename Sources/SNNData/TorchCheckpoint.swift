@@ -26,7 +26,7 @@ public enum TorchCheckpoint {
     /// ``expansionAllowance``): a view of a storage copies at most the storage, unless its
     /// strides repeat elements, and a few bytes of pickle can name a storage many times, so
     /// without a bound a 537-byte file asked for 6.3 GB (found by fuzzing).
-    public static let expansionFactor = 4
+    nonisolated(unsafe) public static var expansionFactor = 4
     /// Bytes of tensors any file may produce beyond ``expansionFactor`` times its size (64 MiB).
     public static let expansionAllowance = 64 << 20
     /// A view with more elements than its storage (zero or overlapping strides: an expanded
@@ -269,7 +269,7 @@ struct TorchArchive {
             }
         }
         guard byteCount <= budget else {
-            throw fail(entry.headerOffset, "its \(byteCount) bytes would take the tensors past the \(TorchCheckpoint.materialisationLimit(fileSize: zip.byteCount)) bytes this \(zip.byteCount)-byte file may produce (TorchCheckpoint.expansionFactor \(TorchCheckpoint.expansionFactor) times its size plus expansionAllowance \(TorchCheckpoint.expansionAllowance))")
+            throw fail(entry.headerOffset, "its \(byteCount) bytes would take the tensors past the \(TorchCheckpoint.materialisationLimit(fileSize: zip.byteCount)) bytes this \(zip.byteCount)-byte file may produce (\(TorchCheckpoint.expansionFactor) times its size plus \(TorchCheckpoint.expansionAllowance); --max-checkpoint-expansion or TorchCheckpoint.expansionFactor raises it)")
         }
         budget -= byteCount
         let storage: Storage

@@ -35,6 +35,7 @@ struct Convert: ParsableCommand {
     @Option(name: [.customLong("T"), .customShort("T")], help: "Timesteps for the check.")
     var timesteps: Int = 4
     @OptionGroup var network: NetworkOptions
+    @OptionGroup var limits: ReaderLimitOptions
 
     func validate() throws {
         if topology != nil && model != nil { throw ValidationError("pass at most one of --topology or --model") }
@@ -47,6 +48,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         SNN.prepare()
+        limits.apply()
         var path = source
         if !FileManager.default.fileExists(atPath: path) && FileManager.default.fileExists(atPath: path + ".safetensors") {
             path += ".safetensors"

@@ -30,6 +30,7 @@ struct DataPrepare: ParsableCommand {
     var frameSize: Int?
     @Option(name: .customLong("classes"), help: "ImageNet100 classes: imagenet100, all, or a file of synsets.")
     var classes: String = "imagenet100"
+    @OptionGroup var limits: ReaderLimitOptions
 
     func validate() throws {
         guard let name = DatasetName(rawValue: dataset), name.eventKind != nil || name == .imagenet100 else {
@@ -41,6 +42,7 @@ struct DataPrepare: ParsableCommand {
 
     func run() throws {
         SNN.prepare()
+        limits.apply()
         guard let name = DatasetName(rawValue: dataset) else { return }
         let terminal = isatty(STDOUT_FILENO) != 0
         let start = Date()
@@ -123,6 +125,7 @@ struct DataInspect: ParsableCommand {
 
     @Flag(help: "Print one JSON object.")
     var json = false
+    @OptionGroup var limits: ReaderLimitOptions
 
     func validate() throws {
         if let f = format, !DataInspect.formats.contains(f) {
@@ -164,6 +167,7 @@ struct DataInspect: ParsableCommand {
     }
 
     func run() throws {
+        limits.apply()
         var format = try detect()
         if format.hasPrefix("cifar") && format != "cifar10-dvs" { return try inspectImages(format) }
         if format == "jpeg" { return try inspectJPEG() }

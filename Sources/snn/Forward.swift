@@ -44,6 +44,7 @@ struct Forward: ParsableCommand {
     var device: String = "cpu"
     @OptionGroup var losses: LossOptions
     @OptionGroup var network: NetworkOptions
+    @OptionGroup var limits: ReaderLimitOptions
 
     func validate() throws {
         guard (topology == nil) != (model == nil) else { throw ValidationError("pass one of --topology or --model") }
@@ -61,6 +62,7 @@ struct Forward: ParsableCommand {
 
     func run() throws {
         SNN.prepare()
+        limits.apply()
         let dev = Device(device) ?? .cpu
         let x = try Forward.tensor(named: "input", in: input)
         guard x.rank == 4 || x.rank == 5, x.dtype.isFloatingPoint else {

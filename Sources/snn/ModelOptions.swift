@@ -1,4 +1,5 @@
 import ArgumentParser
+import SNNData
 import SNNTensor
 import SNNTraining
 
@@ -91,5 +92,33 @@ struct LossOptions: ParsableArguments {
 func requireFinite(_ flags: [(String, Double)]) throws {
     for (name, value) in flags where !value.isFinite {
         throw ValidationError("\(name) must be a finite number, got \(value)")
+    }
+}
+
+/// Limits on what one input file may make SwiftSNN do, for files that legitimately exceed them.
+struct ReaderLimitOptions: ParsableArguments {
+    @Option(name: [.customLong("max-image-pixels"), .customLong("max_image_pixels")],
+            help: "Refuse JPEGs declaring more pixels than this (width × height).")
+    var maxImagePixels: Int = JPEG.Limits().maxPixels
+    @Option(name: [.customLong("max-jpeg-scans"), .customLong("max_jpeg_scans")],
+            help: "Refuse progressive JPEGs with more scans than this.")
+    var maxJPEGScans: Int = JPEG.Limits().maxScans
+    @Option(name: [.customLong("max-checkpoint-expansion"), .customLong("max_checkpoint_expansion")],
+            help: "Refuse .pth files whose tensors would take more than this many times the file's size (plus 64 MiB).")
+    var maxCheckpointExpansion: Int = TorchCheckpoint.expansionFactor
+
+    func validate() throws {
+        for (name, value) in [("--max-image-pixels", maxImagePixels), ("--max-jpeg-scans", maxJPEGScans),
+                              ("--max-checkpoint-expansion", maxCheckpointExpansion)] where value < 1 {
+            throw ValidationError("\(name) must be positive, got \(value)")
+        }
+    }
+
+    /// Makes the limits the process's defaults.
+    func apply() {
+        var limits = JPEG.limits
+        (limits.maxPixels, limits.maxScans) = (maxImagePixels, maxJPEGScans)
+        JPEG.limits = limits
+        TorchCheckpoint.expansionFactor = maxCheckpointExpansion
     }
 }

@@ -19,6 +19,7 @@ struct Train: ParsableCommand {
 
     mutating func run() throws {
         SNN.prepare()
+        options.limits.apply()
         try options.runTraining()
     }
 }
@@ -49,6 +50,7 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("augment"), help: "1: data augmentation (the data set's).")
     var augment: Int = 1
     @OptionGroup var network: NetworkOptions
+    @OptionGroup var limits: ReaderLimitOptions
     @Option(name: [.customLong("weight_decay"), .customLong("weight-decay")], help: "Weight decay passed to the optimiser.")
     var weightDecay: Double = 0
     @Option(name: .customLong("weights"), help: "Start from these weights instead of the initialisation: .safetensors or PyTorch .pth under the reference's names (a state dict the reference saved, or a checkpoint holding one).")

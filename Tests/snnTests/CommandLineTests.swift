@@ -245,6 +245,12 @@ struct CommandLineTests {
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
         #expect(inspected == 0 && object?["format"] as? String == "jpeg" && object?["width"] as? Int == 224)
         #expect(object?["images"] as? Int == 1 && object?["label"] as? String == "n03394916")
+        // The pixel limit names its flag, and the flag raises it.
+        let image = "\(root)/val/n03394916/ILSVRC2012_val_00011691.JPEG"
+        let (limited, message) = try snn(["data", "inspect", "--max-image-pixels", "50000", image])
+        #expect(limited != 0 && message.contains("224×224 = 50176 pixels, more than the limit of 50000") && message.contains("--max-image-pixels"),
+                "\(message)")
+        #expect(try snn(["data", "inspect", "--max-image-pixels", "50176", image]).status == 0)
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("snn-cli-imagenet-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: out) }
         let (trained, log) = try snn(["train", "--dataset", "ImageNet100", "--data-dir", root, "--classes", "all", "--T", "1",
