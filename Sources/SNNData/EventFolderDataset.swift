@@ -313,7 +313,7 @@ public struct EventFolderDataset: LabelledDataset {
             }
         }
         // The cache is an optimisation: a failed write only means recomputing next time.
-        if let key { try? AtomicFile.write(key.header + Data(bytes: out, count: count * 4), to: cached) }
+        if let key { try? AtomicFile.write(key.header + Data(bytes: out, count: count * 4), to: cached, durable: false) }
     }
 
     /// ``DVSFrames/reference``: the reference's CIFAR10-DVS preprocessing.

@@ -238,22 +238,44 @@ enum JSONValue: Decodable, CustomStringConvertible {
     }
 }
 
-/// Atomic file replacement: write a temporary file beside the target, then rename over it, so a
-/// reader never sees a half-written file and a crash never destroys the previous version.
+/// Atomic file replacement: write a temporary file beside the target, flush it to the disk, then
+/// rename it over the target and flush the folder, so a reader never sees a half-written file
+/// and neither a crash nor a power cut destroys the previous version.
+///
+/// `durable: false` skips the two flushes, for caches that can be rebuilt (a cut leaves the old
+/// file or none, never a torn one, but the new one may be lost).
 public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
+    public static func write(_ data: Data, to path: String, durable: Bool = true) throws {
         let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let folder = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         do {
-            try data.write(to: temporary)
+            guard FileManager.default.createFile(atPath: temporary.path, contents: nil),
+                  let handle = FileHandle(forWritingAtPath: temporary.path) else {
+                throw SafeTensorsError(path: path, reason: "cannot create a temporary file in \(folder.path): \(String(cString: strerror(errno)))")
+            }
+            do {
+                try handle.write(contentsOf: data)
+                if durable { try handle.synchronize() }
+                try handle.close()
+            } catch {
+                try? handle.close()
+                throw SafeTensorsError(path: path, reason: "cannot write it: \((error as NSError).localizedFailureReason ?? "\(error)")")
+            }
             guard rename(temporary.path, url.path) == 0 else {
-                throw SafeTensorsError(path: path, reason: "cannot rename the temporary file into place (errno \(errno))")
+                throw SafeTensorsError(path: path, reason: "cannot rename the temporary file into place: \(String(cString: strerror(errno)))")
             }
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             throw error
+        }
+        // The rename is durable once the folder's entry is on the disk.
+        guard durable else { return }
+        let directory = open(folder.path, O_RDONLY)
+        if directory >= 0 {
+            _ = fsync(directory)
+            close(directory)
         }
     }
 }

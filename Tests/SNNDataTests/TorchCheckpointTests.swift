@@ -175,7 +175,7 @@ struct TorchCheckpointTests {
     func expansionBudget() throws {
         let storage = [Float](repeating: 1, count: 1 << 18)          // 1 MiB, so a 68 MiB budget
         #expect(refused(Crafted.torch(storage: storage, size: [1 << 18], stride: [1], keys: 80),
-                        "key 'w68': its 1048576 bytes would take the tensors past the 71308272 bytes this 1049852-byte file may produce (TorchCheckpoint.expansionFactor", torch: true))
+                        "key 'w68': its 1048576 bytes would take the tensors past the 71308272 bytes this 1049852-byte file may produce (4 times its size plus 67108864; --max-checkpoint-expansion", torch: true))
         #expect(try TorchCheckpoint.stateDict(contents: Crafted.torch(storage: storage, size: [1 << 18], stride: [1], keys: 40).data,
                                               path: "crafted.pth").tensors.count == 40)
     }
