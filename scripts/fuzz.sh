@@ -203,7 +203,10 @@ run() {
       echo $? > "$dir/.status"; } | tee "$dir/$config.log" | { grep --line-buffered -v -E '^#[0-9]+.*(NEW|REDUCE|pulse)' || true; }
     local status
     status=$(cat "$dir/.status")
-    echo "== $t ($config): exit $status, $(ls "$dir/corpus" | wc -l) corpus files, findings: $(ls "$dir/artifacts" | grep "^$config-" | tr '\n' ' ')"
+    local done execs
+    done=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$dir/$config.log" | tail -n 1 | grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' || true)
+    execs=$(grep -oE 'number_of_executed_units: [0-9]+' "$dir/$config.log" | grep -oE '[0-9]+$' || true)
+    echo "== $t ($config, ${seconds}s): exit $status, ${execs:-?} executions, ${done:-no final stats}, $(ls "$dir/corpus" | wc -l) corpus files, findings: $(ls "$dir/artifacts" | grep "^$config-" | tr '\n' ' ')"
     return "$status"
 }
 
