@@ -10,6 +10,7 @@
 #   scripts/fuzz.sh [--asan|--release] [target|all] [seconds]
 #     --asan     -O -sanitize=fuzzer,address (the default): memory errors are found as well
 #     --release  -O -sanitize=fuzzer only: bounds and overflow checks on, as the shipped binary
+#                (unsafe-pointer reads are unchecked at -O: only --asan sees those)
 #     all        every target in turn, `seconds` each (the default target; 60 s by default)
 #   e.g. nice -n 10 scripts/fuzz.sh --release all 600
 # Seed corpora come from the real files in ../shared/data (see its PROVENANCE.md) plus crafted
