@@ -72,10 +72,20 @@ public enum CIFARBinary {
 /// `fine_labels`/`coarse_labels` (CIFAR-100), read with ``SafeUnpickler``.
 public enum CIFARPython {
     public static func read(_ path: String, variant: CIFARBinary.Variant) throws -> CIFARBinary.Batch {
-        let root = try SafeUnpickler.load(path)
+        try decode(try EventFiles.contents(path), path: path, variant: variant)
+    }
+
+    /// ``read(_:variant:)`` on bytes in memory; `path` labels errors.
+    public static func decode(_ data: Data, path: String, variant: CIFARBinary.Variant) throws -> CIFARBinary.Batch {
+        let root = try SafeUnpickler(data, path: path).value()
         func fail(_ why: String) -> DataFileError { DataFileError(path: path, record: nil, offset: 0, reason: why) }
-        guard case .array(let data)? = root["data"], data.dtype.hasSuffix("u1"), data.shape.count == 2, data.shape[1] == 3072 else {
+        guard case .array(let data)? = root["data"], ["u1", "<u1", ">u1", "=u1", "|u1"].contains(data.dtype), data.shape.count == 2, data.shape[1] == 3072 else {
             throw fail("no 'data' uint8 array of shape [N, 3072] in the pickled dict")
+        }
+        // What the data set indexes by: 3072 bytes per image (the unpickler checked the bytes
+        // against the shape; checked again here, where a mismatch would shift every image).
+        guard data.shape[0].multipliedReportingOverflow(by: 3072) == (data.data.count, false) else {
+            throw fail("'data' holds \(data.data.count) bytes for \(data.shape[0]) images of 3072")
         }
         func labels(_ key: String, classes: Int) throws -> [Int] {
             let values: [Int]

@@ -417,6 +417,9 @@ public struct SafeUnpickler {
         case "_reconstruct", "ndarray": return .array(PickleArray())
         case "dtype":
             guard case .string(let code)? = a.first else { throw fail(at, "numpy.dtype needs a type code") }
+            guard SafeUnpickler.elementSize(code) != nil else {
+                throw fail(at, "unsupported NumPy dtype '\(code)': expected an optional byte order, a kind and a size, like 'u1' or '<f4'")
+            }
             return .dtype(PickleDType(code))
         case "OrderedDict": return .dict(PickleDict())
         case "encode", "bytearray":
@@ -426,6 +429,20 @@ public struct SafeUnpickler {
             return .bytes([])
         default: throw fail(at, "refuses to call '\(module).\(name)'")
         }
+    }
+
+    /// The bytes per element of a NumPy dtype code as NumPy pickles it (`u1`, `f4`, `b1`,
+    /// `c16`, `?`; a byte order first is accepted), or `nil` for anything else. The size was
+    /// once read from every digit after the first character, so `12u1`, which a CIFAR reader
+    /// takes for `u1`, counted 21 bytes an element.
+    static func elementSize(_ code: String) -> Int? {
+        var rest = Substring(code)
+        if let first = rest.first, "<>|=".contains(first) { rest = rest.dropFirst() }
+        guard let kind = rest.first, "biufcmMOSUV?".contains(kind) else { return nil }
+        let digits = rest.dropFirst()
+        if digits.isEmpty { return 1 }
+        guard digits.allSatisfy({ $0.isASCII && $0.isNumber }), let size = Int(digits), size > 0 else { return nil }
+        return size
     }
 
     private func build(_ target: PickleValue, _ state: PickleValue, converted: inout Int, _ at: Int) throws {
@@ -445,7 +462,7 @@ public struct SafeUnpickler {
             }
             arr.dtype = (dt.byteOrder == "|" || dt.byteOrder == "=" ? "" : dt.byteOrder) + dt.code
             // Checked: the shape comes from the file, and a product that wraps could match the data.
-            var needed = Int(dt.code.dropFirst().filter(\.isNumber)) ?? 1
+            guard var needed = SafeUnpickler.elementSize(dt.code) else { throw fail(at, "unsupported NumPy dtype '\(dt.code)'") }
             for n in arr.shape {
                 let (product, overflow) = needed.multipliedReportingOverflow(by: n)
                 guard !overflow else { throw fail(at, "array shape \(arr.shape) of \(dt.code) has more bytes than an Int counts") }

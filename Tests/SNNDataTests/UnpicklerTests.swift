@@ -212,6 +212,27 @@ struct UnpicklerTests {
         #expect(refused(ndarray(shape: [1 << 32, 0], code: "f8", data: [1]), "array data has 1 bytes"))
     }
 
+    @Test("a NumPy dtype code that is not byte order, kind and size is refused: '12u1' once counted 21 bytes per element")
+    func malformedDTypeCode() throws {
+        // The element size was read from every digit after the first character, so '12u1' (a
+        // CIFAR 'data' array, since it ends in 'u1') took 21 bytes per pixel: a batch of N labels
+        // came back with 21 × N × 3072 pixel bytes, and the images after the first were shifted.
+        for code in ["12u1", "u1u1", "x9", "<<f4", "f4 ", "", "u-1"] {
+            #expect(refused(ndarray(shape: [2], code: code, data: []), "NumPy dtype"), "'\(code)'")
+        }
+        var dict = Crafted.Pickle()
+        dict.op(0x7D); dict.string("labels"); dict.op(0x5D); dict.mark(); dict.int(0); dict.op(0x65)
+        dict.string("data"); dict.bytes += ndarray(shape: [1, 3072], code: "12u1", data: [UInt8](repeating: 7, count: 21 * 3072)).dropFirst(2).dropLast()
+        dict.op(0x73, 0x73); dict.stop()
+        #expect { try CIFARPython.decode(dict.data, path: "data_batch_1", variant: .cifar10) } throws: {
+            "\($0)".contains("data_batch_1") && "\($0)".contains("NumPy dtype '12u1'")
+        }
+        // The codes NumPy writes are read: byte order, kind, size.
+        for (code, size) in [("u1", 1), ("<f4", 4), ("|b1", 1), ("=i8", 8), (">f8", 8), ("c16", 16), ("?", 1)] {
+            #expect(throws: Never.self, "'\(code)'") { try SafeUnpickler(Data(ndarray(shape: [2], code: code, data: Array(repeating: 0, count: 2 * size))), path: "ok.pkl").value() }
+        }
+    }
+
     @Test("one string converted to bytes again and again cannot expand a small pickle without bound")
     func latin1Expansion() throws {
         // s = 'x' * 100_000; then 10,000 times _codecs.encode(s, 'latin1') (GLOBAL once, then BINGET).
