@@ -42,11 +42,23 @@ public enum DeviceFailure {
 
 /// What a backend keeps from a fused op's forward pass for its backward pass.
 ///
+/// A backend's backward method takes it back with ``from(_:op:)``.
+///
 /// The front end holds it without looking inside: only the backend that made it reads it, so
 /// the CPU can keep float32 potentials or bytes and a GPU another form.
 public protocol SavedState: AnyObject, Sendable {
     /// The bytes it holds on its device.
     var byteCount: Int { get }
+}
+
+extension SavedState {
+    /// `saved` as this type, trapping with a message when another backend made it.
+    public static func from(_ saved: any SavedState, op: String) -> Self {
+        guard let s = saved as? Self else {
+            preconditionFailure("[\(op)] expected state saved as \(Self.self), got \(type(of: saved))")
+        }
+        return s
+    }
 }
 
 /// A random distribution a backend draws from (see ``Backend/random(_:into:seed:counter:)``).
@@ -111,9 +123,7 @@ public enum HostMemory {
                 .copyMemory(from: source.storage.data + source.offset * size, byteCount: source.count * size)
             return
         }
-        var values: [Double] = []
-        values.reserveCapacity(source.count)
-        forEachOffset(source) { values.append(source.dtype.load(source.storage.data, $0)) }
+        let values = ReferenceBackend.shared.read(source)
         var i = 0
         forEachOffset(destination) { destination.dtype.store(values[i], destination.storage.data, $0); i += 1 }
     }
@@ -203,14 +213,6 @@ public final class SavedPotentials: SavedState, @unchecked Sendable {
         self.neuron = neuron
     }
     public var byteCount: Int { potentials.count * potentials.dtype.size }
-
-    /// `saved` as this type, trapping with a message when another backend made it.
-    public static func from(_ saved: any SavedState, op: String) -> SavedPotentials {
-        guard let s = saved as? SavedPotentials else {
-            preconditionFailure("[\(op)] expected state saved by a host backend, got \(type(of: saved))")
-        }
-        return s
-    }
 }
 
 /// The fused batch norm + neuron's saved state on host backends: the pre-normalisation input,
@@ -230,13 +232,5 @@ public final class SavedBatchNormNeuron: SavedState, @unchecked Sendable {
 
     public var byteCount: Int {
         [input, gamma, beta, mean, variance].map { $0.count * $0.dtype.size }.reduce(0, +) + (residual?.byteCount ?? 0)
-    }
-
-    /// `saved` as this type, trapping with a message when another backend made it.
-    public static func from(_ saved: any SavedState, op: String) -> SavedBatchNormNeuron {
-        guard let s = saved as? SavedBatchNormNeuron else {
-            preconditionFailure("[\(op)] expected state saved by a host backend, got \(type(of: saved))")
-        }
-        return s
     }
 }

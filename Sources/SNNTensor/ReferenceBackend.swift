@@ -14,29 +14,14 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
 
     /// The elements of a (possibly strided) tensor in logical row-major order.
     func read(_ t: Tensor) -> [Double] {
-        let n = t.count
-        if n == 0 { return [] }
-        var out = [Double](repeating: 0, count: n)
-        var index = [Int](repeating: 0, count: t.rank)
-        var position = t.offset
-        let flat = Tensor(storage: t.storage, shape: [t.storage.byteCount / t.dtype.size], dtype: t.dtype, device: t.device)
-        for i in 0..<n {
-            out[i] = flat.loadElement(position)
-            // Advance the multi-index like an odometer.
-            var axis = t.rank - 1
-            while axis >= 0 {
-                index[axis] += 1
-                position += t.strides[axis]
-                if index[axis] < t.shape[axis] { break }
-                position -= t.strides[axis] * t.shape[axis]
-                index[axis] = 0
-                axis -= 1
-            }
-        }
+        var out: [Double] = []
+        out.reserveCapacity(t.count)
+        let (base, dtype) = (UnsafeRawPointer(t.storage.data), t.dtype)
+        HostMemory.forEachOffset(t) { out.append(dtype.load(base, $0)) }
         return out
     }
 
-    /// A new tensor on this backend's... on `device` holding `values`.
+    /// A new tensor on `device` holding `values`.
     func make(_ values: [Double], _ shape: [Int], _ dtype: DType, _ device: Device) -> Tensor {
         Tensor(doubles: values, shape: shape, dtype: dtype, device: device)
     }

@@ -14,24 +14,11 @@ struct TrainingFaultTests {
     init() { CPUBackend.register() }
 
     private func config(epochs: Int = 2, learningRate: Double = 1e-2, lambda: Double = 1e-4) -> TrainingConfig {
-        TrainingConfig(dataset: "synthetic", topology: "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8", modelName: nil, timesteps: 3,
-                       epochs: epochs, batchSize: 16, learningRate: learningRate, optimizer: .adam, scheduler: true, weightDecay: 0,
-                       l1: 0, l2: 0, loss: .trt(lambda: lambda, decay: 0.5, epsilon: 1e-5, eta: 0.05), neuron: NeuronParameters(),
-                       dropout: 0, batchNorm: true, kaimingInit: true, seed: 7, device: "cpu", maxSteps: nil, clipGradNorm: nil,
-                       checkpointEpochs: [], saveCheckpoints: false)
-    }
-
-    private func data(_ n: Int, seed: UInt64) -> InMemoryDataset {
-        let d = SyntheticEvents(count: n, seed: seed, integration: .eventCount(frames: 3))
-        return InMemoryDataset(samples: d.frames, labels: d.labels, isSequence: true, classes: 8)
+        TinyRun.config(epochs: epochs, learningRate: learningRate, loss: .trt(lambda: lambda, decay: 0.5, epsilon: 1e-5, eta: 0.05))
     }
 
     /// One step per epoch (16 training samples, batch 16).
-    private func trainer(_ c: TrainingConfig, dir: String) throws -> Trainer {
-        let model = try SpikingNetwork(c.topology, classes: 8, config: ModelConfig(timesteps: 3, inputShape: [2, 32, 32]),
-                                       generator: RandomGenerator(seed: c.seed))
-        return Trainer(config: c, model: model, train: data(16, seed: 1), test: data(16, seed: 2), runDirectory: dir)
-    }
+    private func trainer(_ c: TrainingConfig, dir: String) throws -> Trainer { try TinyRun.trainer(c, dir: dir, trainSamples: 16) }
 
     private func temporaryDirectory(_ name: String) -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("snn-faults-\(getpid())-\(name)").path
