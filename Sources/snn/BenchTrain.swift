@@ -32,9 +32,7 @@ struct BenchTrain: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard Model.datasets[dataset] != nil else {
-            throw ValidationError("--dataset accepts \(Model.datasets.keys.sorted().joined(separator: ", ")); got \(dataset)")
-        }
+        _ = try DatasetName.parse(dataset)
         guard timesteps >= 1, batchSize >= 1, steps >= 1, warmup >= 0 else {
             throw ValidationError("--T, --batch_size and --steps must be positive and --warmup non-negative")
         }
@@ -45,7 +43,8 @@ struct BenchTrain: ParsableCommand {
     func run() throws {
         SNN.prepare()
         let dev = Device(device) ?? .cpu
-        let (shape, classes) = Model.datasets[dataset] ?? ([2, 48, 48], 10)
+        let named = try DatasetName.parse(dataset)
+        let (shape, classes) = (named.inputShape, named.classes)
         let isEvent = shape[0] == 2
         let g = RandomGenerator(seed: 0)
         let model = try SpikingNetwork(topology, classes: classes, config: ModelConfig(timesteps: timesteps, inputShape: shape),

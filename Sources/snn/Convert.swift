@@ -39,9 +39,7 @@ struct Convert: ParsableCommand {
 
     func validate() throws {
         if topology != nil && model != nil { throw ValidationError("pass at most one of --topology or --model") }
-        if let dataset, Model.datasets[dataset] == nil {
-            throw ValidationError("--dataset accepts \(Model.datasets.keys.sorted().joined(separator: ", ")); got \(dataset)")
-        }
+        if let dataset { _ = try DatasetName.parse(dataset) }
         if let inputShape, frame(inputShape) == nil { throw ValidationError("--input-shape expects C,H,W (e.g. 2,48,48), got \(inputShape)") }
         guard destination.hasSuffix(".safetensors") else { throw ValidationError("OUT must be a .safetensors file, got \(destination)") }
     }
@@ -58,7 +56,7 @@ struct Convert: ParsableCommand {
         for note in state.notes { print("\(path): \(note)") }
         if let name = model ?? topology {
             let frame = inputShape.flatMap(frame)
-                ?? Model.datasets[dataset ?? (name == "ResNet-19" ? "CIFAR10" : "DVSCIFAR10")]?.shape ?? [2, 48, 48]
+                ?? (dataset.flatMap(DatasetName.init(named:)) ?? (name == "ResNet-19" ? .cifar10 : .dvsCIFAR10)).inputShape
             let net = try Forward.network(name, frame: frame, timesteps: timesteps, dataset: dataset, weights: state.tensors,
                                           options: network, device: .cpu)
             do { try net.load(stateDict: state.tensors) } catch { throw CLIError("\(path): \(error)") }

@@ -33,9 +33,7 @@ struct DataPrepare: ParsableCommand {
     @OptionGroup var limits: ReaderLimitOptions
 
     func validate() throws {
-        guard let name = DatasetName(rawValue: dataset), name.eventKind != nil || name == .imagenet100 else {
-            throw ValidationError("--dataset accepts DVSCIFAR10, NCaltech101, NMNIST, DVSGesture, ImageNet100; got \(dataset)")
-        }
+        _ = try DatasetName.parse(dataset, among: [.dvsCIFAR10, .ncaltech101, .nmnist, .dvsGesture, .imagenet100])
         if let t = timesteps, t < 1 { throw ValidationError("--T must be positive, got \(t)") }
         guard EventFolderDataset.DVSFrames(rawValue: dvsFrames) != nil else { throw ValidationError("--dvs-frames accepts standard, reference; got \(dvsFrames)") }
     }
@@ -43,7 +41,7 @@ struct DataPrepare: ParsableCommand {
     func run() throws {
         SNN.prepare()
         limits.apply()
-        guard let name = DatasetName(rawValue: dataset) else { return }
+        guard let name = DatasetName(named: dataset) else { return }
         let terminal = isatty(STDOUT_FILENO) != 0
         let start = Date()
         let options = DataOptions(augment: false, skipCorrupt: skipCorrupt, dvsFrames: EventFolderDataset.DVSFrames(rawValue: dvsFrames) ?? .standard,

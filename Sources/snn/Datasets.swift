@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import SNNData
 import SNNTensor
@@ -7,8 +8,30 @@ import SNNTensor
 enum DatasetName: String, CaseIterable {
     case cifar10 = "CIFAR10", cifar100 = "CIFAR100", imagenet100 = "ImageNet100"
     case dvsCIFAR10 = "DVSCIFAR10", ncaltech101 = "NCaltech101", nmnist = "NMNIST", dvsGesture = "DVSGesture"
+    /// SwiftSNN's built-in moving-shapes events, generated from the seed (no files).
+    case synthetic = "synthetic"
 
     static let list = allCases.map(\.rawValue).joined(separator: ", ")
+
+    /// The data set a user named: any case, with or without `-`, `_` or spaces (`cifar10`,
+    /// `CIFAR-10`, `N-MNIST`, `dvs_gesture`), or `nil`.
+    init?(named text: String) {
+        func key(_ s: String) -> String { s.lowercased().filter { !"-_ ".contains($0) } }
+        guard let match = DatasetName.allCases.first(where: { key($0.rawValue) == key(text) }) else { return nil }
+        self = match
+    }
+
+    /// The data set `text` names, or a ValidationError listing the names `flag` accepts
+    /// (`among`: every data set unless a command takes fewer).
+    static func parse(_ text: String, flag: String = "--dataset", among: [DatasetName] = allCases) throws -> DatasetName {
+        guard let name = DatasetName(named: text), among.contains(name) else {
+            throw ValidationError("\(flag) accepts \(among.map(\.rawValue).joined(separator: ", ")) (in any case); got \(text)")
+        }
+        return name
+    }
+
+    /// Whether samples come from files under `--data-dir`.
+    var readsFiles: Bool { self != .synthetic }
 
     /// The event-camera data sets' reader.
     var eventKind: EventFolderDataset.Kind? { EventFolderDataset.Kind(rawValue: rawValue) }
@@ -17,6 +40,7 @@ enum DatasetName: String, CaseIterable {
         switch self {
         case .cifar10, .cifar100: return 6
         case .imagenet100: return 4
+        case .synthetic: return 8
         default: return 10
         }
     }
@@ -26,6 +50,7 @@ enum DatasetName: String, CaseIterable {
         case .cifar10, .cifar100: return "ResNet-19"
         case .imagenet100: return "SEW-ResNet-34"
         case .nmnist: return "CONVAP-32-3-1-1_CONVAP-64-3-1-1_L-10"
+        case .synthetic: return "CONV-32-3-1-1_CONV-64-3-1-1_CONVAP-128-3-1-1_L-8"
         default: return "VGGSNN"
         }
     }
@@ -35,6 +60,7 @@ enum DatasetName: String, CaseIterable {
         switch self {
         case .cifar10, .cifar100: return [3, 32, 32]
         case .imagenet100: return [3, 224, 224]
+        case .synthetic: return [2, SyntheticEvents.size, SyntheticEvents.size]
         default: return [2, eventKind!.defaultSize, eventKind!.defaultSize]
         }
     }
@@ -45,6 +71,7 @@ enum DatasetName: String, CaseIterable {
         case .cifar100, .imagenet100: return 100
         case .ncaltech101: return 101
         case .dvsGesture: return 11
+        case .synthetic: return SyntheticEvents.classNames.count
         }
     }
 
@@ -58,6 +85,7 @@ enum DatasetName: String, CaseIterable {
         case .ncaltech101: return "one folder of .bin files per Caltech101 class (BACKGROUND_Google/, Faces_easy/, ...)"
         case .nmnist: return "Train/ and Test/, each with digit folders 0-9 of .bin files"
         case .dvsGesture: return "DvsGesture/: user*.aedat, user*_labels.csv, trials_to_train.txt, trials_to_test.txt"
+        case .synthetic: return "nothing (generated from --seed)"
         }
     }
 }
@@ -70,12 +98,15 @@ struct DataOptions {
     /// ImageNet classes: "imagenet100" (the shipped list), "all", or a file of synsets.
     var classes = "imagenet100"
     var frameSize: Int?
+    /// Training samples of the synthetic data set (the test split gets a quarter).
+    var syntheticSamples = 3000
 
     /// What a run's config records about the data.
     func recorded(for name: DatasetName) -> [String: String] {
         switch name {
         case .imagenet100: return ["classes": classes]
         case .cifar10, .cifar100: return [:]
+        case .synthetic: return ["samples": String(syntheticSamples)]
         case .dvsCIFAR10, .ncaltech101, .nmnist, .dvsGesture:
             var recorded = ["frame_size": String(frameSize ?? name.eventKind!.defaultSize)]
             if name == .dvsCIFAR10 { recorded["dvs_frames"] = dvsFrames.rawValue }
@@ -108,10 +139,19 @@ struct LoadedData {
 }
 
 extension DatasetName {
-    /// Reads the data set from `directory` (errors name the file, record and offset).
+    /// Reads the data set from `directory` (errors name the file, record and offset); the
+    /// synthetic events are generated from `seed` instead.
     func load(from directory: String, timesteps: Int, seed: UInt64, options: DataOptions,
               progress: ((String, Int, Int) -> Void)? = nil) throws -> LoadedData {
         switch self {
+        case .synthetic:
+            let integration = FrameIntegration.eventCount(frames: timesteps)
+            let count = options.syntheticSamples, classes = SyntheticEvents.classNames.count
+            let train = SyntheticEvents(count: count, seed: seed, integration: integration)
+            let test = SyntheticEvents(count: max(count / 4, 1), seed: seed &+ 1_000_003, integration: integration)
+            return LoadedData(train: InMemoryDataset(samples: train.frames, labels: train.labels, isSequence: true, classes: classes),
+                              test: InMemoryDataset(samples: test.frames, labels: test.labels, isSequence: true, classes: classes),
+                              inputShape: inputShape, skipped: [])
         case .cifar10, .cifar100:
             let variant: CIFARBinary.Variant = self == .cifar100 ? .cifar100 : .cifar10
             let train = try CIFARDataset.load(directory: directory, variant: variant, train: true)

@@ -51,9 +51,7 @@ struct Forward: ParsableCommand {
         if let model, NamedModel(rawValue: model) == nil {
             throw ValidationError("--model accepts \(NamedModel.allCases.map(\.rawValue).joined(separator: ", ")); got \(model)")
         }
-        if let dataset, Model.datasets[dataset] == nil {
-            throw ValidationError("--dataset accepts \(Model.datasets.keys.sorted().joined(separator: ", ")); got \(dataset)")
-        }
+        if let dataset { _ = try DatasetName.parse(dataset) }
         guard timesteps >= 1 else { throw ValidationError("--T must be a positive integer, got \(timesteps)") }
         if grads && labels == nil { throw ValidationError("--grads needs --labels") }
         guard Device(device) != nil else { throw ValidationError("--device accepts cpu, reference; got \(device)") }
@@ -118,7 +116,7 @@ struct Forward: ParsableCommand {
                 throw CLIError("--topology: \(error)")
             }
         }
-        var net = try build(dataset.flatMap { Model.datasets[$0]?.classes } ?? 10)
+        var net = try build(dataset.flatMap(DatasetName.init(named:))?.classes ?? 10)
         if dataset == nil, NamedModel(rawValue: name) != nil, let readout = net.namedParameters().last(where: { $0.key.hasSuffix(".weight") }),
            let rows = weights[readout.key]?.shape.first, rows != net.classes {
             net = try build(rows)

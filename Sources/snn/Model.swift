@@ -20,21 +20,15 @@ struct Model: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
-    /// Input frame shape and classes of each data set (TRT-SPEC.md §8).
-    /// Input shape and class count of every data set, and of the synthetic events.
-    static let datasets: [String: (shape: [Int], classes: Int)] = Dictionary(
-        uniqueKeysWithValues: DatasetName.allCases.map { ($0.rawValue, ($0.inputShape, $0.classes)) } + [("synthetic", ([2, 32, 32], 8))])
-
     func validate() throws {
-        guard Model.datasets[dataset] != nil else {
-            throw ValidationError("--dataset accepts \(Model.datasets.keys.sorted().joined(separator: ", ")); got \(dataset)")
-        }
+        _ = try DatasetName.parse(dataset)
         guard timesteps >= 1 else { throw ValidationError("--T must be positive, got \(timesteps)") }
     }
 
     func run() throws {
         SNN.prepare()
-        let (shape, classes) = Model.datasets[dataset] ?? ([3, 32, 32], 10)
+        let data = try DatasetName.parse(dataset)
+        let (shape, classes) = (data.inputShape, data.classes)
         let net: SpikingNetwork
         do {
             net = try SpikingNetwork(topology, classes: classes, config: ModelConfig(timesteps: timesteps, inputShape: shape),
@@ -49,13 +43,13 @@ struct Model: ParsableCommand {
                 ["index": row.index, "token": row.token, "output_shape": row.outputShape, "parameters": row.parameters,
                  "macs_per_timestep": row.macsPerTimestep]
             }
-            let object: [String: Any] = ["topology": net.topology.description, "dataset": dataset, "input_shape": shape,
+            let object: [String: Any] = ["topology": net.topology.description, "dataset": data.rawValue, "input_shape": shape,
                                          "classes": classes, "T": timesteps, "parameters": parameters,
                                          "macs_per_timestep": macs, "layers": layers]
             try Output.printJSON(object)
             return
         }
-        print("\(topology) on \(dataset) (input \(shape.map(String.init).joined(separator: "×")), \(classes) classes, T=\(timesteps))")
+        print("\(topology) on \(data.rawValue) (input \(shape.map(String.init).joined(separator: "×")), \(classes) classes, T=\(timesteps))")
         print("idx  layer                                output          parameters   MACs/timestep")
         for row in net.summary {
             let out = row.outputShape.map(String.init).joined(separator: "×")

@@ -26,7 +26,7 @@ struct Train: ParsableCommand {
 
 /// The flags of `snn train`.
 struct TrainOptions: ParsableArguments {
-    @Option(name: .customLong("dataset"), help: "Data set: CIFAR10, CIFAR100, ImageNet100, DVSCIFAR10, NCaltech101, NMNIST or DVSGesture (with --data-dir); omit for the built-in synthetic events.")
+    @Option(name: .customLong("dataset"), help: "Data set: CIFAR10, CIFAR100, ImageNet100, DVSCIFAR10, NCaltech101, NMNIST or DVSGesture (with --data-dir), or synthetic (the default: the built-in synthetic events); any case.")
     var dataset: String?
     @Option(name: [.customLong("topology")], help: "A named model (ResNet-19, VGGSNN, ResNet-34, SEW-ResNet-34) or a topology string such as CONV-32-3-1-1_L-10; default: ResNet-19 for CIFAR, SEW-ResNet-34 for ImageNet100, VGGSNN for DVSCIFAR10, NCaltech101 and DVSGesture, a small CNN for NMNIST and a small VGG for the synthetic data.")
     var topology: String?
@@ -113,12 +113,11 @@ struct TrainOptions: ParsableArguments {
         if let s = frameSize, s < 1 { throw ValidationError("--frame-size must be positive, got \(s)") }
         if resume == 1 && weights != nil { throw ValidationError("--weights and --resume 1 exclude each other: a resumed run continues from its checkpoint") }
         if let d = dataset {
-            guard let name = DatasetName(rawValue: d) else {
-                throw ValidationError("--dataset accepts \(DatasetName.list); got \(d)")
-            }
-            guard dataDir != nil else {
-                throw ValidationError("--dataset \(d) needs --data-dir: the folder holding \(name.layout)")
+            let name = try DatasetName.parse(d)
+            if name.readsFiles && dataDir == nil {
+                throw ValidationError("--dataset \(name.rawValue) needs --data-dir: the folder holding \(name.layout)")
             }
         }
+        if syntheticSamples < 1 { throw ValidationError("--synthetic-samples must be positive, got \(syntheticSamples)") }
     }
 }

@@ -6,8 +6,8 @@ import SNNTensor
 import SNNTraining
 
 extension TrainOptions {
-    /// The default model of the synthetic data: a small VGG-style SNN.
-    static let syntheticTopology = "CONV-32-3-1-1_CONV-64-3-1-1_CONVAP-128-3-1-1_L-8"
+    /// The data set the flags name (the synthetic events without --dataset).
+    var datasetName: DatasetName { dataset.flatMap(DatasetName.init(named:)) ?? .synthetic }
 
     func makeConfig() -> TrainingConfig {
         var config = makeBaseConfig()
@@ -17,47 +17,38 @@ extension TrainOptions {
     }
 
     private func makeBaseConfig() -> TrainingConfig {
-        let name = dataset.flatMap(DatasetName.init(rawValue:))
-        let topologyText = topology ?? name?.defaultTopology ?? TrainOptions.syntheticTopology
+        let name = datasetName
+        let topologyText = topology ?? name.defaultTopology
         var config = TrainingConfig(
-            dataset: dataset ?? "synthetic", topology: topologyText,
-            modelName: NamedModel(rawValue: topologyText) != nil ? topologyText : (topology == nil && name == nil ? "SyntheticVGG" : nil),
-            timesteps: timesteps ?? name?.defaultTimesteps ?? 8, epochs: epochs ?? (name != nil ? 300 : 8), batchSize: batchSize, learningRate: lr,
+            dataset: name.rawValue, topology: topologyText,
+            modelName: NamedModel(rawValue: topologyText) != nil ? topologyText : (topology == nil && name == .synthetic ? "SyntheticVGG" : nil),
+            timesteps: timesteps ?? name.defaultTimesteps, epochs: epochs ?? (name == .synthetic ? 8 : 300), batchSize: batchSize, learningRate: lr,
             optimizer: Optimizer.Kind(rawValue: optimizer) ?? .adam, scheduler: scheduler == 1, weightDecay: weightDecay,
             l1: losses.l1, l2: losses.l2, loss: losses.loss(trtDefault: 1), neuron: network.neuron, dropout: network.dropout,
             batchNorm: network.norm == "tdBN", kaimingInit: network.initFlag == 1,
             seed: seed, device: device, maxSteps: maxSteps, clipGradNorm: clipGradNorm,
             checkpointEpochs: checkpointEpochs.split(separator: "-").compactMap { Int($0) }, saveCheckpoints: saveCheckpoint == 1)
-        if let name { config.dataOptions = dataOptions.recorded(for: name) }
+        config.dataOptions = dataOptions.recorded(for: name)
         return config
     }
 
     var dataOptions: DataOptions {
         DataOptions(augment: augment == 1, skipCorrupt: skipCorrupt, dvsFrames: EventFolderDataset.DVSFrames(rawValue: dvsFrames) ?? .standard,
-                    classes: classes, frameSize: frameSize)
+                    classes: classes, frameSize: frameSize, syntheticSamples: syntheticSamples)
     }
 
     /// The training and test sets the flags select, and one sample's shape.
     func loadData(_ config: TrainingConfig) throws -> (any LabelledDataset, any LabelledDataset, [Int]) {
-        if let name = dataset.flatMap(DatasetName.init(rawValue:)), let dir = dataDir {
-            let data: LoadedData
-            do {
-                data = try name.load(from: dir, timesteps: config.timesteps, seed: seed, options: dataOptions)
-            } catch let error as CLIError {
-                throw error
-            } catch {
-                throw CLIError("--data-dir: \(error)")
-            }
-            if !data.skipped.isEmpty { print("skipped \(data.skipped.count) unreadable file(s), e.g. \(data.skipped[0])") }
-            return (data.train, data.test, data.inputShape)
+        let data: LoadedData
+        do {
+            data = try datasetName.load(from: dataDir ?? "", timesteps: config.timesteps, seed: seed, options: dataOptions)
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError("--data-dir: \(error)")
         }
-        let integration = FrameIntegration.eventCount(frames: config.timesteps)
-        let trainData = SyntheticEvents(count: syntheticSamples, seed: seed, integration: integration)
-        let testData = SyntheticEvents(count: max(syntheticSamples / 4, 1), seed: seed &+ 1_000_003, integration: integration)
-        let classes = SyntheticEvents.classNames.count
-        return (InMemoryDataset(samples: trainData.frames, labels: trainData.labels, isSequence: true, classes: classes),
-                InMemoryDataset(samples: testData.frames, labels: testData.labels, isSequence: true, classes: classes),
-                [2, SyntheticEvents.size, SyntheticEvents.size])
+        if !data.skipped.isEmpty { print("skipped \(data.skipped.count) unreadable file(s), e.g. \(data.skipped[0])") }
+        return (data.train, data.test, data.inputShape)
     }
 
     func runTraining() throws {
