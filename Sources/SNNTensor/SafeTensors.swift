@@ -84,6 +84,34 @@ public enum SafeTensors {
         return try decode(data, path: path, device: device).tensors
     }
 
+    /// The metadata of a safetensors file, reading only its header (the header is checked
+    /// against the file's size as ``decode(_:path:device:)`` checks it).
+    public static func metadata(ofFile path: String) throws -> [String: String] {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw SafeTensorsError(path: path, reason: "cannot open it: \(String(cString: strerror(errno)))")
+        }
+        defer { try? handle.close() }
+        do {
+            let size = try handle.seekToEnd()
+            try handle.seek(toOffset: 0)
+            let prefix = try handle.read(upToCount: 8) ?? Data()
+            guard prefix.count == 8 else {
+                throw SafeTensorsError(path: path, reason: "file of \(size) bytes is too short for the 8-byte header length at offset 0")
+            }
+            let length = prefix.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+            // Past either bound, the whole-file reader gives the message; read no further.
+            guard length <= size - 8, length <= UInt64(maxHeaderLength) else {
+                return try decode(try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped), path: path).metadata
+            }
+            let header = prefix + (try handle.read(upToCount: Int(length)) ?? Data())
+            return try header.withUnsafeBytes { try entries(in: $0, dataLength: Int(size - 8 - length), path: path).metadata }
+        } catch let error as SafeTensorsError {
+            throw error
+        } catch {
+            throw SafeTensorsError(path: path, reason: "cannot read it: \(FileSystemError.reason(error))")
+        }
+    }
+
     /// Decodes safetensors bytes; `path` only labels errors.
     ///
     /// Every length, offset and count comes from the file, so each is checked with overflow-
@@ -248,7 +276,7 @@ public enum AtomicFile {
     public static func write(_ data: Data, to path: String, durable: Bool = true) throws {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try FileSystem.makeDirectory(folder.path)
         let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         do {
             guard FileManager.default.createFile(atPath: temporary.path, contents: nil),
@@ -261,7 +289,7 @@ public enum AtomicFile {
                 try handle.close()
             } catch {
                 try? handle.close()
-                throw SafeTensorsError(path: path, reason: "cannot write it: \((error as NSError).localizedFailureReason ?? "\(error)")")
+                throw SafeTensorsError(path: path, reason: "cannot write it: \(FileSystemError.reason(error))")
             }
             guard rename(temporary.path, url.path) == 0 else {
                 throw SafeTensorsError(path: path, reason: "cannot rename the temporary file into place: \(String(cString: strerror(errno)))")

@@ -19,6 +19,7 @@ public struct CheckpointState: Codable {
     public var optimizerSteps: Int
     public var learningRate: Double
     public var bestAccuracy: Double
+    /// The epoch (1-based) of `bestAccuracy`; 0 before the first evaluation.
     public var bestEpoch: Int
     public var bestLoss: Double
     /// Sums of the interrupted epoch's training metrics so far.
@@ -28,6 +29,14 @@ public struct CheckpointState: Codable {
     /// Position of each dropout layer's mask stream, in module order.
     public var dropoutCounters: [UInt64]
     public var config: TrainingConfig
+    /// Wall time, training time and samples trained over every session of the run so far
+    /// (`nil` in checkpoints written before they were recorded).
+    public var wallSeconds: Double?
+    public var trainSeconds: Double?
+    public var trainedSamples: Int?
+    /// The layout of this state: 2 since `bestEpoch` is 1-based; `nil` before (0-based, -1 none).
+    public var version: Int? = CheckpointState.currentVersion
+    static let currentVersion = 2
 
     /// The first value a checkpoint cannot hold (negative counts, a step past its epoch's
     /// end is caught later), or `nil`.
@@ -35,13 +44,23 @@ public struct CheckpointState: Codable {
         let counts = [("epoch", epoch), ("stepInEpoch", stepInEpoch), ("globalStep", globalStep), ("optimizerSteps", optimizerSteps),
                       ("partialCorrect", partialCorrect), ("partialSeen", partialSeen)]
         if let (name, value) = counts.first(where: { $0.1 < 0 }) { return "\(name) is \(value), expected 0 or more" }
-        if bestEpoch < -1 { return "bestEpoch is \(bestEpoch), expected -1 (none yet) or more" }
+        if bestEpoch < 0 || bestEpoch > epoch { return "bestEpoch is \(bestEpoch), expected 0 (none yet) to epoch (\(epoch))" }
+        if let t = trainedSamples, t < 0 { return "trainedSamples is \(t), expected 0 or more" }
+        for (name, value) in [("wallSeconds", wallSeconds), ("trainSeconds", trainSeconds)] {
+            if let v = value, !v.isFinite || v < 0 { return "\(name) is \(v)" }
+        }
         if partialCorrect > partialSeen { return "partialCorrect (\(partialCorrect)) exceeds partialSeen (\(partialSeen))" }
         if epoch > config.epochs { return "epoch \(epoch) is past the run's \(config.epochs) epochs" }
         if !learningRate.isFinite || learningRate < 0 { return "learningRate is \(learningRate)" }
         if !partialLossSum.isFinite { return "partialLossSum is \(partialLossSum)" }
         return nil
     }
+}
+
+extension CheckpointState {
+    /// The training state of the checkpoint `path` (with or without `.safetensors`), read from
+    /// its header alone: what a resumed run's configuration starts from.
+    public static func read(_ path: String) throws -> CheckpointState { try Checkpoint.readState(path) }
 }
 
 /// A missing or unreadable checkpoint; the message names the path and the reason.
@@ -84,21 +103,30 @@ enum Checkpoint {
         try AtomicFile.write(json, to: base + ".json")
     }
 
-    static func load(_ base: String, model: Module, optimizer: Optimizer) throws -> CheckpointState {
+    /// The weights file and sidecar of a checkpoint named with or without its extension.
+    static func files(_ base: String) -> (weights: String, json: String) {
         let stem = base.hasSuffix(".safetensors") ? String(base.dropLast(".safetensors".count))
             : (base.hasSuffix(".json") ? String(base.dropLast(".json".count)) : base)
-        let json = stem + ".json", weights = stem + ".safetensors"
+        return (stem + ".safetensors", stem + ".json")
+    }
+
+    /// A checkpoint's training state, from its weights file's header (the tensors are not read).
+    static func readState(_ base: String) throws -> CheckpointState {
+        let (weights, _) = files(base)
         guard FileManager.default.fileExists(atPath: weights) else { throw CheckpointError(path: weights, reason: "no such file") }
-        let tensors: [String: Tensor], metadata: [String: String]
-        do {
-            (tensors, metadata) = try SafeTensors.decode(try Data(contentsOf: URL(fileURLWithPath: weights)), path: weights)
-        } catch {
-            throw CheckpointError(path: weights, reason: "\(error)")
-        }
-        let state: CheckpointState
+        let metadata: [String: String]
+        do { metadata = try SafeTensors.metadata(ofFile: weights) } catch { throw CheckpointError(path: weights, reason: "\(error)") }
+        return try state(metadata: metadata, base: base)
+    }
+
+    /// The state held in a weights file's metadata (or, for checkpoints older than that, its
+    /// sidecar), brought to the current layout and checked field by field.
+    static func state(metadata: [String: String], base: String) throws -> CheckpointState {
+        let (weights, json) = files(base)
+        let saved: CheckpointState
         if let embedded = metadata[metadataKey] {
             do {
-                state = try Checkpoint.decoder.decode(CheckpointState.self, from: Data(embedded.utf8))
+                saved = try Checkpoint.decoder.decode(CheckpointState.self, from: Data(embedded.utf8))
             } catch {
                 throw CheckpointError(path: weights, reason: "its training state (metadata \(metadataKey)) is unreadable (\(error))")
             }
@@ -107,12 +135,31 @@ enum Checkpoint {
                 throw CheckpointError(path: json, reason: "no such file, and \(weights) carries no training state")
             }
             do {
-                state = try Checkpoint.decoder.decode(CheckpointState.self, from: try Data(contentsOf: URL(fileURLWithPath: json)))
+                saved = try Checkpoint.decoder.decode(CheckpointState.self, from: try Data(contentsOf: URL(fileURLWithPath: json)))
             } catch {
                 throw CheckpointError(path: json, reason: "not a SwiftSNN checkpoint sidecar (\(error))")
             }
         }
+        var state = saved
+        if state.version == nil {
+            // Written before version 2: the best epoch was 0-based, -1 for none.
+            state.bestEpoch += 1
+            state.version = CheckpointState.currentVersion
+        }
         if let problem = state.problem() { throw CheckpointError(path: weights, reason: "invalid training state: \(problem)") }
+        return state
+    }
+
+    static func load(_ base: String, model: Module, optimizer: Optimizer) throws -> CheckpointState {
+        let (weights, _) = files(base)
+        guard FileManager.default.fileExists(atPath: weights) else { throw CheckpointError(path: weights, reason: "no such file") }
+        let tensors: [String: Tensor], metadata: [String: String]
+        do {
+            (tensors, metadata) = try SafeTensors.decode(try Data(contentsOf: URL(fileURLWithPath: weights)), path: weights)
+        } catch {
+            throw CheckpointError(path: weights, reason: "\(error)")
+        }
+        let state = try state(metadata: metadata, base: base)
         var modelState: [String: Tensor] = [:], optimizerState: [String: Tensor] = [:]
         for (k, v) in tensors {
             if k.hasPrefix("optimizer.") { optimizerState[String(k.dropFirst("optimizer.".count))] = v } else { modelState[k] = v }

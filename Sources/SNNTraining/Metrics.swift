@@ -1,4 +1,5 @@
 import Foundation
+import SNNTensor
 
 /// Appends whole records to a file: a record that cannot be written in full (a full disk) is
 /// cut back off, so the file stays parseable, and the failure is thrown.
@@ -12,7 +13,7 @@ struct RecordAppender {
             try handle.write(contentsOf: data)
         } catch {
             try? handle.truncate(atOffset: start)
-            throw MetricsWriteError(path: path, reason: (error as NSError).localizedFailureReason ?? "\(error)")
+            throw MetricsWriteError(path: path, reason: FileSystemError.reason(error))
         }
     }
 
@@ -33,7 +34,8 @@ public struct MetricsWriteError: Error, CustomStringConvertible {
 }
 
 /// Appends metric rows to CSV files (`metrics.csv` per epoch, `steps.csv` per step), to
-/// `metrics.jsonl` (both kinds, tagged) and to a TensorBoard event file.
+/// `metrics.jsonl` (both kinds, tagged) and to a TensorBoard event file, whose tags carry the
+/// kind (`step/lr`, `epoch/lr`) so per-step and per-epoch curves never share one tag.
 ///
 /// Writing never crashes the run: the first failure (a full disk) is kept in ``failure``, no
 /// further rows are written, and every file keeps only whole records.
@@ -47,7 +49,7 @@ public final class MetricsLog {
 
     public init(directory: String) throws {
         self.directory = directory
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileSystem.makeDirectory(directory)
         tensorBoard = try TensorBoardWriter(directory: directory)
         jsonl = RecordAppender.open("\(directory)/metrics.jsonl")
     }
@@ -66,19 +68,49 @@ public final class MetricsLog {
             attempt { try jsonl?.append(data + Data("\n".utf8)) }
         }
         attempt { try appendRow(kind: kind, step: step, values) }
-        attempt { try tensorBoard?.scalars(values.map { (tag: $0.0, value: $0.1) }, step: step) }
+        attempt { try tensorBoard?.scalars(values.map { (tag: "\(kind)/\($0.0)", value: $0.1) }, step: step) }
     }
 
-    /// One CSV row; the first row of a new file writes the header (a resumed run appends).
+    /// Drops the rows a resumed run is about to redo: step rows past `steps` and epoch rows
+    /// past `epochs` (written after the checkpoint by a run that was then killed). Each file is
+    /// rewritten atomically, and only when it holds such rows; returns how many were dropped.
+    /// TensorBoard's event files are left as they are (a new one is started beside them).
+    public func rewind(steps: Int, epochs: Int) throws -> Int {
+        var dropped = 0
+        func keep(_ path: String, header: Bool, _ isKept: (Substring) -> Bool) throws {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+            let kept = lines.enumerated().filter { (header && $0.offset == 0) || isKept($0.element) }.map(\.element)
+            guard kept.count < lines.count else { return }
+            dropped += lines.count - kept.count
+            try AtomicFile.write(Data((kept.joined(separator: "\n") + "\n").utf8), to: path)
+        }
+        func firstNumber(_ row: Substring) -> Int { Int(row.prefix { $0 != "," }) ?? Int.max }
+        try keep("\(directory)/steps.csv", header: true) { firstNumber($0) <= steps }
+        try keep("\(directory)/metrics.csv", header: true) { firstNumber($0) <= epochs }
+        try keep("\(directory)/metrics.jsonl", header: false) { row in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(row.utf8)) as? [String: Any],
+                  let step = object["step"] as? Int else { return false }
+            return step <= (object["kind"] as? String == "epoch" ? epochs : steps)
+        }
+        // The appenders opened before the rewrite point at the replaced file: reopen.
+        jsonl = RecordAppender.open("\(directory)/metrics.jsonl")
+        tables = [:]
+        return dropped
+    }
+
+    /// One CSV row; the first row of a new file writes the header. A resumed run appends under
+    /// the header the file already has (a column it lacks is left out of the CSV; the JSON lines
+    /// and TensorBoard keep every value).
     private func appendRow(kind: String, step: Int, _ values: [(String, Double)]) throws {
         let index = kind == "epoch" ? "epoch" : "step"
         if tables[kind] == nil {
             let path = "\(directory)/\(kind == "epoch" ? "metrics" : "steps").csv"
-            let exists = FileManager.default.fileExists(atPath: path)
+            let existing = (try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").first
             let file = RecordAppender.open(path)
-            let columns = [index] + values.map(\.0)
+            let columns = existing.map { $0.split(separator: ",").map(String.init) } ?? [index] + values.map(\.0)
             tables[kind] = (file, columns)
-            if !exists { try file?.append(Data((columns.joined(separator: ",") + "\n").utf8)) }
+            if existing == nil { try file?.append(Data((columns.joined(separator: ",") + "\n").utf8)) }
         }
         guard let table = tables[kind] else { return }
         let byName = Dictionary(values, uniquingKeysWith: { a, _ in a })

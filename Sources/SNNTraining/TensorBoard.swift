@@ -1,4 +1,5 @@
 import Foundation
+import SNNTensor
 
 /// Writes TensorBoard event files (`events.out.tfevents.*`): TFRecord framing of `Event`
 /// protocol buffers holding scalar summaries. Encoded by hand: the few fields we write do not
@@ -9,13 +10,19 @@ public final class TensorBoardWriter {
 
     /// Creates `events.out.tfevents.<time>.<host>` in `directory`.
     public init(directory: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileSystem.makeDirectory(directory)
         let host = ProcessInfo.processInfo.hostName
-        path = "\(directory)/events.out.tfevents.\(Int(Date().timeIntervalSince1970)).\(host)"
-        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        // A resumed run adds a file beside the first one's; TensorBoard reads them in name order.
+        var name = "\(directory)/events.out.tfevents.\(Int(Date().timeIntervalSince1970)).\(host)"
+        var n = 1
+        while FileManager.default.fileExists(atPath: name) {
+            n += 1
+            name = "\(directory)/events.out.tfevents.\(Int(Date().timeIntervalSince1970)).\(host).\(n)"
         }
-        file = RecordAppender(handle: h, path: path)
+        path = name
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        guard fd >= 0 else { throw FileSystemError("create", path) }
+        file = RecordAppender(handle: FileHandle(fileDescriptor: fd, closeOnDealloc: true), path: path)
         // The first record names the file format.
         var event = Proto()
         event.double(1, Date().timeIntervalSince1970)

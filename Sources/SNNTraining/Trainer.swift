@@ -5,15 +5,35 @@ import SNNModels
 import SNNSpiking
 import SNNTensor
 
+/// Where a run stopped before its last epoch ended, and why.
+public struct StopPoint: Codable, Sendable {
+    /// `SIGINT`, `SIGTERM` or `max-steps`.
+    public var reason: String
+    /// The epoch in progress (1-based, as printed).
+    public var epoch: Int
+    /// Steps done in that epoch, of `stepsInEpoch`.
+    public var step: Int
+    public var stepsInEpoch: Int
+    /// Optimisation steps since the run began.
+    public var globalStep: Int
+
+    enum CodingKeys: String, CodingKey {
+        case reason, epoch, step, stepsInEpoch = "steps_in_epoch", globalStep = "global_step"
+    }
+}
+
 /// What a finished (or interrupted) run reports; written as `summary.json`.
 public struct TrainingSummary: Codable {
     public var bestTestAccuracy: Double
+    /// The epoch (1-based, as printed) whose test accuracy was best; 0 before the first evaluation.
     public var bestEpoch: Int
     public var finalTestAccuracy: Double
     public var epochs: Int
     public var wallSeconds: Double
     public var samplesPerSecond: Double
     public var interrupted: Bool
+    /// Where an interrupted run (a signal, `--max-steps`) stopped, or `nil`.
+    public var stoppedAt: StopPoint?
     /// Why the run stopped early with an error (a non-finite loss, a full disk), or `nil`.
     public var stoppedBy: String?
     /// The checkpoint a resume would continue from (`weights/last` or `weights/best`), or `nil`
@@ -27,7 +47,7 @@ public struct TrainingSummary: Codable {
     enum CodingKeys: String, CodingKey {
         case bestTestAccuracy = "best_test_accuracy", bestEpoch = "best_epoch", finalTestAccuracy = "final_test_accuracy"
         case epochs, wallSeconds = "wall_seconds", samplesPerSecond = "samples_per_second", interrupted
-        case stoppedBy = "stopped_by", checkpoint
+        case stoppedAt = "stopped_at", stoppedBy = "stopped_by", checkpoint
         case runDirectory = "run_directory", config, environment
     }
 }
@@ -42,6 +62,12 @@ public struct TrainingError: Error, CustomStringConvertible {
 public protocol TrainingObserver: AnyObject {
     func stepFinished(epoch: Int, step: Int, stepsInEpoch: Int, loss: Double, samplesPerSecond: Double)
     func epochFinished(epoch: Int, epochs: Int, metrics: [(String, Double)])
+    /// Something the user should know that is not progress (log rows dropped on resume).
+    func note(_ text: String)
+}
+
+extension TrainingObserver {
+    public func note(_ text: String) {}
 }
 
 /// Epochs of training with a test evaluation after each, metrics, checkpoints and resume.
@@ -72,6 +98,8 @@ public final class Trainer {
     /// Set from a signal handler: the trainer saves a resumable checkpoint after the current
     /// step and stops.
     nonisolated(unsafe) public static var stopRequested = false
+    /// The signal that set ``stopRequested`` (`SIGINT`, `SIGTERM`), or 0.
+    nonisolated(unsafe) public static var stopSignal: Int32 = 0
 
     public init(config: TrainingConfig, model: SpikingNetwork, train: any LabelledDataset, test: any LabelledDataset, runDirectory: String) {
         self.config = config
@@ -96,7 +124,7 @@ public final class Trainer {
     /// ours). Each name is claimed with one `mkdir`, which fails when the folder exists, so two
     /// runs starting together never share one.
     public static func freshRunDirectory(under base: String, config: TrainingConfig, date: Date = Date()) throws -> String {
-        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        try FileSystem.makeDirectory(base)
         let first = "\(base)/\(runName(config, date: date))"
         var (path, n) = (first, 2)
         while mkdir(path, 0o755) != 0 {
@@ -123,23 +151,37 @@ public final class Trainer {
     }
 
     /// Trains from scratch or from `resume` (a checkpoint path without extension or with
-    /// `.json`/`.safetensors`) and returns the summary.
+    /// `.json`/`.safetensors`) and returns the summary. A resumed run in the same run directory
+    /// appends to its logs, after dropping rows logged past the checkpoint (work being redone).
     public func run(resume: String? = nil) throws -> TrainingSummary {
         let start = Date()
-        let log = try MetricsLog(directory: runDirectory)
         var state = CheckpointState(epoch: 0, stepInEpoch: 0, globalStep: 0, optimizerSteps: 0, learningRate: config.learningRate,
-                                    bestAccuracy: -1, bestEpoch: -1, bestLoss: .infinity, partialLossSum: 0, partialCorrect: 0,
+                                    bestAccuracy: -1, bestEpoch: 0, bestLoss: .infinity, partialLossSum: 0, partialCorrect: 0,
                                     partialSeen: 0, dropoutCounters: [], config: config)
         if let resume {
             state = try Checkpoint.load(resume, model: model, optimizer: optimizer)
+            // The run's configuration from now on (a resume may change --epochs, --workers, ...).
+            state.config = config
             for (d, c) in zip(dropoutLayers, state.dropoutCounters) { d.generator.seek(to: c) }
         }
+        let log = try MetricsLog(directory: runDirectory)
+        if resume != nil {
+            let dropped = try log.rewind(steps: state.globalStep, epochs: state.epoch)
+            if dropped > 0 { observer?.note("dropped \(dropped) log row(s) written after the checkpoint (that work is redone)") }
+        }
+        // Times and counts of earlier sessions of this run (a resumed run reports the whole run).
+        let (earlierWall, earlierTrainSeconds, earlierSamples) = (state.wallSeconds ?? 0, state.trainSeconds ?? 0, state.trainedSamples ?? 0)
         var finalAccuracy = 0.0
         var trainedSamples = 0
         var trainSeconds = 0.0
-        var interrupted = false
+        var stopPoint: StopPoint?
         checkpoint = resume
         var stoppedBy: Error?
+        /// Brings the run's totals into `state` before it is saved.
+        func totals(_ s: inout CheckpointState) {
+            s.wallSeconds = earlierWall + Date().timeIntervalSince(start)
+            (s.trainSeconds, s.trainedSamples) = (earlierTrainSeconds + trainSeconds, earlierSamples + trainedSamples)
+        }
         do {
             epochs: while state.epoch < config.epochs {
                 let epoch = state.epoch
@@ -151,7 +193,12 @@ public final class Trainer {
                 let first = min(state.stepInEpoch, batches.count)
                 let prefetcher = BatchPrefetcher(dataset: trainSet, batches: Array(batches[first...]), epoch: epoch, workers: config.workers)
                 for i in first..<batches.count {
-                    if let max = config.maxSteps, state.globalStep >= max { break epochs }
+                    if let max = config.maxSteps, state.globalStep >= max {
+                        stopPoint = StopPoint(reason: "max-steps", epoch: epoch + 1, step: i, stepsInEpoch: batches.count,
+                                              globalStep: state.globalStep)
+                        (state.partialLossSum, state.partialCorrect, state.partialSeen) = (lossSum, correct, seen)
+                        break epochs
+                    }
                     guard let batch = try prefetcher.next() else { break }
                     let t0 = Date()
                     let (loss, right) = try step(batch)
@@ -161,50 +208,56 @@ public final class Trainer {
                     (lossSum, correct, seen) = (lossSum + loss * Double(batch.count), correct + right, seen + batch.count)
                     state.globalStep += 1
                     state.stepInEpoch = i + 1
-                    let rates = spikingLayers.map { ("train_firing_rate/\($0.key)", $0.value.lastFiringRate ?? 0) }
-                    log.record(kind: "step", step: state.globalStep, [("train_loss_step", loss), ("lr", optimizer.learningRate),
+                    let rates = spikingLayers.map { ("firing_rate/\($0.key)", $0.value.lastFiringRate ?? 0) }
+                    log.record(kind: "step", step: state.globalStep, [("train_loss", loss), ("lr", optimizer.learningRate),
                                                                        ("samples_per_second", Double(batch.count) / dt)] + rates)
                     if let failure = log.failure { throw failure }
                     observer?.stepFinished(epoch: epoch, step: i + 1, stepsInEpoch: batches.count, loss: loss,
                                            samplesPerSecond: Double(batch.count) / dt)
                     if Trainer.stopRequested {
                         (state.partialLossSum, state.partialCorrect, state.partialSeen) = (lossSum, correct, seen)
-                        interrupted = true
+                        let signal = Trainer.stopSignal == SIGTERM ? "SIGTERM" : "SIGINT"
+                        stopPoint = StopPoint(reason: signal, epoch: epoch + 1, step: i + 1, stepsInEpoch: batches.count,
+                                              globalStep: state.globalStep)
                         break epochs
                     }
                 }
                 let (testLoss, testAccuracy, rates) = try evaluate()
                 finalAccuracy = testAccuracy
-                if testAccuracy > state.bestAccuracy || (testAccuracy == state.bestAccuracy && testLoss < state.bestLoss) {
-                    (state.bestAccuracy, state.bestEpoch, state.bestLoss) = (testAccuracy, epoch, testLoss)
-                    try save(state, name: "best")
-                }
+                // The epoch is complete: from here on `state` describes the weights after it.
+                state.epoch += 1
+                (state.stepInEpoch, state.partialLossSum, state.partialCorrect, state.partialSeen) = (0, 0, 0, 0)
+                let improved = testAccuracy > state.bestAccuracy || (testAccuracy == state.bestAccuracy && testLoss < state.bestLoss)
+                if improved { (state.bestAccuracy, state.bestEpoch, state.bestLoss) = (testAccuracy, state.epoch, testLoss) }
+                let runSamples = earlierSamples + trainedSamples, runSeconds = earlierTrainSeconds + trainSeconds
                 var metrics: [(String, Double)] = [("train_loss", lossSum / Double(max(seen, 1))),
                                                    ("train_acc", Double(correct) / Double(max(seen, 1))),
                                                    ("test_loss", testLoss), ("test_acc", testAccuracy), ("lr", optimizer.learningRate),
-                                                   ("samples_per_second", trainSeconds > 0 ? Double(trainedSamples) / trainSeconds : 0)]
+                                                   ("samples_per_second", runSeconds > 0 ? Double(runSamples) / runSeconds : 0)]
                 metrics += rates.map { ("firing_rate/\($0.0)", $0.1) }
-                log.record(kind: "epoch", step: epoch + 1, metrics)
+                log.record(kind: "epoch", step: state.epoch, metrics)
                 log.flush()
                 if let failure = log.failure { throw failure }
                 observer?.epochFinished(epoch: epoch, epochs: config.epochs, metrics: metrics)
-                state.epoch += 1
-                (state.stepInEpoch, state.partialLossSum, state.partialCorrect, state.partialSeen) = (0, 0, 0, 0)
                 state.optimizerSteps = optimizer.steps
+                totals(&state)
+                if improved { try save(state, name: "best") }
                 try save(state, name: "last")
                 if config.saveCheckpoints && config.checkpointEpochs.contains(state.epoch) { try save(state, name: "epoch\(state.epoch)") }
             }
             state.optimizerSteps = optimizer.steps
-            if interrupted || (config.maxSteps.map { state.globalStep >= $0 } ?? false) { try save(state, name: "last") }
+            totals(&state)
+            if stopPoint != nil { try save(state, name: "last") }
         } catch {
             stoppedBy = error
         }
-        let summary = TrainingSummary(bestTestAccuracy: max(state.bestAccuracy, 0), bestEpoch: state.bestEpoch + 1,
+        totals(&state)
+        let summary = TrainingSummary(bestTestAccuracy: max(state.bestAccuracy, 0), bestEpoch: state.bestEpoch,
                                       finalTestAccuracy: finalAccuracy, epochs: state.epoch,
-                                      wallSeconds: Date().timeIntervalSince(start),
-                                      samplesPerSecond: trainSeconds > 0 ? Double(trainedSamples) / trainSeconds : 0,
-                                      interrupted: interrupted, stoppedBy: stoppedBy.map { "\($0)" }, checkpoint: checkpoint,
-                                      runDirectory: runDirectory, config: config, environment: environment)
+                                      wallSeconds: state.wallSeconds ?? 0,
+                                      samplesPerSecond: (state.trainSeconds ?? 0) > 0 ? Double(state.trainedSamples ?? 0) / state.trainSeconds! : 0,
+                                      interrupted: stopPoint != nil, stoppedAt: stopPoint, stoppedBy: stoppedBy.map { "\($0)" },
+                                      checkpoint: checkpoint, runDirectory: runDirectory, config: config, environment: environment)
         do {
             try AtomicFile.write(try Checkpoint.encoder.encode(summary), to: runDirectory + "/summary.json")
         } catch where stoppedBy != nil {

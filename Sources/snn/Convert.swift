@@ -51,18 +51,44 @@ struct Convert: ParsableCommand {
         if !FileManager.default.fileExists(atPath: path) && FileManager.default.fileExists(atPath: path + ".safetensors") {
             path += ".safetensors"
         }
+        // Where OUT goes must be writable before any work (one line naming the folder and why).
+        let folder = (destination as NSString).deletingLastPathComponent
+        do {
+            try FileSystem.makeDirectory(folder.isEmpty ? "." : folder)
+            try FileSystem.checkWritable(folder.isEmpty ? "." : folder)
+        } catch {
+            throw CLIError("\(destination): \(error)")
+        }
         let state: ReferenceWeights.StateDict
         do { state = try ReferenceWeights.read(path) } catch { throw CLIError("\(error)") }
         for note in state.notes { print("\(path): \(note)") }
         if let name = model ?? topology {
-            let frame = inputShape.flatMap(frame)
-                ?? (dataset.flatMap(DatasetName.init(named:)) ?? (name == "ResNet-19" ? .cifar10 : .dvsCIFAR10)).inputShape
-            let net = try Forward.network(name, frame: frame, timesteps: timesteps, dataset: dataset, weights: state.tensors,
+            // A SwiftSNN checkpoint knows its data set: its frame shape is the default.
+            let run = path.hasSuffix(".safetensors") ? (try? CheckpointState.read(path))?.config : nil
+            let runFrame = run.flatMap { config in
+                DatasetName(named: config.dataset).map { data in
+                    data.eventKind == nil ? data.inputShape : [2] + Array(repeating: config.dataOptions?["frame_size"].flatMap { Int($0) } ?? data.inputShape[1], count: 2)
+                }
+            }
+            let defaultData: DatasetName = name == "ResNet-19" ? .cifar10 : .dvsCIFAR10
+            let frame = inputShape.flatMap(frame) ?? dataset.flatMap(DatasetName.init(named:))?.inputShape ?? runFrame ?? defaultData.inputShape
+            let net = try Forward.network(name, frame: frame, timesteps: timesteps, dataset: dataset ?? run?.dataset, weights: state.tensors,
                                           options: network, device: .cpu)
-            do { try net.load(stateDict: state.tensors) } catch { throw CLIError("\(path): \(error)") }
+            do {
+                try net.load(stateDict: state.tensors)
+            } catch {
+                let source = inputShape != nil ? "--input-shape" : dataset != nil ? "--dataset \(dataset!)"
+                    : runFrame != nil ? "the checkpoint's data set (\(run!.dataset))" : "the default data set (\(defaultData.rawValue))"
+                throw CLIError("\(path): \(error) (the network was built for input frames of \(frame.map(String.init).joined(separator: "×")), "
+                    + "from \(source); --dataset or --input-shape C,H,W sets the frames the weights were trained on)")
+            }
             print("\(path): matches \(name) (\(net.parameterCount) parameters)")
         }
-        try ReferenceWeights.export(state.tensors, to: destination, metadata: ["source": URL(fileURLWithPath: path).lastPathComponent])
+        do {
+            try ReferenceWeights.export(state.tensors, to: destination, metadata: ["source": URL(fileURLWithPath: path).lastPathComponent])
+        } catch {
+            throw CLIError("\(error)")
+        }
         let scalars = state.tensors.values.map(\.count).reduce(0, +)
         print("\(destination): \(state.tensors.count) tensors, \(scalars) values")
     }

@@ -73,8 +73,10 @@ struct TrainOptions: ParsableArguments {
     var device: String = "cpu"
     @Option(name: [.customLong("max-steps"), .customLong("max_steps")], help: "Stop after this many optimisation steps (smoke tests).")
     var maxSteps: Int?
-    @Option(name: .customLong("output"), help: "Folder under which the run directory result/<name> is created.")
-    var output: String = "runs"
+    @Option(name: .customLong("output"), help: "Folder under which the run directory result/<name> is created (default: runs). A resumed run continues in its own folder unless --output is given.")
+    var output: String?
+    @Option(name: [.customLong("log-interval"), .customLong("log_interval")], help: "When stdout is not a terminal: seconds between step lines (the first step always prints one; 0: every step).")
+    var logInterval: Double = 10
     @Option(name: [.customLong("clip-grad-norm"), .customLong("clip_grad_norm")], help: "Clip the global gradient norm to this value.")
     var clipGradNorm: Double?
     @Option(name: .customLong("workers"), help: "Background threads assembling batches ahead of each step (0: on the training thread); batches are the same for any count.")
@@ -106,7 +108,9 @@ struct TrainOptions: ParsableArguments {
         }
         try losses.check(trtDefault: 1)
         guard Device(device) != nil else { throw ValidationError("--device accepts cpu, reference; got \(device)") }
-        if resume == 1 && resumePath == nil { throw ValidationError("--resume 1 needs --resume_path") }
+        if resume == 1 && resumePath == nil { throw ValidationError("--resume 1 needs --resume_path (a run's weights/last)") }
+        try requireFinite([("--log-interval", logInterval)])
+        if logInterval < 0 { throw ValidationError("--log-interval must be 0 or more, got \(logInterval)") }
         guard EventFolderDataset.DVSFrames(rawValue: dvsFrames) != nil else {
             throw ValidationError("--dvs-frames accepts standard, reference; got \(dvsFrames)")
         }

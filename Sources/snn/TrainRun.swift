@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import SNNCPU
 import SNNData
@@ -19,22 +20,38 @@ extension TrainOptions {
     private func makeBaseConfig() -> TrainingConfig {
         let name = datasetName
         let topologyText = topology ?? name.defaultTopology
+        let modelName = NamedModel(rawValue: topologyText) != nil ? topologyText
+            : (name == .synthetic && topologyText == name.defaultTopology ? "SyntheticVGG" : nil)
         var config = TrainingConfig(
-            dataset: name.rawValue, topology: topologyText,
-            modelName: NamedModel(rawValue: topologyText) != nil ? topologyText : (topology == nil && name == .synthetic ? "SyntheticVGG" : nil),
+            dataset: name.rawValue, topology: topologyText, modelName: modelName,
             timesteps: timesteps ?? name.defaultTimesteps, epochs: epochs ?? (name == .synthetic ? 8 : 300), batchSize: batchSize, learningRate: lr,
             optimizer: Optimizer.Kind(rawValue: optimizer) ?? .adam, scheduler: scheduler == 1, weightDecay: weightDecay,
             l1: losses.l1, l2: losses.l2, loss: losses.loss(trtDefault: 1), neuron: network.neuron, dropout: network.dropout,
             batchNorm: network.norm == "tdBN", kaimingInit: network.initFlag == 1,
             seed: seed, device: device, maxSteps: maxSteps, clipGradNorm: clipGradNorm,
             checkpointEpochs: checkpointEpochs.split(separator: "-").compactMap { Int($0) }, saveCheckpoints: saveCheckpoint == 1)
-        config.dataOptions = dataOptions.recorded(for: name)
+        var recorded = dataOptions.recorded(for: name)
+        recorded["augment"] = String(augment)
+        if skipCorrupt { recorded["skip_corrupt"] = "1" }
+        // Absolute, so a resumed run finds the data from any working directory.
+        if let dataDir, name.readsFiles { recorded["data_dir"] = URL(fileURLWithPath: dataDir).standardizedFileURL.path }
+        config.dataOptions = recorded
         return config
     }
 
     var dataOptions: DataOptions {
         DataOptions(augment: augment == 1, skipCorrupt: skipCorrupt, dvsFrames: EventFolderDataset.DVSFrames(rawValue: dvsFrames) ?? .standard,
                     classes: classes, frameSize: frameSize, syntheticSamples: syntheticSamples)
+    }
+
+    /// The shape of one input frame and the class count the data set will have, when they are
+    /// known before reading it (folder data sets have the classes their folders hold).
+    var expectedInput: (shape: [Int], classes: Int?) {
+        let name = datasetName
+        var shape = name.inputShape
+        if let size = frameSize, name.eventKind != nil { shape = [shape[0], size, size] }
+        let fixed = [.cifar10, .cifar100, .synthetic].contains(name) || (name == .imagenet100 && classes == "imagenet100")
+        return (shape, fixed ? name.classes : nil)
     }
 
     /// The training and test sets the flags select, and one sample's shape.
@@ -51,9 +68,47 @@ extension TrainOptions {
         return (data.train, data.test, data.inputShape)
     }
 
+    /// The network the configuration describes, for frames of `shape` and `classes` outputs
+    /// (`nil`: not known yet; a named model gets the data set's default and the readout is not
+    /// checked).
+    func makeModel(_ config: TrainingConfig, shape: [Int], classes known: Int?, device: Device) throws -> SpikingNetwork {
+        let classes = known ?? datasetName.classes
+        let modelConfig = ModelConfig(timesteps: config.timesteps, inputShape: shape, dropout: network.dropout,
+                                      batchNorm: config.batchNorm, kaimingInit: config.kaimingInit, neuron: config.neuron)
+        let model: SpikingNetwork
+        do {
+            model = try SpikingNetwork(config.topology, classes: classes, config: modelConfig, generator: RandomGenerator(seed: seed), device: device)
+        } catch {
+            throw CLIError("--topology: \(error)")
+        }
+        guard known == nil || model.classes == classes else {
+            throw CLIError("--topology: the readout has \(model.classes) outputs but \(config.dataset) has \(classes) classes")
+        }
+        return model
+    }
+
     func runTraining() throws {
         // First, so a Ctrl-C while data loads still ends in a clean, resumable stop.
         installInterruptHandler()
+        guard resume == 1, let resumePath else { return try train(resuming: nil, in: nil) }
+        // A resumed run takes the checkpoint's configuration; flags given again must match it,
+        // or be ones a run may change (named once).
+        let saved: CheckpointState
+        do { saved = try CheckpointState.read(resumePath) } catch { throw CLIError("--resume_path: \(error)") }
+        var given = SNN.arguments
+        if given.first == "train" { given.removeFirst() }
+        let (options, overrides) = try ResumeConfiguration.merge(saved: saved.config, given: given, checkpoint: resumePath)
+        if !overrides.isEmpty { print("resuming with overrides: \(overrides.joined(separator: ", "))") }
+        // The run continues in its own folder (logs appended), unless --output asks for another.
+        let weightsFolder = (resumePath as NSString).deletingLastPathComponent
+        let runFolder = (weightsFolder as NSString).deletingLastPathComponent
+        let continued = output == nil && (weightsFolder as NSString).lastPathComponent == "weights" ? (runFolder.isEmpty ? "." : runFolder) : nil
+        try options.train(resuming: resumePath, in: continued)
+    }
+
+    /// Checks every option, then loads the data, builds the model and trains, in `runDirectory`
+    /// (a resumed run's own folder) or in a new folder under --output.
+    func train(resuming checkpoint: String?, in continuedDirectory: String?) throws {
         let config = makeConfig()
         let isSDT: Bool = { if case .sdt = config.loss { return true } else { return false } }()
         if !isSDT && (config.l1 != 0 || config.l2 != 0) {
@@ -61,59 +116,82 @@ extension TrainOptions {
             print("note: --l1/--l2 apply to SDT only (as in the reference); \(config.loss.methodName) ignores them")
         }
         let dev = Device(device) ?? .cpu
-        let (train, test, inputShape) = try loadData(config)
-        let classes = train.classes
-        let modelConfig = ModelConfig(timesteps: config.timesteps, inputShape: inputShape,
-                                      dropout: network.dropout, batchNorm: config.batchNorm, kaimingInit: config.kaimingInit, neuron: config.neuron)
-        let model: SpikingNetwork
-        do {
-            model = try SpikingNetwork(config.topology, classes: classes, config: modelConfig,
-                                       generator: RandomGenerator(seed: seed), device: dev)
-        } catch {
-            throw CLIError("--topology: \(error)")
-        }
-        guard model.classes == classes else {
-            throw CLIError("--topology: the readout has \(model.classes) outputs but the data set has \(classes) classes")
-        }
-        if let weights {
+        // Everything that can be checked before the data is read: the topology (against the
+        // data set's frame shape and classes), --weights, and where the run will write.
+        let expected = expectedInput
+        func loadWeights(into model: SpikingNetwork, quiet: Bool) throws {
+            guard let weights else { return }
             do {
-                for note in try ReferenceWeights.load(weights, into: model) { print("\(weights): \(note)") }
+                let notes = try ReferenceWeights.load(weights, into: model)
+                if !quiet { for note in notes { print("\(weights): \(note)") } }
             } catch {
                 throw CLIError("--weights: \(error)")
             }
-            print("initial weights: \(weights)")
         }
-        let runDirectory: String
+        var model = try makeModel(config, shape: expected.shape, classes: expected.classes, device: dev)
+        try loadWeights(into: model, quiet: false)
+        let base = "\(output ?? "runs")/result"
         do {
-            runDirectory = try Trainer.freshRunDirectory(under: "\(output)/result", config: config)
-        } catch let error as TrainingError {
-            throw CLIError("--output: \(error)")
+            if let continuedDirectory { try FileSystem.checkWritable(continuedDirectory) } else {
+                try FileSystem.makeDirectory(base)
+                try FileSystem.checkWritable(base)
+            }
         } catch {
-            throw CLIError("--output \(output): cannot create \(output)/result: \((error as NSError).localizedFailureReason ?? "\(error)")")
+            throw CLIError(continuedDirectory == nil ? "--output: \(error)" : "--resume_path: the run's folder: \(error)")
+        }
+        let (train, test, inputShape) = try loadData(config)
+        if inputShape != expected.shape || train.classes != model.classes {
+            model = try makeModel(config, shape: inputShape, classes: train.classes, device: dev)
+            try loadWeights(into: model, quiet: true)
+        }
+        if weights != nil { print("initial weights: \(weights!)") }
+        let runDirectory: String
+        if let continuedDirectory {
+            runDirectory = continuedDirectory
+        } else {
+            do {
+                runDirectory = try Trainer.freshRunDirectory(under: base, config: config)
+            } catch {
+                throw CLIError("--output: \(error)")
+            }
         }
         let trainer = Trainer(config: config, model: model, train: train, test: test, runDirectory: runDirectory)
-        let reporter = ProgressReporter()
+        let reporter = ProgressReporter(logInterval: logInterval)
         trainer.observer = reporter
         trainer.environment = runEnvironment(device: dev)
-        print("run directory: \(runDirectory)")
+        print("run directory: \(runDirectory)\(continuedDirectory != nil ? " (continued)" : "")")
         print("training \(config.modelName ?? config.topology) (\(model.parameterCount) parameters) with \(config.loss.methodName) on \(config.dataset): \(train.count) train / \(test.count) test samples, T=\(config.timesteps), \(config.epochs) epochs")
-        let summary = try trainer.run(resume: resume == 1 ? resumePath : nil)
-        if summary.interrupted {
-            print("interrupted: resumable checkpoint at \(runDirectory)/weights/last (snn train --resume 1 --resume_path \(runDirectory)/weights/last ...)")
+        let summary = try trainer.run(resume: checkpoint)
+        if let stop = summary.stoppedAt {
+            let cause = stop.reason == "max-steps" ? "stopped by --max-steps \(config.maxSteps ?? stop.globalStep)" : "interrupted by \(stop.reason)"
+            print("\(cause) in epoch \(stop.epoch)/\(config.epochs) after step \(stop.step)/\(stop.stepsInEpoch) (\(stop.globalStep) steps in all); checkpoint: \(runDirectory)/weights/last")
+            print("resume with: snn train --resume 1 --resume_path \(shellQuoted("\(runDirectory)/weights/last"))")
         }
-        print(String(format: "best test accuracy %.2f%% at epoch %d, final %.2f%%, %.1f samples/s, %.0f s",
-                     summary.bestTestAccuracy * 100, summary.bestEpoch, summary.finalTestAccuracy * 100,
-                     summary.samplesPerSecond, summary.wallSeconds))
+        if summary.bestEpoch > 0 {
+            print(String(format: "best test accuracy %.2f%% at epoch %d, final %.2f%%, %.1f samples/s, %.0f s",
+                         summary.bestTestAccuracy * 100, summary.bestEpoch, summary.finalTestAccuracy * 100,
+                         summary.samplesPerSecond, summary.wallSeconds))
+        } else {
+            print(String(format: "no test evaluation yet (the first epoch did not finish); %.1f samples/s, %.0f s",
+                         summary.samplesPerSecond, summary.wallSeconds))
+        }
         print("summary: \(runDirectory)/summary.json")
+        switch summary.stoppedAt?.reason {
+        case "SIGINT": throw ExitCode(128 + SIGINT)
+        case "SIGTERM": throw ExitCode(128 + SIGTERM)
+        default: break
+        }
     }
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM (what cluster schedulers send before a kill) asks the trainer to
-/// save a resumable checkpoint after the current step; a second signal exits at once.
+/// save a resumable checkpoint after the current step; a second signal exits at once, with the
+/// conventional status (128 + the signal: 130, 143).
 func installInterruptHandler() {
     for sig in [SIGINT, SIGTERM] {
-        signal(sig) { _ in
-            if Trainer.stopRequested { _exit(130) }
+        signal(sig) { sig in
+            if Trainer.stopRequested { _exit(128 + sig) }
+            Trainer.stopSignal = sig
             Trainer.stopRequested = true
         }
     }
@@ -132,20 +210,33 @@ struct CLIError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// A progress bar with rate and ETA on a terminal; one line per epoch otherwise.
+/// A progress bar with rate and ETA on a terminal. Otherwise (a log file) one line per epoch,
+/// and a step line at the first step and then every `logInterval` seconds, so a redirected log
+/// shows progress before the first epoch ends.
 final class ProgressReporter: TrainingObserver {
     let isTerminal = isatty(STDOUT_FILENO) != 0
+    let logInterval: Double
     private var epochStart = Date()
+    private var lastLine: Date?
+
+    init(logInterval: Double) { self.logInterval = logInterval }
 
     func stepFinished(epoch: Int, step: Int, stepsInEpoch: Int, loss: Double, samplesPerSecond: Double) {
         if step == 1 { epochStart = Date() }
-        guard isTerminal else { return }
-        let width = 30, done = width * step / max(stepsInEpoch, 1)
         let elapsed = Date().timeIntervalSince(epochStart)
         let eta = elapsed / Double(step) * Double(stepsInEpoch - step)
-        let bar = String(repeating: "█", count: done) + String(repeating: "·", count: width - done)
-        print(String(format: "\repoch %d [%@] %d/%d loss %.4f %.0f samples/s ETA %.0fs ", epoch + 1, bar, step, stepsInEpoch,
-                     loss, samplesPerSecond, eta), terminator: "")
+        if isTerminal {
+            let width = 30, done = width * step / max(stepsInEpoch, 1)
+            let bar = String(repeating: "█", count: done) + String(repeating: "·", count: width - done)
+            print(String(format: "\repoch %d [%@] %d/%d loss %.4f %.0f samples/s ETA %.0fs ", epoch + 1, bar, step, stepsInEpoch,
+                         loss, samplesPerSecond, eta), terminator: "")
+        } else {
+            if let last = lastLine, Date().timeIntervalSince(last) < logInterval { return }
+            guard step < stepsInEpoch else { return }  // the epoch line follows
+            lastLine = Date()
+            print(String(format: "epoch %d step %d/%d  loss %.4f  %.0f samples/s  ETA %.0f s", epoch + 1, step, stepsInEpoch,
+                         loss, samplesPerSecond, eta))
+        }
         fflush(stdout)
     }
 
@@ -155,7 +246,13 @@ final class ProgressReporter: TrainingObserver {
         print(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  lr %.2e  %.0f samples/s",
                      epoch + 1, epochs, m["train_loss"] ?? 0, (m["train_acc"] ?? 0) * 100, m["test_loss"] ?? 0,
                      (m["test_acc"] ?? 0) * 100, m["lr"] ?? 0, m["samples_per_second"] ?? 0))
+        lastLine = Date()
         fflush(stdout)
+    }
+
+    func note(_ text: String) {
+        if isTerminal { print("\r\u{1B}[K", terminator: "") }
+        print(text)
     }
 }
 
