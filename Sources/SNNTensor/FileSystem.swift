@@ -48,6 +48,23 @@ public enum FileSystem {
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw FileSystemError("create folder", path) }
     }
 
+    /// Checks, creating nothing, that ``makeDirectory(_:)`` can create `path`: its nearest
+    /// existing ancestor (or `path` itself) is a folder in which entries can be created.
+    public static func checkCreatable(_ path: String) throws {
+        var existing = path
+        var isDirectory: ObjCBool = false
+        while !FileManager.default.fileExists(atPath: existing, isDirectory: &isDirectory) {
+            let parent = (existing as NSString).deletingLastPathComponent
+            existing = parent.isEmpty ? "." : parent
+        }
+        guard isDirectory.boolValue else {
+            throw FileSystemError("create folder", path, reason: existing == path ? "a file of that name exists" : "\(existing) is a file")
+        }
+        do { try checkWritable(existing) } catch let error as FileSystemError {
+            throw existing == path ? error : FileSystemError("create folder", path, reason: "\(existing): \(error.reason)")
+        }
+    }
+
     /// Whether a file can be created in the folder `path` (which must exist): `access(W_OK)`
     /// says yes for root on a read-only mount, so a probe file is created and removed.
     public static func checkWritable(_ path: String) throws {

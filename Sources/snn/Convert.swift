@@ -54,8 +54,7 @@ struct Convert: ParsableCommand {
         // Where OUT goes must be writable before any work (one line naming the folder and why).
         let folder = (destination as NSString).deletingLastPathComponent
         do {
-            try FileSystem.makeDirectory(folder.isEmpty ? "." : folder)
-            try FileSystem.checkWritable(folder.isEmpty ? "." : folder)
+            try FileSystem.checkCreatable(folder.isEmpty ? "." : folder)
         } catch {
             throw CLIError("\(destination): \(error)")
         }

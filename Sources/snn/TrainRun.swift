@@ -132,10 +132,7 @@ extension TrainOptions {
         try loadWeights(into: model, quiet: false)
         let base = "\(output ?? "runs")/result"
         do {
-            if let continuedDirectory { try FileSystem.checkWritable(continuedDirectory) } else {
-                try FileSystem.makeDirectory(base)
-                try FileSystem.checkWritable(base)
-            }
+            if let continuedDirectory { try FileSystem.checkWritable(continuedDirectory) } else { try FileSystem.checkCreatable(base) }
         } catch {
             throw CLIError(continuedDirectory == nil ? "--output: \(error)" : "--resume_path: the run's folder: \(error)")
         }

@@ -4,12 +4,8 @@ import Foundation
 enum SNNBinary {
     /// Runs `snn` with `arguments`; returns its exit status and its stdout and stderr together.
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        var dir = Bundle.main.bundleURL
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("snn").path) && dir.path != "/" {
-            dir = dir.deletingLastPathComponent()
-        }
         let process = Process()
-        process.executableURL = dir.appendingPathComponent("snn")
+        process.executableURL = executable
         process.arguments = arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -21,6 +17,15 @@ enum SNNBinary {
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The `snn` executable: the first folder above the test bundle that holds one.
+    static var executable: URL {
+        var dir = Bundle.main.bundleURL
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("snn").path) && dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("snn")
     }
 
     /// `../shared/data` beside the repository.
