@@ -20,7 +20,7 @@ struct BenchData: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard events >= 10, repeats >= 1, jpegs >= 1 else { throw ValidationError("--events must be at least 10, --repeats and --jpegs at least 1") }
+        guard events >= 10, repeats >= 1, jpegs >= 1 else { throw FlagError("--events must be at least 10, --repeats and --jpegs at least 1") }
     }
 
     private func median(_ body: () throws -> Void) rethrows -> Double { try Output.medianSeconds(repeats: repeats, body) }

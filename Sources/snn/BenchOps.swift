@@ -33,11 +33,11 @@ struct BenchOps: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1, got \(repeats)") }
-        guard warmup >= 0 else { throw ValidationError("--warmup must be non-negative, got \(warmup)") }
+        guard repeats >= 1 else { throw FlagError("--repeat must be at least 1, got \(repeats)") }
+        guard warmup >= 0 else { throw FlagError("--warmup must be non-negative, got \(warmup)") }
         let unknown = Set(groups).subtracting(["conv", "gemm", "neuron", "trt"])
-        guard unknown.isEmpty else { throw ValidationError("--kernels accepts conv, gemm, neuron, trt; got \(unknown.sorted().joined(separator: ", "))") }
-        guard convBatch >= 1 else { throw ValidationError("--conv-batch must be at least 1, got \(convBatch)") }
+        guard unknown.isEmpty else { throw FlagError("--kernels accepts conv, gemm, neuron, trt; got \(unknown.sorted().joined(separator: ", "))") }
+        guard convBatch >= 1 else { throw FlagError("--conv-batch must be at least 1, got \(convBatch)") }
     }
 
     private var groups: [String] { kernels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }

@@ -34,10 +34,10 @@ struct BenchTrain: ParsableCommand {
     func validate() throws {
         _ = try DatasetName.parse(dataset)
         guard timesteps >= 1, batchSize >= 1, steps >= 1, warmup >= 0 else {
-            throw ValidationError("--T, --batch_size and --steps must be positive and --warmup non-negative")
+            throw FlagError("--T, --batch_size and --steps must be positive and --warmup non-negative")
         }
-        guard eventDensity >= 0, eventDensity <= 1 else { throw ValidationError("--event-density must be in [0, 1]; got \(eventDensity)") }
-        guard Device(device) != nil else { throw ValidationError("--device accepts cpu, reference; got \(device)") }
+        guard eventDensity >= 0, eventDensity <= 1 else { throw FlagError("--event-density must be in [0, 1]; got \(eventDensity)") }
+        guard Device(device) != nil else { throw FlagError("--device accepts cpu, reference; got \(device)") }
     }
 
     func run() throws {
@@ -50,7 +50,7 @@ struct BenchTrain: ParsableCommand {
         let model = try SpikingNetwork(topology, classes: classes, config: ModelConfig(timesteps: timesteps, inputShape: shape),
                                        generator: g, device: dev)
         guard model.classes == classes else {
-            throw ValidationError("--topology: the readout has \(model.classes) outputs but \(dataset) has \(classes) classes")
+            throw FlagError("--topology: the readout has \(model.classes) outputs but \(dataset) has \(classes) classes")
         }
         // One batch of synthetic samples: event frames (non-negative counts) or normalised images.
         let sampleShape = isEvent ? [timesteps] + shape : shape

@@ -38,10 +38,10 @@ struct Convert: ParsableCommand {
     @OptionGroup var limits: ReaderLimitOptions
 
     func validate() throws {
-        if topology != nil && model != nil { throw ValidationError("pass at most one of --topology or --model") }
+        if topology != nil && model != nil { throw FlagError("pass at most one of --topology or --model") }
         if let dataset { _ = try DatasetName.parse(dataset) }
-        if let inputShape, frame(inputShape) == nil { throw ValidationError("--input-shape expects C,H,W (e.g. 2,48,48), got \(inputShape)") }
-        guard destination.hasSuffix(".safetensors") else { throw ValidationError("OUT must be a .safetensors file, got \(destination)") }
+        if let inputShape, frame(inputShape) == nil { throw FlagError("--input-shape expects C,H,W (e.g. 2,48,48), got \(inputShape)") }
+        guard destination.hasSuffix(".safetensors") else { throw FlagError("OUT must be a .safetensors file, got \(destination)") }
     }
 
     func run() throws {

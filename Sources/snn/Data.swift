@@ -34,8 +34,8 @@ struct DataPrepare: ParsableCommand {
 
     func validate() throws {
         _ = try DatasetName.parse(dataset, among: [.dvsCIFAR10, .ncaltech101, .nmnist, .dvsGesture, .imagenet100])
-        if let t = timesteps, t < 1 { throw ValidationError("--T must be positive, got \(t)") }
-        guard EventFolderDataset.DVSFrames(rawValue: dvsFrames) != nil else { throw ValidationError("--dvs-frames accepts standard, reference; got \(dvsFrames)") }
+        if let t = timesteps, t < 1 { throw FlagError("--T must be positive, got \(t)") }
+        guard EventFolderDataset.DVSFrames(rawValue: dvsFrames) != nil else { throw FlagError("--dvs-frames accepts standard, reference; got \(dvsFrames)") }
     }
 
     func run() throws {
@@ -127,7 +127,7 @@ struct DataInspect: ParsableCommand {
 
     func validate() throws {
         if let f = format, !DataInspect.formats.contains(f) {
-            throw ValidationError("--format accepts \(DataInspect.formats.joined(separator: ", ")); got \(f)")
+            throw FlagError("--format accepts \(DataInspect.formats.joined(separator: ", ")); got \(f)")
         }
     }
 

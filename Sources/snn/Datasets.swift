@@ -21,11 +21,11 @@ enum DatasetName: String, CaseIterable {
         self = match
     }
 
-    /// The data set `text` names, or a ValidationError listing the names `flag` accepts
+    /// The data set `text` names, or a FlagError listing the names `flag` accepts
     /// (`among`: every data set unless a command takes fewer).
     static func parse(_ text: String, flag: String = "--dataset", among: [DatasetName] = allCases) throws -> DatasetName {
         guard let name = DatasetName(named: text), among.contains(name) else {
-            throw ValidationError("\(flag) accepts \(among.map(\.rawValue).joined(separator: ", ")) (in any case); got \(text)")
+            throw FlagError("\(flag) accepts \(among.map(\.rawValue).joined(separator: ", ")) (in any case); got \(text)")
         }
         return name
     }

@@ -47,14 +47,14 @@ struct Forward: ParsableCommand {
     @OptionGroup var limits: ReaderLimitOptions
 
     func validate() throws {
-        guard (topology == nil) != (model == nil) else { throw ValidationError("pass one of --topology or --model") }
+        guard (topology == nil) != (model == nil) else { throw FlagError("pass one of --topology or --model") }
         if let model, NamedModel(rawValue: model) == nil {
-            throw ValidationError("--model accepts \(NamedModel.allCases.map(\.rawValue).joined(separator: ", ")); got \(model)")
+            throw FlagError("--model accepts \(NamedModel.allCases.map(\.rawValue).joined(separator: ", ")); got \(model)")
         }
         if let dataset { _ = try DatasetName.parse(dataset) }
-        guard timesteps >= 1 else { throw ValidationError("--T must be a positive integer, got \(timesteps)") }
-        if grads && labels == nil { throw ValidationError("--grads needs --labels") }
-        guard Device(device) != nil else { throw ValidationError("--device accepts cpu, reference; got \(device)") }
+        guard timesteps >= 1 else { throw FlagError("--T must be a positive integer, got \(timesteps)") }
+        if grads && labels == nil { throw FlagError("--grads needs --labels") }
+        guard Device(device) != nil else { throw FlagError("--device accepts cpu, reference; got \(device)") }
         try losses.check(trtDefault: 0)
     }
 

@@ -22,7 +22,7 @@ struct Model: ParsableCommand {
 
     func validate() throws {
         _ = try DatasetName.parse(dataset)
-        guard timesteps >= 1 else { throw ValidationError("--T must be positive, got \(timesteps)") }
+        guard timesteps >= 1 else { throw FlagError("--T must be positive, got \(timesteps)") }
     }
 
     func run() throws {

@@ -32,12 +32,12 @@ struct NetworkOptions: ParsableArguments {
     func validate() throws {
         try requireFinite([("--tau", tau), ("--v_threshold", vThreshold), ("--v_reset", vReset),
                            ("--surrogate_param", surrogateParam), ("--dropout", dropout)])
-        if tau < 1 { throw ValidationError("--tau must be >= 1 (the leak is 1/tau), got \(tau)") }
+        if tau < 1 { throw FlagError("--tau must be >= 1 (the leak is 1/tau), got \(tau)") }
         guard Surrogate(kind: surrogateType, parameter: surrogateParam) != nil else {
-            throw ValidationError("--surrogate_type accepts triangle, sigmoid, rectangle with a positive --surrogate_param; got \(surrogateType) \(surrogateParam)")
+            throw FlagError("--surrogate_type accepts triangle, sigmoid, rectangle with a positive --surrogate_param; got \(surrogateType) \(surrogateParam)")
         }
-        guard ["tdBN", "No"].contains(norm) else { throw ValidationError("--norm accepts tdBN, No; got \(norm)") }
-        if dropout < 0 || dropout >= 1 { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
+        guard ["tdBN", "No"].contains(norm) else { throw FlagError("--norm accepts tdBN, No; got \(norm)") }
+        if dropout < 0 || dropout >= 1 { throw FlagError("--dropout must be in [0, 1), got \(dropout)") }
     }
 }
 
@@ -80,9 +80,9 @@ struct LossOptions: ParsableArguments {
         try requireFinite([("--loss_lambda", lossLambda), ("--tet_lambda", tetLambda ?? 0), ("--loss_decay", lossDecay),
                            ("--loss_eta", lossEta), ("--loss_epsilon", lossEpsilon), ("--loss_means", lossMeans),
                            ("--l1", l1), ("--l2", l2)])
-        guard Criterion(rawValue: criterion) != nil else { throw ValidationError("--criterion accepts CE, MSE; got \(criterion)") }
+        guard Criterion(rawValue: criterion) != nil else { throw FlagError("--criterion accepts CE, MSE; got \(criterion)") }
         if criterion == "MSE" && (trtloss ?? trtDefault) == 1 && tetloss == 0 {
-            throw ValidationError("--criterion MSE cannot be used with --trtloss 1 (TRT uses CE with its own MSE term, as the reference requires); pass --trtloss 0 for SDT with MSE")
+            throw FlagError("--criterion MSE cannot be used with --trtloss 1 (TRT uses CE with its own MSE term, as the reference requires); pass --trtloss 0 for SDT with MSE")
         }
     }
 }
@@ -91,7 +91,7 @@ struct LossOptions: ParsableArguments {
 /// would train a network whose every weight is NaN.
 func requireFinite(_ flags: [(String, Double)]) throws {
     for (name, value) in flags where !value.isFinite {
-        throw ValidationError("\(name) must be a finite number, got \(value)")
+        throw FlagError("\(name) must be a finite number, got \(value)")
     }
 }
 
@@ -110,7 +110,7 @@ struct ReaderLimitOptions: ParsableArguments {
     func validate() throws {
         for (name, value) in [("--max-image-pixels", maxImagePixels), ("--max-jpeg-scans", maxJPEGScans),
                               ("--max-checkpoint-expansion", maxCheckpointExpansion)] where value < 1 {
-            throw ValidationError("\(name) must be positive, got \(value)")
+            throw FlagError("\(name) must be positive, got \(value)")
         }
     }
 

@@ -20,3 +20,11 @@ enum Output {
         return samples.sorted()[samples.count / 2]
     }
 }
+
+/// A flag value refused by a command's own rule (thrown from `validate()`): printed as one line,
+/// `Error: --lr must be positive, got -1.0`, without the usage block the argument parser adds
+/// to its own parse errors, and exit status 1.
+struct FlagError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}

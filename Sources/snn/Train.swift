@@ -95,33 +95,33 @@ struct TrainOptions: ParsableArguments {
     var syntheticSamples: Int = 3000
 
     func validate() throws {
-        if let t = timesteps, t < 1 { throw ValidationError("--T must be a positive integer, got \(t)") }
-        if batchSize < 1 { throw ValidationError("--batch_size must be positive, got \(batchSize)") }
-        if workers < 0 { throw ValidationError("--workers must be 0 or more, got \(workers)") }
-        if let e = epochs, e < 1 { throw ValidationError("--epochs must be positive, got \(e)") }
+        if let t = timesteps, t < 1 { throw FlagError("--T must be a positive integer, got \(t)") }
+        if batchSize < 1 { throw FlagError("--batch_size must be positive, got \(batchSize)") }
+        if workers < 0 { throw FlagError("--workers must be 0 or more, got \(workers)") }
+        if let e = epochs, e < 1 { throw FlagError("--epochs must be positive, got \(e)") }
         try requireFinite([("--lr", lr), ("--weight_decay", weightDecay), ("--clip-grad-norm", clipGradNorm ?? 1)])
-        if lr <= 0 { throw ValidationError("--lr must be positive, got \(lr)") }
-        if weightDecay < 0 { throw ValidationError("--weight_decay must be 0 or more, got \(weightDecay)") }
-        if let c = clipGradNorm, c <= 0 { throw ValidationError("--clip-grad-norm must be positive, got \(c)") }
+        if lr <= 0 { throw FlagError("--lr must be positive, got \(lr)") }
+        if weightDecay < 0 { throw FlagError("--weight_decay must be 0 or more, got \(weightDecay)") }
+        if let c = clipGradNorm, c <= 0 { throw FlagError("--clip-grad-norm must be positive, got \(c)") }
         guard Optimizer.Kind(rawValue: optimizer) != nil else {
-            throw ValidationError("--optimizer accepts SGD, Adam, AdamW, RMSprop; got \(optimizer)")
+            throw FlagError("--optimizer accepts SGD, Adam, AdamW, RMSprop; got \(optimizer)")
         }
         try losses.check(trtDefault: 1)
-        guard Device(device) != nil else { throw ValidationError("--device accepts cpu, reference; got \(device)") }
-        if resume == 1 && resumePath == nil { throw ValidationError("--resume 1 needs --resume_path (a run's weights/last)") }
+        guard Device(device) != nil else { throw FlagError("--device accepts cpu, reference; got \(device)") }
+        if resume == 1 && resumePath == nil { throw FlagError("--resume 1 needs --resume_path (a run's weights/last)") }
         try requireFinite([("--log-interval", logInterval)])
-        if logInterval < 0 { throw ValidationError("--log-interval must be 0 or more, got \(logInterval)") }
+        if logInterval < 0 { throw FlagError("--log-interval must be 0 or more, got \(logInterval)") }
         guard EventFolderDataset.DVSFrames(rawValue: dvsFrames) != nil else {
-            throw ValidationError("--dvs-frames accepts standard, reference; got \(dvsFrames)")
+            throw FlagError("--dvs-frames accepts standard, reference; got \(dvsFrames)")
         }
-        if let s = frameSize, s < 1 { throw ValidationError("--frame-size must be positive, got \(s)") }
-        if resume == 1 && weights != nil { throw ValidationError("--weights and --resume 1 exclude each other: a resumed run continues from its checkpoint") }
+        if let s = frameSize, s < 1 { throw FlagError("--frame-size must be positive, got \(s)") }
+        if resume == 1 && weights != nil { throw FlagError("--weights and --resume 1 exclude each other: a resumed run continues from its checkpoint") }
         if let d = dataset {
             let name = try DatasetName.parse(d)
             if name.readsFiles && dataDir == nil {
-                throw ValidationError("--dataset \(name.rawValue) needs --data-dir: the folder holding \(name.layout)")
+                throw FlagError("--dataset \(name.rawValue) needs --data-dir: the folder holding \(name.layout)")
             }
         }
-        if syntheticSamples < 1 { throw ValidationError("--synthetic-samples must be positive, got \(syntheticSamples)") }
+        if syntheticSamples < 1 { throw FlagError("--synthetic-samples must be positive, got \(syntheticSamples)") }
     }
 }
