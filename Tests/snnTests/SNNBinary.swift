@@ -4,12 +4,8 @@ import Foundation
 enum SNNBinary {
     /// Runs `snn` with `arguments`; returns its exit status and its stdout and stderr together.
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        var dir = Bundle.main.bundleURL
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("snn").path) && dir.path != "/" {
-            dir = dir.deletingLastPathComponent()
-        }
         let process = Process()
-        process.executableURL = dir.appendingPathComponent("snn")
+        process.executableURL = directory.appendingPathComponent("snn")
         process.arguments = arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -22,6 +18,19 @@ enum SNNBinary {
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
+
+    /// The folder holding the built `snn`: the test bundle's folder or the nearest one above it.
+    static let directory: URL = {
+        var dir = Bundle.main.bundleURL
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("snn").path) && dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir
+    }()
+
+    /// The repository's root folder (where README.md is).
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     /// `../shared/data` beside the repository.
     static let sharedData = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
