@@ -19,14 +19,21 @@ enum SNNBinary {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    /// The `snn` executable: the first folder above the test bundle that holds one.
-    static var executable: URL {
+    /// The folder holding the built `snn`: the test bundle's folder or the nearest one above it.
+    static let directory: URL = {
         var dir = Bundle.main.bundleURL
         while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("snn").path) && dir.path != "/" {
             dir = dir.deletingLastPathComponent()
         }
-        return dir.appendingPathComponent("snn")
-    }
+        return dir
+    }()
+
+    /// The built `snn` executable.
+    static var executable: URL { directory.appendingPathComponent("snn") }
+
+    /// The repository's root folder (where README.md is).
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     /// `../shared/data` beside the repository.
     static let sharedData = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
