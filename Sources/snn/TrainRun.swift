@@ -165,9 +165,9 @@ extension TrainOptions {
             print("resume with: snn train --resume 1 --resume_path \(shellQuoted("\(runDirectory)/weights/last"))")
         }
         if summary.bestEpoch > 0 {
-            print(String(format: "best test accuracy %.2f%% at epoch %d, final %.2f%%, %.1f samples/s, %.0f s",
-                         summary.bestTestAccuracy * 100, summary.bestEpoch, summary.finalTestAccuracy * 100,
-                         summary.samplesPerSecond, summary.wallSeconds))
+            print(String(format: "best test accuracy %@%.2f%% at epoch %d, final %.2f%%, %.1f samples/s, %.0f s",
+                         summary.stoppedAt == nil ? "" : "so far ", summary.bestTestAccuracy * 100, summary.bestEpoch,
+                         summary.finalTestAccuracy * 100, summary.samplesPerSecond, summary.wallSeconds))
         } else {
             print(String(format: "no test evaluation yet (the first epoch did not finish); %.1f samples/s, %.0f s",
                          summary.samplesPerSecond, summary.wallSeconds))
@@ -213,25 +213,30 @@ struct CLIError: Error, CustomStringConvertible {
 final class ProgressReporter: TrainingObserver {
     let isTerminal = isatty(STDOUT_FILENO) != 0
     let logInterval: Double
-    private var epochStart = Date()
+    /// The first step seen in the current epoch and when it ended: the ETA is the time per step
+    /// since then (the first step also waits for the first batch, so it is not timed).
+    private var firstStep: (epoch: Int, step: Int, time: Date)?
     private var lastLine: Date?
 
     init(logInterval: Double) { self.logInterval = logInterval }
 
     func stepFinished(epoch: Int, step: Int, stepsInEpoch: Int, loss: Double, samplesPerSecond: Double) {
-        if step == 1 { epochStart = Date() }
-        let elapsed = Date().timeIntervalSince(epochStart)
-        let eta = elapsed / Double(step) * Double(stepsInEpoch - step)
+        let now = Date()
+        if firstStep?.epoch != epoch { firstStep = (epoch, step, now) }
+        var eta = ""
+        if let first = firstStep, step > first.step {
+            eta = String(format: "  ETA %.0f s", now.timeIntervalSince(first.time) / Double(step - first.step) * Double(stepsInEpoch - step))
+        }
         if isTerminal {
             let width = 30, done = width * step / max(stepsInEpoch, 1)
             let bar = String(repeating: "█", count: done) + String(repeating: "·", count: width - done)
-            print(String(format: "\repoch %d [%@] %d/%d loss %.4f %.0f samples/s ETA %.0fs ", epoch + 1, bar, step, stepsInEpoch,
+            print(String(format: "\repoch %d [%@] %d/%d loss %.4f %.0f samples/s%@ ", epoch + 1, bar, step, stepsInEpoch,
                          loss, samplesPerSecond, eta), terminator: "")
         } else {
-            if let last = lastLine, Date().timeIntervalSince(last) < logInterval { return }
+            if let last = lastLine, now.timeIntervalSince(last) < logInterval { return }
             guard step < stepsInEpoch else { return }  // the epoch line follows
-            lastLine = Date()
-            print(String(format: "epoch %d step %d/%d  loss %.4f  %.0f samples/s  ETA %.0f s", epoch + 1, step, stepsInEpoch,
+            lastLine = now
+            print(String(format: "epoch %d step %d/%d  loss %.4f  %.0f samples/s%@", epoch + 1, step, stepsInEpoch,
                          loss, samplesPerSecond, eta))
         }
         fflush(stdout)

@@ -32,6 +32,8 @@
 //    (`81 samples/s`, `46.32 GB/s`, any `<word>/s`), a number of seconds or milliseconds at the end of
 //    the line or before `,` `)` `:` `;` (`331 s`, `in 0.3 s:`, `(median step 10.948 s)`), what
 //    follows `ETA`;
+//  - `snn train`'s step lines after the first (`epoch 2 step 9/16 ...`, printed by a clock every
+//    `--log-interval` seconds when stdout is not a terminal) are dropped from the actual output;
 //  - a line that is exactly `...` matches any number of actual lines, none included;
 //  - an expected line ending in `...` matches an actual line that begins like it (a long error message);
 //  - otherwise the text around numbers must be identical and the lines must hold as many numbers;

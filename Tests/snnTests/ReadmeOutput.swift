@@ -85,10 +85,22 @@ enum ReadmeOutput {
         let text: String
     }
 
+    /// `lines` without the step lines of `snn train` that a clock prints (`epoch 2 step 9/16 ...`
+    /// every `--log-interval` seconds when stdout is not a terminal): only the first, printed at the
+    /// first step of every run, is always there.
+    static func withoutTimedProgress(_ lines: [String]) -> [String] {
+        var seenStepLine = false
+        return lines.filter { line in
+            guard line.wholeMatch(of: #/epoch \d+ step \d+/\d+ .*/#) != nil else { return true }
+            defer { seenStepLine = true }
+            return !seenStepLine
+        }
+    }
+
     /// Nil when `actual` matches `expected` (both normalised here; an expected line that is exactly
     /// `...` stands for any number of actual lines); otherwise the diff with the fewest `-`/`+` lines.
     static func diff(expected: [String], actual: [String]) -> [DiffLine]? {
-        let e = expected.map(normalised), a = actual.map(normalised)
+        let e = expected.map(normalised), a = withoutTimedProgress(actual).map(normalised)
         let (m, n) = (e.count, a.count)
         // cost[i][j]: the fewest unmatched lines aligning e[i...] with a[j...].
         var cost = Array(repeating: Array(repeating: 0, count: n + 1), count: m + 1)
