@@ -24,11 +24,12 @@ let package = Package(
         .target(name: "SNNModels", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking"]),
         .target(name: "SNNData", dependencies: ["SNNTensor", "CTurboJPEG"]),
         .target(name: "SNNTraining", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData"]),
+        .target(name: "SNNAnalysis", dependencies: ["SNNTensor", "SNNLayers", "SNNModels", "SNNData"]),
         .target(name: "SNNTestSupport", dependencies: ["SNNTensor"]),
         .executableTarget(
             name: "snn",
             dependencies: [
-                "SNNTensor", "SNNCPU", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData", "SNNTraining",
+                "SNNTensor", "SNNCPU", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData", "SNNTraining", "SNNAnalysis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "SNNTensorTests", dependencies: ["SNNTensor", "SNNTestSupport"]),
@@ -36,6 +37,7 @@ let package = Package(
         .testTarget(name: "snnTests", dependencies: ["snn", "SNNTensor"]),
         .testTarget(name: "SNNDataTests", dependencies: ["SNNData", "SNNTensor", "SNNCPU"], exclude: ["Fixtures"]),
         .testTarget(name: "SNNTrainingTests", dependencies: ["SNNTraining", "SNNTensor", "SNNModels", "SNNData", "SNNCPU"], exclude: ["Fixtures"]),
+        .testTarget(name: "SNNAnalysisTests", dependencies: ["SNNAnalysis", "SNNModels", "SNNData", "SNNTensor", "SNNCPU"], exclude: ["Fixtures"]),
         .testTarget(name: "SNNLayersTests", dependencies: ["SNNLayers", "SNNTensor", "SNNTestSupport"]),
         .testTarget(name: "SNNModelsTests", dependencies: ["SNNModels", "SNNLayers", "SNNSpiking", "SNNCPU", "SNNTensor"]),
     ],

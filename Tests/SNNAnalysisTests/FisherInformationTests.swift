@@ -1,0 +1,91 @@
+import Foundation
+import SNNAnalysis
+import SNNCPU
+import SNNData
+import SNNModels
+import SNNTensor
+import Testing
+
+/// Fisher information per timestep and its centroid, against a network whose gradients are
+/// written out by hand: a linear readout on a sequence (`L-3` on 4×1×1 frames, T = 3).
+@Suite("Fisher information")
+struct FisherInformationTests {
+    init() { CPUBackend.register() }
+
+    /// Six samples of 3 timesteps × 4 features, labels 0...2.
+    static let inputs: [[[Double]]] = (0..<6).map { (n: Int) -> [[Double]] in
+        (0..<3).map { (t: Int) -> [Double] in (0..<4).map { (f: Int) -> Double in sin(Double(n * 12 + t * 4 + f)) } }
+    }
+    static let labels = [0, 1, 2, 2, 1, 0]
+
+    /// ‖∇_W,b CE(mean_{τ<t} (W x_τ + b), y)‖² summed the way each estimator sums it, in Doubles.
+    static func expected(weight w: [[Double]], bias b: [Double], batches: [[Int]], perSample: Bool) -> [Double] {
+        var fi = [Double](repeating: 0, count: 3)
+        /// The gradient of the mean loss over `samples` at prefix length t.
+        func gradient(_ samples: [Int], _ t: Int) -> [Double] {
+            var g = [Double](repeating: 0, count: 3 * 4 + 3)
+            for n in samples {
+                let x = (0..<4).map { f in (0..<t).map { inputs[n][$0][f] }.reduce(0, +) / Double(t) }
+                let z = (0..<3).map { k in (0..<4).map { w[k][$0] * x[$0] }.reduce(0, +) + b[k] }
+                let e = z.map { exp($0 - z.max()!) }
+                let p = e.map { $0 / e.reduce(0, +) }
+                for k in 0..<3 {
+                    let d = (p[k] - (labels[n] == k ? 1 : 0)) / Double(samples.count)
+                    for f in 0..<4 { g[k * 4 + f] += d * x[f] }
+                    g[12 + k] += d
+                }
+            }
+            return g
+        }
+        for batch in batches {
+            for t in 1...3 {
+                if perSample {
+                    for n in batch { fi[t - 1] += gradient([n], t).map { $0 * $0 }.reduce(0, +) }
+                } else {
+                    fi[t - 1] += gradient(batch, t).map { $0 * $0 }.reduce(0, +) / 100
+                }
+            }
+        }
+        let count = Double(batches.joined().count)
+        return perSample ? fi.map { $0 / count } : fi
+    }
+
+    func setup() throws -> (SpikingNetwork, InMemoryDataset, [[Double]], [Double]) {
+        let model = try SpikingNetwork("L-3", classes: 3, config: ModelConfig(timesteps: 3, inputShape: [4, 1, 1]), generator: RandomGenerator(seed: 7))
+        let samples = Tensor(Self.inputs.flatMap { $0.flatMap { $0.map(Float.init) } }, shape: [6, 3, 4, 1, 1])
+        let data = InMemoryDataset(samples: samples, labels: Self.labels, isSequence: true, classes: 3)
+        let params = model.namedParameters()
+        let w = try #require(params.first { $0.key.hasSuffix("weight") }?.value).toDoubles()
+        let b = try #require(params.first { $0.key.hasSuffix("bias") }?.value).toDoubles()
+        return (model, data, (0..<3).map { k in Array(w[(k * 4)..<(k * 4 + 4)]) }, b)
+    }
+
+    @Test("the reference estimator: squared batch-mean gradients / 100, summed over batches, for every t from one forward pass")
+    func reference() throws {
+        let (model, data, w, b) = try setup()
+        let batches: [ArraySlice<Int>] = [[0, 1, 2], [3, 4, 5]]
+        let fi = try FisherInformation.estimate(model: model, data: data, batchIndices: batches, epoch: 0, estimator: .reference)
+        let want = Self.expected(weight: w, bias: b, batches: batches.map(Array.init), perSample: false)
+        #expect(fi.batches == 2 && fi.samples == 6 && fi.perTimestep.count == 3 && want.allSatisfy { $0 > 0 })
+        for (got, exp) in zip(fi.perTimestep, want) { #expect(abs(got - exp) <= 1e-5 * exp, "\(fi.perTimestep) vs \(want)") }
+        #expect(model.training, "the network's mode is restored")
+    }
+
+    @Test("the per-sample empirical Fisher: the mean of each sample's squared gradient")
+    func perSample() throws {
+        let (model, data, w, b) = try setup()
+        let batches: [ArraySlice<Int>] = [[0, 1, 2], [3, 4, 5]]
+        let fi = try FisherInformation.estimate(model: model, data: data, batchIndices: batches, epoch: 0, estimator: .perSample, batches: 1)
+        let want = Self.expected(weight: w, bias: b, batches: [[0, 1, 2]], perSample: true)
+        #expect(fi.batches == 1 && fi.samples == 3 && fi.perTimestep.count == 3 && want.allSatisfy { $0 > 0 })
+        for (got, exp) in zip(fi.perTimestep, want) { #expect(abs(got - exp) <= 1e-5 * exp, "\(fi.perTimestep) vs \(want)") }
+    }
+
+    @Test("the information centroid: Σ t·FI_t / Σ FI_t")
+    func centroid() {
+        #expect(FisherInformation.centroid([1, 1, 1]) == 2)
+        #expect(FisherInformation.centroid([3, 1, 0, 0]) == 1.25)
+        #expect(FisherInformation.centroid([0, 0, 2]) == 3)
+        #expect(FisherInformation.centroid([0, 0]).isNaN)
+    }
+}
