@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "SNNSpiking", dependencies: ["SNNTensor", "SNNLayers"]),
         .target(name: "SNNModels", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking"]),
         .target(name: "SNNData", dependencies: ["SNNTensor", "CTurboJPEG"]),
-        .target(name: "SNNTraining", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData"]),
+        .target(name: "SNNTraining", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData", "SNNAnalysis"]),
         .target(name: "SNNAnalysis", dependencies: ["SNNTensor", "SNNLayers", "SNNModels", "SNNData"]),
         .target(name: "SNNTestSupport", dependencies: ["SNNTensor"]),
         .executableTarget(

@@ -71,6 +71,29 @@ public final class MetricsLog {
         attempt { try tensorBoard?.scalars(values.map { (tag: "\(kind)/\($0.0)", value: $0.1) }, step: step) }
     }
 
+    /// Records the Fisher information per timestep measured after `epoch`: rows `epoch,t,fisher_information`
+    /// in `fisher.csv`, one `fisher` object in `metrics.jsonl` and, in TensorBoard, the curve over
+    /// t under `fisher/epoch_<epoch>` (as the reference's `fisher_trace_info_curve_<epoch>`).
+    public func recordFisher(epoch: Int, perTimestep: [Double], centroid: Double, estimator: String) {
+        let object: [String: Any] = ["kind": "fisher", "step": epoch, "estimator": estimator,
+                                     "fisher_information": perTimestep.map { $0.isFinite ? $0 : 0 },
+                                     "information_centroid": centroid.isFinite ? centroid : NSNull()]
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+            attempt { try jsonl?.append(data + Data("\n".utf8)) }
+        }
+        attempt {
+            let path = "\(directory)/fisher.csv"
+            let exists = FileManager.default.fileExists(atPath: path)
+            guard let file = RecordAppender.open(path) else { throw MetricsWriteError(path: path, reason: "cannot open it") }
+            var text = exists ? "" : "epoch,t,fisher_information\n"
+            for (t, value) in perTimestep.enumerated() { text += "\(epoch),\(t + 1),\(value)\n" }
+            try file.append(Data(text.utf8))
+        }
+        for (t, value) in perTimestep.enumerated() {
+            attempt { try tensorBoard?.scalars([(tag: "fisher/epoch_\(epoch)", value: value)], step: t + 1) }
+        }
+    }
+
     /// Drops the rows a resumed run is about to redo: step rows past `steps` and epoch rows
     /// past `epochs` (written after the checkpoint by a run that was then killed). Each file is
     /// rewritten atomically, and only when it holds such rows; returns how many were dropped.
@@ -88,10 +111,11 @@ public final class MetricsLog {
         func firstNumber(_ row: Substring) -> Int { Int(row.prefix { $0 != "," }) ?? Int.max }
         try keep("\(directory)/steps.csv", header: true) { firstNumber($0) <= steps }
         try keep("\(directory)/metrics.csv", header: true) { firstNumber($0) <= epochs }
+        try keep("\(directory)/fisher.csv", header: true) { firstNumber($0) <= epochs }
         try keep("\(directory)/metrics.jsonl", header: false) { row in
             guard let object = try? JSONSerialization.jsonObject(with: Data(row.utf8)) as? [String: Any],
                   let step = object["step"] as? Int else { return false }
-            return step <= (object["kind"] as? String == "epoch" ? epochs : steps)
+            return step <= (object["kind"] as? String == "step" ? steps : epochs)
         }
         // The appenders opened before the rewrite point at the replaced file: reopen.
         jsonl = RecordAppender.open("\(directory)/metrics.jsonl")

@@ -1,4 +1,5 @@
 import Foundation
+import SNNAnalysis
 import SNNData
 import SNNLayers
 import SNNModels
@@ -235,6 +236,15 @@ public final class Trainer {
                                                    ("test_loss", testLoss), ("test_acc", testAccuracy), ("lr", optimizer.learningRate),
                                                    ("samples_per_second", runSeconds > 0 ? Double(runSamples) / runSeconds : 0)]
                 metrics += rates.map { ("firing_rate/\($0.0)", $0.1) }
+                let measureFisher = config.fisherEpochs?.contains(state.epoch) == true, measureCentroid = config.observeCentroid == true
+                if measureFisher || measureCentroid {
+                    // On this epoch's training batches, as the reference measures it.
+                    let fi = try FisherInformation.estimate(model: model, data: trainSet, batchIndices: batches, epoch: epoch, estimator: .reference)
+                    if measureCentroid { metrics.append(("information_centroid", fi.centroid)) }
+                    if measureFisher {
+                        log.recordFisher(epoch: state.epoch, perTimestep: fi.perTimestep, centroid: fi.centroid, estimator: fi.estimator.rawValue)
+                    }
+                }
                 log.record(kind: "epoch", step: state.epoch, metrics)
                 log.flush()
                 if let failure = log.failure { throw failure }

@@ -32,6 +32,11 @@ public struct TrainingConfig: Codable, Sendable {
     /// Data options that change what the model sees, recorded in the run's config (e.g.
     /// `dvs_frames: reference`, `classes: all`, `frame_size: 48`).
     public var dataOptions: [String: String]? = nil
+    /// Epochs (1-based) after which the Fisher information per timestep is measured and logged
+    /// (the reference's `--observe_fi 1 --fi_epochs`); empty: never.
+    public var fisherEpochs: [Int]? = nil
+    /// Measure the information centroid after every epoch (the reference's `--observe_ic 1`).
+    public var observeCentroid: Bool? = nil
 
     public init(dataset: String, topology: String, modelName: String?, timesteps: Int, epochs: Int, batchSize: Int,
                 learningRate: Double, optimizer: Optimizer.Kind, scheduler: Bool, weightDecay: Double, l1: Double, l2: Double,

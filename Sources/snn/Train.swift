@@ -91,6 +91,12 @@ struct TrainOptions: ParsableArguments {
     var classes: String = "imagenet100"
     @Option(name: [.customLong("frame-size"), .customLong("frame_size")], help: "Event frames are resized to this height and width; default 48 (34 for NMNIST, its sensor).")
     var frameSize: Int?
+    @Option(name: [.customLong("observe_fi"), .customLong("observe-fi")], help: "1: measure the Fisher information per timestep after each of --fi_epochs (the reference's estimator; fisher.csv, TensorBoard fisher/epoch_<n>).")
+    var observeFI: Int = 0
+    @Option(name: [.customLong("fi_epochs"), .customLong("fi-epochs")], help: "Epochs to measure the Fisher information after, joined by '-'.")
+    var fiEpochs: String = "20-40-60-80-100-120-200-300"
+    @Option(name: [.customLong("observe_ic"), .customLong("observe-ic")], help: "1: measure the information centroid after every epoch (metrics column information_centroid).")
+    var observeIC: Int = 0
     @Option(name: [.customLong("synthetic-samples")], help: "Samples of the synthetic data set (train; test gets a quarter).")
     var syntheticSamples: Int = 3000
 
@@ -120,6 +126,12 @@ struct TrainOptions: ParsableArguments {
             let name = try DatasetName.parse(d)
             if name.readsFiles && dataDir == nil {
                 throw FlagError("--dataset \(name.rawValue) needs --data-dir: the folder holding \(name.layout)")
+            }
+        }
+        if observeFI == 1 {
+            let parts = fiEpochs.split(separator: "-", omittingEmptySubsequences: false)
+            guard !parts.isEmpty, parts.allSatisfy({ Int($0).map { $0 >= 1 } ?? false }) else {
+                throw FlagError("--fi_epochs expects positive epoch numbers joined by '-' (e.g. 20-40-60), got \(fiEpochs)")
             }
         }
         if syntheticSamples < 1 { throw FlagError("--synthetic-samples must be positive, got \(syntheticSamples)") }

@@ -14,6 +14,7 @@ enum ResumeConfiguration {
     static let changeable: [String: String] = [
         "epochs": "--epochs", "device": "--device", "workers": "--workers", "clipGradNorm": "--clip-grad-norm",
         "checkpointEpochs": "--checkpoint_epochs", "saveCheckpoints": "--save_checkpoint", "dataOptions.data_dir": "--data-dir",
+        "fisherEpochs": "--observe_fi/--fi_epochs", "observeCentroid": "--observe_ic",
     ]
 
     /// The flags behind every other field, for messages.
@@ -118,6 +119,10 @@ extension TrainingConfig {
                       ("--loss_epsilon", "\(epsilon)"), ("--loss_eta", "\(eta)")]
         }
         if let c = clipGradNorm { flags.append(("--clip-grad-norm", "\(c)")) }
+        if let epochs = fisherEpochs, !epochs.isEmpty {
+            flags += [("--observe_fi", "1"), ("--fi_epochs", epochs.map(String.init).joined(separator: "-"))]
+        }
+        if observeCentroid == true { flags.append(("--observe_ic", "1")) }
         let dataFlags = ["augment": "--augment", "frame_size": "--frame-size", "dvs_frames": "--dvs-frames", "classes": "--classes",
                          "samples": "--synthetic-samples", "data_dir": "--data-dir"]
         for (key, value) in (dataOptions ?? [:]).sorted(by: { $0.key < $1.key }) {

@@ -30,6 +30,8 @@ extension TrainOptions {
             batchNorm: network.norm == "tdBN", kaimingInit: network.initFlag == 1,
             seed: seed, device: device, maxSteps: maxSteps, clipGradNorm: clipGradNorm,
             checkpointEpochs: checkpointEpochs.split(separator: "-").compactMap { Int($0) }, saveCheckpoints: saveCheckpoint == 1)
+        if observeFI == 1 { config.fisherEpochs = fiEpochs.split(separator: "-").compactMap { Int($0) } }
+        if observeIC == 1 { config.observeCentroid = true }
         var recorded = dataOptions.recorded(for: name)
         recorded["augment"] = String(augment)
         if skipCorrupt { recorded["skip_corrupt"] = "1" }

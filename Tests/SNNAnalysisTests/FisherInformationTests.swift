@@ -89,3 +89,35 @@ struct FisherInformationTests {
         #expect(FisherInformation.centroid([0, 0]).isNaN)
     }
 }
+
+/// Against the reference code's own `FI_Observation` (scripts/make_fisher_fixture.py) on the
+/// committed interop case `convnp`: its SNN with trained BatchNorm statistics, 4 images, T = 3.
+@Suite("Fisher information against the reference code")
+struct FisherInformationReferenceTests {
+    init() { CPUBackend.register() }
+
+    static let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test("both estimators equal the reference's values (FI_Observation for the reference estimator) within 1e-4")
+    func againstReference() throws {
+        let golden = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: Self.tests.appendingPathComponent(
+            "SNNAnalysisTests/Fixtures/fisher_convnp.json"))) as? [String: Any])
+        let convnp = Self.tests.appendingPathComponent("SNNTrainingTests/Fixtures/interop/convnp")
+        let expected = try SafeTensors.load(convnp.appendingPathComponent("expected.safetensors").path)
+        let input = try #require(expected["input"]), labels = try #require(expected["labels"])
+        let model = try SpikingNetwork("CONVNP-16-3-1-1_CONVAP-32-3-1-1_L-10", classes: 10,
+                                       config: ModelConfig(timesteps: 3, inputShape: [3, 8, 8]), generator: RandomGenerator(seed: 0))
+        try model.load(stateDict: try SafeTensors.load(convnp.appendingPathComponent("weights.safetensors").path))
+        let data = InMemoryDataset(samples: input, labels: labels.toDoubles().map { Int($0) }, isSequence: false, classes: 10)
+        let batches: [ArraySlice<Int>] = [[0, 1], [2, 3]]
+        for (estimator, key) in [(FisherEstimator.reference, "reference"), (.perSample, "per_sample")] {
+            let want = try #require(golden[key] as? [Double])
+            let fi = try FisherInformation.estimate(model: model, data: data, batchIndices: batches, epoch: 0, estimator: estimator)
+            #expect(fi.perTimestep.count == want.count && want.count == 3)
+            for (got, exp) in zip(fi.perTimestep, want) {
+                #expect(abs(got - exp) <= 1e-4 * abs(exp), "\(key): \(fi.perTimestep) vs \(want)")
+            }
+            #expect(abs(fi.centroid - FisherInformation.centroid(want)) < 1e-5)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+
+/// `snn analyze` on a checkpoint of a tiny run, and the reference's observation flags in training.
+@Suite("snn analyze")
+struct AnalyzeCommandTests {
+    /// A tiny synthetic run of `epochs` epochs in a fresh folder, with `extra` flags.
+    private func run(_ name: String, epochs: Int, _ extra: [String] = []) throws -> (folder: String, run: String, output: String) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("snn-analyze-\(getpid())-\(name)").path
+        try? FileManager.default.removeItem(atPath: folder)
+        let (status, output) = try SNNBinary.run(["train", "--synthetic-samples", "64", "--batch_size", "16", "--T", "3",
+                                                  "--topology", "CONVAP-4-3-1-1_L-8", "--epochs", String(epochs), "--output", folder] + extra)
+        #expect(status == 0, "\(output)")
+        let runs = try FileManager.default.contentsOfDirectory(atPath: folder + "/result")
+        return (folder, "\(folder)/result/\(try #require(runs.first))", output)
+    }
+
+    @Test("analyze fisher: FI for every t and the centroid, as text, one JSON object, and CSV/JSON files")
+    func fisher() throws {
+        let (folder, run, _) = try run("fisher", epochs: 1)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let checkpoint = run + "/weights/best"
+        let (status, text) = try SNNBinary.run(["analyze", "fisher", "--checkpoint", checkpoint, "--batches", "2", "--output", folder + "/fi"])
+        #expect(status == 0, "\(text)")
+        #expect(text.contains("(reference estimator") && text.contains("2 batches, 32 samples") && text.contains("t=3 ")
+                && text.contains("information centroid "), "\(text)")
+        let csv = try String(contentsOfFile: folder + "/fi/fisher.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.first == "t,fisher_information" && csv.count == 4, "\(csv)")
+        let (jsonStatus, json) = try SNNBinary.run(["analyze", "fisher", "--checkpoint", checkpoint, "--batches", "1",
+                                                    "--estimator", "per-sample", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(json)")
+        let fi = try #require(object["fisher_information"] as? [Double])
+        let ic = try #require(object["information_centroid"] as? Double)
+        #expect(jsonStatus == 0 && fi.count == 3 && fi.allSatisfy { $0 > 0 } && object["samples"] as? Int == 16)
+        #expect(abs(ic - (fi[0] + 2 * fi[1] + 3 * fi[2]) / fi.reduce(0, +)) < 1e-9 && object["estimator"] as? String == "per-sample")
+    }
+
+    @Test("bad input gets one line: a missing checkpoint, an unknown estimator, zero batches, an FI epoch list that does not parse", arguments: [
+        (["analyze", "fisher", "--checkpoint", "/nonexistent/weights/best"], "--checkpoint: checkpoint /nonexistent/weights/best.safetensors: no such file"),
+        (["analyze", "fisher", "--checkpoint", "x", "--estimator", "exact"], "--estimator accepts reference, per-sample; got exact"),
+        (["analyze", "fisher", "--checkpoint", "x", "--batches", "0"], "--batches must be positive, got 0"),
+        (["train", "--observe_fi", "1", "--fi_epochs", "20-x"], "--fi_epochs expects positive epoch numbers joined by '-' (e.g. 20-40-60), got 20-x"),
+    ])
+    func badInput(_ c: ([String], String)) throws {
+        let (status, output) = try SNNBinary.run(c.0)
+        #expect(status == 1 && output == "Error: \(c.1)\n", "\(output)")
+    }
+
+    @Test("train --observe_fi/--fi_epochs and --observe_ic log FI per t (fisher.csv, TensorBoard fisher/epoch_<n>) and the centroid per epoch")
+    func observeDuringTraining() throws {
+        let (folder, run, output) = try run("observe", epochs: 2, ["--observe_fi", "1", "--fi_epochs", "2", "--observe_ic", "1"])
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let fisher = try String(contentsOfFile: run + "/fisher.csv", encoding: .utf8).split(separator: "\n")
+        #expect(fisher.count == 4 && fisher[0] == "epoch,t,fisher_information" && fisher[1].hasPrefix("2,1,") && fisher[3].hasPrefix("2,3,"),
+                "\(fisher) \(output)")
+        let metrics = try String(contentsOfFile: run + "/metrics.csv", encoding: .utf8).split(separator: "\n")
+        let header = metrics[0].split(separator: ",")
+        let column = try #require(header.firstIndex(of: "information_centroid"), "\(header)")
+        for row in metrics.dropFirst() {
+            let ic = try #require(Double(row.split(separator: ",", omittingEmptySubsequences: false)[column]))
+            #expect(ic >= 1 && ic <= 3, "\(row)")
+        }
+        #expect(metrics.count == 3)
+    }
+}
