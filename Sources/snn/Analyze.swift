@@ -9,8 +9,8 @@ import SNNTraining
 /// `snn analyze ...`: the paper's analyses of a trained network.
 struct Analyze: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Analyse a trained network: Fisher information per timestep and its information centroid.",
-        subcommands: [AnalyzeFisher.self])
+        abstract: "Analyse a trained network: Fisher information per timestep and its information centroid, loss landscapes.",
+        subcommands: [AnalyzeFisher.self, AnalyzeLandscape.self])
 }
 
 /// The flags every `snn analyze` command shares: the checkpoint and where results go.
@@ -122,5 +122,89 @@ struct AnalyzeFisher: ParsableCommand {
             print(String(format: "information centroid %.4f", fi.centroid))
         }
         try common.write([("fisher.csv", csv), ("fisher.json", jsonText + "\n")])
+    }
+}
+
+/// `snn analyze landscape`: loss and accuracy on a 2-D grid around the trained weights.
+struct AnalyzeLandscape: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "landscape",
+        abstract: "Loss landscape: loss and accuracy on a grid along two filter-normalised random directions.",
+        discussion: """
+            The weights move to w + a·δx + b·δy for a, b in [-span, span] (--grid points each way). δx and δy \
+            are Gaussian (from --seed), scaled filter by filter to the norm of the matching filter of the \
+            weights; biases and batch norm parameters do not move (Li et al. 2018). The loss is the \
+            cross-entropy of the output averaged over time, with batch norm on its running statistics, on \
+            a fixed subset of --samples training samples (drawn with the run's seed; augmentation as in epoch 0). \
+            --directions FILE reuses the directions in FILE (written there on first use), so several \
+            checkpoints (SDT, TET, TRT) are plotted along the same directions.
+            """)
+
+    @OptionGroup var common: AnalysisOptions
+    @Option(help: "Grid points along each direction (2 or more; odd includes the trained weights).")
+    var grid: Int = 21
+    @Option(help: "The grid spans [-span, span] along each direction.")
+    var span: Double = 1.0
+    @Option(help: "Training samples the loss is measured on.")
+    var samples: Int = 2048
+    @Option(help: "Seed of the random directions (when --directions does not name an existing file).")
+    var seed: UInt64 = 0
+    @Option(help: "A safetensors file of directions: read when it exists, else written.")
+    var directions: String?
+
+    func validate() throws {
+        if grid < 2 { throw FlagError("--grid must be 2 or more (a landscape needs points on both sides), got \(grid)") }
+        try requireFinite([("--span", span)])
+        if span <= 0 { throw FlagError("--span must be positive, got \(span)") }
+        if samples < 1 { throw FlagError("--samples must be positive, got \(samples)") }
+    }
+
+    func run() throws {
+        SNN.prepare()
+        let (_, options, model, train) = try common.openRun()
+        let config = options.makeConfig()
+        let parameters = model.namedParameters()
+        let chosen: LandscapeDirections
+        if let directions, FileManager.default.fileExists(atPath: directions) {
+            do { chosen = try LandscapeDirections.load(directions, parameters: parameters) } catch { throw CLIError("--directions: \(error)") }
+        } else {
+            chosen = LandscapeDirections(parameters: parameters, seed: seed)
+            if let directions {
+                do { try chosen.save(to: directions) } catch { throw CLIError("--directions: \(error)") }
+            }
+        }
+        // A fixed subset of the training data, drawn with the run's seed (the same for every
+        // checkpoint of a run and for any --seed of the directions).
+        let subset = Array(train.batchIndices(epoch: 0, batchSize: train.count, shuffle: true, seed: config.seed).first?.prefix(samples) ?? [])
+        let batches = stride(from: 0, to: subset.count, by: config.batchSize).map { subset[$0..<min($0 + config.batchSize, subset.count)] }
+        let terminal = isatty(STDOUT_FILENO) != 0 && !common.json
+        let start = Date()
+        let landscape = try LossLandscape.evaluate(model: model, data: train, batches: batches, directions: chosen, grid: grid, span: span) { done, total in
+            guard terminal else { return }
+            let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-3)
+            print(String(format: "\rpoint %d/%d, %.2f points/s, ETA %.0f s ", done, total, rate, Double(total - done) / rate), terminator: "")
+            fflush(stdout)
+        }
+        if terminal { print("\r\u{1B}[K", terminator: "") }
+        let seconds = Date().timeIntervalSince(start)
+        let center = grid / 2
+        var csv = "x,y,loss,accuracy\n"
+        for (i, a) in landscape.coordinates.enumerated() {
+            for (j, b) in landscape.coordinates.enumerated() { csv += "\(a),\(b),\(landscape.loss[i][j]),\(landscape.accuracy[i][j])\n" }
+        }
+        let object: [String: Any] = [
+            "checkpoint": common.checkpoint, "grid": grid, "span": span, "samples": landscape.samples, "seed": chosen.seed,
+            "coordinates": landscape.coordinates, "loss": landscape.loss, "accuracy": landscape.accuracy, "seconds": seconds,
+        ]
+        let jsonText = String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+        if common.json {
+            print(jsonText)
+        } else {
+            let flat = landscape.loss.flatMap { $0 }
+            print("loss landscape of \(config.modelName ?? config.topology): \(grid)×\(grid) points in [-\(span), \(span)]², \(landscape.samples) training samples, directions from seed \(chosen.seed), \(String(format: "%.1f", seconds)) s")
+            print(String(format: "loss %.4f at the centre point, min %.4f, max %.4f; accuracy %.2f%% at the centre point",
+                         landscape.loss[center][center], flat.min() ?? 0, flat.max() ?? 0, landscape.accuracy[center][center] * 100))
+        }
+        try common.write([("landscape.csv", csv), ("landscape.json", jsonText + "\n")])
     }
 }

@@ -39,11 +39,31 @@ struct AnalyzeCommandTests {
         (["analyze", "fisher", "--checkpoint", "/nonexistent/weights/best"], "--checkpoint: checkpoint /nonexistent/weights/best.safetensors: no such file"),
         (["analyze", "fisher", "--checkpoint", "x", "--estimator", "exact"], "--estimator accepts reference, per-sample; got exact"),
         (["analyze", "fisher", "--checkpoint", "x", "--batches", "0"], "--batches must be positive, got 0"),
+        (["analyze", "landscape", "--checkpoint", "x", "--grid", "1"], "--grid must be 2 or more (a landscape needs points on both sides), got 1"),
+        (["analyze", "landscape", "--checkpoint", "x", "--span", "0"], "--span must be positive, got 0.0"),
         (["train", "--observe_fi", "1", "--fi_epochs", "20-x"], "--fi_epochs expects positive epoch numbers joined by '-' (e.g. 20-40-60), got 20-x"),
     ])
     func badInput(_ c: ([String], String)) throws {
         let (status, output) = try SNNBinary.run(c.0)
         #expect(status == 1 && output == "Error: \(c.1)\n", "\(output)")
+    }
+
+    @Test("analyze landscape: a grid of loss and accuracy, the trained weights at its centre; --directions reuses the same directions")
+    func landscape() throws {
+        let (folder, run, _) = try run("landscape", epochs: 1)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let args = ["analyze", "landscape", "--checkpoint", run + "/weights/last", "--grid", "3", "--samples", "32", "--json",
+                    "--directions", folder + "/directions.safetensors"]
+        let (status, first) = try SNNBinary.run(args)
+        #expect(status == 0 && FileManager.default.fileExists(atPath: folder + "/directions.safetensors"), "\(first)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any], "\(first)")
+        let loss = try #require(object["loss"] as? [[Double]])
+        #expect(loss.count == 3 && loss.allSatisfy { $0.count == 3 } && object["samples"] as? Int == 32)
+        #expect(object["coordinates"] as? [Double] == [-1, 0, 1])
+        // Another seed with the same file: the file's directions, so the same numbers.
+        let (_, again) = try SNNBinary.run(args + ["--seed", "7"])
+        let reused = try #require(try JSONSerialization.jsonObject(with: Data(again.utf8)) as? [String: Any])
+        #expect(reused["loss"] as? [[Double]] == loss && reused["seed"] as? Int == 0)
     }
 
     @Test("train --observe_fi/--fi_epochs and --observe_ic log FI per t (fisher.csv, TensorBoard fisher/epoch_<n>) and the centroid per epoch")
