@@ -36,7 +36,10 @@ public struct CIFARDataset: LabelledDataset {
         let fm = FileManager.default
         let layouts = CIFARDataset.layouts(variant: variant, train: train)
         let expected = layouts.map { "\($0.folder)/{\($0.files.joined(separator: ","))}" }.joined(separator: " or ")
-        try DataLayoutError.requireFolder(directory, expected: expected)
+        do { try DataLayoutError.requireFolder(directory, expected: expected) } catch let error as DataLayoutError {
+            throw DataLayoutError(path: error.path, problem: "\(error.problem), so no \(variant.rawValue) \(train ? "training" : "test") files",
+                                  expected: expected)
+        }
         var partial: [String] = []
         for layout in layouts {
             for base in ["\(directory)/\(layout.folder)", directory] {
