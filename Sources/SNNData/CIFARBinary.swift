@@ -78,7 +78,7 @@ public enum CIFARPython {
     /// ``read(_:variant:)`` on bytes in memory; `path` labels errors.
     public static func decode(_ data: Data, path: String, variant: CIFARBinary.Variant) throws -> CIFARBinary.Batch {
         let root = try SafeUnpickler(data, path: path).value()
-        func fail(_ why: String) -> DataFileError { DataFileError(path: path, record: nil, offset: 0, reason: why) }
+        func fail(_ why: String) -> DataFileError { DataFileError(path: path, reason: why) }
         guard case .array(let data)? = root["data"], ["u1", "<u1", ">u1", "=u1", "|u1"].contains(data.dtype), data.shape.count == 2, data.shape[1] == 3072 else {
             throw fail("no 'data' uint8 array of shape [N, 3072] in the pickled dict")
         }
@@ -99,7 +99,7 @@ public enum CIFARPython {
             }
             guard values.count == data.shape[0] else { throw fail("'\(key)' has \(values.count) labels for \(data.shape[0]) images") }
             if let (i, bad) = values.enumerated().first(where: { $0.element < 0 || $0.element >= classes }) {
-                throw DataFileError(path: path, record: i, offset: 0, reason: "'\(key)' label \(bad) is outside 0..<\(classes)")
+                throw DataFileError(path: path, record: i, reason: "'\(key)' label \(bad) is outside 0..<\(classes)")
             }
             return values
         }

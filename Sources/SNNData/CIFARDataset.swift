@@ -34,15 +34,21 @@ public struct CIFARDataset: LabelledDataset {
     /// `cifar-100-binary` (`train.bin`, `test.bin`) or `cifar-100-python` (`train`, `test`).
     public static func load(directory: String, variant: CIFARBinary.Variant, train: Bool) throws -> (pixels: [UInt8], labels: [Int]) {
         let fm = FileManager.default
-        let layouts: [(folder: String, files: [String], python: Bool)] = variant == .cifar10
-            ? [("cifar-10-batches-bin", train ? (1...5).map { "data_batch_\($0).bin" } : ["test_batch.bin"], false),
-               ("cifar-10-batches-py", train ? (1...5).map { "data_batch_\($0)" } : ["test_batch"], true)]
-            : [("cifar-100-binary", [train ? "train.bin" : "test.bin"], false),
-               ("cifar-100-python", [train ? "train" : "test"], true)]
+        let layouts = CIFARDataset.layouts(variant: variant, train: train)
+        let expected = layouts.map { "\($0.folder)/{\($0.files.joined(separator: ","))}" }.joined(separator: " or ")
+        do { try DataLayoutError.requireFolder(directory, expected: expected) } catch let error as DataLayoutError {
+            throw DataLayoutError(path: error.path, problem: "\(error.problem), so no \(variant.rawValue) \(train ? "training" : "test") files",
+                                  expected: expected)
+        }
+        var partial: [String] = []
         for layout in layouts {
             for base in ["\(directory)/\(layout.folder)", directory] {
                 let paths = layout.files.map { "\(base)/\($0)" }
-                guard paths.allSatisfy({ fm.fileExists(atPath: $0) }) else { continue }
+                let missing = paths.filter { !fm.fileExists(atPath: $0) }
+                guard missing.isEmpty else {
+                    if missing.count < paths.count && partial.isEmpty { partial = missing }
+                    continue
+                }
                 var pixels: [UInt8] = [], labels: [Int] = []
                 for path in paths {
                     let batch = layout.python ? try CIFARPython.read(path, variant: variant) : try CIFARBinary.read(path, variant: variant)
@@ -52,8 +58,18 @@ public struct CIFARDataset: LabelledDataset {
                 return (pixels, labels)
             }
         }
-        let expected = layouts.map { "\($0.folder)/{\($0.files.joined(separator: ","))}" }.joined(separator: " or ")
-        throw DataFileError(path: directory, record: nil, offset: 0, reason: "no \(variant.rawValue) \(train ? "training" : "test") files: expected \(expected)")
+        // Some files of a layout are there: name the first one missing.
+        if let first = partial.first { throw DataLayoutError(path: first, problem: "no such file", expected: expected) }
+        throw DataLayoutError(path: directory, problem: "holds no \(variant.rawValue) \(train ? "training" : "test") files", expected: expected)
+    }
+
+    /// The layouts the data set is distributed in: a folder name and the split's files in it.
+    static func layouts(variant: CIFARBinary.Variant, train: Bool) -> [(folder: String, files: [String], python: Bool)] {
+        variant == .cifar10
+            ? [("cifar-10-batches-bin", train ? (1...5).map { "data_batch_\($0).bin" } : ["test_batch.bin"], false),
+               ("cifar-10-batches-py", train ? (1...5).map { "data_batch_\($0)" } : ["test_batch"], true)]
+            : [("cifar-100-binary", [train ? "train.bin" : "test.bin"], false),
+               ("cifar-100-python", [train ? "train" : "test"], true)]
     }
 
     public func batch(_ indices: ArraySlice<Int>, epoch: Int) -> Batch {

@@ -1,23 +1,12 @@
 import Foundation
 
-/// A file that is not what its format says; names the file, the record and the byte offset.
-public struct DataFileError: Error, CustomStringConvertible {
-    public let path: String
-    public let record: Int?
-    public let offset: Int
-    public let reason: String
-
-    public var description: String {
-        "\(path): \(reason) (\(record.map { "record \($0), " } ?? "")byte offset \(offset))"
-    }
-}
-
 /// Readers of event-camera recordings into ``EventStream``s.
 public enum EventFiles {
     /// Reads a whole file, naming it in the error.
     static func contents(_ path: String) throws -> Data {
         do { return try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) } catch {
-            throw DataFileError(path: path, record: nil, offset: 0, reason: "cannot read the file (\(error.localizedDescription))")
+            guard FileManager.default.fileExists(atPath: path) else { throw DataFileError(path: path, reason: "no such file") }
+            throw DataFileError(path: path, reason: "cannot read the file (\(error.localizedDescription))")
         }
     }
 
@@ -87,7 +76,7 @@ public enum EventFiles {
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let b = raw.bindMemory(to: UInt8.self)
             guard b.count >= 12, Array(b[0..<11]) == Array("#!AER-DAT2.".utf8) || b[0] == UInt8(ascii: "#") else {
-                throw DataFileError(path: path, record: nil, offset: 0, reason: "no AEDAT header (expected '#!AER-DAT2.0')")
+                throw DataFileError(path: path, reason: "no AEDAT header (expected '#!AER-DAT2.0')")
             }
             while start < b.count && b[start] == UInt8(ascii: "#") {
                 guard let end = b[start...].firstIndex(of: UInt8(ascii: "\n")) else {
@@ -138,7 +127,7 @@ extension EventFiles {
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let b = raw.bindMemory(to: UInt8.self)
             guard b.count >= 12, Array(b[0..<11]) == Array("#!AER-DAT3.".utf8) else {
-                throw DataFileError(path: path, record: nil, offset: 0, reason: "no AEDAT 3 header (expected '#!AER-DAT3.1')")
+                throw DataFileError(path: path, reason: "no AEDAT 3 header (expected '#!AER-DAT3.1')")
             }
             var o = 0
             let end = Array("#!END-HEADER".utf8)

@@ -21,7 +21,8 @@ import SNNTensor
 ///   `[start, end)` µs of a recording is a sample (classes 1-11 become 0-10), integrated like
 ///   N-Caltech101 and resized.
 ///
-/// Frames are cached under `<root>/.snn-frames/<options>/`, one file per sample written
+/// Frames are cached under `<root>/.snn-frames/<options>/` (or where ``FrameCache`` chooses
+/// when that cannot be written), one file per sample written
 /// atomically: a 24-byte header (`SNNFRM01`, then the source recording's size and modification
 /// time in nanoseconds, little-endian) and the float32 frames. The folder name records every
 /// option that changes the frames and the header the recording they came from, so a replaced or
@@ -74,6 +75,11 @@ public struct EventFolderDataset: LabelledDataset {
     public let seed: UInt64
     /// Files that could not be read and were skipped (with `skipCorrupt`).
     public let skipped: [String]
+    /// Where frames were cached (or why not).
+    public let frameCache: FrameCache
+    /// Samples whose frames could not be written to the cache (a full disk), and the first reason.
+    public let unwrittenFrames: Int
+    public let frameWriteError: String?
 
     public var count: Int { labels.count }
     public var classes: Int { classNames.count }
@@ -102,19 +108,47 @@ public struct EventFolderDataset: LabelledDataset {
 
     /// - Parameters:
     ///   - size: frame height and width (default: ``Kind/defaultSize``).
+    ///   - cacheRoot: the folder to cache frames under instead of `<root>/.snn-frames` (see
+    ///     ``FrameCache/choose(root:folder:cacheRoot:environment:)``).
     ///   - progress: called with (samples done, total) as frames are made or read, from worker
     ///     threads, one call at a time.
+    /// - Throws: ``DataLayoutError`` when the folder is not laid out as the data set is
+    ///   distributed (or `cacheRoot` cannot be written); ``DataFileError`` for the first
+    ///   unreadable recording unless `skipCorrupt`.
     public init(kind: Kind, root: String, train: Bool, timesteps: Int, size: Int? = nil, augment: Bool, seed: UInt64,
-                dvsFrames: DVSFrames = .standard, skipCorrupt: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws {
+                dvsFrames: DVSFrames = .standard, skipCorrupt: Bool = false, cacheRoot: String? = nil,
+                progress: ((Int, Int) -> Void)? = nil) throws {
         let size = size ?? kind.defaultSize
         let (classes, files) = try EventFolderDataset.recordings(kind, root: root, train: train)
-        let cache = EventFolderDataset.cacheDirectory(root: root, kind: kind, timesteps: timesteps, size: size, dvsFrames: dvsFrames)
-        let sampleSize = timesteps * 2 * size * size
+        let cache = try FrameCache.choose(root: root, folder: EventFolderDataset.cacheFolder(kind: kind, timesteps: timesteps, size: size, dvsFrames: dvsFrames),
+                                          cacheRoot: cacheRoot)
         let all = Tensor.zeros([files.count, timesteps, 2, size, size], device: .cpu)
-        let base = all.pointer(as: Float.self)
-        var failures = [String?](repeating: nil, count: files.count)
+        let (failures, unwritten, writeError) = EventFolderDataset.makeFrames(
+            kind, files, cache: cache, timesteps: timesteps, size: size, dvsFrames: dvsFrames, into: all.pointer(as: Float.self), progress: progress)
+        let bad = failures.enumerated().compactMap { i, f in f.map { (i, $0) } }
+        if let (i, error) = bad.first, !skipCorrupt {
+            let hint = "pass --skip-corrupt to skip unreadable files" + (bad.count > 1 ? " (\(bad.count) in this split)" : "")
+            throw (error as? DataFileError)?.hinted(hint) ?? DataFileError(path: files[i].path, reason: "\(error)", hint: hint)
+        }
+        let keep = (0..<files.count).filter { failures[$0] == nil }
+        frames = keep.count == files.count ? all : withoutGradients {
+            concat(keep.map { all.sliced(axis: 0, $0..<($0 + 1)) }, axis: 0)
+        }
+        labels = keep.map { files[$0].label }
+        skipped = bad.map { files[$0.0].path }
+        (self.kind, self.classNames, self.augment, self.seed) = (kind, classes, augment, seed)
+        (self.frameCache, self.unwrittenFrames, self.frameWriteError) = (cache, unwritten, writeError)
+    }
+
+    /// Every sample's frames into `base`, recordings in parallel: each unreadable sample's error,
+    /// and how many samples' frames could not be cached, with the first reason.
+    private static func makeFrames(_ kind: Kind, _ files: [Recording], cache: FrameCache, timesteps: Int, size: Int, dvsFrames: DVSFrames,
+                                   into base: UnsafeMutablePointer<Float>, progress: ((Int, Int) -> Void)?)
+        -> (failures: [Error?], unwritten: Int, writeError: String?) {
+        let sampleSize = timesteps * 2 * size * size
+        var failures = [Error?](repeating: nil, count: files.count)
         let lock = NSLock()
-        var done = 0
+        var (done, unwritten, writeError) = (0, 0, String?.none)
         // The samples of one recording (DVS128 Gesture's labelled intervals) are made together,
         // so the recording is decoded once.
         var groups: [[Int]] = []
@@ -125,157 +159,51 @@ public struct EventFolderDataset: LabelledDataset {
             DispatchQueue.concurrentPerform(iterations: groups.count) { g in
                 var decoded: EventStream? = nil
                 for i in groups[g] {
+                    var notWritten: String? = nil
                     do {
-                        try EventFolderDataset.frames(kind, files[i], cache: cache, timesteps: timesteps, size: size,
-                                                      dvsFrames: dvsFrames, recordingEvents: &decoded, into: base + i * sampleSize)
+                        notWritten = try frames(kind, files[i], cache: cache, timesteps: timesteps, size: size,
+                                                dvsFrames: dvsFrames, recordingEvents: &decoded, into: base + i * sampleSize)
                     } catch {
-                        failures[i] = "\(error)"
+                        failures[i] = error
                     }
                     lock.withLock {
                         done += 1
+                        if let notWritten { (unwritten, writeError) = (unwritten + 1, writeError ?? notWritten) }
                         progress?(done, files.count)
                     }
                 }
             }
         }
-        let bad = failures.enumerated().compactMap { i, f in f.map { (i, $0) } }
-        if let first = bad.first, !skipCorrupt {
-            throw DataFileError(path: files[first.0].path, record: nil, offset: 0,
-                                reason: "\(first.1) (\(bad.count) unreadable sample(s); --skip-corrupt skips them)")
-        }
-        let keep = (0..<files.count).filter { failures[$0] == nil }
-        frames = keep.count == files.count ? all : withoutGradients {
-            concat(keep.map { all.sliced(axis: 0, $0..<($0 + 1)) }, axis: 0)
-        }
-        labels = keep.map { files[$0].label }
-        skipped = bad.map { files[$0.0].path }
-        (self.kind, self.classNames, self.augment, self.seed) = (kind, classes, augment, seed)
+        return (failures, unwritten, writeError)
     }
 
-    /// Sub-folders of `path`, sorted case-sensitively like Python's `sorted()`.
-    static func folders(_ path: String) -> [String] {
-        let fm = FileManager.default
-        return ((try? fm.contentsOfDirectory(atPath: path)) ?? [])
-            .filter { !$0.hasPrefix(".") && (try? fm.attributesOfItem(atPath: "\(path)/\($0)")[.type] as? FileAttributeType) == .typeDirectory }
-            .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-    }
-
-    /// The class names and the samples of one split.
-    static func recordings(_ kind: Kind, root: String, train: Bool) throws -> ([String], [Recording]) {
-        let fm = FileManager.default
-        func files(_ folder: String, ext: String) throws -> [String] {
-            let all = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.lowercased().hasSuffix(".\(ext)") }
-            guard !all.isEmpty else { throw DataFileError(path: folder, record: nil, offset: 0, reason: "class folder holds no .\(ext) files") }
-            return all
+    /// What the user should hear about the frame cache, one line each: where it went when not
+    /// into the data folder (or that it went nowhere), and cache files that could not be written.
+    public var cacheNotes: [String] {
+        var notes = frameCache.notice.map { [$0] } ?? []
+        if let frameWriteError, let directory = frameCache.directory {
+            notes.append("could not write \(unwrittenFrames) of \(count + skipped.count) frame files in \(directory) (\(frameWriteError)); they are computed again next time")
         }
-        switch kind {
-        case .cifar10DVS, .ncaltech101:
-            let ext = kind == .cifar10DVS ? "aedat" : "bin"
-            let classes = folders(root)
-            guard !classes.isEmpty else {
-                throw DataFileError(path: root, record: nil, offset: 0, reason: "no class folders holding .\(ext) files")
-            }
-            var out: [Recording] = []
-            for (label, name) in classes.enumerated() {
-                let all = try files("\(root)/\(name)", ext: ext)
-                let ordered = kind == .cifar10DVS ? all.sorted { index($0) < index($1) } : all.sorted()
-                let split = kind == .cifar10DVS && ordered.count == 1000 ? 900 : Int((0.9 * Double(ordered.count)).rounded(.up))
-                for f in (train ? ordered[..<split] : ordered[split...]) {
-                    out.append(Recording(path: "\(root)/\(name)/\(f)", label: label, window: nil, cacheName: "\(name)/\(f).f32"))
-                }
-            }
-            return (classes, out)
-        case .nmnist:
-            let wanted = train ? "train" : "test"
-            guard let split = folders(root).first(where: { $0.lowercased() == wanted }) else {
-                throw DataFileError(path: root, record: nil, offset: 0,
-                                    reason: "no \(train ? "Train" : "Test") folder: N-MNIST is read as distributed, Train/<digit>/*.bin and Test/<digit>/*.bin")
-            }
-            let digits = folders("\(root)/\(split)")
-            guard digits == (0...9).map(String.init) else {
-                throw DataFileError(path: "\(root)/\(split)", record: nil, offset: 0,
-                                    reason: "expected the class folders 0-9, found \(digits.isEmpty ? "none" : digits.joined(separator: ", "))")
-            }
-            var out: [Recording] = []
-            for (label, d) in digits.enumerated() {
-                for f in try files("\(root)/\(split)/\(d)", ext: "bin").sorted() {
-                    out.append(Recording(path: "\(root)/\(split)/\(d)/\(f)", label: label, window: nil, cacheName: "\(split)/\(d)/\(f).f32"))
-                }
-            }
-            return (digits, out)
-        case .dvsGesture:
-            let list = "\(root)/trials_to_\(train ? "train" : "test").txt"
-            guard let text = try? String(contentsOfFile: list, encoding: .utf8) else {
-                throw DataFileError(path: list, record: nil, offset: 0,
-                                    reason: "cannot read the trial list: DVS128 Gesture is read as distributed (DvsGesture/ with user*.aedat, *_labels.csv, trials_to_train.txt, trials_to_test.txt)")
-            }
-            var out: [Recording] = []
-            var offset = 0
-            for (row, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                defer { offset += line.utf8.count + 1 }
-                let name = line.trimmingCharacters(in: .whitespacesAndNewlines)
-                if name.isEmpty { continue }
-                // A name from a data file may not leave the data directory (nor put its cache
-                // file outside the cache folder).
-                guard !name.hasPrefix("/"), !name.split(separator: "/").contains(".."), !name.contains("\0") else {
-                    throw DataFileError(path: list, record: row, offset: offset,
-                                        reason: "'\(name)' is not a path inside the data directory (absolute, or with '..')")
-                }
-                let path = "\(root)/\(name)"
-                let labelsPath = path.replacingOccurrences(of: ".aedat", with: "") + "_labels.csv"
-                for (i, segment) in try gestureLabels(labelsPath).enumerated() {
-                    out.append(Recording(path: path, label: segment.label, window: segment.window, cacheName: "\(name)-\(i).f32"))
-                }
-            }
-            guard !out.isEmpty else { throw DataFileError(path: list, record: nil, offset: 0, reason: "the trial list names no recordings") }
-            return (gestureClasses, out)
-        }
-    }
-
-    /// The labelled intervals of a DVS128 Gesture recording: `class,startTime_usec,endTime_usec`
-    /// rows after a header, classes 1-11.
-    public static func gestureLabels(_ path: String) throws -> [(label: Int, window: Range<Int64>)] {
-        let data = try EventFiles.contents(path)
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw DataFileError(path: path, record: nil, offset: 0, reason: "the labels file is not UTF-8 text")
-        }
-        var out: [(Int, Range<Int64>)] = []
-        var offset = 0
-        for (row, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            defer { offset += line.utf8.count + 1 }
-            let fields = line.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").map(String.init)
-            if fields.isEmpty || (row == 0 && fields.first == "class") { continue }
-            guard fields.count == 3, let c = Int(fields[0]), let start = Int64(fields[1]), let end = Int64(fields[2]),
-                  (1...11).contains(c), start < end else {
-                throw DataFileError(path: path, record: row, offset: offset,
-                                    reason: "expected 'class,startTime_usec,endTime_usec' with a class in 1-11 and start < end, got '\(line)'")
-            }
-            out.append((c - 1, start..<end))
-        }
-        return out
-    }
-
-    /// The recording index in a CIFAR10-DVS file name (`cifar10_airplane_123.aedat` → 123).
-    static func index(_ name: String) -> Int {
-        let stem = name.split(separator: ".").first.map(String.init) ?? name
-        return Int(stem.split(separator: "_").last ?? "") ?? Int.max
+        return notes
     }
 
     /// One sample's frames, from the cache or computed (and cached).
     ///
     /// - Parameter recordingEvents: DVS128 Gesture's decoded recording, decoded here when nil and
     ///   kept for the next interval of the same recording.
-    static func frames(_ kind: Kind, _ recording: Recording, cache: String, timesteps: Int, size: Int, dvsFrames: DVSFrames,
-                       recordingEvents: inout EventStream?, into out: UnsafeMutablePointer<Float>) throws {
+    /// - Returns: why the computed frames could not be written to the cache, or nil.
+    static func frames(_ kind: Kind, _ recording: Recording, cache: FrameCache, timesteps: Int, size: Int, dvsFrames: DVSFrames,
+                       recordingEvents: inout EventStream?, into out: UnsafeMutablePointer<Float>) throws -> String? {
         let count = timesteps * 2 * size * size
-        let cached = cache + "/" + recording.cacheName
         let key = FrameCacheKey(source: recording.path)
-        if let key, let data = try? Data(contentsOf: URL(fileURLWithPath: cached)), data.count == FrameCacheKey.size + count * 4,
-           data.prefix(FrameCacheKey.size) == key.header {
-            data.withUnsafeBytes { raw in
-                out.update(from: (raw.baseAddress! + FrameCacheKey.size).assumingMemoryBound(to: Float.self), count: count)
+        for folder in cache.readable {
+            if let key, let data = try? Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(recording.cacheName)")),
+               data.count == FrameCacheKey.size + count * 4, data.prefix(FrameCacheKey.size) == key.header {
+                data.withUnsafeBytes { raw in
+                    out.update(from: (raw.baseAddress! + FrameCacheKey.size).assumingMemoryBound(to: Float.self), count: count)
+                }
+                return nil
             }
-            return
         }
         if kind == .cifar10DVS && dvsFrames == .reference {
             try referenceCIFAR10DVSFrames(recording.path, timesteps: timesteps, size: size, into: out)
@@ -312,8 +240,15 @@ public struct EventFolderDataset: LabelledDataset {
                 }
             }
         }
-        // The cache is an optimisation: a failed write only means recomputing next time.
-        if let key { try? AtomicFile.write(key.header + Data(bytes: out, count: count * 4), to: cached, durable: false) }
+        // The cache is an optimisation: a failed write only means recomputing next time, which
+        // the caller reports.
+        guard let key, let directory = cache.directory else { return nil }
+        do {
+            try AtomicFile.write(key.header + Data(bytes: out, count: count * 4), to: "\(directory)/\(recording.cacheName)", durable: false)
+        } catch {
+            return "\(error)"
+        }
+        return nil
     }
 
     /// ``DVSFrames/reference``: the reference's CIFAR10-DVS preprocessing.

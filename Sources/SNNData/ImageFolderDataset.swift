@@ -28,6 +28,8 @@ public struct ImageFolderDataset: LabelledDataset {
     public static let std: [Float] = [0.229, 0.224, 0.225]
     /// File extensions torchvision's `ImageFolder` would take that this reader decodes.
     public static let extensions: Set<String> = ["jpg", "jpeg"]
+    /// What the data set's folder must hold, as a phrase that follows "expected".
+    public static let layout = "train/ and val/, each with one folder of JPEGs per class (synset), as ImageNet is laid out"
 
     public let classNames: [String]
     public let files: [String]
@@ -56,12 +58,11 @@ public struct ImageFolderDataset: LabelledDataset {
     public init(root: String, train: Bool, classes: Classes = .imagenet100, seed: UInt64,
                 size: Int = 224, resizeTo: Int = 256, skipCorrupt: Bool = false, jpegLimits: JPEG.Limits? = nil) throws {
         let fm = FileManager.default
+        let layout = ImageFolderDataset.layout
+        try DataLayoutError.requireFolder(root, expected: layout)
         var split = "\(root)/\(train ? "train" : "val")"
         if !train && !fm.fileExists(atPath: split) && fm.fileExists(atPath: "\(root)/test") { split = "\(root)/test" }
-        guard fm.fileExists(atPath: split) else {
-            throw DataFileError(path: split, record: nil, offset: 0,
-                                reason: "no such folder: ImageNet-style data sets hold train/ and val/, each with one folder per class (synset)")
-        }
+        try DataLayoutError.requireFolder(split, expected: layout)
         let present = ((try? fm.contentsOfDirectory(atPath: split)) ?? [])
             .filter { !$0.hasPrefix(".") && (try? fm.attributesOfItem(atPath: "\(split)/\($0)")[.type] as? FileAttributeType) == .typeDirectory }
         let wanted: [String]
@@ -71,11 +72,10 @@ public struct ImageFolderDataset: LabelledDataset {
         case .named(let names): wanted = names
         }
         let missing = wanted.filter { !present.contains($0) }
-        guard missing.isEmpty, !wanted.isEmpty else {
+        guard !wanted.isEmpty else { throw DataLayoutError(path: split, problem: "holds no class folders", expected: layout) }
+        guard missing.isEmpty else {
             let what = classes == .imagenet100 ? "ImageNet-100's \(wanted.count) classes" : "the \(wanted.count) classes asked for"
-            throw DataFileError(path: split, record: nil, offset: 0, reason: wanted.isEmpty
-                ? "no class folders"
-                : "\(missing.count) of \(what) have no folder here, e.g. \(missing.prefix(3).joined(separator: ", ")) (--classes all takes the folders present)")
+            throw DataLayoutError(path: split, problem: "\(missing.count) of \(what) have no folder here, e.g. \(missing.prefix(3).joined(separator: ", ")) (--classes all takes the folders present)")
         }
         let names = wanted.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }  // ImageFolder's order
         var files: [String] = [], labels: [Int] = []
@@ -84,7 +84,7 @@ public struct ImageFolderDataset: LabelledDataset {
                 .filter { ImageFolderDataset.extensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
                 .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
             guard !images.isEmpty else {
-                throw DataFileError(path: "\(split)/\(name)", record: nil, offset: 0, reason: "class folder holds no .jpeg/.jpg files")
+                throw DataLayoutError(path: "\(split)/\(name)", problem: "holds no .jpeg/.jpg files", expected: layout)
             }
             files += images.map { "\(split)/\(name)/\($0)" }
             labels += [Int](repeating: label, count: images.count)
@@ -170,12 +170,15 @@ public struct ImageFolderDataset: LabelledDataset {
         var j = i
         while true {
             do { return try JPEG.read(files[j], limits: jpegLimits) } catch {
-                guard skipCorrupt else { throw error }
+                guard skipCorrupt else {
+                    let hint = "pass --skip-corrupt to use the next readable image of its class instead"
+                    throw (error as? DataFileError)?.hinted(hint) ?? DataFileError(path: files[j], reason: "\(error)", hint: hint)
+                }
                 if skippedFiles.insert(files[j]) {
                     FileHandle.standardError.write(Data("warning: skipping unreadable image: \(error)\n".utf8))
                 }
                 j = j + 1 < files.count && labels[j + 1] == labels[i] ? j + 1 : labels.firstIndex(of: labels[i])!
-                if j == i { throw DataFileError(path: files[i], record: nil, offset: 0, reason: "no readable image in its class folder") }
+                if j == i { throw DataFileError(path: files[i], reason: "no readable image in its class folder") }
             }
         }
     }

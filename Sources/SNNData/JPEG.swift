@@ -157,7 +157,7 @@ public enum JPEG {
     /// benchmarks and tests.
     public static func encode(_ image: RGBImage, quality: Int = 90, progressive: Bool = false) throws -> Data {
         guard let handle = tjInitCompress() else {
-            throw DataFileError(path: "<memory>", record: nil, offset: 0, reason: "libjpeg-turbo could not start an encoder")
+            throw DataFileError(path: "<memory>", reason: "libjpeg-turbo could not start an encoder")
         }
         defer { tjDestroy(handle) }
         var buffer: UnsafeMutablePointer<UInt8>? = nil
@@ -168,14 +168,14 @@ public enum JPEG {
         }
         defer { tjFree(buffer) }
         guard status == 0, let buffer else {
-            throw DataFileError(path: "<memory>", record: nil, offset: 0, reason: "JPEG encoding failed: \(message(handle))")
+            throw DataFileError(path: "<memory>", reason: "JPEG encoding failed: \(message(handle))")
         }
         return Data(bytes: buffer, count: Int(size))
     }
 
     private static func withDecoder<R>(path: String, _ body: (tjhandle) throws -> R) throws -> R {
         guard let handle = tjInitDecompress() else {
-            throw DataFileError(path: path, record: nil, offset: 0, reason: "libjpeg-turbo could not start a decoder")
+            throw DataFileError(path: path, reason: "libjpeg-turbo could not start a decoder")
         }
         defer { tjDestroy(handle) }
         return try body(handle)
@@ -183,26 +183,26 @@ public enum JPEG {
 
     private static func header(_ handle: tjhandle, _ raw: UnsafeRawBufferPointer, path: String, limits: Limits) throws -> Header {
         guard raw.count >= 4, raw[0] == 0xFF, raw[1] == 0xD8 else {
-            throw DataFileError(path: path, record: nil, offset: 0,
+            throw DataFileError(path: path,
                                 reason: "not a JPEG file (it does not start with the SOI marker FF D8)")
         }
         var (w, h, sub, cs): (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
         if tjDecompressHeader3(handle, raw.bindMemory(to: UInt8.self).baseAddress, UInt(raw.count), &w, &h, &sub, &cs) != 0 {
-            throw DataFileError(path: path, record: nil, offset: 0, reason: "unreadable JPEG header: \(message(handle))")
+            throw DataFileError(path: path, reason: "unreadable JPEG header: \(message(handle))")
         }
         guard w > 0, h > 0 else {
-            throw DataFileError(path: path, record: nil, offset: 0,
+            throw DataFileError(path: path,
                                 reason: "unreadable JPEG header: it declares no image size (no frame header; the file is truncated or damaged)")
         }
         let pixels = Int(w) * Int(h)  // both below 2^16
         guard pixels <= limits.maxPixels else {
-            throw DataFileError(path: path, record: nil, offset: 0,
+            throw DataFileError(path: path,
                                 reason: "the JPEG declares \(w)×\(h) = \(pixels) pixels, more than the limit of \(limits.maxPixels) (--max-image-pixels or JPEG.maxPixels raises it)")
         }
         let found = markers(raw, limit: limits.maxScans)
         let (perByte, overflow) = limits.maxPixelsPerByte.multipliedReportingOverflow(by: raw.count)
         guard found.arithmetic || overflow || pixels <= perByte else {
-            throw DataFileError(path: path, record: nil, offset: 0,
+            throw DataFileError(path: path,
                                 reason: "the JPEG declares \(w)×\(h) = \(pixels) pixels in a file of \(raw.count) bytes, more than the limit of \(limits.maxPixelsPerByte) pixels per byte (\(perByte)) a complete image can reach; it is truncated or crafted (JPEG.limits.maxPixelsPerByte raises it)")
         }
         guard found.scans <= limits.maxScans else {
@@ -221,7 +221,7 @@ public enum JPEG {
         let text = message(handle)
         let truncated = text.contains("Premature end")
         if tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue) && !truncated { return }
-        throw DataFileError(path: path, record: nil, offset: truncated ? data.count : 0,
+        throw DataFileError(path: path, record: nil, offset: truncated ? data.count : nil,
                             reason: truncated ? "the JPEG data ends early; the file is truncated (\(text))" : "corrupt JPEG data: \(text)")
     }
 

@@ -69,12 +69,12 @@ public enum TorchCheckpoint {
                 notes.append("state dict read from the checkpoint's '\(entries[0].0)' entry")
             } else {
                 let keys = d.items.map { "\($0.0)" }.joined(separator: ", ")
-                throw DataFileError(path: path, record: nil, offset: 0,
+                throw DataFileError(path: path,
                                     reason: entries.isEmpty ? "holds no dict of tensors (top-level keys: \(keys))"
                                         : "holds several dicts of tensors (\(entries.map(\.0).joined(separator: ", "))); none is under \(wrapperKeys.joined(separator: ", "))")
             }
         } else {
-            throw DataFileError(path: path, record: nil, offset: 0, reason: "holds \(root), not a state dict")
+            throw DataFileError(path: path, reason: "holds \(root), not a state dict")
         }
         let (names, stripped) = withoutDataParallelPrefix(found.map(\.0))
         if let stripped { notes.append(stripped) }
@@ -82,7 +82,7 @@ public enum TorchCheckpoint {
         var budget = materialisationLimit(fileSize: data.count)
         for (name, (original, reference)) in zip(names, found) {
             guard tensors[name] == nil else {
-                throw DataFileError(path: path, record: nil, offset: 0, reason: "key '\(name)' appears twice")
+                throw DataFileError(path: path, reason: "key '\(name)' appears twice")
             }
             tensors[name] = try archive.tensor(reference, key: original, budget: &budget)
         }
@@ -113,7 +113,7 @@ public enum TorchCheckpoint {
     static func open(_ data: Data, path: String) throws -> TorchArchive {
         guard ZipArchive.isZip(data) else {
             let legacy = data.first == 0x80 || (data.count > 262 && data[data.startIndex + 257..<data.startIndex + 262].elementsEqual(Array("ustar".utf8)))
-            throw DataFileError(path: path, record: nil, offset: 0, reason: legacy
+            throw DataFileError(path: path, reason: legacy
                 ? "is in PyTorch's legacy format (torch < 1.6), which SwiftSNN does not read; re-save it with torch >= 1.6: torch.save(torch.load(path), 'new.pth')"
                 : "is not a PyTorch file (torch.save writes a ZIP archive) nor safetensors")
         }
@@ -171,7 +171,7 @@ struct TorchArchive {
     init(_ zip: ZipArchive) throws {
         self.zip = zip
         guard let entry = zip.entries.first(where: { $0.name.hasSuffix("data.pkl") && $0.name.split(separator: "/").count <= 2 }) else {
-            throw DataFileError(path: zip.path, record: nil, offset: 0, reason: "is a ZIP archive without data.pkl: not a torch.save file")
+            throw DataFileError(path: zip.path, reason: "is a ZIP archive without data.pkl: not a torch.save file")
         }
         pickleEntry = entry
         prefix = String(entry.name.dropLast("data.pkl".count))

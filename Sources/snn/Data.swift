@@ -5,7 +5,8 @@ import SNNData
 /// `snn data ...`: look inside data files.
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "data", abstract: "Prepare and inspect data sets.", subcommands: [DataPrepare.self, DataInspect.self])
+        commandName: "data", abstract: "Prepare, arrange and inspect data sets.",
+        subcommands: [DataPrepare.self, DataInspect.self, DataArrangeNMNIST.self])
 }
 
 /// `snn data prepare`: integrate every recording of an event data set into its frame cache, or
@@ -14,7 +15,13 @@ struct DataPrepare: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prepare",
         abstract: "Fill the frame cache of an event data set so training reads frames, not events; check every JPEG of ImageNet100.",
-        discussion: "The frame cache lives in DATA-DIR/.snn-frames/<options>/ and is safe to delete. CIFAR needs no preparation; for ImageNet100 every image is decoded once and unreadable ones are listed.")
+        discussion: """
+            The frame cache lives in DATA-DIR/.snn-frames/<options>/ (with --cache-dir, DIR/<options>/) and is safe to \
+            delete. When DATA-DIR cannot be written, frames go to a per-user cache, \
+            $XDG_CACHE_HOME/swiftsnn/frames/<data folder>-<hash>/ (~/.cache when XDG_CACHE_HOME is unset), and \
+            the command says so. CIFAR needs no preparation; for \
+            ImageNet100 every image is decoded once and unreadable ones are listed.
+            """)
 
     @Option(name: .customLong("dataset"), help: "DVSCIFAR10, NCaltech101, NMNIST, DVSGesture or ImageNet100.")
     var dataset: String
@@ -30,11 +37,16 @@ struct DataPrepare: ParsableCommand {
     var frameSize: Int?
     @Option(name: .customLong("classes"), help: "ImageNet100 classes: imagenet100, all, or a file of synsets.")
     var classes: String = "imagenet100"
+    @Option(name: [.customLong("cache-dir"), .customLong("cache_dir")],
+            help: ArgumentHelp("Cache frames in DIR/<options>/ instead of DATA-DIR/.snn-frames/<options>/.", valueName: "DIR"))
+    var cacheDir: String?
     @OptionGroup var limits: ReaderLimitOptions
 
     func validate() throws {
         _ = try DatasetName.parse(dataset, among: [.dvsCIFAR10, .ncaltech101, .nmnist, .dvsGesture, .imagenet100])
         if let t = timesteps, t < 1 { throw FlagError("--T must be positive, got \(t)") }
+        if let s = frameSize, s < 1 { throw FlagError("--frame-size must be positive, got \(s)") }
+        if cacheDir?.isEmpty == true { throw FlagError("--cache-dir needs a folder") }
         guard EventFolderDataset.DVSFrames(rawValue: dvsFrames) != nil else { throw FlagError("--dvs-frames accepts standard, reference; got \(dvsFrames)") }
     }
 
@@ -45,7 +57,7 @@ struct DataPrepare: ParsableCommand {
         let terminal = isatty(STDOUT_FILENO) != 0
         let start = Date()
         let options = DataOptions(augment: false, skipCorrupt: skipCorrupt, dvsFrames: EventFolderDataset.DVSFrames(rawValue: dvsFrames) ?? .standard,
-                                  classes: classes, frameSize: frameSize)
+                                  classes: classes, frameSize: frameSize, cacheDir: cacheDir)
         func show(_ split: String, _ done: Int, _ count: Int, _ unit: String) {
             guard terminal else { return }
             let elapsed = max(Date().timeIntervalSince(start), 1e-3), rate = Double(done) / elapsed
@@ -55,20 +67,26 @@ struct DataPrepare: ParsableCommand {
         }
         let data: LoadedData
         do {
-            data = try name.load(from: dataDir, timesteps: timesteps ?? name.defaultTimesteps, seed: 0, options: options) {
-                show($0, $1, $2, "samples")
-            }
+            data = try name.load(from: dataDir, timesteps: timesteps ?? name.defaultTimesteps, seed: 0, options: options,
+                                 progress: { show($0, $1, $2, "samples") })
         } catch let error as CLIError {
             throw error
+        } catch let error as FrameCacheError {
+            throw CLIError("--cache-dir: \(error)")
         } catch {
-            throw CLIError("\(error)")
+            throw CLIError("--data-dir: \(error)")
         }
         if terminal { print("") }
         if name == .imagenet100 { return try verifyImages(data, start: start, show: show) }
-        let kind = name.eventKind!
-        let cache = EventFolderDataset.cacheDirectory(root: dataDir, kind: kind, timesteps: timesteps ?? name.defaultTimesteps,
-                                                      size: frameSize ?? kind.defaultSize, dvsFrames: options.dvsFrames)
-        print("prepared \(data.train.count + data.test.count) samples (\(data.train.count) train, \(data.test.count) test)\(data.skipped.isEmpty ? "" : ", skipped \(data.skipped.count) unreadable") in \(String(format: "%.1f", Date().timeIntervalSince(start))) s: \(cache)")
+        let counts = "\(data.train.count + data.test.count) samples (\(data.train.count) train, \(data.test.count) test)\(data.skipped.isEmpty ? "" : ", skipped \(data.skipped.count) unreadable")"
+        let seconds = String(format: "%.1f", Date().timeIntervalSince(start))
+        // Filling the cache is this command's job: say so, and fail, when it could not be done.
+        guard let cache = data.frameCache?.directory else {
+            print("integrated \(counts) in \(seconds) s, but no frame cache could be written (see the note above)")
+            throw ExitCode(1)
+        }
+        print("prepared \(counts) in \(seconds) s: \(cache)")
+        if data.unwrittenFrames > 0 { throw ExitCode(1) }
     }
 
     /// Decodes every JPEG once, on all cores, and lists the unreadable ones.
@@ -252,5 +270,52 @@ struct DataInspect: ParsableCommand {
         if json { return try Output.printJSON(object) }
         print("\(file): \(format), \(batch.count) images of 3×32×32, \(variant.classes) classes")
         print("first labels: \(batch.labels.prefix(10).map(String.init).joined(separator: " "))")
+    }
+}
+
+/// `snn data arrange-nmnist`: SLAYER's N-MNIST sample files laid out as N-MNIST is distributed.
+struct DataArrangeNMNIST: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "arrange-nmnist",
+        abstract: "Lay out SLAYER's N-MNIST sample (<id>.bs2 with train*.txt and test*.txt) as Train/<digit>/ and Test/<digit>/.",
+        discussion: """
+            Reads the label lists in SOURCE (a # header, then id<TAB>label rows) and makes \
+            OUTPUT/Train/<digit>/<id>.bin and OUTPUT/Test/<digit>/<id>.bin: symbolic links to SOURCE/<id>.bs2 \
+            (absolute targets), or copies with --copy. Listed ids without a .bs2 file are counted and left out. \
+            Re-running completes an interrupted run and does nothing on a complete one; an OUTPUT holding anything \
+            else is refused before anything is written. Then: snn data prepare --dataset NMNIST --data-dir OUTPUT.
+            """)
+
+    @Option(help: ArgumentHelp("The folder of <id>.bs2 files and their label lists.", valueName: "DIR"))
+    var source: String
+    @Option(help: ArgumentHelp("The folder to make (or complete).", valueName: "DIR"))
+    var output: String
+    @Flag(help: "Copy the files instead of linking to them.")
+    var copy = false
+
+    func run() throws {
+        let arrangement: NMNISTArrangement
+        let made: [String: Int]
+        do {
+            arrangement = try NMNISTArrangement(source: source, output: output)
+            made = try arrangement.apply(copy ? .copy : .link)
+        } catch {
+            throw CLIError("\(error)")
+        }
+        let count = { (split: String) in arrangement.samples.filter { $0.split == split }.count }
+        let samples = "\(count("Train")) train and \(count("Test")) test samples"
+        let new = made.values.reduce(0, +)
+        if new == 0 {
+            print("\(output) already holds these \(samples); nothing to do")
+        } else {
+            let how = copy ? "copies of" : "symbolic links to"
+            let partly = new < arrangement.samples.count ? " (\(new) new, \(arrangement.samples.count - new) already there)" : ""
+            print("arranged \(samples) in \(output) as \(how) the .bs2 files in \(source)\(partly)")
+        }
+        let missing = zip(arrangement.lists, zip(arrangement.missing, arrangement.listed)).filter { $0.1.0 > 0 }
+        if !missing.isEmpty {
+            let each = missing.map { "\($0.1.0) of \($0.1.1) in \($0.0)" }.joined(separator: ", ")
+            print("left out \(arrangement.missing.reduce(0, +)) listed ids that have no .bs2 file in \(source) (\(each))")
+        }
     }
 }

@@ -75,16 +75,14 @@ enum DatasetName: String, CaseIterable {
         }
     }
 
-    /// What `--data-dir` must hold.
+    /// What `--data-dir` must hold, as a phrase that follows "the folder holding" or "expected".
     var layout: String {
         switch self {
         case .cifar10: return "cifar-10-batches-bin/ (data_batch_1..5.bin, test_batch.bin) or cifar-10-batches-py/"
         case .cifar100: return "cifar-100-binary/ (train.bin, test.bin) or cifar-100-python/"
-        case .imagenet100: return "train/ and val/, each with one folder of JPEGs per synset (ImageNet's own layout)"
-        case .dvsCIFAR10: return "one folder of .aedat files per class (airplane/cifar10_airplane_0.aedat, ...)"
-        case .ncaltech101: return "one folder of .bin files per Caltech101 class (BACKGROUND_Google/, Faces_easy/, ...)"
-        case .nmnist: return "Train/ and Test/, each with digit folders 0-9 of .bin files"
-        case .dvsGesture: return "DvsGesture/: user*.aedat, user*_labels.csv, trials_to_train.txt, trials_to_test.txt"
+        case .imagenet100: return ImageFolderDataset.layout
+        case .nmnist: return "\(EventFolderDataset.Kind.nmnist.layout) (snn data arrange-nmnist makes it from SLAYER's .bs2 files)"
+        case .dvsCIFAR10, .ncaltech101, .dvsGesture: return eventKind!.layout
         case .synthetic: return "nothing (generated from --seed)"
         }
     }
@@ -100,6 +98,9 @@ struct DataOptions {
     var frameSize: Int?
     /// Training samples of the synthetic data set (the test split gets a quarter).
     var syntheticSamples = 3000
+    /// Where event frames are cached instead of DATA-DIR/.snn-frames (`--cache-dir`); frames go
+    /// to `cacheDir/<options>/`.
+    var cacheDir: String? = nil
 
     /// What a run's config records about the data.
     func recorded(for name: DatasetName) -> [String: String] {
@@ -136,13 +137,35 @@ struct LoadedData {
     let test: any LabelledDataset
     let inputShape: [Int]
     let skipped: [String]
+    /// Event data sets: where the frames are cached (nil: nowhere) and the frame files that could not be written.
+    var frameCache: FrameCache? = nil
+    var unwrittenFrames = 0
 }
 
 extension DatasetName {
-    /// Reads the data set from `directory` (errors name the file, record and offset); the
-    /// synthetic events are generated from `seed` instead.
+    /// Reads the data set from `directory` (errors name the folder or file at fault and, for a
+    /// file, the record and offset); the synthetic events are generated from `seed` instead.
+    /// A data set with fewer than two classes or an empty training split is refused, and so is an
+    /// empty test split, except where a class-folder data set has too few files per class to
+    /// give one (then `report` warns; see ``checkSplits(_:directory:report:)``).
+    ///
+    /// - Parameter report: where notes for the user go (the frame cache's place), one line each.
     func load(from directory: String, timesteps: Int, seed: UInt64, options: DataOptions,
+              report: (String) -> Void = { FileHandle.standardError.write(Data("note: \($0)\n".utf8)) },
               progress: ((String, Int, Int) -> Void)? = nil) throws -> LoadedData {
+        do {
+            let data = try loadSplits(from: directory, timesteps: timesteps, seed: seed, options: options, report: report, progress: progress)
+            try checkSplits(data, directory: directory, report: report)
+            return data
+        } catch var error as DataLayoutError where error.expected != nil {
+            // The user-facing wording of the layout, with the commands that help build it.
+            error.expected = layout
+            throw error
+        }
+    }
+
+    private func loadSplits(from directory: String, timesteps: Int, seed: UInt64, options: DataOptions,
+                            report: (String) -> Void, progress: ((String, Int, Int) -> Void)?) throws -> LoadedData {
         switch self {
         case .synthetic:
             let integration = FrameIntegration.eventCount(frames: timesteps)
@@ -174,10 +197,41 @@ extension DatasetName {
             func split(_ train: Bool) throws -> EventFolderDataset {
                 try EventFolderDataset(kind: kind, root: directory, train: train, timesteps: timesteps, size: size,
                                        augment: train && options.augment, seed: seed, dvsFrames: options.dvsFrames,
-                                       skipCorrupt: options.skipCorrupt) { done, total in progress?(train ? "train" : "test", done, total) }
+                                       skipCorrupt: options.skipCorrupt, cacheRoot: options.cacheDir) { done, total in
+                    progress?(train ? "train" : "test", done, total)
+                }
             }
             let (train, test) = (try split(true), try split(false))
-            return LoadedData(train: train, test: test, inputShape: [2, size, size], skipped: train.skipped + test.skipped)
+            // Both splits choose the same cache folder: say where once.
+            var said = Set<String>()
+            for note in train.cacheNotes + test.cacheNotes where said.insert(note).inserted { report(note) }
+            return LoadedData(train: train, test: test, inputShape: [2, size, size], skipped: train.skipped + test.skipped,
+                              frameCache: train.frameCache, unwrittenFrames: train.unwrittenFrames + test.unwrittenFrames)
         }
+    }
+
+    /// Refuses what cannot be trained and tested: fewer than two classes, or an empty split.
+    ///
+    /// CIFAR10-DVS and N-Caltech101 test on the last 10 % of each class folder's files, so a
+    /// folder with fewer than 10 files per class has no test samples; that is reported instead
+    /// of refused, as small folders are useful for smoke tests and for filling the frame cache.
+    func checkSplits(_ data: LoadedData, directory: String, report: (String) -> Void) throws {
+        let (train, test) = (data.train, data.test)
+        let (trainFolder, testFolder): (String, String) = switch self {
+        case .nmnist: ("\(directory)/Train", "\(directory)/Test")
+        case .imagenet100: ("\(directory)/train", "\(directory)/val")
+        default: (directory, directory)
+        }
+        let names = (train as? EventFolderDataset)?.classNames ?? (train as? ImageFolderDataset)?.classNames
+        if train.classes < 2 {
+            throw DataLayoutError(path: trainFolder, problem: "holds \(train.classes) class\(names.map { " (\($0.joined(separator: ", ")))" } ?? ""); training needs at least 2 classes")
+        }
+        let skipped = data.skipped.isEmpty ? "" : " (\(data.skipped.count) unreadable files were skipped)"
+        if train.count == 0 { throw DataLayoutError(path: trainFolder, problem: "the training split has no samples\(skipped)") }
+        guard test.count == 0 else { return }
+        if self == .dvsCIFAR10 || self == .ncaltech101, data.skipped.isEmpty {
+            throw DataLayoutError(path: testFolder, problem: "the test split has no samples: the last 10% of each class folder's files are tested, so each class needs at least 10 files")
+        }
+        throw DataLayoutError(path: testFolder, problem: "the test split has no samples\(skipped)")
     }
 }

@@ -97,6 +97,9 @@ struct TrainOptions: ParsableArguments {
     var fiEpochs: String = "20-40-60-80-100-120-200-300"
     @Option(name: [.customLong("observe_ic"), .customLong("observe-ic")], help: "1: measure the information centroid after every epoch (metrics column information_centroid).")
     var observeIC: Int = 0
+    @Option(name: [.customLong("cache-dir"), .customLong("cache_dir")],
+            help: ArgumentHelp("Read and write event frames in DIR/<options>/ instead of DATA-DIR/.snn-frames/<options>/.", valueName: "DIR"))
+    var cacheDir: String?
     @Option(name: [.customLong("synthetic-samples")], help: "Samples of the synthetic data set (train; test gets a quarter).")
     var syntheticSamples: Int = 3000
 
@@ -134,6 +137,7 @@ struct TrainOptions: ParsableArguments {
                 throw FlagError("--fi_epochs expects positive epoch numbers joined by '-' (e.g. 20-40-60), got \(fiEpochs)")
             }
         }
+        if cacheDir?.isEmpty == true { throw FlagError("--cache-dir needs a folder") }
         if syntheticSamples < 1 { throw FlagError("--synthetic-samples must be positive, got \(syntheticSamples)") }
     }
 }

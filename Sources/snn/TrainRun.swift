@@ -43,7 +43,7 @@ extension TrainOptions {
 
     var dataOptions: DataOptions {
         DataOptions(augment: augment == 1, skipCorrupt: skipCorrupt, dvsFrames: EventFolderDataset.DVSFrames(rawValue: dvsFrames) ?? .standard,
-                    classes: classes, frameSize: frameSize, syntheticSamples: syntheticSamples)
+                    classes: classes, frameSize: frameSize, syntheticSamples: syntheticSamples, cacheDir: cacheDir)
     }
 
     /// The shape of one input frame and the class count the data set will have, when they are
@@ -63,6 +63,8 @@ extension TrainOptions {
             data = try datasetName.load(from: dataDir ?? "", timesteps: config.timesteps, seed: seed, options: dataOptions)
         } catch let error as CLIError {
             throw error
+        } catch let error as FrameCacheError {
+            throw CLIError("--cache-dir: \(error)")
         } catch {
             throw CLIError("--data-dir: \(error)")
         }
@@ -164,7 +166,9 @@ extension TrainOptions {
         if let stop = summary.stoppedAt {
             let cause = stop.reason == "max-steps" ? "stopped by --max-steps \(config.maxSteps ?? stop.globalStep)" : "interrupted by \(stop.reason)"
             print("\(cause) in epoch \(stop.epoch)/\(config.epochs) after step \(stop.step)/\(stop.stepsInEpoch) (\(stop.globalStep) steps in all); checkpoint: \(runDirectory)/weights/last")
-            print("resume with: snn train --resume 1 --resume_path \(shellQuoted("\(runDirectory)/weights/last"))")
+            // Flags of this session that no checkpoint records (where the frames are cached).
+            let session = cacheDir.map { " --cache-dir \(shellQuoted($0))" } ?? ""
+            print("resume with: snn train --resume 1 --resume_path \(shellQuoted("\(runDirectory)/weights/last"))\(session)")
         }
         if summary.bestEpoch > 0 {
             print(String(format: "best test accuracy %@%.2f%% at epoch %d, final %.2f%%, %.1f samples/s, %.0f s",

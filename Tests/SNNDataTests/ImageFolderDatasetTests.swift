@@ -132,14 +132,14 @@ struct ImageFolderDatasetTests {
         do {
             _ = try ImageFolderDataset(root: Self.imagenette, train: true, seed: 0)
             Issue.record("expected an error")
-        } catch let e as DataFileError {
-            #expect(e.reason.contains("100 of ImageNet-100's 100 classes") && e.reason.contains("n02869837") && e.path.hasSuffix("/train"))
+        } catch let e as DataLayoutError {
+            #expect(e.problem.contains("100 of ImageNet-100's 100 classes") && e.problem.contains("n02869837") && e.path.hasSuffix("/train"))
         }
         do {
             _ = try ImageFolderDataset(root: "/nonexistent/imagenet", train: false, seed: 0)
             Issue.record("expected an error")
-        } catch let e as DataFileError {
-            #expect(e.path == "/nonexistent/imagenet/val" && e.reason.contains("train/ and val/"))
+        } catch let e as DataLayoutError {
+            #expect(e.path == "/nonexistent/imagenet" && e.problem == "no such folder" && e.expected?.contains("train/ and val/") == true)
         }
     }
 

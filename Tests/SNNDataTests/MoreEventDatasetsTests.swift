@@ -49,7 +49,7 @@ struct MoreEventDatasetsTests {
         #expect(b.inputs.shape == [5, 3, 2, 34, 34])
         // Missing folders are named.
         #expect { try EventFolderDataset(kind: .nmnist, root: root.appendingPathComponent("Train").path, train: true, timesteps: 5, augment: false, seed: 0) } throws: {
-            "\($0)".contains("no Train folder")
+            "\($0)".contains("Train/Train: no such folder")
         }
     }
 
@@ -135,6 +135,20 @@ struct MoreEventDatasetsTests {
         #expect { try EventFolderDataset(kind: .dvsGesture, root: root.appendingPathComponent("none").path, train: true, timesteps: 2, augment: false, seed: 0) } throws: {
             "\($0)".contains("trials_to_train.txt")
         }
+    }
+
+    @Test("DVS128 Gesture: trial lists and label files with CRLF line ends are read line by line")
+    func gestureCRLF() throws {
+        let root = try TestFiles.temporaryRoot("gesture-crlf")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let events = (0..<20).map { (10, 20, true, Int64(100 + 5 * $0)) }
+        for user in ["user01_led", "user02_led"] {
+            try Self.aedat3(events).write(to: root.appendingPathComponent("\(user).aedat"))
+            try Data("class,startTime_usec,endTime_usec\r\n3,100,150\r\n1,150,200\r\n".utf8).write(to: root.appendingPathComponent("\(user)_labels.csv"))
+        }
+        try Data("user01_led.aedat\r\nuser02_led.aedat\r\n".utf8).write(to: root.appendingPathComponent("trials_to_train.txt"))
+        let set = try EventFolderDataset(kind: .dvsGesture, root: root.path, train: true, timesteps: 2, size: 128, augment: false, seed: 0)
+        #expect(set.count == 4 && set.labels == [2, 0, 2, 0])
     }
 
     @Test("DVS128 Gesture: a trial list naming a file outside the data directory is refused by row and offset")

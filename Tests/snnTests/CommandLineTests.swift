@@ -184,7 +184,7 @@ struct CommandLineTests {
         defer { try? FileManager.default.removeItem(at: root) }
         for c in ["cat", "dog"] {
             try FileManager.default.createDirectory(at: root.appendingPathComponent(c), withIntermediateDirectories: true)
-            for i in 0..<2 {
+            for i in 0..<10 {
                 var d = Data("#!AER-DAT2.0\r\n".utf8)
                 for e in 0..<50 {
                     withUnsafeBytes(of: UInt32(e % 2 | (e % 128) << 1 | (e % 100) << 8).bigEndian) { d.append(contentsOf: $0) }
@@ -194,7 +194,7 @@ struct CommandLineTests {
             }
         }
         let (status, output) = try snn(["data", "prepare", "--dataset", "DVSCIFAR10", "--data-dir", root.path, "--T", "4"])
-        #expect(status == 0 && output.contains("prepared 4 samples (4 train, 0 test)"), "\(output)")
+        #expect(status == 0 && output.contains("prepared 20 samples (18 train, 2 test)"), "\(output)")
         let cache = root.appendingPathComponent(".snn-frames").path
         let folders = try FileManager.default.contentsOfDirectory(atPath: cache)
         #expect(folders.count == 1 && folders[0].contains("frames_4"))
