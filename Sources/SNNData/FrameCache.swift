@@ -1,4 +1,5 @@
 import Foundation
+import SNNTensor
 
 /// Where an event data set's frames are cached, chosen once per data set before any frame is
 /// made, by trying to write there.
@@ -99,7 +100,7 @@ public struct FrameCache: Sendable, Equatable {
         let error = errno
         var isFolder: ObjCBool = false
         if error == EEXIST { return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue ? 0 : ENOTDIR }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = FileSystem.parent(path)
         guard error == ENOENT, !parent.isEmpty, parent != path else { return error }
         let madeParent = makeFolders(parent)
         guard madeParent == 0 else { return madeParent }

@@ -157,7 +157,7 @@ public struct NMNISTArrangement {
 
     /// Makes one sample under a temporary name in its (existing) folder, then renames it into place.
     static func place(_ sample: Sample, _ mode: Mode) throws {
-        let folder = (sample.destination as NSString).deletingLastPathComponent
+        let folder = FileSystem.parent(sample.destination)
         switch mode {
         case .copy:
             let data = try EventFiles.contents(sample.source)

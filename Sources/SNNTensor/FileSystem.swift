@@ -34,6 +34,26 @@ public struct FileSystemError: Error, CustomStringConvertible {
 }
 
 public enum FileSystem {
+    /// The folder holding `path`, as written: `a/b/c` → `a/b`, `c` → `.`, `/c` → `/`, trailing
+    /// slashes ignored. (Foundation's `deletingLastPathComponent` traps on some one-character
+    /// relative paths such as `r`, so paths are split here.)
+    public static func parent(_ path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        if slash == trimmed.startIndex { return "/" }
+        var folder = trimmed[..<slash]
+        while folder.count > 1 && folder.hasSuffix("/") { folder = folder.dropLast() }
+        return String(folder)
+    }
+
+    /// The last component of `path` (`a/b/c` → `c`), trailing slashes ignored.
+    public static func lastComponent(_ path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        return String(trimmed.split(separator: "/").last ?? trimmed)
+    }
+
     /// Creates the folder `path` and any missing parents (`mkdir -p`); an existing folder is fine.
     /// Throws a ``FileSystemError`` naming the first folder that could not be created and why
     /// (a parent that is a file says "Not a directory").
@@ -43,8 +63,8 @@ public enum FileSystem {
             guard isDirectory.boolValue else { throw FileSystemError("create folder", path, reason: "a file of that name exists") }
             return
         }
-        let parent = (path as NSString).deletingLastPathComponent
-        if !parent.isEmpty && parent != path { try makeDirectory(parent) }
+        let parent = parent(path)
+        if parent != path { try makeDirectory(parent) }
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw FileSystemError("create folder", path) }
     }
 
@@ -54,8 +74,7 @@ public enum FileSystem {
         var existing = path
         var isDirectory: ObjCBool = false
         while !FileManager.default.fileExists(atPath: existing, isDirectory: &isDirectory) {
-            let parent = (existing as NSString).deletingLastPathComponent
-            existing = parent.isEmpty ? "." : parent
+            existing = parent(existing)
         }
         guard isDirectory.boolValue else {
             throw FileSystemError("create folder", path, reason: existing == path ? "a file of that name exists" : "\(existing) is a file")

@@ -69,8 +69,8 @@ struct AnalyzeFisher: ParsableCommand {
         abstract: "Fisher information per timestep of a trained network and its information centroid.",
         discussion: """
             With the network in evaluation mode, for t = 1...T: the loss is the negative log-likelihood \
-            of the log-softmax of the output averaged over the first t timesteps, on the training data \
-            in the order of the checkpoint's epoch (with its augmentation), as the reference computes it. \
+            of the log-softmax of the output averaged over the first t timesteps, on the training batches \
+            of the epoch the checkpoint finished (with its augmentation), as train --observe_fi measures it. \
             The reference estimator (the default) sums the squared gradient of each batch's mean loss \
             over --batches batches and divides by 100; --estimator per-sample is the empirical Fisher, \
             the mean over samples of each sample's squared gradient (one sample at a time: costlier). \
@@ -95,10 +95,12 @@ struct AnalyzeFisher: ParsableCommand {
         let (state, options, model, train) = try common.openRun()
         let config = options.makeConfig()
         let kind = FisherEstimator(rawValue: estimator) ?? .reference
-        let order = train.batchIndices(epoch: state.epoch, batchSize: config.batchSize, shuffle: true, seed: config.seed)
+        // The batches of the epoch the checkpoint finished (what --observe_fi measures in training).
+        let epoch = max(state.epoch - 1, 0)
+        let order = train.batchIndices(epoch: epoch, batchSize: config.batchSize, shuffle: true, seed: config.seed)
         let terminal = isatty(STDOUT_FILENO) != 0 && !common.json
         let start = Date()
-        let fi = try FisherInformation.estimate(model: model, data: train, batchIndices: order, epoch: state.epoch, estimator: kind,
+        let fi = try FisherInformation.estimate(model: model, data: train, batchIndices: order, epoch: epoch, estimator: kind,
                                                 batches: batches) { done, total in
             guard terminal else { return }
             let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-3)

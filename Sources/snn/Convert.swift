@@ -52,9 +52,9 @@ struct Convert: ParsableCommand {
             path += ".safetensors"
         }
         // Where OUT goes must be writable before any work (one line naming the folder and why).
-        let folder = (destination as NSString).deletingLastPathComponent
+        let folder = FileSystem.parent(destination)
         do {
-            try FileSystem.checkCreatable(folder.isEmpty ? "." : folder)
+            try FileSystem.checkCreatable(folder)
         } catch {
             throw CLIError("\(destination): \(error)")
         }

@@ -104,9 +104,8 @@ extension TrainOptions {
         let (options, overrides) = try ResumeConfiguration.merge(saved: saved.config, given: given, checkpoint: resumePath)
         if !overrides.isEmpty { print("resuming with overrides: \(overrides.joined(separator: ", "))") }
         // The run continues in its own folder (logs appended), unless --output asks for another.
-        let weightsFolder = (resumePath as NSString).deletingLastPathComponent
-        let runFolder = (weightsFolder as NSString).deletingLastPathComponent
-        let continued = output == nil && (weightsFolder as NSString).lastPathComponent == "weights" ? (runFolder.isEmpty ? "." : runFolder) : nil
+        let weightsFolder = FileSystem.parent(resumePath)
+        let continued = output == nil && FileSystem.lastComponent(weightsFolder) == "weights" ? FileSystem.parent(weightsFolder) : nil
         try options.train(resuming: resumePath, in: continued)
     }
 

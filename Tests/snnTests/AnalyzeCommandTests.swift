@@ -81,5 +81,12 @@ struct AnalyzeCommandTests {
             #expect(ic >= 1 && ic <= 3, "\(row)")
         }
         #expect(metrics.count == 3)
+        // snn analyze fisher on the last checkpoint measures the same batches: the same numbers.
+        let (status, json) = try SNNBinary.run(["analyze", "fisher", "--checkpoint", run + "/weights/last", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(json)")
+        let logged = fisher.dropFirst().map { Double($0.split(separator: ",")[2])! }
+        let measured = try #require(object["fisher_information"] as? [Double])
+        #expect(status == 0 && measured.count == 3)
+        for (a, b) in zip(measured, logged) { #expect(abs(a - b) <= 1e-9 * abs(b), "\(measured) vs \(logged)") }
     }
 }

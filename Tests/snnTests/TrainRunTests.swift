@@ -199,6 +199,15 @@ struct TrainRunTests {
         #expect(unconverted == 1 && why == "Error: \(file)/out.safetensors: cannot create folder \(file): a file of that name exists\n", "\(why)")
     }
 
+    @Test("a one-letter relative --output works (Foundation's path splitting traps on it)")
+    func oneLetterOutput() throws {
+        let dir = temporary("one-letter")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (status, output) = try shell("cd '\(dir)' && snn train --synthetic-samples 16 --batch_size 8 --T 2 --topology CONV-4-3-1-1_L-8 --epochs 1 --output r")
+        #expect(status == 0 && output.contains("run directory: r/result/"), "\(output)")
+    }
+
     @Test("a redirected log shows step lines before the first epoch ends")
     func stepLines() throws {
         let dir = temporary("lines")
