@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "SNNModels", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking"]),
         .target(name: "SNNData", dependencies: ["SNNTensor", "CTurboJPEG"]),
         .target(name: "SNNTraining", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData", "SNNAnalysis"]),
-        .target(name: "SNNAnalysis", dependencies: ["SNNTensor", "SNNLayers", "SNNModels", "SNNData"]),
+        .target(name: "SNNAnalysis", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData"]),
         .target(name: "SNNTestSupport", dependencies: ["SNNTensor"]),
         .executableTarget(
             name: "snn",

@@ -13,6 +13,10 @@ public final class LIF: Module {
     /// The mean of the last call's spikes as a 0-d tensor on the device, when recorded; read
     /// through ``lastFiringRate`` only when it is logged, so a forward pass never waits on it.
     public private(set) var lastSpikeMean: Tensor?
+    /// Also record the firing rate of each timestep of the last call (off by default).
+    public var recordsTimestepRates = false
+    /// The mean of the last call's spikes per timestep, `[T]`, when recorded.
+    public private(set) var lastSpikeMeanPerTimestep: Tensor?
 
     public init(_ neuron: NeuronParameters = NeuronParameters()) {
         self.neuron = neuron
@@ -42,6 +46,9 @@ public final class LIF: Module {
 
     private func observe(_ spikes: Tensor) -> Tensor {
         if recordsFiringRate { lastSpikeMean = withoutGradients { spikes.mean() } }
+        if recordsTimestepRates {
+            lastSpikeMeanPerTimestep = withoutGradients { spikes.mean(axes: Array(1..<spikes.shape.count)) }
+        }
         return spikes
     }
 }

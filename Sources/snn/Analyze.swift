@@ -9,8 +9,8 @@ import SNNTraining
 /// `snn analyze ...`: the paper's analyses of a trained network.
 struct Analyze: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Analyse a trained network: Fisher information per timestep and its information centroid, loss landscapes.",
-        subcommands: [AnalyzeFisher.self, AnalyzeLandscape.self])
+        abstract: "Analyse a trained network: Fisher information per timestep and its information centroid, loss landscapes, firing rates and energy.",
+        subcommands: [AnalyzeFisher.self, AnalyzeLandscape.self, AnalyzeRates.self])
 }
 
 /// The flags every `snn analyze` command shares: the checkpoint and where results go.
@@ -32,6 +32,13 @@ struct AnalysisOptions: ParsableArguments {
 
     /// The checkpoint's run: its training state, its options, the trained network and its data.
     func openRun() throws -> (state: CheckpointState, options: TrainOptions, model: SpikingNetwork, train: any LabelledDataset) {
+        let run = try openRunWithTest()
+        return (run.state, run.options, run.model, run.train)
+    }
+
+    /// ``openRun()`` with the test split too.
+    func openRunWithTest() throws -> (state: CheckpointState, options: TrainOptions, model: SpikingNetwork, train: any LabelledDataset,
+                                      test: any LabelledDataset) {
         let state: CheckpointState
         do { state = try CheckpointState.read(checkpoint) } catch { throw CLIError("--checkpoint: \(error)") }
         let options: TrainOptions
@@ -42,10 +49,10 @@ struct AnalysisOptions: ParsableArguments {
         }
         let config = options.makeConfig()
         let device = Device(config.device) ?? .cpu
-        let (train, _, shape) = try options.loadData(config)
+        let (train, test, shape) = try options.loadData(config)
         let model = try options.makeModel(config, shape: shape, classes: train.classes, device: device)
         do { _ = try ReferenceWeights.load(weightsFile, into: model) } catch { throw CLIError("--checkpoint: \(error)") }
-        return (state, options, model, train)
+        return (state, options, model, train, test)
     }
 
     /// Writes `files` (name → contents) into --output, atomically, and says where.
@@ -208,5 +215,77 @@ struct AnalyzeLandscape: ParsableCommand {
                          landscape.loss[center][center], flat.min() ?? 0, flat.max() ?? 0, landscape.accuracy[center][center] * 100))
         }
         try common.write([("landscape.csv", csv), ("landscape.json", jsonText + "\n")])
+    }
+}
+
+/// `snn analyze rates`: firing rates per layer and timestep, synaptic operations and energy.
+struct AnalyzeRates: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rates",
+        abstract: "Spike firing rates per layer and timestep on test data, synaptic operations and the energy estimate.",
+        discussion: """
+            With the network in evaluation mode on the test split: the mean firing rate of every spiking \
+            layer, overall and per timestep. Operations per sample over T steps: the first layer's \
+            multiply-accumulates on analog input count as MACs; every later layer does one accumulate \
+            per input spike and connection (the rate of the spikes feeding it × its MACs × T; \
+            average-pooled spikes count as spikes). Energy: MACs × --mac-energy + accumulates × \
+            --ac-energy (45 nm: 4.6 pJ and 0.9 pJ), beside the same network as an ANN (every \
+            connection a MAC, one pass).
+            """)
+
+    @OptionGroup var common: AnalysisOptions
+    @Option(help: "Test samples to measure on (default: the whole test split).")
+    var samples: Int?
+    @Option(name: [.customLong("mac-energy"), .customLong("mac_energy")], help: "Picojoules per multiply-accumulate.")
+    var macEnergy: Double = 4.6
+    @Option(name: [.customLong("ac-energy"), .customLong("ac_energy")], help: "Picojoules per accumulate (synaptic operation).")
+    var acEnergy: Double = 0.9
+
+    func validate() throws {
+        if let samples, samples < 1 { throw FlagError("--samples must be positive, got \(samples)") }
+        try requireFinite([("--mac-energy", macEnergy), ("--ac-energy", acEnergy)])
+        if macEnergy < 0 || acEnergy < 0 { throw FlagError("--mac-energy and --ac-energy must be 0 or more") }
+    }
+
+    func run() throws {
+        SNN.prepare()
+        let (_, options, model, _, test) = try common.openRunWithTest()
+        let config = options.makeConfig()
+        let count = min(samples ?? test.count, test.count)
+        let batches = stride(from: 0, to: count, by: config.batchSize).map { ArraySlice(Array($0..<min($0 + config.batchSize, count))) }
+        let activity = try SpikeActivity.measure(model: model, data: test, batches: batches)
+        let (snn, ann) = activity.energy(mac: macEnergy * 1e-12, ac: acEnergy * 1e-12)
+        let layers = activity.layers.map { ["name": $0.name, "rate": $0.rate, "per_timestep": $0.perTimestep] as [String: Any] }
+        let operations = activity.operations.map { o -> [String: Any] in
+            ["index": o.index, "token": o.token, "input": o.input ?? NSNull(), "input_rate": o.inputRate ?? NSNull(),
+             "macs_per_timestep": o.macsPerTimestep, "macs": o.macs, "synaptic_operations": o.synapticOperations]
+        }
+        let object: [String: Any] = [
+            "checkpoint": common.checkpoint, "samples": activity.samples, "T": activity.timesteps, "layers": layers,
+            "operations": operations, "macs": activity.totalMACs, "synaptic_operations": activity.totalSynapticOperations,
+            "ann_macs": activity.annMACs, "mac_energy_pj": macEnergy, "ac_energy_pj": acEnergy,
+            "energy_joules": snn, "ann_energy_joules": ann,
+        ]
+        let jsonText = String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+        var csv = "layer,t,firing_rate\n"
+        for l in activity.layers { for (t, r) in l.perTimestep.enumerated() { csv += "\(l.name),\(t + 1),\(r)\n" } }
+        if common.json {
+            print(jsonText)
+        } else {
+            print("spike firing rates of \(config.modelName ?? config.topology) on \(activity.samples) test samples, T=\(activity.timesteps)")
+            let width = max(20, (activity.layers.map(\.name.count).max() ?? 0) + 2)
+            func pad(_ s: String) -> String { s + String(repeating: " ", count: max(width - s.count, 1)) }
+            let labels = ["mean"] + (1...activity.timesteps).map { "t=\($0)" }
+            let header = pad("layer") + labels.map { $0 + String(repeating: " ", count: max(6 - $0.count, 0)) }.joined(separator: "  ")
+            print(header.replacing(/\s+$/, with: ""))
+            for l in activity.layers {
+                print(pad(l.name) + ([l.rate] + l.perTimestep).map { String(format: "%.4f", $0) }.joined(separator: "  "))
+            }
+            print(String(format: "per sample: %.4g MACs (analog input) and %.4g synaptic operations over %d steps; as an ANN %.4g MACs",
+                         activity.totalMACs, activity.totalSynapticOperations, activity.timesteps, activity.annMACs))
+            print(String(format: "energy per sample (%.2g pJ per MAC, %.2g pJ per accumulate): SNN %.4g µJ, ANN %.4g µJ (%.2f×)",
+                         macEnergy, acEnergy, snn * 1e6, ann * 1e6, ann / max(snn, 1e-30)))
+        }
+        try common.write([("firing_rates.csv", csv), ("rates.json", jsonText + "\n")])
     }
 }

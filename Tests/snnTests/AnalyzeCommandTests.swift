@@ -41,6 +41,8 @@ struct AnalyzeCommandTests {
         (["analyze", "fisher", "--checkpoint", "x", "--batches", "0"], "--batches must be positive, got 0"),
         (["analyze", "landscape", "--checkpoint", "x", "--grid", "1"], "--grid must be 2 or more (a landscape needs points on both sides), got 1"),
         (["analyze", "landscape", "--checkpoint", "x", "--span", "0"], "--span must be positive, got 0.0"),
+        (["analyze", "rates", "--checkpoint", "x", "--samples", "0"], "--samples must be positive, got 0"),
+        (["analyze", "rates", "--checkpoint", "x", "--ac-energy", "-1"], "--mac-energy and --ac-energy must be 0 or more"),
         (["train", "--observe_fi", "1", "--fi_epochs", "20-x"], "--fi_epochs expects positive epoch numbers joined by '-' (e.g. 20-40-60), got 20-x"),
     ])
     func badInput(_ c: ([String], String)) throws {
@@ -64,6 +66,22 @@ struct AnalyzeCommandTests {
         let (_, again) = try SNNBinary.run(args + ["--seed", "7"])
         let reused = try #require(try JSONSerialization.jsonObject(with: Data(again.utf8)) as? [String: Any])
         #expect(reused["loss"] as? [[Double]] == loss && reused["seed"] as? Int == 0)
+    }
+
+    @Test("analyze rates: every spiking layer's rate per timestep, operations per layer, energy with the given constants")
+    func rates() throws {
+        let (folder, run, _) = try run("rates", epochs: 1)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let (status, json) = try SNNBinary.run(["analyze", "rates", "--checkpoint", run + "/weights/last", "--json", "--ac-energy", "0",
+                                                "--output", folder + "/rates"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(json)")
+        let layers = try #require(object["layers"] as? [[String: Any]])
+        #expect(status == 0 && object["samples"] as? Int == 16 && layers.count == 1 && (layers[0]["per_timestep"] as? [Double])?.count == 3)
+        // With free accumulates, the energy is the first layer's MACs at 4.6 pJ.
+        let macs = try #require(object["macs"] as? Double)
+        #expect(abs((object["energy_joules"] as? Double ?? 0) - macs * 4.6e-12) < 1e-18)
+        let csv = try String(contentsOfFile: folder + "/rates/firing_rates.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.first == "layer,t,firing_rate" && csv.count == 4)
     }
 
     @Test("train --observe_fi/--fi_epochs and --observe_ic log FI per t (fisher.csv, TensorBoard fisher/epoch_<n>) and the centroid per epoch")
