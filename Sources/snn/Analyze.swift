@@ -277,7 +277,7 @@ struct AnalyzeRates: ParsableCommand {
             func pad(_ s: String) -> String { s + String(repeating: " ", count: max(width - s.count, 1)) }
             let labels = ["mean"] + (1...activity.timesteps).map { "t=\($0)" }
             let header = pad("layer") + labels.map { $0 + String(repeating: " ", count: max(6 - $0.count, 0)) }.joined(separator: "  ")
-            print(header.replacing(/\s+$/, with: ""))
+            print(String(header.reversed().drop { $0 == " " }.reversed()))
             for l in activity.layers {
                 print(pad(l.name) + ([l.rate] + l.perTimestep).map { String(format: "%.4f", $0) }.joined(separator: "  "))
             }
