@@ -25,11 +25,12 @@ let package = Package(
         .target(name: "SNNData", dependencies: ["SNNTensor", "CTurboJPEG"]),
         .target(name: "SNNTraining", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData", "SNNAnalysis"]),
         .target(name: "SNNAnalysis", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData"]),
+        .target(name: "SNNReports"),
         .target(name: "SNNTestSupport", dependencies: ["SNNTensor"]),
         .executableTarget(
             name: "snn",
             dependencies: [
-                "SNNTensor", "SNNCPU", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData", "SNNTraining", "SNNAnalysis",
+                "SNNTensor", "SNNCPU", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData", "SNNTraining", "SNNAnalysis", "SNNReports",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "SNNTensorTests", dependencies: ["SNNTensor", "SNNTestSupport"]),
@@ -38,6 +39,7 @@ let package = Package(
         .testTarget(name: "SNNDataTests", dependencies: ["SNNData", "SNNTensor", "SNNCPU"], exclude: ["Fixtures"]),
         .testTarget(name: "SNNTrainingTests", dependencies: ["SNNTraining", "SNNTensor", "SNNModels", "SNNData", "SNNCPU"], exclude: ["Fixtures"]),
         .testTarget(name: "SNNAnalysisTests", dependencies: ["SNNAnalysis", "SNNModels", "SNNData", "SNNTensor", "SNNCPU"], exclude: ["Fixtures"]),
+        .testTarget(name: "SNNReportsTests", dependencies: ["SNNReports"]),
         .testTarget(name: "SNNLayersTests", dependencies: ["SNNLayers", "SNNTensor", "SNNTestSupport"]),
         .testTarget(name: "SNNModelsTests", dependencies: ["SNNModels", "SNNLayers", "SNNSpiking", "SNNCPU", "SNNTensor"]),
     ],

@@ -1,0 +1,177 @@
+import Foundation
+
+/// Small, dependency-free SVG figures: line charts, grouped bars and a heatmap with contour
+/// lines. Every figure has a title, labelled axes with ticks and, for several series, a legend;
+/// text is escaped; the output is a standalone `<svg>` element.
+public enum SVG {
+    /// The colours of successive series (colour-blind-safe, Okabe–Ito).
+    public static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+
+    /// A named series of (x, y) points.
+    public struct Series {
+        public var name: String
+        public var points: [(x: Double, y: Double)]
+        public var dashed: Bool
+        public var color: String
+        public init(name: String, points: [(x: Double, y: Double)], dashed: Bool = false, color: String) {
+            (self.name, self.points, self.dashed, self.color) = (name, points, dashed, color)
+        }
+    }
+
+    static let (width, height) = (640.0, 360.0)
+    static let (left, right, top, bottom) = (64.0, 160.0, 36.0, 48.0)
+
+    /// `text` safe inside SVG and HTML.
+    public static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    /// About five round tick values covering `lo...hi`.
+    static func ticks(_ lo: Double, _ hi: Double) -> [Double] {
+        guard hi > lo else { return [lo] }
+        let raw = (hi - lo) / 5
+        let magnitude = pow(10, floor(log10(raw)))
+        let step = [1.0, 2, 2.5, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
+        var t = ceil(lo / step) * step
+        var result: [Double] = []
+        while t <= hi + step * 1e-9 { result.append(abs(t) < step * 1e-9 ? 0 : t); t += step }
+        return result
+    }
+
+    static func label(_ v: Double) -> String {
+        if v == 0 { return "0" }
+        if abs(v) >= 1e4 || abs(v) < 1e-3 { return String(format: "%.1e", v) }
+        return String(format: "%g", (v * 1e4).rounded() / 1e4)
+    }
+
+    /// The frame of a chart: title, axes, ticks and labels; returns the SVG text and the maps
+    /// from data to pixel coordinates.
+    static func frame(title: String, xLabel: String, yLabel: String, x: ClosedRange<Double>, y: ClosedRange<Double>,
+                      xTicks: [Double]? = nil) -> (String, (Double) -> Double, (Double) -> Double) {
+        let (pw, ph) = (width - left - right, height - top - bottom)
+        let xs = x.upperBound > x.lowerBound ? x : (x.lowerBound - 0.5)...(x.upperBound + 0.5)
+        let ys = y.upperBound > y.lowerBound ? y : (y.lowerBound - 0.5)...(y.upperBound + 0.5)
+        let px = { (v: Double) in left + (v - xs.lowerBound) / (xs.upperBound - xs.lowerBound) * pw }
+        let py = { (v: Double) in top + ph - (v - ys.lowerBound) / (ys.upperBound - ys.lowerBound) * ph }
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        s += "<text class=\"title\" x=\"\(left)\" y=\"20\" font-size=\"14\" font-weight=\"bold\">\(escape(title))</text>\n"
+        s += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(pw)\" height=\"\(ph)\" fill=\"none\" stroke=\"#444\"/>\n"
+        for t in xTicks ?? ticks(xs.lowerBound, xs.upperBound) where t >= xs.lowerBound && t <= xs.upperBound {
+            s += "<line x1=\"\(px(t))\" y1=\"\(top + ph)\" x2=\"\(px(t))\" y2=\"\(top + ph + 4)\" stroke=\"#444\"/>"
+            s += "<text x=\"\(px(t))\" y=\"\(top + ph + 17)\" text-anchor=\"middle\">\(label(t))</text>\n"
+        }
+        for t in ticks(ys.lowerBound, ys.upperBound) {
+            s += "<line x1=\"\(left - 4)\" y1=\"\(py(t))\" x2=\"\(left)\" y2=\"\(py(t))\" stroke=\"#444\"/>"
+            s += "<line x1=\"\(left)\" y1=\"\(py(t))\" x2=\"\(left + pw)\" y2=\"\(py(t))\" stroke=\"#eee\"/>"
+            s += "<text x=\"\(left - 7)\" y=\"\(py(t) + 4)\" text-anchor=\"end\">\(label(t))</text>\n"
+        }
+        s += "<text class=\"xlabel\" x=\"\(left + pw / 2)\" y=\"\(height - 10)\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"
+        s += "<text class=\"ylabel\" transform=\"translate(16 \(top + ph / 2)) rotate(-90)\" text-anchor=\"middle\">\(escape(yLabel))</text>\n"
+        return (s, px, py)
+    }
+
+    static func legend(_ entries: [(name: String, color: String, dashed: Bool)]) -> String {
+        var s = ""
+        for (i, e) in entries.enumerated() {
+            let y = top + 12 + Double(i) * 18
+            let x = width - right + 12
+            s += "<line x1=\"\(x)\" y1=\"\(y - 4)\" x2=\"\(x + 22)\" y2=\"\(y - 4)\" stroke=\"\(e.color)\" stroke-width=\"2\"\(e.dashed ? " stroke-dasharray=\"4 3\"" : "")/>"
+            s += "<text x=\"\(x + 28)\" y=\"\(y)\">\(escape(e.name))</text>\n"
+        }
+        return s
+    }
+
+    /// A line chart of `series` (each with at least one point).
+    public static func lineChart(title: String, xLabel: String, yLabel: String, series: [Series], integerX: Bool = false) -> String {
+        let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
+        let (xs, ys) = (all.map(\.x), all.map(\.y))
+        let x = (xs.min() ?? 0)...(xs.max() ?? 1)
+        let y = (min(ys.min() ?? 0, 0))...(ys.max() ?? 1)
+        let xTicks = integerX ? ticks(x.lowerBound, x.upperBound).filter { $0 == $0.rounded() } : nil
+        var (s, px, py) = frame(title: title, xLabel: xLabel, yLabel: yLabel, x: x, y: y, xTicks: xTicks)
+        for one in series {
+            let points = one.points.filter { $0.x.isFinite && $0.y.isFinite }
+            let path = points.map { String(format: "%.2f,%.2f", px($0.x), py($0.y)) }.joined(separator: " ")
+            s += "<polyline class=\"series\" fill=\"none\" stroke=\"\(one.color)\" stroke-width=\"2\"\(one.dashed ? " stroke-dasharray=\"4 3\"" : "") points=\"\(path)\"/>\n"
+            if points.count == 1, let p = points.first { s += "<circle cx=\"\(px(p.x))\" cy=\"\(py(p.y))\" r=\"3\" fill=\"\(one.color)\"/>\n" }
+        }
+        s += legend(series.map { ($0.name, $0.color, $0.dashed) })
+        return s + "</svg>\n"
+    }
+
+    /// Bars of `groups` (a label each) with one bar per series in each group.
+    public static func barChart(title: String, yLabel: String, groups: [String], series: [(name: String, values: [Double], color: String)]) -> String {
+        let top = series.flatMap(\.values).filter(\.isFinite).max() ?? 1
+        var (s, _, py) = frame(title: title, xLabel: "", yLabel: yLabel, x: 0...Double(max(groups.count, 1)), y: 0...max(top, 1e-12), xTicks: [])
+        let pw = width - left - right
+        let groupWidth = pw / Double(max(groups.count, 1))
+        let barWidth = groupWidth * 0.8 / Double(max(series.count, 1))
+        for (g, name) in groups.enumerated() {
+            let x0 = left + Double(g) * groupWidth + groupWidth * 0.1
+            for (k, one) in series.enumerated() where g < one.values.count && one.values[g].isFinite {
+                let v = one.values[g]
+                s += "<rect class=\"bar\" x=\"\(x0 + Double(k) * barWidth)\" y=\"\(py(v))\" width=\"\(barWidth)\" height=\"\(max(py(0) - py(v), 0))\" fill=\"\(one.color)\"><title>\(escape(one.name)) \(escape(name)): \(label(v))</title></rect>\n"
+            }
+            s += "<text x=\"\(x0 + groupWidth * 0.4)\" y=\"\(height - bottom + 17)\" text-anchor=\"middle\" font-size=\"10\">\(escape(name))</text>\n"
+        }
+        s += legend(series.map { ($0.name, $0.color, false) })
+        return s + "</svg>\n"
+    }
+
+    /// A heatmap of `values[i][j]` at (x = axis[i], y = axis[j]) with contour lines at `levels`
+    /// (marching squares), darker for lower values.
+    public static func heatmap(title: String, axis: [Double], values: [[Double]], levels: Int = 8) -> String {
+        let n = axis.count
+        guard n >= 2, values.count == n, values.allSatisfy({ $0.count == n }) else { return "" }
+        let flat = values.flatMap { $0 }.filter(\.isFinite)
+        let (lo, hi) = (flat.min() ?? 0, flat.max() ?? 1)
+        var (s, px, py) = frame(title: title, xLabel: "direction 1", yLabel: "direction 2", x: axis[0]...axis[n - 1], y: axis[0]...axis[n - 1])
+        let step = (axis[n - 1] - axis[0]) / Double(n - 1)
+        func shade(_ v: Double) -> String {
+            let f = hi > lo ? (v - lo) / (hi - lo) : 0
+            let c = Int(40 + 200 * f)
+            return "rgb(\(c),\(min(c + 20, 255)),255)"
+        }
+        // Each cell spans halfway to its neighbours, so edge cells stay inside the plot.
+        func span(_ k: Int) -> (Double, Double) { (max(axis[k] - step / 2, axis[0]), min(axis[k] + step / 2, axis[n - 1])) }
+        for i in 0..<n {
+            for j in 0..<n {
+                let ((xa, xb), (ya, yb)) = (span(i), span(j))
+                let (x0, y0) = (px(xa), py(yb))
+                s += String(format: "<rect class=\"cell\" x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%@\"/>",
+                            x0, y0, px(xb) - x0, py(ya) - y0, shade(values[i][j]))
+            }
+        }
+        s += "\n"
+        // Contour lines: where the grid's bilinear surface crosses each level.
+        for k in 1..<levels where hi > lo {
+            let level = lo + (hi - lo) * Double(k) / Double(levels)
+            var segments: [String] = []
+            for i in 0..<(n - 1) {
+                for j in 0..<(n - 1) {
+                    let corners = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1)]
+                    var crossings: [(Double, Double)] = []
+                    for e in 0..<4 {
+                        let (a, b) = (corners[e], corners[(e + 1) % 4])
+                        let (va, vb) = (values[a.0][a.1], values[b.0][b.1])
+                        guard (va < level) != (vb < level), va.isFinite, vb.isFinite else { continue }
+                        let f = (level - va) / (vb - va)
+                        let x = axis[a.0] + f * (axis[b.0] - axis[a.0]), y = axis[a.1] + f * (axis[b.1] - axis[a.1])
+                        crossings.append((px(x), py(y)))
+                    }
+                    for c in stride(from: 0, to: crossings.count - 1, by: 2) {
+                        segments.append(String(format: "M%.1f %.1fL%.1f %.1f", crossings[c].0, crossings[c].1, crossings[c + 1].0, crossings[c + 1].1))
+                    }
+                }
+            }
+            if !segments.isEmpty {
+                s += "<path class=\"contour\" d=\"\(segments.joined())\" stroke=\"#222\" stroke-width=\"0.8\" fill=\"none\"><title>loss \(label(level))</title></path>\n"
+            }
+        }
+        s += "<text x=\"\(width - right + 12)\" y=\"\(top + 12)\">loss \(label(lo))–\(label(hi))</text>\n"
+        s += "<text x=\"\(width - right + 12)\" y=\"\(top + 30)\" font-size=\"10\">darker: lower</text>\n"
+        return s + "</svg>\n"
+    }
+}
