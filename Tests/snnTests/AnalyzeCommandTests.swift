@@ -43,6 +43,8 @@ struct AnalyzeCommandTests {
         (["analyze", "landscape", "--checkpoint", "x", "--span", "0"], "--span must be positive, got 0.0"),
         (["analyze", "rates", "--checkpoint", "x", "--samples", "0"], "--samples must be positive, got 0"),
         (["analyze", "rates", "--checkpoint", "x", "--ac-energy", "-1"], "--mac-energy and --ac-energy must be 0 or more"),
+        (["report", "/nonexistent/run"], "/nonexistent/run: no such run folder"),
+        (["report", "/tmp", "--smoothing", "1"], "--smoothing must be in [0, 1), got 1.0"),
         (["train", "--observe_fi", "1", "--fi_epochs", "20-x"], "--fi_epochs expects positive epoch numbers joined by '-' (e.g. 20-40-60), got 20-x"),
     ])
     func badInput(_ c: ([String], String)) throws {
@@ -82,6 +84,20 @@ struct AnalyzeCommandTests {
         #expect(abs((object["energy_joules"] as? Double ?? 0) - macs * 4.6e-12) < 1e-18)
         let csv = try String(contentsOfFile: folder + "/rates/firing_rates.csv", encoding: .utf8).split(separator: "\n")
         #expect(csv.first == "layer,t,firing_rate" && csv.count == 4)
+    }
+
+    @Test("report: a run's page with its figures and files; what the run lacks is said")
+    func report() throws {
+        let (folder, run, _) = try run("report", epochs: 2, ["--observe_ic", "1"])
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let (status, output) = try SNNBinary.run(["report", run, "--output", folder + "/report.html"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("1 run, 6 figures; SVG and CSV of each in \(folder)/report_figures/"), "\(output)")
+        #expect(output.contains("not in these runs: Fisher information per timestep: no Fisher information was measured"), "\(output)")
+        let html = try String(contentsOfFile: folder + "/report.html", encoding: .utf8)
+        #expect(html.components(separatedBy: "<svg").count == 7 && html.contains("information centroid over training"))
+        #expect(FileManager.default.fileExists(atPath: folder + "/report_figures/test_acc.svg"))
+        #expect(FileManager.default.fileExists(atPath: folder + "/report_figures/information_centroid.csv"))
     }
 
     @Test("train --observe_fi/--fi_epochs and --observe_ic log FI per t (fisher.csv, TensorBoard fisher/epoch_<n>) and the centroid per epoch")
