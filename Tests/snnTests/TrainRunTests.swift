@@ -165,6 +165,12 @@ struct TrainRunTests {
         #expect(log.contains("resuming with overrides: --epochs 2 (the run had 1), --workers 0 (the run had 2)"), "\(log)")
         #expect(log.contains("dropped 1 log row(s) written after the checkpoint"), "\(log)")
         #expect(try firstColumn(run + "/steps.csv") == Array(1...16))
+        // snn convert checks a checkpoint against its topology on the run's own data set's frames.
+        let (converted, convertLog) = try SNNBinary.run(["convert", last, dir + "/out.safetensors", "--topology", "CONV-4-3-1-1_FC-8_L-8"])
+        #expect(converted == 0 && convertLog.contains("matches CONV-4-3-1-1_FC-8_L-8"), "\(convertLog)")
+        let (mismatch, hint) = try SNNBinary.run(["convert", last, dir + "/out.safetensors", "--topology", "CONV-4-3-1-1_FC-8_L-8", "--dataset", "cifar10"])
+        #expect(mismatch == 1 && hint.contains("(the network was built for input frames of 3×32×32, from --dataset cifar10; --dataset or --input-shape C,H,W sets the frames the weights were trained on)"),
+                "\(hint)")
         // --output asks for a new folder.
         let elsewhere = dir + "/elsewhere"
         let (moved, movedLog) = try SNNBinary.run(["train", "--resume", "1", "--resume_path", last, "--epochs", "3", "--output", elsewhere])
