@@ -184,10 +184,31 @@ public enum Report {
 
     /// The HTML page: figures, then for each run its energy table (when measured), summary,
     /// configuration and environment.
-    public static func html(_ runs: [RunRecord], figures: [Figure]) -> String {
+    /// A row of a reproduction table: this run's best test accuracy beside the paper's.
+    public struct Comparison {
+        public var method: String
+        public var accuracy: Double
+        public var paper: Double?
+        public var epochs: Int
+        public init(method: String, accuracy: Double, paper: Double?, epochs: Int) {
+            (self.method, self.accuracy, self.paper, self.epochs) = (method, accuracy, paper, epochs)
+        }
+    }
+
+    public static func html(_ runs: [RunRecord], figures: [Figure], title: String = "SwiftSNN report",
+                            comparison: [Comparison] = [], paperEpochs: Int = 300) -> String {
         let runs = distinctNames(runs)
-        var body = "<h1>SwiftSNN report</h1>\n<p>\(runs.count) run\(runs.count == 1 ? "" : "s"): "
+        var body = "<h1>\(SVG.escape(title))</h1>\n<p>\(runs.count) run\(runs.count == 1 ? "" : "s"): "
             + runs.map { SVG.escape($0.name) }.joined(separator: ", ") + "</p>\n"
+        if !comparison.isEmpty {
+            body += "<section id=\"comparison\"><h2>best test accuracy beside the paper's</h2>\n<table>\n"
+            body += "<tr><td>method</td><td>epochs here</td><td>this run</td><td>paper (\(paperEpochs) epochs)</td></tr>\n"
+            for c in comparison {
+                let paper = c.paper.map { String(format: "%.2f%%", $0) } ?? "not in the specification"
+                body += "<tr><td>\(SVG.escape(c.method))</td><td>\(c.epochs)</td><td>\(String(format: "%.2f%%", c.accuracy * 100))</td><td>\(paper)</td></tr>\n"
+            }
+            body += "</table></section>\n"
+        }
         for f in figures {
             body += "<section class=\"figure\" id=\"\(f.stem)\">\n<h2>\(SVG.escape(f.title))</h2>\n"
             body += f.svg ?? "<p class=\"missing\">Not in these runs: \(SVG.escape(f.missing ?? "no data")).</p>\n"
@@ -224,7 +245,7 @@ public enum Report {
         }
         return """
             <!DOCTYPE html>
-            <html lang="en"><head><meta charset="utf-8"><title>SwiftSNN report</title>
+            <html lang="en"><head><meta charset="utf-8"><title>\(SVG.escape(title))</title>
             <style>
             body { font-family: sans-serif; margin: 2em; max-width: 1000px; color: #222; }
             section { margin-bottom: 2em; } h2 { font-size: 1.15em; } svg { max-width: 100%; height: auto; }

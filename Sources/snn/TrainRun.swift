@@ -94,7 +94,7 @@ extension TrainOptions {
     func runTraining() throws {
         // First, so a Ctrl-C while data loads still ends in a clean, resumable stop.
         installInterruptHandler()
-        guard resume == 1, let resumePath else { return try train(resuming: nil, in: nil) }
+        guard resume == 1, let resumePath else { try train(resuming: nil, in: nil); return }
         // A resumed run takes the checkpoint's configuration; flags given again must match it,
         // or be ones a run may change (named once).
         let saved: CheckpointState
@@ -111,7 +111,8 @@ extension TrainOptions {
 
     /// Checks every option, then loads the data, builds the model and trains, in `runDirectory`
     /// (a resumed run's own folder) or in a new folder under --output.
-    func train(resuming checkpoint: String?, in continuedDirectory: String?) throws {
+    @discardableResult
+    func train(resuming checkpoint: String?, in continuedDirectory: String?) throws -> TrainingSummary {
         let config = makeConfig()
         let isSDT: Bool = { if case .sdt = config.loss { return true } else { return false } }()
         if !isSDT && (config.l1 != 0 || config.l2 != 0) {
@@ -181,7 +182,7 @@ extension TrainOptions {
         switch summary.stoppedAt?.reason {
         case "SIGINT": throw ExitCode(128 + SIGINT)
         case "SIGTERM": throw ExitCode(128 + SIGTERM)
-        default: break
+        default: return summary
         }
     }
 }

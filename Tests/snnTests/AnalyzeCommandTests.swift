@@ -45,11 +45,13 @@ struct AnalyzeCommandTests {
         (["analyze", "rates", "--checkpoint", "x", "--ac-energy", "-1"], "--mac-energy and --ac-energy must be 0 or more"),
         (["report", "/nonexistent/run"], "/nonexistent/run: no such run folder"),
         (["report", "/tmp", "--smoothing", "1"], "--smoothing must be in [0, 1), got 1.0"),
+        (["reproduce", "cifar11-resnet19-T6"], "unknown experiment 'cifar11-resnet19-T6'; one of: cifar10-resnet19-T6, "),
+        (["reproduce", "dvscifar10-vggsnn-T10"], "dvscifar10-vggsnn-T10 needs --data-dir: the folder holding one folder of .aedat files per class"),
         (["train", "--observe_fi", "1", "--fi_epochs", "20-x"], "--fi_epochs expects positive epoch numbers joined by '-' (e.g. 20-40-60), got 20-x"),
     ])
     func badInput(_ c: ([String], String)) throws {
         let (status, output) = try SNNBinary.run(c.0)
-        #expect(status == 1 && output == "Error: \(c.1)\n", "\(output)")
+        #expect(status == 1 && output.hasPrefix("Error: \(c.1)") && output.split(separator: "\n").count == 1, "\(output)")
     }
 
     @Test("analyze landscape: a grid of loss and accuracy, the trained weights at its centre; --directions reuses the same directions")
@@ -98,6 +100,22 @@ struct AnalyzeCommandTests {
         #expect(html.components(separatedBy: "<svg").count == 7 && html.contains("information centroid over training"))
         #expect(FileManager.default.fileExists(atPath: folder + "/report_figures/test_acc.svg"))
         #expect(FileManager.default.fileExists(atPath: folder + "/report_figures/information_centroid.csv"))
+    }
+
+    @Test("reproduce: each method trained, analysed and compared in one report")
+    func reproduce() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("snn-reproduce-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let (status, output) = try SNNBinary.run(["reproduce", "synthetic-T8", "--epochs", "1", "--synthetic-samples", "32", "--batch_size", "16",
+                                                  "--methods", "SDT,TRT", "--topology", "CONVAP-4-3-1-1_L-8", "--output", folder])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("== synthetic-T8: SDT") && output.contains("== synthetic-T8: TRT") && output.contains("synthetic-T8: best test accuracy SDT "),
+                "\(output)")
+        let html = try String(contentsOfFile: folder + "/reproduce-synthetic-T8.html", encoding: .utf8)
+        #expect(html.contains("best test accuracy beside the paper's") && html.contains("not in the specification"))
+        let runs = try FileManager.default.contentsOfDirectory(atPath: folder + "/result")
+        #expect(runs.count == 2 && runs.allSatisfy { FileManager.default.fileExists(atPath: "\(folder)/result/\($0)/analysis/rates.json") })
+        #expect(runs.allSatisfy { FileManager.default.fileExists(atPath: "\(folder)/result/\($0)/fisher.csv") })
     }
 
     @Test("train --observe_fi/--fi_epochs and --observe_ic log FI per t (fisher.csv, TensorBoard fisher/epoch_<n>) and the centroid per epoch")
