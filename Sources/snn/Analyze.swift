@@ -281,7 +281,7 @@ struct AnalyzeRates: ParsableCommand {
             for l in activity.layers {
                 print(pad(l.name) + ([l.rate] + l.perTimestep).map { String(format: "%.4f", $0) }.joined(separator: "  "))
             }
-            print(String(format: "per sample: %.4g MACs (analog input) and %.4g synaptic operations over %d steps; as an ANN %.4g MACs",
+            print(String(format: "per sample: %.3e MACs (analog input) and %.3e synaptic operations over %d steps; as an ANN %.3e MACs",
                          activity.totalMACs, activity.totalSynapticOperations, activity.timesteps, activity.annMACs))
             print(String(format: "energy per sample (%.2g pJ per MAC, %.2g pJ per accumulate): SNN %.4g µJ, ANN %.4g µJ (%.2f×)",
                          macEnergy, acEnergy, snn * 1e6, ann * 1e6, ann / max(snn, 1e-30)))

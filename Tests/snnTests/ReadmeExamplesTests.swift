@@ -40,7 +40,8 @@
 //    an integer must be equal (counts, shapes, parameters), a decimal within max(1e-3 relative, one
 //    unit of its last printed digit) (floating-point sums differ slightly between AVX2 and AVX-512);
 //  - on training lines (starting `epoch ` or `best test accuracy`), where a short training amplifies
-//    those differences, a percentage may move by 1.5 points and other decimals (losses) by 2 %.
+//    those differences (another host's oneDNN kernels sum in another order), a percentage may move
+//    by 3 points and other decimals (losses) by 3 %.
 // A mismatch reports the README line of the command, the command, its exit status and a diff
 // (`-` expected, `+` actual, normalised) with the fewest differing lines.
 import Foundation
@@ -173,7 +174,8 @@ struct ReadmeHarnessTests {
         #expect(match("lr 1.00e-03", "lr 1.01e-03") && !match("lr 1.00e-03", "lr 1.02e-03"))
         #expect(match("epoch 1/2  train loss 2.3574 acc 19.40%  test loss 2.1610 acc 24.00%",
                       "epoch 1/2  train loss 2.3900 acc 20.60%  test loss 2.1300 acc 23.00%"))
-        #expect(!match("epoch 1/2  train loss 2.3574 acc 19.40%", "epoch 1/2  train loss 2.3574 acc 21.00%"))
+        #expect(!match("epoch 1/2  train loss 2.3574 acc 19.40%", "epoch 1/2  train loss 2.3574 acc 22.50%"))
+        #expect(!match("epoch 1/2  train loss 2.3574 acc 19.40%", "epoch 1/2  train loss 2.4500 acc 19.40%"))
         #expect(!match("epoch 1/2  train loss 2.3574 acc 19.40%", "epoch 2/2  train loss 2.3574 acc 19.40%"))
         #expect(!match("test loss 2.1610 acc 24.00%", "test loss 2.1610 acc 25.00%"))
         #expect(match("Error: bad shape [32, 16]; ...", "Error: bad shape [32, 16]; key 'a' too"))
