@@ -84,27 +84,13 @@ public struct FrameCache: Sendable, Equatable {
     /// Nil when `folder` exists (or was created) and a file can be created in it; else why not,
     /// in the system's words ("Permission denied", "Not a directory", "Read-only file system").
     static func unwritable(_ folder: String) -> String? {
-        let made = makeFolders(folder)
-        guard made == 0 else { return String(cString: strerror(made)) }
-        let probe = "\(folder)/.write-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { return String(cString: strerror(errno)) }
-        close(fd)
-        unlink(probe)
-        return nil
-    }
-
-    /// `mkdir -p`: 0, or the errno of the first folder that could not be made.
-    private static func makeFolders(_ path: String) -> Int32 {
-        if mkdir(path, 0o777) == 0 { return 0 }
-        let error = errno
-        var isFolder: ObjCBool = false
-        if error == EEXIST { return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue ? 0 : ENOTDIR }
-        let parent = FileSystem.parent(path)
-        guard error == ENOENT, !parent.isEmpty, parent != path else { return error }
-        let madeParent = makeFolders(parent)
-        guard madeParent == 0 else { return madeParent }
-        return mkdir(path, 0o777) == 0 || errno == EEXIST ? 0 : errno
+        do {
+            try FileSystem.makeDirectory(folder)
+            try FileSystem.checkWritable(folder)
+            return nil
+        } catch {
+            return FileSystemError.reason(error)
+        }
     }
 }
 

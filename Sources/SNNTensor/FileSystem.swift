@@ -56,11 +56,11 @@ public enum FileSystem {
 
     /// Creates the folder `path` and any missing parents (`mkdir -p`); an existing folder is fine.
     /// Throws a ``FileSystemError`` naming the first folder that could not be created and why
-    /// (a parent that is a file says "Not a directory").
+    /// (a file in the way says "Not a directory").
     public static func makeDirectory(_ path: String) throws {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw FileSystemError("create folder", path, reason: "a file of that name exists") }
+            guard isDirectory.boolValue else { throw FileSystemError("create folder", path, errno: ENOTDIR) }
             return
         }
         let parent = parent(path)

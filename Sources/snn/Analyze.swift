@@ -105,17 +105,11 @@ struct AnalyzeFisher: ParsableCommand {
         // The batches of the epoch the checkpoint finished (what --observe_fi measures in training).
         let epoch = max(state.epoch - 1, 0)
         let order = train.batchIndices(epoch: epoch, batchSize: config.batchSize, shuffle: true, seed: config.seed)
-        let terminal = isatty(STDOUT_FILENO) != 0 && !common.json
-        let start = Date()
+        let progress = TerminalProgress(enabled: isatty(STDOUT_FILENO) != 0 && !common.json)
         let fi = try FisherInformation.estimate(model: model, data: train, batchIndices: order, epoch: epoch, estimator: kind,
-                                                batches: batches) { done, total in
-            guard terminal else { return }
-            let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-3)
-            print(String(format: "\rbatch %d/%d, %.2f batches/s, ETA %.0f s ", done, total, rate, Double(total - done) / rate), terminator: "")
-            fflush(stdout)
-        }
-        if terminal { print("\r\u{1B}[K", terminator: "") }
-        let seconds = Date().timeIntervalSince(start)
+                                                batches: batches) { progress.show("fisher", $0, $1, unit: "batches") }
+        progress.clear()
+        let seconds = Date().timeIntervalSince(progress.start)
         let object: [String: Any] = [
             "checkpoint": common.checkpoint, "epoch": state.epoch, "T": fi.perTimestep.count, "estimator": kind.rawValue,
             "batches": fi.batches, "samples": fi.samples, "fisher_information": fi.perTimestep,
@@ -186,16 +180,11 @@ struct AnalyzeLandscape: ParsableCommand {
         // checkpoint of a run and for any --seed of the directions).
         let subset = Array(train.batchIndices(epoch: 0, batchSize: train.count, shuffle: true, seed: config.seed).first?.prefix(samples) ?? [])
         let batches = stride(from: 0, to: subset.count, by: config.batchSize).map { subset[$0..<min($0 + config.batchSize, subset.count)] }
-        let terminal = isatty(STDOUT_FILENO) != 0 && !common.json
-        let start = Date()
-        let landscape = try LossLandscape.evaluate(model: model, data: train, batches: batches, directions: chosen, grid: grid, span: span) { done, total in
-            guard terminal else { return }
-            let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-3)
-            print(String(format: "\rpoint %d/%d, %.2f points/s, ETA %.0f s ", done, total, rate, Double(total - done) / rate), terminator: "")
-            fflush(stdout)
-        }
-        if terminal { print("\r\u{1B}[K", terminator: "") }
-        let seconds = Date().timeIntervalSince(start)
+        let progress = TerminalProgress(enabled: isatty(STDOUT_FILENO) != 0 && !common.json)
+        let landscape = try LossLandscape.evaluate(model: model, data: train, batches: batches, directions: chosen, grid: grid,
+                                                   span: span) { progress.show("landscape", $0, $1, unit: "points") }
+        progress.clear()
+        let seconds = Date().timeIntervalSince(progress.start)
         let center = grid / 2
         var csv = "x,y,loss,accuracy\n"
         for (i, a) in landscape.coordinates.enumerated() {

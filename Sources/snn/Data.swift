@@ -58,24 +58,10 @@ struct DataPrepare: ParsableCommand {
         let start = Date()
         let options = DataOptions(augment: false, skipCorrupt: skipCorrupt, dvsFrames: EventFolderDataset.DVSFrames(rawValue: dvsFrames) ?? .standard,
                                   classes: classes, frameSize: frameSize, cacheDir: cacheDir)
-        func show(_ split: String, _ done: Int, _ count: Int, _ unit: String) {
-            guard terminal else { return }
-            let elapsed = max(Date().timeIntervalSince(start), 1e-3), rate = Double(done) / elapsed
-            print(String(format: "\r%@ %d/%d %@, %.0f/s, ETA %.0f s ", split, done, count, unit, rate, Double(count - done) / max(rate, 1e-9)),
-                  terminator: "")
-            fflush(stdout)
-        }
-        let data: LoadedData
-        do {
-            data = try name.load(from: dataDir, timesteps: timesteps ?? name.defaultTimesteps, seed: 0, options: options,
-                                 progress: { show($0, $1, $2, "samples") })
-        } catch let error as CLIError {
-            throw error
-        } catch let error as FrameCacheError {
-            throw CLIError("--cache-dir: \(error)")
-        } catch {
-            throw CLIError("--data-dir: \(error)")
-        }
+        let progress = TerminalProgress(enabled: terminal)
+        func show(_ split: String, _ done: Int, _ count: Int, _ unit: String) { progress.show(split, done, count, unit: unit) }
+        let data = try name.loadForCommand(from: dataDir, timesteps: timesteps ?? name.defaultTimesteps, seed: 0, options: options,
+                                           progress: { show($0, $1, $2, "samples") })
         if terminal { print("") }
         if name == .imagenet100 { return try verifyImages(data, start: start, show: show) }
         let counts = "\(data.train.count + data.test.count) samples (\(data.train.count) train, \(data.test.count) test)\(data.skipped.isEmpty ? "" : ", skipped \(data.skipped.count) unreadable")"

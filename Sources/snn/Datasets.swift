@@ -143,6 +143,21 @@ struct LoadedData {
 }
 
 extension DatasetName {
+    /// ``load(from:timesteps:seed:options:progress:)`` with its errors as one line naming the
+    /// flag at fault: `--cache-dir` for a frame cache that cannot be written, else `--data-dir`.
+    func loadForCommand(from directory: String, timesteps: Int, seed: UInt64, options: DataOptions,
+                        progress: ((String, Int, Int) -> Void)? = nil) throws -> LoadedData {
+        do {
+            return try load(from: directory, timesteps: timesteps, seed: seed, options: options, progress: progress)
+        } catch let error as CLIError {
+            throw error
+        } catch let error as FrameCacheError {
+            throw CLIError("--cache-dir: \(error)")
+        } catch {
+            throw CLIError("--data-dir: \(error)")
+        }
+    }
+
     /// Reads the data set from `directory` (errors name the folder or file at fault and, for a
     /// file, the record and offset); the synthetic events are generated from `seed` instead.
     /// A data set with fewer than two classes or an empty training split is refused, and so is an

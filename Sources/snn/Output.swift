@@ -28,3 +28,26 @@ struct FlagError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
 }
+
+/// A progress line redrawn in place while stdout is a terminal (silent otherwise): items done of
+/// all, the rate since it was made, and the ETA.
+struct TerminalProgress {
+    let enabled: Bool
+    let start = Date()
+
+    init(enabled: Bool = isatty(STDOUT_FILENO) != 0) { self.enabled = enabled }
+
+    /// `label done/total unit, rate/s, ETA s`, e.g. `train 120/480 samples, 95.2/s, ETA 4 s`.
+    func show(_ label: String, _ done: Int, _ total: Int, unit: String) {
+        guard enabled else { return }
+        let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-3)
+        print(String(format: "\r%@ %d/%d %@, %.2f/s, ETA %.0f s ", label, done, total, unit, rate, Double(total - done) / max(rate, 1e-9)),
+              terminator: "")
+        fflush(stdout)
+    }
+
+    /// Erases the line, so what follows starts on a clean one.
+    func clear() {
+        if enabled { print("\r\u{1B}[K", terminator: "") }
+    }
+}

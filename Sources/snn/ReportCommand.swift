@@ -39,17 +39,22 @@ struct ReportCommand: ParsableCommand {
         do { records = try runs.map(RunRecord.load) } catch { throw CLIError("\(error)") }
         let all = Report.figures(records, smoothing: smoothing)
         let folder = figures ?? (output.hasSuffix(".html") ? String(output.dropLast(5)) : output) + "_figures"
+        try ReportCommand.write(Report.html(records, figures: all), figures: all, to: output, figuresIn: folder)
+        let drawn = all.filter { $0.svg != nil }
+        print("\(output): \(records.count) run\(records.count == 1 ? "" : "s"), \(drawn.count) figures; SVG and CSV of each in \(folder)/")
+        for f in all where f.svg == nil { print("  not in these runs: \(f.title): \(f.missing ?? "")") }
+    }
+
+    /// Writes the page to `output` and each figure's SVG and CSV into `folder`.
+    static func write(_ html: String, figures: [Report.Figure], to output: String, figuresIn folder: String) throws {
         do {
-            try AtomicFile.write(Data(Report.html(records, figures: all).utf8), to: output, durable: false)
-            for f in all {
+            try AtomicFile.write(Data(html.utf8), to: output, durable: false)
+            for f in figures {
                 if let svg = f.svg { try AtomicFile.write(Data(svg.utf8), to: "\(folder)/\(f.stem).svg", durable: false) }
                 if !f.csv.isEmpty { try AtomicFile.write(Data(f.csv.utf8), to: "\(folder)/\(f.stem).csv", durable: false) }
             }
         } catch {
             throw CLIError("\(error)")
         }
-        let drawn = all.filter { $0.svg != nil }
-        print("\(output): \(records.count) run\(records.count == 1 ? "" : "s"), \(drawn.count) figures; SVG and CSV of each in \(folder)/")
-        for f in all where f.svg == nil { print("  not in these runs: \(f.title): \(f.missing ?? "")") }
     }
 }

@@ -126,15 +126,7 @@ struct Reproduce: ParsableCommand {
                                                       paper: chosen.paper[$0.method], epochs: $0.summary.epochs) }
         let html = Report.html(records, figures: figures, title: "SwiftSNN: \(chosen.name)", comparison: comparison)
         let path = "\(output)/reproduce-\(chosen.name).html"
-        do {
-            try AtomicFile.write(Data(html.utf8), to: path, durable: false)
-            for f in figures {
-                if let svg = f.svg { try AtomicFile.write(Data(svg.utf8), to: "\(output)/reproduce-\(chosen.name)_figures/\(f.stem).svg", durable: false) }
-                if !f.csv.isEmpty { try AtomicFile.write(Data(f.csv.utf8), to: "\(output)/reproduce-\(chosen.name)_figures/\(f.stem).csv", durable: false) }
-            }
-        } catch {
-            throw CLIError("\(error)")
-        }
+        try ReportCommand.write(html, figures: figures, to: path, figuresIn: "\(output)/reproduce-\(chosen.name)_figures")
         print("\(chosen.name): best test accuracy " + comparison.map { c in
             "\(c.method) \(String(format: "%.2f%%", c.accuracy * 100))" + (c.paper.map { String(format: " (paper %.2f%%)", $0) } ?? "")
         }.joined(separator: ", "))

@@ -58,16 +58,7 @@ extension TrainOptions {
 
     /// The training and test sets the flags select, and one sample's shape.
     func loadData(_ config: TrainingConfig) throws -> (any LabelledDataset, any LabelledDataset, [Int]) {
-        let data: LoadedData
-        do {
-            data = try datasetName.load(from: dataDir ?? "", timesteps: config.timesteps, seed: seed, options: dataOptions)
-        } catch let error as CLIError {
-            throw error
-        } catch let error as FrameCacheError {
-            throw CLIError("--cache-dir: \(error)")
-        } catch {
-            throw CLIError("--data-dir: \(error)")
-        }
+        let data = try datasetName.loadForCommand(from: dataDir ?? "", timesteps: config.timesteps, seed: seed, options: dataOptions)
         if !data.skipped.isEmpty { print("skipped \(data.skipped.count) unreadable file(s), e.g. \(data.skipped[0])") }
         return (data.train, data.test, data.inputShape)
     }
