@@ -132,3 +132,43 @@ struct SafeTensorsValidationTests {
         #expect(tensors["w"]?.toDoubles() == [1, 2] && tensors["empty"]?.shape == [0, 4] && tensors["s"]?.item() == 3 && metadata == ["format": "pt"])
     }
 }
+
+/// `SafeTensors.metadata(ofFile:)` reads only the header: it must refuse what `decode` refuses
+/// without reading (or allocating) what a header length claims.
+@Suite("safetensors header-only reads")
+struct SafeTensorsMetadataTests {
+    func file(_ bytes: [UInt8]) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("snn-meta-\(getpid())-\(UUID().uuidString).safetensors").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func header(_ json: String, length: UInt64? = nil, data: Int = 0) -> [UInt8] {
+        let body = Array(json.utf8)
+        return withUnsafeBytes(of: (length ?? UInt64(body.count)).littleEndian, Array.init) + body + [UInt8](repeating: 0, count: data)
+    }
+
+    @Test("a valid file gives its metadata; truncated, overlong and lying headers are clear errors", arguments: [
+        ("valid", 0), ("short", 1), ("past end", 2), ("near 2^63", 3), ("over limit", 4), ("data missing", 5),
+    ])
+    func cases(_ c: (String, Int)) throws {
+        let tensor = #"{"__metadata__":{"k":"v"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
+        let bytes: [UInt8]
+        switch c.1 {
+        case 0: bytes = header(tensor, data: 8)
+        case 1: bytes = [1, 2, 3]
+        case 2: bytes = header(tensor, length: 4096, data: 8)
+        case 3: bytes = header(tensor, length: UInt64(Int64.max) - 3, data: 8)
+        case 4: bytes = withUnsafeBytes(of: UInt64(200_000_000).littleEndian, Array.init) + [UInt8](repeating: 0x20, count: 64)
+        default: bytes = header(tensor, data: 4)
+        }
+        let path = try file(bytes)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        if c.1 == 0 {
+            #expect(try SafeTensors.metadata(ofFile: path) == ["k": "v"])
+        } else {
+            #expect(throws: SafeTensorsError.self, "\(c.0)") { try SafeTensors.metadata(ofFile: path) }
+            do { _ = try SafeTensors.metadata(ofFile: path) } catch { #expect("\(error)".contains(path), "\(error)") }
+        }
+    }
+}
