@@ -40,13 +40,21 @@ struct Convert: ParsableCommand {
     func validate() throws {
         if topology != nil && model != nil { throw FlagError("pass at most one of --topology or --model") }
         if let dataset { _ = try DatasetName.parse(dataset) }
-        if let inputShape, frame(inputShape) == nil { throw FlagError("--input-shape expects C,H,W (e.g. 2,48,48), got \(inputShape)") }
+        if let inputShape, Convert.frame(inputShape) == nil { throw FlagError("--input-shape expects C,H,W (e.g. 2,48,48), got \(inputShape)") }
         guard destination.hasSuffix(".safetensors") else { throw FlagError("OUT must be a .safetensors file, got \(destination)") }
     }
 
     func run() throws {
         SNN.prepare()
         limits.apply()
+        try Convert.perform(source: source, destination: destination, name: model ?? topology, dataset: dataset,
+                            inputShape: inputShape.flatMap(Convert.frame), timesteps: timesteps, network: network)
+    }
+
+    /// Converts `source` to the safetensors file `destination` (`snn convert`, and
+    /// `snn export --format safetensors`), checked against the network `name` when given.
+    static func perform(source: String, destination: String, name: String?, dataset: String?, inputShape: [Int]?,
+                        timesteps: Int, network: NetworkOptions) throws {
         var path = source
         if !FileManager.default.fileExists(atPath: path) && FileManager.default.fileExists(atPath: path + ".safetensors") {
             path += ".safetensors"
@@ -61,7 +69,7 @@ struct Convert: ParsableCommand {
         let state: ReferenceWeights.StateDict
         do { state = try ReferenceWeights.read(path) } catch { throw CLIError("\(error)") }
         for note in state.notes { print("\(path): \(note)") }
-        if let name = model ?? topology {
+        if let name {
             // A SwiftSNN checkpoint knows its data set: its frame shape is the default.
             let run = path.hasSuffix(".safetensors") ? (try? CheckpointState.read(path))?.config : nil
             let runFrame = run.flatMap { config in
@@ -70,7 +78,7 @@ struct Convert: ParsableCommand {
                 }
             }
             let defaultData: DatasetName = name == "ResNet-19" ? .cifar10 : .dvsCIFAR10
-            let frame = inputShape.flatMap(frame) ?? dataset.flatMap(DatasetName.init(named:))?.inputShape ?? runFrame ?? defaultData.inputShape
+            let frame = inputShape ?? dataset.flatMap(DatasetName.init(named:))?.inputShape ?? runFrame ?? defaultData.inputShape
             let net = try Forward.network(name, frame: frame, timesteps: timesteps, dataset: dataset ?? run?.dataset, weights: state.tensors,
                                           options: network, device: .cpu)
             do {
@@ -92,7 +100,8 @@ struct Convert: ParsableCommand {
         print("\(destination): \(state.tensors.count) tensors, \(scalars) values")
     }
 
-    private func frame(_ text: String) -> [Int]? {
+    /// `C,H,W` (or `CxHxW`) as three positive integers.
+    static func frame(_ text: String) -> [Int]? {
         let parts = text.split(whereSeparator: { ",x×".contains($0) }).compactMap { Int($0) }
         return parts.count == 3 && parts.allSatisfy({ $0 > 0 }) ? parts : nil
     }

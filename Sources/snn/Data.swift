@@ -112,17 +112,18 @@ struct DataInspect: ParsableCommand {
             Formats: aedat2 (jAER AEDAT 2.0: CIFAR10-DVS, DVS128; cifar10-dvs is the same reader), aedat3 \
             (AEDAT 3.1: DVS128 Gesture; the labelled intervals of a *_labels.csv beside it are counted), \
             nmnist and ncaltech101 (the ATIS 40-bit encoding; SLAYER's .bs2 files are the same), cifar-bin \
-            and cifar-py (CIFAR-10 batches; cifar100-bin and cifar100-py for CIFAR-100), jpeg (ImageNet). \
+            and cifar-py (CIFAR-10 batches; cifar100-bin and cifar100-py for CIFAR-100), jpeg (ImageNet), \
+            nir (a network exported by snn export: see snn inspect-nir). \
             Without --format it is inferred from the header ('#!AER-DAT2.0', '#!AER-DAT3.1', a pickle, a \
-            JPEG marker), the name (data_batch_*, test_batch, train, test) or the extension (.aedat, .bin, \
-            .bs2, .jpg, .jpeg; .bin files are N-MNIST-sized unless an event lies outside 34×34, then \
+            JPEG marker, HDF5's signature), the name (data_batch_*, test_batch, train, test) or the extension (.aedat, .bin, \
+            .bs2, .jpg, .jpeg, .nir; .bin files are N-MNIST-sized unless an event lies outside 34×34, then \
             N-Caltech101's 240×180).
             """)
 
     @Argument(help: "The file.")
     var file: String
 
-    @Option(help: "aedat2, aedat3, nmnist, cifar10-dvs, ncaltech101, cifar-bin, cifar-py, cifar100-bin, cifar100-py or jpeg; inferred when omitted.")
+    @Option(help: "aedat2, aedat3, nmnist, cifar10-dvs, ncaltech101, cifar-bin, cifar-py, cifar100-bin, cifar100-py, jpeg or nir; inferred when omitted.")
     var format: String?
 
     @Flag(help: "Print one JSON object.")
@@ -146,7 +147,7 @@ struct DataInspect: ParsableCommand {
         return nil
     }
 
-    static let formats = ["aedat2", "aedat3", "nmnist", "cifar10-dvs", "ncaltech101", "cifar-bin", "cifar-py", "cifar100-bin", "cifar100-py", "jpeg"]
+    static let formats = ["aedat2", "aedat3", "nmnist", "cifar10-dvs", "ncaltech101", "cifar-bin", "cifar-py", "cifar100-bin", "cifar100-py", "jpeg", "nir"]
 
     /// The format named or inferred from the first bytes, the name and the extension.
     private func detect() throws -> String {
@@ -155,6 +156,7 @@ struct DataInspect: ParsableCommand {
         if let head, head.starts(with: Data("#!AER-DAT2".utf8)) { return "aedat2" }
         if let head, head.starts(with: Data("#!AER-DAT3".utf8)) { return "aedat3" }
         if let head, head.starts(with: [0xFF, 0xD8, 0xFF]) { return "jpeg" }
+        if let head, head.starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return "nir" }
         let name = URL(fileURLWithPath: file).lastPathComponent
         let pickle = head?.first == 0x80
         if name.hasPrefix("data_batch_") || name.hasPrefix("test_batch") { return pickle ? "cifar-py" : "cifar-bin" }
@@ -164,6 +166,7 @@ struct DataInspect: ParsableCommand {
         case "aedat": return "aedat2"
         case "bin", "bs2": return "nmnist"
         case "jpg", "jpeg": return "jpeg"
+        case "nir": return "nir"
         default: throw CLIError("\(file): cannot tell the format from the header or the extension; pass --format \(DataInspect.formats.joined(separator: "|"))")
         }
     }
@@ -173,6 +176,7 @@ struct DataInspect: ParsableCommand {
         var format = try detect()
         if format.hasPrefix("cifar") && format != "cifar10-dvs" { return try inspectImages(format) }
         if format == "jpeg" { return try inspectJPEG() }
+        if format == "nir" { return try InspectNIR.describe(file, json: json) }
         let events: EventStream
         var extra: [String: Any] = [:]
         do {
