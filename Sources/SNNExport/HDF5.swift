@@ -11,11 +11,19 @@ public struct HDF5Error: Error, CustomStringConvertible {
 /// libhdf5 as this project uses it: one thread at a time (the Debian build is not thread-safe),
 /// its error stack read into messages instead of printed to stderr.
 enum HDF5 {
-    /// Opens the library once and turns off its automatic error printing.
-    static let ready: Void = {
+
+    /// Serialises every use of the library, which keeps global state (the Debian build is not
+    /// thread-safe).
+    private static let lock = NSLock()
+
+    /// Runs `body` holding the library.
+    static func exclusive<R>(_ body: () throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
         _ = H5open()
-        _ = H5Eset_auto2(0, nil, nil)  // H5E_DEFAULT
-    }()
+        _ = H5Eset_auto2(0, nil, nil)  // H5E_DEFAULT: errors come back as messages, not printed
+        return try body()
+    }
 
     /// The messages on libhdf5's error stack, outermost first, repeated ones dropped.
     static func stackMessage() -> String {
@@ -53,14 +61,15 @@ final class HDF5Writer {
     private let name: String
     private var closed = false
 
+    /// Call inside ``HDF5/exclusive(_:)``.
     /// - Parameter name: the file's name, for messages.
     init(name: String) throws {
-        HDF5.ready
         self.name = name
         let access = try HDF5.check(H5Pcreate(snn_h5p_file_access()), "\(name): cannot create file access properties")
         defer { H5Pclose(access) }
         try HDF5.check(H5Pset_fapl_core(access, 1 << 20, false), "\(name): cannot select the in-memory driver")
-        file = try HDF5.check(H5Fcreate(name, snn_h5f_acc_trunc(), 0, access), "\(name): cannot create the file")
+        // The in-memory file's name must be unique among open files; it is never on disk.
+        file = try HDF5.check(H5Fcreate("\(name).\(UUID().uuidString)", snn_h5f_acc_trunc(), 0, access), "\(name): cannot create the file")
     }
 
     deinit { if !closed { H5Fclose(file) } }
@@ -176,7 +185,10 @@ public indirect enum HDF5Object {
     /// Reads the file at `path`. Datasets of more than `limit` values are refused (a damaged or
     /// hostile file cannot make this allocate without bound).
     public static func read(_ path: String, limit: Int = 1 << 28) throws -> HDF5Object {
-        HDF5.ready
+        try HDF5.exclusive { try readFile(path, limit: limit) }
+    }
+
+    private static func readFile(_ path: String, limit: Int) throws -> HDF5Object {
         guard FileManager.default.fileExists(atPath: path) else { throw HDF5Error("\(path): no such file") }
         guard H5Fis_hdf5(path) > 0 else {
             _ = H5Eclear2(0)

@@ -68,6 +68,10 @@ public struct NIRGraph {
 
     /// The graph as the bytes of an HDF5 file.
     public func hdf5(name: String = "graph.nir") throws -> Data {
+        try HDF5.exclusive { try hdf5Image(name: name) }
+    }
+
+    private func hdf5Image(name: String) throws -> Data {
         let w = try HDF5Writer(name: name)
         try w.write("version", strings: [version])
         try w.group("node")
