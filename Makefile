@@ -1,7 +1,7 @@
 # SwiftSNN: `make test` and `make demo` install what is missing, build, then run.
 SWIFT        ?= swift
 APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev libturbojpeg0-dev libhdf5-dev
-PIP_PACKAGES := numpy safetensors tensorboard
+PIP_PACKAGES := numpy safetensors tensorboard nir
 RELEASE_BIN  := .build/release/snn
 
 .PHONY: deps build release test test-slow demo bench bundle clean
@@ -13,7 +13,7 @@ deps:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@python3 -c "import numpy, safetensors, tensorboard" 2>/dev/null || python3 -m pip install -q $(PIP_PACKAGES)
+	@python3 -c "import numpy, safetensors, tensorboard, nir" 2>/dev/null || python3 -m pip install -q $(PIP_PACKAGES)
 
 build: deps
 	$(SWIFT) build
@@ -36,17 +36,17 @@ bench: release
 demo: release
 	$(RELEASE_BIN) train --output runs
 
-# A relocatable tarball: the release binary with the Swift runtime linked in statically and the
-# shared libraries it needs (oneDNN, OpenBLAS, libgomp, libgfortran, ...) under lib/, found
-# through an $$ORIGIN run path (DT_RPATH, so the libraries' own dependencies are found there
-# too). Runs on Linux x86_64 machines without Swift.
+# A relocatable tarball: the release binary with the Swift runtime linked in statically and every
+# shared library it loads but the C library's own (oneDNN, OpenBLAS, libgomp, libhdf5 and what
+# they load) under lib/, found through an $$ORIGIN run path (DT_RPATH, so the libraries' own
+# dependencies are found there too). Runs on Linux x86_64 machines without Swift.
 BUNDLE_DIR := .build/bundle/snn
 bundle: deps
 	$(SWIFT) build -c release --product snn --static-swift-stdlib -Xlinker --disable-new-dtags -Xlinker -rpath -Xlinker '$$ORIGIN/../lib'
 	rm -rf $(BUNDLE_DIR) && mkdir -p $(BUNDLE_DIR)/bin $(BUNDLE_DIR)/lib
 	cp $(RELEASE_BIN) $(BUNDLE_DIR)/bin/
 	ldd $(RELEASE_BIN) | awk '/=> \// {print $$3}' \
-		| grep -E 'libdnnl|libopenblas|libturbojpeg|libgomp|libgfortran|libquadmath|libstdc\+\+|libgcc_s' \
+		| grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv|ld-linux-x86-64)\.so' \
 		| xargs -I{} cp -L {} $(BUNDLE_DIR)/lib/
 	tar -C .build/bundle -czf .build/snn-linux-x86_64.tar.gz snn
 	@echo "bundle: .build/snn-linux-x86_64.tar.gz ($(BUNDLE_DIR)/bin/snn)"
