@@ -204,7 +204,8 @@ struct InspectNIR: ParsableCommand {
         for n in ordered {
             let from = incoming[n.name].map { "← " + $0.joined(separator: " + ") } ?? ""
             let params = parameters(n)
-            print("\(pad(n.name, nameWidth))  \(pad(n.type, typeWidth))  \(pad(dims(shapes[n.name]), 10))  \([from, params].filter { !$0.isEmpty }.joined(separator: "; "))")
+            let row = "\(pad(n.name, nameWidth))  \(pad(n.type, typeWidth))  \(pad(dims(shapes[n.name]), 10))  \([from, params].filter { !$0.isEmpty }.joined(separator: "; "))"
+            print(row.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression))
         }
         if !graph.metadata.isEmpty {
             print("metadata:")
