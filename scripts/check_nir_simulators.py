@@ -6,7 +6,7 @@ Usage:
 
   python3 scripts/check_nir_simulators.py --nir model.nir --input x.safetensors \\
       --expected y.safetensors [--T 4] [--dt 1e-4] [--simulators numpy,snntorch,spikingjelly] \\
-      [--fill-unsupported] [--json]
+      [--fill-unsupported] [--readout-tolerance 1e-5] [--spike-agreement 0.999] [--json]
 
   --input     safetensors with the tensor 'input': [N,T,C,H,W] float32, or a static [N,C,H,W]
               image fed at every step.
@@ -24,7 +24,8 @@ The graph is read with `nir.read` (type checking on). Each simulator runs T step
 batch 1 and its state reset between samples. For each one the script reports max |readout -
 expected| over all samples, steps and classes, and the fraction of spikes (outputs of LIF, IF,
 CubaLIF and Threshold nodes, every step) equal to those of the reference, the NumPy executor below.
-A simulator passes with max |delta| <= 1e-5 and >= 99.9 % equal spikes.
+A simulator passes with max |delta| <= 1e-5 and >= 99.9 % equal spikes (both can be set: a large
+readout summed in another order may need a looser absolute tolerance).
 
 Exit status: 0 all pass; 1 a check failed (a mismatch, or an importer that cannot express the
 graph: that is the simulator's result, reported as such); 2 none failed but a simulator's package
@@ -48,8 +49,8 @@ snntorch (snntorch.import_nir.import_from_nir, snnTorch 1.0.0, via nirtorch.nir_
     reset_mechanism="zero", reset_delay=False, init_hidden=True) with dt fixed at 1e-4 whatever
     the graph says. v_leak must be 0; v_threshold and r*dt/tau must be uniform; v_reset is
     ignored (reset to 0). Per step: h = beta*v + x, s = (h - threshold > 0), v = s ? 0 : h: the
-    exporter's semantics exactly when dt = 1e-4 and v_reset = 0 (beta is rounded again in float32,
-    1 ulp at most). With another dt, beta and the input gain are wrong.
+    exporter's semantics exactly when dt = 1e-4, v_reset = 0 and v_threshold > 0 (beta is rounded
+    again in float32, 1 ulp at most). With another dt, beta and the input gain are wrong.
   - IF -> snn.Leaky(beta=0.9, threshold=v_threshold*r, reset "subtract", init_hidden=False) and
     asserts r == 1: the exporter's IF (r = 1/dt) is refused; with r = 1 it would leak and its
     (spike, mem) tuple output breaks the graph. No IF graph runs in snnTorch 1.0.0.
@@ -75,6 +76,20 @@ nirtorch.nir_to_torch; needs `pip install nirtorch`):
 
 Both importers (nirtorch 2.6) sum fan-in (several edges into one node) with torch.add, replace
 '.' by '_' in node names (so 'a.b' and 'a_b' collide) and prefix Python keywords with 'nir_node_'.
+Nodes named 'self', 'is_none' or 'initialized_state' break nirtorch's generated code; a '/' in a
+name makes nir.write nest HDF5 groups that nir.read cannot read back.
+
+Measured on scripts/make_nir_examples.py's graphs (4 samples, T = 4, 2x8x8 inputs):
+  - with the exporter's mapping at dt = 1e-4, v_reset = 0: every graph both importers can load
+    agrees exactly (max |delta readout| 0 against a torch loop, 100 % equal spikes), for
+    tau_ref = 1.5, 2 and 3; with --fill-unsupported, the Threshold/Scale graphs too.
+  - '>=' (SpikingJelly) only differs on exact ties h == v_threshold: none with float weights;
+    with binary inputs and weights in multiples of 1/8 ('ties'), 98.75 % equal spikes and max
+    |delta readout| 1.39. Writing v_threshold as the next float32 up makes SpikingJelly exact there
+    (a '>' simulator then differs only on h == that value instead).
+  - dt = 1e-3 in the file: snnTorch (fixed dt = 1e-4) agrees on 53-80 % of spikes.
+  - v_reset = 0.2: snnTorch (resets to 0) 97.6-99.8 % equal spikes; SpikingJelly refuses LIF
+    (v_leak != v_reset) and starts IF at v = v_reset: 97.97 %.
 """
 import argparse
 import contextlib
@@ -494,6 +509,10 @@ def main(argv=None):
                         help="comma-separated subset of numpy, snntorch, spikingjelly")
     parser.add_argument("--fill-unsupported", action="store_true",
                         help="supply Threshold and Scale where an importer has no mapping")
+    parser.add_argument("--readout-tolerance", type=float, default=READOUT_TOLERANCE,
+                        help="largest max |readout - expected| that passes (default 1e-5)")
+    parser.add_argument("--spike-agreement", type=float, default=SPIKE_AGREEMENT,
+                        help="smallest fraction of equal spikes that passes (default 0.999)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
@@ -548,8 +567,8 @@ def main(argv=None):
                     result["spike_agreement_per_node"] = per_node
         vs = result["spike_agreement"].get(reference) if name != reference else 1.0
         result["spike_agreement_vs_reference"] = vs
-        spikes_ok = vs is None or vs >= SPIKE_AGREEMENT
-        result["pass"] = bool(result["readout_max_abs_diff"] <= READOUT_TOLERANCE and spikes_ok)
+        spikes_ok = vs is None or vs >= args.spike_agreement
+        result["pass"] = bool(result["readout_max_abs_diff"] <= args.readout_tolerance and spikes_ok)
     for name in names:
         results[name].setdefault("pass", False)
 
@@ -559,7 +578,7 @@ def main(argv=None):
     report = {"nir": args.nir, "dt": dt, "T": steps, "samples": int(inputs.shape[0]),
               "metadata": {k: (v.item() if hasattr(v, "item") else v) for k, v in metadata.items()},
               "nodes": {n: type_name(node) for n, node in graph.nodes.items()},
-              "reference": reference, "tolerances": {"readout": READOUT_TOLERANCE, "spikes": SPIKE_AGREEMENT},
+              "reference": reference, "tolerances": {"readout": args.readout_tolerance, "spikes": args.spike_agreement},
               "simulators": results, "exit_code": code}
     if args.json:
         print(json.dumps(report, indent=1, default=str))
