@@ -14,19 +14,26 @@ public struct NIRExportError: Error, CustomStringConvertible {
 /// - The discrete LIF neuron `h = v/τ + x`, spike if `h > v_th`, hard reset → NIR `LIF` as the
 ///   exact forward-Euler step at `dt`: β = 1/τ, `tau = dt/(1 − β)`, `r = 1/(1 − β)`,
 ///   `v_leak = 0`; τ = 1 (no leak) → `IF` with `r = 1/dt`. Reset by subtraction has no NIR form.
-/// - Max pooling of spikes → `SumPool2d` + `Threshold(0)`; average pooling → `AvgPool2d`, or
-///   with `portable` `SumPool2d` with the next layer's weights divided by the window size.
+/// - Max pooling of spikes → `SumPool2d` + `Threshold(0)`; average pooling → `AvgPool2d`.
 /// - Flatten → `Flatten(start_dim 0)`; the readout → `Affine` → `Output`.
 /// - Residual sums → edges into the same node (NIR adds fan-in); SEW AND → `Threshold(1.5)`
 ///   over both; SEW IAND → `Scale(−1)` on the block's output plus the shortcut into `Threshold(0.5)`.
+///
+/// `portable` keeps to the node types every importer maps (snnTorch's and SpikingJelly's have no
+/// `Threshold`, `Scale` or `AvgPool2d`-free hardware paths): `Input`, `Output`, `Conv2d`, `Affine`,
+/// `Flatten`, `LIF`/`IF` and unpadded `SumPool2d`, each replacement exact on the values it sees:
+/// average pooling → `SumPool2d` with the next weights divided by the window; `Threshold(θ)` over
+/// integer-valued inputs → a `LIF` with β = 2⁻¹⁰ and the threshold half-way between integers
+/// (what it keeps from one step to the next is below 0.002, too little to cross it); `Scale(c)` →
+/// a 1×1 `Conv2d` (or `Affine`) with weight c·I; padded `SumPool2d` → a `Conv2d` with a ones kernel
+/// per channel.
 public struct NIRExport {
     public struct Options {
         /// The time step the continuous-time parameters are derived for (seconds).
         public var dt: Double = 1e-4
         /// Write reset by subtraction as a hard reset to 0 (inexact) instead of refusing.
         public var allowInexact = false
-        /// Average pooling as `SumPool2d` with the following weights scaled, for consumers
-        /// without `AvgPool2d`.
+        /// Only the node types every importer maps (see ``NIRExport``).
         public var portable = false
         /// Extra metadata (`source`, `topology`, ...).
         public var metadata: [(key: String, value: NIRGraph.Value)] = []
@@ -118,14 +125,13 @@ private struct Builder {
                 sources[node.name] = terms
             case .and:
                 let (a, b) = (try spikes(inputs[0], node, "SEW AND"), try spikes(inputs[1], node, "SEW AND"))
-                emit(thresholdNode(node.name, 1.5, node.shape), from: [a, b])
+                emitThreshold(node.name, 1.5, node.shape, from: [a, b])
                 binary.insert(node.name)
             case .andNot:
                 let (out, shortcut) = (try spikes(inputs[0], node, "SEW IAND"), try spikes(inputs[1], node, "SEW IAND"))
                 let negated = "\(node.name)_negate"
-                emit(NIRGraph.Node(negated, "Scale", [("scale", .floats(.init(repeating: -1, count: node.shape.reduce(1, *)), shape: node.shape))]),
-                     from: [out])
-                emit(thresholdNode(node.name, 0.5, node.shape), from: [negated, shortcut])
+                emitScale(negated, -1, node.shape, from: out)
+                emitThreshold(node.name, 0.5, node.shape, from: [negated, shortcut])
                 binary.insert(node.name)
             }
         }
@@ -159,8 +165,69 @@ private struct Builder {
 
     private func shape(of name: String, _ graph: NetworkGraph) -> [Int] { shapes[name] ?? [] }
 
-    private func thresholdNode(_ name: String, _ value: Float, _ shape: [Int]) -> NIRGraph.Node {
-        NIRGraph.Node(name, "Threshold", [("threshold", .floats(.init(repeating: value, count: shape.reduce(1, *)), shape: shape))])
+    /// `Threshold(θ)` over integer-valued inputs (spike counts and their differences); with
+    /// `portable`, a LIF of almost no memory firing half-way between integers.
+    private mutating func emitThreshold(_ name: String, _ theta: Float, _ shape: [Int], from inputs: [String]) {
+        let count = shape.reduce(1, *)
+        func full(_ v: Double) -> NIRGraph.Value { .floats(.init(repeating: Float(v), count: count), shape: shape) }
+        guard options.portable else {
+            emit(NIRGraph.Node(name, "Threshold", [("threshold", full(Double(theta)))]), from: inputs)
+            return
+        }
+        let beta = 1.0 / 1024
+        let halfway = (Double(theta) - 0.5).rounded(.up) + 0.5  // θ = 0 → 0.5; 0.5 and 1.5 stay
+        emit(NIRGraph.Node(name, "LIF", [
+            ("tau", full(options.dt / (1 - beta))), ("r", full(1 / (1 - beta))), ("v_leak", full(0)),
+            ("v_threshold", full(halfway)), ("v_reset", full(0)),
+        ]), from: inputs)
+    }
+
+    /// `Scale(c)`; with `portable`, a 1×1 `Conv2d` (or an `Affine`) with weight c·I.
+    private mutating func emitScale(_ name: String, _ factor: Double, _ shape: [Int], from input: String) {
+        let count = shape.reduce(1, *)
+        guard options.portable else {
+            emit(NIRGraph.Node(name, "Scale", [("scale", .floats(.init(repeating: Float(factor), count: count), shape: shape))]), from: [input])
+            return
+        }
+        let c = shape[0]
+        var identity = [Float](repeating: 0, count: c * c)
+        for i in 0..<c { identity[i * c + i] = Float(factor) }
+        if shape.count == 3 {
+            emit(NIRGraph.Node(name, "Conv2d", [
+                ("weight", .floats(identity, shape: [c, c, 1, 1])), ("bias", .floats(.init(repeating: 0, count: c), shape: [c])),
+                ("stride", .integers([1, 1], shape: [2])), ("padding", .integers([0, 0], shape: [2])),
+                ("dilation", .integers([1, 1], shape: [2])), ("groups", .integer(1)),
+                ("input_shape", .integers(Array(shape.suffix(2)), shape: [2])),
+            ]), from: [input])
+        } else {
+            emit(NIRGraph.Node(name, "Affine", [
+                ("weight", .floats(identity, shape: [c, c])), ("bias", .floats(.init(repeating: 0, count: c), shape: [c])),
+            ]), from: [input])
+        }
+    }
+
+    /// `SumPool2d`; with `portable` and padding, a `Conv2d` with a ones kernel per channel
+    /// (importers drop a sum pool's padding).
+    private mutating func emitSumPool(_ name: String, _ c: Pool2dParameters, inputShape: [Int], from input: String) {
+        guard options.portable && (c.padH > 0 || c.padW > 0) else {
+            emit(NIRGraph.Node(name, "SumPool2d", [
+                ("kernel_size", .integers([c.kernelH, c.kernelW], shape: [2])),
+                ("stride", .integers([c.strideH, c.strideW], shape: [2])),
+                ("padding", .integers([c.padH, c.padW], shape: [2])),
+            ]), from: [input])
+            return
+        }
+        let channels = inputShape[0]
+        let window = c.kernelH * c.kernelW
+        var weight = [Float](repeating: 0, count: channels * channels * window)
+        for ch in 0..<channels { for k in 0..<window { weight[(ch * channels + ch) * window + k] = 1 } }
+        emit(NIRGraph.Node(name, "Conv2d", [
+            ("weight", .floats(weight, shape: [channels, channels, c.kernelH, c.kernelW])),
+            ("bias", .floats(.init(repeating: 0, count: channels), shape: [channels])),
+            ("stride", .integers([c.strideH, c.strideW], shape: [2])), ("padding", .integers([c.padH, c.padW], shape: [2])),
+            ("dilation", .integers([1, 1], shape: [2])), ("groups", .integer(1)),
+            ("input_shape", .integers(Array(inputShape.suffix(2)), shape: [2])),
+        ]), from: [input])
     }
 
     /// `name`, or when `portable` left a factor on it that no weights absorb, a `Scale` node
@@ -168,11 +235,7 @@ private struct Builder {
     private mutating func resolved(_ name: String) -> String {
         guard let factor = pendingScale[name] else { return name }
         let scaled = "\(name)_scale"
-        if !nodes.contains(where: { $0.name == scaled }) {
-            let shape = shapes[name] ?? []
-            emit(NIRGraph.Node(scaled, "Scale", [("scale", .floats(.init(repeating: Float(factor), count: shape.reduce(1, *)), shape: shape))]),
-                 from: [name])
-        }
+        if !nodes.contains(where: { $0.name == scaled }) { emitScale(scaled, factor, shapes[name] ?? [], from: name) }
         return scaled
     }
 
@@ -201,6 +264,12 @@ private struct Builder {
             }
             inexact.append("\(node.name): reset by subtraction written as a hard reset to 0")
         }
+        // The network spikes when the float32 potential exceeds v_th: when it exceeds the largest
+        // float32 not above v_th, which is therefore the threshold to write (0.8 rounded to the
+        // nearest float32 lies above 0.8, and a potential equal to it would spike here only).
+        var bound = Float(neuron.threshold)
+        if Double(bound) > neuron.threshold { bound = bound.nextDown }
+        let threshold = NIRGraph.Value.floats(.init(repeating: bound, count: count), shape: node.shape)
         let beta = neuron.decay
         if beta == 1 {
             emit(NIRGraph.Node(node.name, "IF", [
@@ -209,31 +278,31 @@ private struct Builder {
         } else {
             emit(NIRGraph.Node(node.name, "LIF", [
                 ("tau", full(options.dt / (1 - beta))), ("r", full(1 / (1 - beta))), ("v_leak", full(0)),
-                ("v_threshold", full(neuron.threshold)), ("v_reset", full(reset)),
+                ("v_threshold", threshold), ("v_reset", full(reset)),
             ]), from: inputs)
         }
         binary.insert(node.name)
     }
 
     private mutating func pool(_ node: NetworkGraph.Node, _ c: Pool2dParameters, _ graph: NetworkGraph) throws {
-        let fields: [(key: String, value: NIRGraph.Value)] = [
-            ("kernel_size", .integers([c.kernelH, c.kernelW], shape: [2])),
-            ("stride", .integers([c.strideH, c.strideW], shape: [2])),
-            ("padding", .integers([c.padH, c.padW], shape: [2])),
-        ]
         let input = resolved(node.inputs[0])
+        let inputShape = shapes[node.inputs[0]] ?? []
         switch c.kind {
         case .max:
             let source = try spikes(input, node, "max pooling")
             let sum = "\(node.name)_sum"
-            emit(NIRGraph.Node(sum, "SumPool2d", fields), from: [source])
-            emit(thresholdNode(node.name, 0, node.shape), from: [sum])
+            emitSumPool(sum, c, inputShape: inputShape, from: source)
+            emitThreshold(node.name, 0, node.shape, from: [sum])
             binary.insert(node.name)
         case .average where options.portable:
-            emit(NIRGraph.Node(node.name, "SumPool2d", fields), from: [input])
+            emitSumPool(node.name, c, inputShape: inputShape, from: input)
             pendingScale[node.name] = 1 / Double(c.kernelH * c.kernelW)
         case .average:
-            emit(NIRGraph.Node(node.name, "AvgPool2d", fields), from: [input])
+            emit(NIRGraph.Node(node.name, "AvgPool2d", [
+                ("kernel_size", .integers([c.kernelH, c.kernelW], shape: [2])),
+                ("stride", .integers([c.strideH, c.strideW], shape: [2])),
+                ("padding", .integers([c.padH, c.padW], shape: [2])),
+            ]), from: [input])
         }
     }
 }

@@ -20,10 +20,13 @@ struct Export: ParsableCommand {
             batch norm folded in (running statistics); the neuron h_t = v_{t-1}/tau + x_t with a hard reset \
             becomes NIR's LIF as one exact forward-Euler step at --dt (beta = 1/tau, tau_nir = dt/(1-beta), \
             r = 1/(1-beta), v_leak = 0; IF when tau = 1); max pooling of spikes SumPool2d then Threshold(0); \
-            average pooling AvgPool2d (--portable: SumPool2d with the next weights divided by the window); \
+            average pooling AvgPool2d; \
             residual sums edges into one node; SEW AND Threshold(1.5), IAND Scale(-1) plus the shortcut into \
             Threshold(0.5); the readout Affine into Output, one value per step (the prediction averages \
             them over T). A reset by subtraction has no NIR form: refused unless --allow-inexact. \
+            --portable writes only node types every importer maps, each replacement exact: average pooling \
+            as SumPool2d with the next weights divided by the window, Threshold as a LIF of almost no memory \
+            firing half-way between integers, Scale as a 1x1 Conv2d, a padded SumPool2d as a Conv2d. \
             The file is written to a temporary name and renamed: a failure leaves no partial file.
             """)
 
@@ -47,7 +50,7 @@ struct Export: ParsableCommand {
     var dt: Double = 1e-4
     @Flag(name: .customLong("allow-inexact"), help: "NIR: write a reset by subtraction as a hard reset to 0 (recorded in the metadata) instead of refusing.")
     var allowInexact = false
-    @Flag(help: "NIR: average pooling as SumPool2d with the following weights scaled, for consumers without AvgPool2d.")
+    @Flag(help: "NIR: only Input, Output, Conv2d, Affine, Flatten, LIF/IF and unpadded SumPool2d, which every importer maps (snnTorch and SpikingJelly have no Threshold or Scale; hardware toolchains no AvgPool2d); each replacement is exact.")
     var portable = false
     @OptionGroup var network: NetworkOptions
     @OptionGroup var limits: ReaderLimitOptions

@@ -82,10 +82,10 @@ struct NIRExportTests {
         options.portable = portable
         let (difference, rates, graph) = try NIRExportTests.compare(net, options: options)
         #expect(difference < 1e-4, "max |Δ| \(difference)")
-        #expect(Set(rates.keys) == ["layer0_lif", "layer1_lif", "layer3_lif"])
+        #expect(Set(rates.keys) == (portable ? ["layer0_lif", "layer0_pool", "layer1_lif", "layer3_lif"] : ["layer0_lif", "layer1_lif", "layer3_lif"]))
         let types = NIRExportTests.types(graph)
         #expect(types["layer0_conv"] == "Conv2d" && types["layer0_lif"] == "LIF")
-        #expect(types["layer0_pool_sum"] == "SumPool2d" && types["layer0_pool"] == "Threshold")
+        #expect(types["layer0_pool_sum"] == "SumPool2d" && types["layer0_pool"] == (portable ? "LIF" : "Threshold"))
         #expect(types["layer1_pool"] == (portable ? "SumPool2d" : "AvgPool2d"))
         #expect(types["layer2_flatten"] == "Flatten" && types["layer3_fc"] == "Affine" && types["layer4_readout"] == "Affine")
         #expect(types["input"] == "Input" && types["output"] == "Output")
@@ -123,6 +123,32 @@ struct NIRExportTests {
         #expect(types["layer2_iand_negate"] == "Scale" && NIRExportTests.sources(g2, "layer2_iand_negate") == ["layer2_lif2"])
         #expect(NIRExportTests.sources(g2, "layer2_iand") == ["layer2_iand_negate", "layer2_downsample_lif"])
         #expect(g2.node("layer2_iand")?["threshold"]?.numbers?.allSatisfy { $0 == 0.5 } == true)
+    }
+
+    @Test("--portable: only Input, Output, Conv2d, Affine, Flatten, LIF/IF and unpadded SumPool2d, computing the same", arguments: [
+        "CONV-4-3-1-1-3-2-1_CONVAP-4-3-1-1_FC-8_L-3",
+        "CONVNP-4-3-1-1_SEWRES~AND-4-3=3-1=1-1=1_SEWRES~IAND-6-3=3-2=1-1=1_L-3",
+        "CONVNP-4-3-1-1_SEWRES~ADD-4-3=3-1=1-1=1_RES-6-3=3-2=1-1=1_L-3",
+    ])
+    func portable(_ topology: String) throws {
+        let net = try NIRExportTests.network(topology)
+        var options = NIRExport.Options()
+        options.portable = true
+        let (difference, _, graph) = try NIRExportTests.compare(net, options: options)
+        #expect(difference < 1e-4, "max |Δ| \(difference)")
+        let allowed: Set<String> = ["Input", "Output", "Conv2d", "Affine", "Flatten", "LIF", "IF", "SumPool2d"]
+        for node in graph.nodes {
+            #expect(allowed.contains(node.type), "\(node.name) is \(node.type)")
+            if node.type == "SumPool2d" { #expect(node["padding"]?.numbers?.allSatisfy { $0 == 0 } == true, "\(node.name)") }
+        }
+    }
+
+    @Test("v_threshold is the largest float32 not above the network's threshold (what its float32 test compares with)")
+    func thresholdRounding() throws {
+        let net = try NIRExportTests.network("CONVNP-2-3-1-1_L-2", neuron: NeuronParameters(threshold: 0.8))
+        let written = try #require(try NIRExport.graph(net.graph()).node("layer0_lif")?["v_threshold"]?.numbers?.first)
+        #expect(Float(written) == Float(0.8).nextDown)  // Float(0.8) lies above 0.8
+        #expect(written < 0.8 && Double(Float(written).nextUp) > 0.8)
     }
 
     @Test("an encoder on static images, convolutions with biases (--norm No) and IF neurons (tau 1)")
