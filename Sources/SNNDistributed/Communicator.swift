@@ -1,0 +1,65 @@
+import SNNTensor
+
+/// The collectives data-parallel training needs, over the processes of one job (MPI on CPUs,
+/// NCCL on GPUs). Every rank calls the same collectives in the same order; a collective returns
+/// when this rank's part is done. Errors name the collective, the rank and the cause.
+public protocol Communicator: AnyObject {
+    /// This process's index, 0..<size.
+    var rank: Int { get }
+    /// The number of processes.
+    var size: Int { get }
+    /// What carries the collectives, for messages: `MPI (Open MPI 4.1.4)`, `single process`.
+    var backendName: String { get }
+    /// Sums `buffer` over all ranks, in place: every rank ends with the same sum.
+    func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+    /// Sums `buffer` over all ranks, in place (counters and metrics).
+    func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws
+    /// Copies `root`'s bytes into every other rank's `buffer`.
+    func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
+    /// Returns once every rank has called it.
+    func barrier() throws
+}
+
+extension Communicator {
+    /// Sums a host tensor of float32 over all ranks, in place.
+    public func allReduceSum(_ tensor: Tensor) throws {
+        precondition(tensor.dtype == .float32 && tensor.isContiguous && tensor.device.isHostMemory,
+                     "[Communicator] expected a contiguous float32 host tensor, got \(tensor.dtype) on \(tensor.device)")
+        try allReduceSum(UnsafeMutableBufferPointer(start: tensor.pointer(as: Float.self), count: tensor.count))
+    }
+
+    /// Sums `values` over all ranks.
+    public func allReduceSum(_ values: [Double]) throws -> [Double] {
+        var copy = values
+        try copy.withUnsafeMutableBufferPointer { try allReduceSum($0) }
+        return copy
+    }
+
+    /// Copies `root`'s tensor into every other rank's (contiguous, host memory).
+    public func broadcast(_ tensor: Tensor, root: Int = 0) throws {
+        precondition(tensor.isContiguous && tensor.device.isHostMemory, "[Communicator] expected a contiguous host tensor")
+        let start: UnsafeMutableRawPointer
+        switch tensor.dtype.size {
+        case 1: start = UnsafeMutableRawPointer(tensor.pointer(as: UInt8.self))
+        case 2: start = UnsafeMutableRawPointer(tensor.pointer(as: UInt16.self))
+        case 4: start = UnsafeMutableRawPointer(tensor.pointer(as: UInt32.self))
+        default: start = UnsafeMutableRawPointer(tensor.pointer(as: UInt64.self))
+        }
+        try broadcast(UnsafeMutableRawBufferPointer(start: start, count: tensor.count * tensor.dtype.size), root: root)
+    }
+
+    /// Whether this process writes logs, checkpoints and reports.
+    public var isLeader: Bool { rank == 0 }
+}
+
+/// A world of one: every collective is the identity.
+public final class SingleProcess: Communicator {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public var backendName: String { "single process" }
+    public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
+    public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {}
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {}
+    public func barrier() throws {}
+}
