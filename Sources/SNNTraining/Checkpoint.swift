@@ -34,6 +34,10 @@ public struct CheckpointState: Codable {
     public var wallSeconds: Double?
     public var trainSeconds: Double?
     public var trainedSamples: Int?
+    /// Processes and micro-batches per step that wrote it (nil: one and one): a resume inside an
+    /// epoch needs the same product, or its steps would map to other samples.
+    public var worldSize: Int?
+    public var accumulate: Int?
     /// The layout of this state: 2 since `bestEpoch` is 1-based; `nil` before (0-based, -1 none).
     public var version: Int? = CheckpointState.currentVersion
     static let currentVersion = 2

@@ -1,6 +1,7 @@
 import Foundation
 import SNNAnalysis
 import SNNData
+import SNNDistributed
 import SNNLayers
 import SNNModels
 import SNNSpiking
@@ -95,6 +96,12 @@ public final class Trainer {
     public let flatParameters: Tensor
     /// What the run's records should say about where it ran (versions, device, commit).
     public var environment: [String: String] = [:]
+    /// The processes training together: each computes the gradients of its share of every
+    /// step's micro-batches; the sum is all-reduced before the optimiser step. Rank 0 alone
+    /// writes logs and checkpoints.
+    public let communicator: any Communicator
+    /// Micro-batches of `batchSize` each process computes per optimisation step.
+    public var accumulate: Int { max(config.accumulate ?? 1, 1) }
 
     /// Set from a signal handler: the trainer saves a resumable checkpoint after the current
     /// step and stops.
@@ -102,8 +109,10 @@ public final class Trainer {
     /// The signal that set ``stopRequested`` (`SIGINT`, `SIGTERM`), or 0.
     nonisolated(unsafe) public static var stopSignal: Int32 = 0
 
-    public init(config: TrainingConfig, model: SpikingNetwork, train: any LabelledDataset, test: any LabelledDataset, runDirectory: String) {
+    public init(config: TrainingConfig, model: SpikingNetwork, train: any LabelledDataset, test: any LabelledDataset, runDirectory: String,
+                communicator: any Communicator = SingleProcess()) {
         self.config = config
+        self.communicator = communicator
         self.model = model
         optimizer = Optimizer(config.optimizer, learningRate: config.learningRate, weightDecay: config.weightDecay)
         schedule = CosineSchedule(baseRate: config.learningRate, epochs: config.epochs, enabled: config.scheduler)
@@ -165,8 +174,18 @@ public final class Trainer {
             state.config = config
             for (d, c) in zip(dropoutLayers, state.dropoutCounters) { d.generator.seek(to: c) }
         }
-        let log = try MetricsLog(directory: runDirectory)
-        if resume != nil {
+        let leader = communicator.isLeader
+        let (world, rank) = (communicator.size, communicator.rank)
+        if state.stepInEpoch > 0, (state.worldSize ?? 1) * (state.accumulate ?? 1) != world * accumulate {
+            throw TrainingError(message: "the checkpoint was written in the middle of epoch \(state.epoch + 1) (step \(state.stepInEpoch)) by "
+                + "\(state.worldSize ?? 1) process(es) × \(state.accumulate ?? 1) micro-batch(es) per step; \(world) × \(accumulate) would map "
+                + "its steps to other samples: resume with \(state.worldSize ?? 1) process(es) and --accumulate \(state.accumulate ?? 1), "
+                + "or from a checkpoint written at the end of an epoch (weights/best, weights/epoch<N>)")
+        }
+        // Every rank starts from rank 0's weights and statistics.
+        try synchronizeModel()
+        let log = leader ? try MetricsLog(directory: runDirectory) : nil
+        if resume != nil, let log {
             let dropped = try log.rewind(steps: state.globalStep, epochs: state.epoch)
             if dropped > 0 { observer?.note("dropped \(dropped) log row(s) written after the checkpoint (that work is redone)") }
         }
@@ -182,43 +201,59 @@ public final class Trainer {
         func totals(_ s: inout CheckpointState) {
             s.wallSeconds = earlierWall + Date().timeIntervalSince(start)
             (s.trainSeconds, s.trainedSamples) = (earlierTrainSeconds + trainSeconds, earlierSamples + trainedSamples)
+            (s.worldSize, s.accumulate) = (world > 1 ? world : nil, accumulate > 1 ? accumulate : nil)
         }
         do {
             epochs: while state.epoch < config.epochs {
                 let epoch = state.epoch
                 optimizer.learningRate = schedule.rate(epoch: epoch)
                 model.train()
+                // Micro-batches of the epoch's permutation; step s takes `group` of them in order,
+                // rank r the ones at s·group + r·K + j for j < K (all K on one process).
                 let batches = trainSet.batchIndices(epoch: epoch, batchSize: config.batchSize, shuffle: true, seed: config.seed,
                                                     dropLast: config.dropLast)
+                let group = world * accumulate
+                let steps = (batches.count + group - 1) / group
+                func mine(_ s: Int) -> [Int] { (0..<accumulate).map { s * group + rank * accumulate + $0 }.filter { $0 < batches.count } }
+                func stepSamples(_ s: Int) -> Int { (s * group..<min((s + 1) * group, batches.count)).reduce(0) { $0 + batches[$1].count } }
                 var (lossSum, correct, seen) = (state.partialLossSum, state.partialCorrect, state.partialSeen)
-                let first = min(state.stepInEpoch, batches.count)
-                let prefetcher = BatchPrefetcher(dataset: trainSet, batches: Array(batches[first...]), epoch: epoch, workers: config.workers)
-                for i in first..<batches.count {
+                let first = min(state.stepInEpoch, steps)
+                let prefetcher = BatchPrefetcher(dataset: trainSet, batches: (first..<steps).flatMap { mine($0).map { batches[$0] } },
+                                                 epoch: epoch, workers: config.workers)
+                for i in first..<steps {
                     if let max = config.maxSteps, state.globalStep >= max {
-                        stopPoint = StopPoint(reason: "max-steps", epoch: epoch + 1, step: i, stepsInEpoch: batches.count,
+                        stopPoint = StopPoint(reason: "max-steps", epoch: epoch + 1, step: i, stepsInEpoch: steps,
                                               globalStep: state.globalStep)
                         (state.partialLossSum, state.partialCorrect, state.partialSeen) = (lossSum, correct, seen)
                         break epochs
                     }
-                    guard let batch = try prefetcher.next() else { break }
+                    var micro: [Batch] = []
+                    for _ in mine(i) {
+                        guard let batch = try prefetcher.next() else { break }
+                        micro.append(batch)
+                    }
                     let t0 = Date()
-                    let (loss, right) = try step(batch)
+                    let result = try step(micro, samples: stepSamples(i))
                     let dt = Date().timeIntervalSince(t0)
                     trainSeconds += dt
-                    trainedSamples += batch.count
-                    (lossSum, correct, seen) = (lossSum + loss * Double(batch.count), correct + right, seen + batch.count)
+                    trainedSamples += result.seen
+                    (lossSum, correct, seen) = (lossSum + result.lossSum, correct + result.correct, seen + result.seen)
+                    let loss = result.lossSum / Double(max(result.seen, 1))
                     state.globalStep += 1
                     state.stepInEpoch = i + 1
                     let rates = spikingLayers.map { ("firing_rate/\($0.key)", $0.value.lastFiringRate ?? 0) }
-                    log.record(kind: "step", step: state.globalStep, [("train_loss", loss), ("lr", optimizer.learningRate),
-                                                                       ("samples_per_second", Double(batch.count) / dt)] + rates)
-                    if let failure = log.failure { throw failure }
-                    observer?.stepFinished(epoch: epoch, step: i + 1, stepsInEpoch: batches.count, loss: loss,
-                                           samplesPerSecond: Double(batch.count) / dt)
-                    if Trainer.stopRequested {
+                    log?.record(kind: "step", step: state.globalStep, [("train_loss", loss), ("lr", optimizer.learningRate),
+                                                                        ("samples_per_second", Double(result.seen) / dt)] + rates)
+                    if let failure = log?.failure { throw failure }
+                    if leader {
+                        observer?.stepFinished(epoch: epoch, step: i + 1, stepsInEpoch: steps, loss: loss,
+                                               samplesPerSecond: Double(result.seen) / dt)
+                    }
+                    // Processes agree on stopping through the next step's all-reduce; alone, at once.
+                    if result.stop || (world == 1 && Trainer.stopRequested) {
                         (state.partialLossSum, state.partialCorrect, state.partialSeen) = (lossSum, correct, seen)
                         let signal = Trainer.stopSignal == SIGTERM ? "SIGTERM" : "SIGINT"
-                        stopPoint = StopPoint(reason: signal, epoch: epoch + 1, step: i + 1, stepsInEpoch: batches.count,
+                        stopPoint = StopPoint(reason: signal, epoch: epoch + 1, step: i + 1, stepsInEpoch: steps,
                                               globalStep: state.globalStep)
                         break epochs
                     }
@@ -237,18 +272,18 @@ public final class Trainer {
                                                    ("samples_per_second", runSeconds > 0 ? Double(runSamples) / runSeconds : 0)]
                 metrics += rates.map { ("firing_rate/\($0.0)", $0.1) }
                 let measureFisher = config.fisherEpochs?.contains(state.epoch) == true, measureCentroid = config.observeCentroid == true
-                if measureFisher || measureCentroid {
-                    // On this epoch's training batches, as the reference measures it.
+                if leader && (measureFisher || measureCentroid) {
+                    // On this epoch's training batches, as the reference measures it (rank 0 alone).
                     let fi = try FisherInformation.estimate(model: model, data: trainSet, batchIndices: batches, epoch: epoch, estimator: .reference)
                     if measureCentroid { metrics.append(("information_centroid", fi.centroid)) }
                     if measureFisher {
-                        log.recordFisher(epoch: state.epoch, perTimestep: fi.perTimestep, centroid: fi.centroid, estimator: fi.estimator.rawValue)
+                        log?.recordFisher(epoch: state.epoch, perTimestep: fi.perTimestep, centroid: fi.centroid, estimator: fi.estimator.rawValue)
                     }
                 }
-                log.record(kind: "epoch", step: state.epoch, metrics)
-                log.flush()
-                if let failure = log.failure { throw failure }
-                observer?.epochFinished(epoch: epoch, epochs: config.epochs, metrics: metrics)
+                log?.record(kind: "epoch", step: state.epoch, metrics)
+                log?.flush()
+                if let failure = log?.failure { throw failure }
+                if leader { observer?.epochFinished(epoch: epoch, epochs: config.epochs, metrics: metrics) }
                 state.optimizerSteps = optimizer.steps
                 totals(&state)
                 if improved { try save(state, name: "best") }
@@ -269,7 +304,7 @@ public final class Trainer {
                                       interrupted: stopPoint != nil, stoppedAt: stopPoint, stoppedBy: stoppedBy.map { "\($0)" },
                                       checkpoint: checkpoint, runDirectory: runDirectory, config: config, environment: environment)
         do {
-            try AtomicFile.write(try Checkpoint.encoder.encode(summary), to: runDirectory + "/summary.json")
+            if leader { try AtomicFile.write(try Checkpoint.encoder.encode(summary), to: runDirectory + "/summary.json") }
         } catch where stoppedBy != nil {
             // The first failure is the one to report (a full disk fails this write too).
         }
@@ -286,6 +321,7 @@ public final class Trainer {
     }
 
     private func save(_ state: CheckpointState, name: String) throws {
+        guard communicator.isLeader else { return }
         // A checkpoint with NaN or infinite weights resumes into nothing: refuse to write one.
         let nonFinite = withoutGradients {
             model.stateDict().sorted { $0.key < $1.key }.first { $0.value.dtype.isFloatingPoint && ($0.value * 0).sum().item() != 0 }
@@ -302,15 +338,74 @@ public final class Trainer {
         if name == "last" || checkpoint == nil { checkpoint = path }
     }
 
-    /// One optimisation step; returns the loss and the number of correct predictions.
+    /// One optimisation step on one batch in one process; returns the loss and the number of
+    /// correct predictions.
     public func step(_ batch: Batch) throws -> (Double, Int) {
-        let (value, predictions) = computeGradients(batch)
-        guard value.isFinite else {
-            throw TrainingError(message: "the loss became \(value); stopping (\(checkpointNote))")
+        let r = try step([batch], samples: batch.count)
+        return (r.lossSum / Double(max(r.seen, 1)), r.correct)
+    }
+
+    /// What one optimisation step did, summed over every process.
+    public struct StepResult {
+        public var lossSum: Double, correct: Int, seen: Int
+        /// A process was asked to stop (a signal): every process stops after this step.
+        public var stop: Bool
+    }
+
+    /// One optimisation step over this process's micro-batches of a step of `samples` samples
+    /// in all processes: the gradient is Σ (nᵢ/samples)·gᵢ over every micro-batch i of every
+    /// process (each gᵢ the gradient of its batch's mean loss), so W processes with K
+    /// micro-batches each take the step one process takes with W·K; with equal batches the
+    /// weights are bitwise the same for W·K = 2 (a sum of two numbers does not depend on order).
+    public func step(_ micro: [Batch], samples: Int) throws -> StepResult {
+        var (lossSum, correct, seen, finite) = (0.0, 0, 0, true)
+        var accumulated: Tensor?
+        for batch in micro {
+            let (value, predictions) = computeGradients(batch)
+            finite = finite && value.isFinite
+            let factor = Double(batch.count) / Double(max(samples, 1))
+            withoutGradients {
+                let g = gradients.flat
+                if micro.count == 1 {
+                    if factor != 1 { g.assign(g * factor) }
+                } else {
+                    accumulated = accumulated.map { $0 + g * factor } ?? g * factor
+                }
+            }
+            let truth = batch.labels.toDoubles().map { Int($0) }
+            (lossSum, correct, seen) = (lossSum + value * Double(batch.count), correct + zip(predictions, truth).filter { $0 == $1 }.count,
+                                        seen + batch.count)
+        }
+        withoutGradients {
+            if let accumulated { gradients.flat.assign(accumulated) }
+            if micro.isEmpty { gradients.flat.assign(Tensor.zeros(gradients.flat.shape, device: gradients.flat.device)) }
+        }
+        var totals = [lossSum, Double(correct), Double(seen), finite ? 0 : 1, Trainer.stopRequested ? 1 : 0]
+        if communicator.size > 1 {
+            Profiler.phase = "all-reduce"
+            try communicator.allReduceSum(gradients.flat)
+            totals = try communicator.allReduceSum(totals)
+            Profiler.phase = "rest"
+        }
+        guard totals[3] == 0 else {
+            throw TrainingError(message: "the loss became \(finite ? "non-finite on another process" : "\(lossSum / Double(max(seen, 1)))"); stopping (\(checkpointNote))")
         }
         applyGradients()
-        let truth = batch.labels.toDoubles().map { Int($0) }
-        return (value, zip(predictions, truth).filter { $0 == $1 }.count)
+        return StepResult(lossSum: totals[0], correct: Int(totals[1]), seen: Int(totals[2]), stop: totals[4] > 0)
+    }
+
+    /// Copies rank 0's parameters and batch-norm statistics to every other process.
+    func synchronizeModel() throws {
+        guard communicator.size > 1 else { return }
+        try communicator.broadcast(flatParameters)
+        try synchronizeBuffers()
+    }
+
+    /// Rank 0's batch-norm statistics to every process (as PyTorch's DDP does before each
+    /// forward pass), so every process evaluates the same network.
+    func synchronizeBuffers() throws {
+        guard communicator.size > 1 else { return }
+        for (_, b) in model.namedBuffers() where b.value.isContiguous { try communicator.broadcast(b.value) }
     }
 
     /// The forward and backward pass of one batch: returns the loss and the predicted classes,
@@ -345,7 +440,10 @@ public final class Trainer {
     }
 
     /// Test loss (criterion on the time-mean output), accuracy and firing rate per spiking layer.
+    /// With several processes, each evaluates every W-th batch with rank 0's batch-norm
+    /// statistics and the sums are all-reduced.
     public func evaluate() throws -> (loss: Double, accuracy: Double, firingRates: [(String, Double)]) {
+        try synchronizeBuffers()
         model.eval()
         defer { model.train() }
         let lifs = spikingLayers
@@ -353,7 +451,8 @@ public final class Trainer {
         var (lossSum, correct, seen) = (0.0, 0, 0)
         let criterion = config.loss.evaluationCriterion
         try withoutGradients {
-            for indices in testSet.batchIndices(epoch: 0, batchSize: config.batchSize, shuffle: false, seed: 0) {
+            let all = testSet.batchIndices(epoch: 0, batchSize: config.batchSize, shuffle: false, seed: 0)
+            for indices in all.enumerated().filter({ $0.offset % communicator.size == communicator.rank }).map(\.element) {
                 let batch = try testSet.batch(indices, epoch: 0)
                 let mean = model(batch.inputs.to(device)).mean(axes: [0])
                 lossSum += criterion(mean, batch.labels.to(device)).item() * Double(batch.count)
@@ -362,6 +461,11 @@ public final class Trainer {
                 seen += batch.count
                 for (j, l) in lifs.enumerated() { rates[j] += (l.1.lastFiringRate ?? 0) * Double(batch.count) }
             }
+        }
+        if communicator.size > 1 {
+            let sums = try communicator.allReduceSum([lossSum, Double(correct), Double(seen)] + rates)
+            (lossSum, correct, seen) = (sums[0], Int(sums[1]), Int(sums[2]))
+            rates = Array(sums[3...])
         }
         let n = Double(max(seen, 1))
         return (lossSum / n, Double(correct) / n, zip(lifs.map(\.key), rates.map { $0 / n }).map { ($0, $1) })

@@ -37,6 +37,8 @@ public struct TrainingConfig: Codable, Sendable {
     public var fisherEpochs: [Int]? = nil
     /// Measure the information centroid after every epoch (the reference's `--observe_ic 1`).
     public var observeCentroid: Bool? = nil
+    /// Micro-batches of `batchSize` per optimisation step (gradient accumulation); nil: 1.
+    public var accumulate: Int? = nil
 
     public init(dataset: String, topology: String, modelName: String?, timesteps: Int, epochs: Int, batchSize: Int,
                 learningRate: Double, optimizer: Optimizer.Kind, scheduler: Bool, weightDecay: Double, l1: Double, l2: Double,

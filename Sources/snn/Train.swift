@@ -83,6 +83,8 @@ struct TrainOptions: ParsableArguments {
     var workers: Int = 2
     @Flag(name: [.customLong("drop-last"), .customLong("drop_last")], help: "Drop each epoch's last partial training batch (the reference keeps it).")
     var dropLast = false
+    @Option(help: "Micro-batches of --batch_size per optimisation step (gradient accumulation): the step's gradient is their sample-weighted mean, over every process of a data-parallel run too.")
+    var accumulate: Int = 1
     @Flag(name: [.customLong("skip-corrupt"), .customLong("skip_corrupt")], help: "Skip unreadable event files and JPEGs (and say how many) instead of stopping.")
     var skipCorrupt = false
     @Option(name: [.customLong("dvs-frames"), .customLong("dvs_frames")], help: "DVSCIFAR10 frames: standard (per-polarity counts, per-frame max normalisation) or reference (the reference code's occupancy frames with its channel quirk, for bit-for-bit comparisons).")
@@ -112,6 +114,7 @@ struct TrainOptions: ParsableArguments {
         if lr <= 0 { throw FlagError("--lr must be positive, got \(lr)") }
         if weightDecay < 0 { throw FlagError("--weight_decay must be 0 or more, got \(weightDecay)") }
         if let c = clipGradNorm, c <= 0 { throw FlagError("--clip-grad-norm must be positive, got \(c)") }
+        if accumulate < 1 { throw FlagError("--accumulate must be a positive integer, got \(accumulate)") }
         guard Optimizer.Kind(rawValue: optimizer) != nil else {
             throw FlagError("--optimizer accepts SGD, Adam, AdamW, RMSprop; got \(optimizer)")
         }

@@ -14,7 +14,7 @@ enum ResumeConfiguration {
     static let changeable: [String: String] = [
         "epochs": "--epochs", "device": "--device", "workers": "--workers", "clipGradNorm": "--clip-grad-norm",
         "checkpointEpochs": "--checkpoint_epochs", "saveCheckpoints": "--save_checkpoint", "dataOptions.data_dir": "--data-dir",
-        "fisherEpochs": "--observe_fi/--fi_epochs", "observeCentroid": "--observe_ic",
+        "fisherEpochs": "--observe_fi/--fi_epochs", "observeCentroid": "--observe_ic", "accumulate": "--accumulate",
     ]
 
     /// The flags behind every other field, for messages.
@@ -123,6 +123,7 @@ extension TrainingConfig {
             flags += [("--observe_fi", "1"), ("--fi_epochs", epochs.map(String.init).joined(separator: "-"))]
         }
         if observeCentroid == true { flags.append(("--observe_ic", "1")) }
+        if let k = accumulate, k > 1 { flags.append(("--accumulate", "\(k)")) }
         let dataFlags = ["augment": "--augment", "frame_size": "--frame-size", "dvs_frames": "--dvs-frames", "classes": "--classes",
                          "samples": "--synthetic-samples", "data_dir": "--data-dir"]
         for (key, value) in (dataOptions ?? [:]).sorted(by: { $0.key < $1.key }) {

@@ -32,6 +32,7 @@ extension TrainOptions {
             checkpointEpochs: checkpointEpochs.split(separator: "-").compactMap { Int($0) }, saveCheckpoints: saveCheckpoint == 1)
         if observeFI == 1 { config.fisherEpochs = fiEpochs.split(separator: "-").compactMap { Int($0) } }
         if observeIC == 1 { config.observeCentroid = true }
+        if accumulate > 1 { config.accumulate = accumulate }
         var recorded = dataOptions.recorded(for: name)
         recorded["augment"] = String(augment)
         if skipCorrupt { recorded["skip_corrupt"] = "1" }
