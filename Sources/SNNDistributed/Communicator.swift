@@ -50,6 +50,19 @@ extension Communicator {
 
     /// Whether this process writes logs, checkpoints and reports.
     public var isLeader: Bool { rank == 0 }
+
+    /// `root`'s string on every rank (a path, a name; at most 64 KiB of UTF-8).
+    public func broadcast(string: String, root: Int = 0) throws -> String {
+        guard size > 1 else { return string }
+        var length = [Double(string.utf8.count)]
+        if rank != root { length = [0] }
+        try length.withUnsafeMutableBytes { try broadcast($0, root: root) }
+        let count = Int(length[0])
+        precondition(count <= 1 << 16, "[Communicator] broadcast(string:) takes at most 64 KiB")
+        var bytes = rank == root ? Array(string.utf8) : [UInt8](repeating: 0, count: count)
+        try bytes.withUnsafeMutableBytes { try broadcast($0, root: root) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }
 
 /// A world of one: every collective is the identity.

@@ -51,6 +51,7 @@ struct TrainOptions: ParsableArguments {
     var augment: Int = 1
     @OptionGroup var network: NetworkOptions
     @OptionGroup var limits: ReaderLimitOptions
+    @OptionGroup var distributed: DistributedOptions
     @Option(name: [.customLong("weight_decay"), .customLong("weight-decay")], help: "Weight decay passed to the optimiser.")
     var weightDecay: Double = 0
     @Option(name: .customLong("weights"), help: "Start from these weights instead of the initialisation: .safetensors or PyTorch .pth under the reference's names (a state dict the reference saved, or a checkpoint holding one).")

@@ -106,6 +106,15 @@ extension TrainOptions {
     @discardableResult
     func train(resuming checkpoint: String?, in continuedDirectory: String?) throws -> TrainingSummary {
         let config = makeConfig()
+        let communicator = try distributed.communicator()
+        if communicator.size > 1 {
+            // One voice: rank 0 prints; the others' output would only repeat it (errors still
+            // reach stderr from every rank).
+            if !communicator.isLeader { _ = freopen("/dev/null", "w", stdout) }
+            print("data-parallel: \(communicator.size) processes over \(communicator.backendName), rank 0 writes the run; "
+                + "each process trains on \(accumulate > 1 ? "\(accumulate) micro-batches" : "a batch") of \(batchSize) per step "
+                + "(\(communicator.size * accumulate * batchSize) samples per step), on \(device)")
+        }
         let isSDT: Bool = { if case .sdt = config.loss { return true } else { return false } }()
         if !isSDT && (config.l1 != 0 || config.l2 != 0) {
             // Reference-compatible, but easy to miss: say it.
@@ -138,17 +147,18 @@ extension TrainOptions {
             try loadWeights(into: model, quiet: true)
         }
         if weights != nil { print("initial weights: \(weights!)") }
-        let runDirectory: String
-        if let continuedDirectory {
-            runDirectory = continuedDirectory
-        } else {
+        var runDirectory = continuedDirectory ?? ""
+        if continuedDirectory == nil && communicator.isLeader {
             do {
                 runDirectory = try Trainer.freshRunDirectory(under: base, config: config)
             } catch {
                 throw CLIError("--output: \(error)")
             }
         }
-        let trainer = Trainer(config: config, model: model, train: train, test: test, runDirectory: runDirectory)
+        // Rank 0 names the folder; the others only report it.
+        runDirectory = try communicator.broadcast(string: runDirectory)
+        let trainer = Trainer(config: config, model: model, train: train, test: test, runDirectory: runDirectory,
+                              communicator: communicator)
         let reporter = ProgressReporter(logInterval: logInterval)
         trainer.observer = reporter
         trainer.environment = runEnvironment(device: dev)

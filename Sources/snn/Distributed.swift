@@ -1,0 +1,26 @@
+import ArgumentParser
+import Foundation
+import SNNDistributed
+
+/// Where this process stands in a data-parallel run: flags, else the launcher's environment
+/// (torchrun, Slurm, Open MPI, MPICH), else a world of one.
+struct DistributedOptions: ParsableArguments {
+    @Option(help: "This process's rank (default: from the launcher's environment).")
+    var rank: Int?
+    @Option(name: [.customLong("world-size"), .customLong("world_size")], help: "Processes in the run (default: from the launcher's environment, else 1).")
+    var worldSize: Int?
+    @Option(name: [.customLong("master-addr"), .customLong("master_addr")], help: "Rank 0's host (default: MASTER_ADDR, or Slurm's first node).")
+    var masterAddr: String?
+    @Option(name: [.customLong("master-port"), .customLong("master_port")], help: "Rank 0's port (default: MASTER_PORT).")
+    var masterPort: Int?
+
+    /// The communicator of this process (made once: MPI starts once per process).
+    func communicator() throws -> any Communicator {
+        if let made = DistributedOptions.made { return made }
+        let made: any Communicator = SingleProcess()
+        DistributedOptions.made = made
+        return made
+    }
+
+    nonisolated(unsafe) private static var made: (any Communicator)?
+}
