@@ -1,6 +1,6 @@
 # SwiftSNN: `make test` and `make demo` install what is missing, build, then run.
 SWIFT        ?= swift
-APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev libturbojpeg0-dev
+APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev libturbojpeg0-dev librsvg2-2
 PIP_PACKAGES := numpy safetensors tensorboard
 RELEASE_BIN  := .build/release/snn
 

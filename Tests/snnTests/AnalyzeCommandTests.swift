@@ -94,12 +94,25 @@ struct AnalyzeCommandTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let (status, output) = try SNNBinary.run(["report", run, "--output", folder + "/report.html"])
         #expect(status == 0, "\(output)")
-        #expect(output.contains("1 run, 6 figures; SVG and CSV of each in \(folder)/report_figures/"), "\(output)")
+        #expect(output.contains("1 run, 6 figures; SVG, PNG and CSV of each in \(folder)/report_figures/"), "\(output)")
         #expect(output.contains("not in these runs: Fisher information per timestep: no Fisher information was measured"), "\(output)")
         let html = try String(contentsOfFile: folder + "/report.html", encoding: .utf8)
         #expect(html.components(separatedBy: "<svg").count == 7 && html.contains("information centroid over training"))
         #expect(FileManager.default.fileExists(atPath: folder + "/report_figures/test_acc.svg"))
         #expect(FileManager.default.fileExists(atPath: folder + "/report_figures/information_centroid.csv"))
+        // A PNG beside every SVG, none for the figure the run lacks.
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder + "/report_figures")
+        let svgs = files.filter { $0.hasSuffix(".svg") }.map { String($0.dropLast(4)) }.sorted()
+        #expect(svgs.count == 6 && files.filter { $0.hasSuffix(".png") }.map { String($0.dropLast(4)) }.sorted() == svgs, "\(files)")
+        let png = try Data(contentsOf: URL(fileURLWithPath: folder + "/report_figures/test_acc.png"))
+        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && !files.contains("fisher_information.png"))
+        // Without librsvg: one line says so, the rest is written, and the command succeeds.
+        let (bare, without) = try SNNBinary.run(["report", run, "--output", folder + "/bare.html"], environment: ["SNN_LIBRSVG": "/nonexistent/librsvg-2.so.2"])
+        #expect(bare == 0 && without.contains("1 run, 6 figures; SVG and CSV of each in \(folder)/bare_figures/"), "\(without)")
+        let line = "PNG figures skipped: librsvg not found (looked for /nonexistent/librsvg-2.so.2; Debian package librsvg2-2)"
+        #expect(without.components(separatedBy: line).count == 2, "once: \(without)")
+        let bareFiles = try FileManager.default.contentsOfDirectory(atPath: folder + "/bare_figures")
+        #expect(bareFiles.contains("test_acc.svg") && !bareFiles.contains { $0.hasSuffix(".png") }, "\(bareFiles)")
     }
 
     @Test("reproduce: each method trained, analysed and compared in one report")
