@@ -41,6 +41,8 @@ struct AnalyzeCommandTests {
         (["analyze", "fisher", "--checkpoint", "x", "--batches", "0"], "--batches must be positive, got 0"),
         (["analyze", "landscape", "--checkpoint", "x", "--grid", "1"], "--grid must be 2 or more (a landscape needs points on both sides), got 1"),
         (["analyze", "landscape", "--checkpoint", "x", "--span", "0"], "--span must be positive, got 0.0"),
+        (["analyze", "landscape", "--checkpoint", "x", "--parallel", "0"], "--parallel must be 1 or more, got 0"),
+        (["analyze", "landscape", "--checkpoint", "x", "--points-shard", "2/2"], "--points-shard expects i/N with 0 <= i < N, got 2/2"),
         (["analyze", "rates", "--checkpoint", "x", "--samples", "0"], "--samples must be positive, got 0"),
         (["analyze", "rates", "--checkpoint", "x", "--ac-energy", "-1"], "--mac-energy and --ac-energy must be 0 or more"),
         (["report", "/nonexistent/run"], "/nonexistent/run: no such run folder"),
@@ -70,6 +72,28 @@ struct AnalyzeCommandTests {
         let (_, again) = try SNNBinary.run(args + ["--seed", "7"])
         let reused = try #require(try JSONSerialization.jsonObject(with: Data(again.utf8)) as? [String: Any])
         #expect(reused["loss"] as? [[Double]] == loss && reused["seed"] as? Int == 0)
+    }
+
+    @Test("analyze landscape --parallel: worker processes give the landscape of one process, file for file")
+    func parallelLandscape() throws {
+        let (folder, run, _) = try run("parallel", epochs: 1)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        func directionFiles() throws -> Set<String> {
+            Set(try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path).filter { $0.hasPrefix("snn-landscape-") })
+        }
+        let before = try directionFiles()
+        var csv: [String] = []
+        for n in [1, 2, 4] {
+            let (status, output) = try SNNBinary.run(["analyze", "landscape", "--checkpoint", run + "/weights/last", "--grid", "4", "--samples", "32",
+                                                      "--parallel", String(n), "--output", "\(folder)/p\(n)"])
+            #expect(status == 0 && output.contains("loss landscape of CONVAP-4-3-1-1_L-8: 4×4 points"), "\(output)")
+            csv.append(try String(contentsOfFile: "\(folder)/p\(n)/landscape.csv", encoding: .utf8))
+        }
+        let rows = csv[0].split(separator: "\n")
+        #expect(rows.count == 17 && Set(rows.dropFirst().map { $0.split(separator: ",")[2] }).count > 4, "\(csv[0])")
+        #expect(csv[1] == csv[0] && csv[2] == csv[0])
+        // The workers read the directions from a temporary file, removed afterwards.
+        #expect(try directionFiles() == before)
     }
 
     @Test("analyze rates: every spiking layer's rate per timestep, operations per layer, energy with the given constants")
