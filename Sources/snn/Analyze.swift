@@ -142,7 +142,9 @@ struct AnalyzeLandscape: ParsableCommand {
             --directions FILE reuses the directions in FILE (written there on first use), so several \
             checkpoints (SDT, TET, TRT) are plotted along the same directions. --parallel N evaluates the \
             points in N processes of snn at once (points i, i+N, ... each, with OMP_NUM_THREADS = threads/N), \
-            each reading the checkpoint and the samples; the numbers are those of one process, bit for bit. \
+            each reading the checkpoint and the samples. The numbers are those of one process run with \
+            OMP_NUM_THREADS = threads/N, bit for bit (oneDNN and OpenBLAS may sum in another order at \
+            another thread count: differences near float precision). \
             A progress line shows points done, rate and ETA on a terminal.
             """)
 
@@ -157,7 +159,7 @@ struct AnalyzeLandscape: ParsableCommand {
     var seed: UInt64 = 0
     @Option(help: "A safetensors file of directions: read when it exists, else written.")
     var directions: String?
-    @Option(help: "Processes evaluating grid points at once, each with OMP_NUM_THREADS = threads / N (the same numbers as 1).")
+    @Option(help: "Processes evaluating grid points at once, each with OMP_NUM_THREADS = threads / N.")
     var parallel: Int = 1
     @Option(name: .customLong("points-shard"), help: ArgumentHelp("A worker of --parallel: evaluate points i, i+N, ... (i/N) and print them.",
                                                                   visibility: .hidden))

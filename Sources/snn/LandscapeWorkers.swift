@@ -8,9 +8,11 @@ import SNNAnalysis
 /// gradient mode), so two evaluations cannot share a process. Worker `w` runs the same command
 /// with `--points-shard w/N` and the directions in a file, evaluates the points
 /// ``LossLandscape/shard(_:of:grid:)`` gives it and prints one line per point,
-/// `point <flat index> <loss> <accuracy>` (Swift's shortest exact spelling of each double, so
-/// the merged landscape is the one a single process computes, bit for bit). Each worker gets
-/// `OMP_NUM_THREADS` = the threads of this process / N (at least 1).
+/// `point <flat index> <loss> <accuracy>` (Swift's shortest exact spelling of each double). Each
+/// worker gets `OMP_NUM_THREADS` = the threads of this process / N (at least 1), so the merged
+/// landscape is the one a single process computes with that many threads, bit for bit; at
+/// another thread count oneDNN and OpenBLAS may sum in another order (differences near float
+/// precision; our own kernels do not depend on it).
 enum LandscapeWorkers {
     /// What the workers have sent so far; every field behind `lock`.
     private final class State: @unchecked Sendable {
