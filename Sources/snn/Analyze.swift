@@ -201,7 +201,7 @@ struct AnalyzeLandscape: ParsableCommand {
         } else {
             chosen = LandscapeDirections(parameters: parameters, seed: seed)
             if let file {
-                do { try chosen.save(to: file) } catch { throw CLIError("--directions: \(error)") }
+                do { try chosen.save(to: file) } catch { throw CLIError("\(directions == nil ? "--parallel: the workers' directions" : "--directions"): \(error)") }
             }
         }
         // A fixed subset of the training data, drawn with the run's seed (the same for every
