@@ -1,7 +1,6 @@
 # SwiftSNN: `make test` and `make demo` install what is missing, build, then run.
 SWIFT        ?= swift
-APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev libturbojpeg0-dev libhdf5-dev
-PIP_PACKAGES := numpy safetensors tensorboard nir
+APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev libturbojpeg0-dev libhdf5-dev librsvg2-2
 RELEASE_BIN  := .build/release/snn
 
 .PHONY: deps build release test test-slow demo bench bundle clean

@@ -95,17 +95,47 @@ public struct LossLandscape: Sendable, Codable {
     public var accuracy: [[Double]]
     public var samples: Int
 
+    public init(coordinates: [Double], loss: [[Double]], accuracy: [[Double]], samples: Int) {
+        (self.coordinates, self.loss, self.accuracy, self.samples) = (coordinates, loss, accuracy, samples)
+    }
+
     /// The grid's coordinates: `grid` evenly spaced values from -span to span.
     public static func coordinates(grid: Int, span: Double) -> [Double] {
         (0..<grid).map { -span + 2 * span * Double($0) / Double(grid - 1) }
     }
 
-    /// Evaluates the grid; the network's weights and mode are restored afterwards.
-    /// `progress` receives (points done, points in all).
+    /// The points of shard `index` of `count`, as flat indices `i·grid + j` of (a = coordinates[i],
+    /// b = coordinates[j]): those with `flat % count == index`, so every shard gets points from
+    /// every part of the grid and the shards together are the grid, each point once.
+    public static func shard(_ index: Int, of count: Int, grid: Int) -> [Int] {
+        precondition(count >= 1 && (0..<count).contains(index), "[LossLandscape] expected shard 0..<\(count), got \(index)")
+        return Array(stride(from: index, to: grid * grid, by: count))
+    }
+
+    /// Copies the points `points` (flat indices, see ``shard(_:of:grid:)``) of `other`, a
+    /// landscape of the same grid, into this one.
+    public mutating func merge(_ other: LossLandscape, points: [Int]) {
+        let grid = coordinates.count
+        precondition(other.coordinates == coordinates, "[LossLandscape.merge] expected the same grid, got \(other.coordinates) and \(coordinates)")
+        for k in points {
+            precondition((0..<(grid * grid)).contains(k), "[LossLandscape.merge] expected points in 0..<\(grid * grid), got \(k)")
+            (loss[k / grid][k % grid], accuracy[k / grid][k % grid]) = (other.loss[k / grid][k % grid], other.accuracy[k / grid][k % grid])
+        }
+    }
+
+    /// Evaluates the grid, or only `points` of it (flat indices, see ``shard(_:of:grid:)``; the
+    /// others are NaN); the network's weights and mode are restored afterwards. Each point's
+    /// numbers depend only on the point, so shards evaluated apart (`snn analyze landscape
+    /// --parallel`, one process each) merge into the landscape evaluated whole.
+    /// `point` receives each point as it is done (flat index, loss, accuracy); `progress`
+    /// receives (points done, points to do).
     public static func evaluate(model: SpikingNetwork, data: any LabelledDataset, batches: [ArraySlice<Int>],
-                                directions: LandscapeDirections, grid: Int, span: Double,
+                                directions: LandscapeDirections, grid: Int, span: Double, points: [Int]? = nil,
+                                point: ((Int, Double, Double) -> Void)? = nil,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> LossLandscape {
         precondition(grid >= 2, "[LossLandscape] expected a grid of 2 or more points, got \(grid)")
+        let chosen = points ?? Array(0..<(grid * grid))
+        precondition(chosen.allSatisfy { (0..<(grid * grid)).contains($0) }, "[LossLandscape] expected points in 0..<\(grid * grid)")
         let parameters = model.namedParameters()
         let (dx, dy) = directions.normalized(to: parameters)
         let device = parameters.first?.value.device ?? .cpu
@@ -126,31 +156,32 @@ public struct LossLandscape: Sendable, Codable {
         // The samples once, so every point sees the same inputs.
         let data = try batches.map { try data.batch($0, epoch: 0) }
         let axis = coordinates(grid: grid, span: span)
-        var loss = [[Double]](repeating: [Double](repeating: 0, count: grid), count: grid)
+        var loss = [[Double]](repeating: [Double](repeating: .nan, count: grid), count: grid)
         var accuracy = loss
         var done = 0
-        for (i, a) in axis.enumerated() {
-            for (j, b) in axis.enumerated() {
-                withoutGradients {
-                    for ((name, p), w) in zip(parameters, original) {
-                        var moved = w
-                        if let d = dx[name] { moved = moved + d * a }
-                        if let d = dy[name] { moved = moved + d * b }
-                        p.assign(moved.to(device))
-                    }
-                    var (sum, right, seen) = (0.0, 0, 0)
-                    for batch in data {
-                        let mean = model(batch.inputs.to(device)).mean(axes: [0])
-                        sum += crossEntropy(logits: mean, labels: batch.labels.to(device)).item() * Double(batch.count)
-                        let truth = batch.labels.toDoubles().map { Int($0) }
-                        right += zip(mean.argmaxRows(), truth).filter { $0 == $1 }.count
-                        seen += batch.count
-                    }
-                    (loss[i][j], accuracy[i][j]) = (sum / Double(max(seen, 1)), Double(right) / Double(max(seen, 1)))
+        for k in chosen {
+            let (i, j) = (k / grid, k % grid)
+            let (a, b) = (axis[i], axis[j])
+            withoutGradients {
+                for ((name, p), w) in zip(parameters, original) {
+                    var moved = w
+                    if let d = dx[name] { moved = moved + d * a }
+                    if let d = dy[name] { moved = moved + d * b }
+                    p.assign(moved.to(device))
                 }
-                done += 1
-                progress?(done, grid * grid)
+                var (sum, right, seen) = (0.0, 0, 0)
+                for batch in data {
+                    let mean = model(batch.inputs.to(device)).mean(axes: [0])
+                    sum += crossEntropy(logits: mean, labels: batch.labels.to(device)).item() * Double(batch.count)
+                    let truth = batch.labels.toDoubles().map { Int($0) }
+                    right += zip(mean.argmaxRows(), truth).filter { $0 == $1 }.count
+                    seen += batch.count
+                }
+                (loss[i][j], accuracy[i][j]) = (sum / Double(max(seen, 1)), Double(right) / Double(max(seen, 1)))
             }
+            point?(k, loss[i][j], accuracy[i][j])
+            done += 1
+            progress?(done, chosen.count)
         }
         return LossLandscape(coordinates: axis, loss: loss, accuracy: accuracy, samples: data.map(\.count).reduce(0, +))
     }

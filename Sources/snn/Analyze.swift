@@ -140,7 +140,12 @@ struct AnalyzeLandscape: ParsableCommand {
             cross-entropy of the output averaged over time, with batch norm on its running statistics, on \
             a fixed subset of --samples training samples (drawn with the run's seed; augmentation as in epoch 0). \
             --directions FILE reuses the directions in FILE (written there on first use), so several \
-            checkpoints (SDT, TET, TRT) are plotted along the same directions.
+            checkpoints (SDT, TET, TRT) are plotted along the same directions. --parallel N evaluates the \
+            points in N processes of snn at once (points i, i+N, ... each, with OMP_NUM_THREADS = threads/N), \
+            each reading the checkpoint and the samples. The numbers are those of one process run with \
+            OMP_NUM_THREADS = threads/N, bit for bit (oneDNN and OpenBLAS may sum in another order at \
+            another thread count: differences near float precision). \
+            A progress line shows points done, rate and ETA on a terminal.
             """)
 
     @OptionGroup var common: AnalysisOptions
@@ -154,12 +159,30 @@ struct AnalyzeLandscape: ParsableCommand {
     var seed: UInt64 = 0
     @Option(help: "A safetensors file of directions: read when it exists, else written.")
     var directions: String?
+    @Option(help: "Processes evaluating grid points at once, each with OMP_NUM_THREADS = threads / N.")
+    var parallel: Int = 1
+    @Option(name: .customLong("points-shard"), help: ArgumentHelp("A worker of --parallel: evaluate points i, i+N, ... (i/N) and print them.",
+                                                                  visibility: .hidden))
+    var pointsShard: String?
+
+    /// --points-shard `i/N` as (i, N).
+    var shard: (index: Int, count: Int)? {
+        guard let pointsShard else { return nil }
+        let parts = pointsShard.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, (0..<n).contains(i) else { return nil }
+        return (i, n)
+    }
 
     func validate() throws {
         if grid < 2 { throw FlagError("--grid must be 2 or more (a landscape needs points on both sides), got \(grid)") }
         try requireFinite([("--span", span)])
         if span <= 0 { throw FlagError("--span must be positive, got \(span)") }
         if samples < 1 { throw FlagError("--samples must be positive, got \(samples)") }
+        if parallel < 1 { throw FlagError("--parallel must be 1 or more, got \(parallel)") }
+        if let pointsShard, shard == nil { throw FlagError("--points-shard expects i/N with 0 <= i < N, got \(pointsShard)") }
+        if pointsShard != nil, directions.map(FileManager.default.fileExists) != true {
+            throw FlagError("--points-shard needs --directions naming an existing file")
+        }
     }
 
     func run() throws {
@@ -167,22 +190,45 @@ struct AnalyzeLandscape: ParsableCommand {
         let (_, options, model, train) = try common.openRun()
         let config = options.makeConfig()
         let parameters = model.namedParameters()
+        let workers = shard == nil ? min(parallel, grid * grid) : 1
+        // Workers read the directions from a file: --directions, else one of ours for this run.
+        let file = directions ?? (workers > 1 ? FileManager.default.temporaryDirectory
+            .appendingPathComponent("snn-landscape-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).safetensors").path : nil)
+        defer { if directions == nil, let file { try? FileManager.default.removeItem(atPath: file) } }
         let chosen: LandscapeDirections
         if let directions, FileManager.default.fileExists(atPath: directions) {
             do { chosen = try LandscapeDirections.load(directions, parameters: parameters) } catch { throw CLIError("--directions: \(error)") }
         } else {
             chosen = LandscapeDirections(parameters: parameters, seed: seed)
-            if let directions {
-                do { try chosen.save(to: directions) } catch { throw CLIError("--directions: \(error)") }
+            if let file {
+                do { try chosen.save(to: file) } catch { throw CLIError("\(directions == nil ? "--parallel: the workers' directions" : "--directions"): \(error)") }
             }
         }
         // A fixed subset of the training data, drawn with the run's seed (the same for every
         // checkpoint of a run and for any --seed of the directions).
         let subset = Array(train.batchIndices(epoch: 0, batchSize: train.count, shuffle: true, seed: config.seed).first?.prefix(samples) ?? [])
         let batches = stride(from: 0, to: subset.count, by: config.batchSize).map { subset[$0..<min($0 + config.batchSize, subset.count)] }
+        if let shard {
+            // A worker of --parallel: its points on stdout as they are done (LandscapeWorkers reads them).
+            _ = try LossLandscape.evaluate(model: model, data: train, batches: batches, directions: chosen, grid: grid, span: span,
+                                           points: LossLandscape.shard(shard.index, of: shard.count, grid: grid), point: { k, loss, accuracy in
+                                               print("point \(k) \(loss) \(accuracy)")
+                                               fflush(stdout)
+                                           })
+            return
+        }
         let progress = TerminalProgress(enabled: isatty(STDOUT_FILENO) != 0 && !common.json)
-        let landscape = try LossLandscape.evaluate(model: model, data: train, batches: batches, directions: chosen, grid: grid,
-                                                   span: span) { progress.show("landscape", $0, $1, unit: "points") }
+        let landscape: LossLandscape
+        if workers > 1, let file {
+            landscape = try LandscapeWorkers.evaluate(workers: workers, coordinates: LossLandscape.coordinates(grid: grid, span: span),
+                                                      samples: subset.count, progress: progress) { w in
+                ["analyze", "landscape", "--checkpoint", common.checkpoint] + (common.dataDir.map { ["--data-dir", $0] } ?? [])
+                    + ["--grid", "\(grid)", "--span", "\(span)", "--samples", "\(samples)", "--directions", file, "--points-shard", "\(w)/\(workers)"]
+            }
+        } else {
+            landscape = try LossLandscape.evaluate(model: model, data: train, batches: batches, directions: chosen, grid: grid, span: span,
+                                                   progress: { progress.show("landscape", $0, $1, unit: "points") })
+        }
         progress.clear()
         let seconds = Date().timeIntervalSince(progress.start)
         let center = grid / 2

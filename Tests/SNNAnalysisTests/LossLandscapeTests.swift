@@ -78,6 +78,38 @@ struct LossLandscapeTests {
         #expect(landscape.loss[0][2] != landscape.loss[1][1])
     }
 
+    @Test("shards: each evaluates exactly its points, in any order, and the shards merged are the whole grid, bit for bit")
+    func shards() throws {
+        let (model, data) = try setup()
+        let directions = LandscapeDirections(parameters: model.namedParameters(), seed: 5)
+        let batches: [ArraySlice<Int>] = [[0, 1, 2, 3], [4, 5]]
+        let whole = try LossLandscape.evaluate(model: model, data: data, batches: batches, directions: directions, grid: 4, span: 0.5)
+        #expect(LossLandscape.shard(0, of: 3, grid: 4) == [0, 3, 6, 9, 12, 15] && LossLandscape.shard(2, of: 3, grid: 4) == [2, 5, 8, 11, 14])
+        #expect(LossLandscape.shard(0, of: 20, grid: 4) == [0] && LossLandscape.shard(17, of: 20, grid: 4).isEmpty)
+        var merged = LossLandscape(coordinates: whole.coordinates, loss: Array(repeating: Array(repeating: .nan, count: 4), count: 4),
+                                   accuracy: Array(repeating: Array(repeating: .nan, count: 4), count: 4), samples: 6)
+        for index in 0..<3 {
+            // Backwards, so a point's numbers cannot depend on the point evaluated before it.
+            let points = Array(LossLandscape.shard(index, of: 3, grid: 4).reversed())
+            var reported: [Int] = []
+            let shard = try LossLandscape.evaluate(model: model, data: data, batches: batches, directions: directions, grid: 4, span: 0.5,
+                                                   points: points, point: { k, loss, accuracy in
+                                                       reported.append(k)
+                                                       #expect(loss == value(k, whole.loss) && accuracy == value(k, whole.accuracy))
+                                                   })
+            #expect(reported == points && shard.samples == 6 && shard.coordinates == whole.coordinates)
+            for k in 0..<16 {
+                #expect(points.contains(k) == !value(k, shard.loss).isNaN, "point \(k) of shard \(index)")
+            }
+            merged.merge(shard, points: points)
+        }
+        #expect(merged.loss == whole.loss && merged.accuracy == whole.accuracy)
+        #expect(Set(whole.loss.flatMap { $0 }).count > 8, "the points differ")
+    }
+
+    /// The value at flat index `k` of a 4×4 grid.
+    func value(_ k: Int, _ values: [[Double]]) -> Double { values[k / 4][k % 4] }
+
     @Test("directions saved for one network load for it and are refused, with a message, by another")
     func saveAndLoad() throws {
         let (model, _) = try setup()

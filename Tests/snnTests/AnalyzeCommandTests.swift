@@ -41,6 +41,8 @@ struct AnalyzeCommandTests {
         (["analyze", "fisher", "--checkpoint", "x", "--batches", "0"], "--batches must be positive, got 0"),
         (["analyze", "landscape", "--checkpoint", "x", "--grid", "1"], "--grid must be 2 or more (a landscape needs points on both sides), got 1"),
         (["analyze", "landscape", "--checkpoint", "x", "--span", "0"], "--span must be positive, got 0.0"),
+        (["analyze", "landscape", "--checkpoint", "x", "--parallel", "0"], "--parallel must be 1 or more, got 0"),
+        (["analyze", "landscape", "--checkpoint", "x", "--points-shard", "2/2"], "--points-shard expects i/N with 0 <= i < N, got 2/2"),
         (["analyze", "rates", "--checkpoint", "x", "--samples", "0"], "--samples must be positive, got 0"),
         (["analyze", "rates", "--checkpoint", "x", "--ac-energy", "-1"], "--mac-energy and --ac-energy must be 0 or more"),
         (["report", "/nonexistent/run"], "/nonexistent/run: no such run folder"),
@@ -72,6 +74,30 @@ struct AnalyzeCommandTests {
         #expect(reused["loss"] as? [[Double]] == loss && reused["seed"] as? Int == 0)
     }
 
+    @Test("analyze landscape --parallel: worker processes give the landscape of one process at their thread count, file for file")
+    func parallelLandscape() throws {
+        let (folder, run, _) = try run("parallel", epochs: 1)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        func directionFiles() throws -> Set<String> {
+            Set(try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path).filter { $0.hasPrefix("snn-landscape-") })
+        }
+        let before = try directionFiles()
+        var csv: [String] = []
+        for n in [1, 2, 4] {
+            let (status, output) = try SNNBinary.run(["analyze", "landscape", "--checkpoint", run + "/weights/last", "--grid", "4", "--samples", "32",
+                                                      "--parallel", String(n), "--output", "\(folder)/p\(n)"],
+                                                     // One thread everywhere: oneDNN and OpenBLAS may sum in another order at another count.
+                                                     environment: ["OMP_NUM_THREADS": "1"])
+            #expect(status == 0 && output.contains("loss landscape of CONVAP-4-3-1-1_L-8: 4×4 points"), "\(output)")
+            csv.append(try String(contentsOfFile: "\(folder)/p\(n)/landscape.csv", encoding: .utf8))
+        }
+        let rows = csv[0].split(separator: "\n")
+        #expect(rows.count == 17 && Set(rows.dropFirst().map { $0.split(separator: ",")[2] }).count > 4, "\(csv[0])")
+        #expect(csv[1] == csv[0] && csv[2] == csv[0])
+        // The workers read the directions from a temporary file, removed afterwards.
+        #expect(try directionFiles() == before)
+    }
+
     @Test("analyze rates: every spiking layer's rate per timestep, operations per layer, energy with the given constants")
     func rates() throws {
         let (folder, run, _) = try run("rates", epochs: 1)
@@ -94,12 +120,25 @@ struct AnalyzeCommandTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let (status, output) = try SNNBinary.run(["report", run, "--output", folder + "/report.html"])
         #expect(status == 0, "\(output)")
-        #expect(output.contains("1 run, 6 figures; SVG and CSV of each in \(folder)/report_figures/"), "\(output)")
+        #expect(output.contains("1 run, 6 figures; SVG, PNG and CSV of each in \(folder)/report_figures/"), "\(output)")
         #expect(output.contains("not in these runs: Fisher information per timestep: no Fisher information was measured"), "\(output)")
         let html = try String(contentsOfFile: folder + "/report.html", encoding: .utf8)
         #expect(html.components(separatedBy: "<svg").count == 7 && html.contains("information centroid over training"))
         #expect(FileManager.default.fileExists(atPath: folder + "/report_figures/test_acc.svg"))
         #expect(FileManager.default.fileExists(atPath: folder + "/report_figures/information_centroid.csv"))
+        // A PNG beside every SVG, none for the figure the run lacks.
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder + "/report_figures")
+        let svgs = files.filter { $0.hasSuffix(".svg") }.map { String($0.dropLast(4)) }.sorted()
+        #expect(svgs.count == 6 && files.filter { $0.hasSuffix(".png") }.map { String($0.dropLast(4)) }.sorted() == svgs, "\(files)")
+        let png = try Data(contentsOf: URL(fileURLWithPath: folder + "/report_figures/test_acc.png"))
+        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && !files.contains("fisher_information.png"))
+        // Without librsvg: one line says so, the rest is written, and the command succeeds.
+        let (bare, without) = try SNNBinary.run(["report", run, "--output", folder + "/bare.html"], environment: ["SNN_LIBRSVG": "/nonexistent/librsvg-2.so.2"])
+        #expect(bare == 0 && without.contains("1 run, 6 figures; SVG and CSV of each in \(folder)/bare_figures/"), "\(without)")
+        let line = "PNG figures skipped: librsvg not found (looked for /nonexistent/librsvg-2.so.2; Debian package librsvg2-2)"
+        #expect(without.components(separatedBy: line).count == 2, "once: \(without)")
+        let bareFiles = try FileManager.default.contentsOfDirectory(atPath: folder + "/bare_figures")
+        #expect(bareFiles.contains("test_acc.svg") && !bareFiles.contains { $0.hasSuffix(".png") }, "\(bareFiles)")
     }
 
     @Test("reproduce: each method trained, analysed and compared in one report")
