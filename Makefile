@@ -1,6 +1,7 @@
 # SwiftSNN: `make test` and `make demo` install what is missing, build, then run.
 SWIFT        ?= swift
 APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev libturbojpeg0-dev libhdf5-dev librsvg2-2
+PIP_PACKAGES := numpy safetensors tensorboard nir
 RELEASE_BIN  := .build/release/snn
 
 .PHONY: deps build release test test-slow demo bench bundle clean
