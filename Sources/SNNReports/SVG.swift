@@ -33,9 +33,15 @@ public enum SVG {
         let raw = (hi - lo) / 5
         let magnitude = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 2.5, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
-        var t = ceil(lo / step) * step
+        // Each tick as a multiple of the step (adding the step up would drift off the last one).
+        let first = ceil(lo / step - 1e-9)
         var result: [Double] = []
-        while t <= hi + step * 1e-9 { result.append(abs(t) < step * 1e-9 ? 0 : t); t += step }
+        var k = 0.0
+        while (first + k) * step <= hi + step * 1e-9 {
+            let t = (first + k) * step
+            result.append(abs(t) < step * 1e-9 ? 0 : t)
+            k += 1
+        }
         return result
     }
 
