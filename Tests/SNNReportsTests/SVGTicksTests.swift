@@ -17,4 +17,14 @@ struct SVGTicksTests {
         // Labels print the round value, never 1.7999999999.
         #expect(t.map(SVG.label).allSatisfy { $0.count <= 4 }, "\(t.map(SVG.label))")
     }
+
+    @Test("integer ticks of an epoch axis keep the last epoch (a drifting sum gave 1.9999999999999998, not 2)")
+    func integerTicks() {
+        for last in 2...12 {
+            let integers = SVG.ticks(1, Double(last)).filter { $0 == $0.rounded() }
+            #expect(integers.last == Double(last) || Double(last).truncatingRemainder(dividingBy: integers.count > 1 ? integers[1] - integers[0] : 1) != 0,
+                    "1...\(last): \(integers)")
+        }
+        #expect(SVG.ticks(1, 2).filter { $0 == $0.rounded() } == [1, 2])
+    }
 }
