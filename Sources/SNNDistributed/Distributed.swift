@@ -16,9 +16,10 @@ public enum Distributed {
         guard rendezvous.isMPILaunch else { throw DistributedError(notMPIMessage(rendezvous)) }
         let mpi = try MPICommunicator.start()
         guard mpi.rank == rendezvous.rank, mpi.size == rendezvous.worldSize else {
+            let launcher = "the launcher (\(rendezvous.launcher)) says rank \(rendezvous.rank) of \(rendezvous.worldSize)"
             throw DistributedError("[distributed] \(mpi.backendName) from \(mpi.libraryPath) says rank \(mpi.rank) of \(mpi.size), "
-                                   + "but the launcher (\(rendezvous.launcher)) says rank \(rendezvous.rank) of \(rendezvous.worldSize): "
-                                   + "this MPI is not the one that launched the job; set SNN_MPI_LIBRARY to that MPI's libmpi.so")
+                                   + "but \(launcher): this MPI is not the one that launched the job; "
+                                   + "set SNN_MPI_LIBRARY to that MPI's libmpi.so")
         }
         return mpi
     }
@@ -27,11 +28,12 @@ public enum Distributed {
         let need = "CPU collectives need an MPI launch"
         switch r.launcher {
         case "torchrun":
-            return "[distributed] torchrun started rank \(r.rank) of \(r.worldSize), but \(need): mpirun -np \(r.worldSize) snn ... "
-                + "(torchrun's rendezvous will serve NCCL on GPUs, which is not available yet)"
+            return "[distributed] torchrun started rank \(r.rank) of \(r.worldSize), but \(need): "
+                + "mpirun -np \(r.worldSize) snn ... (torchrun's rendezvous will serve NCCL on GPUs, which is not available yet)"
         case "slurm":
             return "[distributed] srun started rank \(r.rank) of \(r.worldSize) without an MPI plugin, but \(need): "
-                + "srun --mpi=pmix (or --mpi=pmi2) with an Open MPI or MPICH built against Slurm's PMI, or mpirun inside the allocation"
+                + "srun --mpi=pmix (or --mpi=pmi2) with an Open MPI or MPICH built against Slurm's PMI, "
+                + "or mpirun inside the allocation"
         default:
             return "[distributed] --rank \(r.rank) --world-size \(r.worldSize) name a place but nothing connects the processes: "
                 + "\(need) (mpirun -np \(r.worldSize) snn ..., without --rank and --world-size)"

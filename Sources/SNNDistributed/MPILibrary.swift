@@ -19,13 +19,19 @@ struct MPILibrary {
     let path: String
     let abi: ABI
 
+    typealias Flag = @convention(c) (UnsafeMutablePointer<Int32>?) -> Int32
+    typealias InitThread = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int32,
+                                           UnsafeMutablePointer<Int32>?) -> Int32
+    typealias ErrorString = @convention(c) (Int32, UnsafeMutablePointer<CChar>?, UnsafeMutablePointer<Int32>?) -> Int32
+    typealias LibraryVersion = @convention(c) (UnsafeMutablePointer<CChar>?, UnsafeMutablePointer<Int32>?) -> Int32
+
     // The functions without handles: the same on both ABIs.
-    let initialized: @convention(c) (UnsafeMutablePointer<Int32>?) -> Int32
-    let finalized: @convention(c) (UnsafeMutablePointer<Int32>?) -> Int32
-    let initThread: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int32, UnsafeMutablePointer<Int32>?) -> Int32
+    let initialized: Flag
+    let finalized: Flag
+    let initThread: InitThread
     let finalize: @convention(c) () -> Int32
-    let errorString: @convention(c) (Int32, UnsafeMutablePointer<CChar>?, UnsafeMutablePointer<Int32>?) -> Int32
-    let getLibraryVersion: @convention(c) (UnsafeMutablePointer<CChar>?, UnsafeMutablePointer<Int32>?) -> Int32
+    let errorString: ErrorString
+    let getLibraryVersion: LibraryVersion
 
     // The functions taking handles, with the ABI's MPI_COMM_WORLD (and types, MPI_SUM) bound in.
     let worldRank: (UnsafeMutablePointer<Int32>) -> Int32
@@ -40,7 +46,6 @@ struct MPILibrary {
     let abort: (Int32) -> Int32
 
     static let threadSerialized: Int32 = 2  // MPI_THREAD_SERIALIZED in both ABIs
-    static let threadFunneled: Int32 = 1
 
     /// The libraries tried, in order: `SNN_MPI_LIBRARY` alone when set; otherwise Open MPI's
     /// soname first, or MPICH's when MPICH's Hydra launched this process (`PMI_RANK` without
@@ -58,7 +63,8 @@ struct MPILibrary {
     /// - Throws: ``DistributedError`` listing what was tried and how to install MPI; for an
     ///   explicit `SNN_MPI_LIBRARY`, the loader's reason.
     static func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> MPILibrary {
-        try load(names: candidates(environment: environment), explicit: environment["SNN_MPI_LIBRARY"].map { !$0.isEmpty } ?? false)
+        let explicit = environment["SNN_MPI_LIBRARY"].map { !$0.isEmpty } ?? false
+        return try load(names: candidates(environment: environment), explicit: explicit)
     }
 
     /// Opens the first of `names` that loads; `explicit`: one name the user chose, whose loader
@@ -82,15 +88,12 @@ struct MPILibrary {
     private init(handle: UnsafeMutableRawPointer, path: String) throws {
         let symbols = Symbols(handle: handle, path: path)
         self.path = path
-        initialized = try symbols.function("MPI_Initialized", (@convention(c) (UnsafeMutablePointer<Int32>?) -> Int32).self)
-        finalized = try symbols.function("MPI_Finalized", (@convention(c) (UnsafeMutablePointer<Int32>?) -> Int32).self)
-        initThread = try symbols.function("MPI_Init_thread", (@convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?,
-                                                                              Int32, UnsafeMutablePointer<Int32>?) -> Int32).self)
+        initialized = try symbols.function("MPI_Initialized", Flag.self)
+        finalized = try symbols.function("MPI_Finalized", Flag.self)
+        initThread = try symbols.function("MPI_Init_thread", InitThread.self)
         finalize = try symbols.function("MPI_Finalize", (@convention(c) () -> Int32).self)
-        errorString = try symbols.function("MPI_Error_string", (@convention(c) (Int32, UnsafeMutablePointer<CChar>?,
-                                                                                UnsafeMutablePointer<Int32>?) -> Int32).self)
-        getLibraryVersion = try symbols.function("MPI_Get_library_version", (@convention(c) (UnsafeMutablePointer<CChar>?,
-                                                                                             UnsafeMutablePointer<Int32>?) -> Int32).self)
+        errorString = try symbols.function("MPI_Error_string", ErrorString.self)
+        getLibraryVersion = try symbols.function("MPI_Get_library_version", LibraryVersion.self)
         let bound: HandleFunctions
         if dlsym(handle, "ompi_mpi_comm_world") != nil {
             (abi, bound) = (.openMPI, try Self.openMPIFunctions(symbols))
@@ -121,12 +124,14 @@ struct MPILibrary {
         let rank = try symbols.function("MPI_Comm_rank", (@convention(c) (H, UnsafeMutablePointer<Int32>) -> Int32).self)
         let size = try symbols.function("MPI_Comm_size", (@convention(c) (H, UnsafeMutablePointer<Int32>) -> Int32).self)
         let setHandler = try symbols.function("MPI_Comm_set_errhandler", (@convention(c) (H, H) -> Int32).self)
-        let allReduce = try symbols.function("MPI_Allreduce", (@convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32,
-                                                                                H, H, H) -> Int32).self)
-        let broadcast = try symbols.function("MPI_Bcast", (@convention(c) (UnsafeMutableRawPointer?, Int32, H, Int32, H) -> Int32).self)
+        typealias AllReduce = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, H, H, H) -> Int32
+        typealias Broadcast = @convention(c) (UnsafeMutableRawPointer?, Int32, H, Int32, H) -> Int32
+        let allReduce = try symbols.function("MPI_Allreduce", AllReduce.self)
+        let broadcast = try symbols.function("MPI_Bcast", Broadcast.self)
         let barrier = try symbols.function("MPI_Barrier", (@convention(c) (H) -> Int32).self)
         let abort = try symbols.function("MPI_Abort", (@convention(c) (H, Int32) -> Int32).self)
-        return (worldRank: { rank(world, $0) }, worldSize: { size(world, $0) }, setErrorsReturn: { setHandler(world, errorsReturn) },
+        return (worldRank: { rank(world, $0) }, worldSize: { size(world, $0) },
+                setErrorsReturn: { setHandler(world, errorsReturn) },
                 allReduce: { allReduce(inPlace, $0, $1, $2 == .float ? float : $2 == .double ? double : byte, sum, world) },
                 broadcast: { broadcast($0, $1, byte, $2, world) }, barrier: { barrier(world) }, abort: { abort(world, $0) })
     }
@@ -141,12 +146,14 @@ struct MPILibrary {
         let rank = try symbols.function("MPI_Comm_rank", (@convention(c) (H, UnsafeMutablePointer<Int32>) -> Int32).self)
         let size = try symbols.function("MPI_Comm_size", (@convention(c) (H, UnsafeMutablePointer<Int32>) -> Int32).self)
         let setHandler = try symbols.function("MPI_Comm_set_errhandler", (@convention(c) (H, H) -> Int32).self)
-        let allReduce = try symbols.function("MPI_Allreduce", (@convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32,
-                                                                                H, H, H) -> Int32).self)
-        let broadcast = try symbols.function("MPI_Bcast", (@convention(c) (UnsafeMutableRawPointer?, Int32, H, Int32, H) -> Int32).self)
+        typealias AllReduce = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, H, H, H) -> Int32
+        typealias Broadcast = @convention(c) (UnsafeMutableRawPointer?, Int32, H, Int32, H) -> Int32
+        let allReduce = try symbols.function("MPI_Allreduce", AllReduce.self)
+        let broadcast = try symbols.function("MPI_Bcast", Broadcast.self)
         let barrier = try symbols.function("MPI_Barrier", (@convention(c) (H) -> Int32).self)
         let abort = try symbols.function("MPI_Abort", (@convention(c) (H, Int32) -> Int32).self)
-        return (worldRank: { rank(world, $0) }, worldSize: { size(world, $0) }, setErrorsReturn: { setHandler(world, errorsReturn) },
+        return (worldRank: { rank(world, $0) }, worldSize: { size(world, $0) },
+                setErrorsReturn: { setHandler(world, errorsReturn) },
                 allReduce: { allReduce(inPlace, $0, $1, $2 == .float ? float : $2 == .double ? double : byte, sum, world) },
                 broadcast: { broadcast($0, $1, byte, $2, world) }, barrier: { barrier(world) }, abort: { abort(world, $0) })
     }

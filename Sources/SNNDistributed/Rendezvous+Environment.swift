@@ -29,7 +29,8 @@ struct LaunchEnvironment {
     }
 
     private func partial(_ set: String, without unset: String, _ launcher: String) -> DistributedError {
-        DistributedError("[rendezvous] \(set)=\(self[set] ?? "") is set but \(unset) is not: \(launcher) sets both; set both or neither")
+        DistributedError("[rendezvous] \(set)=\(self[set] ?? "") is set but \(unset) is not: \(launcher) sets both; "
+                         + "set both or neither")
     }
 
     /// The rank and size `launcher` set, nil when it set neither.
@@ -100,8 +101,8 @@ struct LaunchEnvironment {
     func pmix() throws -> Rendezvous? {
         guard let rank = try index("PMIX_RANK") else { return nil }
         guard inSlurmStep, let size = try count("SLURM_NTASKS") else {
-            throw DistributedError("[rendezvous] PMIX_RANK=\(rank) is set but no world size: PMIx gives it only through its library; "
-                                   + "launch with mpirun (OMPI_COMM_WORLD_SIZE) or srun --mpi=pmix (SLURM_NTASKS)")
+            throw DistributedError("[rendezvous] PMIX_RANK=\(rank) is set but no world size: PMIx gives it only through "
+                                   + "its library; launch with mpirun (OMPI_COMM_WORLD_SIZE) or srun --mpi=pmix (SLURM_NTASKS)")
         }
         guard rank < size else { throw Self.invalid("PMIX_RANK", "\(rank)", "0..<\(size) (SLURM_NTASKS=\(size))") }
         let local = try slurmLocal(worldSize: size)
@@ -131,8 +132,9 @@ struct LaunchEnvironment {
         if let list = self["SLURM_TASKS_PER_NODE"] {
             return (try tasks(inList: list, name: "SLURM_TASKS_PER_NODE"), "SLURM_TASKS_PER_NODE")
         }
-        throw DistributedError("[rendezvous] SLURM_LOCALID=\(self["SLURM_LOCALID"] ?? "") is set but none of SLURM_STEP_TASKS_PER_NODE, "
-                               + "SLURM_NTASKS_PER_NODE, SLURM_TASKS_PER_NODE is: cannot tell the tasks per node")
+        throw DistributedError("[rendezvous] SLURM_LOCALID=\(self["SLURM_LOCALID"] ?? "") is set but none of "
+                               + "SLURM_STEP_TASKS_PER_NODE, SLURM_NTASKS_PER_NODE, SLURM_TASKS_PER_NODE is: "
+                               + "cannot tell the tasks per node")
     }
 
     private func tasks(inList list: String, name: String) throws -> Int {
@@ -147,7 +149,8 @@ struct LaunchEnvironment {
         }
         let distinct = Set(entries.map(\.tasks))
         guard distinct.count == 1, let tasks = distinct.first else {
-            throw DistributedError("[rendezvous] \(name)=\(list) differs between nodes, and SLURM_NODEID is not set to say which is this one")
+            throw DistributedError("[rendezvous] \(name)=\(list) differs between nodes, and SLURM_NODEID is not set "
+                                   + "to say which is this one")
         }
         return tasks
     }
@@ -171,7 +174,9 @@ struct LaunchEnvironment {
     /// `MASTER_PORT`, checked.
     func masterPort() throws -> Int? {
         guard let text = self["MASTER_PORT"] else { return nil }
-        guard let port = Int(text), (1...65535).contains(port) else { throw Self.invalid("MASTER_PORT", text, "a port in 1...65535") }
+        guard let port = Int(text), (1...65535).contains(port) else {
+            throw Self.invalid("MASTER_PORT", text, "a port in 1...65535")
+        }
         return port
     }
 }

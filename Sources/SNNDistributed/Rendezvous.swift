@@ -76,7 +76,8 @@ public struct Rendezvous: Equatable, Sendable {
 
     private static func fromFlags(rank: Int?, worldSize: Int?, _ env: LaunchEnvironment) throws -> Rendezvous {
         guard let rank, let worldSize else {
-            let (given, missing) = rank == nil ? ("--world-size \(worldSize ?? 0)", "--rank") : ("--rank \(rank ?? 0)", "--world-size")
+            let (given, missing) = rank == nil
+                ? ("--world-size \(worldSize ?? 0)", "--rank") : ("--rank \(rank ?? 0)", "--world-size")
             throw DistributedError("[rendezvous] \(given) needs \(missing) too")
         }
         guard worldSize >= 1 else { throw LaunchEnvironment.invalid("--world-size", "\(worldSize)", "a positive whole number") }

@@ -15,7 +15,7 @@ struct BenchAllReduce: ParsableCommand {
             2(n-1)/n · bytes/time for n ranks, as nccl-tests define them (GB = 10^9 bytes). \
             scripts/allreduce_bench.c measures MPI_Allreduce the same way in C. With --check, rank \
             r fills its buffer with r+1 before every call and every rank verifies each element of \
-            the sum n(n+1)/2.
+            the sum n(n+1)/2; a float64 sum and a broadcast are checked too.
             """)
 
     @Option(help: "Comma-separated buffer sizes in bytes, multiples of 4 (float32); 1e6 notation accepted.")
@@ -60,7 +60,8 @@ struct BenchAllReduce: ParsableCommand {
         let sizes = try byteSizes()
         let communicator = try Distributed.communicator(for: try Rendezvous.resolve())
         if communicator.size == 1 {
-            FileHandle.standardError.write(Data("note: one process, so nothing is exchanged; run under mpirun -np 2 to measure MPI\n".utf8))
+            let note = "note: one process, so nothing is exchanged; run under mpirun -np 2 to measure MPI\n"
+            FileHandle.standardError.write(Data(note.utf8))
         }
         if let mpi = communicator as? MPICommunicator, let chunkElements { mpi.maxElementsPerCall = chunkElements }
         do {
@@ -82,9 +83,10 @@ struct BenchAllReduce: ParsableCommand {
         if rank == 0 {
             print("all-reduce: sum of float32 in place, \(n) rank\(n == 1 ? "" : "s"), \(communicator.backendName); "
                   + "median of \(iterations) after \(warmup) warm-up")
-            print(pad("bytes", 12) + pad("elements", 12) + pad("time (us)", 12) + pad("algbw (GB/s)", 14) + pad("busbw (GB/s)", 14))
+            print(pad("bytes", 12) + pad("elements", 12) + pad("time (us)", 12) + pad("algbw (GB/s)", 14)
+                  + pad("busbw (GB/s)", 14))
         }
-        var wrong = 0.0
+        var wrong = check ? Double(try checkOtherCollectives(communicator)) : 0
         for bytes in sizes {
             let result = try measure(communicator, elements: bytes / 4)
             wrong += Double(result.wrong)
@@ -101,7 +103,32 @@ struct BenchAllReduce: ParsableCommand {
             if rank == 0 { print("check failed: \(Int(total)) wrong elements over all ranks") }
             throw ExitCode(1)
         }
-        if rank == 0 { print("check passed: every element of every rank's sum is \(n * (n + 1) / 2) (the sum of rank+1 over \(n) ranks)") }
+        if rank == 0 {
+            print("check passed: every element of every rank's sum is \(n * (n + 1) / 2) (the sum of rank+1 over \(n) ranks); "
+                  + "float64 sums and a broadcast from rank \(n - 1) agree too")
+        }
+    }
+
+    /// The collectives the table does not time: a float64 sum and a broadcast from the last rank
+    /// (10,007 bytes, so a lowered --chunk-elements splits it unevenly). Returns this rank's
+    /// wrong values, reported on stderr.
+    private func checkOtherCollectives(_ communicator: any Communicator) throws -> Int {
+        let (rank, n) = (communicator.rank, communicator.size)
+        var wrong = 0
+        let sums = try communicator.allReduceSum([Double(rank + 1), 0.25])
+        if sums != [Double(n * (n + 1) / 2), 0.25 * Double(n)] {
+            FileHandle.standardError.write(Data("rank \(rank): float64 all-reduce gave \(sums)\n".utf8))
+            wrong += 1
+        }
+        let root = n - 1
+        var bytes = (0..<10_007).map { UInt8(truncatingIfNeeded: $0 * 7 + rank) }
+        try bytes.withUnsafeMutableBytes { try communicator.broadcast($0, root: root) }
+        if let index = bytes.indices.first(where: { bytes[$0] != UInt8(truncatingIfNeeded: $0 * 7 + root) }) {
+            let message = "rank \(rank): broadcast from rank \(root): byte \(index) is \(bytes[index])\n"
+            FileHandle.standardError.write(Data(message.utf8))
+            wrong += 1
+        }
+        return wrong
     }
 
     /// Rank 0's median seconds per all-reduce of `elements` floats, and this rank's wrong elements.
@@ -123,7 +150,8 @@ struct BenchAllReduce: ParsableCommand {
                 if call >= warmup { times.append(Double(end - start) / 1e9) }
                 if check, let index = values.firstIndex(where: { $0 != expected }) {
                     if wrong == 0 {
-                        let message = "rank \(rank): all-reduce of \(elements) floats: element \(index) is \(values[index]), expected \(expected)\n"
+                        let message = "rank \(rank): all-reduce of \(elements) floats: element \(index) is "
+                            + "\(values[index]), expected \(expected)\n"
                         FileHandle.standardError.write(Data(message.utf8))
                     }
                     wrong += values.lazy.filter { $0 != expected }.count

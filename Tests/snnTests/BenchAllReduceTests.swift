@@ -68,7 +68,8 @@ struct BenchAllReduceTests {
             let row = lines.first { $0.split(separator: " ").prefix(2) == ["\(bytes)", "\(elements)"] }
             #expect(row.map { $0.split(separator: " ").count == 5 } == true, "no row for \(bytes) bytes in:\n\(result.output)")
         }
-        #expect(lines.contains("check passed: every element of every rank's sum is \(ranks * (ranks + 1) / 2) (the sum of rank+1 over \(ranks) ranks)"))
+        #expect(lines.contains("check passed: every element of every rank's sum is \(ranks * (ranks + 1) / 2) (the sum of rank+1 "
+                               + "over \(ranks) ranks); float64 sums and a broadcast from rank \(ranks - 1) agree too"), "\(result.output)")
         #expect(lines.filter { $0.hasPrefix("check passed") }.count == 1, "only rank 0 prints")
     }
 
