@@ -1,6 +1,6 @@
 # SwiftSNN: `make test` and `make demo` install what is missing, build, then run.
 SWIFT        ?= swift
-APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev libturbojpeg0-dev libhdf5-dev librsvg2-2
+APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev libturbojpeg0-dev libhdf5-dev librsvg2-2 libopenmpi-dev openmpi-bin
 PIP_PACKAGES := numpy safetensors tensorboard nir
 RELEASE_BIN  := .build/release/snn
 

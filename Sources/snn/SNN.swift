@@ -55,5 +55,5 @@ enum SwiftSNNVersion {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of SwiftSNN's kernels.",
-        subcommands: [BenchOps.self, BenchTrain.self, BenchData.self])
+        subcommands: [BenchOps.self, BenchTrain.self, BenchData.self, BenchAllReduce.self])
 }
