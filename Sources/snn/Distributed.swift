@@ -17,7 +17,14 @@ struct DistributedOptions: ParsableArguments {
     /// The communicator of this process (made once: MPI starts once per process).
     func communicator() throws -> any Communicator {
         if let made = DistributedOptions.made { return made }
-        let made: any Communicator = SingleProcess()
+        let made: any Communicator
+        do {
+            let rendezvous = try Rendezvous.resolve(rank: rank, worldSize: worldSize, masterAddress: masterAddr, masterPort: masterPort,
+                                                    environment: ProcessInfo.processInfo.environment)
+            made = try Distributed.communicator(for: rendezvous)
+        } catch {
+            throw CLIError("\(error)")
+        }
         DistributedOptions.made = made
         return made
     }

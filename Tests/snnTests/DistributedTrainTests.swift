@@ -1,0 +1,98 @@
+import Foundation
+import SNNTensor
+import Testing
+
+/// Data-parallel `snn train` under mpirun against one process with `--accumulate`: the same
+/// micro-batches, so the same weights.
+@Suite("snn train under mpirun", .serialized)
+struct DistributedTrainTests {
+    /// A short synthetic run's flags (one thread per process: oneDNN may sum in another order
+    /// at another thread count).
+    private static let run = ["train", "--synthetic-samples", "64", "--batch_size", "8", "--T", "2", "--topology", "CONVAP-4-3-1-1_L-8",
+                              "--epochs", "2", "--workers", "0"]
+
+    /// The parameters of a run's last checkpoint (batch norm's running statistics are each
+    /// process's own, as in PyTorch's DDP, so they are not compared).
+    private func parameters(_ folder: String) throws -> [String: [Float]] {
+        let runs = try FileManager.default.contentsOfDirectory(atPath: "\(folder)/result")
+        let tensors = try SafeTensors.load("\(folder)/result/\(try #require(runs.first))/weights/last.safetensors")
+        var result: [String: [Float]] = [:]
+        for (key, value) in tensors where !key.hasPrefix("optimizer") && !key.contains("running_") && !key.contains("num_batches") {
+            result[key] = value.toFloats()
+        }
+        return result
+    }
+
+    private func folder(_ name: String) -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("snn-dp-\(getpid())-\(name)").path
+        try? FileManager.default.removeItem(atPath: path)
+        return path
+    }
+
+    @Test("2 processes with batch 8 give bitwise the weights of 1 process with --accumulate 2; 4 within 1e-6 of --accumulate 4")
+    func exactness() throws {
+        for ranks in [2, 4] {
+            let (a, b) = (folder("ranks\(ranks)"), folder("accumulate\(ranks)"))
+            defer { for f in [a, b] { try? FileManager.default.removeItem(atPath: f) } }
+            guard let parallel = try MPIRun.mpirun(ranks, DistributedTrainTests.run + ["--output", a], environment: ["OMP_NUM_THREADS": "1"]) else { return }
+            #expect(parallel.status == 0, "\(parallel.output)")
+            #expect(parallel.output.contains("data-parallel: \(ranks) processes over MPI"), "\(parallel.output)")
+            // Rank 0 alone prints: one summary line.
+            #expect(parallel.output.components(separatedBy: "summary: ").count == 2, "\(parallel.output)")
+            let (status, output) = try SNNBinary.run(DistributedTrainTests.run + ["--accumulate", "\(ranks)", "--output", b],
+                                                     environment: ["OMP_NUM_THREADS": "1"])
+            #expect(status == 0, "\(output)")
+            let (x, y) = (try parameters(a), try parameters(b))
+            #expect(Set(x.keys) == Set(y.keys) && !x.isEmpty)
+            for (key, values) in x {
+                let other = try #require(y[key])
+                if ranks == 2 {
+                    #expect(values == other, "\(key) differs")
+                } else {
+                    let scale = max(other.map { abs($0) }.max() ?? 0, 1e-12)
+                    let worst = zip(values, other).map { abs($0 - $1) }.max() ?? 0
+                    #expect(Double(worst / scale) <= 1e-6, "\(key): max |Δ| / max |w| = \(worst / scale)")
+                }
+            }
+            // The same epoch's test accuracy: evaluation is split over the processes and summed.
+            // (Open MPI gives ranks a terminal: the line may follow a progress bar's escape codes.)
+            let epochLines = { (text: String) in
+                text.components(separatedBy: "\n").compactMap { line in line.range(of: "epoch 2/2 ").map { String(line[$0.lowerBound...]) } }
+            }
+            let parallelLine = try #require(epochLines(parallel.output).first)
+            let singleLine = try #require(epochLines(output).first)
+            func field(_ line: String, _ name: String) -> String? {
+                line.components(separatedBy: "  ").first { $0.hasPrefix(name) }
+            }
+            #expect(field(parallelLine, "train loss") == field(singleLine, "train loss") || ranks == 4, "\(parallelLine)\n\(singleLine)")
+        }
+    }
+
+    @Test("a resume inside an epoch with another number of processes is refused, naming both")
+    func resumeAcrossWorldSizes() throws {
+        let a = folder("resume")
+        defer { try? FileManager.default.removeItem(atPath: a) }
+        guard let first = try MPIRun.mpirun(2, DistributedTrainTests.run + ["--max-steps", "2", "--output", a],
+                                           environment: ["OMP_NUM_THREADS": "1"]) else { return }
+        #expect(first.status == 0, "\(first.output)")
+        let runs = try FileManager.default.contentsOfDirectory(atPath: "\(a)/result")
+        let checkpoint = "\(a)/result/\(try #require(runs.first))/weights/last"
+        let (status, output) = try SNNBinary.run(["train", "--resume", "1", "--resume_path", checkpoint])
+        #expect(status != 0)
+        #expect(output.contains("written in the middle of epoch 1 (step 2) by 2 process(es) × 1 micro-batch(es) per step; 1 × 1 would map"),
+                "\(output)")
+        // The same product (1 process, 2 micro-batches) resumes.
+        let (s2, o2) = try SNNBinary.run(["train", "--resume", "1", "--resume_path", checkpoint, "--accumulate", "2"],
+                                         environment: ["OMP_NUM_THREADS": "1"])
+        #expect(s2 == 0, "\(o2)")
+    }
+
+    @Test("torchrun's variables without an MPI launch: one line saying how to launch")
+    func torchrunWithoutMPI() throws {
+        let (status, output) = try SNNBinary.run(DistributedTrainTests.run + ["--output", folder("torchrun")],
+                                                 environment: ["RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+                                                               "MASTER_PORT": "29500"])
+        #expect(status != 0)
+        #expect(output.contains("torchrun started rank 0 of 2, but CPU collectives need an MPI launch"), "\(output)")
+    }
+}
