@@ -1,3 +1,4 @@
+import Foundation
 import SNNTensor
 
 /// The collectives data-parallel training needs, over the processes of one job (MPI on CPUs,
@@ -18,6 +19,9 @@ public protocol Communicator: AnyObject {
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
     /// Returns once every rank has called it.
     func barrier() throws
+    /// Ends every process of the job with exit status `code`: a process that fails alone must
+    /// not leave the others waiting in a collective forever.
+    func abort(code: Int32) -> Never
 }
 
 extension Communicator {
@@ -75,4 +79,8 @@ public final class SingleProcess: Communicator {
     public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {}
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {}
     public func barrier() throws {}
+    public func abort(code: Int32) -> Never {
+        fflush(stdout)
+        exit(code)
+    }
 }

@@ -100,6 +100,8 @@ public final class Trainer {
     /// step's micro-batches; the sum is all-reduced before the optimiser step. Rank 0 alone
     /// writes logs and checkpoints.
     public let communicator: any Communicator
+    /// Seconds spent in the gradient all-reduce (waiting for the slowest process included).
+    public var allReduceSeconds = 0.0
     /// Micro-batches of `batchSize` each process computes per optimisation step.
     public var accumulate: Int { max(config.accumulate ?? 1, 1) }
 
@@ -383,8 +385,10 @@ public final class Trainer {
         var totals = [lossSum, Double(correct), Double(seen), finite ? 0 : 1, Trainer.stopRequested ? 1 : 0]
         if communicator.size > 1 {
             Profiler.phase = "all-reduce"
+            let start = DispatchTime.now().uptimeNanoseconds
             try communicator.allReduceSum(gradients.flat)
             totals = try communicator.allReduceSum(totals)
+            allReduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             Profiler.phase = "rest"
         }
         guard totals[3] == 0 else {

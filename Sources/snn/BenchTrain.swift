@@ -30,6 +30,7 @@ struct BenchTrain: ParsableCommand {
     var eventDensity: Double = 0.2
     @Flag(help: "Print one JSON object.")
     var json = false
+    @OptionGroup var distributed: DistributedOptions
 
     func validate() throws {
         _ = try DatasetName.parse(dataset)
@@ -42,6 +43,11 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         SNN.prepare()
+        // Under mpirun: every process steps on its own batch and the gradients are all-reduced,
+        // as in data-parallel training; rank 0 reports.
+        let communicator = try distributed.communicator()
+        if !communicator.isLeader { _ = freopen("/dev/null", "w", stdout) }
+        let ranks = communicator.size
         let dev = Device(device) ?? .cpu
         let named = try DatasetName.parse(dataset)
         let (shape, classes) = (named.inputShape, named.classes)
@@ -66,27 +72,31 @@ struct BenchTrain: ParsableCommand {
             loss: .trt(lambda: 5e-5, decay: 0.5, epsilon: 1e-5, eta: 0.05), neuron: NeuronParameters(), dropout: 0,
             batchNorm: true, kaimingInit: true, seed: 0, device: device, maxSteps: nil, clipGradNorm: nil,
             checkpointEpochs: [], saveCheckpoints: false)
-        let trainer = Trainer(config: config, model: model, train: data, test: data, runDirectory: "")
+        let trainer = Trainer(config: config, model: model, train: data, test: data, runDirectory: "", communicator: communicator)
         let batch = data.batch(data.batchIndices(epoch: 0, batchSize: batchSize, shuffle: false, seed: 0)[0])
-        for _ in 0..<warmup { _ = try trainer.step(batch) }
+        func step() throws { _ = try trainer.step([batch], samples: batchSize * ranks) }
+        for _ in 0..<warmup { try step() }
+        trainer.allReduceSeconds = 0
         // Every primitive of the timed steps runs through a profiling wrapper of the backend.
         let inner = dev.backend
         if dev == .cpu { BackendRegistry.cpu = ProfilingBackend(wrapping: inner) }
         Storage.resetPeakByteCount()
         Profiler.start()
         let wall = DispatchTime.now().uptimeNanoseconds
-        let median = try Output.medianSeconds(repeats: steps) { _ = try trainer.step(batch) }
+        let median = try Output.medianSeconds(repeats: steps) { try step() }
         let meanStep = Double(DispatchTime.now().uptimeNanoseconds - wall) / 1e9 / Double(steps)
         let booked = Profiler.stop()
         if dev == .cpu { BackendRegistry.cpu = inner }
         var breakdown = booked.mapValues { $0 / Double(steps) }
+        if ranks > 1 { breakdown["all-reduce", default: 0] += trainer.allReduceSeconds / Double(steps) }
         breakdown["rest", default: 0] += max(0, meanStep - breakdown.values.reduce(0, +))
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let peakMiB = Double(usage.ru_maxrss) / 1024
         let liveMiB = Double(Storage.peakByteCount) / 1_048_576
         let result: [String: Any] = [
-            "samples_per_second": (Double(batchSize) / median * 100).rounded() / 100,
+            "samples_per_second": (Double(batchSize * ranks) / median * 100).rounded() / 100,
+            "processes": ranks, "gradient_bytes": trainer.flatParameters.count * 4,
             "step_seconds_median": (median * 1e4).rounded() / 1e4,
             "peak_rss_mib": peakMiB.rounded(),
             "peak_tensor_mib": liveMiB.rounded(),
@@ -98,8 +108,10 @@ struct BenchTrain: ParsableCommand {
         if json {
             try Output.printJSON(result)
         } else {
-            print(String(format: "%@ on %@ (T=%d, batch %d, %@): %.2f samples/s (median step %.3f s), peak memory %.0f MiB (tensors %.0f MiB)",
-                         topology, dataset, timesteps, batchSize, device, Double(batchSize) / median, median, peakMiB, liveMiB))
+            let scope = ranks > 1 ? String(format: "%d processes × batch %d over %@", ranks, batchSize, communicator.backendName) : "batch \(batchSize)"
+            print(String(format: "%@ on %@ (T=%d, %@, %@): %.2f samples/s (median step %.3f s), peak memory %.0f MiB (tensors %.0f MiB)%@",
+                         topology, dataset, timesteps, scope, device, Double(batchSize * ranks) / median, median, peakMiB, liveMiB,
+                         ranks > 1 ? " per process" : ""))
             print("where a step's time goes (mean of the timed steps):")
             for (name, seconds) in breakdown.sorted(by: { $0.value > $1.value }) {
                 let label = name.padding(toLength: 22, withPad: " ", startingAt: 0)

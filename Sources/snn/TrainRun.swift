@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SNNCPU
 import SNNData
+import SNNDistributed
 import SNNModels
 import SNNTensor
 import SNNTraining
@@ -105,8 +106,22 @@ extension TrainOptions {
     /// (a resumed run's own folder) or in a new folder under --output.
     @discardableResult
     func train(resuming checkpoint: String?, in continuedDirectory: String?) throws -> TrainingSummary {
-        let config = makeConfig()
         let communicator = try distributed.communicator()
+        guard communicator.size > 1 else { return try train(resuming: checkpoint, in: continuedDirectory, communicator: communicator) }
+        do {
+            return try train(resuming: checkpoint, in: continuedDirectory, communicator: communicator)
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            // A failure on one process (its data, its disk) would leave the others waiting in the
+            // next collective: say which rank failed, then end the job.
+            FileHandle.standardError.write(Data("Error: rank \(communicator.rank) of \(communicator.size): \(error)\n".utf8))
+            communicator.abort(code: 1)
+        }
+    }
+
+    private func train(resuming checkpoint: String?, in continuedDirectory: String?, communicator: any Communicator) throws -> TrainingSummary {
+        let config = makeConfig()
         if communicator.size > 1 {
             // One voice: rank 0 prints; the others' output would only repeat it (errors still
             // reach stderr from every rank).

@@ -1,65 +1,13 @@
 import Foundation
 import Testing
 
-/// A launcher found on PATH, or nil.
-private func onPath(_ name: String) -> String? {
-    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-    return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-}
-
-/// Runs `launcher arguments`, killing it after `timeout` seconds; returns its status, its output
-/// (stdout and stderr, through a file so no pipe can fill or be held open by a stray rank) and
-/// whether it was killed.
-private func run(_ launcher: String, _ arguments: [String], environment: [String: String] = [:],
-                 timeout: Double = 30) throws -> (status: Int32, output: String, timedOut: Bool, seconds: Double) {
-    let log = FileManager.default.temporaryDirectory.appendingPathComponent("snn-mpi-test-\(UUID().uuidString).log")
-    FileManager.default.createFile(atPath: log.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: log) }
-    let handle = try FileHandle(forWritingTo: log)
-    defer { try? handle.close() }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: launcher)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    (process.standardOutput, process.standardError) = (handle, handle)
-    let done = DispatchSemaphore(value: 0)
-    process.terminationHandler = { _ in done.signal() }
-    let start = Date()
-    try process.run()
-    var timedOut = false
-    if done.wait(timeout: .now() + timeout) == .timedOut {
-        timedOut = true
-        process.terminate()  // mpirun passes SIGTERM on to its ranks
-        if done.wait(timeout: .now() + 5) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
-            done.wait()
-        }
-    }
-    let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-    return (process.terminationStatus, output, timedOut, Date().timeIntervalSince(start))
-}
-
-/// Open MPI's mpirun, as root too, with more ranks than cores.
-private func mpirun(_ ranks: Int, _ arguments: [String], environment: [String: String] = [:],
-                    sourceLocation: SourceLocation = #_sourceLocation) throws -> (status: Int32, output: String, timedOut: Bool, seconds: Double)? {
-    guard let launcher = onPath("mpirun") else {
-        Issue.record("mpirun is not on PATH: install Open MPI (apt-get install libopenmpi-dev openmpi-bin; make test installs it)",
-                     sourceLocation: sourceLocation)
-        return nil
-    }
-    let result = try run(launcher, ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", SNNBinary.executable.path] + arguments,
-                         environment: environment)
-    #expect(!result.timedOut, "mpirun -np \(ranks) hung (killed after 30 s):\n\(result.output)", sourceLocation: sourceLocation)
-    return result
-}
-
 private let check = ["bench", "allreduce", "--check", "--sizes", "4096,1e6", "--iterations", "2"]
 
 @Suite("snn bench allreduce under mpirun", .serialized)
 struct BenchAllReduceTests {
     @Test("2 and 4 ranks: every rank's sum is right, and rank 0 prints one row per size", arguments: [2, 4])
     func sums(ranks: Int) throws {
-        guard let result = try mpirun(ranks, check) else { return }
+        guard let result = try MPIRun.mpirun(ranks, check) else { return }
         #expect(result.status == 0, "\(result.output)")
         let lines = result.output.split(separator: "\n").map(String.init)
         #expect(lines.contains { $0.hasPrefix("all-reduce: sum of float32 in place, \(ranks) ranks, MPI (Open MPI v") })
@@ -77,13 +25,13 @@ struct BenchAllReduceTests {
     func chunks() throws {
         // 10,001 floats in calls of 999: ten full calls and a short one.
         let arguments = ["bench", "allreduce", "--check", "--sizes", "4096,40004", "--iterations", "2", "--chunk-elements", "999"]
-        guard let result = try mpirun(3, arguments) else { return }
+        guard let result = try MPIRun.mpirun(3, arguments) else { return }
         #expect(result.status == 0 && result.output.contains("check passed: every element of every rank's sum is 6"), "\(result.output)")
     }
 
     @Test("a rank that fails ends every rank (MPI_Abort), naming itself")
     func failingRank() throws {
-        guard let result = try mpirun(4, check + ["--fail-rank", "1"]) else { return }
+        guard let result = try MPIRun.mpirun(4, check + ["--fail-rank", "1"]) else { return }
         #expect(result.status != 0)
         #expect(result.output.contains("snn bench allreduce: rank 1 of 4 failed: failure injected by --fail-rank 1"), "\(result.output)")
         #expect(result.seconds < 20)
@@ -91,23 +39,23 @@ struct BenchAllReduceTests {
 
     @Test("a rank killed in the middle ends the job, and mpirun names it")
     func killedRank() throws {
-        guard let result = try mpirun(4, check + ["--crash-rank", "2"]) else { return }
+        guard let result = try MPIRun.mpirun(4, check + ["--crash-rank", "2"]) else { return }
         #expect(result.status != 0)
         #expect(result.output.contains("rank 2") && result.output.contains("signal 9"), "\(result.output)")
         #expect(result.seconds < 20)
     }
 
     @Test("MPICH under its Hydra launcher (when MPICH is installed: apt-get install mpich)",
-          .enabled(if: onPath("mpiexec.mpich") != nil, "MPICH's mpiexec.mpich is not installed; Open MPI is what make test installs"))
+          .enabled(if: MPIRun.onPath("mpiexec.mpich") != nil, "MPICH's mpiexec.mpich is not installed; Open MPI is what make test installs"))
     func mpich() throws {
-        guard let launcher = onPath("mpiexec.mpich") else { return }
-        let result = try run(launcher, ["-n", "3", SNNBinary.executable.path] + check)
+        guard let launcher = MPIRun.onPath("mpiexec.mpich") else { return }
+        let result = try MPIRun.run(launcher, ["-n", "3", SNNBinary.executable.path] + check)
         #expect(result.status == 0 && !result.timedOut, "\(result.output)")
         #expect(result.output.contains("3 ranks, MPI (MPICH ") && result.output.contains("check passed"), "\(result.output)")
         // The wrong MPI for the launcher: each process would run MPI alone; refused, naming both.
         let libraries = ["/usr/lib/x86_64-linux-gnu/libmpich.so.12", "/usr/lib/aarch64-linux-gnu/libmpich.so.12"]
         guard let mpich = libraries.first(where: { FileManager.default.fileExists(atPath: $0) }) else { return }
-        guard let wrong = try mpirun(2, check, environment: ["SNN_MPI_LIBRARY": mpich]) else { return }
+        guard let wrong = try MPIRun.mpirun(2, check, environment: ["SNN_MPI_LIBRARY": mpich]) else { return }
         #expect(wrong.status != 0)
         #expect(wrong.output.contains("says rank 0 of 1, but the launcher (openmpi) says rank 1 of 2"), "\(wrong.output)")
     }

@@ -87,6 +87,24 @@ struct DistributedTrainTests {
         #expect(s2 == 0, "\(o2)")
     }
 
+    @Test("a process that fails alone (its own --weights missing) ends the job within seconds, naming its rank")
+    func oneRankFails() throws {
+        guard let launcher = MPIRun.onPath("mpirun") else {
+            Issue.record("mpirun is not on PATH: install Open MPI (apt-get install libopenmpi-dev openmpi-bin; make test installs it)")
+            return
+        }
+        let a = folder("fails")
+        defer { try? FileManager.default.removeItem(atPath: a) }
+        let snn = SNNBinary.executable.path
+        // MPMD: rank 0 trains, rank 1 is given weights that do not exist.
+        let arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "1", snn] + DistributedTrainTests.run + ["--output", a]
+            + [":", "-np", "1", snn] + DistributedTrainTests.run + ["--output", a, "--weights", "/nonexistent.safetensors"]
+        let result = try MPIRun.run(launcher, arguments)
+        #expect(!result.timedOut && result.seconds < 20, "\(result.output)")
+        #expect(result.status != 0)
+        #expect(result.output.contains("Error: rank 1 of 2: --weights: /nonexistent.safetensors: no such file"), "\(result.output)")
+    }
+
     @Test("torchrun's variables without an MPI launch: one line saying how to launch")
     func torchrunWithoutMPI() throws {
         let (status, output) = try SNNBinary.run(DistributedTrainTests.run + ["--output", folder("torchrun")],
