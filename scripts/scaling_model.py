@@ -49,10 +49,11 @@ def main():
                 rate = 1 / (step + ar)
                 hidden = "yes" if ar <= args.backward_fraction * step else f"no (needs a step of {ar / args.backward_fraction:.3f} s or more)"
                 print(f"  {n:>6} {ar * 1e3:>9.1f} ms {rate:>8.3f} {n * batch * rate:>10.1f} {step / (step + ar):>9.1%}  {hidden}")
-        below = 2 * (64 - 1) * (alpha + size / (64 * 100e9 / 8)) / args.backward_fraction
-        print(f"  overlap stops hiding the all-reduce on 64 nodes at 100 Gb/s once a step is shorter than {below * 1e3:.0f} ms "
-              f"(a GPU's step, not a CPU's)")
-
+        for gbps in [float(g) for g in args.gbps.split(",")]:
+            n = max(nodes)
+            below = 2 * (n - 1) * (alpha + size / (n * gbps * 1e9 / 8)) / args.backward_fraction
+            print(f"  at {gbps:g} Gb/s an overlapped all-reduce on {n} nodes stays hidden while a step takes at least "
+                  f"{below * 1e3:.0f} ms (this CPU's takes {step * 1e3:.0f} ms; a GPU's can take less)")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,8 @@
-// The two libgomp entry points SwiftSNN uses to run its own kernels on the OpenMP thread
+// The libgomp entry points SwiftSNN uses to run its own kernels on the OpenMP thread
 // pool that oneDNN and OpenBLAS already use (one pool, no competing spinning workers).
 void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned int flags);
 int omp_get_thread_num(void);
 int omp_get_num_threads(void);
 int omp_get_max_threads(void);
 int omp_in_parallel(void);
+void omp_set_num_threads(int);

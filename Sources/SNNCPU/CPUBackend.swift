@@ -41,6 +41,18 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     /// Makes `Device.cpu` compute with this backend. Call once at start-up (the `snn` tool and
     /// the tests do).
+    /// Uses `threads` threads (oneDNN, OpenBLAS and SwiftSNN's kernels share libgomp's pool).
+    /// Call before any work: several processes on one machine (a data-parallel run) each take
+    /// their share of the cores instead of all of them.
+    public static func limitThreads(_ threads: Int) {
+        let n = max(1, threads)
+        omp_set_num_threads(Int32(n))
+        Parallel.threadCount = n
+    }
+
+    /// The threads a kernel or library call uses.
+    public static var threads: Int { Parallel.threadCount }
+
     public static func register() {
         BackendRegistry.cpu = shared
     }

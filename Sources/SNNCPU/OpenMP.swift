@@ -7,7 +7,7 @@ import COpenMP
 /// that halved the throughput of a training step. One pool avoids it.
 enum OpenMP {
     /// The threads a parallel region uses.
-    static let maxThreads = Int(omp_get_max_threads())
+    static var maxThreads: Int { Int(omp_get_max_threads()) }
 
     /// Calls `body(thread, threads)` once on each thread of a parallel region; runs inline
     /// (thread 0 of 1) when already inside one.

@@ -8,8 +8,9 @@ import Foundation
 /// kernel that reduces must make its summation order depend only on the shape (fixed blocks
 /// combined in block order), so the thread count never changes a result.
 package enum Parallel {
-    /// The number of worker threads: the active cores.
-    static let threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// The number of worker threads: the active cores, or what ``CPUBackend/limitThreads(_:)``
+    /// set before any work.
+    nonisolated(unsafe) static var threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// Below this many elements a kernel runs on the calling thread: waking workers costs a
     /// few microseconds, which a 64K-element pass over memory does not repay.

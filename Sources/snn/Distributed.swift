@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SNNCPU
 import SNNDistributed
 
 /// Where this process stands in a data-parallel run: flags, else the launcher's environment
@@ -22,6 +23,11 @@ struct DistributedOptions: ParsableArguments {
             let rendezvous = try Rendezvous.resolve(rank: rank, worldSize: worldSize, masterAddress: masterAddr, masterPort: masterPort,
                                                     environment: ProcessInfo.processInfo.environment)
             made = try Distributed.communicator(for: rendezvous)
+            // Processes sharing a machine share its cores (unless OMP_NUM_THREADS says otherwise):
+            // each taking all of them would make their thread pools fight over every core.
+            if rendezvous.localWorldSize > 1 && ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] == nil {
+                CPUBackend.limitThreads(ProcessInfo.processInfo.activeProcessorCount / rendezvous.localWorldSize)
+            }
         } catch {
             throw CLIError("\(error)")
         }

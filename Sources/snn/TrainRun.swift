@@ -128,7 +128,7 @@ extension TrainOptions {
             if !communicator.isLeader { _ = freopen("/dev/null", "w", stdout) }
             print("data-parallel: \(communicator.size) processes over \(communicator.backendName), rank 0 writes the run; "
                 + "each process trains on \(accumulate > 1 ? "\(accumulate) micro-batches" : "a batch") of \(batchSize) per step "
-                + "(\(communicator.size * accumulate * batchSize) samples per step), on \(device)")
+                + "(\(communicator.size * accumulate * batchSize) samples per step), on \(device) with \(CPUBackend.threads) thread\(CPUBackend.threads == 1 ? "" : "s") each")
         }
         let isSDT: Bool = { if case .sdt = config.loss { return true } else { return false } }()
         if !isSDT && (config.l1 != 0 || config.l2 != 0) {
