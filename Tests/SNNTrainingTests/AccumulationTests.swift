@@ -17,7 +17,7 @@ struct AccumulationTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("snn-accumulate-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let data = TinyRun.data(12, seed: 3)
-        let (b0, b1) = (try data.batch(Array(0..<8)[...], epoch: 0), try data.batch(Array(8..<12)[...], epoch: 0))
+        let (b0, b1) = (data.batch(Array(0..<8)[...], epoch: 0), data.batch(Array(8..<12)[...], epoch: 0))
 
         let a = try TinyRun.trainer(config, dir: dir)
         let result = try a.step([b0, b1], samples: 12)
