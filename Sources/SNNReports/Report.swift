@@ -161,6 +161,8 @@ public enum Report {
             for (a, row) in zip(axis, loss) { for (b, v) in zip(axis, row) { csv += "\(a),\(b),\(v)\n" } }
             figures.append(Figure(stem: "landscape_\(i + 1)", title: "loss landscape: \(run.name)",
                                   svg: SVG.heatmap(title: "loss landscape: \(run.name)", axis: axis, values: loss), missing: nil, csv: csv))
+            figures.append(Figure(stem: "landscape_\(i + 1)_3d", title: "loss landscape in 3-D: \(run.name)",
+                                  svg: SVG.surface(title: "loss landscape in 3-D: \(run.name)", axis: axis, values: loss), missing: nil, csv: csv))
         }
         if !runs.contains(where: { $0.landscape != nil }) {
             figures.append(Figure(stem: "landscape", title: "loss landscape", svg: nil,

@@ -126,6 +126,56 @@ public enum SVG {
         return s + "</svg>\n"
     }
 
+    /// A loss surface in 3-D, seen from above one corner: each grid cell is a quadrilateral
+    /// shaded by its height, drawn back to front (no script: it stays a static, self-contained
+    /// picture); the loss axis is on the left, the two directions' ends are labelled.
+    public static func surface(title: String, axis: [Double], values: [[Double]]) -> String {
+        let n = axis.count
+        guard n >= 2, values.count == n, values.allSatisfy({ $0.count == n }) else { return "" }
+        let flat = values.flatMap { $0 }.filter(\.isFinite)
+        let (lo, hi) = (flat.min() ?? 0, flat.max() ?? 1)
+        // Grid (i, j) in 0...1 each, height in 0...1; an oblique projection from the corner
+        // (i = 0, j = 0) at the front.
+        let (w, h) = (width - left - right, height - top - bottom)
+        let scale = min(w / 2.2, h / 1.6)
+        func project(_ u: Double, _ v: Double, _ z: Double) -> (Double, Double) {
+            let x = left + w / 2 + (u - v) * scale * 0.95
+            let y = top + h - (u + v) * scale * 0.35 - z * scale * 0.75 - 4
+            return (x, y)
+        }
+        func unit(_ k: Int) -> Double { Double(k) / Double(n - 1) }
+        func lift(_ i: Int, _ j: Int) -> Double {
+            let v = values[i][j]
+            return v.isFinite && hi > lo ? (v - lo) / (hi - lo) : 0
+        }
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" width=\"\(Int(width))\" height=\"\(Int(height))\" "
+            + "font-family=\"sans-serif\" font-size=\"11\"><title>\(escape(title))</title>"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>"
+        s += "<text class=\"title\" x=\"\(Int(width / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">\(escape(title))</text>\n"
+        // Back to front: cells farther from the viewer (larger i + j) first.
+        let cells = (0..<(n - 1)).flatMap { i in (0..<(n - 1)).map { (i, $0) } }.sorted { ($0.0 + $0.1) > ($1.0 + $1.1) }
+        for (i, j) in cells {
+            let corners = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1)]
+            let points = corners.map { project(unit($0.0), unit($0.1), lift($0.0, $0.1)) }
+            let mean = corners.map { lift($0.0, $0.1) }.reduce(0, +) / 4
+            let c = Int(40 + 200 * mean)
+            s += "<polygon class=\"cell\" points=\"" + points.map { String(format: "%.1f,%.1f", $0.0, $0.1) }.joined(separator: " ")
+                + "\" fill=\"rgb(\(c),\(min(c + 20, 255)),255)\" stroke=\"#335\" stroke-width=\"0.3\"/>"
+        }
+        s += "\n"
+        // The loss axis at the left corner, and the ends of the two directions.
+        let (bx, by) = project(0, 1, 0), (tx, ty) = project(0, 1, 1)
+        s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#222\"/>", bx, by, tx, ty)
+        s += String(format: "<text class=\"axis-label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">loss %@</text>", bx - 4, by, escape(label(lo)))
+        s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%@</text>", tx - 4, ty + 4, escape(label(hi)))
+        let (ax, ay) = project(1, 0, 0), (cx, cy) = project(0, 0, 0)
+        s += String(format: "<text class=\"axis-label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"start\">direction 1 → %@</text>", ax + 6, ay + 4, escape(label(axis[n - 1])))
+        s += String(format: "<text class=\"axis-label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">(%@, %@)</text>", cx, cy + 14,
+                    escape(label(axis[0])), escape(label(axis[0])))
+        s += String(format: "<text class=\"axis-label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">direction 2 → %@</text>", bx - 6, by + 14, escape(label(axis[n - 1])))
+        return s + "</svg>"
+    }
+
     /// A heatmap of `values[i][j]` at (x = axis[i], y = axis[j]) with contour lines at `levels`
     /// (marching squares), darker for lower values.
     public static func heatmap(title: String, axis: [Double], values: [[Double]], levels: Int = 8) -> String {

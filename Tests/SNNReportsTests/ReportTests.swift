@@ -53,6 +53,12 @@ struct ReportTests {
         // The landscape: 3×3 cells and contour lines around the minimum at the centre.
         let landscape = try #require(byStem["landscape_1"]?.svg)
         #expect(landscape.components(separatedBy: "class=\"cell\"").count == 10 && landscape.contains("class=\"contour\""))
+        // And in 3-D: 2×2 shaded quadrilaterals between the 3×3 points, the highest corner drawn
+        // highest on the page (the minimum is at the centre).
+        let surface = try #require(byStem["landscape_1_3d"]?.svg)
+        #expect(surface.components(separatedBy: "<polygon class=\"cell\"").count - 1 == 4, "\(surface)")
+        #expect(surface.contains(">loss ") && surface.contains("direction 1 →") && surface.contains("direction 2 →"))
+        #expect(!surface.contains("nan") && !surface.contains("inf"))
         let html = Report.html(runs, figures: figures)
         #expect(html.hasPrefix("<!DOCTYPE html>") && !html.contains("<script"))
         #expect(!html.contains("src=") && !html.contains("href="), "nothing fetched")
