@@ -166,13 +166,13 @@ public enum SVG {
         // The loss axis at the left corner, and the ends of the two directions.
         let (bx, by) = project(0, 1, 0), (tx, ty) = project(0, 1, 1)
         s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#222\"/>", bx, by, tx, ty)
-        s += String(format: "<text class=\"axis-label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">loss %@</text>", bx - 4, by, escape(label(lo)))
+        s += String(format: "<text class=\"ylabel\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">loss %@</text>", bx - 4, by, escape(label(lo)))
         s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%@</text>", tx - 4, ty + 4, escape(label(hi)))
         let (ax, ay) = project(1, 0, 0), (cx, cy) = project(0, 0, 0)
-        s += String(format: "<text class=\"axis-label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"start\">direction 1 → %@</text>", ax + 6, ay + 4, escape(label(axis[n - 1])))
+        s += String(format: "<text class=\"xlabel\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"start\">direction 1 → %@</text>", ax + 6, ay + 4, escape(label(axis[n - 1])))
         s += String(format: "<text class=\"axis-label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">(%@, %@)</text>", cx, cy + 14,
                     escape(label(axis[0])), escape(label(axis[0])))
-        s += String(format: "<text class=\"axis-label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">direction 2 → %@</text>", bx - 6, by + 14, escape(label(axis[n - 1])))
+        s += String(format: "<text class=\"xlabel\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">direction 2 → %@</text>", bx - 6, by + 14, escape(label(axis[n - 1])))
         return s + "</svg>"
     }
 
