@@ -18,6 +18,7 @@ let package = Package(
         .systemLibrary(name: "COpenMP", path: "Sources/COpenMP"),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
+        .systemLibrary(name: "CNCCL", path: "Sources/CNCCL"),
         .target(name: "SNNTensor"),
         .target(name: "SNNCPU", dependencies: ["SNNTensor", "CDNNL", "COpenBLAS", "COpenMP"]),
         .target(name: "SNNLayers", dependencies: ["SNNTensor"]),
@@ -28,7 +29,7 @@ let package = Package(
         .target(name: "SNNAnalysis", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData"]),
         .target(name: "SNNReports"),
         .target(name: "SNNExport", dependencies: ["SNNTensor", "SNNModels", "CHDF5"]),
-        .target(name: "SNNDistributed", dependencies: ["SNNTensor"]),
+        .target(name: "SNNDistributed", dependencies: ["SNNTensor", "CNCCL"]),
         .target(name: "SNNTestSupport", dependencies: ["SNNTensor"]),
         .executableTarget(
             name: "snn",
