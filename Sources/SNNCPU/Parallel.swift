@@ -1,3 +1,4 @@
+import COpenMP
 import Dispatch
 import Foundation
 
@@ -8,9 +9,10 @@ import Foundation
 /// kernel that reduces must make its summation order depend only on the shape (fixed blocks
 /// combined in block order), so the thread count never changes a result.
 package enum Parallel {
-    /// The number of worker threads: the active cores, or what ``CPUBackend/limitThreads(_:)``
-    /// set before any work.
-    nonisolated(unsafe) static var threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// The number of worker threads: the active cores (fewer when OMP_NUM_THREADS says so, since
+    /// the kernels run on libgomp's pool), or what ``CPUBackend/limitThreads(_:)`` set before
+    /// any work.
+    nonisolated(unsafe) static var threadCount = max(1, min(ProcessInfo.processInfo.activeProcessorCount, Int(omp_get_max_threads())))
 
     /// Below this many elements a kernel runs on the calling thread: waking workers costs a
     /// few microseconds, which a 64K-element pass over memory does not repay.

@@ -22,6 +22,34 @@ public protocol Communicator: AnyObject {
     /// Ends every process of the job with exit status `code`: a process that fails alone must
     /// not leave the others waiting in a collective forever.
     func abort(code: Int32) -> Never
+    /// Starts summing `buffer` over all ranks in place and returns at once; the sum is there when
+    /// the handle's `wait()` returns, and the buffer must not be touched before. Every rank
+    /// starts the same collectives in the same order.
+    func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> any PendingCollective
+}
+
+/// A collective started by ``Communicator/startAllReduceSum(_:)``.
+public protocol PendingCollective: AnyObject {
+    /// Returns when this rank's part is done.
+    func wait() throws
+    /// Lets the collective advance without waiting (MPI moves nonblocking collectives on inside
+    /// its calls), for callers with other work to do meanwhile.
+    func progress()
+}
+
+/// A collective that finished before it was returned.
+public final class CompletedCollective: PendingCollective {
+    public init() {}
+    public func wait() throws {}
+    public func progress() {}
+}
+
+extension Communicator {
+    /// The blocking all-reduce, for communicators without a nonblocking one.
+    public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> any PendingCollective {
+        try allReduceSum(buffer)
+        return CompletedCollective()
+    }
 }
 
 extension Communicator {

@@ -27,7 +27,7 @@ public final class MPICommunicator: Communicator {
     /// `int`). Lowered by tests to exercise the split.
     package var maxElementsPerCall = Int(Int32.max)
 
-    private let library: MPILibrary
+    fileprivate let library: MPILibrary
     /// Whether `start()` called `MPI_Init_thread`, so MPI is this object's to finalize.
     private let ownsMPI: Bool
     private let lock = NSLock()
@@ -139,6 +139,45 @@ public final class MPICommunicator: Communicator {
         try serialized("MPI_Barrier") { try check(library.barrier(), "MPI_Barrier") }
     }
 
+    /// `MPI_Iallreduce` in place, in pieces of at most ``maxElementsPerCall`` elements.
+    public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> any PendingCollective {
+        let pending = MPIPending(communicator: self)
+        try inChunks(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: MemoryLayout<Float>.stride,
+                     "MPI_Iallreduce") { start, count in
+            let slot = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+            slot.storeBytes(of: 0, as: UInt64.self)
+            pending.requests.append(slot)
+            return library.startAllReduceSumInPlace(start, count, .float, slot)
+        }
+        return pending
+    }
+
+    /// Waits for (or tests) the requests of one ``startAllReduceSum(_:)``.
+    final class MPIPending: PendingCollective {
+        let communicator: MPICommunicator
+        var requests: [UnsafeMutableRawPointer] = []
+        private var done = false
+
+        init(communicator: MPICommunicator) { self.communicator = communicator }
+        deinit { requests.forEach { $0.deallocate() } }
+
+        func wait() throws {
+            guard !done else { return }
+            done = true
+            for request in requests {
+                try communicator.serialized("MPI_Wait") { try communicator.check(communicator.library.wait(request), "MPI_Wait") }
+            }
+        }
+
+        func progress() {
+            guard !done else { return }
+            var flag: Int32 = 0
+            for request in requests {
+                try? communicator.serialized("MPI_Test") { _ = communicator.library.test(request, &flag) }
+            }
+        }
+    }
+
     private func allReduceSum(_ start: UnsafeMutableRawPointer?, count: Int, stride: Int, _ type: MPILibrary.Datatype) throws {
         try inChunks(start, count: count, stride: stride, "MPI_Allreduce") { library.allReduceSumInPlace($0, $1, type) }
     }
@@ -157,14 +196,14 @@ public final class MPICommunicator: Communicator {
         }
     }
 
-    private func serialized(_ function: String, _ body: () throws -> Void) throws {
+    fileprivate func serialized(_ function: String, _ body: () throws -> Void) throws {
         lock.lock()
         defer { lock.unlock() }
         guard !finalized else { throw DistributedError("[\(function)] rank \(rank) of \(size): called after MPI was finalized") }
         try body()
     }
 
-    private func check(_ code: Int32, _ function: String) throws {
+    fileprivate func check(_ code: Int32, _ function: String) throws {
         try Self.check(code, function, library, place: "rank \(rank) of \(size)")
     }
 

@@ -44,6 +44,13 @@ struct MPILibrary {
     let broadcastBytes: (UnsafeMutableRawPointer?, Int32, Int32) -> Int32
     let barrier: () -> Int32
     let abort: (Int32) -> Int32
+    /// `MPI_Iallreduce(MPI_IN_PLACE, buffer, count, type, MPI_SUM, MPI_COMM_WORLD, request)`; the
+    /// request is stored in the 8-byte slot given (a pointer in Open MPI, an `int` in MPICH).
+    let startAllReduceSumInPlace: (UnsafeMutableRawPointer?, Int32, Datatype, UnsafeMutableRawPointer) -> Int32
+    /// `MPI_Wait(request, MPI_STATUS_IGNORE)`.
+    let wait: (UnsafeMutableRawPointer) -> Int32
+    /// `MPI_Test(request, flag, MPI_STATUS_IGNORE)`: lets MPI move a pending collective on.
+    let test: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> Int32
 
     static let threadSerialized: Int32 = 2  // MPI_THREAD_SERIALIZED in both ABIs
 
@@ -102,12 +109,15 @@ struct MPILibrary {
         }
         (worldRank, worldSize, setErrorsReturn) = (bound.worldRank, bound.worldSize, bound.setErrorsReturn)
         (allReduceSumInPlace, broadcastBytes, barrier, abort) = (bound.allReduce, bound.broadcast, bound.barrier, bound.abort)
+        (startAllReduceSumInPlace, wait, test) = (bound.startAllReduce, bound.wait, bound.test)
     }
 
     private typealias HandleFunctions = (
         worldRank: (UnsafeMutablePointer<Int32>) -> Int32, worldSize: (UnsafeMutablePointer<Int32>) -> Int32,
         setErrorsReturn: () -> Int32, allReduce: (UnsafeMutableRawPointer?, Int32, Datatype) -> Int32,
-        broadcast: (UnsafeMutableRawPointer?, Int32, Int32) -> Int32, barrier: () -> Int32, abort: (Int32) -> Int32
+        broadcast: (UnsafeMutableRawPointer?, Int32, Int32) -> Int32, barrier: () -> Int32, abort: (Int32) -> Int32,
+        startAllReduce: (UnsafeMutableRawPointer?, Int32, Datatype, UnsafeMutableRawPointer) -> Int32,
+        wait: (UnsafeMutableRawPointer) -> Int32, test: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> Int32
     )
 
     // The two binders below differ only in the handle type `H` and the handles' values: a
@@ -130,10 +140,17 @@ struct MPILibrary {
         let broadcast = try symbols.function("MPI_Bcast", Broadcast.self)
         let barrier = try symbols.function("MPI_Barrier", (@convention(c) (H) -> Int32).self)
         let abort = try symbols.function("MPI_Abort", (@convention(c) (H, Int32) -> Int32).self)
+        // MPI_Request is a pointer; MPI_STATUS_IGNORE is NULL.
+        typealias StartAllReduce = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, H, H, H, UnsafeMutableRawPointer) -> Int32
+        let startAllReduce = try symbols.function("MPI_Iallreduce", StartAllReduce.self)
+        let wait = try symbols.function("MPI_Wait", (@convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Int32).self)
+        let test = try symbols.function("MPI_Test", (@convention(c) (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer?) -> Int32).self)
         return (worldRank: { rank(world, $0) }, worldSize: { size(world, $0) },
                 setErrorsReturn: { setHandler(world, errorsReturn) },
                 allReduce: { allReduce(inPlace, $0, $1, $2 == .float ? float : $2 == .double ? double : byte, sum, world) },
-                broadcast: { broadcast($0, $1, byte, $2, world) }, barrier: { barrier(world) }, abort: { abort(world, $0) })
+                broadcast: { broadcast($0, $1, byte, $2, world) }, barrier: { barrier(world) }, abort: { abort(world, $0) },
+                startAllReduce: { startAllReduce(inPlace, $0, $1, $2 == .float ? float : $2 == .double ? double : byte, sum, world, $3) },
+                wait: { wait($0, nil) }, test: { test($0, $1, nil) })
     }
 
     /// MPICH's ABI (MPICH, Intel MPI, MVAPICH): `int` handles; `MPI_IN_PLACE` is -1.
@@ -152,10 +169,18 @@ struct MPILibrary {
         let broadcast = try symbols.function("MPI_Bcast", Broadcast.self)
         let barrier = try symbols.function("MPI_Barrier", (@convention(c) (H) -> Int32).self)
         let abort = try symbols.function("MPI_Abort", (@convention(c) (H, Int32) -> Int32).self)
+        // MPI_Request is an int; MPI_STATUS_IGNORE is (MPI_Status *)1.
+        typealias StartAllReduce = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, H, H, H, UnsafeMutableRawPointer) -> Int32
+        let startAllReduce = try symbols.function("MPI_Iallreduce", StartAllReduce.self)
+        let wait = try symbols.function("MPI_Wait", (@convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Int32).self)
+        let test = try symbols.function("MPI_Test", (@convention(c) (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer?) -> Int32).self)
+        let statusIgnore = UnsafeMutableRawPointer(bitPattern: 1)
         return (worldRank: { rank(world, $0) }, worldSize: { size(world, $0) },
                 setErrorsReturn: { setHandler(world, errorsReturn) },
                 allReduce: { allReduce(inPlace, $0, $1, $2 == .float ? float : $2 == .double ? double : byte, sum, world) },
-                broadcast: { broadcast($0, $1, byte, $2, world) }, barrier: { barrier(world) }, abort: { abort(world, $0) })
+                broadcast: { broadcast($0, $1, byte, $2, world) }, barrier: { barrier(world) }, abort: { abort(world, $0) },
+                startAllReduce: { startAllReduce(inPlace, $0, $1, $2 == .float ? float : $2 == .double ? double : byte, sum, world, $3) },
+                wait: { wait($0, statusIgnore) }, test: { test($0, $1, statusIgnore) })
     }
 
     /// MPI's text for an error code (`MPI_ERR_COUNT: invalid count argument`).

@@ -218,6 +218,13 @@ public final class Trainer {
                 let steps = (batches.count + group - 1) / group
                 func mine(_ s: Int) -> [Int] { (0..<accumulate).map { s * group + rank * accumulate + $0 }.filter { $0 < batches.count } }
                 func stepSamples(_ s: Int) -> Int { (s * group..<min((s + 1) * group, batches.count)).reduce(0) { $0 + batches[$1].count } }
+                // Whether every process has one batch of the same size this step (every process
+                // knows every batch, so all decide alike): then the gradient buckets are summed
+                // while the backward pass goes on, and scaled by 1/W after.
+                func evenStep(_ s: Int) -> Bool {
+                    let ids = s * group..<min((s + 1) * group, batches.count)
+                    return accumulate == 1 && ids.count == group && Set(ids.map { batches[$0].count }).count == 1
+                }
                 var (lossSum, correct, seen) = (state.partialLossSum, state.partialCorrect, state.partialSeen)
                 let first = min(state.stepInEpoch, steps)
                 let prefetcher = BatchPrefetcher(dataset: trainSet, batches: (first..<steps).flatMap { mine($0).map { batches[$0] } },
@@ -235,7 +242,7 @@ public final class Trainer {
                         micro.append(batch)
                     }
                     let t0 = Date()
-                    let result = try step(micro, samples: stepSamples(i))
+                    let result = try step(micro, samples: stepSamples(i), overlap: world > 1 && evenStep(i))
                     let dt = Date().timeIntervalSince(t0)
                     trainSeconds += dt
                     trainedSamples += result.seen
@@ -359,16 +366,40 @@ public final class Trainer {
     /// process (each gᵢ the gradient of its batch's mean loss), so W processes with K
     /// micro-batches each take the step one process takes with W·K; with equal batches the
     /// weights are bitwise the same for W·K = 2 (a sum of two numbers does not depend on order).
-    public func step(_ micro: [Batch], samples: Int) throws -> StepResult {
+    ///
+    /// With `overlap` (every process has one batch of the same size), each bucket of gradients
+    /// is summed over the processes as soon as the backward pass completes it, while the pass
+    /// goes on, and the sum is scaled by 1/W after: `(g₀ + g₁)/2` is bitwise `g₀/2 + g₁/2`.
+    public func step(_ micro: [Batch], samples: Int, overlap: Bool = false) throws -> StepResult {
         var (lossSum, correct, seen, finite) = (0.0, 0, 0, true)
         var accumulated: Tensor?
+        var pending: [any PendingCollective] = []
+        var startError: Error?
+        let overlapping = overlap && micro.count == 1 && communicator.size > 1
+        if overlapping {
+            gradients.onBucketReady = { [unowned self] b in
+                guard startError == nil else { return }
+                let range = gradients.buckets[b]
+                let first = gradients.views[range.lowerBound]
+                let count = range.reduce(0) { $0 + gradients.views[$1].count }
+                do {
+                    for p in pending { p.progress() }
+                    pending.append(try communicator.startAllReduceSum(UnsafeMutableBufferPointer(start: first.pointer(as: Float.self), count: count)))
+                } catch {
+                    startError = error
+                }
+            }
+        }
+        defer { if overlapping { gradients.onBucketReady = nil } }
         for batch in micro {
             let (value, predictions) = computeGradients(batch)
             finite = finite && value.isFinite
             let factor = Double(batch.count) / Double(max(samples, 1))
             withoutGradients {
                 let g = gradients.flat
-                if micro.count == 1 {
+                if overlapping {
+                    // Scaled after the sum (below).
+                } else if micro.count == 1 {
                     if factor != 1 { g.assign(g * factor) }
                 } else {
                     accumulated = accumulated.map { $0 + g * factor } ?? g * factor
@@ -386,7 +417,14 @@ public final class Trainer {
         if communicator.size > 1 {
             Profiler.phase = "all-reduce"
             let start = DispatchTime.now().uptimeNanoseconds
-            try communicator.allReduceSum(gradients.flat)
+            if overlapping {
+                if let startError { throw startError }  // the CLI ends the job (MPI_Abort) on any error
+                for p in pending { try p.wait() }
+                let factor = 1 / Double(communicator.size)
+                withoutGradients { gradients.flat.assign(gradients.flat * factor) }
+            } else {
+                try communicator.allReduceSum(gradients.flat)
+            }
             totals = try communicator.allReduceSum(totals)
             allReduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             Profiler.phase = "rest"

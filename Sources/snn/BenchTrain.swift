@@ -31,6 +31,8 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
     @OptionGroup var distributed: DistributedOptions
+    @Flag(name: .customLong("no-overlap"), help: "Under mpirun: all-reduce the gradients after the backward pass instead of bucket by bucket during it.")
+    var noOverlap = false
 
     func validate() throws {
         _ = try DatasetName.parse(dataset)
@@ -74,7 +76,7 @@ struct BenchTrain: ParsableCommand {
             checkpointEpochs: [], saveCheckpoints: false)
         let trainer = Trainer(config: config, model: model, train: data, test: data, runDirectory: "", communicator: communicator)
         let batch = data.batch(data.batchIndices(epoch: 0, batchSize: batchSize, shuffle: false, seed: 0)[0])
-        func step() throws { _ = try trainer.step([batch], samples: batchSize * ranks) }
+        func step() throws { _ = try trainer.step([batch], samples: batchSize * ranks, overlap: !noOverlap) }
         for _ in 0..<warmup { try step() }
         trainer.allReduceSeconds = 0
         // Every primitive of the timed steps runs through a profiling wrapper of the backend.

@@ -68,6 +68,21 @@ struct DistributedTrainTests {
         }
     }
 
+    @Test("an uneven last step (batches of 8 and 3): 2 processes still equal --accumulate 2 bit for bit")
+    func unevenLastStep() throws {
+        let (a, b) = (folder("uneven2"), folder("unevenK"))
+        defer { for f in [a, b] { try? FileManager.default.removeItem(atPath: f) } }
+        // 75 training samples: 9 batches of 8 and one of 3, so the last step has 8 and 3.
+        let flags = DistributedTrainTests.run.map { $0 == "64" ? "75" : $0 }
+        guard let parallel = try MPIRun.mpirun(2, flags + ["--output", a], environment: ["OMP_NUM_THREADS": "1"]) else { return }
+        #expect(parallel.status == 0, "\(parallel.output)")
+        #expect(parallel.output.contains("75 train") && parallel.output.contains("with 1 thread each"), "\(parallel.output)")
+        let (status, output) = try SNNBinary.run(flags + ["--accumulate", "2", "--output", b], environment: ["OMP_NUM_THREADS": "1"])
+        #expect(status == 0, "\(output)")
+        let (x, y) = (try parameters(a), try parameters(b))
+        #expect(!x.isEmpty && x == y)
+    }
+
     @Test("a resume inside an epoch with another number of processes is refused, naming both")
     func resumeAcrossWorldSizes() throws {
         let a = folder("resume")
