@@ -13,7 +13,7 @@ bytes over N nodes takes 2(N-1) rounds, each sending S/N bytes over one link:
     T_ar(N) = 2 (N - 1) (alpha + S / (N beta))
 
 with alpha the per-message latency (--latency-us) and beta the link bandwidth (--gbps, in
-gigabits per second). SwiftSNN all-reduces after the backward pass, so a step takes
+gigabits per second). Counted after the backward pass (no overlap), a step takes
 T_c + T_ar(N); N nodes process N B samples per step. An all-reduce that overlaps the backward
 pass (bucket by bucket, as PyTorch's DDP) would hide T_ar up to the backward pass's share of the
 step (--backward-fraction of T_c): the table's last column says whether that would hide it.
