@@ -93,7 +93,7 @@ struct MPILibrary {
     }
 
     private init(handle: UnsafeMutableRawPointer, path: String) throws {
-        let symbols = Symbols(handle: handle, path: path)
+        let symbols = Symbols(handle: handle, path: path, library: "MPI", expected: "an MPI 3 library of the ABI it looked like")
         self.path = path
         initialized = try symbols.function("MPI_Initialized", Flag.self)
         finalized = try symbols.function("MPI_Finalized", Flag.self)
@@ -215,17 +215,3 @@ struct MPILibrary {
     }
 }
 
-/// `dlsym` on one library, with errors that name it.
-private struct Symbols {
-    let handle: UnsafeMutableRawPointer
-    let path: String
-
-    func address(_ name: String) throws -> UnsafeMutableRawPointer {
-        guard let address = dlsym(handle, name) else {
-            throw DistributedError("[MPI] \(path) has no \(name): not an MPI 3 library of the ABI it looked like")
-        }
-        return address
-    }
-
-    func function<T>(_ name: String, _ type: T.Type) throws -> T { unsafeBitCast(try address(name), to: type) }
-}

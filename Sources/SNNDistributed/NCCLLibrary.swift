@@ -153,12 +153,8 @@ public struct NCCLLibrary: @unchecked Sendable {
     }
 
     private init(handle: UnsafeMutableRawPointer, path: String) throws {
-        func function<T>(_ name: String, _ type: T.Type) throws -> T {
-            guard let address = dlsym(handle, name) else {
-                throw DistributedError("[NCCL] \(path) has no \(name): not an NCCL 2 library")
-            }
-            return unsafeBitCast(address, to: type)
-        }
+        let symbols = Symbols(handle: handle, path: path, library: "NCCL", expected: "an NCCL 2 library")
+        func function<T>(_ name: String, _ type: T.Type) throws -> T { try symbols.function(name, type) }
         self.path = path
         getVersion = try function("ncclGetVersion", GetVersion.self)
         getUniqueID = try function("ncclGetUniqueId", GetUniqueID.self)

@@ -84,35 +84,29 @@ private struct Builder {
                         b[c] = (b[c] - Double(bn.mean[c])) * scale + Double(bn.beta[c])
                     }
                 }
-                let (input, factor) = try absorbScale(inputs[0], node)
-                if factor != 1 { w = w.map { $0 * factor } }
-                let inShape = shape(of: input, graph)
-                emit(NIRGraph.Node(node.name, "Conv2d", [
-                    ("weight", .floats(w.map(Float.init), shape: weight.shape)),
-                    ("bias", .floats(b.map(Float.init), shape: [co])),
-                    ("stride", .integers([stride, stride], shape: [2])),
-                    ("padding", .integers([padding, padding], shape: [2])),
-                    ("dilation", .integers([1, 1], shape: [2])),
-                    ("groups", .integer(1)),
-                    ("input_shape", .integers(Array(inShape.suffix(2)), shape: [2])),
-                ]), from: [input])
+                // `portable`: the factor an average pooling before left for these weights.
+                let input = inputs[0]
+                if let factor = pendingScale[input] { w = w.map { $0 * factor } }
+                emit(NIRGraph.Node(node.name, "Conv2d", conv2d(weight: w.map(Float.init), shape: weight.shape, bias: b.map(Float.init),
+                                                                stride: (stride, stride), padding: (padding, padding),
+                                                                inputShape: shapes[input] ?? [])), from: [input])
             case .neuron(let neuron):
                 var resolvedInputs: [String] = []
                 for i in inputs { resolvedInputs.append(resolved(i)) }
                 try neuronNode(node, neuron, inputs: resolvedInputs)
             case .pool(let c):
-                try pool(node, c, graph)
+                try pool(node, c)
             case .flatten:
                 let input = inputs[0]
                 if let f = pendingScale[input] { pendingScale[node.name] = f }
                 emit(NIRGraph.Node(node.name, "Flatten", [
                     ("start_dim", .integer(0)), ("end_dim", .integer(-1)),
-                    ("input_type", .integers(shape(of: input, graph), shape: [shape(of: input, graph).count])),
+                    ("input_type", .integers(shapes[input] ?? [], shape: [(shapes[input] ?? []).count])),
                 ]), from: [input])
             case let .linear(weight, bias):
                 var w = weight.toFloats().map(Double.init)
-                let (input, factor) = try absorbScale(inputs[0], node)
-                if factor != 1 { w = w.map { $0 * factor } }
+                let input = inputs[0]
+                if let factor = pendingScale[input] { w = w.map { $0 * factor } }
                 let b = bias?.toFloats() ?? [Float](repeating: 0, count: weight.shape[0])
                 emit(NIRGraph.Node(node.name, "Affine", [
                     ("weight", .floats(w.map(Float.init), shape: weight.shape)),
@@ -163,7 +157,20 @@ private struct Builder {
         for i in inputs { for s in sources[i] ?? [i] { edges.append((s, node.name)) } }
     }
 
-    private func shape(of name: String, _ graph: NetworkGraph) -> [Int] { shapes[name] ?? [] }
+    /// A `Conv2d` node's fields (no dilation, one group).
+    private func conv2d(weight: [Float], shape: [Int], bias: [Float], stride: (Int, Int), padding: (Int, Int),
+                        inputShape: [Int]) -> [(key: String, value: NIRGraph.Value)] {
+        [("weight", .floats(weight, shape: shape)), ("bias", .floats(bias, shape: [shape[0]])),
+         ("stride", .integers([stride.0, stride.1], shape: [2])), ("padding", .integers([padding.0, padding.1], shape: [2])),
+         ("dilation", .integers([1, 1], shape: [2])), ("groups", .integer(1)),
+         ("input_shape", .integers(Array(inputShape.suffix(2)), shape: [2]))]
+    }
+
+    /// A pooling node's fields.
+    private func poolFields(_ c: Pool2dParameters) -> [(key: String, value: NIRGraph.Value)] {
+        [("kernel_size", .integers([c.kernelH, c.kernelW], shape: [2])), ("stride", .integers([c.strideH, c.strideW], shape: [2])),
+         ("padding", .integers([c.padH, c.padW], shape: [2]))]
+    }
 
     /// `Threshold(θ)` over integer-valued inputs (spike counts and their differences); with
     /// `portable`, a LIF of almost no memory firing half-way between integers.
@@ -193,12 +200,8 @@ private struct Builder {
         var identity = [Float](repeating: 0, count: c * c)
         for i in 0..<c { identity[i * c + i] = Float(factor) }
         if shape.count == 3 {
-            emit(NIRGraph.Node(name, "Conv2d", [
-                ("weight", .floats(identity, shape: [c, c, 1, 1])), ("bias", .floats(.init(repeating: 0, count: c), shape: [c])),
-                ("stride", .integers([1, 1], shape: [2])), ("padding", .integers([0, 0], shape: [2])),
-                ("dilation", .integers([1, 1], shape: [2])), ("groups", .integer(1)),
-                ("input_shape", .integers(Array(shape.suffix(2)), shape: [2])),
-            ]), from: [input])
+            emit(NIRGraph.Node(name, "Conv2d", conv2d(weight: identity, shape: [c, c, 1, 1], bias: .init(repeating: 0, count: c),
+                                                       stride: (1, 1), padding: (0, 0), inputShape: shape)), from: [input])
         } else {
             emit(NIRGraph.Node(name, "Affine", [
                 ("weight", .floats(identity, shape: [c, c])), ("bias", .floats(.init(repeating: 0, count: c), shape: [c])),
@@ -210,24 +213,16 @@ private struct Builder {
     /// (importers drop a sum pool's padding).
     private mutating func emitSumPool(_ name: String, _ c: Pool2dParameters, inputShape: [Int], from input: String) {
         guard options.portable && (c.padH > 0 || c.padW > 0) else {
-            emit(NIRGraph.Node(name, "SumPool2d", [
-                ("kernel_size", .integers([c.kernelH, c.kernelW], shape: [2])),
-                ("stride", .integers([c.strideH, c.strideW], shape: [2])),
-                ("padding", .integers([c.padH, c.padW], shape: [2])),
-            ]), from: [input])
+            emit(NIRGraph.Node(name, "SumPool2d", poolFields(c)), from: [input])
             return
         }
         let channels = inputShape[0]
         let window = c.kernelH * c.kernelW
         var weight = [Float](repeating: 0, count: channels * channels * window)
         for ch in 0..<channels { for k in 0..<window { weight[(ch * channels + ch) * window + k] = 1 } }
-        emit(NIRGraph.Node(name, "Conv2d", [
-            ("weight", .floats(weight, shape: [channels, channels, c.kernelH, c.kernelW])),
-            ("bias", .floats(.init(repeating: 0, count: channels), shape: [channels])),
-            ("stride", .integers([c.strideH, c.strideW], shape: [2])), ("padding", .integers([c.padH, c.padW], shape: [2])),
-            ("dilation", .integers([1, 1], shape: [2])), ("groups", .integer(1)),
-            ("input_shape", .integers(Array(inputShape.suffix(2)), shape: [2])),
-        ]), from: [input])
+        emit(NIRGraph.Node(name, "Conv2d", conv2d(weight: weight, shape: [channels, channels, c.kernelH, c.kernelW],
+                                                   bias: .init(repeating: 0, count: channels), stride: (c.strideH, c.strideW),
+                                                   padding: (c.padH, c.padW), inputShape: inputShape)), from: [input])
     }
 
     /// `name`, or when `portable` left a factor on it that no weights absorb, a `Scale` node
@@ -239,14 +234,10 @@ private struct Builder {
         return scaled
     }
 
-    /// The input and the factor the reading layer's weights take for it (`portable`).
-    private func absorbScale(_ name: String, _ node: NetworkGraph.Node) throws -> (String, Double) {
-        (name, pendingScale[name] ?? 1)
-    }
-
     /// A single binary NIR value, for SEW AND and IAND.
     private func spikes(_ name: String, _ node: NetworkGraph.Node, _ what: String) throws -> String {
-        guard let s = sources[name] ?? Optional([name]), s.count == 1, binary.contains(s[0]) else {
+        let s = sources[name] ?? [name]
+        guard s.count == 1, binary.contains(s[0]) else {
             throw NIRExportError("\(node.layer): \(what) of a value that is not a single spike train (a sum or pooled values) has no exact NIR form")
         }
         return s[0]
@@ -284,7 +275,7 @@ private struct Builder {
         binary.insert(node.name)
     }
 
-    private mutating func pool(_ node: NetworkGraph.Node, _ c: Pool2dParameters, _ graph: NetworkGraph) throws {
+    private mutating func pool(_ node: NetworkGraph.Node, _ c: Pool2dParameters) throws {
         let input = resolved(node.inputs[0])
         let inputShape = shapes[node.inputs[0]] ?? []
         switch c.kind {
@@ -298,11 +289,7 @@ private struct Builder {
             emitSumPool(node.name, c, inputShape: inputShape, from: input)
             pendingScale[node.name] = 1 / Double(c.kernelH * c.kernelW)
         case .average:
-            emit(NIRGraph.Node(node.name, "AvgPool2d", [
-                ("kernel_size", .integers([c.kernelH, c.kernelW], shape: [2])),
-                ("stride", .integers([c.strideH, c.strideW], shape: [2])),
-                ("padding", .integers([c.padH, c.padW], shape: [2])),
-            ]), from: [input])
+            emit(NIRGraph.Node(node.name, "AvgPool2d", poolFields(c)), from: [input])
         }
     }
 }

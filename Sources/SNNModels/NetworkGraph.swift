@@ -86,7 +86,7 @@ extension SpikingNetwork {
             }
             let input = shapeOf(source)
             let (k, s, p) = (conv.weight.shape[2], conv.stride.0, conv.padding.0)
-            let out = [conv.weight.shape[0], (input[1] + 2 * p - k) / s + 1, (input[2] + 2 * p - conv.weight.shape[3]) / s + 1]
+            let out = [conv.weight.shape[0], outputSize(input[1], k, s, p), outputSize(input[2], conv.weight.shape[3], s, p)]
             return add(name, .conv(weight: host(conv.weight), bias: conv.bias.map(host), batchNorm: bn, stride: s, padding: p), [source], out)
         }
         func lif(_ neuron: LIF, _ name: String, _ inputs: [String]) -> String {
@@ -105,7 +105,7 @@ extension SpikingNetwork {
                 if let pool = block.pool {
                     let input = shapeOf(current)
                     let c = pool.config
-                    let out = [input[0], (input[1] + 2 * c.padH - c.kernelH) / c.strideH + 1, (input[2] + 2 * c.padW - c.kernelW) / c.strideW + 1]
+                    let out = [input[0], outputSize(input[1], c.kernelH, c.strideH, c.padH), outputSize(input[2], c.kernelW, c.strideW, c.padW)]
                     current = add("\(prefix)_pool", .pool(c), [current], out)
                 }
             case let block as ResidualBlock:

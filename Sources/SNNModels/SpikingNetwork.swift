@@ -28,12 +28,12 @@ public final class SpikingNetwork: Module {
             switch token {
             case let .conv(c, k, s, p, pooling, pool, _):
                 guard shape.count == 3 else { throw fail("a convolution needs [C, H, W] input, got \(shape)") }
-                let (ho, wo) = (conv(shape[1], k, s, p), conv(shape[2], k, s, p))
+                let (ho, wo) = (outputSize(shape[1], k, s, p), outputSize(shape[2], k, s, p))
                 guard ho > 0 && wo > 0 else { throw fail("the kernel does not fit the \(shape[1])×\(shape[2]) input") }
                 var out = [c, ho, wo]
                 let macs = c * shape[0] * k * k * ho * wo
                 if pooling != .none {
-                    out = [c, conv(ho, pool.kernel, pool.stride, pool.padding), conv(wo, pool.kernel, pool.stride, pool.padding)]
+                    out = [c, outputSize(ho, pool.kernel, pool.stride, pool.padding), outputSize(wo, pool.kernel, pool.stride, pool.padding)]
                     guard out[1] > 0 && out[2] > 0 else { throw fail("the pooling window does not fit the \(ho)×\(wo) map") }
                 }
                 let block = ConvBlock(f, cin: shape[0], token: token)
@@ -47,11 +47,11 @@ public final class SpikingNetwork: Module {
                 if !projected && s.0 > 1 {
                     throw fail("equal strides above 1 shrink the residual path but not the identity shortcut; use different strides (e.g. 2=1, which adds a projection) or 1=1")
                 }
-                let (h1, w1) = (conv(shape[1], k.0, s.0, p.0), conv(shape[2], k.0, s.0, p.0))
-                let (h2, w2) = (conv(h1, k.1, s.1, p.1), conv(w1, k.1, s.1, p.1))
+                let (h1, w1) = (outputSize(shape[1], k.0, s.0, p.0), outputSize(shape[2], k.0, s.0, p.0))
+                let (h2, w2) = (outputSize(h1, k.1, s.1, p.1), outputSize(w1, k.1, s.1, p.1))
                 guard h2 > 0 && w2 > 0 else { throw fail("the kernels do not fit the \(shape[1])×\(shape[2]) input") }
                 if projected {
-                    let (hd, wd) = (conv(shape[1], 1, s.0, 0), conv(shape[2], 1, s.0, 0))
+                    let (hd, wd) = (outputSize(shape[1], 1, s.0, 0), outputSize(shape[2], 1, s.0, 0))
                     guard hd == h2 && wd == w2 else { throw fail("the shortcut gives \(hd)×\(wd) but the residual path \(h2)×\(w2)") }
                 }
                 let pool = next?.isDense ?? false
@@ -135,7 +135,7 @@ public struct LayerSummary: Codable, Sendable {
 
 /// The output size of a convolution or pooling along one axis; 0 when the window does not fit
 /// (PyTorch's floor division: a 1-pixel map pooled by 2 has no output, not 1).
-private func conv(_ size: Int, _ k: Int, _ s: Int, _ p: Int) -> Int {
+func outputSize(_ size: Int, _ k: Int, _ s: Int, _ p: Int) -> Int {
     let span = size + 2 * p - k
     return span < 0 ? 0 : span / s + 1
 }

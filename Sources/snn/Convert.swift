@@ -55,10 +55,7 @@ struct Convert: ParsableCommand {
     /// `snn export --format safetensors`), checked against the network `name` when given.
     static func perform(source: String, destination: String, name: String?, dataset: String?, inputShape: [Int]?,
                         timesteps: Int, network: NetworkOptions) throws {
-        var path = source
-        if !FileManager.default.fileExists(atPath: path) && FileManager.default.fileExists(atPath: path + ".safetensors") {
-            path += ".safetensors"
-        }
+        let path = weightsFile(source)
         // Where OUT goes must be writable before any work (one line naming the folder and why).
         let folder = FileSystem.parent(destination)
         do {
@@ -72,11 +69,7 @@ struct Convert: ParsableCommand {
         if let name {
             // A SwiftSNN checkpoint knows its data set: its frame shape is the default.
             let run = path.hasSuffix(".safetensors") ? (try? CheckpointState.read(path))?.config : nil
-            let runFrame = run.flatMap { config in
-                DatasetName(named: config.dataset).map { data in
-                    data.eventKind == nil ? data.inputShape : [2] + Array(repeating: config.dataOptions?["frame_size"].flatMap { Int($0) } ?? data.inputShape[1], count: 2)
-                }
-            }
+            let runFrame = run.flatMap(frame(of:))
             let defaultData: DatasetName = name == "ResNet-19" ? .cifar10 : .dvsCIFAR10
             let frame = inputShape ?? dataset.flatMap(DatasetName.init(named:))?.inputShape ?? runFrame ?? defaultData.inputShape
             let net = try Forward.network(name, frame: frame, timesteps: timesteps, dataset: dataset ?? run?.dataset, weights: state.tensors,
@@ -98,6 +91,16 @@ struct Convert: ParsableCommand {
         }
         let scalars = state.tensors.values.map(\.count).reduce(0, +)
         print("\(destination): \(state.tensors.count) tensors, \(scalars) values")
+    }
+
+    /// `path`, or `path.safetensors` when only that exists (a checkpoint named without extension).
+    static func weightsFile(_ path: String) -> String {
+        !FileManager.default.fileExists(atPath: path) && FileManager.default.fileExists(atPath: path + ".safetensors") ? path + ".safetensors" : path
+    }
+
+    /// The input frame a SwiftSNN run trained on (its data set's, resized by --frame-size).
+    static func frame(of run: TrainingConfig) -> [Int]? {
+        (try? TrainOptions.parse(run.trainArguments))?.expectedInput.shape
     }
 
     /// `C,H,W` (or `CxHxW`) as three positive integers.

@@ -106,10 +106,7 @@ struct Export: ParsableCommand {
 
     /// The network with the checkpoint's weights, the weights file read, and a description.
     private func loadNetwork() throws -> (SpikingNetwork, String, String) {
-        var path = checkpoint
-        if !FileManager.default.fileExists(atPath: path) && FileManager.default.fileExists(atPath: path + ".safetensors") {
-            path += ".safetensors"
-        }
+        let path = Convert.weightsFile(checkpoint)
         let state: ReferenceWeights.StateDict
         do { state = try ReferenceWeights.read(path) } catch { throw CLIError("\(error)") }
         let run = path.hasSuffix(".safetensors") ? (try? CheckpointState.read(path)) : nil
@@ -117,7 +114,7 @@ struct Export: ParsableCommand {
         if let name = model ?? topology {
             let frame = inputShape.flatMap(Convert.frame)
                 ?? dataset.flatMap(DatasetName.init(named:))?.inputShape
-                ?? run.flatMap { try? TrainOptions.parse($0.config.trainArguments).expectedInput.shape }
+                ?? run.flatMap { Convert.frame(of: $0.config) }
                 ?? (name == "ResNet-19" ? DatasetName.cifar10 : .dvsCIFAR10).inputShape
             net = try Forward.network(name, frame: frame, timesteps: timesteps ?? run?.config.timesteps ?? 4, dataset: dataset ?? run?.config.dataset,
                                       weights: state.tensors, options: network, device: .cpu)
@@ -184,17 +181,22 @@ struct InspectNIR: ParsableCommand {
         }
         let ordered = graph.topologicalOrder()
         if json {
+            /// A scalar as itself (a string or a number), an array by its shape (node fields) or values (metadata).
+            func plain(_ v: NIRGraph.Value, arraysBy shape: Bool) -> Any {
+                if case .string(let s) = v { return s }
+                if shape && !v.shape.isEmpty { return v.shape }
+                let numbers = v.numbers ?? []
+                return numbers.count == 1 && v.shape.isEmpty ? numbers[0] : numbers
+            }
             var nodes: [[String: Any]] = []
             for n in ordered {
                 var fields: [String: Any] = [:]
-                for (k, v) in n.fields { fields[k] = v.shape.isEmpty ? (v.numbers?.first as Any? ?? { if case .string(let s) = v { return s }; return NSNull() }()) : v.shape }
+                for (k, v) in n.fields { fields[k] = plain(v, arraysBy: true) }
                 nodes.append(["name": n.name, "type": n.type, "output_shape": shapes[n.name] as Any? ?? NSNull(),
                               "inputs": incoming[n.name] ?? [], "fields": fields])
             }
             var metadata: [String: Any] = [:]
-            for (k, v) in graph.metadata {
-                if case .string(let s) = v { metadata[k] = s } else { metadata[k] = v.numbers.map { $0.count == 1 ? $0[0] as Any : $0 } ?? NSNull() }
-            }
+            for (k, v) in graph.metadata { metadata[k] = plain(v, arraysBy: false) }
             try Output.printJSON(["file": file, "version": graph.version, "nodes": nodes,
                                   "edges": graph.edges.map { [$0.from, $0.to] }, "metadata": metadata])
             return
