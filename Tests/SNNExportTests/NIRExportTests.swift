@@ -244,6 +244,11 @@ struct NIRExportTests {
         let cut = folder.appendingPathComponent("cut.nir").path
         try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: cut))
         #expect { try NIRGraph.read(cut) } throws: { "\($0)".hasPrefix(cut) }
+
+        // A dataset larger than the reader allows is refused by name before any allocation.
+        let whole2 = folder.appendingPathComponent("whole.nir").path
+        try whole.write(to: URL(fileURLWithPath: whole2))
+        #expect { try HDF5Object.read(whole2, limit: 10) } throws: { "\($0)".contains("values, over the limit of 10") && "\($0)".contains("/node/nodes/") }
     }
 }
 
