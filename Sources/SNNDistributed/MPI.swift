@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// Collectives over MPI between the processes mpirun (or srun with an MPI built for Slurm's PMI)
-/// started, with MPI loaded at run time (see ``start()``).
+/// started (see ``start()``), or that another launcher started and MPI joined into one world (see
+/// ``join(_:timeout:)``), with MPI loaded at run time.
 ///
 /// Failures are errors, not aborts: `MPI_COMM_WORLD` is switched to `MPI_ERRORS_RETURN`, and a
 /// failed call throws a ``DistributedError`` naming the function, this rank and MPI's message.
@@ -27,18 +28,22 @@ public final class MPICommunicator: Communicator {
     /// `int`). Lowered by tests to exercise the split.
     package var maxElementsPerCall = Int(Int32.max)
 
-    fileprivate let library: MPILibrary
+    let library: MPILibrary
+    /// The communicator: `MPI_COMM_WORLD`, or the one ``join(_:timeout:)`` made.
+    let comm: MPILibrary.Comm
+    /// The links of a joined world, watched for ranks that stop (nil under an MPI launcher).
+    var monitor: JoinMonitor?
     /// Whether `start()` called `MPI_Init_thread`, so MPI is this object's to finalize.
     private let ownsMPI: Bool
     private let lock = NSLock()
     private var finalized = false
 
-    private static let startLock = NSLock()
-    nonisolated(unsafe) private static var started: MPICommunicator?
+    static let startLock = NSLock()
+    nonisolated(unsafe) static var started: MPICommunicator?
     nonisolated(unsafe) private static var startedAndFinalized = false
 
-    private init(library: MPILibrary, ownsMPI: Bool, rank: Int, size: Int) {
-        (self.library, self.ownsMPI, self.rank, self.size) = (library, ownsMPI, rank, size)
+    init(library: MPILibrary, comm: MPILibrary.Comm, ownsMPI: Bool, rank: Int, size: Int) {
+        (self.library, self.comm, self.ownsMPI, self.rank, self.size) = (library, comm, ownsMPI, rank, size)
         libraryVersion = library.version()
         libraryPath = library.path
         backendName = "MPI (\(MPILibrary.shortVersion(libraryVersion)))"
@@ -57,11 +62,29 @@ public final class MPICommunicator: Communicator {
     public static func start() throws -> MPICommunicator {
         startLock.lock()
         defer { startLock.unlock() }
+        try checkNotFinalized()
+        if let started { return started }
+        let library = try MPILibrary.load()
+        let ownsMPI = try initialize(library)
+        var rank: Int32 = 0, size: Int32 = 0
+        try check(library.commRank(library.world, &rank), "MPI_Comm_rank", library, place: "at start")
+        try check(library.commSize(library.world, &size), "MPI_Comm_size", library, place: "at start")
+        let communicator = MPICommunicator(library: library, comm: library.world, ownsMPI: ownsMPI, rank: Int(rank), size: Int(size))
+        started = communicator
+        return communicator
+    }
+
+    /// Throws once MPI was finalized in this process. Call with ``startLock`` held.
+    static func checkNotFinalized() throws {
         guard !startedAndFinalized else {
             throw DistributedError("[MPI_Init_thread] MPI was finalized in this process and cannot start again")
         }
-        if let started { return started }
-        let library = try MPILibrary.load()
+    }
+
+    /// Calls `MPI_Init_thread` unless the host program already did (then returns false), makes
+    /// errors on `MPI_COMM_WORLD` and `MPI_COMM_SELF` return, and finalizes MPI at exit. Call with
+    /// ``startLock`` held.
+    static func initialize(_ library: MPILibrary) throws -> Bool {
         var flag: Int32 = 0
         _ = library.initialized(&flag)  // cannot fail
         let ownsMPI = flag == 0
@@ -73,17 +96,11 @@ public final class MPICommunicator: Communicator {
                 throw DistributedError("[MPI_Init_thread] \(MPILibrary.shortVersion(library.version())) from \(library.path) "
                                        + "failed with error code \(code)")
             }
-        }
-        try check(library.setErrorsReturn(), "MPI_Comm_set_errhandler", library, place: "at start")
-        var rank: Int32 = 0, size: Int32 = 0
-        try check(library.worldRank(&rank), "MPI_Comm_rank", library, place: "at start")
-        try check(library.worldSize(&size), "MPI_Comm_size", library, place: "at start")
-        let communicator = MPICommunicator(library: library, ownsMPI: ownsMPI, rank: Int(rank), size: Int(size))
-        started = communicator
-        if ownsMPI {
             atexit { MPICommunicator.finalizeAtExit() }
         }
-        return communicator
+        try check(library.setErrorsReturn(library.world), "MPI_Comm_set_errhandler", library, place: "at start")
+        try check(library.setErrorsReturn(library.selfComm), "MPI_Comm_set_errhandler", library, place: "at start")
+        return ownsMPI
     }
 
     private static func finalizeAtExit() {
@@ -103,6 +120,7 @@ public final class MPICommunicator: Communicator {
         Self.startLock.lock()
         Self.startedAndFinalized = true
         Self.startLock.unlock()
+        monitor?.sayGoodbye()
         var done: Int32 = 0
         guard ownsMPI, library.finalized(&done) == 0, done == 0 else { return }
         try check(library.finalize(), "MPI_Finalize")
@@ -114,7 +132,7 @@ public final class MPICommunicator: Communicator {
     public func abort(code: Int32 = 1) -> Never {
         fflush(stdout)
         fflush(stderr)
-        _ = library.abort(code)
+        _ = library.abort(comm, code)
         exit(code)  // MPI_Abort does not return; should it, end this process at least.
     }
 
@@ -131,12 +149,12 @@ public final class MPICommunicator: Communicator {
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
         precondition((0..<size).contains(root), "[MPI_Bcast] expected a root in 0..<\(size), got \(root)")
         try inChunks(buffer.baseAddress, count: buffer.count, stride: 1, "MPI_Bcast") {
-            library.broadcastBytes($0, $1, Int32(root))
+            library.broadcastBytes(comm, $0, $1, Int32(root))
         }
     }
 
     public func barrier() throws {
-        try serialized("MPI_Barrier") { try check(library.barrier(), "MPI_Barrier") }
+        try serialized("MPI_Barrier") { try check(library.barrier(comm), "MPI_Barrier") }
     }
 
     /// `MPI_Iallreduce` in place, in pieces of at most ``maxElementsPerCall`` elements.
@@ -147,7 +165,7 @@ public final class MPICommunicator: Communicator {
             let slot = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
             slot.storeBytes(of: 0, as: UInt64.self)
             pending.requests.append(slot)
-            return library.startAllReduceSumInPlace(start, count, .float, slot)
+            return library.startAllReduceSumInPlace(comm, start, count, .float, slot)
         }
         return pending
     }
@@ -179,7 +197,7 @@ public final class MPICommunicator: Communicator {
     }
 
     private func allReduceSum(_ start: UnsafeMutableRawPointer?, count: Int, stride: Int, _ type: MPILibrary.Datatype) throws {
-        try inChunks(start, count: count, stride: stride, "MPI_Allreduce") { library.allReduceSumInPlace($0, $1, type) }
+        try inChunks(start, count: count, stride: stride, "MPI_Allreduce") { library.allReduceSumInPlace(comm, $0, $1, type) }
     }
 
     /// Runs `call` on consecutive pieces of at most `maxElementsPerCall` elements.
@@ -208,7 +226,7 @@ public final class MPICommunicator: Communicator {
     }
 
     /// Throws for any code but MPI_SUCCESS (0), with MPI's text for it.
-    private static func check(_ code: Int32, _ function: String, _ library: MPILibrary, place: String) throws {
+    static func check(_ code: Int32, _ function: String, _ library: MPILibrary, place: String) throws {
         guard code != 0 else { return }
         let version = MPILibrary.shortVersion(library.version())
         throw DistributedError("[\(function)] \(place), \(version): \(library.message(for: code)) (error code \(code))")

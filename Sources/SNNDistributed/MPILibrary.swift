@@ -33,24 +33,47 @@ struct MPILibrary {
     let errorString: ErrorString
     let getLibraryVersion: LibraryVersion
 
-    // The functions taking handles, with the ABI's MPI_COMM_WORLD (and types, MPI_SUM) bound in.
-    let worldRank: (UnsafeMutablePointer<Int32>) -> Int32
-    let worldSize: (UnsafeMutablePointer<Int32>) -> Int32
-    /// `MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN)`.
-    let setErrorsReturn: () -> Int32
-    /// `MPI_Allreduce(MPI_IN_PLACE, buffer, count, type, MPI_SUM, MPI_COMM_WORLD)`.
-    let allReduceSumInPlace: (UnsafeMutableRawPointer?, Int32, Datatype) -> Int32
-    /// `MPI_Bcast(buffer, count, MPI_BYTE, root, MPI_COMM_WORLD)`.
-    let broadcastBytes: (UnsafeMutableRawPointer?, Int32, Int32) -> Int32
-    let barrier: () -> Int32
-    let abort: (Int32) -> Int32
-    /// `MPI_Iallreduce(MPI_IN_PLACE, buffer, count, type, MPI_SUM, MPI_COMM_WORLD, request)`; the
-    /// request is stored in the 8-byte slot given (a pointer in Open MPI, an `int` in MPICH).
-    let startAllReduceSumInPlace: (UnsafeMutableRawPointer?, Int32, Datatype, UnsafeMutableRawPointer) -> Int32
+    /// A communicator handle, whichever the ABI: the bits of Open MPI's pointer or MPICH's `int`.
+    typealias Comm = UInt
+
+    /// `MPI_COMM_WORLD` and `MPI_COMM_SELF`.
+    let world: Comm
+    let selfComm: Comm
+
+    // The functions taking handles, with the ABI's types and MPI_SUM bound in.
+    let commRank: (Comm, UnsafeMutablePointer<Int32>) -> Int32
+    let commSize: (Comm, UnsafeMutablePointer<Int32>) -> Int32
+    /// `MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN)`.
+    let setErrorsReturn: (Comm) -> Int32
+    /// `MPI_Allreduce(MPI_IN_PLACE, buffer, count, type, MPI_SUM, comm)`.
+    let allReduceSumInPlace: (Comm, UnsafeMutableRawPointer?, Int32, Datatype) -> Int32
+    /// `MPI_Bcast(buffer, count, MPI_BYTE, root, comm)`.
+    let broadcastBytes: (Comm, UnsafeMutableRawPointer?, Int32, Int32) -> Int32
+    let barrier: (Comm) -> Int32
+    let abort: (Comm, Int32) -> Int32
+    /// `MPI_Iallreduce(MPI_IN_PLACE, buffer, count, type, MPI_SUM, comm, request)`; the request is
+    /// stored in the 8-byte slot given (a pointer in Open MPI, an `int` in MPICH).
+    let startAllReduceSumInPlace: (Comm, UnsafeMutableRawPointer?, Int32, Datatype, UnsafeMutableRawPointer) -> Int32
     /// `MPI_Wait(request, MPI_STATUS_IGNORE)`.
     let wait: (UnsafeMutableRawPointer) -> Int32
     /// `MPI_Test(request, flag, MPI_STATUS_IGNORE)`: lets MPI move a pending collective on.
     let test: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> Int32
+
+    // Joining processes that no MPI launcher started (MPI-2 dynamic processes).
+    /// `MPI_Open_port(MPI_INFO_NULL, name)`, `name` at least ``maxPortName`` bytes.
+    let openPort: (UnsafeMutablePointer<CChar>) -> Int32
+    let closePort: (UnsafePointer<CChar>) -> Int32
+    /// `MPI_Comm_accept(port, MPI_INFO_NULL, root, comm, &intercomm)`: collective over `comm`.
+    let accept: (UnsafePointer<CChar>, Int32, Comm) -> (Int32, Comm)
+    /// `MPI_Comm_connect(port, MPI_INFO_NULL, root, comm, &intercomm)`.
+    let connect: (UnsafePointer<CChar>, Int32, Comm) -> (Int32, Comm)
+    /// `MPI_Intercomm_merge(intercomm, high, &intracomm)`.
+    let merge: (Comm, Bool) -> (Int32, Comm)
+    /// `MPI_Comm_free(&comm)`.
+    let free: (Comm) -> Int32
+
+    /// Bytes for a port name: MPI_MAX_PORT_NAME is 1024 in Open MPI, 256 in MPICH.
+    static let maxPortName = 1024
 
     static let threadSerialized: Int32 = 2  // MPI_THREAD_SERIALIZED in both ABIs
 
@@ -107,29 +130,38 @@ struct MPILibrary {
         } else {
             (abi, bound) = (.mpich, try Self.mpichFunctions(symbols))
         }
-        (worldRank, worldSize, setErrorsReturn) = (bound.worldRank, bound.worldSize, bound.setErrorsReturn)
+        (world, selfComm) = (bound.world, bound.selfComm)
+        (commRank, commSize, setErrorsReturn) = (bound.rank, bound.size, bound.setErrorsReturn)
         (allReduceSumInPlace, broadcastBytes, barrier, abort) = (bound.allReduce, bound.broadcast, bound.barrier, bound.abort)
         (startAllReduceSumInPlace, wait, test) = (bound.startAllReduce, bound.wait, bound.test)
+        (openPort, closePort, accept, connect, merge, free) = (bound.openPort, bound.closePort, bound.accept, bound.connect,
+                                                               bound.merge, bound.free)
     }
 
     private typealias HandleFunctions = (
-        worldRank: (UnsafeMutablePointer<Int32>) -> Int32, worldSize: (UnsafeMutablePointer<Int32>) -> Int32,
-        setErrorsReturn: () -> Int32, allReduce: (UnsafeMutableRawPointer?, Int32, Datatype) -> Int32,
-        broadcast: (UnsafeMutableRawPointer?, Int32, Int32) -> Int32, barrier: () -> Int32, abort: (Int32) -> Int32,
-        startAllReduce: (UnsafeMutableRawPointer?, Int32, Datatype, UnsafeMutableRawPointer) -> Int32,
-        wait: (UnsafeMutableRawPointer) -> Int32, test: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> Int32
+        world: Comm, selfComm: Comm,
+        rank: (Comm, UnsafeMutablePointer<Int32>) -> Int32, size: (Comm, UnsafeMutablePointer<Int32>) -> Int32,
+        setErrorsReturn: (Comm) -> Int32, allReduce: (Comm, UnsafeMutableRawPointer?, Int32, Datatype) -> Int32,
+        broadcast: (Comm, UnsafeMutableRawPointer?, Int32, Int32) -> Int32, barrier: (Comm) -> Int32, abort: (Comm, Int32) -> Int32,
+        startAllReduce: (Comm, UnsafeMutableRawPointer?, Int32, Datatype, UnsafeMutableRawPointer) -> Int32,
+        wait: (UnsafeMutableRawPointer) -> Int32, test: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> Int32,
+        openPort: (UnsafeMutablePointer<CChar>) -> Int32, closePort: (UnsafePointer<CChar>) -> Int32,
+        accept: (UnsafePointer<CChar>, Int32, Comm) -> (Int32, Comm), connect: (UnsafePointer<CChar>, Int32, Comm) -> (Int32, Comm),
+        merge: (Comm, Bool) -> (Int32, Comm), free: (Comm) -> Int32
     )
 
-    // The two binders below differ only in the handle type `H` and the handles' values: a
-    // `@convention(c)` type cannot be generic, so each spells its own.
+    // The two binders below differ only in the handle type `H`, its conversion from and to `Comm`,
+    // and the handles' values: a `@convention(c)` type cannot be generic, so each spells its own.
 
     /// Open MPI: a handle is the address of an `ompi_mpi_*` global; `MPI_IN_PLACE` is 1.
     private static func openMPIFunctions(_ symbols: Symbols) throws -> HandleFunctions {
         typealias H = UnsafeMutableRawPointer
-        let world = try symbols.address("ompi_mpi_comm_world")
+        func h(_ comm: Comm) -> H { H(bitPattern: comm)! }
+        let world = try symbols.address("ompi_mpi_comm_world"), selfComm = try symbols.address("ompi_mpi_comm_self")
         let (float, double, byte) = (try symbols.address("ompi_mpi_float"), try symbols.address("ompi_mpi_double"),
                                      try symbols.address("ompi_mpi_byte"))
         let (sum, errorsReturn) = (try symbols.address("ompi_mpi_op_sum"), try symbols.address("ompi_mpi_errors_return"))
+        let infoNull = try symbols.address("ompi_mpi_info_null")
         let inPlace = UnsafeRawPointer(bitPattern: 1)
         let rank = try symbols.function("MPI_Comm_rank", (@convention(c) (H, UnsafeMutablePointer<Int32>) -> Int32).self)
         let size = try symbols.function("MPI_Comm_size", (@convention(c) (H, UnsafeMutablePointer<Int32>) -> Int32).self)
@@ -145,20 +177,41 @@ struct MPILibrary {
         let startAllReduce = try symbols.function("MPI_Iallreduce", StartAllReduce.self)
         let wait = try symbols.function("MPI_Wait", (@convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Int32).self)
         let test = try symbols.function("MPI_Test", (@convention(c) (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer?) -> Int32).self)
-        return (worldRank: { rank(world, $0) }, worldSize: { size(world, $0) },
-                setErrorsReturn: { setHandler(world, errorsReturn) },
-                allReduce: { allReduce(inPlace, $0, $1, $2 == .float ? float : $2 == .double ? double : byte, sum, world) },
-                broadcast: { broadcast($0, $1, byte, $2, world) }, barrier: { barrier(world) }, abort: { abort(world, $0) },
-                startAllReduce: { startAllReduce(inPlace, $0, $1, $2 == .float ? float : $2 == .double ? double : byte, sum, world, $3) },
-                wait: { wait($0, nil) }, test: { test($0, $1, nil) })
+        typealias Port = @convention(c) (H, UnsafeMutablePointer<CChar>) -> Int32
+        typealias Join = @convention(c) (UnsafePointer<CChar>, H, Int32, H, UnsafeMutablePointer<H?>) -> Int32
+        let openPort = try symbols.function("MPI_Open_port", Port.self)
+        let closePort = try symbols.function("MPI_Close_port", (@convention(c) (UnsafePointer<CChar>) -> Int32).self)
+        let accept = try symbols.function("MPI_Comm_accept", Join.self)
+        let connect = try symbols.function("MPI_Comm_connect", Join.self)
+        let merge = try symbols.function("MPI_Intercomm_merge", (@convention(c) (H, Int32, UnsafeMutablePointer<H?>) -> Int32).self)
+        let free = try symbols.function("MPI_Comm_free", (@convention(c) (UnsafeMutablePointer<H?>) -> Int32).self)
+        func type(_ t: Datatype) -> H { t == .float ? float : t == .double ? double : byte }
+        func made(_ call: (UnsafeMutablePointer<H?>) -> Int32) -> (Int32, Comm) {
+            var out: H?
+            let code = call(&out)
+            return (code, out.map { UInt(bitPattern: $0) } ?? 0)
+        }
+        return (world: UInt(bitPattern: world), selfComm: UInt(bitPattern: selfComm),
+                rank: { rank(h($0), $1) }, size: { size(h($0), $1) }, setErrorsReturn: { setHandler(h($0), errorsReturn) },
+                allReduce: { allReduce(inPlace, $1, $2, type($3), sum, h($0)) },
+                broadcast: { broadcast($1, $2, byte, $3, h($0)) }, barrier: { barrier(h($0)) }, abort: { abort(h($0), $1) },
+                startAllReduce: { startAllReduce(inPlace, $1, $2, type($3), sum, h($0), $4) },
+                wait: { wait($0, nil) }, test: { test($0, $1, nil) },
+                openPort: { openPort(infoNull, $0) }, closePort: { closePort($0) },
+                accept: { port, root, comm in made { accept(port, infoNull, root, h(comm), $0) } },
+                connect: { port, root, comm in made { connect(port, infoNull, root, h(comm), $0) } },
+                merge: { inter, high in made { merge(h(inter), high ? 1 : 0, $0) } },
+                free: { comm in var handle: H? = h(comm); return free(&handle) })
     }
 
     /// MPICH's ABI (MPICH, Intel MPI, MVAPICH): `int` handles; `MPI_IN_PLACE` is -1.
     private static func mpichFunctions(_ symbols: Symbols) throws -> HandleFunctions {
         typealias H = Int32
-        let world: H = 0x4400_0000  // MPI_COMM_WORLD
+        func h(_ comm: Comm) -> H { H(truncatingIfNeeded: comm) }
+        let (world, selfComm): (H, H) = (0x4400_0000, 0x4400_0001)  // MPI_COMM_WORLD, MPI_COMM_SELF
         let (float, double, byte): (H, H, H) = (0x4c00_040a, 0x4c00_080b, 0x4c00_010d)  // MPI_FLOAT, MPI_DOUBLE, MPI_BYTE
         let (sum, errorsReturn): (H, H) = (0x5800_0003, 0x5400_0001)  // MPI_SUM, MPI_ERRORS_RETURN
+        let infoNull: H = 0x1c00_0000  // MPI_INFO_NULL
         let inPlace = UnsafeRawPointer(bitPattern: -1)
         let rank = try symbols.function("MPI_Comm_rank", (@convention(c) (H, UnsafeMutablePointer<Int32>) -> Int32).self)
         let size = try symbols.function("MPI_Comm_size", (@convention(c) (H, UnsafeMutablePointer<Int32>) -> Int32).self)
@@ -175,12 +228,31 @@ struct MPILibrary {
         let wait = try symbols.function("MPI_Wait", (@convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer?) -> Int32).self)
         let test = try symbols.function("MPI_Test", (@convention(c) (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer?) -> Int32).self)
         let statusIgnore = UnsafeMutableRawPointer(bitPattern: 1)
-        return (worldRank: { rank(world, $0) }, worldSize: { size(world, $0) },
-                setErrorsReturn: { setHandler(world, errorsReturn) },
-                allReduce: { allReduce(inPlace, $0, $1, $2 == .float ? float : $2 == .double ? double : byte, sum, world) },
-                broadcast: { broadcast($0, $1, byte, $2, world) }, barrier: { barrier(world) }, abort: { abort(world, $0) },
-                startAllReduce: { startAllReduce(inPlace, $0, $1, $2 == .float ? float : $2 == .double ? double : byte, sum, world, $3) },
-                wait: { wait($0, statusIgnore) }, test: { test($0, $1, statusIgnore) })
+        typealias Port = @convention(c) (H, UnsafeMutablePointer<CChar>) -> Int32
+        typealias Join = @convention(c) (UnsafePointer<CChar>, H, Int32, H, UnsafeMutablePointer<H>) -> Int32
+        let openPort = try symbols.function("MPI_Open_port", Port.self)
+        let closePort = try symbols.function("MPI_Close_port", (@convention(c) (UnsafePointer<CChar>) -> Int32).self)
+        let accept = try symbols.function("MPI_Comm_accept", Join.self)
+        let connect = try symbols.function("MPI_Comm_connect", Join.self)
+        let merge = try symbols.function("MPI_Intercomm_merge", (@convention(c) (H, Int32, UnsafeMutablePointer<H>) -> Int32).self)
+        let free = try symbols.function("MPI_Comm_free", (@convention(c) (UnsafeMutablePointer<H>) -> Int32).self)
+        func type(_ t: Datatype) -> H { t == .float ? float : t == .double ? double : byte }
+        func made(_ call: (UnsafeMutablePointer<H>) -> Int32) -> (Int32, Comm) {
+            var out: H = 0
+            let code = call(&out)
+            return (code, UInt(UInt32(bitPattern: out)))
+        }
+        return (world: UInt(UInt32(bitPattern: world)), selfComm: UInt(UInt32(bitPattern: selfComm)),
+                rank: { rank(h($0), $1) }, size: { size(h($0), $1) }, setErrorsReturn: { setHandler(h($0), errorsReturn) },
+                allReduce: { allReduce(inPlace, $1, $2, type($3), sum, h($0)) },
+                broadcast: { broadcast($1, $2, byte, $3, h($0)) }, barrier: { barrier(h($0)) }, abort: { abort(h($0), $1) },
+                startAllReduce: { startAllReduce(inPlace, $1, $2, type($3), sum, h($0), $4) },
+                wait: { wait($0, statusIgnore) }, test: { test($0, $1, statusIgnore) },
+                openPort: { openPort(infoNull, $0) }, closePort: { closePort($0) },
+                accept: { port, root, comm in made { accept(port, infoNull, root, h(comm), $0) } },
+                connect: { port, root, comm in made { connect(port, infoNull, root, h(comm), $0) } },
+                merge: { inter, high in made { merge(h(inter), high ? 1 : 0, $0) } },
+                free: { comm in var handle = h(comm); return free(&handle) })
     }
 
     /// MPI's text for an error code (`MPI_ERR_COUNT: invalid count argument`).

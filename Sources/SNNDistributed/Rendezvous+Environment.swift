@@ -171,9 +171,14 @@ struct LaunchEnvironment {
         return nil
     }
 
-    /// `MASTER_PORT`, checked.
+    /// `MASTER_PORT`, checked; else in a Slurm step a port derived from the job id,
+    /// `20000 + 2 × (SLURM_JOB_ID mod 10000)`, the same on every task of the job and even, so the
+    /// port above it (where SwiftSNN's ranks meet) stays within 20001...39999.
     func masterPort() throws -> Int? {
-        guard let text = self["MASTER_PORT"] else { return nil }
+        guard let text = self["MASTER_PORT"] else {
+            guard inSlurmStep, let job = try index("SLURM_JOB_ID") ?? index("SLURM_JOBID") else { return nil }
+            return 20000 + 2 * (job % 10000)
+        }
         guard let port = Int(text), (1...65535).contains(port) else {
             throw Self.invalid("MASTER_PORT", text, "a port in 1...65535")
         }

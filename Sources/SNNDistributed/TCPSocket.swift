@@ -223,6 +223,17 @@ final class TCPSocket {
         return bytes
     }
 
+    /// Turns on TCP keep-alive: after `idleSeconds` of silence, a probe every `intervalSeconds`,
+    /// and the connection fails after `probes` unanswered ones. Best effort.
+    func keepAlive(idleSeconds: Int32, intervalSeconds: Int32, probes: Int32) {
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        for (level, option, value) in [(SOL_SOCKET, SO_KEEPALIVE, Int32(1)), (Int32(IPPROTO_TCP), TCP_KEEPIDLE, idleSeconds),
+                                       (Int32(IPPROTO_TCP), TCP_KEEPINTVL, intervalSeconds), (Int32(IPPROTO_TCP), TCP_KEEPCNT, probes)] {
+            var v = value
+            _ = setsockopt(descriptor, level, option, &v, size)
+        }
+    }
+
     /// The port this socket is bound to (for a listener on port 0).
     var localPort: Int {
         var storage = sockaddr_storage()

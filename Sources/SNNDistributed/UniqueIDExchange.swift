@@ -10,14 +10,9 @@ import Foundation
 /// agents and PyTorch ranks use) already listens on `MASTER_PORT` itself on the master host; a
 /// job that sets `MASTER_PORT` for SwiftSNN alone may use any offset, 0 included.
 ///
-/// The exchange, on one connection per rank:
-/// - the rank sends a hello: the magic `SNNNCCLID/1` (11 bytes), its rank and its world size
-///   (each 4 bytes, big-endian);
-/// - rank 0 answers `0` and the 128 id bytes, or `1`, a 2-byte length and a refusal message, for
-///   a peer of another program, another world size, a rank out of range or already seen.
-///
-/// Every blocking call has a deadline: a rank that cannot reach rank 0 retries with backoff
-/// (50 ms, doubling up to 1 s) and fails by ``timeout`` naming `host:port`, its rank and the last
+/// The exchange is a ``RankZeroLink`` whose hello starts `SNNNCCLID/1` and whose one message is
+/// the 128 id bytes, sent once every rank has connected. Every blocking call has a deadline: a
+/// rank that cannot reach rank 0 fails by ``timeout`` naming `host:port`, its rank and the last
 /// error; rank 0 fails by ``timeout`` naming the ranks that never connected.
 public struct UniqueIDExchange: Sendable {
     /// This process's rank.
@@ -38,8 +33,6 @@ public struct UniqueIDExchange: Sendable {
     public var listenAddress: String?
 
     static let magic = Array("SNNNCCLID/1".utf8)
-    private static let helloSize = magic.count + 8
-    private static let maxRefusal = 1024
 
     /// - Precondition: `worldSize >= 1`, `rank` in `0..<worldSize`, `timeout > 0`.
     /// - Throws: ``DistributedError`` when `masterPort + portOffset` is outside 1...65535.
@@ -93,139 +86,23 @@ public struct UniqueIDExchange: Sendable {
             guard let id, id.count == NCCLLibrary.uniqueIDByteCount else {
                 preconditionFailure("[UniqueIDExchange] rank 0 must pass a \(NCCLLibrary.uniqueIDByteCount)-byte id")
             }
-            if worldSize > 1 { try serve(id, until: deadline) }
+            for (peerRank, peer) in try link.gather(until: deadline).enumerated() {
+                guard let peer else { continue }
+                try link.send(id, to: peer, rank: peerRank, until: deadline)
+            }
             return id
         }
-        return try fetch(until: deadline)
-    }
-
-    private var place: String { "rank \(rank) of \(worldSize)" }
-
-    // MARK: rank 0
-
-    private func serve(_ id: [UInt8], until deadline: Deadline) throws {
-        let listener: TCPSocket
-        do {
-            listener = try TCPSocket.listen(host: listenAddress, port: port)
-        } catch {
-            throw DistributedError("[NCCL unique id] rank 0 cannot listen on \(listenAddress ?? "*"):\(port) "
-                                   + "(MASTER_PORT \(masterPort) + \(portOffset)): \(error)")
+        let id = try link.join(until: deadline).1
+        guard id.count == NCCLLibrary.uniqueIDByteCount else {
+            throw DistributedError("[NCCL unique id] \(link.place): rank 0 at \(masterAddress):\(port) sent \(id.count) bytes, "
+                                   + "not a \(NCCLLibrary.uniqueIDByteCount)-byte id")
         }
-        var served = Set<Int>()
-        var refused: [String] = []
-        while served.count < worldSize - 1 {
-            guard let (peer, address) = try accepted(listener, until: deadline) else {
-                let missing = (1..<worldSize).filter { !served.contains($0) }
-                let also = refused.isEmpty ? "" : "; refused: \(refused.joined(separator: "; "))"
-                throw DistributedError("[NCCL unique id] rank 0 of \(worldSize) waited \(Self.seconds(timeout)) on port \(port): "
-                                       + "\(Self.list(missing)) never connected\(also)")
-            }
-            // A peer gets a few seconds for its hello, so a silent connection cannot hold up the rest.
-            let helloDeadline = deadline.capped(atSecondsFromNow: 10)
-            do {
-                let hello = try peer.read(count: Self.helloSize, until: helloDeadline)
-                if let reason = refusal(of: hello, served: served) {
-                    refused.append("\(address): \(reason)")
-                    try? peer.write(Self.refusalMessage(reason), until: helloDeadline)
-                    continue
-                }
-                try peer.write([0] + id, until: helloDeadline)
-                served.insert(Self.integer(hello, at: Self.magic.count))
-            } catch {
-                refused.append("\(address): \(error)")
-            }
-        }
+        return id
     }
 
-    private func accepted(_ listener: TCPSocket, until deadline: Deadline) throws -> (TCPSocket, String)? {
-        do {
-            return try listener.accept(until: deadline)
-        } catch {
-            throw DistributedError("[NCCL unique id] rank 0 of \(worldSize) on port \(port): \(error)")
-        }
-    }
-
-    /// Why a hello is refused, or `nil` when it comes from a rank of this job not served yet.
-    private func refusal(of hello: [UInt8], served: Set<Int>) -> String? {
-        guard Array(hello.prefix(Self.magic.count)) == Self.magic else {
-            return "not a SwiftSNN NCCL id request (another program on port \(port)?)"
-        }
-        let (peerRank, peerSize) = (Self.integer(hello, at: Self.magic.count), Self.integer(hello, at: Self.magic.count + 4))
-        guard peerSize == worldSize else {
-            return "rank \(peerRank) says world size \(peerSize), but rank 0's world size is \(worldSize) (another job, or a "
-                + "launch with different sizes?)"
-        }
-        guard (1..<worldSize).contains(peerRank) else { return "rank \(peerRank) is not in 1..<\(worldSize)" }
-        guard !served.contains(peerRank) else { return "rank \(peerRank) connected twice (two processes with one rank?)" }
-        return nil
-    }
-
-    private static func refusalMessage(_ reason: String) -> [UInt8] {
-        let text = Array(reason.utf8.prefix(maxRefusal))
-        return [1, UInt8(text.count >> 8), UInt8(text.count & 0xff)] + text
-    }
-
-    // MARK: the other ranks
-
-    private func fetch(until deadline: Deadline) throws -> [UInt8] {
-        let target = "\(masterAddress):\(port)"
-        var delay = 0.05
-        var attempts = 0
-        var last = SocketFailure("no attempt")
-        while true {
-            attempts += 1
-            do {
-                let socket = try TCPSocket.connect(host: masterAddress, port: port, deadline: deadline)
-                return try receive(on: socket, from: target, until: deadline)
-            } catch let failure as SocketFailure {
-                last = failure
-            }
-            // Rank 0 may not listen yet (it starts later, or is still resolving): wait and retry.
-            let left = Double(deadline.remainingMilliseconds) / 1000
-            guard left > 0 else {
-                throw DistributedError("[NCCL unique id] \(place) could not reach rank 0 at \(target) within "
-                                       + "\(Self.seconds(timeout)) (\(attempts) attempts; last: \(last))")
-            }
-            usleep(UInt32(min(delay, left) * 1e6))
-            delay = min(delay * 2, 1)
-        }
-    }
-
-    /// Sends this rank's hello and reads rank 0's answer; a connection lost before any answer is a
-    /// `SocketFailure` (retried), a refusal or a broken answer a ``DistributedError``.
-    private func receive(on socket: TCPSocket, from target: String, until deadline: Deadline) throws -> [UInt8] {
-        try socket.write(Self.magic + Self.bytes(rank) + Self.bytes(worldSize), until: deadline)
-        let status = try socket.read(count: 1, until: deadline)[0]
-        do {
-            if status == 0 { return try socket.read(count: NCCLLibrary.uniqueIDByteCount, until: deadline) }
-            let length = try socket.read(count: 2, until: deadline)
-            let count = min(Int(length[0]) << 8 | Int(length[1]), Self.maxRefusal)
-            let reason = String(decoding: try socket.read(count: count, until: deadline), as: UTF8.self)
-            throw DistributedError("[NCCL unique id] \(place): rank 0 at \(target) refused it: \(reason)")
-        } catch let failure as SocketFailure {
-            throw DistributedError("[NCCL unique id] \(place): rank 0 at \(target) broke off its answer: \(failure)")
-        }
-    }
-
-    // MARK: helpers
-
-    private static func bytes(_ value: Int) -> [UInt8] {
-        let v = UInt32(truncatingIfNeeded: value)
-        return [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)]
-    }
-
-    private static func integer(_ bytes: [UInt8], at offset: Int) -> Int {
-        bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
-    }
-
-    private static func seconds(_ value: Double) -> String {
-        value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
-    }
-
-    /// `rank 3`, `ranks 1, 2, 3`, or the first 16 and a count.
-    private static func list(_ ranks: [Int]) -> String {
-        let shown = ranks.prefix(16).map(String.init).joined(separator: ", ")
-        let more = ranks.count > 16 ? " and \(ranks.count - 16) more" : ""
-        return (ranks.count == 1 ? "rank " : "ranks ") + shown + more
+    private var link: RankZeroLink {
+        RankZeroLink(label: "NCCL unique id", magic: Self.magic, rank: rank, worldSize: worldSize, masterAddress: masterAddress,
+                     port: port, listenAddress: listenAddress, portOrigin: " (MASTER_PORT \(masterPort) + \(portOffset))",
+                     timeout: timeout)
     }
 }

@@ -78,6 +78,12 @@ struct RendezvousTests {
         var env = srunStep(rank: 0)
         env["SLURM_STEP_NODELIST"] = nil
         #expect(try Rendezvous.resolve(environment: env).masterAddress == "node01")
+        // Without MASTER_PORT, a port from the job id (the same on every task), below 40000.
+        env["SLURM_JOB_ID"] = "1234567"
+        #expect(try Rendezvous.resolve(environment: env).masterPort == 20000 + 2 * 4567)
+        env["SLURM_JOB_ID"] = "banana"
+        #expect(throws: DistributedError.self) { try Rendezvous.resolve(environment: env) }
+        env["SLURM_JOB_ID"] = "1234567"
         (env["MASTER_ADDR"], env["MASTER_PORT"]) = ("head", "1234")
         let set = try Rendezvous.resolve(environment: env)
         #expect(set.masterAddress == "head" && set.masterPort == 1234)
