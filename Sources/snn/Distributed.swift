@@ -15,6 +15,9 @@ struct DistributedOptions: ParsableArguments {
     @Option(name: [.customLong("master-port"), .customLong("master_port")], help: "Rank 0's port (default: MASTER_PORT).")
     var masterPort: Int?
 
+    @Option(name: [.customLong("join-timeout")], help: "Seconds the processes of a launch without MPI (torchrun, srun, --rank) have to meet before they give up.")
+    var joinTimeout: Double = 120
+
     /// The communicator of this process (made once: MPI starts once per process).
     func communicator() throws -> any Communicator {
         if let made = DistributedOptions.made { return made }
@@ -22,7 +25,9 @@ struct DistributedOptions: ParsableArguments {
         do {
             let rendezvous = try Rendezvous.resolve(rank: rank, worldSize: worldSize, masterAddress: masterAddr, masterPort: masterPort,
                                                     environment: ProcessInfo.processInfo.environment)
-            made = try Distributed.communicator(for: rendezvous)
+            guard joinTimeout > 0 else { throw CLIError("--join-timeout: expected a positive number of seconds, got \(joinTimeout)") }
+            made = try Distributed.communicator(for: rendezvous, joinTimeout: joinTimeout)
+            DistributedOptions.launcher = Self.launcherNames[rendezvous.launcher] ?? rendezvous.launcher
             // Processes sharing a machine share its cores (unless OMP_NUM_THREADS says otherwise):
             // each taking all of them would make their thread pools fight over every core.
             if rendezvous.localWorldSize > 1 && ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] == nil {
@@ -36,4 +41,9 @@ struct DistributedOptions: ParsableArguments {
     }
 
     nonisolated(unsafe) private static var made: (any Communicator)?
+    /// Who started the processes, as users call it (`torchrun`, `srun`, `mpirun`), once
+    /// ``communicator()`` ran.
+    nonisolated(unsafe) private(set) static var launcher = "none"
+    private static let launcherNames = ["openmpi": "mpirun", "pmix": "srun --mpi=pmix", "pmi": "mpiexec (PMI)", "slurm": "srun",
+                                        "flags": "--rank/--world-size"]
 }

@@ -126,7 +126,8 @@ extension TrainOptions {
             // One voice: rank 0 prints; the others' output would only repeat it (errors still
             // reach stderr from every rank).
             if !communicator.isLeader { _ = freopen("/dev/null", "w", stdout) }
-            print("data-parallel: \(communicator.size) processes over \(communicator.backendName), rank 0 writes the run; "
+            print("data-parallel: \(communicator.size) processes started by \(DistributedOptions.launcher) over \(communicator.backendName), "
+                + "rank 0 writes the run; "
                 + "each process trains on \(accumulate > 1 ? "\(accumulate) micro-batches" : "a batch") of \(batchSize) per step "
                 + "(\(communicator.size * accumulate * batchSize) samples per step), on \(device) with \(CPUBackend.threads) thread\(CPUBackend.threads == 1 ? "" : "s") each")
         }

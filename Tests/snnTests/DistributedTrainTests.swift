@@ -36,7 +36,7 @@ struct DistributedTrainTests {
             defer { for f in [a, b] { try? FileManager.default.removeItem(atPath: f) } }
             guard let parallel = try MPIRun.mpirun(ranks, DistributedTrainTests.run + ["--output", a], environment: ["OMP_NUM_THREADS": "1"]) else { return }
             #expect(parallel.status == 0, "\(parallel.output)")
-            #expect(parallel.output.contains("data-parallel: \(ranks) processes over MPI"), "\(parallel.output)")
+            #expect(parallel.output.contains("data-parallel: \(ranks) processes started by mpirun over MPI"), "\(parallel.output)")
             // Rank 0 alone prints: one summary line.
             #expect(parallel.output.components(separatedBy: "summary: ").count == 2, "\(parallel.output)")
             let (status, output) = try SNNBinary.run(DistributedTrainTests.run + ["--accumulate", "\(ranks)", "--output", b],
@@ -120,12 +120,64 @@ struct DistributedTrainTests {
         #expect(result.output.contains("Error: rank 1 of 2: --weights: /nonexistent.safetensors: no such file"), "\(result.output)")
     }
 
-    @Test("torchrun's variables without an MPI launch: one line saying how to launch")
-    func torchrunWithoutMPI() throws {
-        let (status, output) = try SNNBinary.run(DistributedTrainTests.run + ["--output", folder("torchrun")],
-                                                 environment: ["RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-                                                               "MASTER_PORT": "29500"])
+    @Test("torchrun's variables, no MPI launcher: 2 processes join over MPI and give bitwise the weights of --accumulate 2")
+    func joinedLikeTorchrun() throws {
+        let (a, b) = (folder("joined"), folder("joined-accumulate"))
+        defer { for f in [a, b] { try? FileManager.default.removeItem(atPath: f) } }
+        let joined = try MPIRun.joined(2, environment: ["OMP_NUM_THREADS": "1"]) { _ in DistributedTrainTests.run + ["--output", a] }
+        #expect(joined.status == [0, 0] && !joined.timedOut, "\(joined.output)")
+        #expect(joined.output[0].contains("data-parallel: 2 processes started by torchrun over MPI"), "\(joined.output[0])")
+        #expect(!joined.output[1].contains("summary: "), "rank 1 printed: \(joined.output[1])")
+        let (status, output) = try SNNBinary.run(DistributedTrainTests.run + ["--accumulate", "2", "--output", b],
+                                                 environment: ["OMP_NUM_THREADS": "1"])
+        #expect(status == 0, "\(output)")
+        let (x, y) = (try parameters(a), try parameters(b))
+        #expect(Set(x.keys) == Set(y.keys) && !x.isEmpty)
+        for (key, values) in x { #expect(values == y[key], "\(key) differs") }
+    }
+
+    @Test("a joined process that fails alone stops the other within seconds, each naming the rank")
+    func joinedRankFails() throws {
+        let a = folder("joined-fails")
+        defer { try? FileManager.default.removeItem(atPath: a) }
+        let joined = try MPIRun.joined(2, environment: ["OMP_NUM_THREADS": "1"]) { rank in
+            DistributedTrainTests.run + ["--output", a] + (rank == 1 ? ["--weights", "/nonexistent.safetensors"] : [])
+        }
+        #expect(!joined.timedOut && joined.seconds < 20, "\(joined.output)")
+        #expect(joined.status[0] != 0 && joined.status[1] != 0)
+        #expect(joined.output[1].contains("Error: rank 1 of 2: --weights: /nonexistent.safetensors: no such file"), "\(joined.output[1])")
+        #expect(joined.output[0].contains("rank 0 of 2: rank 1 stopped without finishing"), "\(joined.output[0])")
+    }
+
+    @Test("a rank that never comes: rank 0 names it by the deadline")
+    func joinedRankMissing() throws {
+        let port = try MPIRun.freePortPair()
+        let (status, output) = try SNNBinary.run(DistributedTrainTests.run + ["--output", folder("missing"), "--join-timeout", "2"],
+                                                 environment: ["RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+                                                               "MASTER_PORT": "\(port)"])
         #expect(status != 0)
-        #expect(output.contains("torchrun started rank 0 of 2, but CPU collectives need an MPI launch"), "\(output)")
+        #expect(output.contains("[MPI join] rank 0 of 2 waited 2 s on port \(port + 1): rank 1 never connected"), "\(output)")
+    }
+
+    @Test("the real launchers, where installed: torchrun --no-python and srun")
+    func realLaunchers() throws {
+        let a = folder("launchers")
+        defer { try? FileManager.default.removeItem(atPath: a) }
+        var tried = 0
+        if let torchrun = MPIRun.onPath("torchrun") {
+            tried += 1
+            let result = try MPIRun.run(torchrun, ["--nproc_per_node", "2", "--master_port", "\(try MPIRun.freePortPair())", "--no-python",
+                                                   SNNBinary.executable.path] + DistributedTrainTests.run + ["--output", a], timeout: 60)
+            #expect(result.status == 0 && !result.timedOut, "\(result.output)")
+            #expect(result.output.contains("data-parallel: 2 processes started by torchrun over MPI"), "\(result.output)")
+        }
+        if let srun = MPIRun.onPath("srun"), (try? MPIRun.run("/bin/sh", ["-c", "sinfo -h -o %t | grep -q idle"], timeout: 10))?.status == 0 {
+            tried += 1
+            let result = try MPIRun.run(srun, ["-n", "2", SNNBinary.executable.path] + DistributedTrainTests.run + ["--output", a],
+                                        timeout: 60)
+            #expect(result.status == 0 && !result.timedOut, "\(result.output)")
+            #expect(result.output.contains("data-parallel: 2 processes started by srun over MPI"), "\(result.output)")
+        }
+        if tried == 0 { print("neither torchrun nor a Slurm cluster here: the launchers' own test did not run") }
     }
 }

@@ -54,4 +54,54 @@ enum MPIRun {
         #expect(!result.timedOut, "mpirun -np \(ranks) hung (killed after 30 s):\n\(result.output)", sourceLocation: sourceLocation)
         return result
     }
+
+    /// Starts `ranks` processes of `snn` at once as torchrun would (`RANK`, `WORLD_SIZE`,
+    /// `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `MASTER_ADDR=127.0.0.1`, a free `MASTER_PORT`), with
+    /// `arguments(rank)`, each killed after `timeout` seconds; returns each one's status and output,
+    /// whether any was killed, and the seconds until the last ended.
+    static func joined(_ ranks: Int, environment: [String: String] = [:], timeout: Double = 30,
+                       _ arguments: (Int) -> [String]) throws -> (status: [Int32], output: [String], timedOut: Bool, seconds: Double) {
+        let port = try freePortPair()
+        let group = DispatchGroup()
+        let lock = NSLock()
+        nonisolated(unsafe) var results = [(Int32, String, Bool)](repeating: (0, "", false), count: ranks)
+        let start = Date()
+        for rank in 0..<ranks {
+            let variables = ["RANK": "\(rank)", "WORLD_SIZE": "\(ranks)", "LOCAL_RANK": "\(rank)", "LOCAL_WORLD_SIZE": "\(ranks)",
+                             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "\(port)"].merging(environment) { $1 }
+            let argv = arguments(rank)
+            group.enter()
+            Thread {
+                let result = (try? run(SNNBinary.executable.path, argv, environment: variables, timeout: timeout))
+                    ?? (status: -1, output: "could not start", timedOut: false, seconds: 0)
+                lock.withLock { results[rank] = (result.status, result.output, result.timedOut) }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        return (results.map(\.0), results.map(\.1), results.contains { $0.2 }, Date().timeIntervalSince(start))
+    }
+
+    /// A port `p` such that `p` and `p + 1` were free a moment ago (SwiftSNN's ranks meet at
+    /// `MASTER_PORT + 1`).
+    static func freePortPair() throws -> Int {
+        for _ in 0..<50 {
+            let port = Int.random(in: 20000...59000)
+            if [port, port + 1].allSatisfy(isFree) { return port }
+        }
+        throw CocoaError(.featureUnsupported)
+    }
+
+    private static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = INADDR_ANY
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
 }
