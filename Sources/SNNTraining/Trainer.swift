@@ -392,7 +392,7 @@ public final class Trainer {
         }
         defer { if overlapping { gradients.onBucketReady = nil } }
         for batch in micro {
-            let (value, predictions) = computeGradients(batch)
+            let (value, predictions) = synchronizingBatchNorm { computeGradients(batch) }
             finite = finite && value.isFinite
             let factor = Double(batch.count) / Double(max(samples, 1))
             withoutGradients {
@@ -434,6 +434,24 @@ public final class Trainer {
         }
         applyGradients()
         return StepResult(lossSum: totals[0], correct: Int(totals[1]), seen: Int(totals[2]), stop: totals[4] > 0)
+    }
+
+    /// Runs `body` with batch norm's statistics summed over every process (`--sync-bn`) when
+    /// the run asks for it and has several processes; a failed sum ends the job, naming the rank
+    /// (an op cannot throw, and the other processes would wait for this one).
+    private func synchronizingBatchNorm<R>(_ body: () -> R) -> R {
+        guard config.syncBatchNorm == true, communicator.size > 1 else { return body() }
+        let communicator = self.communicator
+        CrossProcessBatchNorm.sum = { buffer in
+            do {
+                try communicator.allReduceSum(buffer)
+            } catch {
+                FileHandle.standardError.write(Data("Error: rank \(communicator.rank) of \(communicator.size): --sync-bn: \(error)\n".utf8))
+                communicator.abort(code: 1)
+            }
+        }
+        defer { CrossProcessBatchNorm.sum = nil }
+        return body()
     }
 
     /// Copies rank 0's parameters and batch-norm statistics to every other process.

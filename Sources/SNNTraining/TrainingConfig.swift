@@ -39,6 +39,9 @@ public struct TrainingConfig: Codable, Sendable {
     public var observeCentroid: Bool? = nil
     /// Micro-batches of `batchSize` per optimisation step (gradient accumulation); nil: 1.
     public var accumulate: Int? = nil
+    /// Batch statistics over every process of a data-parallel run (`--sync-bn`); nil: each
+    /// process's own, as PyTorch's DDP.
+    public var syncBatchNorm: Bool? = nil
 
     public init(dataset: String, topology: String, modelName: String?, timesteps: Int, epochs: Int, batchSize: Int,
                 learningRate: Double, optimizer: Optimizer.Kind, scheduler: Bool, weightDecay: Double, l1: Double, l2: Double,

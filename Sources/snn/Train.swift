@@ -86,6 +86,8 @@ struct TrainOptions: ParsableArguments {
     var dropLast = false
     @Option(help: "Micro-batches of --batch_size per optimisation step (gradient accumulation): the step's gradient is their sample-weighted mean, over every process of a data-parallel run too.")
     var accumulate: Int = 1
+    @Flag(name: .customLong("sync-bn"), inversion: .prefixedNo, help: "In a data-parallel run, batch norm normalises with the statistics of every process's batch together (PyTorch's SyncBatchNorm), not each process's own.")
+    var syncBatchNorm = false
     @Flag(name: [.customLong("skip-corrupt"), .customLong("skip_corrupt")], help: "Skip unreadable event files and JPEGs (and say how many) instead of stopping.")
     var skipCorrupt = false
     @Option(name: [.customLong("dvs-frames"), .customLong("dvs_frames")], help: "DVSCIFAR10 frames: standard (per-polarity counts, per-frame max normalisation) or reference (the reference code's occupancy frames with its channel quirk, for bit-for-bit comparisons).")

@@ -34,6 +34,7 @@ extension TrainOptions {
         if observeFI == 1 { config.fisherEpochs = fiEpochs.split(separator: "-").compactMap { Int($0) } }
         if observeIC == 1 { config.observeCentroid = true }
         if accumulate > 1 { config.accumulate = accumulate }
+        if syncBatchNorm { config.syncBatchNorm = true }
         var recorded = dataOptions.recorded(for: name)
         recorded["augment"] = String(augment)
         if skipCorrupt { recorded["skip_corrupt"] = "1" }
@@ -129,7 +130,10 @@ extension TrainOptions {
             print("data-parallel: \(communicator.size) processes started by \(DistributedOptions.launcher) over \(communicator.backendName), "
                 + "rank 0 writes the run; "
                 + "each process trains on \(accumulate > 1 ? "\(accumulate) micro-batches" : "a batch") of \(batchSize) per step "
-                + "(\(communicator.size * accumulate * batchSize) samples per step), on \(device) with \(CPUBackend.threads) thread\(CPUBackend.threads == 1 ? "" : "s") each")
+                + "(\(communicator.size * accumulate * batchSize) samples per step), on \(device) with \(CPUBackend.threads) thread\(CPUBackend.threads == 1 ? "" : "s") each"
+                + (syncBatchNorm ? "; batch norm over all processes' batches (--sync-bn)" : ""))
+        } else if syncBatchNorm {
+            print("note: --sync-bn changes nothing in a run of one process (its batch is every process's batch)")
         }
         let isSDT: Bool = { if case .sdt = config.loss { return true } else { return false } }()
         if !isSDT && (config.l1 != 0 || config.l2 != 0) {

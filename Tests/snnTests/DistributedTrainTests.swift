@@ -13,11 +13,11 @@ struct DistributedTrainTests {
 
     /// The parameters of a run's last checkpoint (batch norm's running statistics are each
     /// process's own, as in PyTorch's DDP, so they are not compared).
-    private func parameters(_ folder: String) throws -> [String: [Float]] {
+    private func parameters(_ folder: String, runningStatistics: Bool = false) throws -> [String: [Float]] {
         let runs = try FileManager.default.contentsOfDirectory(atPath: "\(folder)/result")
         let tensors = try SafeTensors.load("\(folder)/result/\(try #require(runs.first))/weights/last.safetensors")
         var result: [String: [Float]] = [:]
-        for (key, value) in tensors where !key.hasPrefix("optimizer") && !key.contains("running_") && !key.contains("num_batches") {
+        for (key, value) in tensors where !key.hasPrefix("optimizer") && (runningStatistics || !key.contains("running_")) && !key.contains("num_batches") {
             result[key] = value.toFloats()
         }
         return result
@@ -118,6 +118,28 @@ struct DistributedTrainTests {
         #expect(!result.timedOut && result.seconds < 20, "\(result.output)")
         #expect(result.status != 0)
         #expect(result.output.contains("Error: rank 1 of 2: --weights: /nonexistent.safetensors: no such file"), "\(result.output)")
+    }
+
+    @Test("--sync-bn: 2 processes with batch 8 train as 1 process with batch 16 (batch norm over both batches), running statistics included")
+    func syncBatchNorm() throws {
+        let (a, b) = (folder("syncbn"), folder("syncbn-single"))
+        defer { for f in [a, b] { try? FileManager.default.removeItem(atPath: f) } }
+        guard let parallel = try MPIRun.mpirun(2, DistributedTrainTests.run + ["--sync-bn", "--output", a],
+                                               environment: ["OMP_NUM_THREADS": "1"]) else { return }
+        #expect(parallel.status == 0, "\(parallel.output)")
+        #expect(parallel.output.contains("batch norm over all processes' batches (--sync-bn)"), "\(parallel.output)")
+        let single = DistributedTrainTests.run.map { $0 == "8" ? "16" : $0 }
+        let (status, output) = try SNNBinary.run(single + ["--output", b], environment: ["OMP_NUM_THREADS": "1"])
+        #expect(status == 0, "\(output)")
+        let (x, y) = (try parameters(a, runningStatistics: true), try parameters(b, runningStatistics: true))
+        #expect(Set(x.keys) == Set(y.keys) && x.keys.contains { $0.contains("running_var") })
+        for (key, values) in x {
+            let other = try #require(y[key])
+            let scale = max(other.map { abs($0) }.max() ?? 0, 1e-12)
+            let worst = zip(values, other).map { abs($0 - $1) }.max() ?? 0
+            // Float rounding only: the statistics are summed in another order.
+            #expect(Double(worst / scale) <= 2e-5, "\(key): max |Δ| / max |w| = \(worst / scale)")
+        }
     }
 
     @Test("torchrun's variables, no MPI launcher: 2 processes join over MPI and give bitwise the weights of --accumulate 2")

@@ -14,15 +14,27 @@ public func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Ten
         precondition(t.shape == [c], "[batchNorm] expected \(name) of shape [\(c)], got \(ShapeUtil.describe(t.shape))")
     }
     let cx = x.contiguousData()
+    if training, var union = CrossProcessBatchNorm.Union.current {
+        // Over every process (--sync-bn): the union's statistics, then an affine map with them.
+        let local = x.backend.batchNormStatistics(cx)
+        let (mean, variance) = union.statistics(mean: local.mean, variance: local.variance, localCount: x.count / c)
+        updateRunning(runningMean, runningVar, mean: mean, variance: variance, count: union.count, momentum: momentum)
+        let gammaData = gamma.contiguousData()
+        let out = x.backend.batchNorm(cx, gamma: gammaData, beta: beta.contiguousData(), runningMean: mean, runningVar: variance,
+                                      epsilon: epsilon, training: false).output
+        return record("batchNorm", out, [x, gamma, beta]) { [union] g in
+            let r = x.backend.batchNormBackward(g.contiguousData(), input: cx, gamma: gammaData, mean: mean, variance: variance,
+                                                epsilon: epsilon)
+            let input = union.gradientInput(r.input, x: cx, gamma: gammaData, mean: mean, variance: variance, epsilon: epsilon,
+                                            gammaSum: r.gamma, betaSum: r.beta)
+            return [input, r.gamma, r.beta]
+        }
+    }
     let (out, mean, variance) = x.backend.batchNorm(cx, gamma: gamma.contiguousData(), beta: beta.contiguousData(),
                                                     runningMean: runningMean, runningVar: runningVar,
                                                     epsilon: epsilon, training: training)
     if training {
-        let n = Double(x.count / c)
-        withoutGradients {
-            runningMean.assign(runningMean * (1 - momentum) + mean * momentum)
-            runningVar.assign(runningVar * (1 - momentum) + variance * (momentum * n / Swift.max(n - 1, 1)))
-        }
+        updateRunning(runningMean, runningVar, mean: mean, variance: variance, count: Double(x.count / c), momentum: momentum)
         return record("batchNorm", out, [x, gamma, beta]) { g in
             let r = x.backend.batchNormBackward(g.contiguousData(), input: cx, gamma: gamma.contiguousData(),
                                                 mean: mean, variance: variance, epsilon: epsilon)
@@ -36,5 +48,14 @@ public func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Ten
         let axes = [0] + Array(2..<x.rank)
         let xhat = (cx - runningMean.reshaped(bshape)) / std
         return [g * gamma.reshaped(bshape) / std, (g * xhat).sum(axes: axes), g.sum(axes: axes)]
+    }
+}
+
+/// `running = (1 − momentum)·running + momentum·stat`, the variance unbiased over `count` elements
+/// per channel, as PyTorch.
+func updateRunning(_ runningMean: Tensor, _ runningVar: Tensor, mean: Tensor, variance: Tensor, count n: Double, momentum: Double) {
+    withoutGradients {
+        runningMean.assign(runningMean * (1 - momentum) + mean * momentum)
+        runningVar.assign(runningVar * (1 - momentum) + variance * (momentum * n / Swift.max(n - 1, 1)))
     }
 }

@@ -36,12 +36,15 @@ public func batchNormNeuronScan(_ x: Tensor, steps: Int, gamma: Tensor, beta: Te
     let cx = x.contiguousData().detached()
     let backend = x.backend
     let (gammaData, betaData) = (gamma.contiguousData().detached(), beta.contiguousData().detached())
-    let (mean, variance) = backend.batchNormStatistics(cx)
-    let count = Double(x.count / c)
-    withoutGradients {
-        runningMean.assign(runningMean * (1 - momentum) + mean * momentum)
-        runningVar.assign(runningVar * (1 - momentum) + variance * (momentum * count / Swift.max(count - 1, 1)))
+    var (mean, variance) = backend.batchNormStatistics(cx)
+    var count = Double(x.count / c)
+    // Over every process (--sync-bn): the union's statistics.
+    var union = CrossProcessBatchNorm.Union.current
+    if union != nil {
+        (mean, variance) = union!.statistics(mean: mean, variance: variance, localCount: x.count / c)
+        count = union!.count
     }
+    updateRunning(runningMean, runningVar, mean: mean, variance: variance, count: count, momentum: momentum)
     if let residual {
         precondition(residual.shape == x.shape && residual.dtype == x.dtype && residual.device == x.device,
                      "[batchNormNeuronScan] expected a residual like the input \(ShapeUtil.describe(x.shape)), got \(ShapeUtil.describe(residual.shape))")
@@ -57,8 +60,10 @@ public func batchNormNeuronScan(_ x: Tensor, steps: Int, gamma: Tensor, beta: Te
                                                       epsilon: epsilon, residual: cr, steps: steps, neuron)
     spikes.spikeQuantum = 1
     let inputs = [x, gamma, beta] + (residual.map { [$0] } ?? []), hasResidual = residual != nil
-    return record("batchNormNeuronScan", spikes, inputs) { g in
+    return record("batchNormNeuronScan", spikes, inputs) { [union, mean, variance] g in
         let r = backend.batchNormNeuronScanBackward(g.contiguousData(), saved: saved)
-        return [r.input, r.gamma, r.beta] + (hasResidual ? [r.residual] : [])
+        let input = union?.gradientInput(r.input, x: cx, gamma: gammaData, mean: mean, variance: variance, epsilon: epsilon,
+                                         gammaSum: r.gamma, betaSum: r.beta) ?? r.input
+        return [input, r.gamma, r.beta] + (hasResidual ? [r.residual] : [])
     }
 }

@@ -1,0 +1,146 @@
+import Foundation
+import SNNCPU
+import SNNTensor
+import SNNTestSupport
+import Testing
+
+/// Batch norm over every process (`--sync-bn`), with two threads standing for two processes:
+/// each normalises half of a batch, summing through a two-party exchange, and together they must
+/// compute what one op computes on the whole batch.
+@Suite("batch norm synchronised over processes", .serialized)
+struct SyncBatchNormTests {
+    init() { CPUBackend.register() }
+
+    /// Two callers' buffers summed: each call waits for the other party's call of the same turn.
+    final class PairSum: @unchecked Sendable {
+        private let condition = NSCondition()
+        private var waiting: [Double]?
+        private var result: [Double]?
+        private(set) var calls = 0
+
+        func sum(_ buffer: UnsafeMutableBufferPointer<Double>) {
+            condition.lock()
+            defer { condition.unlock() }
+            while result != nil { condition.wait() }  // the previous turn's second reader has not read yet
+            calls += 1
+            if let first = waiting {
+                precondition(first.count == buffer.count, "the two parties disagree on the buffer: \(first.count) and \(buffer.count)")
+                let total = zip(first, buffer).map { $0 + $1 }
+                waiting = nil
+                result = total
+                for i in buffer.indices { buffer[i] = total[i] }
+                condition.broadcast()
+                while result != nil { condition.wait() }
+            } else {
+                waiting = Array(buffer)
+                while result == nil { condition.wait() }
+                for i in buffer.indices { buffer[i] = result![i] }
+                result = nil
+                condition.broadcast()
+            }
+        }
+    }
+
+    /// `[T, N, C, H, W]` values split along N into the first `half` samples and the rest.
+    private static func split(_ values: [Float], _ shape: [Int], half: Int) -> ([Float], [Float]) {
+        let (t, n) = (shape[0], shape[1])
+        let sample = values.count / (t * n)
+        var (a, b) = ([Float](), [Float]())
+        for step in 0..<t {
+            for i in 0..<n {
+                let slice = values[(step * n + i) * sample..<(step * n + i + 1) * sample]
+                if i < half { a += slice } else { b += slice }
+            }
+        }
+        return (a, b)
+    }
+
+    /// One op on `x` (`[T·N, C, ...]` values, time-major) with γ, β: its output, the gradients of
+    /// `Σ output · projection` for x, γ, β, and the running statistics.
+    private static func run(fused: Bool, _ x: [Float], shape: [Int], steps: Int, gamma: [Float], beta: [Float], projection: [Float])
+        -> (out: [Float], gx: [Float], gg: [Float], gb: [Float], running: [Float]) {
+        let c = shape[1]
+        let (tx, tg, tb) = (Tensor(x, shape: shape), Tensor(gamma, shape: [c]), Tensor(beta, shape: [c]))
+        for t in [tx, tg, tb] { t.requiresGrad = true }
+        let (m, v) = (Tensor.zeros([c], device: .cpu), Tensor.ones([c], device: .cpu))
+        let out = fused
+            ? batchNormNeuronScan(tx, steps: steps, gamma: tg, beta: tb, runningMean: m, runningVar: v,
+                                  neuron: NeuronParameters(tau: 1.5, threshold: 0.7, reset: .soft, surrogate: .sigmoid(alpha: 4)))
+            : batchNorm(tx, gamma: tg, beta: tb, runningMean: m, runningVar: v, training: true)
+        (out * Tensor(projection, shape: shape)).sum().backward()
+        return (out.toFloats(), tx.grad?.toFloats() ?? [], tg.grad?.toFloats() ?? [], tb.grad?.toFloats() ?? [],
+                m.toFloats() + v.toFloats())
+    }
+
+    private static func close(_ a: [Float], _ b: [Float], _ what: String, tolerance: Float = 2e-5) {
+        #expect(a.count == b.count, "\(what): \(a.count) and \(b.count) values")
+        let scale = max(b.map(abs).max() ?? 0, 1e-12)
+        let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst / scale <= tolerance, "\(what): max |Δ| / max |value| = \(worst / scale)")
+    }
+
+    @Test("two halves of a batch, synchronised, compute what the whole batch computes", arguments: [false, true])
+    func halvesEqualWhole(fused: Bool) throws {
+        // T = 3, N = 5 split 2 + 3 (unequal halves), C = 7, 6×5 planes.
+        let (steps, n, c, h, w) = (3, 5, 7, 6, 5)
+        let r = RandomInputs(seed: 131)
+        let whole = [steps * n, c, h, w]
+        let x = r.normalValues(steps * n * c * h * w, mean: 0.4, std: 2).map(Float.init)
+        let gamma = r.uniformValues(c, low: 0.5, high: 1.5).map(Float.init), beta = r.normalValues(c, mean: 0.6, std: 0.5).map(Float.init)
+        let projection = r.normalValues(x.count).map(Float.init)
+        let reference = Self.run(fused: fused, x, shape: whole, steps: steps, gamma: gamma, beta: beta, projection: projection)
+        if fused { #expect(reference.out.contains(1) && reference.out.contains(0), "some neurons must spike, others not") }
+
+        let sizes = [2, 3]
+        let (xa, xb) = Self.split(x, [steps, n, c, h, w], half: sizes[0])
+        let (pa, pb) = Self.split(projection, [steps, n, c, h, w], half: sizes[0])
+        let pair = PairSum()
+        CrossProcessBatchNorm.sum = { pair.sum($0) }
+        defer { CrossProcessBatchNorm.sum = nil }
+        nonisolated(unsafe) var halves: [(out: [Float], gx: [Float], gg: [Float], gb: [Float], running: [Float])?] = [nil, nil]
+        let group = DispatchGroup()
+        for (party, (values, proj)) in [(xa, pa), (xb, pb)].enumerated() {
+            group.enter()
+            Thread {
+                halves[party] = Self.run(fused: fused, values, shape: [steps * sizes[party], c, h, w], steps: steps, gamma: gamma,
+                                         beta: beta, projection: proj)
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        let (a, b) = (try #require(halves[0]), try #require(halves[1]))
+        #expect(pair.calls == 4, "one forward and one backward exchange per party")
+
+        let (outA, outB) = Self.split(reference.out, [steps, n, c, h, w], half: sizes[0])
+        let (gxA, gxB) = Self.split(reference.gx, [steps, n, c, h, w], half: sizes[0])
+        if fused {
+            #expect(a.out == outA && b.out == outB, "the spikes")
+        } else {
+            Self.close(a.out, outA, "output, first half")
+            Self.close(b.out, outB, "output, second half")
+        }
+        Self.close(a.gx, gxA, "dL/dx, first half")
+        Self.close(b.gx, gxB, "dL/dx, second half")
+        // γ and β: each party's gradient is its own share; data-parallel training sums them.
+        Self.close(zip(a.gg, b.gg).map { $0 + $1 }, reference.gg, "dL/dγ summed")
+        Self.close(zip(a.gb, b.gb).map { $0 + $1 }, reference.gb, "dL/dβ summed")
+        Self.close(a.running, reference.running, "running statistics, first party")
+        #expect(a.running == b.running, "every party keeps the same running statistics")
+    }
+
+    @Test("without the sum, each half normalises alone (the default): its gradients differ from the whole's")
+    func unsynchronisedDiffers() {
+        let (steps, n, c) = (2, 4, 3)
+        let r = RandomInputs(seed: 132)
+        let x = r.normalValues(steps * n * c * 4, mean: 0.4, std: 2).map(Float.init)
+        let projection = r.normalValues(x.count).map(Float.init)
+        let (gamma, beta) = ([Float](repeating: 1, count: c), [Float](repeating: 0, count: c))
+        let whole = Self.run(fused: false, x, shape: [steps * n, c, 2, 2], steps: steps, gamma: gamma, beta: beta, projection: projection)
+        let (xa, _) = Self.split(x, [steps, n, c, 2, 2], half: 2)
+        let (pa, _) = Self.split(projection, [steps, n, c, 2, 2], half: 2)
+        let alone = Self.run(fused: false, xa, shape: [steps * 2, c, 2, 2], steps: steps, gamma: gamma, beta: beta, projection: pa)
+        let (gxA, _) = Self.split(whole.gx, [steps, n, c, 2, 2], half: 2)
+        let worst = zip(alone.gx, gxA).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst > 1e-3, "the halves' statistics differ, so must the gradients (max |Δ| = \(worst))")
+    }
+}
