@@ -38,7 +38,7 @@ enum LandscapeWorkers {
     /// - Throws: `CLIError` when a child cannot start, fails (the others are stopped; its
     ///   standard error is in the message) or leaves points out.
     static func evaluate(workers: Int, coordinates: [Double], samples: Int, progress: TerminalProgress,
-                         arguments: (Int) -> [String]) throws -> LossLandscape {
+                         onSignal: @escaping () -> Void = {}, arguments: (Int) -> [String]) throws -> LossLandscape {
         let grid = coordinates.count
         let unknown = [[Double]](repeating: [Double](repeating: .nan, count: grid), count: grid)
         let state = State(landscape: LossLandscape(coordinates: coordinates, loss: unknown, accuracy: unknown, samples: samples),
@@ -47,6 +47,30 @@ enum LandscapeWorkers {
         var environment = ProcessInfo.processInfo.environment
         let threads = Int(environment["OMP_NUM_THREADS"] ?? "").flatMap { $0 > 0 ? $0 : nil } ?? ProcessInfo.processInfo.activeProcessorCount
         environment["OMP_NUM_THREADS"] = String(max(1, threads / workers))
+        // SIGINT or SIGTERM to this process alone (a scheduler, `kill`) must not leave workers
+        // running, nor the caller's files behind: stop the workers, let the caller clean up
+        // (`onSignal`), then exit with the conventional status.
+        // Their own queue: the readers below block threads of the global queues.
+        let signalQueue = DispatchQueue(label: "snn.landscape.signals")
+        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: signalQueue)
+            source.setEventHandler {
+                stopAll(state)
+                progress.clear()
+                onSignal()
+                exit(128 + sig)
+            }
+            source.resume()
+            return source
+        }
+        unblockStopSignals()
+        defer {
+            for (source, sig) in zip(signals, [SIGINT, SIGTERM]) {
+                source.cancel()
+                signal(sig, SIG_DFL)
+            }
+        }
         let readers = DispatchGroup()
         for w in 0..<workers {
             let process = Process()

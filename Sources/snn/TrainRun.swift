@@ -220,7 +220,12 @@ func installInterruptHandler() {
             Trainer.stopRequested = true
         }
     }
-    // A launcher may start us with these signals blocked; we handle them, so take them.
+    unblockStopSignals()
+}
+
+/// A launcher may start us with SIGINT and SIGTERM blocked (Foundation's `Process` does); code
+/// that handles them takes them (on the calling thread, where they are then delivered).
+func unblockStopSignals() {
     var set = sigset_t()
     sigemptyset(&set)
     sigaddset(&set, SIGINT)

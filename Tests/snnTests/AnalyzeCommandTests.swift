@@ -96,6 +96,51 @@ struct AnalyzeCommandTests {
         #expect(csv[1] == csv[0] && csv[2] == csv[0])
         // The workers read the directions from a temporary file, removed afterwards.
         #expect(try directionFiles() == before)
+        // (In the same test: the check above would see the file of the run below.)
+        try interruptedLandscape(run: run, folder: folder)
+    }
+
+    /// `analyze landscape --parallel` stopped by SIGTERM to the parent alone: the workers stop,
+    /// the directions file goes, and the status is 143 (128 + SIGTERM), within seconds.
+    private func interruptedLandscape(run: String, folder: String) throws {
+        let temporary = FileManager.default.temporaryDirectory.path
+        let process = Process()
+        process.executableURL = SNNBinary.executable
+        // A grid big enough to take many seconds.
+        process.arguments = ["analyze", "landscape", "--checkpoint", run + "/weights/last", "--grid", "41", "--samples", "64",
+                             "--parallel", "2", "--output", folder + "/out"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["OMP_NUM_THREADS": "1"]) { $1 }
+        (process.standardOutput, process.standardError) = (FileHandle.nullDevice, FileHandle.nullDevice)
+        try process.run()
+        let parent = process.processIdentifier
+        let ours = "snn-landscape-\(parent)-"
+        func workers() -> [Int32] {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            return entries.compactMap(Int32.init).filter { pid in
+                let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+                // Field 4, after the parenthesised name, is the parent's pid.
+                let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+                return fields.count > 1 && fields[1] == "\(parent)"
+            }
+        }
+        // Wait until both workers run and the directions file exists.
+        let deadline = Date().addingTimeInterval(30)
+        func fileExists() -> Bool { ((try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? []).contains { $0.hasPrefix(ours) } }
+        while Date() < deadline, workers().count < 2 || !fileExists() { usleep(50_000) }
+        let started = workers()
+        #expect(started.count == 2, "the workers never started")
+        let signalled = Date()
+        kill(parent, SIGTERM)
+        process.waitUntilExit()
+        #expect(Date().timeIntervalSince(signalled) < 10, "took \(Date().timeIntervalSince(signalled)) s to stop")
+        #expect(process.terminationReason == .exit && process.terminationStatus == 143)
+        #expect(!fileExists(), "the directions file is left")
+        usleep(200_000)
+        for pid in started {
+            let state = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: ")").last?
+                .split(separator: " ").first
+            #expect(state == nil || state == "Z", "worker \(pid) still runs (state \(state.map(String.init) ?? "?"))")
+        }
     }
 
     @Test("analyze rates: every spiking layer's rate per timestep, operations per layer, energy with the given constants")
