@@ -260,7 +260,9 @@ struct MPILibrary {
         var buffer = [CChar](repeating: 0, count: 1024)  // MPI_MAX_ERROR_STRING: 256 in Open MPI, 512 in MPICH
         var length: Int32 = 0
         guard errorString(code, &buffer, &length) == 0 else { return "MPI error \(code)" }
-        return Self.text(buffer, length: length)
+        // MPICH's "error stack" spans lines: one line, its non-empty lines joined.
+        return Self.text(buffer, length: length).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "; ")
     }
 
     /// `MPI_Get_library_version`'s text, whole (several lines for MPICH).

@@ -148,7 +148,8 @@ struct RankZeroLink {
             let status = try socket.read(count: 1, until: deadline)[0]
             return try message(after: status, on: socket, until: deadline)
         } catch let failure as SocketFailure {
-            throw DistributedError("[\(label)] \(place): rank 0 at \(masterAddress):\(port) went silent: \(failure)")
+            throw DistributedError("[\(label)] \(place): lost rank 0 at \(masterAddress):\(port) (\(failure)); "
+                                   + "rank 0 stopped, and its own error says why")
         }
     }
 
