@@ -222,7 +222,7 @@ struct AnalyzeLandscape: ParsableCommand {
         if workers > 1, let file {
             landscape = try LandscapeWorkers.evaluate(workers: workers, coordinates: LossLandscape.coordinates(grid: grid, span: span),
                                                       samples: subset.count, progress: progress,
-                                                      onSignal: { if directions == nil { try? FileManager.default.removeItem(atPath: file) } }) { w in
+                                                      removeOnSignal: directions == nil ? file : nil) { w in
                 ["analyze", "landscape", "--checkpoint", common.checkpoint] + (common.dataDir.map { ["--data-dir", $0] } ?? [])
                     + ["--grid", "\(grid)", "--span", "\(span)", "--samples", "\(samples)", "--directions", file, "--points-shard", "\(w)/\(workers)"]
             }

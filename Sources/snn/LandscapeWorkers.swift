@@ -38,7 +38,7 @@ enum LandscapeWorkers {
     /// - Throws: `CLIError` when a child cannot start, fails (the others are stopped; its
     ///   standard error is in the message) or leaves points out.
     static func evaluate(workers: Int, coordinates: [Double], samples: Int, progress: TerminalProgress,
-                         onSignal: @escaping () -> Void = {}, arguments: (Int) -> [String]) throws -> LossLandscape {
+                         removeOnSignal: String? = nil, arguments: (Int) -> [String]) throws -> LossLandscape {
         let grid = coordinates.count
         let unknown = [[Double]](repeating: [Double](repeating: .nan, count: grid), count: grid)
         let state = State(landscape: LossLandscape(coordinates: coordinates, loss: unknown, accuracy: unknown, samples: samples),
@@ -48,29 +48,10 @@ enum LandscapeWorkers {
         let threads = Int(environment["OMP_NUM_THREADS"] ?? "").flatMap { $0 > 0 ? $0 : nil } ?? ProcessInfo.processInfo.activeProcessorCount
         environment["OMP_NUM_THREADS"] = String(max(1, threads / workers))
         // SIGINT or SIGTERM to this process alone (a scheduler, `kill`) must not leave workers
-        // running, nor the caller's files behind: stop the workers, let the caller clean up
-        // (`onSignal`), then exit with the conventional status.
-        // Their own queue: the readers below block threads of the global queues.
-        let signalQueue = DispatchQueue(label: "snn.landscape.signals")
-        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: signalQueue)
-            source.setEventHandler {
-                stopAll(state)
-                progress.clear()
-                onSignal()
-                exit(128 + sig)
-            }
-            source.resume()
-            return source
-        }
-        unblockStopSignals()
-        defer {
-            for (source, sig) in zip(signals, [SIGINT, SIGTERM]) {
-                source.cancel()
-                signal(sig, SIG_DFL)
-            }
-        }
+        // running, nor the caller's file behind: the handler stops the workers, removes the file
+        // and exits with the conventional status (only async-signal-safe calls, on data set up here).
+        StopOnSignal.arm(removing: removeOnSignal)
+        defer { StopOnSignal.disarm() }
         let readers = DispatchGroup()
         for w in 0..<workers {
             let process = Process()
@@ -94,6 +75,7 @@ enum LandscapeWorkers {
                     guard state.failed == nil else { return false }
                     try process.run()
                     state.processes.append(process)
+                    StopOnSignal.add(process.processIdentifier)
                     return true
                 }
                 guard started else { break }
@@ -163,5 +145,43 @@ enum LandscapeWorkers {
             throw CLIError("--parallel: cannot find this program's executable to start workers (\(first))")
         }
         return url
+    }
+}
+
+/// What SIGINT and SIGTERM do while workers run: signal them, remove a file, exit with 128 + the
+/// signal. A C signal handler may touch only fixed memory and call only async-signal-safe
+/// functions (`kill`, `unlink`, `_exit`), so the workers' process ids and the file's path are
+/// kept in buffers allocated before the handler is installed.
+private enum StopOnSignal {
+    static let capacity = 256
+    nonisolated(unsafe) static let children = UnsafeMutablePointer<pid_t>.allocate(capacity: capacity)
+    nonisolated(unsafe) static var count = 0
+    nonisolated(unsafe) static var file: UnsafeMutablePointer<CChar>?
+
+    static func arm(removing path: String?) {
+        count = 0
+        file = path.flatMap { strdup($0) }
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { sig in
+                for i in 0..<StopOnSignal.count { kill(StopOnSignal.children[i], SIGTERM) }
+                if let file = StopOnSignal.file { unlink(file) }
+                _exit(128 + sig)
+            }
+        }
+        unblockStopSignals()
+    }
+
+    /// Records a worker (called before the next one starts, so the handler sees whole entries).
+    static func add(_ pid: pid_t) {
+        guard count < capacity else { return }
+        children[count] = pid
+        count += 1
+    }
+
+    static func disarm() {
+        for sig in [SIGINT, SIGTERM] { signal(sig, SIG_DFL) }
+        count = 0
+        free(file)
+        file = nil
     }
 }
