@@ -20,7 +20,9 @@ let package = Package(
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
         .systemLibrary(name: "CNCCL", path: "Sources/CNCCL"),
         .target(name: "SNNTensor"),
-        .target(name: "SNNCPU", dependencies: ["SNNTensor", "CDNNL", "COpenBLAS", "COpenMP"]),
+        // Optimised in every build: the tests run debug builds, and these loops are the kernels.
+        .target(name: "CSNNKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "SNNCPU", dependencies: ["SNNTensor", "CDNNL", "COpenBLAS", "COpenMP", "CSNNKernels"]),
         .target(name: "SNNLayers", dependencies: ["SNNTensor"]),
         .target(name: "SNNSpiking", dependencies: ["SNNTensor", "SNNLayers"]),
         .target(name: "SNNModels", dependencies: ["SNNTensor", "SNNLayers", "SNNSpiking"]),

@@ -26,6 +26,7 @@ extension CPUBackend {
     /// `conv2d` with an explicit algorithm policy (tests exercise each one).
     func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2dParameters, algorithm: ConvAlgorithm) -> Tensor {
         guard computesNatively("conv2d", x, weight) else { return reference.conv2d(x, weight: weight, bias: bias, p) }
+        if algorithm == .selected, let y = SpikeConv.forward(x, weight: weight, bias: bias, p) { return y }
         let (x, weight, bias) = (x.contiguousData(), weight.contiguousData(), bias?.contiguousData())
         let y = Tensor.empty(ConvPlan.outputShape(x.shape, weight.shape, p), device: .cpu)
         DNNL.locked {

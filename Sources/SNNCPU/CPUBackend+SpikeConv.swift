@@ -1,0 +1,97 @@
+import CSNNKernels
+import Foundation
+import SNNTensor
+
+/// Convolution forward of spikes: when the input is known to hold only 0 and 1
+/// (``Tensor/spikeQuantum`` 1, as every spiking layer's output) and few of them are 1, the
+/// output is a sum of weight rows, one per input spike, instead of a dense product.
+///
+/// Each sample's input is packed into one bit mask of channels per pixel; each output pixel then
+/// adds, for every kernel tap and every set bit, the weight row of that input channel (64 output
+/// channels in registers at a time), in the order tap, channel, so the result does not depend on
+/// the thread count. The sums are those of the dense product up to float rounding (the order of
+/// the terms differs from oneDNN's). oneDNN keeps every other convolution, the backward passes
+/// (whose incoming gradients are dense), grouped or dilated ones and inputs with more ones than
+/// ``maximumDensity``. `SNN_SPIKE_CONV=0` sends every convolution to oneDNN.
+enum SpikeConv {
+    /// Whether spike inputs take this path (`SNN_SPIKE_CONV`, read once; on unless `0`).
+    static let enabled = ProcessInfo.processInfo.environment["SNN_SPIKE_CONV"] != "0"
+
+    /// Above this share of ones, oneDNN's dense convolution is as fast (measured with
+    /// `snn bench ops`: see its `spike_conv` rows).
+    static let maximumDensity = 0.3
+
+    /// The output of `conv2d(x, weight, bias)` from the spikes of `x`, or nil when `x` is not
+    /// spikes, too dense, or the convolution grouped or dilated.
+    static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2dParameters, force: Bool = false) -> Tensor? {
+        guard enabled || force, x.spikeQuantum == 1, x.dtype == .float32, weight.dtype == .float32, x.rank == 4,
+              p.groups == 1, p.dilationH == 1, p.dilationW == 1, x.count > 0 else { return nil }
+        let (x, weight) = (x.contiguousData(), weight.contiguousData())
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        let px = UnsafePointer(x.pointer(as: Float.self))
+        if !force && density(px, count: x.count) > maximumDensity { return nil }
+        let outShape = ConvPlan.outputShape(x.shape, weight.shape, p)
+        let (ho, wo) = (outShape[2], outShape[3])
+        let y = Tensor.empty(outShape, device: .cpu)
+        if ho == 0 || wo == 0 || o == 0 { return y }
+
+        // Weights as [kh][kw][C][O padded to 64], zero beyond O.
+        let padded = (o + 63) / 64 * 64
+        let rows = kh * kw * c
+        // Buffers from the tensor allocator (64-byte aligned), which reuses the blocks of earlier
+        // steps instead of growing the heap.
+        let transposedStorage = Tensor.zeros([rows * padded], device: .cpu)
+        let transposed = transposedStorage.pointer(as: Float.self)
+        let pw = UnsafePointer(weight.pointer(as: Float.self))
+        Parallel.forEachRange(o, cost: rows) { range in
+            for oc in range {
+                for ci in 0..<c {
+                    for t in 0..<(kh * kw) { transposed[(t * c + ci) * padded + oc] = pw[(oc * c + ci) * kh * kw + t] }
+                }
+            }
+        }
+        // Every sample's spikes as bits; a value that is not 0 or 1 would break the tensor's promise.
+        let words = (c + 63) / 64
+        let sampleWords = h * w * words
+        let bitsStorage = Tensor.empty([2 * n * sampleWords], device: .cpu)
+        let bits = UnsafeMutableRawPointer(bitsStorage.pointer(as: Float.self)).assumingMemoryBound(to: UInt64.self)
+        let malformed = UnsafeMutablePointer<Int>.allocate(capacity: n)
+        defer { malformed.deallocate() }
+        Parallel.forEachRange(n, cost: c * h * w) { range in
+            for s in range {
+                malformed[s] = snn_pack_spikes(px + s * c * h * w, Int32(c), Int32(h), Int32(w), bits + s * sampleWords) < 0 ? 1 : 0
+            }
+        }
+        precondition((0..<n).allSatisfy { malformed[$0] == 0 }, "[conv2d] an input marked as spikes holds values other than 0 and 1")
+
+        let pb = bias.map { UnsafePointer($0.contiguousData().pointer(as: Float.self)) }
+        let py = y.pointer(as: Float.self)
+        let scratchBytes = wo * padded * 4
+        Parallel.forEachRange(n * ho, cost: wo * kh * kw * max(c / 8, 1) * padded / 8) { range in
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
+            defer { scratch.deallocate() }
+            for r in range {
+                let (s, oy) = (r / ho, r % ho)
+                snn_spike_conv_row(bits + s * sampleWords, Int32(c), Int32(h), Int32(w), transposed, pb, Int32(o), Int32(padded),
+                                   Int32(kh), Int32(kw), Int32(p.strideH), Int32(p.strideW), Int32(p.padH), Int32(p.padW),
+                                   Int32(oy), Int32(wo), scratch.assumingMemoryBound(to: Float.self),
+                                   py + (s * o * ho + oy) * wo, ho * wo)
+            }
+        }
+        return withExtendedLifetime((x, weight, bias, transposedStorage, bitsStorage)) { y }
+    }
+
+    /// The share of ones among every 61st value (enough to tell 10% from 30%).
+    private static func density(_ p: UnsafePointer<Float>, count: Int) -> Double {
+        let step = 61
+        var (ones, seen) = (0, 0)
+        var i = 0
+        while i < count {
+            if p[i] != 0 { ones += 1 }
+            seen += 1
+            i += step
+        }
+        return Double(ones) / Double(max(seen, 1))
+    }
+}

@@ -1,0 +1,75 @@
+@testable import SNNCPU
+import SNNTensor
+import SNNTestSupport
+import Testing
+
+/// The convolution of spikes from packed bits (`SpikeConv`) against oneDNN's dense convolution
+/// and the reference backend, on shapes that cross its 64-channel words and blocks.
+@Suite("convolution of spikes")
+struct SpikeConvTests {
+    init() { CPUBackend.register() }
+
+    struct Case: CustomStringConvertible, Sendable {
+        var input: [Int], weight: [Int], stride = (1, 1), padding = (0, 0), bias = true
+        var description: String { "\(input) * \(weight) stride \(stride) padding \(padding)\(bias ? " + bias" : "")" }
+        var parameters: Conv2dParameters {
+            Conv2dParameters(stride: stride, padding: padding)
+        }
+    }
+
+    static let cases = [
+        // 70 channels: a full and a partial 64-bit word; 67 outputs: a full and a partial block of 64.
+        Case(input: [3, 70, 9, 11], weight: [67, 70, 3, 3], padding: (1, 1)),
+        Case(input: [2, 5, 8, 8], weight: [130, 5, 5, 5], stride: (2, 2), padding: (2, 2)),
+        Case(input: [2, 64, 7, 6], weight: [64, 64, 1, 1], bias: false),
+        Case(input: [2, 9, 9, 7], weight: [5, 9, 3, 2], stride: (2, 1), padding: (1, 0)),
+        Case(input: [1, 128, 6, 6], weight: [16, 128, 3, 3], stride: (2, 2), padding: (0, 0), bias: false),
+    ]
+
+    /// Spikes of the given density, marked as spikes as a neuron's output is.
+    static func spikes(_ shape: [Int], density: Double, seed: UInt64) -> Tensor {
+        let count = shape.reduce(1, *)
+        let u = RandomInputs(seed: seed).uniformValues(count)
+        // A neuron with threshold 1 fires at step 1 where its input (u + density) reaches 1.
+        let x = Tensor(u.map { Float($0 + density) }, shape: [1, count])
+        return neuronScan(x, NeuronParameters(tau: 1, threshold: 1, reset: .hard(0))).reshaped(shape)
+    }
+
+    @Test("output against oneDNN's dense convolution and the reference backend", arguments: cases)
+    func parity(c: Case) throws {
+        let x = Self.spikes(c.input, density: 0.15, seed: 7)
+        #expect(x.spikeQuantum == 1)
+        let ones = x.toFloats().filter { $0 == 1 }.count
+        #expect(ones > 0 && ones < x.count / 4, "the inputs must be sparse spikes (\(ones) of \(x.count))")
+        let r = RandomInputs(seed: 8)
+        let weight = r.normal(c.weight, dtype: .float32, device: .cpu)
+        let bias = c.bias ? r.normal([c.weight[0]], dtype: .float32, device: .cpu) : nil
+        let p = c.parameters
+        let sparse = try #require(SpikeConv.forward(x, weight: weight, bias: bias, p, force: true))
+        let backend = try #require(x.backend as? CPUBackend)
+        let dense = backend.conv2d(x, weight: weight, bias: bias, p, algorithm: .direct)
+        let reference = conv2d(x.to(.reference), weight: weight.to(.reference), bias: bias?.to(.reference), stride: c.stride,
+                               padding: c.padding)
+        #expect(sparse.shape == dense.shape && sparse.shape == reference.shape)
+        let (a, b, e) = (sparse.toDoubles(), dense.toDoubles(), reference.toDoubles())
+        let scale: Double = Swift.max(e.map { Swift.abs($0) }.max() ?? 0, 1)
+        let worst: Double = zip(a, e).map { Swift.abs($0 - $1) }.max() ?? 0
+        let denseWorst: Double = zip(b, e).map { Swift.abs($0 - $1) }.max() ?? 0
+        // Float sums of at most a few hundred terms, in another order than oneDNN's.
+        #expect(worst / scale <= 1e-6, "\(c): sparse against the reference: \(worst / scale) (oneDNN: \(denseWorst / scale))")
+        // The public op takes this path, and the result does not depend on how it was reached.
+        #expect(conv2d(x, weight: weight, bias: bias, stride: c.stride, padding: c.padding).toDoubles() == a)
+    }
+
+    @Test("dense spikes, plain values, groups and dilation go to oneDNN")
+    func fallbacks() {
+        let weight = RandomInputs(seed: 9).normal([8, 8, 3, 3], dtype: .float32, device: .cpu)
+        let p = Conv2dParameters(padding: (1, 1))
+        #expect(SpikeConv.forward(Self.spikes([2, 8, 6, 6], density: 0.6, seed: 10), weight: weight, bias: nil, p) == nil)
+        let plain = RandomInputs(seed: 11).uniform([2, 8, 6, 6], dtype: .float32, device: .cpu)
+        #expect(plain.spikeQuantum == nil && SpikeConv.forward(plain, weight: weight, bias: nil, p) == nil)
+        let sparse = Self.spikes([2, 8, 6, 6], density: 0.1, seed: 12)
+        #expect(SpikeConv.forward(sparse, weight: weight, bias: nil, p) != nil)
+        #expect(SpikeConv.forward(sparse, weight: weight, bias: nil, Conv2dParameters(padding: (2, 2), dilation: (2, 2))) == nil)
+    }
+}
