@@ -9,7 +9,8 @@ struct BenchOps: ParsableCommand {
         commandName: "ops",
         abstract: "Time convolution (3 directions), GEMM, the fused neuron and the fused TRT penalty on the CPU backend.",
         discussion: """
-            Shapes: conv N=64 (batch×T), 128→128 channels, 16×16, 3×3, padding 1; GEMM 1024³; \
+            Shapes: conv N=64 (batch×T), 128→128 channels, 16×16, 3×3, padding 1, forward also on \
+            spikes with 10% and 20% ones (counted at the dense operations); GEMM 1024³; \
             neuronScan T=6 over 64·128·16·16 neurons (triangle surrogate, hard reset); the TRT \
             penalty with its gradient over VGGSNN's regularised weights (9,265,984 conv, BN γ and \
             linear weights), T=10. \
@@ -62,6 +63,15 @@ struct BenchOps: ParsableCommand {
         results.append(("conv2d_fwd_gflops", convFlops / fwd / 1e9, "GFLOP/s"))
         results.append(("conv2d_bwd_data_gflops", convFlops / bwdData / 1e9, "GFLOP/s"))
         results.append(("conv2d_bwd_weights_gflops", convFlops / bwdWeight / 1e9, "GFLOP/s"))
+        // Forward on spikes (a spiking layer's output) with 10% and 20% ones: the sparse path,
+        // counted at the dense product's operations.
+        for (percent, z) in [(10, 1.2816), (20, 0.8416)] {
+            // A neuron with threshold 1 fires at its first step where N(1 − z, 1) reaches 1.
+            let spikes = neuronScan(Tensor.normal([1, n * c * hw * hw], mean: 1 - z, generator: rng),
+                                    NeuronParameters(tau: 1, threshold: 1, reset: .hard(0))).reshaped(x.shape)
+            let sparse = time { _ = backend.conv2d(spikes, weight: w, bias: nil, p) }
+            results.append(("conv2d_fwd_spikes\(percent)_gflops", convFlops / sparse / 1e9, "GFLOP/s"))
+        }
         }
 
         // GEMM.
