@@ -95,13 +95,14 @@ struct SyncBatchNormTests {
         let (xa, xb) = Self.split(x, [steps, n, c, h, w], half: sizes[0])
         let (pa, pb) = Self.split(projection, [steps, n, c, h, w], half: sizes[0])
         let pair = PairSum()
-        CrossProcessBatchNorm.sum = { pair.sum($0) }
-        defer { CrossProcessBatchNorm.sum = nil }
         nonisolated(unsafe) var halves: [(out: [Float], gx: [Float], gg: [Float], gb: [Float], running: [Float])?] = [nil, nil]
         let group = DispatchGroup()
         for (party, (values, proj)) in [(xa, pa), (xb, pb)].enumerated() {
             group.enter()
             Thread {
+                // Per thread: each party's ops sum through the pair.
+                CrossProcessBatchNorm.sum = { pair.sum($0) }
+                defer { CrossProcessBatchNorm.sum = nil }
                 halves[party] = Self.run(fused: fused, values, shape: [steps * sizes[party], c, h, w], steps: steps, gamma: gamma,
                                          beta: beta, projection: proj)
                 group.leave()
@@ -126,6 +127,25 @@ struct SyncBatchNormTests {
         Self.close(zip(a.gb, b.gb).map { $0 + $1 }, reference.gb, "dL/dβ summed")
         Self.close(a.running, reference.running, "running statistics, first party")
         #expect(a.running == b.running, "every party keeps the same running statistics")
+    }
+
+    @Test("the sum applies to the thread that set it: batch norm on another thread meanwhile keeps its own statistics")
+    func perThread() {
+        nonisolated(unsafe) var calls = 0
+        CrossProcessBatchNorm.sum = { _ in calls += 1 }
+        defer { CrossProcessBatchNorm.sum = nil }
+        let x = RandomInputs(seed: 133).normalValues(2 * 3 * 4).map(Float.init)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            _ = Self.run(fused: false, x, shape: [2, 3, 2, 2], steps: 1, gamma: [1, 1, 1], beta: [0, 0, 0],
+                         projection: [Float](repeating: 1, count: x.count))
+            done.signal()
+        }.start()
+        done.wait()
+        #expect(calls == 0, "another thread's batch norm summed through this thread's hook")
+        _ = Self.run(fused: false, x, shape: [2, 3, 2, 2], steps: 1, gamma: [1, 1, 1], beta: [0, 0, 0],
+                     projection: [Float](repeating: 1, count: x.count))
+        #expect(calls == 2, "this thread's batch norm sums forward and backward")
     }
 
     @Test("without the sum, each half normalises alone (the default): its gradients differ from the whole's")

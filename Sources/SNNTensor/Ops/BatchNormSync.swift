@@ -1,3 +1,5 @@
+import Foundation
+
 /// Batch statistics over every process of a data-parallel run (`snn train --sync-bn`, PyTorch's
 /// `SyncBatchNorm`): while ``sum`` is set, training-mode ``batchNorm(_:gamma:beta:runningMean:runningVar:training:momentum:epsilon:)``
 /// and ``batchNormNeuronScan(_:steps:gamma:beta:runningMean:runningVar:momentum:epsilon:residual:neuron:)``
@@ -13,7 +15,29 @@
 public enum CrossProcessBatchNorm {
     /// Sums each element of the buffer over every process, in place, on every process at once;
     /// `nil`: each process's statistics are its own (the default, as PyTorch's DDP).
-    nonisolated(unsafe) public static var sum: ((UnsafeMutableBufferPointer<Double>) -> Void)?
+    ///
+    /// Per thread, as ``GradMode`` is: it applies to the ops of the thread that set it (the
+    /// training step's), never to work another thread does meanwhile (an evaluation, a test).
+    public static var sum: ((UnsafeMutableBufferPointer<Double>) -> Void)? {
+        get {
+            pthread_getspecific(key).map { Unmanaged<Box>.fromOpaque($0).takeUnretainedValue().sum }
+        }
+        set {
+            if let old = pthread_getspecific(key) { Unmanaged<Box>.fromOpaque(old).release() }
+            pthread_setspecific(key, newValue.map { UnsafeRawPointer(Unmanaged.passRetained(Box($0)).toOpaque()) })
+        }
+    }
+
+    private final class Box {
+        let sum: (UnsafeMutableBufferPointer<Double>) -> Void
+        init(_ sum: @escaping (UnsafeMutableBufferPointer<Double>) -> Void) { self.sum = sum }
+    }
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
 
     /// Batch statistics and gradient sums over every process, when ``sum`` is set.
     struct Union {
