@@ -95,7 +95,7 @@ extension MPICommunicator {
             try mpi(code, "MPI_Comm_connect")
             try merged(intercomm, high: true)
         }
-        for newcomer in (rank + 1)..<max(size, rank + 1) {
+        for newcomer in (rank + 1)..<size {
             watchdog.step = "accepting rank \(newcomer)"
             if rank == 0, let peer = peers[newcomer] {
                 let name = Array(port.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) })

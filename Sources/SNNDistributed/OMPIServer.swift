@@ -29,8 +29,9 @@ enum OMPIServer {
         guard pipe(&ends) == 0, fcntl(ends[0], F_SETFD, FD_CLOEXEC) == 0, fcntl(ends[1], F_SETFD, FD_CLOEXEC) == 0 else {
             throw DistributedError("[MPI join] pipe for ompi-server: \(String(cString: strerror(errno)))")
         }
-        // The write end stays open, unused, until this process ends; the shell sees end of file then.
-        let (readEnd, _) = (ends[0], ends[1])
+        // The write end (ends[1]) stays open, unused, until this process ends; the shell sees end
+        // of file then.
+        let readEnd = ends[0]
         defer { close(readEnd) }
         let script = "\"$1\" --no-daemonize -r \"$2\" 2>\"$3\" & s=$!; cat >/dev/null; kill $s 2>/dev/null"
         let arguments = ["/bin/sh", "-c", script, "snn-ompi-server", server, uriFile, logFile]

@@ -14,19 +14,17 @@ public func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Ten
         precondition(t.shape == [c], "[batchNorm] expected \(name) of shape [\(c)], got \(ShapeUtil.describe(t.shape))")
     }
     let cx = x.contiguousData()
-    if training, var union = CrossProcessBatchNorm.Union.current {
+    if training, CrossProcessBatchNorm.sum != nil {
         // Over every process (--sync-bn): the union's statistics, then an affine map with them.
-        let local = x.backend.batchNormStatistics(cx)
-        let (mean, variance) = union.statistics(mean: local.mean, variance: local.variance, localCount: x.count / c)
-        updateRunning(runningMean, runningVar, mean: mean, variance: variance, count: union.count, momentum: momentum)
+        let (mean, variance, union) = trainingStatistics(cx, runningMean: runningMean, runningVar: runningVar, momentum: momentum)
         let gammaData = gamma.contiguousData()
         let out = x.backend.batchNorm(cx, gamma: gammaData, beta: beta.contiguousData(), runningMean: mean, runningVar: variance,
                                       epsilon: epsilon, training: false).output
-        return record("batchNorm", out, [x, gamma, beta]) { [union] g in
+        return record("batchNorm", out, [x, gamma, beta]) { g in
             let r = x.backend.batchNormBackward(g.contiguousData(), input: cx, gamma: gammaData, mean: mean, variance: variance,
                                                 epsilon: epsilon)
-            let input = union.gradientInput(r.input, x: cx, gamma: gammaData, mean: mean, variance: variance, epsilon: epsilon,
-                                            gammaSum: r.gamma, betaSum: r.beta)
+            let input = union?.gradientInput(r.input, x: cx, gamma: gammaData, mean: mean, variance: variance, epsilon: epsilon,
+                                             gammaSum: r.gamma, betaSum: r.beta) ?? r.input
             return [input, r.gamma, r.beta]
         }
     }
@@ -49,6 +47,22 @@ public func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Ten
         let xhat = (cx - runningMean.reshaped(bshape)) / std
         return [g * gamma.reshaped(bshape) / std, (g * xhat).sum(axes: axes), g.sum(axes: axes)]
     }
+}
+
+/// The batch mean and biased variance `[C]` that normalise `x` (`[N, C, ...]`, contiguous) in
+/// training: this process's, or while ``CrossProcessBatchNorm/sum`` is set every process's (then
+/// with the union that the backward pass needs); the running statistics are updated with them.
+func trainingStatistics(_ x: Tensor, runningMean: Tensor, runningVar: Tensor, momentum: Double)
+    -> (mean: Tensor, variance: Tensor, union: CrossProcessBatchNorm.Union?) {
+    let local = x.backend.batchNormStatistics(x)
+    let n = x.count / x.shape[1]
+    guard var union = CrossProcessBatchNorm.Union.current else {
+        updateRunning(runningMean, runningVar, mean: local.mean, variance: local.variance, count: Double(n), momentum: momentum)
+        return (local.mean, local.variance, nil)
+    }
+    let (mean, variance) = union.statistics(mean: local.mean, variance: local.variance, localCount: n)
+    updateRunning(runningMean, runningVar, mean: mean, variance: variance, count: union.count, momentum: momentum)
+    return (mean, variance, union)
 }
 
 /// `running = (1 − momentum)·running + momentum·stat`, the variance unbiased over `count` elements

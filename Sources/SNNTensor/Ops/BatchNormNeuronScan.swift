@@ -36,15 +36,7 @@ public func batchNormNeuronScan(_ x: Tensor, steps: Int, gamma: Tensor, beta: Te
     let cx = x.contiguousData().detached()
     let backend = x.backend
     let (gammaData, betaData) = (gamma.contiguousData().detached(), beta.contiguousData().detached())
-    var (mean, variance) = backend.batchNormStatistics(cx)
-    var count = Double(x.count / c)
-    // Over every process (--sync-bn): the union's statistics.
-    var union = CrossProcessBatchNorm.Union.current
-    if union != nil {
-        (mean, variance) = union!.statistics(mean: mean, variance: variance, localCount: x.count / c)
-        count = union!.count
-    }
-    updateRunning(runningMean, runningVar, mean: mean, variance: variance, count: count, momentum: momentum)
+    let (mean, variance, union) = trainingStatistics(cx, runningMean: runningMean, runningVar: runningVar, momentum: momentum)
     if let residual {
         precondition(residual.shape == x.shape && residual.dtype == x.dtype && residual.device == x.device,
                      "[batchNormNeuronScan] expected a residual like the input \(ShapeUtil.describe(x.shape)), got \(ShapeUtil.describe(residual.shape))")
@@ -60,7 +52,7 @@ public func batchNormNeuronScan(_ x: Tensor, steps: Int, gamma: Tensor, beta: Te
                                                       epsilon: epsilon, residual: cr, steps: steps, neuron)
     spikes.spikeQuantum = 1
     let inputs = [x, gamma, beta] + (residual.map { [$0] } ?? []), hasResidual = residual != nil
-    return record("batchNormNeuronScan", spikes, inputs) { [union, mean, variance] g in
+    return record("batchNormNeuronScan", spikes, inputs) { g in
         let r = backend.batchNormNeuronScanBackward(g.contiguousData(), saved: saved)
         let input = union?.gradientInput(r.input, x: cx, gamma: gammaData, mean: mean, variance: variance, epsilon: epsilon,
                                          gammaSum: r.gamma, betaSum: r.beta) ?? r.input
