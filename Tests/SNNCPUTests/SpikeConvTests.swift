@@ -61,6 +61,18 @@ struct SpikeConvTests {
         #expect(conv2d(x, weight: weight, bias: bias, stride: c.stride, padding: c.padding).toDoubles() == a)
     }
 
+    @Test("the result does not depend on the thread count: one thread gives the two threads' sums bit for bit")
+    func threadCountInvariant() throws {
+        let x = Self.spikes([4, 70, 12, 12], density: 0.15, seed: 13)
+        let weight = RandomInputs(seed: 14).normal([67, 70, 3, 3], dtype: .float32, device: .cpu)
+        let p = Conv2dParameters(padding: (1, 1))
+        let split = try #require(SpikeConv.forward(x, weight: weight, bias: nil, p, force: true)).toFloats()
+        let serial = try Parallel.$serialThresholdOverride.withValue(Int.max) {
+            try #require(SpikeConv.forward(x, weight: weight, bias: nil, p, force: true)).toFloats()
+        }
+        #expect(split == serial)
+    }
+
     @Test("dense spikes, plain values, groups and dilation go to oneDNN")
     func fallbacks() {
         let weight = RandomInputs(seed: 9).normal([8, 8, 3, 3], dtype: .float32, device: .cpu)

@@ -57,17 +57,19 @@ struct SyncBatchNormTests {
 
     /// One op on `x` (`[T·N, C, ...]` values, time-major) with γ, β: its output, the gradients of
     /// `Σ output · projection` for x, γ, β, and the running statistics.
-    private static func run(fused: Bool, _ x: [Float], shape: [Int], steps: Int, gamma: [Float], beta: [Float], projection: [Float])
+    private static func run(fused: Bool, _ x: [Float], shape: [Int], steps: Int, gamma: [Float], beta: [Float], projection: [Float],
+                            on device: Device = .cpu)
         -> (out: [Float], gx: [Float], gg: [Float], gb: [Float], running: [Float]) {
         let c = shape[1]
-        let (tx, tg, tb) = (Tensor(x, shape: shape), Tensor(gamma, shape: [c]), Tensor(beta, shape: [c]))
+        let (tx, tg, tb) = (Tensor(x, shape: shape, device: device), Tensor(gamma, shape: [c], device: device),
+                            Tensor(beta, shape: [c], device: device))
         for t in [tx, tg, tb] { t.requiresGrad = true }
-        let (m, v) = (Tensor.zeros([c], device: .cpu), Tensor.ones([c], device: .cpu))
+        let (m, v) = (Tensor.zeros([c], device: device), Tensor.ones([c], device: device))
         let out = fused
             ? batchNormNeuronScan(tx, steps: steps, gamma: tg, beta: tb, runningMean: m, runningVar: v,
                                   neuron: NeuronParameters(tau: 1.5, threshold: 0.7, reset: .soft, surrogate: .sigmoid(alpha: 4)))
             : batchNorm(tx, gamma: tg, beta: tb, runningMean: m, runningVar: v, training: true)
-        (out * Tensor(projection, shape: shape)).sum().backward()
+        (out * Tensor(projection, shape: shape, device: device)).sum().backward()
         return (out.toFloats(), tx.grad?.toFloats() ?? [], tg.grad?.toFloats() ?? [], tb.grad?.toFloats() ?? [],
                 m.toFloats() + v.toFloats())
     }
@@ -79,16 +81,19 @@ struct SyncBatchNormTests {
         #expect(worst / scale <= tolerance, "\(what): max |Δ| / max |value| = \(worst / scale)")
     }
 
-    @Test("two halves of a batch, synchronised, compute what the whole batch computes", arguments: [false, true])
-    func halvesEqualWhole(fused: Bool) throws {
-        // T = 3, N = 5 split 2 + 3 (unequal halves), C = 7, 6×5 planes.
-        let (steps, n, c, h, w) = (3, 5, 7, 6, 5)
+    /// On the CPU backend (each half above its thread split) and on the reference backend.
+    @Test("two halves of a batch, synchronised, compute what the whole batch computes",
+          arguments: [false, true], [Device.cpu, .reference])
+    func halvesEqualWhole(fused: Bool, device: Device) throws {
+        // T = 3, N = 5 split 2 + 3 (unequal halves), C = 7, 32×32 planes.
+        let (steps, n, c, h, w) = (3, 5, 7, 32, 32)
         let r = RandomInputs(seed: 131)
         let whole = [steps * n, c, h, w]
         let x = r.normalValues(steps * n * c * h * w, mean: 0.4, std: 2).map(Float.init)
         let gamma = r.uniformValues(c, low: 0.5, high: 1.5).map(Float.init), beta = r.normalValues(c, mean: 0.6, std: 0.5).map(Float.init)
         let projection = r.normalValues(x.count).map(Float.init)
-        let reference = Self.run(fused: fused, x, shape: whole, steps: steps, gamma: gamma, beta: beta, projection: projection)
+        let reference = Self.run(fused: fused, x, shape: whole, steps: steps, gamma: gamma, beta: beta, projection: projection,
+                                 on: device)
         if fused { #expect(reference.out.contains(1) && reference.out.contains(0), "some neurons must spike, others not") }
 
         let sizes = [2, 3]
@@ -104,7 +109,7 @@ struct SyncBatchNormTests {
                 CrossProcessBatchNorm.sum = { pair.sum($0) }
                 defer { CrossProcessBatchNorm.sum = nil }
                 halves[party] = Self.run(fused: fused, values, shape: [steps * sizes[party], c, h, w], steps: steps, gamma: gamma,
-                                         beta: beta, projection: proj)
+                                         beta: beta, projection: proj, on: device)
                 group.leave()
             }.start()
         }

@@ -119,6 +119,43 @@ struct UniqueIDExchangeTests {
         #expect(results[2] == [1])
     }
 
+    /// A fake rank 0 on the loopback that answers the first connection with `answer` and closes.
+    private func fakeRankZero(answering answer: [UInt8]) throws -> (port: Int, thread: Thread) {
+        let listener = try TCPSocket.listen(host: "127.0.0.1", port: 0)
+        let thread = Thread {
+            let deadline = Deadline(secondsFromNow: 5)
+            guard let (peer, _) = try? listener.accept(until: deadline) else { return }
+            _ = try? peer.read(count: UniqueIDExchange.magic.count + 8, until: deadline)
+            try? peer.write(answer, until: deadline)
+        }
+        thread.start()
+        return (listener.localPort, thread)
+    }
+
+    /// Answers of a fake rank 0 and what the error must say.
+    static let craftedCases: [([UInt8], String)] = [
+        ([0, 0xff, 0xff, 0xff, 0xff], "announced 4294967295 bytes, more than 1048576"),
+        ([0, 0, 0, 0, 128] + [UInt8](repeating: 7, count: 10), "broke off its answer: read: connection closed after 10 of 128 bytes"),
+        ([0, 0, 0, 0, 3, 1, 2, 3], "sent 3 bytes, not a 128-byte id"),
+        ([1, 0xff, 0xff] + [UInt8](repeating: 65, count: 5), "broke off its answer: read: connection closed after 5 of 1024 bytes"),
+        ([1, 0, 5] + [UInt8](repeating: 65, count: 5), "refused it: AAAAA"),
+    ]
+
+    @Test("crafted answers from rank 0 (huge or overflowing lengths, truncated ids, refusals) end in one clear error each",
+          arguments: craftedCases)
+    func craftedAnswers(_ c: ([UInt8], String)) throws {
+        let (answer, expected) = c
+        let (port, _) = try fakeRankZero(answering: answer)
+        do {
+            _ = try UniqueIDExchange(rank: 1, worldSize: 2, masterAddress: "127.0.0.1", masterPort: port, portOffset: 0, timeout: 3)
+                .share(nil)
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".hasPrefix("[NCCL unique id] rank 1 of 2"), "\(error)")
+            #expect("\(error)".contains(expected), "\(error)")
+        }
+    }
+
     @Test("an unreachable master: the error names host:port, the rank and errno's text, within the deadline")
     func unreachableMaster() throws {
         let masterPort = try freeMasterPort()
