@@ -17,7 +17,8 @@ extension MPICommunicator {
     /// `mpirun --ompi-server` uses; it lives as long as rank 0) and tells every rank its address,
     /// which each sets as `OMPI_MCA_pmix_server_uri` before `MPI_Init_thread`.
     ///
-    /// The whole join has one deadline. The TCP meeting fails with an error naming what is
+    /// The whole join has one deadline (starting `ompi-server` has its own, as it waits on no
+    /// rank). The TCP meeting fails with an error naming what is
     /// missing; MPI's own calls cannot be interrupted, so should they outlast the deadline (a rank
     /// died between the two), a watchdog ends this process with a message naming the step.
     ///
@@ -48,8 +49,15 @@ extension MPICommunicator {
         var toRankZero: TCPSocket?
         var serverURI: String
         if rank == 0 {
-            serverURI = library.abi == .openMPI ? try OMPIServer.start(until: deadline) : ""
-            peers = try link.gather(until: deadline)
+            // The server takes seconds to listen: the ranks meet meanwhile.
+            let server = library.abi == .openMPI ? try OMPIServer.start() : nil
+            do {
+                peers = try link.gather(until: deadline)
+            } catch {
+                server?.stop()
+                throw error
+            }
+            serverURI = try server?.address() ?? ""
             for (peerRank, peer) in peers.enumerated() {
                 guard let peer else { continue }
                 try link.send(Array(serverURI.utf8), to: peer, rank: peerRank, until: deadline)
