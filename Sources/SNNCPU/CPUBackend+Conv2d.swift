@@ -61,6 +61,10 @@ extension CPUBackend {
         guard computesNatively("conv2d", gradOutput, input) else {
             return reference.conv2dBackwardWeight(gradOutput, input: input, weightShape: weightShape, withBias: withBias, p)
         }
+        if algorithm == .selected,
+           let g = SpikeConv.backwardWeight(gradOutput, input: input, weightShape: weightShape, withBias: withBias, p) {
+            return g
+        }
         let (gy, x) = (gradOutput.contiguousData(), input.contiguousData())
         let gw = Tensor.empty(weightShape, device: .cpu)
         let gb = withBias ? Tensor.empty([weightShape[0]], device: .cpu) : nil

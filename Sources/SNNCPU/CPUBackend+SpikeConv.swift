@@ -83,9 +83,108 @@ enum SpikeConv {
         return withExtendedLifetime((x, weight, bias, transposedStorage, bitsStorage)) { y }
     }
 
-    /// The share of ones among every 61st value (enough to tell 10% from 30%).
+    /// Above this share of ones the weight gradient from spikes stops paying (see
+    /// ``backwardWeight(_:input:weightShape:withBias:_:force:)``).
+    static let maximumBackwardDensity = 0.3
+
+    /// The gradient of `conv2d(x, weight, bias)`'s weight (and bias) from the spikes of `x`, or
+    /// nil when `x` is not spikes, too dense, or the convolution grouped or dilated.
+    ///
+    /// Each input one adds, for every tap, the output gradient at the position it reached
+    /// (64 output channels in registers at a time) to that tap's row of the weight gradient:
+    /// sums of gradient rows instead of a dense product. The output gradient is copied to
+    /// channels-last order a few samples at a time (about 4 MiB); threads split the input
+    /// channels, each summing its rows over the samples in order, so the result does not depend
+    /// on the thread count.
+    static func backwardWeight(_ gradOutput: Tensor, input x: Tensor, weightShape: [Int], withBias: Bool,
+                               _ p: Conv2dParameters, force: Bool = false) -> (weight: Tensor, bias: Tensor?)? {
+        guard enabled || force, x.spikeQuantum == 1, x.dtype == .float32, gradOutput.dtype == .float32, x.rank == 4,
+              p.groups == 1, p.dilationH == 1, p.dilationW == 1, x.count > 0 else { return nil }
+        let (x, gy) = (x.contiguousData(), gradOutput.contiguousData())
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (o, kh, kw) = (weightShape[0], weightShape[2], weightShape[3])
+        let (ho, wo) = (gy.shape[2], gy.shape[3])
+        let px = UnsafePointer(x.pointer(as: Float.self))
+        if !force && density(px, count: x.count) > maximumBackwardDensity { return nil }
+        let gw = Tensor.empty(weightShape, device: .cpu)
+        let padded = (o + 63) / 64 * 64
+        let taps = kh * kw
+        let accStorage = Tensor.zeros([c * taps * padded], device: .cpu)
+        let acc = accStorage.pointer(as: Float.self)
+        let pgy = UnsafePointer(gy.pointer(as: Float.self))
+        let outPlane = ho * wo
+        if o > 0 && outPlane > 0 {
+            // The output gradient channels-last, a few samples (about 4 MiB) at a time, inside a
+            // zero border that holds every position a tap of stride 1 reaches.
+            let unit = p.strideH == 1 && p.strideW == 1
+            let (top, left) = unit ? (Swift.max(0, kh - 1 - p.padH), Swift.max(0, kw - 1 - p.padW)) : (0, 0)
+            let gridH = top + (unit ? Swift.max(ho, h + p.padH) : ho)
+            let gridW = left + (unit ? Swift.max(wo, w + p.padW) : wo)
+            let sampleFloats = gridH * gridW * padded
+            let chunk = Swift.max(1, Swift.min(n, (4 << 20) / (sampleFloats * 4)))
+            let bufferStorage = Tensor.empty([chunk * sampleFloats], device: .cpu)
+            let buffer = bufferStorage.pointer(as: Float.self)
+            let malformed = UnsafeMutablePointer<Int>.allocate(capacity: c)
+            malformed.initialize(repeating: 0, count: c)
+            defer { malformed.deallocate() }
+            var s0 = 0
+            while s0 < n {
+                let count = Swift.min(chunk, n - s0)
+                Parallel.forEachRange(count, cost: o * outPlane) { range in
+                    for s in range {
+                        snn_channels_last(pgy + (s0 + s) * o * outPlane, Int32(o), Int32(ho), Int32(wo), Int32(padded),
+                                          Int32(top), Int32(left), Int32(gridH), Int32(gridW), buffer + s * sampleFloats)
+                    }
+                }
+                Parallel.forEachRange(c, cost: count * h * w * taps * padded / 64) { range in
+                    let lists = UnsafeMutablePointer<Int32>.allocate(capacity: range.count * (h * w + h + 1))
+                    defer { lists.deallocate() }
+                    for s in 0..<count {
+                        let ones = snn_spike_conv_weight_grad(px + (s0 + s) * c * h * w, Int32(h), Int32(w),
+                                                              buffer + s * sampleFloats, Int32(padded), Int32(ho), Int32(wo),
+                                                              Int32(top), Int32(left), Int32(gridW), Int32(kh), Int32(kw),
+                                                              Int32(p.strideH), Int32(p.strideW), Int32(p.padH), Int32(p.padW),
+                                                              Int32(range.lowerBound), Int32(range.upperBound), lists, acc)
+                        if ones < 0 { malformed[range.lowerBound] = 1 }
+                    }
+                }
+                s0 += count
+            }
+            precondition((0..<c).allSatisfy { malformed[$0] == 0 }, "[conv2d] an input marked as spikes holds values other than 0 and 1")
+            withExtendedLifetime(bufferStorage) {}
+        }
+        // [C][kh][kw][O padded] to [O][C][kh][kw].
+        let pw = gw.pointer(as: Float.self)
+        Parallel.forEachRange(o, cost: c * taps) { range in
+            for oc in range {
+                for ci in 0..<c {
+                    for t in 0..<taps { pw[(oc * c + ci) * taps + t] = acc[(ci * taps + t) * padded + oc] }
+                }
+            }
+        }
+        var gb: Tensor?
+        if withBias {
+            let bias = Tensor.empty([o], device: .cpu)
+            let pb = bias.pointer(as: Float.self)
+            Parallel.forEachRange(o, cost: n * outPlane) { range in
+                for oc in range {
+                    var sum = 0.0
+                    for s in 0..<n {
+                        let g = pgy + (s * o + oc) * outPlane
+                        for i in 0..<outPlane { sum += Double(g[i]) }
+                    }
+                    pb[oc] = Float(sum)
+                }
+            }
+            gb = bias
+        }
+        return withExtendedLifetime((x, gy, accStorage)) { (gw, gb) }
+    }
+
+    /// The share of ones: among every 61st value of a large tensor (enough to tell 10% from
+    /// 30%), among all of a small one (where a sample would be a handful of values).
     private static func density(_ p: UnsafePointer<Float>, count: Int) -> Double {
-        let step = 61
+        let step = count > 1 << 16 ? 61 : 1
         var (ones, seen) = (0, 0)
         var i = 0
         while i < count {

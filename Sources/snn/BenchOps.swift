@@ -63,14 +63,16 @@ struct BenchOps: ParsableCommand {
         results.append(("conv2d_fwd_gflops", convFlops / fwd / 1e9, "GFLOP/s"))
         results.append(("conv2d_bwd_data_gflops", convFlops / bwdData / 1e9, "GFLOP/s"))
         results.append(("conv2d_bwd_weights_gflops", convFlops / bwdWeight / 1e9, "GFLOP/s"))
-        // Forward on spikes (a spiking layer's output) with 10% and 20% ones: the sparse path,
-        // counted at the dense product's operations.
+        // Forward and weight gradient on spikes (a spiking layer's output) with 10% and 20% ones:
+        // the sparse paths, counted at the dense product's operations.
         for (percent, z) in [(10, 1.2816), (20, 0.8416)] {
             // A neuron with threshold 1 fires at its first step where N(1 − z, 1) reaches 1.
             let spikes = neuronScan(Tensor.normal([1, n * c * hw * hw], mean: 1 - z, generator: rng),
                                     NeuronParameters(tau: 1, threshold: 1, reset: .hard(0))).reshaped(x.shape)
             let sparse = time { _ = backend.conv2d(spikes, weight: w, bias: nil, p) }
+            let sparseWeights = time { _ = backend.conv2dBackwardWeight(gy, input: spikes, weightShape: w.shape, withBias: false, p) }
             results.append(("conv2d_fwd_spikes\(percent)_gflops", convFlops / sparse / 1e9, "GFLOP/s"))
+            results.append(("conv2d_bwd_weights_spikes\(percent)_gflops", convFlops / sparseWeights / 1e9, "GFLOP/s"))
         }
         }
 

@@ -3,8 +3,8 @@ import SNNTensor
 import SNNTestSupport
 import Testing
 
-/// The convolution of spikes from packed bits (`SpikeConv`) against oneDNN's dense convolution
-/// and the reference backend, on shapes that cross its 64-channel words and blocks.
+/// The convolution of spikes (`SpikeConv`: forward from packed bits, the weight gradient from
+/// lists of ones) against oneDNN's dense convolution and the reference backend, on shapes that cross its 64-channel words and blocks.
 @Suite("convolution of spikes")
 struct SpikeConvTests {
     init() { CPUBackend.register() }
@@ -24,6 +24,10 @@ struct SpikeConvTests {
         Case(input: [2, 64, 7, 6], weight: [64, 64, 1, 1], bias: false),
         Case(input: [2, 9, 9, 7], weight: [5, 9, 3, 2], stride: (2, 1), padding: (1, 0)),
         Case(input: [1, 128, 6, 6], weight: [16, 128, 3, 3], stride: (2, 2), padding: (0, 0), bias: false),
+        // Stride 1 without padding (the weight gradient's border above and left) and with more
+        // padding than the kernel needs (outputs beyond the input).
+        Case(input: [2, 6, 7, 9], weight: [70, 6, 3, 2]),
+        Case(input: [2, 3, 5, 5], weight: [8, 3, 3, 3], padding: (3, 2)),
     ]
 
     /// Spikes of the given density, marked as spikes as a neuron's output is.
@@ -61,6 +65,48 @@ struct SpikeConvTests {
         #expect(conv2d(x, weight: weight, bias: bias, stride: c.stride, padding: c.padding).toDoubles() == a)
     }
 
+    @Test("weight and bias gradients against oneDNN's dense backward pass and the reference backend", arguments: cases)
+    func weightGradientParity(c: Case) throws {
+        let x = Self.spikes(c.input, density: 0.15, seed: 17)
+        let p = c.parameters
+        let outShape = ConvPlan.outputShape(c.input, c.weight, p)
+        let gy = RandomInputs(seed: 18).normal(outShape, dtype: .float32, device: .cpu)
+        let (gw, gb) = try #require(SpikeConv.backwardWeight(gy, input: x, weightShape: c.weight, withBias: c.bias, p,
+                                                             force: true))
+        let backend = try #require(x.backend as? CPUBackend)
+        let dense = backend.conv2dBackwardWeight(gy, input: x, weightShape: c.weight, withBias: c.bias, p, algorithm: .direct)
+        let reference = Device.reference.backend.conv2dBackwardWeight(gy.to(.reference), input: x.to(.reference),
+                                                                      weightShape: c.weight, withBias: c.bias, p)
+        #expect(gw.shape == c.weight && (gb == nil) == !c.bias)
+        for (name, sparse, oneDNN, exact) in [("weight", gw, dense.weight, reference.weight)]
+            + (c.bias ? [("bias", gb!, dense.bias!, reference.bias!)] : []) {
+            let (a, b, e) = (sparse.toDoubles(), oneDNN.toDoubles(), exact.toDoubles())
+            let scale: Double = Swift.max(e.map { Swift.abs($0) }.max() ?? 0, 1)
+            let worst: Double = zip(a, e).map { Swift.abs($0 - $1) }.max() ?? 0
+            let denseWorst: Double = zip(b, e).map { Swift.abs($0 - $1) }.max() ?? 0
+            #expect(worst / scale <= 2e-6, "\(c) \(name): sparse against the reference: \(worst / scale) (oneDNN: \(denseWorst / scale))")
+        }
+        // The public op's gradient takes this path.
+        let w = RandomInputs(seed: 19).normal(c.weight, dtype: .float32, device: .cpu)
+        w.requiresGrad = true
+        let y = conv2d(x, weight: w, stride: c.stride, padding: c.padding)
+        (y * gy).sum().backward()
+        #expect(try #require(w.grad).toDoubles() == gw.toDoubles())
+    }
+
+    @Test("the weight gradient does not depend on the thread count")
+    func weightGradientThreadCountInvariant() throws {
+        let x = Self.spikes([5, 70, 12, 12], density: 0.15, seed: 23)
+        let p = Conv2dParameters(padding: (1, 1))
+        let gy = RandomInputs(seed: 24).normal([5, 67, 12, 12], dtype: .float32, device: .cpu)
+        let split = try #require(SpikeConv.backwardWeight(gy, input: x, weightShape: [67, 70, 3, 3], withBias: true, p,
+                                                          force: true))
+        let serial = try Parallel.$serialThresholdOverride.withValue(Int.max) {
+            try #require(SpikeConv.backwardWeight(gy, input: x, weightShape: [67, 70, 3, 3], withBias: true, p, force: true))
+        }
+        #expect(split.weight.toFloats() == serial.weight.toFloats() && split.bias?.toFloats() == serial.bias?.toFloats())
+    }
+
     @Test("the result does not depend on the thread count: one thread gives the two threads' sums bit for bit")
     func threadCountInvariant() throws {
         let x = Self.spikes([4, 70, 12, 12], density: 0.15, seed: 13)
@@ -83,5 +129,11 @@ struct SpikeConvTests {
         let sparse = Self.spikes([2, 8, 6, 6], density: 0.1, seed: 12)
         #expect(SpikeConv.forward(sparse, weight: weight, bias: nil, p) != nil)
         #expect(SpikeConv.forward(sparse, weight: weight, bias: nil, Conv2dParameters(padding: (2, 2), dilation: (2, 2))) == nil)
+        let gy = RandomInputs(seed: 25).normal([2, 8, 6, 6], dtype: .float32, device: .cpu)
+        let shape = [8, 8, 3, 3]
+        #expect(SpikeConv.backwardWeight(gy, input: Self.spikes([2, 8, 6, 6], density: 0.6, seed: 10), weightShape: shape,
+                                         withBias: false, p) == nil)
+        #expect(SpikeConv.backwardWeight(gy, input: plain, weightShape: shape, withBias: false, p) == nil)
+        #expect(SpikeConv.backwardWeight(gy, input: sparse, weightShape: shape, withBias: false, p) != nil)
     }
 }

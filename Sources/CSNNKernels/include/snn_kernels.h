@@ -25,4 +25,30 @@ void snn_spike_conv_row(const uint64_t *bits, int channels, int height, int widt
                         int kh, int kw, int strideH, int strideW, int padH, int padW,
                         int oy, int outWidth, float *scratch, float *row, size_t rowStride);
 
+/// Copies `channels` planes of `height × width` floats (`src[(c·height + y)·width + x]`) to
+/// channels-last order inside a zero border: `dst[((top + y)·paddedWidth + left + x)·padded + c]`,
+/// `paddedHeight × paddedWidth` pixels of `padded` channels, zero outside the copy and for
+/// `channels ≤ c < padded`.
+void snn_channels_last(const float *src, int channels, int height, int width, int padded, int top, int left,
+                       int paddedHeight, int paddedWidth, float *dst);
+
+/// The weight gradient of a convolution whose input is binary (spikes), one sample, input
+/// channels `cBegin ..< cEnd`: for every tap `(ky, kx)` and output channel `o`,
+/// `acc[((c·kh + ky)·kw + kx)·outPadded + o] += Σ dY(o, oy, ox)` over the input's ones
+/// `(c, iy, ix)` with `iy + padH − ky = oy·strideH` and `ix + padW − kx = ox·strideW` inside the
+/// `outHeight × outWidth` output, the terms added in row-major order of `(iy, ix)` (so the result
+/// does not depend on threads).
+///
+/// `input` is the sample's `[C][height][width]`. `grad` is its output gradient from
+/// ``snn_channels_last``: `dY(o, oy, ox) = grad[((top + oy)·paddedWidth + left + ox)·outPadded + o]`,
+/// `outPadded` a multiple of 64, 32-byte aligned as is `acc`. For stride 1 the border must hold
+/// every position a tap reaches, `top ≥ kh − 1 − padH`, `left ≥ kw − 1 − padW`, and rows and
+/// columns up to `height + padH` and `width + padW`: the kernel then reads without checks.
+/// `lists` holds `(cEnd − cBegin)·(height·width + height + 1)` ints of scratch. Returns the number
+/// of ones, or -1 when a value is neither 0 nor 1 (then `acc` holds nothing of use).
+long snn_spike_conv_weight_grad(const float *input, int height, int width, const float *grad, int outPadded,
+                                int outHeight, int outWidth, int top, int left, int paddedWidth, int kh, int kw,
+                                int strideH, int strideW, int padH, int padW, int cBegin, int cEnd, int *lists,
+                                float *acc);
+
 #endif
