@@ -9,8 +9,8 @@ struct BenchOps: ParsableCommand {
         commandName: "ops",
         abstract: "Time convolution (3 directions), GEMM, the fused neuron and the fused TRT penalty on the CPU backend.",
         discussion: """
-            Shapes: conv N=64 (batch×T), 128→128 channels, 16×16, 3×3, padding 1, forward also on \
-            spikes with 10% and 20% ones (counted at the dense operations); GEMM 1024³; \
+            Shapes: conv N=64 (batch×T), 128→128 channels, 16×16, 3×3, padding 1, forward and \
+            weight gradient also on spikes with 10% and 20% ones (counted at the dense operations); GEMM 1024³; \
             neuronScan T=6 over 64·128·16·16 neurons (triangle surrogate, hard reset); the TRT \
             penalty with its gradient over VGGSNN's regularised weights (9,265,984 conv, BN γ and \
             linear weights), T=10. \
@@ -125,8 +125,9 @@ struct BenchOps: ParsableCommand {
             try Output.printJSON(object)
         } else {
             print("SwiftSNN ops benchmark (median of \(repeats) runs, \(ProcessInfo.processInfo.activeProcessorCount) cores)")
+            let width = results.map(\.key.count).max() ?? 0
             for r in results {
-                print(r.key.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%9.1f %@", r.value, r.unit))
+                print(r.key.padding(toLength: width + 2, withPad: " ", startingAt: 0) + String(format: "%9.1f %@", r.value, r.unit))
             }
         }
     }
