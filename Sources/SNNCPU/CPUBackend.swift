@@ -57,6 +57,19 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         BackendRegistry.cpu = shared
     }
 
+    /// The instruction set oneDNN's kernels use on this CPU (`avx2`, `avx512_core_bf16`, …).
+    public static var instructionSet: String {
+        let isa = dnnl_get_effective_cpu_isa().rawValue
+        // ISA values are nested bit masks, listed here richest first.
+        let known: [(dnnl_cpu_isa_t, String)] = [
+            (dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx"), (dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16"),
+            (dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni"), (dnnl_cpu_isa_avx512_core, "avx512_core"),
+            (dnnl_cpu_isa_avx2_vnni, "avx2_vnni"), (dnnl_cpu_isa_avx2, "avx2"), (dnnl_cpu_isa_avx, "avx"),
+            (dnnl_cpu_isa_sse41, "sse41"),
+        ]
+        return known.first { isa & $0.0.rawValue == $0.0.rawValue && $0.0.rawValue != 0 }?.1 ?? "generic"
+    }
+
     /// The libraries this backend computes with, for run records: oneDNN's version and ISA,
     /// OpenBLAS's build configuration and the OpenMP thread count.
     public static var libraryVersions: [String: String] {

@@ -1,4 +1,5 @@
 import Foundation
+import SNNLibraries
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import CNCCL
 import Foundation
+import SNNLibraries
 
 #if canImport(Glibc)
 import Glibc
@@ -104,45 +105,11 @@ public struct NCCLLibrary: @unchecked Sendable {
                                + "pip install nvidia-nccl-cu12 (or -cu13), or set SNN_NCCL_LIBRARY=/path/libnccl.so.2")
     }
 
-    /// One place NCCL may be: a file to open, or a pattern that matched nothing (kept for the message).
-    struct Place: CustomStringConvertible {
-        let file: String?
-        let description: String
-    }
-
     /// The places tried without `SNN_NCCL_LIBRARY`, in order: `libnccl.so.2` (the loader's path:
     /// `LD_LIBRARY_PATH`, the ld.so cache), then `<site>/nvidia/nccl/lib/libnccl.so.2` for each
-    /// Python site directory: `$VIRTUAL_ENV` and `$CONDA_PREFIX` first (the environment in use),
-    /// then `~/.local`, `/usr/local/lib/python3*/dist-packages`, `/usr/lib/python3/dist-packages`.
-    /// Python is not run: it may be absent, or another Python than the job's.
-    static func candidates(environment: [String: String]) -> [Place] {
-        let wheel = "nvidia/nccl/lib/libnccl.so.2"
-        var places = [Place(file: "libnccl.so.2", description: "libnccl.so.2 (loader path)")]
-        var patterns: [(parent: String, leaf: String)] = []
-        for variable in ["VIRTUAL_ENV", "CONDA_PREFIX"] {
-            if let prefix = environment[variable], !prefix.isEmpty { patterns.append(("\(prefix)/lib", "site-packages")) }
-        }
-        if let home = environment["HOME"], !home.isEmpty { patterns.append(("\(home)/.local/lib", "site-packages")) }
-        patterns.append(("/usr/local/lib", "dist-packages"))
-        for (parent, leaf) in patterns {
-            let versions = pythonDirectories(in: parent)
-            if versions.isEmpty {
-                places.append(Place(file: nil, description: "\(parent)/python3*/\(leaf)/\(wheel)"))
-            }
-            for version in versions {
-                let file = "\(parent)/\(version)/\(leaf)/\(wheel)"
-                places.append(Place(file: FileManager.default.fileExists(atPath: file) ? file : nil, description: file))
-            }
-        }
-        let debian = "/usr/lib/python3/dist-packages/\(wheel)"
-        places.append(Place(file: FileManager.default.fileExists(atPath: debian) ? debian : nil, description: debian))
-        return places
-    }
-
-    /// `python3.12`, `python3.11`, … under `parent`, newest first.
-    private static func pythonDirectories(in parent: String) -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
-        return names.filter { $0.hasPrefix("python3") }.sorted { $0.count != $1.count ? $0.count > $1.count : $0 > $1 }
+    /// Python site directory of ``LibrarySearch/pythonSitePackages(environment:)``.
+    static func candidates(environment: [String: String]) -> [LibrarySearch.Place] {
+        [.loader("libnccl.so.2")] + LibrarySearch.wheelPlaces(["nvidia/nccl/lib/libnccl.so.2"], environment: environment)
     }
 
     /// `2.21.5` from `22105`; `2.7.8` from `2708` (NCCL before 2.9 encoded `major*1000 + minor*100 + patch`).

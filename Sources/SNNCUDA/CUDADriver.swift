@@ -1,0 +1,171 @@
+import Foundation
+import SNNLibraries
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The CUDA driver API (`libcuda.so.1`, installed with the NVIDIA driver), opened at run time so
+/// that `snn` builds without a CUDA SDK and runs on machines without a GPU.
+///
+/// The declarations are written from the driver API's public `cuda.h` (CUDA 12 and 13; these
+/// signatures are unchanged since CUDA 3.2, when the `_v2` memory query appeared):
+///
+/// ```c
+/// typedef int CUdevice;                       // an ordinal
+/// typedef enum cudaError_enum { CUDA_SUCCESS = 0, ..., CUDA_ERROR_NO_DEVICE = 100, ... } CUresult;
+/// CUresult cuInit(unsigned int Flags);
+/// CUresult cuDriverGetVersion(int *driverVersion);          // 13000 for CUDA 13.0
+/// CUresult cuDeviceGetCount(int *count);
+/// CUresult cuDeviceGet(CUdevice *device, int ordinal);
+/// CUresult cuDeviceGetName(char *name, int len, CUdevice dev);
+/// CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev);
+/// CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev);
+/// CUresult cuGetErrorName(CUresult error, const char **pStr);
+/// CUresult cuGetErrorString(CUresult error, const char **pStr);
+/// ```
+///
+/// Every call goes through ``check(_:_:)``, which names the function and the driver's error
+/// name and text.
+public struct CUDADriver: @unchecked Sendable {
+    /// The file opened.
+    public let path: String
+    /// `cuDriverGetVersion`'s integer: `13000` for CUDA 13.0.
+    public let versionCode: Int32
+
+    /// `13.0`: the newest CUDA version this driver runs.
+    public var version: String { CUDAToolkit.versionString(code: versionCode) }
+
+    /// `CUdevice_attribute` values used here (cuda.h).
+    enum Attribute: Int32 {
+        case multiprocessorCount = 16
+        case computeCapabilityMajor = 75
+        case computeCapabilityMinor = 76
+    }
+
+    /// `CUDA_ERROR_NO_DEVICE`: `cuInit` fails with it where the driver sees no GPU.
+    static let noDevice: Int32 = 100
+
+    typealias Init = @convention(c) (UInt32) -> Int32
+    typealias IntOut = @convention(c) (UnsafeMutablePointer<Int32>?) -> Int32
+    typealias DeviceGet = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
+    typealias DeviceGetName = @convention(c) (UnsafeMutablePointer<CChar>?, Int32, Int32) -> Int32
+    typealias DeviceTotalMem = @convention(c) (UnsafeMutablePointer<Int>?, Int32) -> Int32
+    typealias DeviceGetAttribute = @convention(c) (UnsafeMutablePointer<Int32>?, Int32, Int32) -> Int32
+    typealias GetErrorText = @convention(c) (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32
+
+    let initialize: Init
+    let driverGetVersion: IntOut
+    let deviceGetCount: IntOut
+    let deviceGet: DeviceGet
+    let deviceGetName: DeviceGetName
+    let deviceTotalMem: DeviceTotalMem
+    let deviceGetAttribute: DeviceGetAttribute
+    let getErrorName: GetErrorText
+    let getErrorString: GetErrorText
+
+    /// The places `libcuda.so.1` is looked for: each directory of `SNN_CUDA_LIBRARY_PATH`, the
+    /// loader's path, then where drivers put it (`/usr/local/nvidia` in containers, the
+    /// distribution's library folders, WSL's).
+    static func candidates(environment: [String: String]) -> [LibrarySearch.Place] {
+        let name = "libcuda.so.1"
+        return CUDAToolkit.explicitDirectories(environment).map { .path("\($0)/\(name)") } + [.loader(name)]
+            + ["/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/wsl/lib"]
+            .map { .path("\($0)/\(name)") }
+    }
+
+    /// Opens the driver.
+    ///
+    /// - Throws: ``LibraryError`` listing every place tried when no driver is found, or naming
+    ///   the missing function of a file that is not the driver.
+    public static func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> CUDADriver {
+        var tried: [String] = []
+        for place in candidates(environment: environment) {
+            tried.append(place.description)
+            guard let file = place.file, let handle = dlopen(file, RTLD_NOW | RTLD_GLOBAL) else { continue }
+            return try CUDADriver(handle: handle, path: file)
+        }
+        throw LibraryError("[CUDA] no NVIDIA driver found: libcuda.so.1 is not in \(tried.joined(separator: ", ")) "
+                           + "(install the NVIDIA driver, or set SNN_CUDA_LIBRARY_PATH to the folder that holds libcuda.so.1)")
+    }
+
+    private init(handle: UnsafeMutableRawPointer, path: String) throws {
+        let symbols = Symbols(handle: handle, path: path, library: "CUDA", expected: "the CUDA driver library")
+        func function<T>(_ name: String, _ type: T.Type) throws -> T { try symbols.function(name, type) }
+        self.path = path
+        initialize = try function("cuInit", Init.self)
+        driverGetVersion = try function("cuDriverGetVersion", IntOut.self)
+        deviceGetCount = try function("cuDeviceGetCount", IntOut.self)
+        deviceGet = try function("cuDeviceGet", DeviceGet.self)
+        deviceGetName = try function("cuDeviceGetName", DeviceGetName.self)
+        deviceTotalMem = try function("cuDeviceTotalMem_v2", DeviceTotalMem.self)
+        deviceGetAttribute = try function("cuDeviceGetAttribute", DeviceGetAttribute.self)
+        getErrorName = try function("cuGetErrorName", GetErrorText.self)
+        getErrorString = try function("cuGetErrorString", GetErrorText.self)
+        var code: Int32 = 0
+        let result = driverGetVersion(&code)
+        versionCode = code
+        try check(result, "cuDriverGetVersion")
+    }
+
+    /// The driver's name and text for a result (`CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected`).
+    public func message(for result: Int32) -> String {
+        var name: UnsafePointer<CChar>?
+        var text: UnsafePointer<CChar>?
+        _ = getErrorName(result, &name)
+        _ = getErrorString(result, &text)
+        let parts = [name, text].compactMap { $0.map { String(cString: $0) } }
+        return parts.isEmpty ? "CUDA error \(result)" : parts.joined(separator: ": ")
+    }
+
+    /// Throws a ``LibraryError`` naming `function` and the driver's message unless `result` is
+    /// `CUDA_SUCCESS`.
+    public func check(_ result: Int32, _ function: String) throws {
+        guard result != 0 else { return }
+        throw LibraryError("[\(function)] \(message(for: result))")
+    }
+
+    /// One GPU as the driver describes it.
+    public struct Device: Sendable, Equatable {
+        public let ordinal: Int
+        public let name: String
+        public let memoryBytes: Int
+        public let computeCapability: (major: Int, minor: Int)
+        public let multiprocessors: Int
+
+        /// `sm_90`.
+        public var architecture: String { "sm_\(computeCapability.major)\(computeCapability.minor)" }
+
+        public static func == (a: Device, b: Device) -> Bool {
+            a.ordinal == b.ordinal && a.name == b.name && a.memoryBytes == b.memoryBytes
+                && a.computeCapability == b.computeCapability && a.multiprocessors == b.multiprocessors
+        }
+    }
+
+    /// Every GPU the driver sees; none (not an error) when `cuInit` reports no device.
+    ///
+    /// - Throws: ``LibraryError`` naming the call that failed otherwise.
+    public func devices() throws -> [Device] {
+        let result = initialize(0)
+        if result == Self.noDevice { return [] }
+        try check(result, "cuInit")
+        var count: Int32 = 0
+        try check(deviceGetCount(&count), "cuDeviceGetCount")
+        return try (0..<Int(count)).map { ordinal in
+            var device: Int32 = 0
+            try check(deviceGet(&device, Int32(ordinal)), "cuDeviceGet")
+            var name = [CChar](repeating: 0, count: 256)
+            try check(deviceGetName(&name, Int32(name.count - 1), device), "cuDeviceGetName")
+            var bytes = 0
+            try check(deviceTotalMem(&bytes, device), "cuDeviceTotalMem_v2")
+            func attribute(_ a: Attribute) throws -> Int {
+                var value: Int32 = 0
+                try check(deviceGetAttribute(&value, a.rawValue, device), "cuDeviceGetAttribute")
+                return Int(value)
+            }
+            return Device(ordinal: ordinal, name: String(cString: name), memoryBytes: bytes,
+                          computeCapability: (try attribute(.computeCapabilityMajor), try attribute(.computeCapabilityMinor)),
+                          multiprocessors: try attribute(.multiprocessorCount))
+        }
+    }
+}
