@@ -2,6 +2,11 @@
 SWIFT        ?= swift
 APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev libturbojpeg0-dev libhdf5-dev librsvg2-2 libopenmpi-dev openmpi-bin
 PIP_PACKAGES := numpy safetensors tensorboard nir
+# CUDA 13's NVRTC and headers (60 MB): the tests compile every kernel with NVRTC for several GPU
+# architectures and check SwiftSNN's C prototypes against cuda.h and nvrtc.h. No GPU is needed.
+CUDA_WHEELS  := nvidia-cuda-nvrtc nvidia-cuda-runtime
+export CUDA_WHEELS_PRESENT := import nvidia.cu13, os; d = list(nvidia.cu13.__path__)[0]; \
+	assert all(os.path.exists(d + f) for f in ("/include/nvrtc.h", "/include/cuda.h", "/lib/libnvrtc.so.13"))
 RELEASE_BIN  := .build/release/snn
 
 .PHONY: deps build release test test-slow demo bench bundle clean
@@ -14,6 +19,7 @@ deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@python3 -c "import numpy, safetensors, tensorboard, nir" 2>/dev/null || python3 -m pip install -q $(PIP_PACKAGES)
+	@python3 -c "$$CUDA_WHEELS_PRESENT" 2>/dev/null || python3 -m pip install -q $(CUDA_WHEELS)
 
 build: deps
 	$(SWIFT) build

@@ -1,3 +1,4 @@
+import CCUDA
 import Foundation
 import SNNLibraries
 
@@ -8,25 +9,9 @@ import Glibc
 /// The CUDA driver API (`libcuda.so.1`, installed with the NVIDIA driver), opened at run time so
 /// that `snn` builds without a CUDA SDK and runs on machines without a GPU.
 ///
-/// The declarations are written from the driver API's public `cuda.h` (CUDA 12 and 13; these
-/// signatures are unchanged since CUDA 3.2, when the `_v2` memory query appeared):
-///
-/// ```c
-/// typedef int CUdevice;                       // an ordinal
-/// typedef enum cudaError_enum { CUDA_SUCCESS = 0, ..., CUDA_ERROR_NO_DEVICE = 100, ... } CUresult;
-/// CUresult cuInit(unsigned int Flags);
-/// CUresult cuDriverGetVersion(int *driverVersion);          // 13000 for CUDA 13.0
-/// CUresult cuDeviceGetCount(int *count);
-/// CUresult cuDeviceGet(CUdevice *device, int ordinal);
-/// CUresult cuDeviceGetName(char *name, int len, CUdevice dev);
-/// CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev);
-/// CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev);
-/// CUresult cuGetErrorName(CUresult error, const char **pStr);
-/// CUresult cuGetErrorString(CUresult error, const char **pStr);
-/// ```
-///
-/// Every call goes through ``check(_:_:)``, which names the function and the driver's error
-/// name and text.
+/// The function types are `CCUDA`'s (`Sources/CCUDA/snn_cuda.h`), written from the driver API's
+/// `cuda.h` and checked against it at compile time by the tests. Every call goes through
+/// ``check(_:_:)``, which names the function and the driver's error name and text.
 public struct CUDADriver: @unchecked Sendable {
     /// The file opened.
     public let path: String
@@ -37,32 +22,24 @@ public struct CUDADriver: @unchecked Sendable {
     public var version: String { CUDAToolkit.versionString(code: versionCode) }
 
     /// `CUdevice_attribute` values used here (cuda.h).
-    enum Attribute: Int32 {
+    enum Attribute: UInt32 {
         case multiprocessorCount = 16
         case computeCapabilityMajor = 75
         case computeCapabilityMinor = 76
     }
 
     /// `CUDA_ERROR_NO_DEVICE`: `cuInit` fails with it where the driver sees no GPU.
-    static let noDevice: Int32 = 100
+    static let noDevice: snn_CUresult = 100
 
-    typealias Init = @convention(c) (UInt32) -> Int32
-    typealias IntOut = @convention(c) (UnsafeMutablePointer<Int32>?) -> Int32
-    typealias DeviceGet = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
-    typealias DeviceGetName = @convention(c) (UnsafeMutablePointer<CChar>?, Int32, Int32) -> Int32
-    typealias DeviceTotalMem = @convention(c) (UnsafeMutablePointer<Int>?, Int32) -> Int32
-    typealias DeviceGetAttribute = @convention(c) (UnsafeMutablePointer<Int32>?, Int32, Int32) -> Int32
-    typealias GetErrorText = @convention(c) (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32
-
-    let initialize: Init
-    let driverGetVersion: IntOut
-    let deviceGetCount: IntOut
-    let deviceGet: DeviceGet
-    let deviceGetName: DeviceGetName
-    let deviceTotalMem: DeviceTotalMem
-    let deviceGetAttribute: DeviceGetAttribute
-    let getErrorName: GetErrorText
-    let getErrorString: GetErrorText
+    let initialize: snn_cuInit_t
+    let driverGetVersion: snn_cuDriverGetVersion_t
+    let deviceGetCount: snn_cuDeviceGetCount_t
+    let deviceGet: snn_cuDeviceGet_t
+    let deviceGetName: snn_cuDeviceGetName_t
+    let deviceTotalMem: snn_cuDeviceTotalMem_v2_t
+    let deviceGetAttribute: snn_cuDeviceGetAttribute_t
+    let getErrorName: snn_cuGetErrorName_t
+    let getErrorString: snn_cuGetErrorString_t
 
     /// The places `libcuda.so.1` is looked for: each directory of `SNN_CUDA_LIBRARY_PATH`, the
     /// loader's path, then where drivers put it (`/usr/local/nvidia` in containers, the
@@ -93,15 +70,15 @@ public struct CUDADriver: @unchecked Sendable {
         let symbols = Symbols(handle: handle, path: path, library: "CUDA", expected: "the CUDA driver library")
         func function<T>(_ name: String, _ type: T.Type) throws -> T { try symbols.function(name, type) }
         self.path = path
-        initialize = try function("cuInit", Init.self)
-        driverGetVersion = try function("cuDriverGetVersion", IntOut.self)
-        deviceGetCount = try function("cuDeviceGetCount", IntOut.self)
-        deviceGet = try function("cuDeviceGet", DeviceGet.self)
-        deviceGetName = try function("cuDeviceGetName", DeviceGetName.self)
-        deviceTotalMem = try function("cuDeviceTotalMem_v2", DeviceTotalMem.self)
-        deviceGetAttribute = try function("cuDeviceGetAttribute", DeviceGetAttribute.self)
-        getErrorName = try function("cuGetErrorName", GetErrorText.self)
-        getErrorString = try function("cuGetErrorString", GetErrorText.self)
+        initialize = try function("cuInit", snn_cuInit_t.self)
+        driverGetVersion = try function("cuDriverGetVersion", snn_cuDriverGetVersion_t.self)
+        deviceGetCount = try function("cuDeviceGetCount", snn_cuDeviceGetCount_t.self)
+        deviceGet = try function("cuDeviceGet", snn_cuDeviceGet_t.self)
+        deviceGetName = try function("cuDeviceGetName", snn_cuDeviceGetName_t.self)
+        deviceTotalMem = try function("cuDeviceTotalMem_v2", snn_cuDeviceTotalMem_v2_t.self)
+        deviceGetAttribute = try function("cuDeviceGetAttribute", snn_cuDeviceGetAttribute_t.self)
+        getErrorName = try function("cuGetErrorName", snn_cuGetErrorName_t.self)
+        getErrorString = try function("cuGetErrorString", snn_cuGetErrorString_t.self)
         var code: Int32 = 0
         let result = driverGetVersion(&code)
         versionCode = code
@@ -109,7 +86,7 @@ public struct CUDADriver: @unchecked Sendable {
     }
 
     /// The driver's name and text for a result (`CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected`).
-    public func message(for result: Int32) -> String {
+    public func message(for result: snn_CUresult) -> String {
         var name: UnsafePointer<CChar>?
         var text: UnsafePointer<CChar>?
         _ = getErrorName(result, &name)
@@ -120,7 +97,7 @@ public struct CUDADriver: @unchecked Sendable {
 
     /// Throws a ``LibraryError`` naming `function` and the driver's message unless `result` is
     /// `CUDA_SUCCESS`.
-    public func check(_ result: Int32, _ function: String) throws {
+    public func check(_ result: snn_CUresult, _ function: String) throws {
         guard result != 0 else { return }
         throw LibraryError("[\(function)] \(message(for: result))")
     }

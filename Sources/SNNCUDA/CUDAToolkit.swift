@@ -1,3 +1,4 @@
+import CCUDA
 import Foundation
 import SNNLibraries
 
@@ -15,14 +16,7 @@ import Glibc
 /// `nvidia/cudnn/lib/libcudnn.so.9` for both. A library of a newer CUDA than the driver runs is
 /// skipped: the newest major version the driver supports is tried first.
 ///
-/// Version queries, from the libraries' public headers (`nvrtc.h`, `cublas_api.h` with
-/// `library_types.h`, `cudnn_version.h`/`cudnn_graph.h`):
-///
-/// ```c
-/// nvrtcResult nvrtcVersion(int *major, int *minor);
-/// cublasStatus_t cublasGetProperty(libraryPropertyType type, int *value);   // MAJOR_VERSION 0, MINOR_VERSION 1, PATCH_LEVEL 2
-/// size_t cudnnGetVersion(void);                                              // 91300 for 9.13.0
-/// ```
+/// Their function types are `CCUDA`'s (`Sources/CCUDA/snn_cuda.h`).
 public enum CUDAToolkit {
     /// One library of the toolkit.
     public enum Component: String, CaseIterable, Sendable {
@@ -113,29 +107,25 @@ public enum CUDAToolkit {
                            + "or set SNN_CUDA_LIBRARY_PATH")
     }
 
-    typealias NVRTCVersion = @convention(c) (UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<Int32>?) -> Int32
-    typealias CublasGetProperty = @convention(c) (Int32, UnsafeMutablePointer<Int32>?) -> Int32
-    typealias CudnnGetVersion = @convention(c) () -> Int
-
     private static func version(_ component: Component, _ symbols: Symbols) throws -> String {
         switch component {
         case .nvrtc:
-            let query = try symbols.function("nvrtcVersion", NVRTCVersion.self)
+            let query = try symbols.function("nvrtcVersion", snn_nvrtcVersion_t.self)
             var (major, minor): (Int32, Int32) = (0, 0)
             let result = query(&major, &minor)
             guard result == 0 else { throw LibraryError("[nvrtcVersion] \(symbols.path): NVRTC error \(result)") }
             return "\(major).\(minor)"
         case .cublas:
-            let query = try symbols.function("cublasGetProperty", CublasGetProperty.self)
+            let query = try symbols.function("cublasGetProperty", snn_cublasGetProperty_t.self)
             let parts = try (0..<3).map { property -> Int32 in
                 var value: Int32 = 0
-                let result = query(Int32(property), &value)
+                let result = query(snn_libraryPropertyType(property), &value)
                 guard result == 0 else { throw LibraryError("[cublasGetProperty] \(symbols.path): cuBLAS status \(result)") }
                 return value
             }
             return parts.map(String.init).joined(separator: ".")
         case .cudnn:
-            let code = try symbols.function("cudnnGetVersion", CudnnGetVersion.self)()
+            let code = try symbols.function("cudnnGetVersion", snn_cudnnGetVersion_t.self)()
             return "\(code / 10_000).\((code % 10_000) / 100).\(code % 100)"
         }
     }

@@ -53,7 +53,8 @@ public enum LibrarySearch {
 
     /// Python site directories, the environment in use first: `$VIRTUAL_ENV` and `$CONDA_PREFIX`,
     /// then the environment of the first `python3` on `PATH` (a virtual environment used without
-    /// activating it), `~/.local`, `/usr/local/lib/python3*/dist-packages` and
+    /// activating it), `~/.local`, pyenv's Pythons (`$PYENV_ROOT` or `~/.pyenv`, whose `python3`
+    /// on `PATH` is a shim script), `/usr/local/lib/python3*/dist-packages` and
     /// `/usr/lib/python3/dist-packages`. Each `lib/python3*` directory found is listed, newest
     /// first; duplicates are dropped.
     public static func pythonSitePackages(environment: [String: String]) -> [SiteDirectory] {
@@ -63,6 +64,7 @@ public enum LibrarySearch {
         }
         if let prefix = pythonPrefixOnPath(environment: environment) { patterns.append(("\(prefix)/lib", "site-packages")) }
         if let home = environment["HOME"], !home.isEmpty { patterns.append(("\(home)/.local/lib", "site-packages")) }
+        for prefix in pyenvPrefixes(environment: environment) { patterns.append(("\(prefix)/lib", "site-packages")) }
         patterns.append(("/usr/local/lib", "dist-packages"))
         var sites: [SiteDirectory] = []
         var seen = Set<String>()
@@ -88,6 +90,15 @@ public enum LibrarySearch {
             return String(directory.dropLast(4))
         }
         return nil
+    }
+
+    /// `~/.pyenv/versions/3.12.4`, … (or under `$PYENV_ROOT`), newest first.
+    static func pyenvPrefixes(environment: [String: String]) -> [String] {
+        let root = environment["PYENV_ROOT"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? environment["HOME"].flatMap { $0.isEmpty ? nil : "\($0)/.pyenv" }
+        guard let root else { return [] }
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "\(root)/versions")) ?? []
+        return versions.sorted { $0.compare($1, options: .numeric) == .orderedDescending }.map { "\(root)/versions/\($0)" }
     }
 
     /// `python3.12`, `python3.11`, … under `parent`, newest first.

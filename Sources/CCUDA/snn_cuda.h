@@ -1,0 +1,57 @@
+#ifndef SNN_CUDA_H
+#define SNN_CUDA_H
+
+/// The C interfaces of the CUDA driver, NVRTC, cuBLAS and cuDNN that SwiftSNN calls, as
+/// function-pointer types: nothing is linked, each library is opened at run time (SNNCUDA)
+/// and each function found with dlsym is used through these types.
+///
+/// Written from the public headers (cuda.h, nvrtc.h of CUDA 12 and 13; cublas_api.h with
+/// library_types.h; cudnn_graph.h of cuDNN 9). Enumerations there have no negative values, so C
+/// compilers give them the type `unsigned int`, which is what they are here. Tests compile
+/// `Tests/SNNCUDATests/Prototypes/check_prototypes.c`, which assigns each real function to its
+/// type here with incompatible-pointer-type warnings as errors: a prototype that drifts from
+/// the real header stops the build of that check.
+
+#include <stddef.h>
+
+// ---- CUDA driver (libcuda.so.1) ----
+typedef unsigned int snn_CUresult;           // enum cudaError_enum; CUDA_SUCCESS = 0
+typedef int snn_CUdevice;                    // an ordinal
+typedef unsigned int snn_CUdevice_attribute; // enum CUdevice_attribute_enum
+
+typedef snn_CUresult (*snn_cuInit_t)(unsigned int flags);
+typedef snn_CUresult (*snn_cuDriverGetVersion_t)(int *driverVersion);
+typedef snn_CUresult (*snn_cuDeviceGetCount_t)(int *count);
+typedef snn_CUresult (*snn_cuDeviceGet_t)(snn_CUdevice *device, int ordinal);
+typedef snn_CUresult (*snn_cuDeviceGetName_t)(char *name, int len, snn_CUdevice dev);
+typedef snn_CUresult (*snn_cuDeviceTotalMem_v2_t)(size_t *bytes, snn_CUdevice dev);
+typedef snn_CUresult (*snn_cuDeviceGetAttribute_t)(int *pi, snn_CUdevice_attribute attrib, snn_CUdevice dev);
+typedef snn_CUresult (*snn_cuGetErrorName_t)(snn_CUresult error, const char **pStr);
+typedef snn_CUresult (*snn_cuGetErrorString_t)(snn_CUresult error, const char **pStr);
+
+// ---- NVRTC (libnvrtc.so.12 / .13) ----
+typedef unsigned int snn_nvrtcResult;        // enum nvrtcResult; NVRTC_SUCCESS = 0
+typedef struct _nvrtcProgram *snn_nvrtcProgram;
+
+typedef snn_nvrtcResult (*snn_nvrtcVersion_t)(int *major, int *minor);
+typedef const char *(*snn_nvrtcGetErrorString_t)(snn_nvrtcResult result);
+typedef snn_nvrtcResult (*snn_nvrtcCreateProgram_t)(snn_nvrtcProgram *prog, const char *src, const char *name,
+                                                    int numHeaders, const char *const *headers,
+                                                    const char *const *includeNames);
+typedef snn_nvrtcResult (*snn_nvrtcDestroyProgram_t)(snn_nvrtcProgram *prog);
+typedef snn_nvrtcResult (*snn_nvrtcCompileProgram_t)(snn_nvrtcProgram prog, int numOptions, const char *const *options);
+typedef snn_nvrtcResult (*snn_nvrtcGetCUBINSize_t)(snn_nvrtcProgram prog, size_t *cubinSizeRet);
+typedef snn_nvrtcResult (*snn_nvrtcGetCUBIN_t)(snn_nvrtcProgram prog, char *cubin);
+typedef snn_nvrtcResult (*snn_nvrtcGetProgramLogSize_t)(snn_nvrtcProgram prog, size_t *logSizeRet);
+typedef snn_nvrtcResult (*snn_nvrtcGetProgramLog_t)(snn_nvrtcProgram prog, char *log);
+
+// ---- cuBLAS (libcublas.so.12 / .13) ----
+typedef unsigned int snn_cublasStatus_t;     // enum cublasStatus_t; CUBLAS_STATUS_SUCCESS = 0
+typedef unsigned int snn_libraryPropertyType; // enum libraryPropertyType_t: MAJOR_VERSION 0, MINOR_VERSION 1, PATCH_LEVEL 2
+
+typedef snn_cublasStatus_t (*snn_cublasGetProperty_t)(snn_libraryPropertyType type, int *value);
+
+// ---- cuDNN 9 (libcudnn.so.9) ----
+typedef size_t (*snn_cudnnGetVersion_t)(void);
+
+#endif

@@ -1,0 +1,122 @@
+import Foundation
+@testable import SNNCUDA
+import SNNLibraries
+import Testing
+
+/// The CUDA 13 wheels `make` installs (nvidia-cuda-nvrtc, nvidia-cuda-runtime): NVRTC, which runs
+/// without a GPU, and the headers the C prototypes are checked against.
+enum CUDAWheels {
+    /// `.../site-packages/nvidia/cu13`, or nil when the wheels are not installed.
+    static let folder: String? = LibrarySearch.wheelPlaces(["nvidia/cu13/include/nvrtc.h"],
+                                                            environment: ProcessInfo.processInfo.environment)
+        .compactMap(\.file).first.map { (($0 as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent }
+
+    static let missing = "the CUDA 13 wheels are not installed: make deps (or pip install nvidia-cuda-nvrtc nvidia-cuda-runtime)"
+
+    /// The repository root, from this file's path.
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    /// Runs a command, returning its status and output together.
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+@Suite("NVRTC and the CUDA headers")
+struct NVRTCTests {
+    static let kernel = """
+        extern "C" __global__ void scale(float *x, float a, int n) {
+            int i = blockIdx.x * blockDim.x + threadIdx.x;
+            if (i < n) x[i] *= a;
+        }
+        """
+
+    @Test("SwiftSNN's C prototypes match cuda.h and nvrtc.h (and a prototype that drifts is caught)")
+    func prototypes() throws {
+        let folder = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
+        let check = "\(CUDAWheels.root)/Tests/SNNCUDATests/Prototypes/check_prototypes.c"
+        let flags = ["-fsyntax-only", "-Werror=incompatible-pointer-types", "-I\(folder)/include"]
+        let good = try CUDAWheels.run(["cc"] + flags + ["-I\(CUDAWheels.root)/Sources/CCUDA", check])
+        #expect(good.status == 0, "\(good.output)")
+        // The check can fail: the same file against a header whose cuDeviceGet takes a long.
+        let drifted = FileManager.default.temporaryDirectory.appendingPathComponent("snn-drifted-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: drifted, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: drifted) }
+        let header = try String(contentsOfFile: "\(CUDAWheels.root)/Sources/CCUDA/snn_cuda.h", encoding: .utf8)
+        let wrong = header.replacingOccurrences(of: "(snn_CUdevice *device, int ordinal)", with: "(snn_CUdevice *device, long ordinal)")
+        #expect(wrong != header)
+        try wrong.write(to: drifted.appendingPathComponent("snn_cuda.h"), atomically: true, encoding: .utf8)
+        let bad = try CUDAWheels.run(["cc"] + flags + ["-I\(drifted.path)", check])
+        #expect(bad.status != 0 && bad.output.contains("snn_cuDeviceGet_t"), "\(bad.output)")
+    }
+
+    @Test("a kernel compiles to a CUBIN for sm_80, sm_90 and sm_100")
+    func compiles() throws {
+        _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
+        let nvrtc = try NVRTC()
+        #expect(nvrtc.library.version.hasPrefix("13."))
+        for architecture in ["sm_80", "sm_90", "sm_100"] {
+            let cubin = try nvrtc.compile(Self.kernel, name: "scale.cu", architecture: architecture)
+            #expect(Array(cubin.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46], "\(architecture): not an ELF file")
+        }
+    }
+
+    @Test("a kernel that does not compile: NVRTC's log names the file and line")
+    func compileError() throws {
+        _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
+        let nvrtc = try NVRTC()
+        do {
+            _ = try nvrtc.compile("extern \"C\" __global__ void f(float *x) {\n  x[0] = undefined_name;\n}\n",
+                                  name: "broken.cu", architecture: "sm_90")
+            Issue.record("expected a compile error")
+        } catch {
+            let message = "\(error)"
+            #expect(message.hasPrefix("[nvrtcCompileProgram] NVRTC_ERROR_COMPILATION compiling broken.cu for sm_90 with NVRTC 13."),
+                    "\(message)")
+            #expect(message.contains("broken.cu(2)") && message.contains("undefined_name"), "\(message)")
+        }
+    }
+
+    @Test("the kernel cache: a hit, a miss for other options, a damaged file compiled again")
+    func cache() throws {
+        _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
+        let nvrtc = try NVRTC()
+        let directory = NSTemporaryDirectory() + "snn-kernel-cache-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let cache = KernelCache(directory: directory)
+        let first = try cache.cubin(for: Self.kernel, name: "scale.cu", architecture: "sm_90", nvrtc: nvrtc)
+        let second = try cache.cubin(for: Self.kernel, name: "scale.cu", architecture: "sm_90", nvrtc: nvrtc)
+        #expect(!first.cached && second.cached && first.cubin == second.cubin)
+        let other = try cache.cubin(for: Self.kernel, name: "scale.cu", architecture: "sm_90", options: ["--use_fast_math"],
+                                    nvrtc: nvrtc)
+        #expect(!other.cached)
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory)
+        #expect(files.count == 2 && files.allSatisfy { $0.hasPrefix("scale.cu-sm_90-") && $0.hasSuffix(".cubin") }, "\(files)")
+        // A damaged file (cut short) is not used: compiled again and replaced.
+        for file in files {
+            let path = "\(directory)/\(file)"
+            let data = try #require(FileManager.default.contents(atPath: path))
+            try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: path))
+        }
+        let again = try cache.cubin(for: Self.kernel, name: "scale.cu", architecture: "sm_90", nvrtc: nvrtc)
+        #expect(!again.cached && again.cubin == first.cubin)
+        #expect(try cache.cubin(for: Self.kernel, name: "scale.cu", architecture: "sm_90", nvrtc: nvrtc).cached)
+    }
+
+    @Test("the cache folder: SNN_KERNEL_CACHE, then XDG_CACHE_HOME, then ~/.cache")
+    func cacheFolder() {
+        #expect(KernelCache.defaultDirectory(environment: ["SNN_KERNEL_CACHE": "/k", "XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/k")
+        #expect(KernelCache.defaultDirectory(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/x/swiftsnn/kernels")
+        #expect(KernelCache.defaultDirectory(environment: ["HOME": "/h"]) == "/h/.cache/swiftsnn/kernels")
+    }
+}

@@ -1,0 +1,44 @@
+// Compiled by CUDAPrototypeTests with the real CUDA headers (the nvidia-cuda-runtime and
+// nvidia-cuda-nvrtc wheels that `make` installs) and -Werror=incompatible-pointer-types: each
+// line assigns a real function to SwiftSNN's type for it (Sources/CCUDA/snn_cuda.h),
+// so a prototype that differs from the header fails to compile. cuBLAS and cuDNN are checked
+// where their headers are found too.
+#include <cuda.h>
+#include <nvrtc.h>
+#include "snn_cuda.h"
+
+#define CHECK(name, type) type check_##name = name;
+
+CHECK(cuInit, snn_cuInit_t)
+CHECK(cuDriverGetVersion, snn_cuDriverGetVersion_t)
+CHECK(cuDeviceGetCount, snn_cuDeviceGetCount_t)
+CHECK(cuDeviceGet, snn_cuDeviceGet_t)
+CHECK(cuDeviceGetName, snn_cuDeviceGetName_t)
+CHECK(cuDeviceTotalMem_v2, snn_cuDeviceTotalMem_v2_t)
+CHECK(cuDeviceGetAttribute, snn_cuDeviceGetAttribute_t)
+CHECK(cuGetErrorName, snn_cuGetErrorName_t)
+CHECK(cuGetErrorString, snn_cuGetErrorString_t)
+
+CHECK(nvrtcVersion, snn_nvrtcVersion_t)
+CHECK(nvrtcGetErrorString, snn_nvrtcGetErrorString_t)
+CHECK(nvrtcCreateProgram, snn_nvrtcCreateProgram_t)
+CHECK(nvrtcDestroyProgram, snn_nvrtcDestroyProgram_t)
+CHECK(nvrtcCompileProgram, snn_nvrtcCompileProgram_t)
+CHECK(nvrtcGetCUBINSize, snn_nvrtcGetCUBINSize_t)
+CHECK(nvrtcGetCUBIN, snn_nvrtcGetCUBIN_t)
+CHECK(nvrtcGetProgramLogSize, snn_nvrtcGetProgramLogSize_t)
+CHECK(nvrtcGetProgramLog, snn_nvrtcGetProgramLog_t)
+
+#if __has_include(<cublas_api.h>)
+#include <cublas_api.h>
+CHECK(cublasGetProperty, snn_cublasGetProperty_t)
+#endif
+
+#if __has_include(<cudnn_graph.h>)
+#include <cudnn_graph.h>
+CHECK(cudnnGetVersion, snn_cudnnGetVersion_t)
+#endif
+
+// The enumerations' type: unsigned int, as the typedefs above assume.
+_Static_assert(sizeof(CUresult) == sizeof(snn_CUresult) && (CUresult)-1 > 0, "CUresult is unsigned int");
+_Static_assert(sizeof(nvrtcResult) == sizeof(snn_nvrtcResult) && (nvrtcResult)-1 > 0, "nvrtcResult is unsigned int");
