@@ -1,0 +1,70 @@
+/// SwiftSNN's CUDA kernels, as CUDA C++ source compiled at run time by NVRTC (``NVRTC``,
+/// ``KernelCache``). Each source is self-contained (NVRTC sees no system headers) and also
+/// compiles on the host with the test suite's launch-grid emulation
+/// (`Tests/SNNCUDATests/Emulation`), which runs it against the reference backend.
+public enum CUDAKernels {
+    /// Every kernel source with its file name, for compile checks.
+    public static let all: [(name: String, source: String)] = [("neuron_scan.cu", neuronScan)]
+
+    /// The multi-step LIF neuron (``SNNTensor/NeuronParameters``, TRT-SPEC.md §1), forward and
+    /// backward through time: one thread per neuron loops over the T steps of a time-major
+    /// `[T, n]` tensor, so each step's loads and stores are coalesced across a warp. The forward
+    /// pass writes the spikes and the charged potentials `h_t` (what the backward pass needs);
+    /// the backward pass runs the time loop in reverse, differentiating the reset too.
+    ///
+    /// Parameters mirror the CPU and reference backends: `decay = 1/τ`, `threshold`, `softReset`
+    /// (0: hard reset to `vReset`; 1: subtract the threshold), `surrogate` (0 triangle γ,
+    /// 1 sigmoid α, 2 rectangle width a) with its `parameter`.
+    public static let neuronScan = #"""
+    // neuron_scan.cu: the LIF scan over time, one thread per neuron, [T, n] time-major.
+
+    __device__ __forceinline__ float snn_surrogate(float u, int kind, float p) {
+        if (kind == 0) {                       // triangle: max(γ − |u|, 0) / γ²
+            float a = p - fabsf(u);
+            return a > 0.0f ? a / (p * p) : 0.0f;
+        }
+        if (kind == 1) {                       // sigmoid: α σ(αu) (1 − σ(αu))
+            float s = 1.0f / (1.0f + expf(-p * u));
+            return p * s * (1.0f - s);
+        }
+        return fabsf(u) < 0.5f * p ? 1.0f / p : 0.0f;   // rectangle of width a
+    }
+
+    extern "C" __global__ void snn_neuron_scan_forward(const float *__restrict__ x, float *__restrict__ spikes,
+                                                       float *__restrict__ potentials, long long n, int steps,
+                                                       float decay, float threshold, int softReset, float vReset) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i >= n) return;
+        float v = 0.0f;
+        for (int t = 0; t < steps; t++) {
+            long long k = (long long)t * n + i;
+            float h = v * decay + x[k];
+            float s = h - threshold > 0.0f ? 1.0f : 0.0f;
+            spikes[k] = s;
+            potentials[k] = h;
+            v = softReset ? h - s * threshold : (1.0f - s) * h + s * vReset;
+        }
+    }
+
+    extern "C" __global__ void snn_neuron_scan_backward(const float *__restrict__ gradSpikes,
+                                                        const float *__restrict__ potentials,
+                                                        float *__restrict__ gradInput, long long n, int steps,
+                                                        float decay, float threshold, int softReset, float vReset,
+                                                        int surrogate, float parameter) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i >= n) return;
+        float gradV = 0.0f;   // dL/dv_t, flowing back from h_{t+1} = v_t/τ + x_{t+1}
+        for (int t = steps - 1; t >= 0; t--) {
+            long long k = (long long)t * n + i;
+            float h = potentials[k];
+            float u = h - threshold;
+            float sg = snn_surrogate(u, surrogate, parameter);
+            float s = u > 0.0f ? 1.0f : 0.0f;
+            float dvdh = softReset ? 1.0f - threshold * sg : (1.0f - s) + (vReset - h) * sg;
+            float gradH = gradSpikes[k] * sg + gradV * dvdh;
+            gradInput[k] = gradH;
+            gradV = gradH * decay;
+        }
+    }
+    """#
+}

@@ -1,0 +1,119 @@
+import Foundation
+import SNNCUDA
+import SNNTensor
+import SNNTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SwiftSNN's CUDA kernels run on the host through the launch-grid emulation
+/// (`Emulation/cuda_emulation.h`) against the reference backend, on shapes of several blocks
+/// with a partial last one; and every kernel compiles with NVRTC for the GPU architectures the
+/// backend targets.
+@Suite("CUDA kernels, emulated on the CPU and compiled by NVRTC")
+struct KernelEmulationTests {
+    typealias Forward = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+                                        UnsafeMutablePointer<Float>, Int64, Int32, Float, Float, Int32, Float) -> Void
+    typealias Backward = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+                                         Int64, Int32, Float, Float, Int32, Float, Int32, Float) -> Void
+
+    /// Compiles `harness` (in `Emulation/`) with the kernel sources written beside it and opens it.
+    static func emulated(_ harness: String) throws -> UnsafeMutableRawPointer {
+        let folder = NSTemporaryDirectory() + "snn-emulated-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for kernel in CUDAKernels.all {
+            try kernel.source.write(toFile: "\(folder)/\(kernel.name)", atomically: true, encoding: .utf8)
+        }
+        let emulation = "\(CUDAWheels.root)/Tests/SNNCUDATests/Emulation"
+        let library = "\(folder)/harness.so"
+        let compiled = try CUDAWheels.run(["c++", "-std=c++20", "-O1", "-Wall", "-Werror", "-shared", "-fPIC", "-pthread",
+                                           "-I\(emulation)", "-I\(folder)", "\(emulation)/\(harness)", "-o", library])
+        guard compiled.status == 0, let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
+            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "\(harness): \(compiled.output)"])
+        }
+        return handle
+    }
+
+    static let neurons: [NeuronParameters] = [
+        NeuronParameters(),
+        NeuronParameters(tau: 1.5, threshold: 0.8, reset: .soft, surrogate: .sigmoid(alpha: 4)),
+        NeuronParameters(tau: 1, threshold: 1, reset: .hard(0.3), surrogate: .rectangle(width: 1)),
+        NeuronParameters(tau: 3, threshold: 0.5, reset: .hard(-0.2), surrogate: .triangle(gamma: 0.5)),
+    ]
+
+    @Test("the LIF scan forward and backward: the emulated kernels against the reference backend",
+          arguments: neurons)
+    func neuronScan(neuron: NeuronParameters) throws {
+        let handle = try Self.emulated("neuron_scan_harness.cpp")
+        let forward = unsafeBitCast(try #require(dlsym(handle, "emulate_neuron_scan_forward")), to: Forward.self)
+        let backward = unsafeBitCast(try #require(dlsym(handle, "emulate_neuron_scan_backward")), to: Backward.self)
+        // 300 neurons in blocks of 64: four full blocks and a partial fifth; 6 steps.
+        let (steps, n, block) = (6, 300, 64)
+        let r = RandomInputs(seed: 31)
+        let x = r.normalValues(steps * n, mean: 0.7, std: 0.8).map(Float.init)
+        let gs = r.normalValues(steps * n).map(Float.init)
+        var (spikes, potentials, gradInput) = ([Float](repeating: -7, count: x.count), [Float](repeating: -7, count: x.count),
+                                               [Float](repeating: -7, count: x.count))
+        let grid = UInt32((n + block - 1) / block)
+        let (soft, vReset): (Int32, Float) = switch neuron.reset {
+        case .soft: (1, 0)
+        case .hard(let v): (0, Float(v))
+        }
+        let (kind, parameter): (Int32, Float) = switch neuron.surrogate {
+        case .triangle(let g): (0, Float(g))
+        case .sigmoid(let a): (1, Float(a))
+        case .rectangle(let w): (2, Float(w))
+        }
+        forward(grid, UInt32(block), x, &spikes, &potentials, Int64(n), Int32(steps), Float(neuron.decay), Float(neuron.threshold),
+                soft, vReset)
+        backward(grid, UInt32(block), gs, potentials, &gradInput, Int64(n), Int32(steps), Float(neuron.decay),
+                 Float(neuron.threshold), soft, vReset, kind, parameter)
+
+        let reference = Device.reference.backend
+        let input = Tensor(x, shape: [steps, n]).to(.reference)
+        let (expectedSpikes, saved) = reference.neuronScan(input, neuron)
+        let expectedPotentials = (saved as! SavedPotentials).potentials.toDoubles()
+        let expectedGradient = reference.neuronScanBackward(Tensor(gs, shape: [steps, n]).to(.reference), saved: saved).toDoubles()
+        #expect(spikes.map(Double.init) == expectedSpikes.toDoubles(), "\(neuron): spikes differ")
+        #expect(spikes.filter { $0 == 1 }.count > n / 4, "the inputs must make the neurons fire")
+        func worst(_ a: [Float], _ e: [Double]) -> Double {
+            let scale = Swift.max(e.map { Swift.abs($0) }.max() ?? 0, 1)
+            return zip(a, e).map { Swift.abs(Double($0) - $1) }.max()! / scale
+        }
+        #expect(worst(potentials, expectedPotentials) <= 1e-6, "\(neuron): potentials")
+        #expect(worst(gradInput, expectedGradient) <= 1e-5, "\(neuron): input gradient")
+    }
+
+    @Test("the emulation itself: shared memory and barriers (a tree sum per block), threads that return early")
+    func emulationBarriers() throws {
+        typealias Launch = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int32) -> Void
+        let handle = try Self.emulated("emulation_selftest.cpp")
+        let sums = unsafeBitCast(try #require(dlsym(handle, "emulate_block_sums")), to: Launch.self)
+        let reverse = unsafeBitCast(try #require(dlsym(handle, "emulate_early_exit")), to: Launch.self)
+        let (n, block) = (300, 64)
+        let x = (0..<n).map { Float($0 % 17) - 3 }
+        var out = [Float](repeating: .nan, count: 5)
+        sums(5, UInt32(block), x, &out, Int32(n))
+        let expected = (0..<5).map { b in x[(b * block)..<Swift.min((b + 1) * block, n)].reduce(0, +) }
+        #expect(out == expected)
+        var y = [Float](repeating: .nan, count: n)
+        reverse(5, UInt32(block), x, &y, Int32(n))
+        let reversed = (0..<5).flatMap { b in x[(b * block)..<Swift.min((b + 1) * block, n)].reversed() }
+        #expect(y == reversed)
+    }
+
+    @Test("every kernel compiles with NVRTC for sm_80, sm_90 and sm_100")
+    func nvrtcCompiles() throws {
+        _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
+        let nvrtc = try NVRTC()
+        for kernel in CUDAKernels.all {
+            for architecture in ["sm_80", "sm_90", "sm_100"] {
+                let cubin = try nvrtc.compile(kernel.source, name: kernel.name, architecture: architecture)
+                #expect(Array(cubin.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46], "\(kernel.name) for \(architecture)")
+            }
+        }
+    }
+}
