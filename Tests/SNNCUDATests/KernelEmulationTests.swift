@@ -87,6 +87,117 @@ struct KernelEmulationTests {
         #expect(worst(gradInput, expectedGradient) <= 1e-5, "\(neuron): input gradient")
     }
 
+    struct BatchNormCase: CustomStringConvertible, Sendable {
+        let neuron: NeuronParameters
+        let residual: Bool
+        var description: String { "\(neuron)\(residual ? " + residual" : "")" }
+    }
+
+    static let batchNormCases = [
+        BatchNormCase(neuron: NeuronParameters(), residual: false),
+        BatchNormCase(neuron: NeuronParameters(tau: 1.5, threshold: 0.8, reset: .soft, surrogate: .sigmoid(alpha: 4)), residual: true),
+    ]
+
+    @Test("batch norm fused with the LIF scan: statistics, spikes, and every gradient against the reference backend",
+          arguments: batchNormCases)
+    func batchNormNeuron(c: BatchNormCase) throws {
+        typealias Statistics = @convention(c) (Int32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                                               Int32, Int64) -> Void
+        typealias Forward = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafePointer<Float>?, UnsafePointer<Float>,
+                                            UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Float,
+                                            UnsafeMutablePointer<Float>, Int64, Int32, Int32, Int64, Float, Float, Int32, Float) -> Void
+        typealias Backward = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?,
+                                             UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                                             Float, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
+                                             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int64, Int32, Int32, Int64,
+                                             Float, Float, Int32, Float, Int32, Float) -> Void
+        typealias ChannelSums = @convention(c) (Int32, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+                                                UnsafeMutablePointer<Float>, Int32, Int64) -> Void
+        typealias InputGradient = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+                                                  UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Float,
+                                                  UnsafePointer<Float>, UnsafePointer<Float>, Float, Int64, Int32, Int64) -> Void
+        let handle = try Self.emulated("batch_norm_neuron_harness.cpp")
+        func function<T>(_ name: String, _ type: T.Type) throws -> T { unsafeBitCast(try #require(dlsym(handle, name)), to: type) }
+        let statistics = try function("emulate_bn_statistics", Statistics.self)
+        let forward = try function("emulate_bn_neuron_forward", Forward.self)
+        let backward = try function("emulate_bn_neuron_backward", Backward.self)
+        let channelSums = try function("emulate_bn_channel_sums", ChannelSums.self)
+        let inputGradient = try function("emulate_bn_input_gradient", InputGradient.self)
+
+        // T = 3 steps of N = 4 samples, 5 channels of 7×9: 1,260 neurons a step, in blocks of 128
+        // (nine full and a partial tenth); 315 values per channel and step in the reductions.
+        let (steps, samples, channels, plane, block) = (3, 4, 5, 63, 128)
+        let shape = [steps * samples, channels, 7, 9]
+        let total = shape.reduce(1, *), n = total / steps
+        let r = RandomInputs(seed: 41)
+        let x = r.normalValues(total, mean: 0.3, std: 1.5).map(Float.init)
+        let gamma = r.uniformValues(channels, low: 0.5, high: 1.5).map(Float.init)
+        let beta = r.normalValues(channels, mean: 0.6, std: 0.3).map(Float.init)
+        let residual = c.residual ? r.normalValues(total, mean: 0.2, std: 0.5).map(Float.init) : nil
+        let gs = r.normalValues(total).map(Float.init)
+        let epsilon: Float = 1e-5
+        let neuron = c.neuron
+        let (soft, vReset): (Int32, Float) = switch neuron.reset {
+        case .soft: (1, 0)
+        case .hard(let v): (0, Float(v))
+        }
+        let (kind, parameter): (Int32, Float) = switch neuron.surrogate {
+        case .triangle(let g): (0, Float(g))
+        case .sigmoid(let a): (1, Float(a))
+        case .rectangle(let w): (2, Float(w))
+        }
+
+        var (mean, variance) = ([Float](repeating: .nan, count: channels), [Float](repeating: .nan, count: channels))
+        statistics(Int32(channels), x, &mean, &variance, Int32(steps * samples), Int64(plane))
+        var spikes = [Float](repeating: .nan, count: total)
+        let grid = UInt32((n + block - 1) / block)
+        forward(grid, UInt32(block), x, residual, gamma, beta, mean, variance, epsilon, &spikes, Int64(n), Int32(steps),
+                Int32(channels), Int64(plane), Float(neuron.decay), Float(neuron.threshold), soft, vReset)
+        var gradInput = [Float](repeating: .nan, count: total)
+        var gradResidual: [Float]? = c.residual ? [Float](repeating: .nan, count: total) : nil
+        var (sumG, sumGX) = ([Float](repeating: .nan, count: n), [Float](repeating: .nan, count: n))
+        if var gr = gradResidual {
+            backward(grid, UInt32(block), gs, x, residual, gamma, beta, mean, variance, epsilon, &gradInput, &gr, &sumG, &sumGX,
+                     Int64(n), Int32(steps), Int32(channels), Int64(plane), Float(neuron.decay), Float(neuron.threshold), soft,
+                     vReset, kind, parameter)
+            gradResidual = gr
+        } else {
+            backward(grid, UInt32(block), gs, x, nil, gamma, beta, mean, variance, epsilon, &gradInput, nil, &sumG, &sumGX,
+                     Int64(n), Int32(steps), Int32(channels), Int64(plane), Float(neuron.decay), Float(neuron.threshold), soft,
+                     vReset, kind, parameter)
+        }
+        var (gradBeta, gradGamma) = ([Float](repeating: .nan, count: channels), [Float](repeating: .nan, count: channels))
+        channelSums(Int32(channels), sumG, sumGX, &gradBeta, &gradGamma, Int32(samples), Int64(plane))
+        inputGradient(UInt32((total + block - 1) / block), UInt32(block), x, &gradInput, gamma, mean, variance, epsilon,
+                      gradGamma, gradBeta, Float(total / channels), Int64(total), Int32(channels), Int64(plane))
+
+        let reference = Device.reference.backend
+        let (tx, tg, tb) = (Tensor(x, shape: shape).to(.reference), Tensor(gamma, shape: [channels]).to(.reference),
+                            Tensor(beta, shape: [channels]).to(.reference))
+        let tr = residual.map { Tensor($0, shape: shape).to(.reference) }
+        let (em, ev) = reference.batchNormStatistics(tx)
+        func worst(_ a: [Float], _ e: Tensor) -> Double {
+            let e = e.toDoubles()
+            let scale = Swift.max(e.map { Swift.abs($0) }.max() ?? 0, 1)
+            return zip(a, e).map { Swift.abs(Double($0) - $1) }.max()! / scale
+        }
+        #expect(worst(mean, em) <= 1e-6 && worst(variance, ev) <= 1e-6, "\(c): statistics")
+        // The scan starts from the kernels' statistics, so both sides normalise alike.
+        let (tm, tv) = (Tensor(mean, shape: [channels]).to(.reference), Tensor(variance, shape: [channels]).to(.reference))
+        let (expectedSpikes, saved) = reference.batchNormNeuronScan(tx, gamma: tg, beta: tb, mean: tm, variance: tv,
+                                                                    epsilon: Double(epsilon), residual: tr, steps: steps, neuron)
+        #expect(spikes.map(Double.init) == expectedSpikes.toDoubles(), "\(c): spikes differ")
+        let fired = spikes.filter { $0 == 1 }.count
+        #expect(fired > total / 10 && fired < total * 9 / 10, "the neurons must fire sometimes: \(fired) of \(total)")
+        let g = reference.batchNormNeuronScanBackward(Tensor(gs, shape: shape).to(.reference), saved: saved)
+        #expect(worst(gradInput, g.input) <= 1e-5, "\(c): input gradient")
+        #expect(worst(gradGamma, g.gamma) <= 1e-5, "\(c): γ gradient")
+        #expect(worst(gradBeta, g.beta) <= 1e-5, "\(c): β gradient")
+        if let gradResidual, let expected = g.residual {
+            #expect(worst(gradResidual, expected) <= 1e-5, "\(c): residual gradient")
+        }
+    }
+
     @Test("the emulation itself: shared memory and barriers (a tree sum per block), threads that return early")
     func emulationBarriers() throws {
         typealias Launch = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int32) -> Void

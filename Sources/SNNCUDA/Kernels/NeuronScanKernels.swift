@@ -4,7 +4,11 @@
 /// (`Tests/SNNCUDATests/Emulation`), which runs it against the reference backend.
 public enum CUDAKernels {
     /// Every kernel source with its file name, for compile checks.
-    public static let all: [(name: String, source: String)] = [("neuron_scan.cu", neuronScan)]
+    public static let all: [(name: String, source: String)] = [
+        ("neuron_scan.cu", neuronScan),
+        // Uses neuron_scan.cu's surrogate: compiled as one program after it.
+        ("batch_norm_neuron.cu", neuronScan + batchNormNeuron),
+    ]
 
     /// The multi-step LIF neuron (``SNNTensor/NeuronParameters``, TRT-SPEC.md §1), forward and
     /// backward through time: one thread per neuron loops over the T steps of a time-major

@@ -1,0 +1,174 @@
+extension CUDAKernels {
+    /// Training-mode batch norm fused with the LIF scan (the op `batchNormNeuronScan`; the CPU
+    /// backend's `CPUBackend+BatchNormNeuronScan.swift` computes the same), on `x` laid out
+    /// `[T·N, C, plane]` time-major: neuron `i` of a step (`[N, C, plane]` flattened, `n` of
+    /// them) is element `t·n + i` at step `t`, in channel `(i / plane) % C`.
+    ///
+    /// - `snn_bn_statistics`: each channel's batch mean and biased variance (one block per
+    ///   channel, sums in `double` in a fixed order: the results do not depend on timing).
+    /// - `snn_bn_neuron_forward`: `y = x·a_c + b_c (+ residual)` with `a = γ/√(σ²+ε)`,
+    ///   `b = β − μa`, then the scan; writes only the spikes.
+    /// - `snn_bn_neuron_backward`: recomputes `y` and the potentials (kept in the output buffer,
+    ///   which each thread then overwrites with its gradient), runs the scan backwards and
+    ///   writes `dL/dy` (and the residual's gradient, the same) with each neuron's sums over
+    ///   time of `dL/dy` and `dL/dy · x̂`.
+    /// - `snn_bn_channel_sums`: those sums per channel: `dL/dβ` and `dL/dγ` (one block per
+    ///   channel, fixed order).
+    /// - `snn_bn_input_gradient`: batch norm's input gradient in place,
+    ///   `γ/σ · (g − mean g − x̂ · mean g·x̂)`.
+    ///
+    /// Reductions use blocks of 256 threads (`snnBlockReduce`), a power of two.
+    public static let batchNormNeuron = #"""
+    // batch_norm_neuron.cu: batch norm fused with the LIF scan. Needs neuron_scan.cu's snn_surrogate.
+
+    #define SNN_REDUCE_THREADS 256
+
+    // The block's sum of each thread's `value`, in a fixed order (a tree over shared memory);
+    // every thread of the block must call it. Returns the sum in thread 0.
+    __device__ double snn_block_sum(double value) {
+        __shared__ double partial[SNN_REDUCE_THREADS];
+        partial[threadIdx.x] = value;
+        __syncthreads();
+        for (unsigned stride = SNN_REDUCE_THREADS / 2; stride > 0; stride /= 2) {
+            if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+            __syncthreads();
+        }
+        double total = partial[0];
+        __syncthreads();
+        return total;
+    }
+
+    extern "C" __global__ void snn_bn_statistics(const float *__restrict__ x, float *__restrict__ mean,
+                                                 float *__restrict__ variance, int frames, int channels, long long plane) {
+        int c = blockIdx.x;
+        long long count = (long long)frames * plane;
+        double sum = 0.0;
+        for (long long j = threadIdx.x; j < count; j += SNN_REDUCE_THREADS) {
+            long long f = j / plane, p = j % plane;
+            sum += x[(f * channels + c) * plane + p];
+        }
+        float mu = (float)(snn_block_sum(sum) / (double)count);
+        double squares = 0.0;
+        for (long long j = threadIdx.x; j < count; j += SNN_REDUCE_THREADS) {
+            long long f = j / plane, p = j % plane;
+            float d = x[(f * channels + c) * plane + p] - mu;
+            squares += (double)d * d;
+        }
+        double total = snn_block_sum(squares);
+        if (threadIdx.x == 0) {
+            mean[c] = mu;
+            variance[c] = (float)(total / (double)count);
+        }
+    }
+
+    struct SnnChannelMap {
+        float scale, shift, mean, invstd;
+    };
+
+    __device__ __forceinline__ SnnChannelMap snn_channel_map(const float *gamma, const float *beta, const float *mean,
+                                                             const float *variance, float epsilon, int c) {
+        SnnChannelMap m;
+        m.invstd = 1.0f / sqrtf(variance[c] + epsilon);
+        m.scale = gamma[c] * m.invstd;
+        m.shift = beta[c] - mean[c] * m.scale;
+        m.mean = mean[c];
+        return m;
+    }
+
+    extern "C" __global__ void snn_bn_neuron_forward(const float *__restrict__ x, const float *__restrict__ residual,
+                                                     const float *__restrict__ gamma, const float *__restrict__ beta,
+                                                     const float *__restrict__ mean, const float *__restrict__ variance,
+                                                     float epsilon, float *__restrict__ spikes, long long n, int steps,
+                                                     int channels, long long plane, float decay, float threshold,
+                                                     int softReset, float vReset) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i >= n) return;
+        SnnChannelMap m = snn_channel_map(gamma, beta, mean, variance, epsilon, (int)((i / plane) % channels));
+        float v = 0.0f;
+        for (int t = 0; t < steps; t++) {
+            long long k = (long long)t * n + i;
+            float y = x[k] * m.scale + m.shift;
+            if (residual) y += residual[k];
+            float h = v * decay + y;
+            float s = h - threshold > 0.0f ? 1.0f : 0.0f;
+            spikes[k] = s;
+            v = softReset ? h - s * threshold : (1.0f - s) * h + s * vReset;
+        }
+    }
+
+    extern "C" __global__ void snn_bn_neuron_backward(const float *__restrict__ gradSpikes, const float *__restrict__ x,
+                                                      const float *__restrict__ residual, const float *__restrict__ gamma,
+                                                      const float *__restrict__ beta, const float *__restrict__ mean,
+                                                      const float *__restrict__ variance, float epsilon,
+                                                      float *__restrict__ gradInput, float *__restrict__ gradResidual,
+                                                      float *__restrict__ sumGrad, float *__restrict__ sumGradNormalized,
+                                                      long long n, int steps, int channels, long long plane, float decay,
+                                                      float threshold, int softReset, float vReset, int surrogate,
+                                                      float parameter) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i >= n) return;
+        SnnChannelMap m = snn_channel_map(gamma, beta, mean, variance, epsilon, (int)((i / plane) % channels));
+        // The forward pass again, its potentials kept where the gradient will go.
+        float v = 0.0f;
+        for (int t = 0; t < steps; t++) {
+            long long k = (long long)t * n + i;
+            float y = x[k] * m.scale + m.shift;
+            if (residual) y += residual[k];
+            float h = v * decay + y;
+            float s = h - threshold > 0.0f ? 1.0f : 0.0f;
+            gradInput[k] = h;
+            v = softReset ? h - s * threshold : (1.0f - s) * h + s * vReset;
+        }
+        float gradV = 0.0f, sumG = 0.0f, sumGX = 0.0f;
+        for (int t = steps - 1; t >= 0; t--) {
+            long long k = (long long)t * n + i;
+            float h = gradInput[k];
+            float u = h - threshold;
+            float sg = snn_surrogate(u, surrogate, parameter);
+            float s = u > 0.0f ? 1.0f : 0.0f;
+            float dvdh = softReset ? 1.0f - threshold * sg : (1.0f - s) + (vReset - h) * sg;
+            float gradH = gradSpikes[k] * sg + gradV * dvdh;
+            gradInput[k] = gradH;
+            if (gradResidual) gradResidual[k] = gradH;
+            sumG += gradH;
+            sumGX += gradH * ((x[k] - m.mean) * m.invstd);
+            gradV = gradH * decay;
+        }
+        sumGrad[i] = sumG;
+        sumGradNormalized[i] = sumGX;
+    }
+
+    extern "C" __global__ void snn_bn_channel_sums(const float *__restrict__ sumGrad,
+                                                   const float *__restrict__ sumGradNormalized,
+                                                   float *__restrict__ gradBeta, float *__restrict__ gradGamma, int samples,
+                                                   int channels, long long plane) {
+        int c = blockIdx.x;
+        long long count = (long long)samples * plane;
+        double a = 0.0, b = 0.0;
+        for (long long j = threadIdx.x; j < count; j += SNN_REDUCE_THREADS) {
+            long long s = j / plane, p = j % plane, at = (s * channels + c) * plane + p;
+            a += sumGrad[at];
+            b += sumGradNormalized[at];
+        }
+        double totalA = snn_block_sum(a);
+        double totalB = snn_block_sum(b);
+        if (threadIdx.x == 0) {
+            gradBeta[c] = (float)totalA;
+            gradGamma[c] = (float)totalB;
+        }
+    }
+
+    extern "C" __global__ void snn_bn_input_gradient(const float *__restrict__ x, float *__restrict__ grad,
+                                                     const float *__restrict__ gamma, const float *__restrict__ mean,
+                                                     const float *__restrict__ variance, float epsilon,
+                                                     const float *__restrict__ gradGamma, const float *__restrict__ gradBeta,
+                                                     float count, long long total, int channels, long long plane) {
+        long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (k >= total) return;
+        int c = (int)((k / plane) % channels);
+        float invstd = 1.0f / sqrtf(variance[c] + epsilon);
+        float xhat = (x[k] - mean[c]) * invstd;
+        grad[k] = gamma[c] * invstd * (grad[k] - gradBeta[c] / count - xhat * (gradGamma[c] / count));
+    }
+    """#
+}
