@@ -19,22 +19,11 @@ struct KernelEmulationTests {
     typealias Backward = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
                                          Int64, Int32, Float, Float, Int32, Float, Int32, Float) -> Void
 
-    /// Compiles `harness` (in `Emulation/`) with the kernel sources written beside it and opens it.
+    /// Compiles `harness` (in `Emulation/`) with the kernel sources written beside it and opens
+    /// it, once per process. The libraries stay on disk while loaded: a deleted one's inode can
+    /// be reused by the next, which the loader would then take for the library already open.
     static func emulated(_ harness: String) throws -> UnsafeMutableRawPointer {
-        let folder = NSTemporaryDirectory() + "snn-emulated-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        for kernel in CUDAKernels.all {
-            try kernel.source.write(toFile: "\(folder)/\(kernel.name)", atomically: true, encoding: .utf8)
-        }
-        let emulation = "\(CUDAWheels.root)/Tests/SNNCUDATests/Emulation"
-        let library = "\(folder)/harness.so"
-        let compiled = try CUDAWheels.run(["c++", "-std=c++20", "-O1", "-Wall", "-Werror", "-shared", "-fPIC", "-pthread",
-                                           "-I\(emulation)", "-I\(folder)", "\(emulation)/\(harness)", "-o", library])
-        guard compiled.status == 0, let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
-            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "\(harness): \(compiled.output)"])
-        }
-        return handle
+        try EmulatedLibraries.shared.open(harness)
     }
 
     static let neurons: [NeuronParameters] = [
@@ -226,5 +215,37 @@ struct KernelEmulationTests {
                 #expect(Array(cubin.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46], "\(kernel.name) for \(architecture)")
             }
         }
+    }
+}
+
+/// The compiled harnesses of this process, in one temporary folder removed at exit.
+final class EmulatedLibraries: @unchecked Sendable {
+    static let shared = EmulatedLibraries()
+    private let lock = NSLock()
+    private var handles: [String: UnsafeMutableRawPointer] = [:]
+    private static let folder = NSTemporaryDirectory() + "snn-emulated-\(getpid())"
+
+    private init() {
+        atexit { try? FileManager.default.removeItem(atPath: EmulatedLibraries.folder) }
+    }
+
+    func open(_ harness: String) throws -> UnsafeMutableRawPointer {
+        lock.lock()
+        defer { lock.unlock() }
+        if let handle = handles[harness] { return handle }
+        let folder = Self.folder
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for kernel in CUDAKernels.all {
+            try kernel.source.write(toFile: "\(folder)/\(kernel.name)", atomically: true, encoding: .utf8)
+        }
+        let emulation = "\(CUDAWheels.root)/Tests/SNNCUDATests/Emulation"
+        let library = "\(folder)/\((harness as NSString).deletingPathExtension).so"
+        let compiled = try CUDAWheels.run(["c++", "-std=c++20", "-O1", "-Wall", "-Werror", "-shared", "-fPIC", "-pthread",
+                                           "-I\(emulation)", "-I\(folder)", "\(emulation)/\(harness)", "-o", library])
+        guard compiled.status == 0, let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
+            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "\(harness): \(compiled.output)"])
+        }
+        handles[harness] = handle
+        return handle
     }
 }

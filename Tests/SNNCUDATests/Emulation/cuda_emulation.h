@@ -8,9 +8,13 @@
 //   that is running, and by one block at a time. Dynamic shared memory (extern __shared__) and
 //   warp intrinsics are not emulated; kernels that need them need more here first.
 // - threadIdx and blockIdx are per host thread; blockDim and gridDim are the launch's.
+// - Launches run one at a time, whichever host threads start them (as on one stream): shared
+//   memory and the launch's dimensions are process-wide. (Tests running side by side call
+//   launches concurrently; unserialised, two grids raced on those and produced NaNs.)
 #pragma once
 
 #include <barrier>
+#include <mutex>
 #include <math.h>  // expf, fabsf: what CUDA's device math gives kernels
 #include <thread>
 #include <vector>
@@ -24,6 +28,7 @@ namespace snn_emulation {
 inline thread_local dim3 thread_index, block_index;
 inline dim3 block_dim, grid_dim;
 inline thread_local std::barrier<> *block_barrier = nullptr;
+inline std::mutex launch_lock;
 }  // namespace snn_emulation
 
 #define threadIdx (snn_emulation::thread_index)
@@ -42,6 +47,7 @@ inline void __syncthreads() { snn_emulation::block_barrier->arrive_and_wait(); }
 
 template <class Kernel, class... Args>
 void snn_emulate_launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
+    std::lock_guard<std::mutex> serial(snn_emulation::launch_lock);
     snn_emulation::grid_dim = grid;
     snn_emulation::block_dim = block;
     const unsigned threads = block.x * block.y * block.z;
