@@ -187,6 +187,31 @@ struct KernelEmulationTests {
         }
     }
 
+    @Test("the TRT penalty and its gradient: the emulated kernels against the reference backend")
+    func trtRegularizer() throws {
+        typealias Launch = @convention(c) (UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Double>,
+                                           Int64, UnsafePointer<Float>, Int32, Float, Float, UnsafeMutablePointer<Float>) -> Void
+        let handle = try Self.emulated("trt_regularizer_harness.cpp")
+        let launch = unsafeBitCast(try #require(dlsym(handle, "emulate_trt_regularizer")), to: Launch.self)
+        // 1,000 weights in blocks of 256 (three full, a partial fourth), zeros included; T = 6.
+        let n = 1000
+        var w = RandomInputs(seed: 51).normalValues(n, std: 0.05).map(Float.init)
+        for i in stride(from: 0, to: n, by: 97) { w[i] = 0 }
+        let coefficients = (0..<6).map { Foundation.exp(0.5 * Double($0)) - 1 }
+        let (lambda, epsilon) = (5e-3, 1e-5)
+        let grid = (n + 255) / 256
+        var grad = [Float](repeating: .nan, count: n), partials = [Double](repeating: .nan, count: grid), value: Float = .nan
+        launch(UInt32(grid), w, &grad, &partials, Int64(n), coefficients.map(Float.init), Int32(coefficients.count), Float(lambda),
+               Float(epsilon), &value)
+        let expected = Device.reference.backend.trtRegularizer([Tensor(w, shape: [n]).to(.reference)], lambda: lambda,
+                                                               coefficients: coefficients, epsilon: epsilon)
+        let expectedValue = expected.value.toDoubles()[0]
+        #expect(Swift.abs(Double(value) - expectedValue) <= 1e-5 * expectedValue, "value \(value) against \(expectedValue)")
+        let e = expected.gradients[0].toDoubles()
+        let scale = e.map { Swift.abs($0) }.max()!
+        #expect(zip(grad, e).map { Swift.abs(Double($0) - $1) }.max()! <= 1e-5 * scale)
+    }
+
     @Test("the emulation itself: shared memory and barriers (a tree sum per block), threads that return early")
     func emulationBarriers() throws {
         typealias Launch = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int32) -> Void

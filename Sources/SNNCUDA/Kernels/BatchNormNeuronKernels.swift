@@ -17,26 +17,10 @@ extension CUDAKernels {
     /// - `snn_bn_input_gradient`: batch norm's input gradient in place,
     ///   `γ/σ · (g − mean g − x̂ · mean g·x̂)`.
     ///
-    /// Reductions use blocks of 256 threads (`snnBlockReduce`), a power of two.
+    /// Reductions use ``reductions``' block sum: blocks of 256 threads.
     public static let batchNormNeuron = #"""
-    // batch_norm_neuron.cu: batch norm fused with the LIF scan. Needs neuron_scan.cu's snn_surrogate.
-
-    #define SNN_REDUCE_THREADS 256
-
-    // The block's sum of each thread's `value`, in a fixed order (a tree over shared memory);
-    // every thread of the block must call it. Returns the sum in thread 0.
-    __device__ double snn_block_sum(double value) {
-        __shared__ double partial[SNN_REDUCE_THREADS];
-        partial[threadIdx.x] = value;
-        __syncthreads();
-        for (unsigned stride = SNN_REDUCE_THREADS / 2; stride > 0; stride /= 2) {
-            if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-            __syncthreads();
-        }
-        double total = partial[0];
-        __syncthreads();
-        return total;
-    }
+    // batch_norm_neuron.cu: batch norm fused with the LIF scan. Needs neuron_scan.cu's snn_surrogate
+    // and reductions.cu's snn_block_sum.
 
     extern "C" __global__ void snn_bn_statistics(const float *__restrict__ x, float *__restrict__ mean,
                                                  float *__restrict__ variance, int frames, int channels, long long plane) {

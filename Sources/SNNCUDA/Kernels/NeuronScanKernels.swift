@@ -4,10 +4,11 @@
 /// (`Tests/SNNCUDATests/Emulation`), which runs it against the reference backend.
 public enum CUDAKernels {
     /// Every kernel source with its file name, for compile checks.
+    /// Sources that use another's functions are compiled as one program after it.
     public static let all: [(name: String, source: String)] = [
         ("neuron_scan.cu", neuronScan),
-        // Uses neuron_scan.cu's surrogate: compiled as one program after it.
-        ("batch_norm_neuron.cu", neuronScan + batchNormNeuron),
+        ("batch_norm_neuron.cu", neuronScan + reductions + batchNormNeuron),
+        ("trt_regularizer.cu", reductions + trtRegularizer),
     ]
 
     /// The multi-step LIF neuron (``SNNTensor/NeuronParameters``, TRT-SPEC.md §1), forward and

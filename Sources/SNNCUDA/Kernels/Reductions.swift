@@ -1,0 +1,62 @@
+extension CUDAKernels {
+    /// Helpers for kernels that reduce: a block-wide sum in a fixed order, so that results do not
+    /// depend on timing (no atomics), and the sum of per-block partials by one block.
+    public static let reductions = #"""
+    // reductions.cu: deterministic block sums.
+
+    #define SNN_REDUCE_THREADS 256
+
+    // The block's sum of each thread's `value`, in a fixed order (a tree over shared memory);
+    // every thread of the block must call it. Returns the sum in thread 0.
+    __device__ double snn_block_sum(double value) {
+        __shared__ double partial[SNN_REDUCE_THREADS];
+        partial[threadIdx.x] = value;
+        __syncthreads();
+        for (unsigned stride = SNN_REDUCE_THREADS / 2; stride > 0; stride /= 2) {
+            if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+            __syncthreads();
+        }
+        double total = partial[0];
+        __syncthreads();
+        return total;
+    }
+
+    // out[0] = the sum of count partials, in a fixed order, by one block of SNN_REDUCE_THREADS.
+    extern "C" __global__ void snn_sum_partials(const double *__restrict__ partials, float *__restrict__ out, int count) {
+        double sum = 0.0;
+        for (int j = threadIdx.x; j < count; j += SNN_REDUCE_THREADS) sum += partials[j];
+        double total = snn_block_sum(sum);
+        if (threadIdx.x == 0) out[0] = (float)total;
+    }
+    """#
+
+    /// The TRT weight penalty with its closed-form gradient (TRT-SPEC.md §3), over one weight
+    /// tensor: `Σ_t λ w²/d_t` with `d_t = 1 + c_t(|w| + ε)`, one thread per element, all
+    /// timesteps in registers; each block writes its part of the value to `partials`
+    /// (``reductions``' `snn_sum_partials` adds them). Blocks of 256 threads.
+    public static let trtRegularizer = #"""
+    // trt_regularizer.cu: the TRT penalty and its gradient. Needs reductions.cu.
+
+    extern "C" __global__ void snn_trt_regularizer(const float *__restrict__ w, float *__restrict__ grad,
+                                                   double *__restrict__ partials, long long n,
+                                                   const float *__restrict__ coefficients, int steps, float lambda,
+                                                   float epsilon) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        double value = 0.0;
+        if (i < n) {
+            float x = w[i];
+            float sign = x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f);
+            float g = 0.0f;
+            for (int t = 0; t < steps; t++) {
+                float c = coefficients[t];
+                float d = 1.0f + c * (fabsf(x) + epsilon);
+                value += (double)(lambda * x * x / d);
+                g += lambda * (2.0f * x * d - x * x * c * sign) / (d * d);
+            }
+            grad[i] = g;
+        }
+        double total = snn_block_sum(value);   // every thread takes part, past the end too
+        if (threadIdx.x == 0) partials[blockIdx.x] = total;
+    }
+    """#
+}
