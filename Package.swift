@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "SNNAnalysisTests", dependencies: ["SNNAnalysis", "SNNModels", "SNNData", "SNNTensor", "SNNCPU"], exclude: ["Fixtures"]),
         .testTarget(name: "SNNReportsTests", dependencies: ["SNNReports"]),
         .testTarget(name: "SNNDistributedTests", dependencies: ["SNNDistributed", "SNNTensor"]),
-        .testTarget(name: "SNNCUDATests", dependencies: ["SNNCUDA", "SNNLibraries", "SNNTensor", "SNNTestSupport"],
+        .testTarget(name: "SNNCUDATests", dependencies: ["SNNCUDA", "SNNLibraries", "SNNTensor", "SNNTraining", "SNNTestSupport"],
                     exclude: ["Prototypes", "Emulation"]),
         .testTarget(name: "SNNExportTests", dependencies: ["SNNExport", "SNNModels", "SNNTensor", "SNNCPU"]),
         .testTarget(name: "SNNLayersTests", dependencies: ["SNNLayers", "SNNTensor", "SNNTestSupport"]),

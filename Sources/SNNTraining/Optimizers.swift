@@ -22,10 +22,10 @@ public final class Optimizer {
     /// The flat buffer of each state kind (`exp_avg`, ...), once allocated.
     public private(set) var flatState: [String: Tensor] = [:]
 
-    // PyTorch's defaults.
-    let beta1 = 0.9, beta2 = 0.999, adamEpsilon = 1e-8
-    let momentum = 0.9
-    let rmsAlpha = 0.99, rmsEpsilon = 1e-8
+    // PyTorch's defaults (public for backends that fuse the update).
+    public let beta1 = 0.9, beta2 = 0.999, adamEpsilon = 1e-8
+    public let momentum = 0.9
+    public let rmsAlpha = 0.99, rmsEpsilon = 1e-8
 
     public init(_ kind: Kind, learningRate: Double, weightDecay: Double = 0) {
         precondition(learningRate >= 0 && weightDecay >= 0, "[Optimizer] expected non-negative learning rate and weight decay")

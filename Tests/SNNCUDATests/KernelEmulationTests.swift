@@ -2,6 +2,7 @@ import Foundation
 import SNNCUDA
 import SNNTensor
 import SNNTestSupport
+import SNNTraining
 import Testing
 
 #if canImport(Glibc)
@@ -210,6 +211,45 @@ struct KernelEmulationTests {
         let e = expected.gradients[0].toDoubles()
         let scale = e.map { Swift.abs($0) }.max()!
         #expect(zip(grad, e).map { Swift.abs(Double($0) - $1) }.max()! <= 1e-5 * scale)
+    }
+
+    @Test("the fused optimiser step: three steps of each kind against SNNTraining's Optimizer on the reference backend",
+          arguments: Optimizer.Kind.allCases)
+    func optimizer(kind: Optimizer.Kind) throws {
+        typealias Launch = @convention(c) (UInt32, UInt32, UnsafeMutablePointer<Float>, UnsafePointer<Float>,
+                                           UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int64, Int32, Float, Float,
+                                           Float, Float, Float, Float, Float, Float, Float) -> Void
+        let handle = try Self.emulated("optimizer_harness.cpp")
+        let launch = unsafeBitCast(try #require(dlsym(handle, "emulate_optimizer_step")), to: Launch.self)
+        // 700 parameters in blocks of 256 (two full, a partial third).
+        let (n, block) = (700, 256)
+        let r = RandomInputs(seed: 61)
+        var p = r.normalValues(n, std: 0.1).map(Float.init)
+        let initial = p
+        var (s1, s2) = ([Float](repeating: 0, count: n), [Float](repeating: 0, count: n))
+        let reference = Optimizer(kind, learningRate: 0.01, weightDecay: 0.05)
+        let flat = Tensor(p, shape: [n]).to(.reference)
+        let named = [(key: "w", value: flat)]
+        let code: Int32 = switch kind {
+        case .sgd: 0
+        case .adam: 1
+        case .adamW: 2
+        case .rmsprop: 3
+        }
+        for step in 1...3 {
+            let g = r.normalValues(n, std: 0.5).map(Float.init)
+            reference.step(flat: flat, gradients: Tensor(g, shape: [n]).to(.reference), named: named)
+            let (c1, c2) = (1 - Foundation.pow(reference.beta1, Double(step)), 1 - Foundation.pow(reference.beta2, Double(step)))
+            let epsilon = kind == .rmsprop ? reference.rmsEpsilon : reference.adamEpsilon
+            launch(UInt32((n + block - 1) / block), UInt32(block), &p, g, &s1, &s2, Int64(n), code, Float(reference.learningRate),
+                   Float(reference.weightDecay), Float(reference.beta1), Float(reference.beta2), Float(epsilon),
+                   Float(reference.momentum), Float(reference.rmsAlpha), Float(c1), Float(c2.squareRoot()))
+        }
+        let expected = flat.toDoubles()
+        let worst = zip(p, expected).map { Swift.abs(Double($0) - $1) }.max()!
+        #expect(worst <= 1e-6, "\(kind): parameters differ by \(worst)")
+        let moved = zip(p, initial).map { Swift.abs($0 - $1) }.max()!
+        #expect(moved > 1e-3, "\(kind): the steps must move the parameters (moved \(moved))")
     }
 
     @Test("the emulation itself: shared memory and barriers (a tree sum per block), threads that return early")

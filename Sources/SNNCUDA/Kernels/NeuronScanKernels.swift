@@ -9,6 +9,7 @@ public enum CUDAKernels {
         ("neuron_scan.cu", neuronScan),
         ("batch_norm_neuron.cu", neuronScan + reductions + batchNormNeuron),
         ("trt_regularizer.cu", reductions + trtRegularizer),
+        ("optimizer.cu", optimizer),
     ]
 
     /// The multi-step LIF neuron (``SNNTensor/NeuronParameters``, TRT-SPEC.md §1), forward and
