@@ -252,6 +252,93 @@ struct KernelEmulationTests {
         #expect(moved > 1e-3, "\(kind): the steps must move the parameters (moved \(moved))")
     }
 
+    /// Strided operands over the output shape [6, 7, 9] (378 elements, three blocks of 128 and a
+    /// partial): a transposed one, a broadcast one (stride 0) read past an offset, a contiguous one.
+    struct Strided {
+        static let shape = [6, 7, 9]
+        static let count = 378
+        /// Storage [9, 7, 6] read as [6, 7, 9].
+        static let transposed: [Int64] = [1, 6, 42]
+        /// Storage [3 ignored, then 7] read as [6, 7, 9].
+        static let broadcast: [Int64] = [0, 1, 0]
+        static let contiguous: [Int64] = [63, 9, 1]
+
+        static func at(_ i: Int, _ strides: [Int64], offset: Int = 0) -> Int {
+            let (a, b, c) = (i / 63, (i / 9) % 7, i % 9)
+            return offset + a * Int(strides[0]) + b * Int(strides[1]) + c * Int(strides[2])
+        }
+    }
+
+    @Test("elementwise ops over transposed, broadcast and offset operands, and ordered reductions, against the reference backend")
+    func elementwise() throws {
+        typealias Unary = @convention(c) (Int32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int64, Int32,
+                                          UnsafePointer<Int64>, UnsafePointer<Int64>, UnsafePointer<Int64>) -> Void
+        typealias Binary = @convention(c) (Int32, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int64,
+                                           Int32, UnsafePointer<Int64>, UnsafePointer<Int64>, UnsafePointer<Int64>) -> Void
+        typealias Scalar = @convention(c) (Int32, UnsafePointer<Float>, Float, Int32, UnsafeMutablePointer<Float>, Int64, Int32,
+                                           UnsafePointer<Int64>, UnsafePointer<Int64>, UnsafePointer<Int64>) -> Void
+        typealias Select = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                                           UnsafeMutablePointer<Float>, Int64, Int32, UnsafePointer<Int64>, UnsafePointer<Int64>,
+                                           UnsafePointer<Int64>) -> Void
+        typealias Reduce = @convention(c) (Int32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int64, Int64, Int32,
+                                           UnsafePointer<Int64>, UnsafePointer<Int64>, Int32, UnsafePointer<Int64>,
+                                           UnsafePointer<Int64>) -> Void
+        let handle = try Self.emulated("elementwise_harness.cpp")
+        func function<T>(_ name: String, _ type: T.Type) throws -> T { unsafeBitCast(try #require(dlsym(handle, name)), to: type) }
+        let (unary, binary) = (try function("emulate_unary", Unary.self), try function("emulate_binary", Binary.self))
+        let (scalar, select) = (try function("emulate_binary_scalar", Scalar.self), try function("emulate_select", Select.self))
+        let reduce = try function("emulate_reduce", Reduce.self)
+
+        let n = Strided.count
+        let shape = Strided.shape.map(Int64.init)
+        let r = RandomInputs(seed: 71)
+        // a: multiples of 1/4 in [0.5, 2] (so comparisons meet equal values); b: 3 ignored, then 7.
+        let aStorage = r.uniformValues(n, low: 2, high: 8).map { Float(($0).rounded()) / 4 }
+        let bStorage: [Float] = [9, 9, 9] + [0.5, 1, -1.25, 1.5, 0.75, -0.5, 1]
+        let a = (0..<n).map { aStorage[Strided.at($0, Strided.transposed)] }
+        let b = (0..<n).map { bStorage[Strided.at($0, Strided.broadcast, offset: 3)] }
+        let strides = [Int64](repeating: 0, count: 3) + Strided.transposed + Strided.broadcast
+        let offsets: [Int64] = [0, 0, 3]
+        let reference = Device.reference.backend
+        let (ta, tb) = (Tensor(a, shape: Strided.shape).to(.reference), Tensor(b, shape: Strided.shape).to(.reference))
+        func close(_ got: [Float], _ expected: Tensor, _ what: String) {
+            let e = expected.toDoubles()
+            let worst = zip(got, e).map { Swift.abs(Double($0) - $1) / Swift.max(Swift.abs($1), 1) }.max()!
+            #expect(worst <= 1e-6, "\(what): off by \(worst)")
+        }
+        for (code, op) in UnaryOp.allCases.enumerated() {
+            var y = [Float](repeating: .nan, count: n)
+            unary(Int32(code), aStorage, &y, Int64(n), 3, shape, strides, [0, 0, 0])
+            close(y, reference.unary(op, ta), "\(op)")
+        }
+        for (code, op) in BinaryOp.allCases.enumerated() {
+            var y = [Float](repeating: .nan, count: n)
+            binary(Int32(code), aStorage, bStorage, &y, Int64(n), 3, shape, strides, offsets)
+            close(y, reference.binary(op, ta, tb), "\(op)")
+            for scalarFirst in [false, true] {
+                scalar(Int32(code), aStorage, 1.25, scalarFirst ? 1 : 0, &y, Int64(n), 3, shape, strides, [0, 0, 0])
+                close(y, reference.binary(op, ta, scalar: 1.25, scalarFirst: scalarFirst), "\(op) with a scalar")
+            }
+        }
+        // select(a > 1, a, b): the condition contiguous in slot 0.
+        let condition = a.map { $0 > 1 ? Float(1) : 0 }
+        var selected = [Float](repeating: .nan, count: n)
+        select(condition, aStorage, bStorage, &selected, Int64(n), 3, shape, Strided.contiguous + Strided.transposed + Strided.broadcast,
+               offsets)
+        close(selected, reference.select(Tensor(condition, shape: Strided.shape).to(.reference), ta, tb), "select")
+        // Reductions of the transposed operand over [1] and over [0, 2].
+        for (code, op) in ReduceOp.allCases.enumerated() {
+            for axes in [[1], [0, 2]] {
+                let kept = (0..<3).filter { !axes.contains($0) }
+                let outputs = kept.map { Strided.shape[$0] }.reduce(1, *), inner = axes.map { Strided.shape[$0] }.reduce(1, *)
+                var y = [Float](repeating: .nan, count: outputs)
+                reduce(Int32(code), aStorage, &y, Int64(outputs), Int64(inner), Int32(kept.count), kept.map { shape[$0] },
+                       kept.map { Strided.transposed[$0] }, Int32(axes.count), axes.map { shape[$0] }, axes.map { Strided.transposed[$0] })
+                close(y, reference.reduce(op, ta, axes: axes), "\(op) over \(axes)")
+            }
+        }
+    }
+
     @Test("the emulation itself: shared memory and barriers (a tree sum per block), threads that return early")
     func emulationBarriers() throws {
         typealias Launch = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int32) -> Void

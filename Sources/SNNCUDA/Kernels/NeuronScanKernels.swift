@@ -10,6 +10,7 @@ public enum CUDAKernels {
         ("batch_norm_neuron.cu", neuronScan + reductions + batchNormNeuron),
         ("trt_regularizer.cu", reductions + trtRegularizer),
         ("optimizer.cu", optimizer),
+        ("elementwise.cu", elementwise),
     ]
 
     /// The multi-step LIF neuron (``SNNTensor/NeuronParameters``, TRT-SPEC.md §1), forward and

@@ -15,7 +15,7 @@
 
 #include <barrier>
 #include <mutex>
-#include <math.h>  // expf, fabsf: what CUDA's device math gives kernels
+#include <math.h>  // expf, fabsf, ...: what CUDA's device math gives kernels
 #include <thread>
 #include <vector>
 
@@ -44,6 +44,12 @@ inline std::mutex launch_lock;
 #define __launch_bounds__(...)
 
 inline void __syncthreads() { snn_emulation::block_barrier->arrive_and_wait(); }
+
+inline float __int_as_float(int bits) {
+    float value;
+    __builtin_memcpy(&value, &bits, sizeof value);
+    return value;
+}
 
 template <class Kernel, class... Args>
 void snn_emulate_launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {

@@ -1,0 +1,120 @@
+extension CUDAKernels {
+    /// Elementwise ops and reductions over strided float32 tensors (the backend's `unary`,
+    /// `binary`, `binary(_:_:scalar:)`, `clamp`, `select` and `reduce`), one thread per output
+    /// element. Operands are read through their shape and strides (`SnnLayout`, rank ≤ 8): a
+    /// broadcast operand has stride 0, a transposed one permuted strides, so views need no
+    /// copies. Op codes follow the order of `UnaryOp` and `BinaryOp`'s cases. A reduction sums
+    /// (or takes the maximum of) each output's inputs in index order, so results do not depend
+    /// on timing.
+    public static let elementwise = #"""
+    // elementwise.cu: strided elementwise ops and ordered reductions.
+
+    #define SNN_MAX_RANK 8
+
+    // The output's shape and each operand's strides (in elements) over it.
+    struct SnnLayout {
+        int rank;
+        long long shape[SNN_MAX_RANK];
+        long long strides[3][SNN_MAX_RANK];
+        long long offsets[3];
+    };
+
+    // The element of operand `which` at the output's flat (row-major) index `i`.
+    __device__ __forceinline__ long long snn_at(const SnnLayout &l, int which, long long i) {
+        long long at = l.offsets[which];
+        for (int d = l.rank - 1; d >= 0; d--) {
+            long long q = i / l.shape[d];
+            at += (i - q * l.shape[d]) * l.strides[which][d];
+            i = q;
+        }
+        return at;
+    }
+
+    __device__ __forceinline__ float snn_unary_op(int op, float x) {
+        switch (op) {
+        case 0: return -x;                                   // negate
+        case 1: return expf(x);                              // exp
+        case 2: return logf(x);                              // log
+        case 3: return fabsf(x);                             // abs
+        case 4: return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f);   // sign
+        case 5: return 1.0f / (1.0f + expf(-x));             // sigmoid
+        case 6: return x > 0.0f ? x : 0.0f;                  // relu
+        case 7: return sqrtf(x);                             // sqrt
+        case 8: return x * x;                                // square
+        default: return 1.0f / x;                            // reciprocal
+        }
+    }
+
+    __device__ __forceinline__ float snn_binary_op(int op, float a, float b) {
+        switch (op) {
+        case 0: return a + b;
+        case 1: return a - b;
+        case 2: return a * b;
+        case 3: return a / b;
+        case 4: return a != a || b != b ? a + b : (a > b ? a : b);   // maximum (NaN wins)
+        case 5: return a != a || b != b ? a + b : (a < b ? a : b);   // minimum (NaN wins)
+        case 6: return powf(a, b);
+        case 7: return a == b ? 1.0f : 0.0f;
+        case 8: return a != b ? 1.0f : 0.0f;
+        case 9: return a < b ? 1.0f : 0.0f;
+        case 10: return a <= b ? 1.0f : 0.0f;
+        case 11: return a > b ? 1.0f : 0.0f;
+        default: return a >= b ? 1.0f : 0.0f;
+        }
+    }
+
+    // Output (operand 0) is contiguous: y[i].
+    extern "C" __global__ void snn_unary(int op, const float *__restrict__ x, float *__restrict__ y, long long n, SnnLayout l) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < n) y[i] = snn_unary_op(op, x[snn_at(l, 1, i)]);
+    }
+
+    extern "C" __global__ void snn_binary(int op, const float *__restrict__ a, const float *__restrict__ b,
+                                          float *__restrict__ y, long long n, SnnLayout l) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < n) y[i] = snn_binary_op(op, a[snn_at(l, 1, i)], b[snn_at(l, 2, i)]);
+    }
+
+    extern "C" __global__ void snn_binary_scalar(int op, const float *__restrict__ x, float s, int scalarFirst,
+                                                 float *__restrict__ y, long long n, SnnLayout l) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i >= n) return;
+        float v = x[snn_at(l, 1, i)];
+        y[i] = scalarFirst ? snn_binary_op(op, s, v) : snn_binary_op(op, v, s);
+    }
+
+    extern "C" __global__ void snn_clamp(const float *__restrict__ x, float low, float high, float *__restrict__ y,
+                                         long long n, SnnLayout l) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i >= n) return;
+        float v = x[snn_at(l, 1, i)];
+        y[i] = fminf(fmaxf(v, low), high);
+    }
+
+    // y = condition ≠ 0 ? a : b; operands 1 and 2 are a and b, the condition has the layout of operand 0's slot.
+    extern "C" __global__ void snn_select(const float *__restrict__ condition, const float *__restrict__ a,
+                                          const float *__restrict__ b, float *__restrict__ y, long long n, SnnLayout l) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i >= n) return;
+        y[i] = condition[snn_at(l, 0, i)] != 0.0f ? a[snn_at(l, 1, i)] : b[snn_at(l, 2, i)];
+    }
+
+    // One thread per output element of a reduction: `l` describes the reduced axes' extents and
+    // the input's strides along them (operand 1), `outer` the kept axes (operand 1's strides over
+    // the output's index). op 0 sums in double, 1 takes the maximum (NaN wins).
+    extern "C" __global__ void snn_reduce(int op, const float *__restrict__ x, float *__restrict__ y, long long outputs,
+                                          long long inner, SnnLayout outer, SnnLayout reduced) {
+        long long o = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (o >= outputs) return;
+        long long base = snn_at(outer, 1, o);
+        double sum = 0.0;
+        float best = __int_as_float(0xff800000);   // −∞, the maximum of nothing
+        for (long long j = 0; j < inner; j++) {
+            float v = x[base + snn_at(reduced, 1, j)];
+            if (op == 0) sum += v;
+            else if (j == 0 || v > best || v != v) best = v;
+        }
+        y[o] = op == 0 ? (float)sum : best;
+    }
+    """#
+}
