@@ -320,6 +320,11 @@ struct KernelEmulationTests {
                 close(y, reference.binary(op, ta, scalar: 1.25, scalarFirst: scalarFirst), "\(op) with a scalar")
             }
         }
+        typealias Clamp = @convention(c) (UnsafePointer<Float>, Float, Float, UnsafeMutablePointer<Float>, Int64, Int32,
+                                          UnsafePointer<Int64>, UnsafePointer<Int64>, UnsafePointer<Int64>) -> Void
+        var clamped = [Float](repeating: .nan, count: n)
+        try function("emulate_clamp", Clamp.self)(aStorage, 0.75, 1.5, &clamped, Int64(n), 3, shape, strides, [0, 0, 0])
+        close(clamped, reference.clamp(ta, low: 0.75, high: 1.5), "clamp")
         // select(a > 1, a, b): the condition contiguous in slot 0.
         let condition = a.map { $0 > 1 ? Float(1) : 0 }
         var selected = [Float](repeating: .nan, count: n)

@@ -47,3 +47,8 @@ extern "C" void emulate_reduce(int op, const float *x, float *y, long long outpu
     snn_emulate_launch(dim3(blocks(outputs)), dim3(128), snn_reduce, op, x, y, outputs, inner,
                        layout(outerRank, outerShape, outer, none), layout(reducedRank, reducedShape, reduced, none));
 }
+
+extern "C" void emulate_clamp(const float *x, float low, float high, float *y, long long n, int rank, const long long *shape,
+                              const long long *strides, const long long *offsets) {
+    snn_emulate_launch(dim3(blocks(n)), dim3(128), snn_clamp, x, low, high, y, n, layout(rank, shape, strides, offsets));
+}
