@@ -29,6 +29,29 @@ typedef snn_CUresult (*snn_cuDeviceGetAttribute_t)(int *pi, snn_CUdevice_attribu
 typedef snn_CUresult (*snn_cuGetErrorName_t)(snn_CUresult error, const char **pStr);
 typedef snn_CUresult (*snn_cuGetErrorString_t)(snn_CUresult error, const char **pStr);
 
+typedef unsigned long long snn_CUdeviceptr; // device memory address
+typedef struct CUctx_st *snn_CUcontext;
+typedef struct CUstream_st *snn_CUstream;
+typedef struct CUmod_st *snn_CUmodule;
+typedef struct CUfunc_st *snn_CUfunction;
+
+typedef snn_CUresult (*snn_cuDevicePrimaryCtxRetain_t)(snn_CUcontext *pctx, snn_CUdevice dev);
+typedef snn_CUresult (*snn_cuCtxSetCurrent_t)(snn_CUcontext ctx);
+typedef snn_CUresult (*snn_cuStreamCreate_t)(snn_CUstream *phStream, unsigned int flags);
+typedef snn_CUresult (*snn_cuStreamSynchronize_t)(snn_CUstream hStream);
+typedef snn_CUresult (*snn_cuMemAllocAsync_t)(snn_CUdeviceptr *dptr, size_t bytesize, snn_CUstream hStream);
+typedef snn_CUresult (*snn_cuMemFreeAsync_t)(snn_CUdeviceptr dptr, snn_CUstream hStream);
+typedef snn_CUresult (*snn_cuMemcpyHtoDAsync_v2_t)(snn_CUdeviceptr dstDevice, const void *srcHost, size_t byteCount,
+                                                   snn_CUstream hStream);
+typedef snn_CUresult (*snn_cuMemcpyDtoHAsync_v2_t)(void *dstHost, snn_CUdeviceptr srcDevice, size_t byteCount,
+                                                   snn_CUstream hStream);
+typedef snn_CUresult (*snn_cuModuleLoadData_t)(snn_CUmodule *module, const void *image);
+typedef snn_CUresult (*snn_cuModuleGetFunction_t)(snn_CUfunction *hfunc, snn_CUmodule hmod, const char *name);
+typedef snn_CUresult (*snn_cuLaunchKernel_t)(snn_CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+                                             unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
+                                             unsigned int blockDimZ, unsigned int sharedMemBytes, snn_CUstream hStream,
+                                             void **kernelParams, void **extra);
+
 // ---- NVRTC (libnvrtc.so.12 / .13) ----
 typedef unsigned int snn_nvrtcResult;        // enum nvrtcResult; NVRTC_SUCCESS = 0
 typedef struct _nvrtcProgram *snn_nvrtcProgram;

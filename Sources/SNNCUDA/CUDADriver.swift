@@ -15,6 +15,8 @@ import Glibc
 public struct CUDADriver: @unchecked Sendable {
     /// The file opened.
     public let path: String
+    /// Its `dlopen` handle (kept open): ``CUDADevice`` binds the functions that compute from it.
+    let handle: UnsafeMutableRawPointer
     /// `cuDriverGetVersion`'s integer: `13000` for CUDA 13.0.
     public let versionCode: Int32
 
@@ -70,6 +72,7 @@ public struct CUDADriver: @unchecked Sendable {
         let symbols = Symbols(handle: handle, path: path, library: "CUDA", expected: "the CUDA driver library")
         func function<T>(_ name: String, _ type: T.Type) throws -> T { try symbols.function(name, type) }
         self.path = path
+        self.handle = handle
         initialize = try function("cuInit", snn_cuInit_t.self)
         driverGetVersion = try function("cuDriverGetVersion", snn_cuDriverGetVersion_t.self)
         deviceGetCount = try function("cuDeviceGetCount", snn_cuDeviceGetCount_t.self)

@@ -41,9 +41,11 @@ public enum CUDAStubLibraries {
     public static let notADriverSource = "int somethingElse(void) { return 0; }"
 
     /// Compiles `files` (name → C source) as shared libraries into a new temporary folder and
-    /// returns it.
+    /// returns it. The folders stay until the process exits: a library deleted while loaded
+    /// frees its inode, and a new library given the same inode would be taken by the loader
+    /// for the one already open.
     public static func folder(_ files: [String: String]) throws -> String {
-        let folder = NSTemporaryDirectory() + "snn-cuda-stubs-\(UUID().uuidString)"
+        let folder = parent + "/\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for (name, source) in files {
             let c = "\(folder)/\(name).c"
@@ -59,4 +61,11 @@ public enum CUDAStubLibraries {
         }
         return folder
     }
+
+    /// This process's folder of stand-ins, removed at exit.
+    private static let parent: String = {
+        let parent = NSTemporaryDirectory() + "snn-cuda-stubs-\(getpid())"
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "snn-cuda-stubs-\(getpid())") }
+        return parent
+    }()
 }

@@ -11,7 +11,6 @@ struct CUDALoadingTests {
     @Test("a driver with two GPUs: versions, names, memory, SM versions, multiprocessors")
     func driverDevices() throws {
         let folder = try CUDAStubLibraries.folder(["libcuda.so.1": CUDAStubLibraries.driverSource(initResult: 0)])
-        defer { try? FileManager.default.removeItem(atPath: folder) }
         let driver = try CUDADriver.load(environment: ["SNN_CUDA_LIBRARY_PATH": "/nonexistent:\(folder)"])
         #expect(driver.path == "\(folder)/libcuda.so.1")
         #expect(driver.version == "13.0")
@@ -27,7 +26,6 @@ struct CUDALoadingTests {
         let none = try CUDAStubLibraries.folder(["libcuda.so.1": CUDAStubLibraries.driverSource(initResult: 100)])
         let failing = try CUDAStubLibraries.folder(["libcuda.so.1": CUDAStubLibraries.driverSource(initResult: 999)])
         let broken = try CUDAStubLibraries.folder(["libcuda.so.1": CUDAStubLibraries.notADriverSource])
-        defer { for f in [none, failing, broken] { try? FileManager.default.removeItem(atPath: f) } }
         #expect(try CUDADriver.load(environment: ["SNN_CUDA_LIBRARY_PATH": none]).devices().isEmpty)
         #expect(throws: LibraryError("[cuInit] CUDA_ERROR_UNKNOWN: unknown error")) {
             try CUDADriver.load(environment: ["SNN_CUDA_LIBRARY_PATH": failing]).devices()
@@ -55,7 +53,6 @@ struct CUDALoadingTests {
         let folder = try CUDAStubLibraries.folder(["libnvrtc.so.13": CUDAStubLibraries.nvrtcSource,
                                                "libcublas.so.13": CUDAStubLibraries.cublasSource,
                                                "libcudnn.so.9": CUDAStubLibraries.cudnnSource])
-        defer { try? FileManager.default.removeItem(atPath: folder) }
         let environment = ["SNN_CUDA_LIBRARY_PATH": folder]
         let found = try CUDAToolkit.Component.allCases.map { try CUDAToolkit.load($0, driverVersion: 13000, environment: environment) }
         #expect(found.map(\.version) == ["13.0", "13.1.0", "9.13.0"])

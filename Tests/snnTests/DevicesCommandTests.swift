@@ -21,7 +21,6 @@ struct DevicesCommandTests {
         let folder = try CUDAStubLibraries.folder(["libcuda.so.1": CUDAStubLibraries.driverSource(initResult: 0),
                                                    "libnvrtc.so.13": CUDAStubLibraries.nvrtcSource,
                                                    "libcublas.so.13": CUDAStubLibraries.cublasSource])
-        defer { try? FileManager.default.removeItem(atPath: folder) }
         let (status, output) = try SNNBinary.run(["devices"], environment: ["SNN_CUDA_LIBRARY_PATH": folder])
         #expect(status == 0, "\(output)")
         #expect(output.contains("GPU 0: SwiftSNN stub GPU 0, 80.0 GiB, sm_90, 132 multiprocessors\n"), "\(output)")

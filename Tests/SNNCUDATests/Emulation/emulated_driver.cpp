@@ -1,0 +1,122 @@
+// A CUDA driver (libcuda.so.1) for tests on machines without a GPU: one device whose memory is
+// host memory and whose "CUBIN" modules, once checked to be ELF files, run SwiftSNN's kernels
+// through the launch-grid emulation. SNNCUDA's host side (memory, copies, module loading,
+// argument packing, launches) runs against it end to end. The kernel sources are written
+// beside this file by the test (part_*.cu, each once).
+#include "cuda_emulation.h"
+#include "part_neuron_scan.cu"
+#include "part_reductions.cu"
+#include "part_batch_norm_neuron.cu"
+#include "part_trt_regularizer.cu"
+#include "part_optimizer.cu"
+#include "part_elementwise.cu"
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+// Calls a kernel with its parameters read from the driver's array of pointers, each as the
+// kernel declares it (a device pointer is the 8-byte address, which is a host pointer here).
+template <class... A, std::size_t... I>
+static void invoke(void (*kernel)(A...), dim3 grid, dim3 block, void **params, std::index_sequence<I...>) {
+    snn_emulate_launch(grid, block, kernel, *static_cast<std::remove_cv_t<std::remove_reference_t<A>> *>(params[I])...);
+}
+template <class... A>
+static std::function<void(dim3, dim3, void **)> entry(void (*kernel)(A...)) {
+    return [kernel](dim3 g, dim3 b, void **p) { invoke(kernel, g, b, p, std::index_sequence_for<A...>{}); };
+}
+
+static const std::map<std::string, std::function<void(dim3, dim3, void **)>> &kernels() {
+    static const std::map<std::string, std::function<void(dim3, dim3, void **)>> table = {
+        {"snn_neuron_scan_forward", entry(snn_neuron_scan_forward)},
+        {"snn_neuron_scan_backward", entry(snn_neuron_scan_backward)},
+        {"snn_sum_partials", entry(snn_sum_partials)},
+        {"snn_bn_statistics", entry(snn_bn_statistics)},
+        {"snn_bn_neuron_forward", entry(snn_bn_neuron_forward)},
+        {"snn_bn_neuron_backward", entry(snn_bn_neuron_backward)},
+        {"snn_bn_channel_sums", entry(snn_bn_channel_sums)},
+        {"snn_bn_input_gradient", entry(snn_bn_input_gradient)},
+        {"snn_trt_regularizer", entry(snn_trt_regularizer)},
+        {"snn_optimizer_step", entry(snn_optimizer_step)},
+        {"snn_unary", entry(snn_unary)},
+        {"snn_binary", entry(snn_binary)},
+        {"snn_binary_scalar", entry(snn_binary_scalar)},
+        {"snn_clamp", entry(snn_clamp)},
+        {"snn_select", entry(snn_select)},
+        {"snn_reduce", entry(snn_reduce)},
+    };
+    return table;
+}
+
+static std::set<void *> live;   // allocations not yet freed
+static int launches = 0;
+
+extern "C" {
+// Test hooks.
+int snn_emulated_live_allocations(void) { return (int)live.size(); }
+int snn_emulated_launches(void) { return launches; }
+
+int cuInit(unsigned flags) { return flags == 0 ? 0 : 1; }
+int cuDriverGetVersion(int *v) { *v = 13000; return 0; }
+int cuDeviceGetCount(int *n) { *n = 1; return 0; }
+int cuDeviceGet(int *d, int ordinal) { *d = ordinal; return ordinal == 0 ? 0 : 101; }
+int cuDeviceGetName(char *name, int len, int) { std::snprintf(name, len, "SwiftSNN emulated GPU"); return 0; }
+int cuDeviceTotalMem_v2(std::size_t *bytes, int) { *bytes = (std::size_t)1 << 30; return 0; }
+int cuDeviceGetAttribute(int *v, int attribute, int) {
+    *v = attribute == 75 ? 9 : attribute == 76 ? 0 : attribute == 16 ? 1 : 0;
+    return 0;
+}
+int cuGetErrorName(int e, const char **s) { *s = e == 1 ? "CUDA_ERROR_INVALID_VALUE" : e == 500 ? "CUDA_ERROR_NOT_FOUND" : "CUDA_ERROR_UNKNOWN"; return 0; }
+int cuGetErrorString(int e, const char **s) { *s = e == 500 ? "named symbol not found" : "emulated error"; return 0; }
+
+int cuDevicePrimaryCtxRetain(void **ctx, int) { static int context; *ctx = &context; return 0; }
+int cuCtxSetCurrent(void *) { return 0; }
+int cuStreamCreate(void **stream, unsigned) { static int s; *stream = &s; return 0; }
+int cuStreamSynchronize(void *) { return 0; }
+int cuMemAllocAsync(unsigned long long *address, std::size_t bytes, void *) {
+    void *p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+    if (!p) return 2;
+    live.insert(p);
+    *address = (unsigned long long)(std::uintptr_t)p;
+    return 0;
+}
+int cuMemFreeAsync(unsigned long long address, void *) {
+    void *p = (void *)(std::uintptr_t)address;
+    if (!live.erase(p)) return 1;   // not allocated here, or freed twice
+    std::free(p);
+    return 0;
+}
+int cuMemcpyHtoDAsync_v2(unsigned long long dst, const void *src, std::size_t n, void *) {
+    std::memcpy((void *)(std::uintptr_t)dst, src, n);
+    return 0;
+}
+int cuMemcpyDtoHAsync_v2(void *dst, unsigned long long src, std::size_t n, void *) {
+    std::memcpy(dst, (const void *)(std::uintptr_t)src, n);
+    return 0;
+}
+int cuModuleLoadData(void **module, const void *image) {
+    static int m;
+    if (!image || std::memcmp(image, "\x7f" "ELF", 4) != 0) return 200;   // CUDA_ERROR_INVALID_IMAGE
+    *module = &m;
+    return 0;
+}
+int cuModuleGetFunction(const void **function, void *, const char *name) {
+    auto found = kernels().find(name);
+    if (found == kernels().end()) return 500;   // CUDA_ERROR_NOT_FOUND
+    *function = &found->second;
+    return 0;
+}
+int cuLaunchKernel(const void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                   unsigned shared, void *, void **params, void **extra) {
+    if (shared != 0 || extra != nullptr) return 1;
+    launches++;
+    (*static_cast<const std::function<void(dim3, dim3, void **)> *>(function))(dim3(gx, gy, gz), dim3(bx, by, bz), params);
+    return 0;
+}
+}
