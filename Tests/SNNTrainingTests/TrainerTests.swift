@@ -156,7 +156,7 @@ struct TrainerTests {
         let t = try trainer(config(loss: .tet(lambda: 0.05, means: 1, criterion: .mse)), dir: dir)
         let evaluated = try t.evaluate().loss
         // The test set is one batch of 16: the criterion of the time-averaged output, by hand.
-        let batch = try data(16, seed: 2).batch(Array(0..<16)[...], epoch: 0)
+        let batch = data(16, seed: 2).batch(Array(0..<16)[...], epoch: 0)
         t.model.eval()
         defer { t.model.train() }
         let (mseLoss, ceLoss) = withoutGradients { () -> (Double, Double) in
