@@ -344,6 +344,48 @@ struct KernelEmulationTests {
         }
     }
 
+    @Test("copies, float32 ↔ uint8 casts of spike codes and one-hot rows against the reference backend")
+    func copiesCastsOneHot() throws {
+        typealias Copy = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int64, Int32, UnsafePointer<Int64>,
+                                         UnsafePointer<Int64>, UnsafePointer<Int64>) -> Void
+        typealias ToBytes = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<UInt8>, Int64, Int32, UnsafePointer<Int64>,
+                                            UnsafePointer<Int64>, UnsafePointer<Int64>) -> Void
+        typealias FromBytes = @convention(c) (UnsafePointer<UInt8>, UnsafeMutablePointer<Float>, Int64, Int32, UnsafePointer<Int64>,
+                                              UnsafePointer<Int64>, UnsafePointer<Int64>) -> Void
+        typealias OneHot = @convention(c) (UnsafePointer<Int64>, UnsafeMutablePointer<Float>, Int64, Int32,
+                                           UnsafeMutablePointer<Int32>) -> Void
+        let handle = try Self.emulated("elementwise_harness.cpp")
+        func function<T>(_ name: String, _ type: T.Type) throws -> T { unsafeBitCast(try #require(dlsym(handle, name)), to: type) }
+        let n = Strided.count
+        let shape = Strided.shape.map(Int64.init)
+        let strides = [Int64](repeating: 0, count: 3) + Strided.transposed + [0, 0, 0]
+        // Codes of pooled spikes (0…4) stored transposed, as floats.
+        let storage = RandomInputs(seed: 73).uniformValues(n, low: 0, high: 5).map { Float(Int($0)) }
+        let logical = (0..<n).map { storage[Strided.at($0, Strided.transposed)] }
+        var copied = [Float](repeating: .nan, count: n)
+        try function("emulate_copy", Copy.self)(storage, &copied, Int64(n), 3, shape, strides, [0, 0, 0])
+        #expect(copied == logical)
+        var codes = [UInt8](repeating: 255, count: n)
+        try function("emulate_cast_f32_u8", ToBytes.self)(storage, &codes, Int64(n), 3, shape, strides, [0, 0, 0])
+        let reference = Device.reference.backend
+        let tensor = Tensor(logical, shape: Strided.shape).to(.reference)
+        #expect(codes.map(Double.init) == reference.cast(tensor, to: .uint8).toDoubles())
+        var restored = [Float](repeating: .nan, count: n)
+        try function("emulate_cast_u8_f32", FromBytes.self)(codes, &restored, Int64(n), 3, shape, Strided.contiguous.map { _ in 0 }
+            + Strided.contiguous + [0, 0, 0], [0, 0, 0])
+        #expect(restored == logical)
+        // One-hot rows of 10 classes for 45 labels (450 values: three blocks and a partial fourth).
+        let labels = (0..<45).map { Int64(($0 * 7) % 10) }
+        var rows = [Float](repeating: .nan, count: 450)
+        var bad: Int32 = 0
+        let oneHot = try function("emulate_one_hot", OneHot.self)
+        oneHot(labels, &rows, 45, 10, &bad)
+        let expected = reference.oneHot(Tensor(labels.map(Float.init), shape: [45]).to(.reference), classes: 10, dtype: .float32)
+        #expect(rows.map(Double.init) == expected.toDoubles() && bad == 0)
+        oneHot(labels.map { $0 == 3 ? 10 : $0 }, &rows, 45, 10, &bad)
+        #expect(bad == 1, "a label of 10 among 10 classes is reported")
+    }
+
     @Test("the emulation itself: shared memory and barriers (a tree sum per block), threads that return early")
     func emulationBarriers() throws {
         typealias Launch = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int32) -> Void

@@ -99,6 +99,38 @@ extension CUDAKernels {
         y[i] = condition[snn_at(l, 0, i)] != 0.0f ? a[snn_at(l, 1, i)] : b[snn_at(l, 2, i)];
     }
 
+    // Copies and casts, reading through the layout's operand 1: `contiguous`, float32 ↔ uint8
+    // (the compact spike codes saved for backward passes hold small whole numbers; the cast
+    // truncates toward zero, as the reference's).
+    extern "C" __global__ void snn_copy(const float *__restrict__ x, float *__restrict__ y, long long n, SnnLayout l) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < n) y[i] = x[snn_at(l, 1, i)];
+    }
+
+    extern "C" __global__ void snn_cast_f32_u8(const float *__restrict__ x, unsigned char *__restrict__ y, long long n,
+                                               SnnLayout l) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < n) y[i] = (unsigned char)x[snn_at(l, 1, i)];
+    }
+
+    extern "C" __global__ void snn_cast_u8_f32(const unsigned char *__restrict__ x, float *__restrict__ y, long long n,
+                                               SnnLayout l) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < n) y[i] = (float)x[snn_at(l, 1, i)];
+    }
+
+    // One row of `classes` per label: 1 at the label, 0 elsewhere. A label outside 0..<classes
+    // leaves its row zero and sets *bad to 1 (the host checks it, as the reference's precondition).
+    extern "C" __global__ void snn_one_hot(const long long *__restrict__ labels, float *__restrict__ y, long long rows,
+                                           int classes, int *__restrict__ bad) {
+        long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (k >= rows * classes) return;
+        long long row = k / classes;
+        long long label = labels[row];
+        if (k % classes == 0 && (label < 0 || label >= classes)) *bad = 1;
+        y[k] = label == k % classes ? 1.0f : 0.0f;
+    }
+
     // One thread per output element of a reduction: `l` describes the reduced axes' extents and
     // the input's strides along them (operand 1), `outer` the kept axes (operand 1's strides over
     // the output's index). op 0 sums in double, 1 takes the maximum (NaN wins).

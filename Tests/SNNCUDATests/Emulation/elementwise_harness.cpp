@@ -52,3 +52,22 @@ extern "C" void emulate_clamp(const float *x, float low, float high, float *y, l
                               const long long *strides, const long long *offsets) {
     snn_emulate_launch(dim3(blocks(n)), dim3(128), snn_clamp, x, low, high, y, n, layout(rank, shape, strides, offsets));
 }
+
+extern "C" void emulate_copy(const float *x, float *y, long long n, int rank, const long long *shape, const long long *strides,
+                             const long long *offsets) {
+    snn_emulate_launch(dim3(blocks(n)), dim3(128), snn_copy, x, y, n, layout(rank, shape, strides, offsets));
+}
+
+extern "C" void emulate_cast_f32_u8(const float *x, unsigned char *y, long long n, int rank, const long long *shape,
+                                    const long long *strides, const long long *offsets) {
+    snn_emulate_launch(dim3(blocks(n)), dim3(128), snn_cast_f32_u8, x, y, n, layout(rank, shape, strides, offsets));
+}
+
+extern "C" void emulate_cast_u8_f32(const unsigned char *x, float *y, long long n, int rank, const long long *shape,
+                                    const long long *strides, const long long *offsets) {
+    snn_emulate_launch(dim3(blocks(n)), dim3(128), snn_cast_u8_f32, x, y, n, layout(rank, shape, strides, offsets));
+}
+
+extern "C" void emulate_one_hot(const long long *labels, float *y, long long rows, int classes, int *bad) {
+    snn_emulate_launch(dim3(blocks(rows * classes)), dim3(128), snn_one_hot, labels, y, rows, classes, bad);
+}
