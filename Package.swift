@@ -34,9 +34,9 @@ let package = Package(
         .target(name: "SNNExport", dependencies: ["SNNTensor", "SNNModels", "CHDF5"]),
         .target(name: "SNNLibraries"),
         // CUDA is opened at run time: building needs no CUDA SDK.
-        .target(name: "SNNCUDA", dependencies: ["SNNLibraries", "CCUDA"]),
+        .target(name: "SNNCUDA", dependencies: ["SNNTensor", "SNNLibraries", "CCUDA"]),
         .target(name: "SNNDistributed", dependencies: ["SNNTensor", "SNNLibraries", "CNCCL"]),
-        .target(name: "SNNTestSupport", dependencies: ["SNNTensor"]),
+        .target(name: "SNNTestSupport", dependencies: ["SNNTensor", "SNNCUDA"]),
         .executableTarget(
             name: "snn",
             dependencies: [

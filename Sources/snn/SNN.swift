@@ -9,7 +9,7 @@ struct SNN: ParsableCommand {
         commandName: "snn",
         abstract: "Train and analyse spiking neural networks (SwiftSNN).",
         version: SwiftSNNVersion.string,
-        subcommands: [Train.self, Forward.self, Convert.self, Export.self, InspectNIR.self, Model.self, DataCommand.self, Analyze.self, ReportCommand.self, Reproduce.self, Bench.self, Devices.self])
+        subcommands: [Train.self, Forward.self, Convert.self, Export.self, InspectNIR.self, Model.self, DataCommand.self, Analyze.self, ReportCommand.self, Reproduce.self, Bench.self, Devices.self, SelfTestCommand.self])
 
     /// Runs before any subcommand: make the CPU backend available.
     static func prepare() { CPUBackend.register() }

@@ -12,25 +12,25 @@ import Glibc
 /// SNNCUDA's host side end to end on a machine without a GPU: the real NVRTC compiles the
 /// kernels (through the kernel cache), and an emulated driver (`Emulation/emulated_driver.cpp`:
 /// host memory, the launch-grid emulation behind `cuLaunchKernel`) loads and runs them.
-@Suite("CUDA device: memory, modules and launches against an emulated driver")
+/// Serialized: the tests share the emulated driver, whose allocation and launch counts one
+/// of them checks.
+@Suite("CUDA device: memory, modules and launches against an emulated driver", .serialized)
 struct CUDADeviceTests {
-    /// A folder holding the emulated `libcuda.so.1`, built once per process.
-    static let driverFolder: Result<String, Error> = Result {
-        let folder = NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let parts = [("neuron_scan", CUDAKernels.neuronScan), ("reductions", CUDAKernels.reductions),
-                     ("batch_norm_neuron", CUDAKernels.batchNormNeuron), ("trt_regularizer", CUDAKernels.trtRegularizer),
-                     ("optimizer", CUDAKernels.optimizer), ("elementwise", CUDAKernels.elementwise)]
-        for (name, source) in parts { try source.write(toFile: "\(folder)/part_\(name).cu", atomically: true, encoding: .utf8) }
-        let emulation = "\(CUDAWheels.root)/Tests/SNNCUDATests/Emulation"
-        let built = try CUDAWheels.run(["c++", "-std=c++20", "-O1", "-Wall", "-Werror", "-shared", "-fPIC", "-pthread",
-                                        "-I\(emulation)", "-I\(folder)", "\(emulation)/emulated_driver.cpp", "-o",
-                                        "\(folder)/libcuda.so.1"])
-        guard built.status == 0 else {
-            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "emulated driver: \(built.output)"])
-        }
-        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())") }
-        return folder
+    static var driverFolder: Result<String, Error> { EmulatedCUDADriver.folder }
+
+    @Test("snn selftest's checks pass on the emulated GPU; a difference over the tolerance fails")
+    func selfTest() throws {
+        _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
+        let driver = try CUDADriver.load(environment: ["SNN_CUDA_LIBRARY_PATH": try Self.driverFolder.get()])
+        let device = try CUDADevice(driver: driver)
+        let cacheFolder = NSTemporaryDirectory() + "snn-selftest-cache-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: cacheFolder) }
+        let checks = try CUDASelfTest.run(device: device, architecture: "sm_90", nvrtc: try NVRTC(),
+                                          cache: KernelCache(directory: cacheFolder))
+        #expect(checks.count == 5 && checks.allSatisfy(\.passed), "\(checks)")
+        #expect(CUDASelfTest.worst([1, 2, 3.5], [1, 2, 3]) == 0.5 / 3)
+        #expect(!CUDASelfTest.Check(name: "x", worst: 2e-5, tolerance: 1e-5).passed)
+        #expect(!CUDASelfTest.Check(name: "spikes", worst: 1, tolerance: 0).passed)
     }
 
     @Test("the LIF scan through NVRTC, the kernel cache, device memory and launches, against the reference backend; nothing leaks")

@@ -39,3 +39,32 @@ struct DevicesCommandTests {
         #expect((object["cpu"] as? [String: Any])?["isa"] is String)
     }
 }
+
+/// `snn selftest --device cuda`: on the emulated GPU (NVRTC from the CUDA wheels), and without one.
+@Suite("snn selftest")
+struct SelfTestCommandTests {
+    @Test("on the emulated GPU: one line per check, all passed, exit status 0; --json")
+    func emulatedGPU() throws {
+        let folder = try EmulatedCUDADriver.folder.get()
+        let cache = NSTemporaryDirectory() + "snn-selftest-cli-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        let environment = ["SNN_CUDA_LIBRARY_PATH": folder, "SNN_KERNEL_CACHE": cache]
+        let (status, output) = try SNNBinary.run(["selftest", "--device", "cuda"], environment: environment)
+        #expect(status == 0, "\(output)")
+        #expect(output.hasPrefix("selftest on SwiftSNN emulated GPU (sm_90), CUDA driver 13.0\n"), "\(output)")
+        #expect(output.contains("ok   neuron scan backward ") && output.hasSuffix("all 5 checks passed\n"), "\(output)")
+        let (jsonStatus, json) = try SNNBinary.run(["selftest", "--json"], environment: environment)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(jsonStatus == 0 && object["passed"] as? Bool == true && (object["checks"] as? [Any])?.count == 5)
+    }
+
+    @Test("without a GPU: one line saying so, exit status 1; a bad --device is named")
+    func noGPU() throws {
+        let (status, output) = try SNNBinary.run(["selftest"], environment: ["SNN_CUDA_LIBRARY_PATH": "/nonexistent"])
+        if output.contains("no NVIDIA driver found") {
+            #expect(status == 1 && output.hasPrefix("Error: selftest needs a GPU: [CUDA] no NVIDIA driver found: "), "\(output)")
+        }
+        let (badStatus, bad) = try SNNBinary.run(["selftest", "--device", "cpu"])
+        #expect(badStatus != 0 && bad.contains("--device must be cuda or cuda:N, got cpu"), "\(bad)")
+    }
+}

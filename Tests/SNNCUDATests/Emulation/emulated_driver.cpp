@@ -16,6 +16,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -58,13 +59,14 @@ static const std::map<std::string, std::function<void(dim3, dim3, void **)>> &ke
     return table;
 }
 
+static std::mutex state_lock;   // host threads may call the driver at once
 static std::set<void *> live;   // allocations not yet freed
 static int launches = 0;
 
 extern "C" {
 // Test hooks.
-int snn_emulated_live_allocations(void) { return (int)live.size(); }
-int snn_emulated_launches(void) { return launches; }
+int snn_emulated_live_allocations(void) { std::lock_guard<std::mutex> g(state_lock); return (int)live.size(); }
+int snn_emulated_launches(void) { std::lock_guard<std::mutex> g(state_lock); return launches; }
 
 int cuInit(unsigned flags) { return flags == 0 ? 0 : 1; }
 int cuDriverGetVersion(int *v) { *v = 13000; return 0; }
@@ -86,12 +88,14 @@ int cuStreamSynchronize(void *) { return 0; }
 int cuMemAllocAsync(unsigned long long *address, std::size_t bytes, void *) {
     void *p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
     if (!p) return 2;
+    std::lock_guard<std::mutex> g(state_lock);
     live.insert(p);
     *address = (unsigned long long)(std::uintptr_t)p;
     return 0;
 }
 int cuMemFreeAsync(unsigned long long address, void *) {
     void *p = (void *)(std::uintptr_t)address;
+    std::lock_guard<std::mutex> g(state_lock);
     if (!live.erase(p)) return 1;   // not allocated here, or freed twice
     std::free(p);
     return 0;
@@ -119,7 +123,10 @@ int cuModuleGetFunction(const void **function, void *, const char *name) {
 int cuLaunchKernel(const void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                    unsigned shared, void *, void **params, void **extra) {
     if (shared != 0 || extra != nullptr) return 1;
-    launches++;
+    {
+        std::lock_guard<std::mutex> g(state_lock);
+        launches++;
+    }
     (*static_cast<const std::function<void(dim3, dim3, void **)> *>(function))(dim3(gx, gy, gz), dim3(bx, by, bz), params);
     return 0;
 }
