@@ -51,6 +51,7 @@ bundle: deps
 	$(SWIFT) build -c release --product snn --static-swift-stdlib -Xlinker --disable-new-dtags -Xlinker -rpath -Xlinker '$$ORIGIN/../lib'
 	rm -rf $(BUNDLE_DIR) && mkdir -p $(BUNDLE_DIR)/bin $(BUNDLE_DIR)/lib
 	cp $(RELEASE_BIN) $(BUNDLE_DIR)/bin/
+	strip --strip-debug $(BUNDLE_DIR)/bin/snn   # the symbol table stays, for readable crash backtraces
 	ldd $(RELEASE_BIN) | awk '/=> \// {print $$3}' \
 		| grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv|ld-linux-x86-64)\.so' \
 		| xargs -I{} cp -L {} $(BUNDLE_DIR)/lib/
