@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The one prepared check for a lent GPU machine (issue 19). Here, with Swift: builds the bundle
+# (`make bundle`). There, without Swift (the device tool carries the working tree and
+# `.build/snn-linux-x86_64.tar.gz`): unpacks the bundle, lists the devices and libraries found,
+# and runs `snn selftest --device cuda`, writing both outputs to $OUT when it is set.
+# Exits with the selftest's status: 0 when every check passed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bundle=.build/snn-linux-x86_64.tar.gz
+if [ ! -f "$bundle" ]; then
+    if command -v swift >/dev/null; then
+        make bundle
+    else
+        echo "device-check: $bundle is missing and there is no Swift here to build it: run make bundle first and carry it" >&2
+        exit 2
+    fi
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+tar -C "$work" -xzf "$bundle"
+snn="$work/snn/bin/snn"
+out=${OUT:-$work}
+mkdir -p "$out"
+"$snn" devices | tee "$out/devices.txt"
+set +e
+"$snn" selftest --device "${SNN_DEVICE:-cuda}" 2>&1 | tee "$out/selftest.txt"
+status=${PIPESTATUS[0]}
+exit "$status"
