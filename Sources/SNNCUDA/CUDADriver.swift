@@ -58,12 +58,8 @@ public struct CUDADriver: @unchecked Sendable {
     /// - Throws: ``LibraryError`` listing every place tried when no driver is found, or naming
     ///   the missing function of a file that is not the driver.
     public static func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> CUDADriver {
-        var tried: [String] = []
-        for place in candidates(environment: environment) {
-            tried.append(place.description)
-            guard let file = place.file, let handle = dlopen(file, RTLD_NOW | RTLD_GLOBAL) else { continue }
-            return try CUDADriver(handle: handle, path: file)
-        }
+        let (opened, tried) = LibrarySearch.open(candidates(environment: environment))
+        if let opened { return try CUDADriver(handle: opened.handle, path: opened.file) }
         throw LibraryError("[CUDA] no NVIDIA driver found: libcuda.so.1 is not in \(tried.joined(separator: ", ")) "
                            + "(install the NVIDIA driver, or set SNN_CUDA_LIBRARY_PATH to the folder that holds libcuda.so.1)")
     }

@@ -52,10 +52,12 @@ public enum CUDAToolkit {
     }
 
     /// A library found and opened (it stays open), with the version it reports.
-    public struct Library: Sendable {
+    public struct Library: @unchecked Sendable {
         public let component: Component
         public let path: String
         public let version: String
+        /// Its functions, for the code that binds more of them (``NVRTC``).
+        let symbols: Symbols
     }
 
     /// The CUDA majors to try for a driver (`13000` → 13, then 12), newest first; both when the
@@ -96,12 +98,11 @@ public enum CUDAToolkit {
     ///   missing version function of a file that is not the library.
     public static func load(_ component: Component, driverVersion: Int32?,
                             environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Library {
-        var tried: [String] = []
-        for place in candidates(component, driverVersion: driverVersion, environment: environment) {
-            tried.append(place.description)
-            guard let file = place.file, let handle = dlopen(file, RTLD_NOW | RTLD_GLOBAL) else { continue }
-            let symbols = Symbols(handle: handle, path: file, library: component.rawValue, expected: "\(component.rawValue)")
-            return Library(component: component, path: file, version: try version(component, symbols))
+        let (opened, tried) = LibrarySearch.open(candidates(component, driverVersion: driverVersion, environment: environment))
+        if let opened {
+            let symbols = Symbols(handle: opened.handle, path: opened.file, library: component.rawValue,
+                                  expected: "\(component.rawValue)")
+            return Library(component: component, path: opened.file, version: try version(component, symbols), symbols: symbols)
         }
         throw LibraryError("[\(component.rawValue)] not found (tried \(tried.joined(separator: ", "))): \(component.install), "
                            + "or set SNN_CUDA_LIBRARY_PATH")

@@ -32,10 +32,7 @@ public final class NVRTC: @unchecked Sendable {
     /// - Throws: ``LibraryError`` listing the places tried, or naming a missing function.
     public init(driverVersion: Int32? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         library = try CUDAToolkit.load(.nvrtc, driverVersion: driverVersion, environment: environment)
-        guard let handle = dlopen(library.path, RTLD_NOW | RTLD_GLOBAL) else {
-            throw LibraryError("[NVRTC] \(library.path) could not be opened again")
-        }
-        let symbols = Symbols(handle: handle, path: library.path, library: "NVRTC", expected: "NVRTC")
+        let symbols = library.symbols
         getErrorString = try symbols.function("nvrtcGetErrorString", snn_nvrtcGetErrorString_t.self)
         createProgram = try symbols.function("nvrtcCreateProgram", snn_nvrtcCreateProgram_t.self)
         destroyProgram = try symbols.function("nvrtcDestroyProgram", snn_nvrtcDestroyProgram_t.self)

@@ -36,17 +36,10 @@ public enum CUDASelfTest {
         return zip(got, expected).map { Swift.abs(Double($0) - $1) }.max().map { $0 / scale } ?? 0
     }
 
-    /// Deterministic inputs (SplitMix64 → uniform in [low, high)).
+    /// Seeded uniform inputs in [low, high), from the engine's generator.
     static func values(_ count: Int, seed: UInt64, low: Float, high: Float) -> [Float] {
-        var state = seed
-        return (0..<count).map { _ in
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            z ^= z >> 31
-            return low + (high - low) * Float(z >> 40) / Float(1 << 24)
-        }
+        Tensor.uniform([count], low: Double(low), high: Double(high), generator: RandomGenerator(seed: seed),
+                       device: .reference).toFloats()
     }
 
     static func neuronScan(_ device: CUDADevice, _ module: CUDAModule) throws -> [Check] {
@@ -60,12 +53,12 @@ public enum CUDASelfTest {
         try device.upload(x, to: dx)
         try device.upload(gs, to: dg)
         let grid = UInt32((n + 127) / 128)
-        let common: [KernelArgument] = [.int64(Int64(n)), .int32(Int32(steps)), .float(Float(neuron.decay)),
-                                        .float(Float(neuron.threshold)), .int32(1), .float(0)]
+        let sizes: [KernelArgument] = [.int64(Int64(n)), .int32(Int32(steps))]
+        let parameters = CUDAKernels.NeuronArguments(neuron)
         try device.launch(try module.function("snn_neuron_scan_forward"), grid: grid, block: 128,
-                          [.buffer(dx), .buffer(ds), .buffer(dh)] + common)
+                          [.buffer(dx), .buffer(ds), .buffer(dh)] + sizes + parameters.kernelArguments(backward: false))
         try device.launch(try module.function("snn_neuron_scan_backward"), grid: grid, block: 128,
-                          [.buffer(dg), .buffer(dh), .buffer(dgx)] + common + [.int32(1), .float(4)])
+                          [.buffer(dg), .buffer(dh), .buffer(dgx)] + sizes + parameters.kernelArguments(backward: true))
         let reference = Device.reference.backend
         let (spikes, saved) = reference.neuronScan(Tensor(x, shape: [steps, n]).to(.reference), neuron)
         let gradient = reference.neuronScanBackward(Tensor(gs, shape: [steps, n]).to(.reference), saved: saved)

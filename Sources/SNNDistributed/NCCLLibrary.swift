@@ -95,12 +95,8 @@ public struct NCCLLibrary: @unchecked Sendable {
             }
             return try NCCLLibrary(handle: handle, path: path)
         }
-        var tried: [String] = []
-        for place in candidates(environment: environment) {
-            tried.append(place.description)
-            guard let file = place.file, let handle = dlopen(file, RTLD_NOW | RTLD_GLOBAL) else { continue }
-            return try NCCLLibrary(handle: handle, path: file)
-        }
+        let (opened, tried) = LibrarySearch.open(candidates(environment: environment))
+        if let opened { return try NCCLLibrary(handle: opened.handle, path: opened.file) }
         throw DistributedError("[NCCL] no NCCL library found (tried \(tried.joined(separator: ", "))): "
                                + "pip install nvidia-nccl-cu12 (or -cu13), or set SNN_NCCL_LIBRARY=/path/libnccl.so.2")
     }

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Where a library that `snn` opens at run time may be, in order, kept with what each place
 /// was so that a library found nowhere can be reported with every place tried.
 ///
@@ -26,6 +30,19 @@ public enum LibrarySearch {
         public static func path(_ path: String) -> Place {
             Place(file: FileManager.default.fileExists(atPath: path) ? path : nil, description: path)
         }
+    }
+
+    /// Opens the first place that loads (`dlopen`, `RTLD_NOW | RTLD_GLOBAL`).
+    ///
+    /// - Returns: its handle and file, or nil; `tried` lists every place looked at, for the
+    ///   message that says where the library was looked for.
+    public static func open(_ places: [Place]) -> (opened: (handle: UnsafeMutableRawPointer, file: String)?, tried: [String]) {
+        var tried: [String] = []
+        for place in places {
+            tried.append(place.description)
+            if let file = place.file, let handle = dlopen(file, RTLD_NOW | RTLD_GLOBAL) { return ((handle, file), tried) }
+        }
+        return (nil, tried)
     }
 
     /// `<site>/<relative>` for each Python site directory of ``pythonSitePackages(environment:)``

@@ -50,13 +50,9 @@ public enum CUDAStubLibraries {
         for (name, source) in files {
             let c = "\(folder)/\(name).c"
             try source.write(toFile: c, atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["cc", "-shared", "-fPIC", "-o", "\(folder)/\(name)", c]
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
-                throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cc failed for \(name)"])
+            let built = try HostCompiler.run(["cc", "-shared", "-fPIC", "-o", "\(folder)/\(name)", c])
+            guard built.status == 0 else {
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cc failed for \(name): \(built.output)"])
             }
         }
         return folder

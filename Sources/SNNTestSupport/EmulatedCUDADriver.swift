@@ -14,24 +14,10 @@ public enum EmulatedCUDADriver {
     public static let folder: Result<String, Error> = Result {
         let folder = NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let parts = [("neuron_scan", CUDAKernels.neuronScan), ("reductions", CUDAKernels.reductions),
-                     ("batch_norm_neuron", CUDAKernels.batchNormNeuron), ("trt_regularizer", CUDAKernels.trtRegularizer),
-                     ("optimizer", CUDAKernels.optimizer), ("elementwise", CUDAKernels.elementwise)]
-        for (name, source) in parts { try source.write(toFile: "\(folder)/part_\(name).cu", atomically: true, encoding: .utf8) }
-        let emulation = "\(root)/Tests/SNNCUDATests/Emulation"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["c++", "-std=c++20", "-O1", "-Wall", "-Werror", "-shared", "-fPIC", "-pthread", "-I\(emulation)",
-                             "-I\(folder)", "\(emulation)/emulated_driver.cpp", "-o", "\(folder)/libcuda.so.1"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "emulated driver: \(output)"])
+        for (name, source) in CUDAKernels.parts {
+            try source.write(toFile: "\(folder)/part_\(name).cu", atomically: true, encoding: .utf8)
         }
+        try HostCompiler.emulatedCUDA("emulated_driver.cpp", folder: folder, output: "\(folder)/libcuda.so.1")
         atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())") }
         return folder
     }

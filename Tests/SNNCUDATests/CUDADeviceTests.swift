@@ -16,12 +16,10 @@ import Glibc
 /// of them checks.
 @Suite("CUDA device: memory, modules and launches against an emulated driver", .serialized)
 struct CUDADeviceTests {
-    static var driverFolder: Result<String, Error> { EmulatedCUDADriver.folder }
-
     @Test("snn selftest's checks pass on the emulated GPU; a difference over the tolerance fails")
     func selfTest() throws {
         _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
-        let driver = try CUDADriver.load(environment: ["SNN_CUDA_LIBRARY_PATH": try Self.driverFolder.get()])
+        let driver = try CUDADriver.load(environment: ["SNN_CUDA_LIBRARY_PATH": try EmulatedCUDADriver.folder.get()])
         let device = try CUDADevice(driver: driver)
         let cacheFolder = NSTemporaryDirectory() + "snn-selftest-cache-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: cacheFolder) }
@@ -36,7 +34,7 @@ struct CUDADeviceTests {
     @Test("the LIF scan through NVRTC, the kernel cache, device memory and launches, against the reference backend; nothing leaks")
     func neuronScanEndToEnd() throws {
         _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
-        let folder = try Self.driverFolder.get()
+        let folder = try EmulatedCUDADriver.folder.get()
         let driver = try CUDADriver.load(environment: ["SNN_CUDA_LIBRARY_PATH": folder])
         #expect(try driver.devices().map(\.name) == ["SwiftSNN emulated GPU"])
         let live = unsafeBitCast(try #require(dlsym(driver.handle, "snn_emulated_live_allocations")),
@@ -67,11 +65,12 @@ struct CUDADeviceTests {
             try device.upload(x, to: dx)
             try device.upload(gs, to: dg)
             let grid = UInt32((n + 127) / 128)
-            let common: [KernelArgument] = [.int64(Int64(n)), .int32(Int32(steps)), .float(Float(neuron.decay)),
-                                            .float(Float(neuron.threshold)), .int32(1), .float(0)]
-            try device.launch(forward, grid: grid, block: 128, [.buffer(dx), .buffer(ds), .buffer(dh)] + common)
-            try device.launch(backward, grid: grid, block: 128, [.buffer(dg), .buffer(dh), .buffer(dgx)] + common
-                              + [.int32(1), .float(4)])
+            let sizes: [KernelArgument] = [.int64(Int64(n)), .int32(Int32(steps))]
+            let parameters = CUDAKernels.NeuronArguments(neuron)
+            try device.launch(forward, grid: grid, block: 128,
+                              [.buffer(dx), .buffer(ds), .buffer(dh)] + sizes + parameters.kernelArguments(backward: false))
+            try device.launch(backward, grid: grid, block: 128,
+                              [.buffer(dg), .buffer(dh), .buffer(dgx)] + sizes + parameters.kernelArguments(backward: true))
             let (spikes, gradient) = (try device.download(ds, count: steps * n), try device.download(dgx, count: steps * n))
             let reference = Device.reference.backend
             let (expectedSpikes, saved) = reference.neuronScan(Tensor(x, shape: [steps, n]).to(.reference), neuron)
@@ -87,7 +86,7 @@ struct CUDADeviceTests {
 
     @Test("a module that is not a CUBIN is refused by the driver, named")
     func notACUBIN() throws {
-        let folder = try Self.driverFolder.get()
+        let folder = try EmulatedCUDADriver.folder.get()
         let device = try CUDADevice(driver: try CUDADriver.load(environment: ["SNN_CUDA_LIBRARY_PATH": folder]))
         #expect(throws: LibraryError("[cuModuleLoadData] CUDA_ERROR_UNKNOWN: emulated error")) {
             try device.loadModule(Array("not a cubin".utf8))

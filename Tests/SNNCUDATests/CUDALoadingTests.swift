@@ -67,7 +67,7 @@ struct CUDALoadingTests {
         let cu13 = "\(venv)/lib/python3.12/site-packages/nvidia/cu13/lib"
         try FileManager.default.createDirectory(atPath: cu13, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: venv) }
-        FileManager.default.createFile(atPath: "\(cu13)/libnvrtc.so.13", contents: Data())
+        _ = FileManager.default.createFile(atPath: "\(cu13)/libnvrtc.so.13", contents: Data())
         let environment = ["VIRTUAL_ENV": venv, "HOME": "/nonexistent", "PATH": "/usr/bin"]
         let places = CUDAToolkit.candidates(.nvrtc, driverVersion: 13000, environment: environment)
         let descriptions = places.map(\.description)
@@ -91,7 +91,7 @@ struct CUDALoadingTests {
         try FileManager.default.createDirectory(atPath: "\(venv)/bin", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "\(venv)/lib/python3.12/site-packages", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: venv) }
-        FileManager.default.createFile(atPath: "\(venv)/bin/python3", contents: Data(), attributes: [.posixPermissions: 0o755])
+        _ = FileManager.default.createFile(atPath: "\(venv)/bin/python3", contents: Data(), attributes: [.posixPermissions: 0o755])
         let sites = LibrarySearch.pythonSitePackages(environment: ["PATH": "\(venv)/bin:/usr/bin", "HOME": "/nonexistent"])
         #expect(sites.first?.directory == "\(venv)/lib/python3.12/site-packages")
         // The system's python3 adds nothing beyond the system folders.

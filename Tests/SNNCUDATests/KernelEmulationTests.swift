@@ -1,5 +1,5 @@
 import Foundation
-import SNNCUDA
+@testable import SNNCUDA
 import SNNTensor
 import SNNTestSupport
 import SNNTraining
@@ -48,19 +48,10 @@ struct KernelEmulationTests {
         var (spikes, potentials, gradInput) = ([Float](repeating: -7, count: x.count), [Float](repeating: -7, count: x.count),
                                                [Float](repeating: -7, count: x.count))
         let grid = UInt32((n + block - 1) / block)
-        let (soft, vReset): (Int32, Float) = switch neuron.reset {
-        case .soft: (1, 0)
-        case .hard(let v): (0, Float(v))
-        }
-        let (kind, parameter): (Int32, Float) = switch neuron.surrogate {
-        case .triangle(let g): (0, Float(g))
-        case .sigmoid(let a): (1, Float(a))
-        case .rectangle(let w): (2, Float(w))
-        }
-        forward(grid, UInt32(block), x, &spikes, &potentials, Int64(n), Int32(steps), Float(neuron.decay), Float(neuron.threshold),
-                soft, vReset)
-        backward(grid, UInt32(block), gs, potentials, &gradInput, Int64(n), Int32(steps), Float(neuron.decay),
-                 Float(neuron.threshold), soft, vReset, kind, parameter)
+        let a = CUDAKernels.NeuronArguments(neuron)
+        forward(grid, UInt32(block), x, &spikes, &potentials, Int64(n), Int32(steps), a.decay, a.threshold, a.softReset, a.vReset)
+        backward(grid, UInt32(block), gs, potentials, &gradInput, Int64(n), Int32(steps), a.decay, a.threshold, a.softReset,
+                 a.vReset, a.surrogate, a.parameter)
 
         let reference = Device.reference.backend
         let input = Tensor(x, shape: [steps, n]).to(.reference)
@@ -69,10 +60,7 @@ struct KernelEmulationTests {
         let expectedGradient = reference.neuronScanBackward(Tensor(gs, shape: [steps, n]).to(.reference), saved: saved).toDoubles()
         #expect(spikes.map(Double.init) == expectedSpikes.toDoubles(), "\(neuron): spikes differ")
         #expect(spikes.filter { $0 == 1 }.count > n / 4, "the inputs must make the neurons fire")
-        func worst(_ a: [Float], _ e: [Double]) -> Double {
-            let scale = Swift.max(e.map { Swift.abs($0) }.max() ?? 0, 1)
-            return zip(a, e).map { Swift.abs(Double($0) - $1) }.max()! / scale
-        }
+        let worst = CUDASelfTest.worst
         #expect(worst(potentials, expectedPotentials) <= 1e-6, "\(neuron): potentials")
         #expect(worst(gradInput, expectedGradient) <= 1e-5, "\(neuron): input gradient")
     }
@@ -127,34 +115,21 @@ struct KernelEmulationTests {
         let gs = r.normalValues(total).map(Float.init)
         let epsilon: Float = 1e-5
         let neuron = c.neuron
-        let (soft, vReset): (Int32, Float) = switch neuron.reset {
-        case .soft: (1, 0)
-        case .hard(let v): (0, Float(v))
-        }
-        let (kind, parameter): (Int32, Float) = switch neuron.surrogate {
-        case .triangle(let g): (0, Float(g))
-        case .sigmoid(let a): (1, Float(a))
-        case .rectangle(let w): (2, Float(w))
-        }
+        let a = CUDAKernels.NeuronArguments(neuron)
 
         var (mean, variance) = ([Float](repeating: .nan, count: channels), [Float](repeating: .nan, count: channels))
         statistics(Int32(channels), x, &mean, &variance, Int32(steps * samples), Int64(plane))
         var spikes = [Float](repeating: .nan, count: total)
         let grid = UInt32((n + block - 1) / block)
         forward(grid, UInt32(block), x, residual, gamma, beta, mean, variance, epsilon, &spikes, Int64(n), Int32(steps),
-                Int32(channels), Int64(plane), Float(neuron.decay), Float(neuron.threshold), soft, vReset)
+                Int32(channels), Int64(plane), a.decay, a.threshold, a.softReset, a.vReset)
         var gradInput = [Float](repeating: .nan, count: total)
-        var gradResidual: [Float]? = c.residual ? [Float](repeating: .nan, count: total) : nil
+        var gradResidual = [Float](repeating: .nan, count: total)
         var (sumG, sumGX) = ([Float](repeating: .nan, count: n), [Float](repeating: .nan, count: n))
-        if var gr = gradResidual {
-            backward(grid, UInt32(block), gs, x, residual, gamma, beta, mean, variance, epsilon, &gradInput, &gr, &sumG, &sumGX,
-                     Int64(n), Int32(steps), Int32(channels), Int64(plane), Float(neuron.decay), Float(neuron.threshold), soft,
-                     vReset, kind, parameter)
-            gradResidual = gr
-        } else {
-            backward(grid, UInt32(block), gs, x, nil, gamma, beta, mean, variance, epsilon, &gradInput, nil, &sumG, &sumGX,
-                     Int64(n), Int32(steps), Int32(channels), Int64(plane), Float(neuron.decay), Float(neuron.threshold), soft,
-                     vReset, kind, parameter)
+        gradResidual.withUnsafeMutableBufferPointer { gr in
+            backward(grid, UInt32(block), gs, x, residual, gamma, beta, mean, variance, epsilon, &gradInput,
+                     c.residual ? gr.baseAddress : nil, &sumG, &sumGX, Int64(n), Int32(steps), Int32(channels), Int64(plane),
+                     a.decay, a.threshold, a.softReset, a.vReset, a.surrogate, a.parameter)
         }
         var (gradBeta, gradGamma) = ([Float](repeating: .nan, count: channels), [Float](repeating: .nan, count: channels))
         channelSums(Int32(channels), sumG, sumGX, &gradBeta, &gradGamma, Int32(samples), Int64(plane))
@@ -166,11 +141,7 @@ struct KernelEmulationTests {
                             Tensor(beta, shape: [channels]).to(.reference))
         let tr = residual.map { Tensor($0, shape: shape).to(.reference) }
         let (em, ev) = reference.batchNormStatistics(tx)
-        func worst(_ a: [Float], _ e: Tensor) -> Double {
-            let e = e.toDoubles()
-            let scale = Swift.max(e.map { Swift.abs($0) }.max() ?? 0, 1)
-            return zip(a, e).map { Swift.abs(Double($0) - $1) }.max()! / scale
-        }
+        func worst(_ a: [Float], _ e: Tensor) -> Double { CUDASelfTest.worst(a, e.toDoubles()) }
         #expect(worst(mean, em) <= 1e-6 && worst(variance, ev) <= 1e-6, "\(c): statistics")
         // The scan starts from the kernels' statistics, so both sides normalise alike.
         let (tm, tv) = (Tensor(mean, shape: [channels]).to(.reference), Tensor(variance, shape: [channels]).to(.reference))
@@ -183,7 +154,7 @@ struct KernelEmulationTests {
         #expect(worst(gradInput, g.input) <= 1e-5, "\(c): input gradient")
         #expect(worst(gradGamma, g.gamma) <= 1e-5, "\(c): γ gradient")
         #expect(worst(gradBeta, g.beta) <= 1e-5, "\(c): β gradient")
-        if let gradResidual, let expected = g.residual {
+        if c.residual, let expected = g.residual {
             #expect(worst(gradResidual, expected) <= 1e-5, "\(c): residual gradient")
         }
     }
@@ -437,12 +408,10 @@ final class EmulatedLibraries: @unchecked Sendable {
         for kernel in CUDAKernels.all {
             try kernel.source.write(toFile: "\(folder)/\(kernel.name)", atomically: true, encoding: .utf8)
         }
-        let emulation = "\(CUDAWheels.root)/Tests/SNNCUDATests/Emulation"
         let library = "\(folder)/\((harness as NSString).deletingPathExtension).so"
-        let compiled = try CUDAWheels.run(["c++", "-std=c++20", "-O1", "-Wall", "-Werror", "-shared", "-fPIC", "-pthread",
-                                           "-I\(emulation)", "-I\(folder)", "\(emulation)/\(harness)", "-o", library])
-        guard compiled.status == 0, let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
-            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "\(harness): \(compiled.output)"])
+        try HostCompiler.emulatedCUDA(harness, folder: folder, output: library)
+        guard let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
+            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "\(harness): \(String(cString: dlerror()))"])
         }
         handles[harness] = handle
         return handle

@@ -1,6 +1,7 @@
 import Foundation
 @testable import SNNCUDA
 import SNNLibraries
+import SNNTestSupport
 import Testing
 
 /// The CUDA 13 wheels `make` installs (nvidia-cuda-nvrtc, nvidia-cuda-runtime): NVRTC, which runs
@@ -12,24 +13,6 @@ enum CUDAWheels {
         .compactMap(\.file).first.map { (($0 as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent }
 
     static let missing = "the CUDA 13 wheels are not installed: make deps (or pip install nvidia-cuda-nvrtc nvidia-cuda-runtime)"
-
-    /// The repository root, from this file's path.
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
-
-    /// Runs a command, returning its status and output together.
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
 }
 
 @Suite("NVRTC and the CUDA headers")
@@ -44,19 +27,19 @@ struct NVRTCTests {
     @Test("SwiftSNN's C prototypes match cuda.h and nvrtc.h (and a prototype that drifts is caught)")
     func prototypes() throws {
         let folder = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
-        let check = "\(CUDAWheels.root)/Tests/SNNCUDATests/Prototypes/check_prototypes.c"
+        let check = "\(EmulatedCUDADriver.root)/Tests/SNNCUDATests/Prototypes/check_prototypes.c"
         let flags = ["-fsyntax-only", "-Werror=incompatible-pointer-types", "-I\(folder)/include"]
-        let good = try CUDAWheels.run(["cc"] + flags + ["-I\(CUDAWheels.root)/Sources/CCUDA", check])
+        let good = try HostCompiler.run(["cc"] + flags + ["-I\(EmulatedCUDADriver.root)/Sources/CCUDA", check])
         #expect(good.status == 0, "\(good.output)")
         // The check can fail: the same file against a header whose cuDeviceGet takes a long.
         let drifted = FileManager.default.temporaryDirectory.appendingPathComponent("snn-drifted-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: drifted, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: drifted) }
-        let header = try String(contentsOfFile: "\(CUDAWheels.root)/Sources/CCUDA/snn_cuda.h", encoding: .utf8)
+        let header = try String(contentsOfFile: "\(EmulatedCUDADriver.root)/Sources/CCUDA/snn_cuda.h", encoding: .utf8)
         let wrong = header.replacingOccurrences(of: "(snn_CUdevice *device, int ordinal)", with: "(snn_CUdevice *device, long ordinal)")
         #expect(wrong != header)
         try wrong.write(to: drifted.appendingPathComponent("snn_cuda.h"), atomically: true, encoding: .utf8)
-        let bad = try CUDAWheels.run(["cc"] + flags + ["-I\(drifted.path)", check])
+        let bad = try HostCompiler.run(["cc"] + flags + ["-I\(drifted.path)", check])
         #expect(bad.status != 0 && bad.output.contains("snn_cuDeviceGet_t"), "\(bad.output)")
     }
 

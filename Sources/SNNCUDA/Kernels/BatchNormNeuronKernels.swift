@@ -19,8 +19,8 @@ extension CUDAKernels {
     ///
     /// Reductions use ``reductions``' block sum: blocks of 256 threads.
     public static let batchNormNeuron = #"""
-    // batch_norm_neuron.cu: batch norm fused with the LIF scan. Needs neuron_scan.cu's snn_surrogate
-    // and reductions.cu's snn_block_sum.
+    // batch_norm_neuron.cu: batch norm fused with the LIF scan. Needs neuron_scan.cu's LIF steps and
+    // reductions.cu's snn_block_sum.
 
     extern "C" __global__ void snn_bn_statistics(const float *__restrict__ x, float *__restrict__ mean,
                                                  float *__restrict__ variance, int frames, int channels, long long plane) {
@@ -59,6 +59,12 @@ extension CUDAKernels {
         return m;
     }
 
+    // The neuron's input at element k: batch norm's output (plus the residual).
+    __device__ __forceinline__ float snn_bn_input(const SnnChannelMap &m, const float *x, const float *residual, long long k) {
+        float y = x[k] * m.scale + m.shift;
+        return residual ? y + residual[k] : y;
+    }
+
     extern "C" __global__ void snn_bn_neuron_forward(const float *__restrict__ x, const float *__restrict__ residual,
                                                      const float *__restrict__ gamma, const float *__restrict__ beta,
                                                      const float *__restrict__ mean, const float *__restrict__ variance,
@@ -71,12 +77,7 @@ extension CUDAKernels {
         float v = 0.0f;
         for (int t = 0; t < steps; t++) {
             long long k = (long long)t * n + i;
-            float y = x[k] * m.scale + m.shift;
-            if (residual) y += residual[k];
-            float h = v * decay + y;
-            float s = h - threshold > 0.0f ? 1.0f : 0.0f;
-            spikes[k] = s;
-            v = softReset ? h - s * threshold : (1.0f - s) * h + s * vReset;
+            snn_lif_step(v, snn_bn_input(m, x, residual, k), decay, threshold, softReset, vReset, &spikes[k]);
         }
     }
 
@@ -93,30 +94,20 @@ extension CUDAKernels {
         if (i >= n) return;
         SnnChannelMap m = snn_channel_map(gamma, beta, mean, variance, epsilon, (int)((i / plane) % channels));
         // The forward pass again, its potentials kept where the gradient will go.
-        float v = 0.0f;
+        float v = 0.0f, spike;
         for (int t = 0; t < steps; t++) {
             long long k = (long long)t * n + i;
-            float y = x[k] * m.scale + m.shift;
-            if (residual) y += residual[k];
-            float h = v * decay + y;
-            float s = h - threshold > 0.0f ? 1.0f : 0.0f;
-            gradInput[k] = h;
-            v = softReset ? h - s * threshold : (1.0f - s) * h + s * vReset;
+            gradInput[k] = snn_lif_step(v, snn_bn_input(m, x, residual, k), decay, threshold, softReset, vReset, &spike);
         }
         float gradV = 0.0f, sumG = 0.0f, sumGX = 0.0f;
         for (int t = steps - 1; t >= 0; t--) {
             long long k = (long long)t * n + i;
-            float h = gradInput[k];
-            float u = h - threshold;
-            float sg = snn_surrogate(u, surrogate, parameter);
-            float s = u > 0.0f ? 1.0f : 0.0f;
-            float dvdh = softReset ? 1.0f - threshold * sg : (1.0f - s) + (vReset - h) * sg;
-            float gradH = gradSpikes[k] * sg + gradV * dvdh;
+            float gradH = snn_lif_backward_step(gradV, gradSpikes[k], gradInput[k], decay, threshold, softReset, vReset,
+                                                surrogate, parameter);
             gradInput[k] = gradH;
             if (gradResidual) gradResidual[k] = gradH;
             sumG += gradH;
             sumGX += gradH * ((x[k] - m.mean) * m.invstd);
-            gradV = gradH * decay;
         }
         sumGrad[i] = sumG;
         sumGradNormalized[i] = sumGX;
