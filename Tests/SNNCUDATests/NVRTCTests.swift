@@ -96,6 +96,36 @@ struct NVRTCTests {
         #expect(try cache.cubin(for: Self.kernel, name: "scale.cu", architecture: "sm_90", nvrtc: nvrtc).cached)
     }
 
+    @Test("crafted cache files are not used: huge or overflowing lengths, a wrong checksum, a foreign key, an empty file")
+    func craftedCacheFiles() throws {
+        let directory = NSTemporaryDirectory() + "snn-kernel-cache-crafted-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let key = "NVRTC 13.0\u{0}sm_90\u{0}k.cu\u{0}source"
+        let file = "\(directory)/k.cubin"
+        let cubin: [UInt8] = [0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]
+        KernelCache.write(file, key: key, cubin: cubin)
+        #expect(KernelCache.read(file, key: key) == cubin)
+        let good = [UInt8](try #require(FileManager.default.contents(atPath: file)))
+        let keyLength = Array(key.utf8).count
+        func crafted(_ change: (inout [UInt8]) -> Void) throws -> [UInt8]? {
+            var bytes = good
+            change(&bytes)
+            try Data(bytes).write(to: URL(fileURLWithPath: file))
+            return KernelCache.read(file, key: key)
+        }
+        let huge = KernelCache.littleEndian(UInt64.max), large = KernelCache.littleEndian(1 << 62)
+        #expect(try crafted { $0.replaceSubrange(0..<8, with: huge) } == nil, "key length of 2^64 − 1")
+        #expect(try crafted { $0.replaceSubrange(0..<8, with: large) } == nil, "key length of 2^62")
+        #expect(try crafted { $0.replaceSubrange((8 + keyLength)..<(16 + keyLength), with: huge) } == nil, "CUBIN length 2^64 − 1")
+        #expect(try crafted { $0[$0.count - 1] ^= 1 } == nil, "a changed CUBIN byte")
+        #expect(try crafted { $0.append(0) } == nil, "a byte too many")
+        #expect(try crafted { $0 = Array($0.prefix(5)) } == nil, "cut inside the key length")
+        #expect(try crafted { $0 = [] } == nil, "an empty file")
+        #expect(try crafted { _ in } == cubin)
+        #expect(KernelCache.read(file, key: key + "x") == nil, "another key")
+        #expect(KernelCache.read("\(directory)/missing.cubin", key: key) == nil)
+    }
+
     @Test("the cache folder: SNN_KERNEL_CACHE, then XDG_CACHE_HOME, then ~/.cache")
     func cacheFolder() {
         #expect(KernelCache.defaultDirectory(environment: ["SNN_KERNEL_CACHE": "/k", "XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/k")
