@@ -45,6 +45,11 @@ typedef snn_CUresult (*snn_cuMemcpyHtoDAsync_v2_t)(snn_CUdeviceptr dstDevice, co
                                                    snn_CUstream hStream);
 typedef snn_CUresult (*snn_cuMemcpyDtoHAsync_v2_t)(void *dstHost, snn_CUdeviceptr srcDevice, size_t byteCount,
                                                    snn_CUstream hStream);
+typedef snn_CUresult (*snn_cuMemcpyDtoDAsync_v2_t)(snn_CUdeviceptr dstDevice, snn_CUdeviceptr srcDevice, size_t byteCount,
+                                                   snn_CUstream hStream);
+typedef snn_CUresult (*snn_cuMemsetD8Async_t)(snn_CUdeviceptr dstDevice, unsigned char uc, size_t n, snn_CUstream hStream);
+typedef snn_CUresult (*snn_cuMemsetD16Async_t)(snn_CUdeviceptr dstDevice, unsigned short us, size_t n, snn_CUstream hStream);
+typedef snn_CUresult (*snn_cuMemsetD32Async_t)(snn_CUdeviceptr dstDevice, unsigned int ui, size_t n, snn_CUstream hStream);
 typedef snn_CUresult (*snn_cuModuleLoadData_t)(snn_CUmodule *module, const void *image);
 typedef snn_CUresult (*snn_cuModuleGetFunction_t)(snn_CUfunction *hfunc, snn_CUmodule hmod, const char *name);
 typedef snn_CUresult (*snn_cuLaunchKernel_t)(snn_CUfunction f, unsigned int gridDimX, unsigned int gridDimY,

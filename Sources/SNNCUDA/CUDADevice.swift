@@ -17,6 +17,10 @@ public final class CUDADevice: @unchecked Sendable {
     let memFreeAsync: snn_cuMemFreeAsync_t
     let memcpyHtoDAsync: snn_cuMemcpyHtoDAsync_v2_t
     let memcpyDtoHAsync: snn_cuMemcpyDtoHAsync_v2_t
+    let memcpyDtoDAsync: snn_cuMemcpyDtoDAsync_v2_t
+    let memsetD8Async: snn_cuMemsetD8Async_t
+    let memsetD16Async: snn_cuMemsetD16Async_t
+    let memsetD32Async: snn_cuMemsetD32Async_t
     let moduleLoadData: snn_cuModuleLoadData_t
     let moduleGetFunction: snn_cuModuleGetFunction_t
     let launchKernel: snn_cuLaunchKernel_t
@@ -39,6 +43,10 @@ public final class CUDADevice: @unchecked Sendable {
         memFreeAsync = try function("cuMemFreeAsync", snn_cuMemFreeAsync_t.self)
         memcpyHtoDAsync = try function("cuMemcpyHtoDAsync_v2", snn_cuMemcpyHtoDAsync_v2_t.self)
         memcpyDtoHAsync = try function("cuMemcpyDtoHAsync_v2", snn_cuMemcpyDtoHAsync_v2_t.self)
+        memcpyDtoDAsync = try function("cuMemcpyDtoDAsync_v2", snn_cuMemcpyDtoDAsync_v2_t.self)
+        memsetD8Async = try function("cuMemsetD8Async", snn_cuMemsetD8Async_t.self)
+        memsetD16Async = try function("cuMemsetD16Async", snn_cuMemsetD16Async_t.self)
+        memsetD32Async = try function("cuMemsetD32Async", snn_cuMemsetD32Async_t.self)
         moduleLoadData = try function("cuModuleLoadData", snn_cuModuleLoadData_t.self)
         moduleGetFunction = try function("cuModuleGetFunction", snn_cuModuleGetFunction_t.self)
         launchKernel = try function("cuLaunchKernel", snn_cuLaunchKernel_t.self)
@@ -86,6 +94,58 @@ public final class CUDADevice: @unchecked Sendable {
         return values
     }
 
+    // MARK: Raw memory (device addresses), for the backend
+
+    /// `bytes` of device memory at a raw address (freed with ``free(_:)``), queued on the
+    /// stream. Throws the driver's result code as well as its message, so the caller can tell
+    /// `CUDA_ERROR_OUT_OF_MEMORY` (2).
+    func allocateRaw(bytes: Int) -> Result<snn_CUdeviceptr, AllocationFailure> {
+        var address: snn_CUdeviceptr = 0
+        let result = memAllocAsync(&address, max(bytes, 1), stream)
+        guard result == 0 else { return .failure(AllocationFailure(code: result, message: driver.message(for: result))) }
+        return .success(address)
+    }
+
+    /// Why ``allocateRaw(bytes:)`` failed: the driver's result and message.
+    struct AllocationFailure: Error {
+        let code: snn_CUresult
+        let message: String
+        var isOutOfMemory: Bool { code == 2 }
+    }
+
+    /// Gives memory from ``allocateRaw(bytes:)`` back to the pool (queued on the stream).
+    func free(_ address: snn_CUdeviceptr) { _ = memFreeAsync(address, stream) }
+
+    /// Queues a copy of host bytes to the device. From pageable memory the driver has taken the
+    /// bytes when this returns, so the host buffer may be reused.
+    func copy(from host: UnsafeRawPointer, to address: snn_CUdeviceptr, bytes: Int) throws {
+        guard bytes > 0 else { return }
+        try driver.check(memcpyHtoDAsync(address, host, bytes, stream), "cuMemcpyHtoDAsync")
+    }
+
+    /// Copies device bytes to the host and waits for them.
+    func copy(from address: snn_CUdeviceptr, to host: UnsafeMutableRawPointer, bytes: Int) throws {
+        guard bytes > 0 else { return }
+        try driver.check(memcpyDtoHAsync(host, address, bytes, stream), "cuMemcpyDtoHAsync")
+        try synchronize()
+    }
+
+    /// Queues a device-to-device copy.
+    func copy(from source: snn_CUdeviceptr, to destination: snn_CUdeviceptr, bytes: Int) throws {
+        guard bytes > 0 else { return }
+        try driver.check(memcpyDtoDAsync(destination, source, bytes, stream), "cuMemcpyDtoDAsync")
+    }
+
+    /// Queues setting `count` elements of `size` bytes (1, 2 or 4) at `address` to `pattern`.
+    func set(_ address: snn_CUdeviceptr, pattern: UInt32, size: Int, count: Int) throws {
+        guard count > 0 else { return }
+        switch size {
+        case 1: try driver.check(memsetD8Async(address, UInt8(truncatingIfNeeded: pattern), count, stream), "cuMemsetD8Async")
+        case 2: try driver.check(memsetD16Async(address, UInt16(truncatingIfNeeded: pattern), count, stream), "cuMemsetD16Async")
+        default: try driver.check(memsetD32Async(address, pattern, count, stream), "cuMemsetD32Async")
+        }
+    }
+
     /// Loads a CUBIN and finds its kernels by name.
     public func loadModule(_ cubin: [UInt8]) throws -> CUDAModule {
         var module: snn_CUmodule?
@@ -96,19 +156,25 @@ public final class CUDADevice: @unchecked Sendable {
 
     /// Queues `function` on the stream over `grid` blocks of `block` threads.
     public func launch(_ function: CUDAFunction, grid: UInt32, block: UInt32, _ arguments: [KernelArgument]) throws {
-        // Each argument in its own 8-byte slot; the driver reads them through an array of pointers.
-        let slots = UnsafeMutableRawPointer.allocate(byteCount: max(arguments.count, 1) * 8, alignment: 8)
+        // Each argument in its own 8-byte aligned slot; the driver reads them through an array
+        // of pointers.
+        let sizes = arguments.map { ($0.byteCount + 7) / 8 * 8 }
+        let slots = UnsafeMutableRawPointer.allocate(byteCount: max(sizes.reduce(0, +), 8), alignment: 8)
         defer { slots.deallocate() }
         var pointers: [UnsafeMutableRawPointer?] = []
-        for (i, argument) in arguments.enumerated() {
-            let slot = slots + 8 * i
+        var at = 0
+        for (argument, size) in zip(arguments, sizes) {
+            let slot = slots + at
             switch argument {
             case .buffer(let b): slot.storeBytes(of: b?.address ?? 0, as: snn_CUdeviceptr.self)
+            case .address(let a): slot.storeBytes(of: a, as: snn_CUdeviceptr.self)
             case .int32(let v): slot.storeBytes(of: v, as: Int32.self)
             case .int64(let v): slot.storeBytes(of: v, as: Int64.self)
             case .float(let v): slot.storeBytes(of: v, as: Float.self)
+            case .bytes(let b): b.withUnsafeBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             }
             pointers.append(slot)
+            at += size
         }
         try pointers.withUnsafeMutableBufferPointer { params in
             try driver.check(launchKernel(function.function, grid, 1, 1, block, 1, 1, 0, stream, params.baseAddress, nil),
@@ -154,10 +220,22 @@ public struct CUDAFunction: @unchecked Sendable {
     let module: CUDAModule
 }
 
-/// One kernel parameter: a device buffer (or null), or a scalar of the kernel's C type.
+/// One kernel parameter: a device buffer (or null), a raw device address, a scalar of the
+/// kernel's C type, or a struct passed by value as its bytes (laid out as the kernel's C
+/// struct, at most 8-byte aligned).
 public enum KernelArgument {
     case buffer(DeviceBuffer?)
+    case address(snn_CUdeviceptr)
     case int32(Int32)
     case int64(Int64)
     case float(Float)
+    case bytes([UInt8])
+
+    var byteCount: Int {
+        switch self {
+        case .buffer, .address, .int64: return 8
+        case .int32, .float: return 4
+        case .bytes(let b): return max(b.count, 1)
+        }
+    }
 }

@@ -3,15 +3,18 @@
 /// `.reference` and `.cpu` both keep their data in host memory (moving between them is a plain
 /// copy); they differ in the implementation of every op: ``ReferenceBackend`` is plain,
 /// obviously correct Swift, `CPUBackend` (module `SNNCPU`) uses oneDNN, OpenBLAS and blocked
-/// Swift kernels.
+/// Swift kernels. `.cuda(n)` is NVIDIA GPU `n`, whose memory the host cannot read directly
+/// (module `SNNCUDA`).
 public enum Device: Hashable, Sendable, CustomStringConvertible, Codable {
     case reference
     case cpu
+    case cuda(Int)
 
     public var description: String {
         switch self {
         case .reference: return "reference"
         case .cpu: return "cpu"
+        case .cuda(let n): return "cuda:\(n)"
         }
     }
 
@@ -20,15 +23,20 @@ public enum Device: Hashable, Sendable, CustomStringConvertible, Codable {
     public var isHostMemory: Bool {
         switch self {
         case .reference, .cpu: return true
+        case .cuda: return false
         }
     }
 
-    /// Parses `reference` or `cpu`.
+    /// Parses `reference`, `cpu`, `cuda` (GPU 0) or `cuda:N`.
     public init?(_ name: String) {
-        switch name.lowercased() {
+        let name = name.lowercased()
+        switch name {
         case "reference", "ref": self = .reference
         case "cpu": self = .cpu
-        default: return nil
+        case "cuda", "gpu": self = .cuda(0)
+        default:
+            guard name.hasPrefix("cuda:"), let n = Int(name.dropFirst(5)), n >= 0 else { return nil }
+            self = .cuda(n)
         }
     }
 
@@ -44,6 +52,11 @@ public enum Device: Hashable, Sendable, CustomStringConvertible, Codable {
                 preconditionFailure("[device] the cpu backend is not registered: call CPUBackend.register() (module SNNCPU)")
             }
             return backend
+        case .cuda(let n):
+            guard let open = BackendRegistry.cuda else {
+                preconditionFailure("[device] the cuda backend is not registered: call CUDABackend.register() (module SNNCUDA)")
+            }
+            return open(n)
         }
     }
 }
@@ -62,4 +75,7 @@ extension Device {
 /// Backends that live in other modules register here at start-up.
 public enum BackendRegistry {
     nonisolated(unsafe) public static var cpu: (any Backend)?
+    /// The backend of GPU `n` (opened on first use; `SNNCUDA` registers it). Opening a GPU that
+    /// is missing is reported by whoever parses the device: see `CUDABackend.open(_:)`.
+    nonisolated(unsafe) public static var cuda: ((Int) -> any Backend)?
 }

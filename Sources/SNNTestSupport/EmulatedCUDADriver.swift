@@ -21,4 +21,17 @@ public enum EmulatedCUDADriver {
         atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())") }
         return folder
     }
+
+    /// The CUDA backend of the emulated GPU, opened once per process and registered, so that
+    /// `Device.cuda(0)` computes on it. Its kernels are compiled by the real NVRTC into a kernel
+    /// cache that test processes share (`$TMPDIR/snn-test-kernel-cache`; its files are written
+    /// atomically and checked when read).
+    public static let backend: Result<CUDABackend, Error> = Result {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SNN_CUDA_LIBRARY_PATH"] = try folder.get()
+        environment["SNN_KERNEL_CACHE"] = NSTemporaryDirectory() + "snn-test-kernel-cache"
+        let backend = try CUDABackend.open(0, environment: environment)
+        CUDABackend.register()
+        return backend
+    }
 }

@@ -309,7 +309,7 @@ struct OpParityTests {
         for (steps, shape) in [(1, [37]), (4, [3, 5, 7]), (4, [2, 8, 9, 9]), (6, [13, 1031])] {
             for tau in shape.count > 2 || steps == 1 ? [2.0, 1.5] : [2.0] {
                 let neuron = NeuronParameters(tau: tau, threshold: 1, reset: reset, surrogate: surrogate)
-                let x = OpParityTests.currents([steps] + shape, neuron, seed: UInt64(steps * 1000 + shape.count))
+                let x = neuronCurrents([steps] + shape, neuron, seed: UInt64(steps * 1000 + shape.count))
                 let label = "T=\(steps) \(shape) tau \(tau) \(reset) \(surrogate)"
                 // Spikes exactly; gradients elementwise.
                 check([x], output: .elementwise(.exact), gradients: OpParityTests.elementwise, "scan \(label)") {
@@ -335,41 +335,5 @@ struct OpParityTests {
         check([u], output: .elementwise(.exact), gradients: OpParityTests.elementwise) {
             heaviside($0[0], surrogate: surrogate)
         }
-    }
-
-    /// Float32 currents `[T, ...]` for which every charged potential `h_t` (simulated in
-    /// float32 like the CPU kernel) stays more than 1e-3 from the threshold and from the
-    /// surrogate's kinks, so spikes and surrogate values cannot flip between backends.
-    static func currents(_ shape: [Int], _ neuron: NeuronParameters, seed: UInt64) -> Tensor {
-        let margin: Float = 2e-3
-        let th = Float(neuron.threshold)
-        let kinks: [Float]
-        switch neuron.surrogate {
-        case .triangle(let g): kinks = [th - Float(g), th, th + Float(g)]
-        case .sigmoid: kinks = [th]
-        case .rectangle(let a): kinks = [th - Float(a / 2), th, th + Float(a / 2)]
-        }
-        var x = RandomInputs(seed: seed).normalValues(ShapeUtil.count(shape), mean: 0.7, std: 0.6).map { Float($0) }
-        let steps = shape[0]
-        let n = x.count / steps
-        let decay = Float(neuron.decay)
-        for i in 0..<n {
-            var v: Float = 0
-            for t in 0..<steps {
-                let k = t * n + i
-                var h = v * decay + x[k]
-                // Shift the input until h clears every kink (each shift moves h by 2·margin).
-                while let near = kinks.first(where: { Swift.abs(h - $0) < margin }) {
-                    x[k] += h >= near ? margin : -margin
-                    h = v * decay + x[k]
-                }
-                let s: Float = h > th ? 1 : 0
-                switch neuron.reset {
-                case .hard(let vr): v = (1 - s) * h + s * Float(vr)
-                case .soft: v = h - s * th
-                }
-            }
-        }
-        return Tensor(x, shape: shape, device: .reference)
     }
 }

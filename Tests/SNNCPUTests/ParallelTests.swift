@@ -225,7 +225,7 @@ struct ParallelTests {
     func neuron(reset: ResetMode, surrogate: Surrogate) {
         let neuron = NeuronParameters(tau: 2, threshold: 1, reset: reset, surrogate: surrogate)
         // 1 325 neurons per step: blocks of 512, 512 and 301 (301 = 75 vectors of 4 and 1).
-        let x = OpParityTests.currents([4, 5, 265], neuron, seed: 69)
+        let x = neuronCurrents([4, 5, 265], neuron, seed: 69)
         split {
             check([x], output: .elementwise(.exact), gradients: Self.elementwise, "scan") { neuronScan($0[0], neuron) }
             // The surrogate map splits vectors of 4 across threads; u stays clear of its kinks.
@@ -241,7 +241,7 @@ struct ParallelTests {
     func neuronLarge() {
         // 65 blocks of 512 neurons · 4 steps: work 133 120 gives 2 chunks by default.
         let neuron = NeuronParameters(tau: 1.5, threshold: 1, reset: .soft, surrogate: .sigmoid(alpha: 4))
-        let x = OpParityTests.currents([4, 33_001], neuron, seed: 70)
+        let x = neuronCurrents([4, 33_001], neuron, seed: 70)
         check([x], output: .elementwise(.exact), gradients: Self.elementwise) { neuronScan($0[0], neuron) }
     }
 }

@@ -15,7 +15,7 @@ enum MPIRun {
     static func run(_ launcher: String, _ arguments: [String], environment: [String: String] = [:],
                      timeout: Double = 30) throws -> (status: Int32, output: String, timedOut: Bool, seconds: Double) {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("snn-mpi-test-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
         let handle = try FileHandle(forWritingTo: log)
         defer { try? handle.close() }

@@ -107,6 +107,18 @@ extension CUDAKernels {
         if (i < n) y[i] = x[snn_at(l, 1, i)];
     }
 
+    // y[at(0, i)] = x[at(1, i)]: a copy into a strided destination.
+    extern "C" __global__ void snn_copy_to(const float *__restrict__ x, float *__restrict__ y, long long n, SnnLayout l) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < n) y[snn_at(l, 0, i)] = x[snn_at(l, 1, i)];
+    }
+
+    // y[at(0, i)] = value: fills a strided destination.
+    extern "C" __global__ void snn_fill(float *__restrict__ y, float value, long long n, SnnLayout l) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < n) y[snn_at(l, 0, i)] = value;
+    }
+
     extern "C" __global__ void snn_cast_f32_u8(const float *__restrict__ x, unsigned char *__restrict__ y, long long n,
                                                SnnLayout l) {
         long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;

@@ -14,6 +14,7 @@ public enum CUDAKernels {
         ("trt_regularizer.cu", reductions + trtRegularizer),
         ("optimizer.cu", optimizer),
         ("elementwise.cu", elementwise),
+        ("dense.cu", reductions + dense),
     ]
 
     /// Each source once (what the programs of ``all`` are made of), for hosts that compile them
@@ -21,6 +22,7 @@ public enum CUDAKernels {
     public static let parts: [(name: String, source: String)] = [
         ("neuron_scan", neuronScan), ("reductions", reductions), ("batch_norm_neuron", batchNormNeuron),
         ("trt_regularizer", trtRegularizer), ("optimizer", optimizer), ("elementwise", elementwise),
+        ("dense", dense),
     ]
 
     /// A neuron's parameters as the LIF kernels take them.
@@ -110,6 +112,13 @@ public enum CUDAKernels {
             long long k = (long long)t * n + i;
             potentials[k] = snn_lif_step(v, x[k], decay, threshold, softReset, vReset, &spikes[k]);
         }
+    }
+
+    // The surrogate derivative g(u) elementwise (the backend's surrogateGradient).
+    extern "C" __global__ void snn_surrogate_gradient(const float *__restrict__ u, float *__restrict__ y, long long n,
+                                                      int surrogate, float parameter) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < n) y[i] = snn_surrogate(u[i], surrogate, parameter);
     }
 
     extern "C" __global__ void snn_neuron_scan_backward(const float *__restrict__ gradSpikes,

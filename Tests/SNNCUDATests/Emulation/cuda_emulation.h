@@ -1,7 +1,7 @@
 // Runs CUDA kernels on the host, for tests: the CUDA C++ source of a kernel compiles with the
 // host C++ compiler (C++20) after this header, and snn_emulate_launch runs its grid.
 //
-// - Blocks run one after another; the threads of a block run as host threads, so
+// - Blocks run one after another on one host thread per CUDA thread of a block, so
 //   __syncthreads() is a real barrier (std::barrier) and a thread that returns early leaves it,
 //   as on the GPU.
 // - __shared__ variables become function-local statics: shared by the threads of the block
@@ -15,6 +15,7 @@
 
 #include <barrier>
 #include <mutex>
+#include <optional>
 #include <math.h>  // expf, fabsf, ...: what CUDA's device math gives kernels
 #include <thread>
 #include <vector>
@@ -57,21 +58,28 @@ void snn_emulate_launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
     snn_emulation::grid_dim = grid;
     snn_emulation::block_dim = block;
     const unsigned threads = block.x * block.y * block.z;
-    for (unsigned bz = 0; bz < grid.z; bz++)
-        for (unsigned by = 0; by < grid.y; by++)
-            for (unsigned bx = 0; bx < grid.x; bx++) {
-                std::barrier<> barrier(threads);
-                std::vector<std::thread> pool;
-                pool.reserve(threads);
-                for (unsigned t = 0; t < threads; t++) {
-                    pool.emplace_back([&, t] {
-                        snn_emulation::block_index = dim3(bx, by, bz);
-                        snn_emulation::thread_index = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
-                        snn_emulation::block_barrier = &barrier;
-                        kernel(args...);
-                        barrier.arrive_and_drop();
-                    });
-                }
-                for (auto &thread : pool) thread.join();
+    const unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
+    // One host thread per CUDA thread for the whole grid, block after block: `start` and
+    // `end` (never dropped) fence the blocks; each block gets a fresh barrier for
+    // __syncthreads(), which a thread leaves when it returns.
+    std::barrier<> start(threads), end(threads);
+    std::optional<std::barrier<>> current;
+    current.emplace(threads);
+    std::vector<std::thread> pool;
+    pool.reserve(threads);
+    for (unsigned t = 0; t < threads; t++) {
+        pool.emplace_back([&, t] {
+            snn_emulation::thread_index = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+            for (unsigned long long b = 0; b < blocks; b++) {
+                start.arrive_and_wait();
+                snn_emulation::block_index = dim3(b % grid.x, (b / grid.x) % grid.y, b / ((unsigned long long)grid.x * grid.y));
+                snn_emulation::block_barrier = &*current;
+                kernel(args...);
+                current->arrive_and_drop();
+                end.arrive_and_wait();
+                if (t == 0) current.emplace(threads);   // before anyone passes the next start
             }
+        });
+    }
+    for (auto &thread : pool) thread.join();
 }

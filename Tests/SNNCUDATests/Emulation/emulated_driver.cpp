@@ -10,6 +10,7 @@
 #include "part_trt_regularizer.cu"
 #include "part_optimizer.cu"
 #include "part_elementwise.cu"
+#include "part_dense.cu"
 
 #include <cstdint>
 #include <cstdlib>
@@ -55,6 +56,18 @@ static const std::map<std::string, std::function<void(dim3, dim3, void **)>> &ke
         {"snn_cast_f32_u8", entry(snn_cast_f32_u8)},
         {"snn_cast_u8_f32", entry(snn_cast_u8_f32)},
         {"snn_one_hot", entry(snn_one_hot)},
+        {"snn_copy_to", entry(snn_copy_to)},
+        {"snn_fill", entry(snn_fill)},
+        {"snn_surrogate_gradient", entry(snn_surrogate_gradient)},
+        {"snn_matmul", entry(snn_matmul)},
+        {"snn_conv2d_forward", entry(snn_conv2d_forward)},
+        {"snn_conv2d_backward_data", entry(snn_conv2d_backward_data)},
+        {"snn_conv2d_backward_weight", entry(snn_conv2d_backward_weight)},
+        {"snn_conv2d_backward_bias", entry(snn_conv2d_backward_bias)},
+        {"snn_pool2d_forward", entry(snn_pool2d_forward)},
+        {"snn_pool2d_backward", entry(snn_pool2d_backward)},
+        {"snn_bn_apply", entry(snn_bn_apply)},
+        {"snn_bn_backward_sums", entry(snn_bn_backward_sums)},
     };
     return table;
 }
@@ -106,6 +119,22 @@ int cuMemcpyHtoDAsync_v2(unsigned long long dst, const void *src, std::size_t n,
 }
 int cuMemcpyDtoHAsync_v2(void *dst, unsigned long long src, std::size_t n, void *) {
     std::memcpy(dst, (const void *)(std::uintptr_t)src, n);
+    return 0;
+}
+int cuMemcpyDtoDAsync_v2(unsigned long long dst, unsigned long long src, std::size_t n, void *) {
+    std::memmove((void *)(std::uintptr_t)dst, (const void *)(std::uintptr_t)src, n);
+    return 0;
+}
+int cuMemsetD8Async(unsigned long long dst, unsigned char v, std::size_t n, void *) {
+    std::memset((void *)(std::uintptr_t)dst, v, n);
+    return 0;
+}
+int cuMemsetD16Async(unsigned long long dst, unsigned short v, std::size_t n, void *) {
+    for (std::size_t i = 0; i < n; i++) ((unsigned short *)(std::uintptr_t)dst)[i] = v;
+    return 0;
+}
+int cuMemsetD32Async(unsigned long long dst, unsigned int v, std::size_t n, void *) {
+    for (std::size_t i = 0; i < n; i++) ((unsigned int *)(std::uintptr_t)dst)[i] = v;
     return 0;
 }
 int cuModuleLoadData(void **module, const void *image) {

@@ -1,0 +1,172 @@
+import SNNTensor
+
+/// Matrix product, convolution, pooling and batch norm (`dense.cu`), on contiguous float32.
+extension CUDABackend {
+    /// `x` as a contiguous float32 tensor on this device, or `nil` for another dtype.
+    private func packed(_ x: Tensor) -> Tensor? {
+        guard x.dtype == .float32 else { return nil }
+        return x.isContiguous ? x : contiguous(x)
+    }
+
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> Tensor {
+        guard let pa = packed(a), let pb = packed(b) else {
+            return onHost([a, b]) { $0.matmul($1[0], $1[1], transposeA: transposeA, transposeB: transposeB) }
+        }
+        let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+        let n = transposeB ? b.shape[0] : b.shape[1]
+        let out = output([m, n])
+        if out.count == 0 { return out }
+        if k == 0 {
+            fill(out, with: 0)
+            return out
+        }
+        // Element (i, j) of op(A) sits at i·row + j·col.
+        let (aRow, aCol) = transposeA ? (1, m) : (k, 1)
+        let (bRow, bCol) = transposeB ? (1, k) : (n, 1)
+        let tilesN = (n + 15) / 16
+        launch("snn_matmul", blocks: ((m + 15) / 16) * tilesN,
+               [arg(pa), arg(pb), arg(out), .int32(Int32(m)), .int32(Int32(n)), .int32(Int32(k)), .int64(Int64(aRow)),
+                .int64(Int64(aCol)), .int64(Int64(bRow)), .int64(Int64(bCol)), .int32(Int32(tilesN))])
+        return out
+    }
+
+    /// `SnnConv` of `dense.cu`: sixteen ints.
+    private func geometry(input: [Int], weight: [Int], _ p: Conv2dParameters) -> (KernelArgument, output: [Int]) {
+        let oh = Conv2dParameters.outputSize(input[2], kernel: weight[2], stride: p.strideH, padding: p.padH, dilation: p.dilationH)
+        let ow = Conv2dParameters.outputSize(input[3], kernel: weight[3], stride: p.strideW, padding: p.padW, dilation: p.dilationW)
+        let fields = [input[0], input[1], input[2], input[3], weight[0], weight[2], weight[3], oh, ow, p.strideH, p.strideW,
+                      p.padH, p.padW, p.dilationH, p.dilationW, p.groups].map { Int32($0) }
+        return (.bytes(fields.withUnsafeBytes { Array($0) }), [input[0], weight[0], oh, ow])
+    }
+
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2dParameters) -> Tensor {
+        guard let px = packed(x), let pw = packed(weight), bias.map({ $0.dtype == .float32 }) ?? true else {
+            return onHost([x, weight] + (bias.map { [$0] } ?? [])) {
+                $0.conv2d($1[0], weight: $1[1], bias: $1.count > 2 ? $1[2] : nil, p)
+            }
+        }
+        let (g, shape) = geometry(input: x.shape, weight: weight.shape, p)
+        let out = output(shape)
+        if out.count == 0 { return out }
+        launch("snn_conv2d_forward", elements: out.count, [arg(px), arg(pw), arg(bias.map { packed($0)! }), arg(out), g])
+        return out
+    }
+
+    public func conv2dBackwardData(_ gradOutput: Tensor, weight: Tensor, inputShape: [Int], _ p: Conv2dParameters) -> Tensor {
+        guard let pg = packed(gradOutput), let pw = packed(weight) else {
+            return onHost([gradOutput, weight]) { $0.conv2dBackwardData($1[0], weight: $1[1], inputShape: inputShape, p) }
+        }
+        let (g, _) = geometry(input: inputShape, weight: weight.shape, p)
+        let out = output(inputShape)
+        if out.count == 0 { return out }
+        launch("snn_conv2d_backward_data", elements: out.count, [arg(pg), arg(pw), arg(out), g])
+        return out
+    }
+
+    public func conv2dBackwardWeight(_ gradOutput: Tensor, input: Tensor, weightShape: [Int], withBias: Bool,
+                                     _ p: Conv2dParameters) -> (weight: Tensor, bias: Tensor?) {
+        guard let pg = packed(gradOutput), let px = packed(input) else {
+            let host = ReferenceBackend.shared.conv2dBackwardWeight(hostCopy(of: gradOutput), input: hostCopy(of: input),
+                                                                    weightShape: weightShape, withBias: withBias, p)
+            return (deviceCopy(of: host.weight), host.bias.map(deviceCopy))
+        }
+        let (g, _) = geometry(input: input.shape, weight: weightShape, p)
+        let gw = output(weightShape)
+        if gw.count > 0 { launch("snn_conv2d_backward_weight", blocks: gw.count, [arg(pg), arg(px), arg(gw), g]) }
+        var gb: Tensor?
+        if withBias {
+            let b = output([weightShape[0]])
+            if b.count > 0 { launch("snn_conv2d_backward_bias", blocks: b.count, [arg(pg), arg(b), g]) }
+            gb = b
+        }
+        return (gw, gb)
+    }
+
+    /// `SnnPool` of `dense.cu`: twelve ints.
+    private func geometry(_ input: [Int], _ p: Pool2dParameters) -> (KernelArgument, output: [Int]) {
+        let oh = (input[2] + 2 * p.padH - p.kernelH) / p.strideH + 1, ow = (input[3] + 2 * p.padW - p.kernelW) / p.strideW + 1
+        let fields = [input[0] * input[1], input[2], input[3], oh, ow, p.kernelH, p.kernelW, p.strideH, p.strideW, p.padH, p.padW,
+                      p.kind == .max ? 0 : 1].map { Int32($0) }
+        return (.bytes(fields.withUnsafeBytes { Array($0) }), [input[0], input[1], oh, ow])
+    }
+
+    public func pool2d(_ x: Tensor, _ p: Pool2dParameters) -> Tensor {
+        guard let px = packed(x) else { return onHost([x]) { $0.pool2d($1[0], p) } }
+        let (g, shape) = geometry(x.shape, p)
+        let out = output(shape)
+        if out.count > 0 { launch("snn_pool2d_forward", elements: out.count, [arg(px), arg(out), g]) }
+        return out
+    }
+
+    public func pool2dBackward(_ gradOutput: Tensor, inputShape: [Int], input: Tensor?, _ p: Pool2dParameters) -> Tensor {
+        precondition(p.kind == .average || input?.shape == inputShape,
+                     "[pool2d] expected the forward input of shape \(inputShape) for max pooling's gradient")
+        guard let pg = packed(gradOutput), input.map({ $0.dtype == .float32 }) ?? true else {
+            return onHost([gradOutput] + (input.map { [$0] } ?? [])) {
+                $0.pool2dBackward($1[0], inputShape: inputShape, input: $1.count > 1 ? $1[1] : nil, p)
+            }
+        }
+        let (g, _) = geometry(inputShape, p)
+        let out = output(inputShape)
+        let px = p.kind == .max ? input.flatMap(packed) : nil
+        if out.count > 0 { launch("snn_pool2d_backward", elements: out.count, [arg(pg), arg(px), arg(out), g]) }
+        return out
+    }
+
+    /// Channels and the elements per channel and frame of `[N, C, ...]`.
+    private func planes(_ shape: [Int]) -> (frames: Int, channels: Int, plane: Int) {
+        let (frames, channels) = (shape[0], shape.count > 1 ? shape[1] : 1)
+        return (frames, channels, ShapeUtil.count(shape) / max(frames * channels, 1))
+    }
+
+    public func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Tensor, runningVar: Tensor,
+                          epsilon: Double, training: Bool) -> (output: Tensor, mean: Tensor, variance: Tensor) {
+        let all = [x, gamma, beta, runningMean, runningVar]
+        guard all.allSatisfy({ $0.dtype == .float32 }) else {
+            let hosts = all.map { hostCopy(of: $0) }
+            let r = ReferenceBackend.shared.batchNorm(hosts[0], gamma: hosts[1], beta: hosts[2], runningMean: hosts[3],
+                                                      runningVar: hosts[4], epsilon: epsilon, training: training)
+            return (deviceCopy(of: r.output), deviceCopy(of: r.mean), deviceCopy(of: r.variance))
+        }
+        let px = packed(x)!
+        let (_, channels, plane) = planes(x.shape)
+        let (mean, variance) = training ? batchNormStatistics(px) : (contiguous(runningMean), contiguous(runningVar))
+        let out = output(x.shape)
+        if out.count > 0 {
+            launch("snn_bn_apply", elements: out.count,
+                   [arg(px), arg(packed(gamma)), arg(packed(beta)), arg(mean), arg(variance), .float(Float(epsilon)), arg(out),
+                    .int64(Int64(out.count)), .int32(Int32(channels)), .int64(Int64(plane))])
+        }
+        return (out, mean, variance)
+    }
+
+    public func batchNormBackward(_ gradOutput: Tensor, input: Tensor, gamma: Tensor, mean: Tensor, variance: Tensor,
+                                  epsilon: Double) -> (input: Tensor, gamma: Tensor, beta: Tensor) {
+        let all = [gradOutput, input, gamma, mean, variance]
+        guard all.allSatisfy({ $0.dtype == .float32 }) else {
+            let h = all.map { hostCopy(of: $0) }
+            let r = ReferenceBackend.shared.batchNormBackward(h[0], input: h[1], gamma: h[2], mean: h[3], variance: h[4],
+                                                              epsilon: epsilon)
+            return (deviceCopy(of: r.input), deviceCopy(of: r.gamma), deviceCopy(of: r.beta))
+        }
+        let (pg, px, pgamma, pmean, pvar) = (packed(gradOutput)!, packed(input)!, packed(gamma)!, packed(mean)!, packed(variance)!)
+        let (frames, channels, plane) = planes(input.shape)
+        let (gradGamma, gradBeta) = (output([channels]), output([channels]))
+        launch("snn_bn_backward_sums", blocks: channels,
+               [arg(pg), arg(px), arg(pmean), arg(pvar), .float(Float(epsilon)), arg(gradBeta), arg(gradGamma), .int32(Int32(frames)),
+                .int32(Int32(channels)), .int64(Int64(plane))])
+        let gradInput = contiguous(pg)
+        inputGradient(px, gradInput, gamma: pgamma, mean: pmean, variance: pvar, epsilon: epsilon, gradGamma: gradGamma,
+                      gradBeta: gradBeta, frames: frames, channels: channels, plane: plane)
+        return (gradInput, gradGamma, gradBeta)
+    }
+
+    /// Batch norm's input gradient in place: `grad ← γ/σ (grad − Σgrad/m − x̂ Σ(grad·x̂)/m)`.
+    func inputGradient(_ x: Tensor, _ grad: Tensor, gamma: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
+                       gradGamma: Tensor, gradBeta: Tensor, frames: Int, channels: Int, plane: Int) {
+        guard grad.count > 0 else { return }
+        launch("snn_bn_input_gradient", elements: grad.count,
+               [arg(x), arg(grad), arg(gamma), arg(mean), arg(variance), .float(Float(epsilon)), arg(gradGamma), arg(gradBeta),
+                .float(Float(frames * plane)), .int64(Int64(grad.count)), .int32(Int32(channels)), .int64(Int64(plane))])
+    }
+}

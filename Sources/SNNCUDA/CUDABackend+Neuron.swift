@@ -1,0 +1,158 @@
+import Foundation
+import SNNTensor
+
+/// The LIF scan, batch norm fused with it, the surrogate derivative and the TRT penalty
+/// (`neuron_scan.cu`, `batch_norm_neuron.cu`, `trt_regularizer.cu`). The saved state is the
+/// host backends' (`SavedPotentials`, `SavedBatchNormNeuron`: a spiking residual as bytes), on
+/// this device.
+extension CUDABackend {
+    private func float32(_ tensors: [Tensor]) -> [Tensor]? {
+        guard tensors.allSatisfy({ $0.dtype == .float32 }) else { return nil }
+        return tensors.map { $0.isContiguous ? $0 : contiguous($0) }
+    }
+
+    public func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, saved: any SavedState) {
+        guard let px = float32([x])?[0] else {
+            let r = ReferenceBackend.shared.neuronScan(hostCopy(of: x), neuron)
+            let potentials = SavedPotentials.from(r.saved, op: "neuronScan").potentials
+            return (deviceCopy(of: r.spikes), SavedPotentials(deviceCopy(of: potentials), neuron))
+        }
+        let steps = x.shape[0], n = x.count / max(steps, 1)
+        let (spikes, potentials) = (output(x.shape), output(x.shape))
+        if n > 0 {
+            launch("snn_neuron_scan_forward", elements: n,
+                   [arg(px), arg(spikes), arg(potentials), .int64(Int64(n)), .int32(Int32(steps))]
+                   + CUDAKernels.NeuronArguments(neuron).kernelArguments(backward: false))
+        }
+        return (spikes, SavedPotentials(potentials, neuron))
+    }
+
+    public func neuronScanBackward(_ gradSpikes: Tensor, saved: any SavedState) -> Tensor {
+        let s = SavedPotentials.from(saved, op: "neuronScan")
+        guard let pg = float32([gradSpikes])?[0], s.potentials.dtype == .float32 else {
+            return onHost([gradSpikes, s.potentials]) {
+                $0.neuronScanBackward($1[0], saved: SavedPotentials($1[1], s.neuron))
+            }
+        }
+        let steps = s.potentials.shape[0], n = s.potentials.count / max(steps, 1)
+        let out = output(s.potentials.shape)
+        if n > 0 {
+            launch("snn_neuron_scan_backward", elements: n,
+                   [arg(pg), arg(s.potentials), arg(out), .int64(Int64(n)), .int32(Int32(steps))]
+                   + CUDAKernels.NeuronArguments(s.neuron).kernelArguments(backward: true))
+        }
+        return out
+    }
+
+    public func batchNormStatistics(_ x: Tensor) -> (mean: Tensor, variance: Tensor) {
+        guard let px = float32([x])?[0] else {
+            let r = ReferenceBackend.shared.batchNormStatistics(hostCopy(of: x))
+            return (deviceCopy(of: r.mean), deviceCopy(of: r.variance))
+        }
+        let (frames, channels) = (x.shape[0], x.shape[1])
+        let plane = x.count / max(frames * channels, 1)
+        let (mean, variance) = (output([channels]), output([channels]))
+        if channels > 0 {
+            launch("snn_bn_statistics", blocks: channels,
+                   [arg(px), arg(mean), arg(variance), .int32(Int32(frames)), .int32(Int32(channels)), .int64(Int64(plane))])
+        }
+        return (mean, variance)
+    }
+
+    public func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
+                                    residual: Tensor?, steps: Int, _ neuron: NeuronParameters) -> (spikes: Tensor, saved: any SavedState) {
+        let inputs = [x, gamma, beta, mean, variance] + (residual.map { [$0] } ?? [])
+        guard let p = float32(inputs) else {
+            let h = inputs.map { hostCopy(of: $0) }
+            let r = ReferenceBackend.shared.batchNormNeuronScan(h[0], gamma: h[1], beta: h[2], mean: h[3], variance: h[4],
+                                                                epsilon: epsilon, residual: h.count > 5 ? h[5] : nil,
+                                                                steps: steps, neuron)
+            return (deviceCopy(of: r.spikes), SavedBatchNormNeuron(input: x, gamma: gamma, beta: beta, mean: mean,
+                                                                    variance: variance, epsilon: epsilon, residual: residual,
+                                                                    steps: steps, neuron: neuron))
+        }
+        let (n, channels) = (x.count / max(steps, 1), x.shape[1])
+        let plane = x.count / max(x.shape[0] * channels, 1)
+        let spikes = output(x.shape)
+        if n > 0 {
+            launch("snn_bn_neuron_forward", elements: n,
+                   [arg(p[0]), arg(p.count > 5 ? p[5] : nil), arg(p[1]), arg(p[2]), arg(p[3]), arg(p[4]), .float(Float(epsilon)),
+                    arg(spikes), .int64(Int64(n)), .int32(Int32(steps)), .int32(Int32(channels)), .int64(Int64(plane))]
+                   + CUDAKernels.NeuronArguments(neuron).kernelArguments(backward: false))
+        }
+        return (spikes, SavedBatchNormNeuron(input: p[0], gamma: p[1], beta: p[2], mean: p[3], variance: p[4], epsilon: epsilon,
+                                             residual: residual, steps: steps, neuron: neuron))
+    }
+
+    public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, saved: any SavedState)
+        -> (input: Tensor, gamma: Tensor, beta: Tensor, residual: Tensor?) {
+        let s = SavedBatchNormNeuron.from(saved, op: "batchNormNeuronScan")
+        let residual = s.residual?.value
+        let inputs = [gradSpikes, s.input, s.gamma, s.beta, s.mean, s.variance] + (residual.map { [$0] } ?? [])
+        guard let p = float32(inputs) else {
+            let h = inputs.map { hostCopy(of: $0) }
+            let hostSaved = SavedBatchNormNeuron(input: h[1], gamma: h[2], beta: h[3], mean: h[4], variance: h[5],
+                                                 epsilon: s.epsilon, residual: h.count > 6 ? h[6] : nil, steps: s.steps,
+                                                 neuron: s.neuron)
+            let r = ReferenceBackend.shared.batchNormNeuronScanBackward(h[0], saved: hostSaved)
+            return (deviceCopy(of: r.input), deviceCopy(of: r.gamma), deviceCopy(of: r.beta), r.residual.map(deviceCopy))
+        }
+        let x = p[1], steps = s.steps, n = x.count / max(steps, 1), channels = x.shape[1]
+        let plane = x.count / max(x.shape[0] * channels, 1)
+        let gradInput = output(x.shape), gradResidual = residual == nil ? nil : output(x.shape)
+        let (sumGrad, sumGradNormalized) = (output([n]), output([n]))
+        if n > 0 {
+            launch("snn_bn_neuron_backward", elements: n,
+                   [arg(p[0]), arg(x), arg(p.count > 6 ? p[6] : nil), arg(p[2]), arg(p[3]), arg(p[4]), arg(p[5]),
+                    .float(Float(s.epsilon)), arg(gradInput), arg(gradResidual), arg(sumGrad), arg(sumGradNormalized),
+                    .int64(Int64(n)), .int32(Int32(steps)), .int32(Int32(channels)), .int64(Int64(plane))]
+                   + CUDAKernels.NeuronArguments(s.neuron).kernelArguments(backward: true))
+        }
+        let (gradGamma, gradBeta) = (output([channels]), output([channels]))
+        let samples = n / max(channels * plane, 1)
+        if channels > 0 {
+            launch("snn_bn_channel_sums", blocks: channels,
+                   [arg(sumGrad), arg(sumGradNormalized), arg(gradBeta), arg(gradGamma), .int32(Int32(samples)),
+                    .int32(Int32(channels)), .int64(Int64(plane))])
+        }
+        inputGradient(x, gradInput, gamma: p[2], mean: p[4], variance: p[5], epsilon: s.epsilon, gradGamma: gradGamma,
+                      gradBeta: gradBeta, frames: x.shape[0], channels: channels, plane: plane)
+        return (gradInput, gradGamma, gradBeta, gradResidual)
+    }
+
+    public func surrogateGradient(_ u: Tensor, _ surrogate: Surrogate) -> Tensor {
+        guard let pu = float32([u])?[0] else { return onHost([u]) { $0.surrogateGradient($1[0], surrogate) } }
+        let parameters = CUDAKernels.NeuronArguments(NeuronParameters(tau: 2, threshold: 1, reset: .soft, surrogate: surrogate))
+        let out = output(u.shape)
+        if u.count > 0 {
+            launch("snn_surrogate_gradient", elements: u.count,
+                   [arg(pu), arg(out), .int64(Int64(u.count)), .int32(parameters.surrogate), .float(parameters.parameter)])
+        }
+        return out
+    }
+
+    public func trtRegularizer(_ weights: [Tensor], lambda: Double, coefficients: [Double], epsilon: Double)
+        -> (value: Tensor, gradients: [Tensor]) {
+        guard let packed = float32(weights) else {
+            let r = ReferenceBackend.shared.trtRegularizer(weights.map { hostCopy(of: $0) }, lambda: lambda,
+                                                           coefficients: coefficients, epsilon: epsilon)
+            return (deviceCopy(of: r.value), r.gradients.map(deviceCopy))
+        }
+        let block = 256
+        let blocks = packed.map { max(($0.count + block - 1) / block, 1) }
+        let partials = output([blocks.reduce(0, +)], .float64)
+        let c = deviceCopy(of: Tensor(coefficients.map(Float.init), shape: [coefficients.count], device: .reference))
+        var gradients: [Tensor] = [], first = 0
+        for (w, count) in zip(packed, blocks) {
+            let g = output(w.shape)
+            launch("snn_trt_regularizer", blocks: count,
+                   [arg(w), arg(g), .address(address(partials) + UInt64(first * 8)), .int64(Int64(w.count)), arg(c),
+                    .int32(Int32(coefficients.count)), .float(Float(lambda)), .float(Float(epsilon))])
+            gradients.append(g)
+            first += count
+        }
+        let value = output([])
+        launch("snn_sum_partials", blocks: 1, [arg(partials), arg(value), .int32(Int32(first))])
+        return (value, gradients)
+    }
+}

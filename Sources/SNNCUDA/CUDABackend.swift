@@ -1,0 +1,314 @@
+import CCUDA
+import Foundation
+import SNNLibraries
+import SNNTensor
+
+/// The backend of one NVIDIA GPU (`Device.cuda(n)`): tensors live in device memory from the
+/// driver's stream-ordered pool, and every op is queued on the device's one stream as
+/// SwiftSNN's kernels (``CUDAKernels``, compiled by NVRTC for the GPU and kept in the kernel
+/// cache). Only reading values back (``download(_:into:)``, ``synchronize()``) waits.
+///
+/// Float32 is the working type: every op has a kernel for it. Ops on other dtypes (labels,
+/// float64 checks) and views beyond the kernels' rank of 8 are computed by the reference
+/// backend on a host copy and moved back, so every primitive works on every input.
+///
+/// A failure the driver reports inside an op (which cannot throw) ends the process through
+/// `DeviceFailure.report`, naming the op and the driver's error.
+public final class CUDABackend: Backend, @unchecked Sendable {
+    public let device: Device
+    /// The GPU: its context, stream and memory.
+    public let gpu: CUDADevice
+    /// The driver's description of the GPU.
+    public let info: CUDADriver.Device
+
+    private let modules: [(source: String, module: CUDAModule)]
+    private let lock = NSLock()
+    private var functions: [String: CUDAFunction] = [:]
+    private var liveBytes = 0, peakBytes = 0
+
+    /// Opens GPU `ordinal` and loads the kernels (compiled by `nvrtc` for its architecture, or
+    /// taken from `cache`).
+    public init(ordinal: Int, driver: CUDADriver, nvrtc: NVRTC, cache: KernelCache) throws {
+        let gpus = try driver.devices()
+        guard ordinal < gpus.count else {
+            throw LibraryError(gpus.isEmpty ? "no GPU: the NVIDIA driver (\(driver.path)) sees none"
+                               : "there is no GPU \(ordinal): this machine has GPUs 0..<\(gpus.count)")
+        }
+        info = gpus[ordinal]
+        gpu = try CUDADevice(driver: driver, ordinal: ordinal)
+        device = .cuda(ordinal)
+        var modules: [(String, CUDAModule)] = []
+        for (name, source) in CUDAKernels.all {
+            let compiled = try cache.cubin(for: source, name: name, architecture: info.architecture, nvrtc: nvrtc)
+            modules.append((source, try gpu.loadModule(compiled.cubin)))
+        }
+        self.modules = modules
+    }
+
+    // MARK: Opening and registering
+
+    nonisolated(unsafe) private static var opened: [Int: CUDABackend] = [:]
+    private static let openLock = NSLock()
+
+    /// The backend of GPU `ordinal`, opened once per process: the driver, NVRTC and the kernels
+    /// found as `snn devices` finds them (`SNN_CUDA_LIBRARY_PATH`, the loader path, Python
+    /// environments' `nvidia` wheels). Throws a message that says what is missing and where it
+    /// looked. A failed open is tried again on the next call.
+    public static func open(_ ordinal: Int, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> CUDABackend {
+        openLock.lock()
+        defer { openLock.unlock() }
+        if let backend = opened[ordinal] { return backend }
+        let driver = try CUDADriver.load(environment: environment)
+        let nvrtc = try NVRTC(driverVersion: driver.versionCode, environment: environment)
+        let backend = try CUDABackend(ordinal: ordinal, driver: driver, nvrtc: nvrtc,
+                                      cache: KernelCache(directory: KernelCache.defaultDirectory(environment: environment)))
+        opened[ordinal] = backend
+        return backend
+    }
+
+    /// Makes `Device.cuda(n)` compute here. Call ``open(_:environment:)`` first where a missing
+    /// GPU should be a clear error (the command line does); a device opened only through
+    /// `Device.backend` ends the process with the reason instead.
+    public static func register() {
+        BackendRegistry.cuda = { ordinal in
+            do {
+                return try open(ordinal)
+            } catch {
+                DeviceFailure.report(.failure(device: .cuda(ordinal), op: "open", message: "\(error)"),
+                                     context: "opening the GPU")
+            }
+        }
+    }
+
+    /// Bytes held by this device's tensors now, and the most since ``resetPeak()``.
+    public var memory: (live: Int, peak: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (liveBytes, peakBytes)
+    }
+
+    /// Starts a new peak measurement from the bytes held now.
+    public func resetPeak() {
+        lock.lock()
+        peakBytes = liveBytes
+        lock.unlock()
+    }
+
+    // MARK: Kernels
+
+    /// The kernel `name`, from the first program that defines it.
+    func function(_ name: String) -> CUDAFunction {
+        lock.lock()
+        defer { lock.unlock() }
+        if let f = functions[name] { return f }
+        guard let module = modules.first(where: { $0.source.contains(" \(name)(") })?.module else {
+            preconditionFailure("[CUDA] no kernel named \(name) in CUDAKernels.all")
+        }
+        do {
+            let f = try module.function(name)
+            functions[name] = f
+            return f
+        } catch {
+            fail("load kernel \(name)", error)
+        }
+    }
+
+    /// Launches `name` over `elements` threads in blocks of `block` (at least one block).
+    func launch(_ name: String, elements: Int, block: Int = 256, _ arguments: [KernelArgument]) {
+        launch(name, blocks: max((elements + block - 1) / block, 1), block: block, arguments)
+    }
+
+    /// Launches `name` over `blocks` blocks of `block` threads.
+    func launch(_ name: String, blocks: Int, block: Int = 256, _ arguments: [KernelArgument]) {
+        precondition(blocks <= Int(Int32.max), "[CUDA] \(name): \(blocks) blocks are more than a grid holds")
+        do {
+            try gpu.launch(function(name), grid: UInt32(blocks), block: UInt32(block), arguments)
+        } catch {
+            fail(name, error)
+        }
+    }
+
+    /// Ends the process with a device failure in `op` (ops cannot throw).
+    func fail(_ op: String, _ error: Error) -> Never {
+        DeviceFailure.report(.failure(device: device, op: op, message: "\(error)"), context: "on \(info.name)")
+    }
+
+    /// The device address of `x`'s first element.
+    func address(_ x: Tensor) -> snn_CUdeviceptr {
+        precondition(x.device == device, "[CUDA] expected a tensor on \(device), got one on \(x.device)")
+        return snn_CUdeviceptr(UInt(bitPattern: x.storage.data)) + snn_CUdeviceptr(x.offset * x.dtype.size)
+    }
+
+    /// `x`'s address as a kernel argument (`nil`: a null pointer).
+    func arg(_ x: Tensor?) -> KernelArgument { .address(x.map(address) ?? 0) }
+
+    /// A new contiguous float32 (or `dtype`) tensor on this device.
+    func output(_ shape: [Int], _ dtype: DType = .float32) -> Tensor { Tensor.empty(shape, dtype: dtype, device: device) }
+
+    // MARK: Memory
+
+    public func allocate(_ shape: [Int], dtype: DType) throws(DeviceError) -> Tensor {
+        var bytes = dtype.size, overflow = false
+        for d in shape where !overflow { (bytes, overflow) = bytes.multipliedReportingOverflow(by: d) }
+        guard !overflow, shape.allSatisfy({ $0 >= 0 }) else {
+            throw .failure(device: device, op: "allocate", message: "a tensor of shape \(ShapeUtil.describe(shape)) is too large to address")
+        }
+        let address: snn_CUdeviceptr
+        switch gpu.allocateRaw(bytes: bytes) {
+        case .success(let a): address = a
+        case .failure(let f):
+            if f.isOutOfMemory { throw .outOfMemory(device: device, bytes: bytes, held: memory.live) }
+            throw .failure(device: device, op: "allocate", message: "[cuMemAllocAsync] \(f.message)")
+        }
+        lock.lock()
+        liveBytes += bytes
+        peakBytes = max(peakBytes, liveBytes)
+        lock.unlock()
+        guard let pointer = UnsafeMutableRawPointer(bitPattern: UInt(address)) else {
+            throw .failure(device: device, op: "allocate", message: "[cuMemAllocAsync] returned address 0")
+        }
+        let storage = Storage(adopting: pointer, byteCount: bytes) { [weak self, gpu] p, n in
+            gpu.free(snn_CUdeviceptr(UInt(bitPattern: p)))
+            guard let self else { return }
+            self.lock.lock()
+            self.liveBytes -= n
+            self.lock.unlock()
+        }
+        return Tensor(storage: storage, shape: shape, dtype: dtype, device: device)
+    }
+
+    public func fill(_ x: Tensor, with value: Double) {
+        if x.count == 0 { return }
+        var pattern: UInt64 = 0
+        withUnsafeMutableBytes(of: &pattern) { x.dtype.store(value, $0.baseAddress!, 0) }
+        if x.isContiguous && x.dtype.size <= 4 {
+            run("fill") { try gpu.set(address(x), pattern: UInt32(truncatingIfNeeded: pattern), size: x.dtype.size, count: x.count) }
+        } else if x.dtype == .float32, let layout = Layout(x.shape, [x, nil, nil]) {
+            launch("snn_fill", elements: x.count, [arg(x), .float(Float(value)), .int64(Int64(x.count)), layout.argument])
+        } else {
+            mirror(x) { HostMemory.fill($0, with: value) }
+        }
+    }
+
+    public func copy(_ source: Tensor, into destination: Tensor) {
+        precondition(source.shape == destination.shape,
+                     "[copy] expected equal shapes, got \(ShapeUtil.describe(source.shape)) and \(ShapeUtil.describe(destination.shape))")
+        if source.count == 0 { return }
+        switch (source.device == device, destination.device == device) {
+        case (false, true):
+            precondition(source.device.isHostMemory, "[copy] expected host memory or \(device), got \(source.device)")
+            if destination.isContiguous {
+                let staged = source.dtype == destination.dtype && source.isContiguous ? source : hostCopy(of: source, dtype: destination.dtype)
+                run("copy to \(device)") {
+                    try gpu.copy(from: UnsafeRawPointer(staged.storage.data + staged.offset * staged.dtype.size), to: address(destination),
+                                 bytes: destination.count * destination.dtype.size)
+                }
+            } else if destination.dtype.size == 4, Layout(destination.shape, [destination, nil, nil]) != nil {
+                copy(deviceCopy(of: hostCopy(of: source, dtype: destination.dtype)), into: destination)
+            } else {
+                mirror(destination) { HostMemory.copy(source, into: $0) }
+            }
+        case (true, false):
+            precondition(destination.device.isHostMemory, "[copy] expected host memory or \(device), got \(destination.device)")
+            let packed = source.isContiguous ? source : contiguous(source)
+            let staged = destination.dtype == source.dtype && destination.isContiguous
+                ? destination : HostMemory.empty(source.shape, dtype: source.dtype)
+            run("copy from \(device)") {
+                try gpu.copy(from: address(packed), to: staged.storage.data + staged.offset * staged.dtype.size,
+                             bytes: packed.count * packed.dtype.size)
+            }
+            if staged !== destination { HostMemory.copy(staged, into: destination) }
+        case (true, true):
+            if source.dtype == destination.dtype && source.isContiguous && destination.isContiguous {
+                run("copy") { try gpu.copy(from: address(source), to: address(destination), bytes: source.count * source.dtype.size) }
+            } else if source.dtype == destination.dtype && source.dtype.size == 4,
+                      let layout = Layout(source.shape, [destination, source, nil]) {
+                launch("snn_copy_to", elements: source.count, [arg(source), arg(destination), .int64(Int64(source.count)), layout.argument])
+            } else if destination.isContiguous, let kernel = castKernel(source.dtype, destination.dtype),
+                      let layout = Layout(source.shape, [nil, source, nil]) {
+                launch(kernel, elements: source.count, [arg(source), arg(destination), .int64(Int64(source.count)), layout.argument])
+            } else {
+                // Other dtypes and ranks: through the host.
+                let host = hostCopy(of: source)
+                if destination.isContiguous { copy(host, into: destination) } else { mirror(destination) { HostMemory.copy(host, into: $0) } }
+            }
+        case (false, false):
+            preconditionFailure("[copy] neither \(source.device) nor \(destination.device) is \(device)")
+        }
+    }
+
+    public func upload(_ bytes: UnsafeRawBufferPointer, into x: Tensor) {
+        precondition(x.isContiguous && bytes.count == x.count * x.dtype.size,
+                     "[upload] expected \(x.count * x.dtype.size) bytes for a contiguous \(ShapeUtil.describe(x.shape)) \(x.dtype), got \(bytes.count)")
+        guard let base = bytes.baseAddress else { return }
+        run("upload") { try gpu.copy(from: base, to: address(x), bytes: bytes.count) }
+    }
+
+    public func download(_ x: Tensor, into bytes: UnsafeMutableRawBufferPointer) {
+        precondition(x.isContiguous && bytes.count == x.count * x.dtype.size,
+                     "[download] expected room for \(x.count * x.dtype.size) bytes, got \(bytes.count)")
+        guard let base = bytes.baseAddress else { return }
+        run("download") { try gpu.copy(from: address(x), to: base, bytes: bytes.count) }
+    }
+
+    /// Drawn on the host by the engine's generator (the same numbers as every device) and
+    /// uploaded.
+    public func random(_ distribution: RandomDistribution, into x: Tensor, seed: UInt64, counter: UInt64) {
+        let host = HostMemory.empty(x.shape, dtype: x.dtype)
+        HostMemory.random(distribution, into: host, seed: seed, counter: counter)
+        copy(host, into: x)
+    }
+
+    public func synchronize() throws(DeviceError) {
+        do {
+            try gpu.synchronize()
+        } catch {
+            throw .failure(device: device, op: "synchronize", message: "\(error)")
+        }
+    }
+
+    /// Runs a driver call of `op`, ending the process on failure.
+    func run(_ op: String, _ body: () throws -> Void) {
+        do { try body() } catch { fail(op, error) }
+    }
+
+    // MARK: Host round trips
+
+    /// A contiguous host copy of the device tensor (or host tensor) `x` in `dtype`.
+    func hostCopy(of x: Tensor, dtype: DType? = nil) -> Tensor {
+        let host = HostMemory.empty(x.shape, dtype: dtype ?? x.dtype)
+        if x.device == device { copy(x, into: host) } else { HostMemory.copy(x, into: host) }
+        return host
+    }
+
+    /// A new device tensor holding the host tensor `x`.
+    func deviceCopy(of x: Tensor) -> Tensor {
+        let out = output(x.shape, x.dtype)
+        copy(x, into: out)
+        return out
+    }
+
+    /// Computes `body` on the reference backend from host copies of `inputs` and moves its
+    /// result here: for dtypes and ranks the kernels do not cover.
+    func onHost(_ inputs: [Tensor], _ body: (ReferenceBackend, [Tensor]) -> Tensor) -> Tensor {
+        deviceCopy(of: body(ReferenceBackend.shared, inputs.map { hostCopy(of: $0) }))
+    }
+
+    /// Lets `body` change the device tensor `x` (any strides, any dtype) through a host view of
+    /// its whole storage, then writes the storage back.
+    func mirror(_ x: Tensor, _ body: (Tensor) -> Void) {
+        let bytes = x.storage.byteCount
+        let staging = HostMemory.empty([bytes], dtype: .uint8)
+        let base = snn_CUdeviceptr(UInt(bitPattern: x.storage.data))
+        run("copy from \(device)") { try gpu.copy(from: base, to: staging.storage.data, bytes: bytes) }
+        body(Tensor(storage: staging.storage, shape: x.shape, strides: x.strides, offset: x.offset, dtype: x.dtype, device: .reference))
+        run("copy to \(device)") { try gpu.copy(from: UnsafeRawPointer(staging.storage.data), to: base, bytes: bytes) }
+        run("synchronize") { try gpu.synchronize() }   // the staging buffer goes when this returns
+    }
+}
+
+extension HostMemory {
+    /// A new contiguous host tensor (reference device) for staging.
+    static func empty(_ shape: [Int], dtype: DType) -> Tensor { Tensor.empty(shape, dtype: dtype, device: .reference) }
+}
