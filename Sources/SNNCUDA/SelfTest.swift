@@ -13,6 +13,10 @@ public enum CUDASelfTest {
         public let worst: Double
         public let tolerance: Double
         public var passed: Bool { worst <= tolerance }
+
+        public init(name: String, worst: Double, tolerance: Double) {
+            (self.name, self.worst, self.tolerance) = (name, worst, tolerance)
+        }
     }
 
     /// Compiles the kernels for `device` (through `cache`) and runs every check.

@@ -48,7 +48,7 @@ struct AnalysisOptions: ParsableArguments {
             throw CLIError("--checkpoint \(checkpoint): its run's configuration is not valid here: \(TrainOptions.message(for: error))")
         }
         let config = options.makeConfig()
-        let device = Device(config.device) ?? .cpu
+        let device = try DeviceFlag.open(config.device)
         let (train, test, shape) = try options.loadData(config)
         let model = try options.makeModel(config, shape: shape, classes: train.classes, device: device)
         do { _ = try ReferenceWeights.load(weightsFile, into: model) } catch { throw CLIError("--checkpoint: \(error)") }

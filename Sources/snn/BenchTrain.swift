@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SNNCUDA
 import SNNData
 import SNNModels
 import SNNTensor
@@ -20,7 +21,7 @@ struct BenchTrain: ParsableCommand {
     var timesteps: Int = 10
     @Option(name: [.customLong("batch_size"), .customLong("batch-size")], help: "Batch size.")
     var batchSize: Int = 16
-    @Option(name: .customLong("device"), help: "cpu or reference.")
+    @Option(name: .customLong("device"), help: ArgumentHelp(stringLiteral: DeviceFlag.help))
     var device: String = "cpu"
     @Option(help: "Timed steps.")
     var steps: Int = 5
@@ -40,7 +41,7 @@ struct BenchTrain: ParsableCommand {
             throw FlagError("--T, --batch_size and --steps must be positive and --warmup non-negative")
         }
         guard eventDensity >= 0, eventDensity <= 1 else { throw FlagError("--event-density must be in [0, 1]; got \(eventDensity)") }
-        guard Device(device) != nil else { throw FlagError("--device accepts cpu, reference; got \(device)") }
+        try DeviceFlag.check(device)
     }
 
     func run() throws {
@@ -50,7 +51,7 @@ struct BenchTrain: ParsableCommand {
         let communicator = try distributed.communicator()
         if !communicator.isLeader { _ = freopen("/dev/null", "w", stdout) }
         let ranks = communicator.size
-        let dev = Device(device) ?? .cpu
+        let dev = try DeviceFlag.open(device)
         let named = try DatasetName.parse(dataset)
         let (shape, classes) = (named.inputShape, named.classes)
         let isEvent = shape[0] == 2
@@ -64,8 +65,8 @@ struct BenchTrain: ParsableCommand {
         let sampleShape = isEvent ? [timesteps] + shape : shape
         // Event frames: binary, each pixel on with probability --event-density (what
         // preprocessed DVS frames look like to the network), as scripts/bench_reference.py feeds.
-        let samples = isEvent ? Tensor.bernoulli([batchSize] + sampleShape, probability: eventDensity, generator: g, device: dev)
-                              : Tensor.normal([batchSize] + sampleShape, generator: g, device: dev)
+        let samples = isEvent ? Tensor.bernoulli([batchSize] + sampleShape, probability: eventDensity, generator: g, device: .cpu)
+                              : Tensor.normal([batchSize] + sampleShape, generator: g, device: .cpu)
         let labels = (0..<batchSize).map { _ in g.integer(below: classes) }
         let data = InMemoryDataset(samples: samples, labels: labels, isSequence: isEvent, classes: classes)
         let config = TrainingConfig(
@@ -83,6 +84,8 @@ struct BenchTrain: ParsableCommand {
         let inner = dev.backend
         if dev == .cpu { BackendRegistry.cpu = ProfilingBackend(wrapping: inner) }
         Storage.resetPeakByteCount()
+        let gpu = dev.isHostMemory ? nil : dev.backend as? CUDABackend
+        gpu?.resetPeak()
         Profiler.start()
         let wall = DispatchTime.now().uptimeNanoseconds
         let median = try Output.medianSeconds(repeats: steps) { try step() }
@@ -96,24 +99,35 @@ struct BenchTrain: ParsableCommand {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let peakMiB = Double(usage.ru_maxrss) / 1024
         let liveMiB = Double(Storage.peakByteCount) / 1_048_576
-        let result: [String: Any] = [
+        var result: [String: Any] = [
             "samples_per_second": (Double(batchSize * ranks) / median * 100).rounded() / 100,
             "processes": ranks, "gradient_bytes": trainer.flatParameters.count * 4,
             "step_seconds_median": (median * 1e4).rounded() / 1e4,
             "peak_rss_mib": peakMiB.rounded(),
             "peak_tensor_mib": liveMiB.rounded(),
-            "breakdown_seconds": breakdown.mapValues { ($0 * 1e4).rounded() / 1e4 },
+            "breakdown_seconds": gpu != nil ? [:] : breakdown.mapValues { ($0 * 1e4).rounded() / 1e4 },
             "topology": topology, "dataset": dataset, "T": timesteps, "batch_size": batchSize, "device": device,
             "steps": steps, "warmup": warmup, "event_density": isEvent ? eventDensity : 0, "parameters": model.parameterCount, "loss": "TRT", "optimizer": "Adam",
             "threads": ProcessInfo.processInfo.activeProcessorCount,
         ]
+        // On a GPU, tensors live in device memory: its peak is the figure that matters.
+        let gpuPeakMiB = gpu.map { Double($0.memory.peak) / 1_048_576 }
+        if let gpuPeakMiB, let gpu {
+            result["peak_gpu_tensor_mib"] = gpuPeakMiB.rounded()
+            result["gpu"] = gpu.info.name
+        }
         if json {
             try Output.printJSON(result)
         } else {
             let scope = ranks > 1 ? String(format: "%d processes × batch %d over %@", ranks, batchSize, communicator.backendName) : "batch \(batchSize)"
             print(String(format: "%@ on %@ (T=%d, %@, %@): %.2f samples/s (median step %.3f s), peak memory %.0f MiB (tensors %.0f MiB)%@",
                          topology, dataset, timesteps, scope, device, Double(batchSize * ranks) / median, median, peakMiB, liveMiB,
-                         ranks > 1 ? " per process" : ""))
+                         ranks > 1 ? " per process" : "")
+                  + (gpuPeakMiB.map { String(format: "; GPU tensors peak %.0f MiB", $0) } ?? ""))
+            if gpu != nil {
+                print("where a step's time goes: not measured on a GPU (its ops are queued, not timed one by one)")
+                return
+            }
             print("where a step's time goes (mean of the timed steps):")
             for (name, seconds) in breakdown.sorted(by: { $0.value > $1.value }) {
                 let label = name.padding(toLength: 22, withPad: " ", startingAt: 0)

@@ -40,7 +40,7 @@ struct Forward: ParsableCommand {
     var trainMode = false
     @Flag(name: .customLong("grads"), help: "Also write the gradient of the loss for every parameter (needs --labels).")
     var grads = false
-    @Option(name: .customLong("device"), help: "cpu or reference.")
+    @Option(name: .customLong("device"), help: ArgumentHelp(stringLiteral: DeviceFlag.help))
     var device: String = "cpu"
     @OptionGroup var losses: LossOptions
     @OptionGroup var network: NetworkOptions
@@ -54,14 +54,14 @@ struct Forward: ParsableCommand {
         if let dataset { _ = try DatasetName.parse(dataset) }
         guard timesteps >= 1 else { throw FlagError("--T must be a positive integer, got \(timesteps)") }
         if grads && labels == nil { throw FlagError("--grads needs --labels") }
-        guard Device(device) != nil else { throw FlagError("--device accepts cpu, reference; got \(device)") }
+        try DeviceFlag.check(device)
         try losses.check(trtDefault: 0)
     }
 
     func run() throws {
         SNN.prepare()
         limits.apply()
-        let dev = Device(device) ?? .cpu
+        let dev = try DeviceFlag.open(device)
         let x = try Forward.tensor(named: "input", in: input)
         guard x.rank == 4 || x.rank == 5, x.dtype.isFloatingPoint else {
             throw CLIError("\(input): 'input' must be a floating-point [N, T, C, H, W] or [N, C, H, W] tensor, got \(x.dtype) \(x.shape)")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SNNCPU
+import SNNCUDA
 import SNNTensor
 
 /// The `snn` command-line tool.
@@ -12,7 +13,10 @@ struct SNN: ParsableCommand {
         subcommands: [Train.self, Forward.self, Convert.self, Export.self, InspectNIR.self, Model.self, DataCommand.self, Analyze.self, ReportCommand.self, Reproduce.self, Bench.self, Devices.self, SelfTestCommand.self])
 
     /// Runs before any subcommand: make the CPU backend available.
-    static func prepare() { CPUBackend.register() }
+    static func prepare() {
+        CPUBackend.register()
+        CUDABackend.register()
+    }
 
     /// The arguments as given (after ``attachingNegativeValues(_:)``), for commands that need
     /// to know which flags the user set explicitly (`snn train --resume`).

@@ -7,60 +7,81 @@ import SNNTensor
 struct SelfTestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selftest",
-        abstract: "Check SwiftSNN's CUDA kernels on a GPU against the reference backend.",
+        abstract: "Check SwiftSNN's CUDA backend on a GPU against the reference backend and the CPU.",
         discussion: """
             Compiles the kernels with NVRTC for the GPU (kept in the kernel cache: SNN_KERNEL_CACHE, \
-            else ~/.cache/swiftsnn/kernels), runs each on inputs of several blocks with a partial last \
-            one, and compares with the reference backend: the LIF scan forward and backward, the TRT \
-            penalty and its gradient, and three Adam steps. Prints one line per check and exits 1 on \
-            any mismatch, or when there is no GPU, driver or NVRTC to run them.
+            else ~/.cache/swiftsnn/kernels) and checks, one line each: the kernels alone (the LIF scan, \
+            the TRT penalty, three Adam steps); every op through the backend, forward and backward, on \
+            shapes of several blocks with a partial last one, against the reference backend; and a small \
+            spiking CNN trained on the GPU and on the CPU from the same weights and batches, whose losses \
+            must agree (within 1e-3 of max(|loss|, 1) over the first 10 steps, 5e-2 over all). Then, \
+            unless --no-bench, the LIF kernel's bandwidth against a device-to-device copy. Exits 1 on any \
+            mismatch, or when there is no GPU, driver or NVRTC to run them.
             """)
 
     @Option(help: "The GPU to check: cuda or cuda:N.")
     var device: String = "cuda"
+
+    @Option(name: .customLong("train-steps"), help: "Training steps compared with the CPU (0: none).")
+    var trainSteps: Int = 50
+
+    @Flag(inversion: .prefixedNo, help: "Measure the LIF kernel's bandwidth against a device-to-device copy.")
+    var bench = true
 
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
     func validate() throws {
         guard ordinal != nil else { throw FlagError("--device must be cuda or cuda:N, got \(device)") }
+        if trainSteps < 0 { throw FlagError("--train-steps must be 0 or more, got \(trainSteps)") }
     }
 
     private var ordinal: Int? {
-        if device == "cuda" { return 0 }
-        guard device.hasPrefix("cuda:"), let n = Int(device.dropFirst(5)), n >= 0 else { return nil }
+        guard case .cuda(let n)? = Device(device), device.lowercased().hasPrefix("cuda") else { return nil }
         return n
     }
 
     func run() throws {
+        SNN.prepare()
         let environment = ProcessInfo.processInfo.environment
-        let checks: [CUDASelfTest.Check]
-        let name: String
+        let backend: CUDABackend
+        var checks: [CUDASelfTest.Check]
         do {
-            let driver = try CUDADriver.load(environment: environment)
-            let gpus = try driver.devices()
-            guard let ordinal, ordinal < gpus.count else {
-                throw FlagError(gpus.isEmpty ? "no GPU: the NVIDIA driver (\(driver.path)) sees none"
-                                : "--device \(device): this machine has GPUs 0..<\(gpus.count)")
-            }
-            let gpu = gpus[ordinal]
-            name = "\(gpu.name) (\(gpu.architecture)), CUDA driver \(driver.version)"
+            backend = try CUDABackend.open(ordinal ?? 0, environment: environment)
+            let driver = backend.gpu.driver
             let nvrtc = try NVRTC(driverVersion: driver.versionCode, environment: environment)
-            let cuda = try CUDADevice(driver: driver, ordinal: ordinal)
-            checks = try CUDASelfTest.run(device: cuda, architecture: gpu.architecture, nvrtc: nvrtc,
+            checks = try CUDASelfTest.run(device: backend.gpu, architecture: backend.info.architecture, nvrtc: nvrtc,
                                           cache: KernelCache(directory: KernelCache.defaultDirectory(environment: environment)))
-        } catch let error as FlagError {
-            throw error
         } catch {
             throw FlagError("selftest needs a GPU: \(error)")
         }
+        let gpu = backend.device
+        let name = "\(backend.info.name) (\(backend.info.architecture)), CUDA driver \(backend.gpu.driver.version)"
+        if !json { print("selftest on \(name)") }
+        checks += CUDASelfTest.ops(on: gpu)
+        if trainSteps > 0 {
+            let (onGPU, onCPU) = (try SelfTestTraining.losses(on: gpu, steps: trainSteps),
+                                  try SelfTestTraining.losses(on: .cpu, steps: trainSteps))
+            let first = min(10, trainSteps)
+            checks.append(CUDASelfTest.Check(name: "training: losses of the first \(first) steps vs the CPU",
+                                             worst: SelfTestTraining.worst(Array(onGPU.prefix(first)), Array(onCPU.prefix(first))),
+                                             tolerance: 1e-3))
+            checks.append(CUDASelfTest.Check(name: "training: losses of all \(trainSteps) steps vs the CPU",
+                                             worst: SelfTestTraining.worst(onGPU, onCPU), tolerance: 5e-2))
+        }
         let failed = checks.filter { !$0.passed }
+        let bandwidth = bench ? try CUDASelfTest.bandwidth(backend) : nil
         if json {
-            try Output.printJSON(["device": name, "passed": failed.isEmpty,
-                                  "checks": checks.map { ["name": $0.name, "worst": $0.worst, "tolerance": $0.tolerance,
-                                                          "passed": $0.passed] }])
+            var object: [String: Any] = [
+                "device": name, "passed": failed.isEmpty,
+                "checks": checks.map { ["name": $0.name, "worst": $0.worst, "tolerance": $0.tolerance, "passed": $0.passed] },
+            ]
+            if let bandwidth {
+                object["bandwidth"] = ["lif_forward_gb_per_s": bandwidth.neuron, "copy_gb_per_s": bandwidth.copy,
+                                       "ratio": bandwidth.neuron / bandwidth.copy]
+            }
+            try Output.printJSON(object)
         } else {
-            print("selftest on \(name)")
             let width = checks.map(\.name.count).max() ?? 0
             for c in checks {
                 let name = c.name.padding(toLength: width, withPad: " ", startingAt: 0)
@@ -68,6 +89,10 @@ struct SelfTestCommand: ParsableCommand {
                       + "(tolerance \(String(format: "%.0e", c.tolerance)))")
             }
             print(failed.isEmpty ? "all \(checks.count) checks passed" : "\(failed.count) of \(checks.count) checks failed")
+            if let bandwidth {
+                print(String(format: "LIF scan forward %.0f GB/s, device-to-device copy %.0f GB/s: %.0f%% of copy",
+                             bandwidth.neuron, bandwidth.copy, 100 * bandwidth.neuron / bandwidth.copy))
+            }
         }
         if !failed.isEmpty { throw ExitCode(1) }
     }

@@ -66,11 +66,11 @@ struct TrainOptions: ParsableArguments {
     var checkpointEpochs: String = "150-200-250"
     @Option(name: [.customLong("mean_reduce"), .customLong("mean-reduce")], help: "Accepted for compatibility (losses are batch means).")
     var meanReduce: Int = 1
-    @Option(name: .customLong("cpu"), help: "1: run on the CPU (the only device today).")
+    @Option(name: .customLong("cpu"), help: "1: run on the CPU (as --device cpu; accepted for compatibility).")
     var cpu: Int = 0
     @Option(name: [.customLong("data-dir"), .customLong("data_dir")], help: "Folder holding the data set.")
     var dataDir: String?
-    @Option(name: .customLong("device"), help: "cpu or reference.")
+    @Option(name: .customLong("device"), help: ArgumentHelp(stringLiteral: DeviceFlag.help))
     var device: String = "cpu"
     @Option(name: [.customLong("max-steps"), .customLong("max_steps")], help: "Stop after this many optimisation steps (smoke tests).")
     var maxSteps: Int?
@@ -122,7 +122,7 @@ struct TrainOptions: ParsableArguments {
             throw FlagError("--optimizer accepts SGD, Adam, AdamW, RMSprop; got \(optimizer)")
         }
         try losses.check(trtDefault: 1)
-        guard Device(device) != nil else { throw FlagError("--device accepts cpu, reference; got \(device)") }
+        try DeviceFlag.check(device)
         if resume == 1 && resumePath == nil { throw FlagError("--resume 1 needs --resume_path (a run's weights/last)") }
         try requireFinite([("--log-interval", logInterval)])
         if logInterval < 0 { throw FlagError("--log-interval must be 0 or more, got \(logInterval)") }

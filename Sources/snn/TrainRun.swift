@@ -140,7 +140,7 @@ extension TrainOptions {
             // Reference-compatible, but easy to miss: say it.
             print("note: --l1/--l2 apply to SDT only (as in the reference); \(config.loss.methodName) ignores them")
         }
-        let dev = Device(device) ?? .cpu
+        let dev = try DeviceFlag.open(device)
         // Everything that can be checked before the data is read: the topology (against the
         // data set's frame shape and classes), --weights, and where the run will write.
         let expected = expectedInput

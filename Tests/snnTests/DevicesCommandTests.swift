@@ -43,19 +43,22 @@ struct DevicesCommandTests {
 /// `snn selftest --device cuda`: on the emulated GPU (NVRTC from the CUDA wheels), and without one.
 @Suite("snn selftest")
 struct SelfTestCommandTests {
-    @Test("on the emulated GPU: one line per check, all passed, exit status 0; --json")
+    @Test("on the emulated GPU: one line per check (kernels, ops through the backend, training against the CPU), exit status 0; --json")
     func emulatedGPU() throws {
         let folder = try EmulatedCUDADriver.folder.get()
-        let cache = NSTemporaryDirectory() + "snn-selftest-cli-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: cache) }
-        let environment = ["SNN_CUDA_LIBRARY_PATH": folder, "SNN_KERNEL_CACHE": cache]
-        let (status, output) = try SNNBinary.run(["selftest", "--device", "cuda"], environment: environment)
+        let environment = ["SNN_CUDA_LIBRARY_PATH": folder, "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
+        let (status, output) = try SNNBinary.run(["selftest", "--device", "cuda", "--train-steps", "2", "--no-bench"],
+                                                 environment: environment)
         #expect(status == 0, "\(output)")
         #expect(output.hasPrefix("selftest on SwiftSNN emulated GPU (sm_90), CUDA driver 13.0\n"), "\(output)")
-        #expect(output.contains("ok   neuron scan backward ") && output.hasSuffix("all 5 checks passed\n"), "\(output)")
-        let (jsonStatus, json) = try SNNBinary.run(["selftest", "--json"], environment: environment)
+        for line in ["ok   neuron scan backward ", "ok   conv2d 3x3, stride 2: gradient of input 1 ",
+                     "ok   batch norm + LIF with residual: gradient of input 3 ", "ok   training: losses of all 2 steps vs the CPU "] {
+            #expect(output.contains(line), "\(line) in \(output)")
+        }
+        #expect(output.hasSuffix("all 43 checks passed\n"), "\(output)")
+        let (jsonStatus, json) = try SNNBinary.run(["selftest", "--json", "--train-steps", "0", "--no-bench"], environment: environment)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        #expect(jsonStatus == 0 && object["passed"] as? Bool == true && (object["checks"] as? [Any])?.count == 5)
+        #expect(jsonStatus == 0 && object["passed"] as? Bool == true && (object["checks"] as? [Any])?.count == 41, "\(json)")
     }
 
     @Test("without a GPU: one line saying so, exit status 1; a bad --device is named")
@@ -66,5 +69,17 @@ struct SelfTestCommandTests {
         }
         let (badStatus, bad) = try SNNBinary.run(["selftest", "--device", "cpu"])
         #expect(badStatus != 0 && bad.contains("--device must be cuda or cuda:N, got cpu"), "\(bad)")
+    }
+
+    @Test("train --device cuda without a driver: an error naming the flag and where it looked, before any data is read")
+    func trainWithoutGPU() throws {
+        let (status, output) = try SNNBinary.run(["train", "--dataset", "synthetic", "--device", "cuda", "--max-steps", "1"],
+                                                 environment: ["SNN_CUDA_LIBRARY_PATH": "/nonexistent"])
+        if output.contains("no NVIDIA driver found") {
+            #expect(status != 0 && output.contains("Error: --device cuda: [CUDA] no NVIDIA driver found: libcuda.so.1 is not in /nonexistent/"),
+                    "\(output)")
+        }
+        let (badStatus, bad) = try SNNBinary.run(["train", "--dataset", "synthetic", "--device", "tpu"])
+        #expect(badStatus != 0 && bad.contains("--device accepts cpu, cuda, cuda:N, reference; got tpu"), "\(bad)")
     }
 }

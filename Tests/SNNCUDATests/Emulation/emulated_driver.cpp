@@ -25,26 +25,33 @@
 
 // Calls a kernel with its parameters read from the driver's array of pointers, each as the
 // kernel declares it (a device pointer is the 8-byte address, which is a host pointer here).
+// Kernels that synchronise a block run with a host thread per CUDA thread (`synchronised`);
+// the others run on the calling thread, which stops the process if one calls __syncthreads().
 template <class... A, std::size_t... I>
-static void invoke(void (*kernel)(A...), dim3 grid, dim3 block, void **params, std::index_sequence<I...>) {
-    snn_emulate_launch(grid, block, kernel, *static_cast<std::remove_cv_t<std::remove_reference_t<A>> *>(params[I])...);
+static void invoke(void (*kernel)(A...), bool synchronised, dim3 grid, dim3 block, void **params, std::index_sequence<I...>) {
+    if (synchronised)
+        snn_emulate_launch(grid, block, kernel, *static_cast<std::remove_cv_t<std::remove_reference_t<A>> *>(params[I])...);
+    else
+        snn_emulate_launch_sequential(grid, block, kernel,
+                                      *static_cast<std::remove_cv_t<std::remove_reference_t<A>> *>(params[I])...);
 }
 template <class... A>
-static std::function<void(dim3, dim3, void **)> entry(void (*kernel)(A...)) {
-    return [kernel](dim3 g, dim3 b, void **p) { invoke(kernel, g, b, p, std::index_sequence_for<A...>{}); };
+static std::function<void(dim3, dim3, void **)> entry(void (*kernel)(A...), bool synchronised = false) {
+    return [kernel, synchronised](dim3 g, dim3 b, void **p) { invoke(kernel, synchronised, g, b, p, std::index_sequence_for<A...>{}); };
 }
+static constexpr bool synchronised = true;
 
 static const std::map<std::string, std::function<void(dim3, dim3, void **)>> &kernels() {
     static const std::map<std::string, std::function<void(dim3, dim3, void **)>> table = {
         {"snn_neuron_scan_forward", entry(snn_neuron_scan_forward)},
         {"snn_neuron_scan_backward", entry(snn_neuron_scan_backward)},
-        {"snn_sum_partials", entry(snn_sum_partials)},
-        {"snn_bn_statistics", entry(snn_bn_statistics)},
+        {"snn_sum_partials", entry(snn_sum_partials, synchronised)},
+        {"snn_bn_statistics", entry(snn_bn_statistics, synchronised)},
         {"snn_bn_neuron_forward", entry(snn_bn_neuron_forward)},
         {"snn_bn_neuron_backward", entry(snn_bn_neuron_backward)},
-        {"snn_bn_channel_sums", entry(snn_bn_channel_sums)},
+        {"snn_bn_channel_sums", entry(snn_bn_channel_sums, synchronised)},
         {"snn_bn_input_gradient", entry(snn_bn_input_gradient)},
-        {"snn_trt_regularizer", entry(snn_trt_regularizer)},
+        {"snn_trt_regularizer", entry(snn_trt_regularizer, synchronised)},
         {"snn_optimizer_step", entry(snn_optimizer_step)},
         {"snn_unary", entry(snn_unary)},
         {"snn_binary", entry(snn_binary)},
@@ -59,15 +66,15 @@ static const std::map<std::string, std::function<void(dim3, dim3, void **)>> &ke
         {"snn_copy_to", entry(snn_copy_to)},
         {"snn_fill", entry(snn_fill)},
         {"snn_surrogate_gradient", entry(snn_surrogate_gradient)},
-        {"snn_matmul", entry(snn_matmul)},
+        {"snn_matmul", entry(snn_matmul, synchronised)},
         {"snn_conv2d_forward", entry(snn_conv2d_forward)},
         {"snn_conv2d_backward_data", entry(snn_conv2d_backward_data)},
-        {"snn_conv2d_backward_weight", entry(snn_conv2d_backward_weight)},
-        {"snn_conv2d_backward_bias", entry(snn_conv2d_backward_bias)},
+        {"snn_conv2d_backward_weight", entry(snn_conv2d_backward_weight, synchronised)},
+        {"snn_conv2d_backward_bias", entry(snn_conv2d_backward_bias, synchronised)},
         {"snn_pool2d_forward", entry(snn_pool2d_forward)},
         {"snn_pool2d_backward", entry(snn_pool2d_backward)},
         {"snn_bn_apply", entry(snn_bn_apply)},
-        {"snn_bn_backward_sums", entry(snn_bn_backward_sums)},
+        {"snn_bn_backward_sums", entry(snn_bn_backward_sums, synchronised)},
     };
     return table;
 }

@@ -1,0 +1,140 @@
+import Foundation
+import SNNTensor
+
+/// The per-op part of `snn selftest`: each op called through its public front end on the GPU
+/// and on the reference backend from the same inputs, forward and backward (one seeded output
+/// gradient), on shapes of several blocks with a partial last one.
+extension CUDASelfTest {
+    /// One op: its inputs (float32, reference device), which take gradients, and the function.
+    struct OpCase {
+        let name: String
+        let inputs: [Tensor]
+        let tolerance: Double
+        var spikes = false
+        let f: ([Tensor]) -> Tensor
+    }
+
+    /// Inputs drawn from the engine's generator, seed by seed.
+    private static func normal(_ shape: [Int], _ seed: UInt64, mean: Double = 0, std: Double = 1) -> Tensor {
+        Tensor.normal(shape, mean: mean, std: std, generator: RandomGenerator(seed: seed), device: .reference)
+    }
+
+    private static func uniform(_ shape: [Int], _ seed: UInt64, _ low: Double, _ high: Double) -> Tensor {
+        Tensor.uniform(shape, low: low, high: high, generator: RandomGenerator(seed: seed), device: .reference)
+    }
+
+    /// The cases: tolerances relative to the reference's largest magnitude, 1e-5 for
+    /// elementwise results and 1e-4 where values accumulate.
+    static var opCases: [OpCase] {
+        let neuron = NeuronParameters(tau: 2, threshold: 1, reset: .hard(0), surrogate: .sigmoid(alpha: 4))
+        let soft = NeuronParameters(tau: 1.5, threshold: 1, reset: .soft, surrogate: .triangle(gamma: 1))
+        let spikes = Tensor.bernoulli([12, 8, 6, 6], probability: 0.3, generator: RandomGenerator(seed: 20), device: .reference)
+        return [
+            OpCase(name: "add, multiply, divide (broadcast)", inputs: [normal([37, 301], 1), uniform([301], 2, 0.5, 2)], tolerance: 1e-4) {
+                ($0[0] + $0[1]) * $0[0] / $0[1]
+            },
+            OpCase(name: "exp, sigmoid, sqrt (permuted view)", inputs: [normal([9, 13, 11], 3)], tolerance: 1e-5) {
+                let x = $0[0].permuted([2, 0, 1])
+                return x.exp() + x.sigmoid() + (x.square() + 1).sqrt()
+            },
+            OpCase(name: "sum and max over axes", inputs: [normal([64, 257], 4)], tolerance: 1e-4) {
+                $0[0].sum(axes: [0]).reshaped([257]) + $0[0].max(axes: [1]).sum()
+            },
+            OpCase(name: "matmul (plain and transposed)", inputs: [normal([67, 129], 5), normal([33, 129], 6)], tolerance: 1e-4) {
+                matmul($0[0], $0[1].transposed())
+            },
+            OpCase(name: "conv2d 3x3, padding 1, bias", inputs: [normal([4, 8, 12, 12], 7), normal([16, 8, 3, 3], 8, std: 0.2),
+                                                             normal([16], 9)], tolerance: 1e-4) {
+                conv2d($0[0], weight: $0[1], bias: $0[2], padding: (1, 1))
+            },
+            OpCase(name: "conv2d 3x3, stride 2", inputs: [normal([2, 6, 13, 11], 10), normal([5, 6, 3, 3], 11, std: 0.2)],
+                   tolerance: 1e-4) {
+                conv2d($0[0], weight: $0[1], stride: (2, 2), padding: (1, 1))
+            },
+            OpCase(name: "max and average pooling 2x2", inputs: [normal([4, 16, 12, 10], 12)], tolerance: 1e-5) {
+                maxPool2d($0[0], kernel: (2, 2)) + avgPool2d($0[0], kernel: (2, 2))
+            },
+            OpCase(name: "batch norm (training)", inputs: [normal([8, 16, 6, 6], 13, mean: 1, std: 2), uniform([16], 14, 0.5, 1.5),
+                                                       normal([16], 15)], tolerance: 1e-4) {
+                batchNorm($0[0], gamma: $0[1], beta: $0[2], runningMean: Tensor.zeros([16], device: $0[0].device),
+                          runningVar: Tensor.ones([16], device: $0[0].device), training: true)
+            },
+            OpCase(name: "LIF scan, hard reset (spikes)", inputs: [uniform([4, 2000], 16, -0.5, 2)], tolerance: 0, spikes: true) {
+                SNNTensor.neuronScan($0[0], neuron)
+            },
+            OpCase(name: "LIF scan, soft reset (gradient)", inputs: [uniform([6, 1500], 17, -0.5, 2)], tolerance: 1e-5) {
+                SNNTensor.neuronScan($0[0], soft) * 1
+            },
+            OpCase(name: "batch norm + LIF with residual", inputs: [normal([12, 8, 6, 6], 18, mean: 0.5, std: 1.5),
+                                                                uniform([8], 19, 0.5, 1.5), normal([8], 21, mean: 0.5, std: 0.3),
+                                                                spikes], tolerance: 1e-4) {
+                batchNormNeuronScan($0[0], steps: 3, gamma: $0[1], beta: $0[2], runningMean: Tensor.zeros([8], device: $0[0].device),
+                                    runningVar: Tensor.ones([8], device: $0[0].device), residual: $0[3], neuron: neuron)
+            },
+            OpCase(name: "cross entropy", inputs: [normal([16, 10], 22, std: 3)], tolerance: 1e-4) {
+                crossEntropy(logits: $0[0], labels: Tensor(doubles: (0..<16).map { Double($0 % 10) }, shape: [16], dtype: .int64,
+                                                           device: $0[0].device))
+            },
+            OpCase(name: "TRT penalty", inputs: [normal([16, 8, 3, 3], 23, std: 0.1), normal([300], 24, std: 0.1)], tolerance: 1e-4) {
+                trtRegularization($0, lambda: 5e-3, decay: 0.5, steps: 6, epsilon: 1e-5)
+            },
+        ]
+    }
+
+    /// Runs every case on `device` and on the reference backend: one check for each output
+    /// and one for each input's gradient.
+    public static func ops(on device: Device) -> [Check] {
+        opCases.flatMap { c -> [Check] in
+            func run(_ d: Device) -> (output: Tensor, gradients: [Tensor?]) {
+                let leaves = c.inputs.map { x -> Tensor in
+                    let leaf = x.to(d)
+                    leaf.requiresGrad = x.dtype.isFloatingPoint && !c.spikes
+                    return leaf
+                }
+                let y = c.f(leaves)
+                if y.requiresGrad {
+                    y.backward(Tensor.normal(y.shape, generator: RandomGenerator(seed: 99), device: .reference).to(d))
+                }
+                return (y, leaves.map(\.grad))
+            }
+            let (gpu, reference) = (run(device), run(.reference))
+            var checks = [Check(name: "\(c.name): output", worst: worst(gpu.output.toFloats(), reference.output.toDoubles()),
+                                tolerance: c.tolerance)]
+            for (i, (g, r)) in zip(gpu.gradients, reference.gradients).enumerated() {
+                guard let r else { continue }
+                let worstGradient = g.map { worst($0.toFloats(), r.toDoubles()) } ?? .infinity
+                checks.append(Check(name: "\(c.name): gradient of input \(i)", worst: worstGradient, tolerance: max(c.tolerance, 1e-5)))
+            }
+            return checks
+        }
+    }
+}
+
+extension CUDASelfTest {
+    /// The LIF scan's forward bandwidth (reads the input, writes spikes and potentials) and a
+    /// device-to-device copy's (reads and writes), in GB/s: medians of 5 runs over a
+    /// `[8, 4 Mi]` float32 input (128 MiB), after one warm-up.
+    public static func bandwidth(_ backend: CUDABackend, steps: Int = 8, neurons: Int = 1 << 22) throws
+        -> (neuron: Double, copy: Double) {
+        let x = Tensor.empty([steps, neurons], device: backend.device)
+        backend.random(.uniform(low: -0.5, high: 2), into: x, seed: 1, counter: 0)
+        let y = Tensor.empty([steps, neurons], device: backend.device)
+        let neuron = NeuronParameters(tau: 2, threshold: 1, reset: .hard(0), surrogate: .sigmoid(alpha: 4))
+        func median(_ body: () -> Void) throws -> Double {
+            body()
+            try backend.synchronize()
+            var seconds: [Double] = []
+            for _ in 0..<5 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                body()
+                try backend.synchronize()
+                seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+            return seconds.sorted()[2]
+        }
+        let bytes = Double(x.count * 4)
+        let scan = try median { _ = backend.neuronScan(x, neuron) }
+        let copy = try median { backend.copy(x, into: y) }
+        return (3 * bytes / scan / 1e9, 2 * bytes / copy / 1e9)
+    }
+}

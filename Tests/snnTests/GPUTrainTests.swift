@@ -1,0 +1,41 @@
+import Foundation
+import SNNTestSupport
+import Testing
+
+/// `snn train --device cuda` and `snn forward --device cuda` end to end on the emulated GPU:
+/// the command line opens the GPU, batches move to it, checkpoints are written from it, and
+/// the losses are the CPU's.
+@Suite("snn train and forward on the emulated GPU")
+struct GPUTrainTests {
+    @Test("two steps on cuda log the CPU's losses and write the CPU run's checkpoint files")
+    func trainMatchesCPU() throws {
+        let environment = ["SNN_CUDA_LIBRARY_PATH": try EmulatedCUDADriver.folder.get(),
+                           "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("snn-gpu-train-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        var losses: [String: [Double]] = [:], runs: [String: String] = [:]
+        for device in ["cuda", "cpu"] {
+            let output = "\(base)/\(device)"
+            let (status, log) = try SNNBinary.run(
+                ["train", "--synthetic-samples", "32", "--batch_size", "8", "--T", "2", "--topology", "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8",
+                 "--epochs", "1", "--max-steps", "2", "--device", device, "--output", output], environment: environment)
+            #expect(status == 0, "\(log)")
+            let run = "\(output)/result/\(try #require(try FileManager.default.contentsOfDirectory(atPath: output + "/result").first))"
+            runs[device] = run
+            let rows = try String(contentsOfFile: run + "/steps.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            losses[device] = rows.map { Double($0.split(separator: ",")[1]) ?? .nan }
+        }
+        let (gpu, cpu) = (try #require(losses["cuda"]), try #require(losses["cpu"]))
+        #expect(gpu.count == 2 && cpu.count == 2)
+        for (g, c) in zip(gpu, cpu) { #expect(abs(g - c) <= 1e-4 * max(abs(c), 1), "losses \(gpu) on cuda, \(cpu) on cpu") }
+        // The checkpoint was written from the GPU's tensors: the same files, of the same sizes, as the CPU run's.
+        let files = { (run: String) in
+            try FileManager.default.subpathsOfDirectory(atPath: run + "/weights").sorted().map { path -> String in
+                let size = (try FileManager.default.attributesOfItem(atPath: "\(run)/weights/\(path)")[.size] as? Int) ?? -1
+                return "\(path) \(size)"
+            }
+        }
+        let (gpuFiles, cpuFiles) = (try files(try #require(runs["cuda"])), try files(try #require(runs["cpu"])))
+        #expect(!gpuFiles.isEmpty && gpuFiles == cpuFiles, "\(gpuFiles) vs \(cpuFiles)")
+    }
+}
