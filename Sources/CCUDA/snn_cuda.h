@@ -77,7 +77,19 @@ typedef snn_nvrtcResult (*snn_nvrtcGetProgramLog_t)(snn_nvrtcProgram prog, char 
 typedef unsigned int snn_cublasStatus_t;     // enum cublasStatus_t; CUBLAS_STATUS_SUCCESS = 0
 typedef unsigned int snn_libraryPropertyType; // enum libraryPropertyType_t: MAJOR_VERSION 0, MINOR_VERSION 1, PATCH_LEVEL 2
 
+typedef struct cublasContext *snn_cublasHandle_t;
+typedef unsigned int snn_cublasOperation_t;  // enum cublasOperation_t: CUBLAS_OP_N 0, CUBLAS_OP_T 1
+typedef unsigned int snn_cublasMath_t;       // enum cublasMath_t: CUBLAS_DEFAULT_MATH 0, CUBLAS_PEDANTIC_MATH 2
+
 typedef snn_cublasStatus_t (*snn_cublasGetProperty_t)(snn_libraryPropertyType type, int *value);
+typedef snn_cublasStatus_t (*snn_cublasCreate_v2_t)(snn_cublasHandle_t *handle);
+typedef snn_cublasStatus_t (*snn_cublasDestroy_v2_t)(snn_cublasHandle_t handle);
+typedef snn_cublasStatus_t (*snn_cublasSetStream_v2_t)(snn_cublasHandle_t handle, snn_CUstream streamId);
+typedef snn_cublasStatus_t (*snn_cublasSetMathMode_t)(snn_cublasHandle_t handle, snn_cublasMath_t mode);
+typedef snn_cublasStatus_t (*snn_cublasSgemm_v2_t)(snn_cublasHandle_t handle, snn_cublasOperation_t transa,
+                                                  snn_cublasOperation_t transb, int m, int n, int k, const float *alpha,
+                                                  const float *A, int lda, const float *B, int ldb, const float *beta,
+                                                  float *C, int ldc);
 
 // ---- cuDNN 9 (libcudnn.so.9) ----
 typedef size_t (*snn_cudnnGetVersion_t)(void);

@@ -20,6 +20,13 @@ extension CUDABackend {
             fill(out, with: 0)
             return out
         }
+        if usesCUBLAS, let blas {
+            run("matmul (cuBLAS)") {
+                try blas.multiply(address(pa), address(pb), into: address(out), m: m, n: n, k: k, transposeA: transposeA,
+                                  transposeB: transposeB)
+            }
+            return out
+        }
         // Element (i, j) of op(A) sits at i·row + j·col.
         let (aRow, aCol) = transposeA ? (1, m) : (k, 1)
         let (bRow, bCol) = transposeB ? (1, k) : (n, 1)

@@ -22,13 +22,25 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let info: CUDADriver.Device
 
     private let modules: [(source: String, module: CUDAModule)]
+    /// cuBLAS, when found (and `SNN_CUBLAS` is not `0`): `matmul` calls its SGEMM.
+    let blas: CUBLAS?
+    /// Whether `matmul` uses cuBLAS (when found) rather than SwiftSNN's tiled kernel; tests and
+    /// comparisons turn it off.
+    public var usesCUBLAS: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return cublasEnabled }
+        set { lock.lock(); cublasEnabled = newValue && blas != nil; lock.unlock() }
+    }
+    private var cublasEnabled = false
+    /// The cuBLAS library in use, if any.
+    public var cublas: CUDAToolkit.Library? { blas?.library }
     private let lock = NSLock()
     private var functions: [String: CUDAFunction] = [:]
     private var liveBytes = 0, peakBytes = 0
 
-    /// Opens GPU `ordinal` and loads the kernels (compiled by `nvrtc` for its architecture, or
-    /// taken from `cache`).
-    public init(ordinal: Int, driver: CUDADriver, nvrtc: NVRTC, cache: KernelCache) throws {
+    /// Opens GPU `ordinal`, loads the kernels (compiled by `nvrtc` for its architecture, or
+    /// taken from `cache`) and, where it is found, cuBLAS.
+    public init(ordinal: Int, driver: CUDADriver, nvrtc: NVRTC, cache: KernelCache,
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let gpus = try driver.devices()
         guard ordinal < gpus.count else {
             throw LibraryError(gpus.isEmpty ? "no GPU: the NVIDIA driver (\(driver.path)) sees none"
@@ -43,6 +55,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             modules.append((source, try gpu.loadModule(compiled.cubin)))
         }
         self.modules = modules
+        if environment["SNN_CUBLAS"] != "0",
+           let library = try? CUDAToolkit.load(.cublas, driverVersion: driver.versionCode, environment: environment) {
+            blas = try CUBLAS(library, device: gpu)
+        } else {
+            blas = nil
+        }
+        cublasEnabled = blas != nil
     }
 
     // MARK: Opening and registering
@@ -62,7 +81,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let driver = try CUDADriver.load(environment: environment)
         let nvrtc = try NVRTC(driverVersion: driver.versionCode, environment: environment)
         let backend = try CUDABackend(ordinal: ordinal, driver: driver, nvrtc: nvrtc,
-                                      cache: KernelCache(directory: KernelCache.defaultDirectory(environment: environment)))
+                                      cache: KernelCache(directory: KernelCache.defaultDirectory(environment: environment)),
+                                      environment: environment)
         opened[ordinal] = backend
         return backend
     }

@@ -63,11 +63,21 @@ public final class CUDADevice: @unchecked Sendable {
         (self.context, self.stream) = (context, stream)
     }
 
+    /// Makes the GPU's context current on the calling thread. Driver calls act on the current
+    /// context of the thread that makes them, and ops, buffer releases and library calls may
+    /// come from any thread, so every call here does this first (a thread-local store in the
+    /// driver).
+    public func makeCurrent() throws { try driver.check(ctxSetCurrent(context), "cuCtxSetCurrent") }
+
     /// Waits for everything queued on the stream.
-    public func synchronize() throws { try driver.check(streamSynchronize(stream), "cuStreamSynchronize") }
+    public func synchronize() throws {
+        try makeCurrent()
+        try driver.check(streamSynchronize(stream), "cuStreamSynchronize")
+    }
 
     /// `bytes` of device memory, queued on the stream; freed (queued too) when the buffer goes.
     public func allocate(bytes: Int) throws -> DeviceBuffer {
+        try makeCurrent()
         var address: snn_CUdeviceptr = 0
         try driver.check(memAllocAsync(&address, max(bytes, 1), stream), "cuMemAllocAsync")
         return DeviceBuffer(device: self, address: address, bytes: bytes)
@@ -77,6 +87,7 @@ public final class CUDADevice: @unchecked Sendable {
     /// go away).
     public func upload(_ values: [Float], to buffer: DeviceBuffer) throws {
         precondition(values.count * 4 <= buffer.bytes, "[CUDA] \(values.count) floats do not fit \(buffer.bytes) bytes")
+        try makeCurrent()
         try values.withUnsafeBytes { bytes in
             try driver.check(memcpyHtoDAsync(buffer.address, bytes.baseAddress, bytes.count, stream), "cuMemcpyHtoDAsync")
             try synchronize()
@@ -86,6 +97,7 @@ public final class CUDADevice: @unchecked Sendable {
     /// The first `count` floats of `buffer`, once the work queued before has run.
     public func download(_ buffer: DeviceBuffer, count: Int) throws -> [Float] {
         precondition(count * 4 <= buffer.bytes, "[CUDA] \(count) floats are more than \(buffer.bytes) bytes")
+        try makeCurrent()
         var values = [Float](repeating: 0, count: count)
         try values.withUnsafeMutableBytes { bytes in
             try driver.check(memcpyDtoHAsync(bytes.baseAddress, buffer.address, bytes.count, stream), "cuMemcpyDtoHAsync")
@@ -100,6 +112,8 @@ public final class CUDADevice: @unchecked Sendable {
     /// stream. Throws the driver's result code as well as its message, so the caller can tell
     /// `CUDA_ERROR_OUT_OF_MEMORY` (2).
     func allocateRaw(bytes: Int) -> Result<snn_CUdeviceptr, AllocationFailure> {
+        let current = ctxSetCurrent(context)
+        guard current == 0 else { return .failure(AllocationFailure(code: current, message: driver.message(for: current))) }
         var address: snn_CUdeviceptr = 0
         let result = memAllocAsync(&address, max(bytes, 1), stream)
         guard result == 0 else { return .failure(AllocationFailure(code: result, message: driver.message(for: result))) }
@@ -114,18 +128,23 @@ public final class CUDADevice: @unchecked Sendable {
     }
 
     /// Gives memory from ``allocateRaw(bytes:)`` back to the pool (queued on the stream).
-    func free(_ address: snn_CUdeviceptr) { _ = memFreeAsync(address, stream) }
+    func free(_ address: snn_CUdeviceptr) {
+        _ = ctxSetCurrent(context)
+        _ = memFreeAsync(address, stream)
+    }
 
     /// Queues a copy of host bytes to the device. From pageable memory the driver has taken the
     /// bytes when this returns, so the host buffer may be reused.
     func copy(from host: UnsafeRawPointer, to address: snn_CUdeviceptr, bytes: Int) throws {
         guard bytes > 0 else { return }
+        try makeCurrent()
         try driver.check(memcpyHtoDAsync(address, host, bytes, stream), "cuMemcpyHtoDAsync")
     }
 
     /// Copies device bytes to the host and waits for them.
     func copy(from address: snn_CUdeviceptr, to host: UnsafeMutableRawPointer, bytes: Int) throws {
         guard bytes > 0 else { return }
+        try makeCurrent()
         try driver.check(memcpyDtoHAsync(host, address, bytes, stream), "cuMemcpyDtoHAsync")
         try synchronize()
     }
@@ -133,12 +152,14 @@ public final class CUDADevice: @unchecked Sendable {
     /// Queues a device-to-device copy.
     func copy(from source: snn_CUdeviceptr, to destination: snn_CUdeviceptr, bytes: Int) throws {
         guard bytes > 0 else { return }
+        try makeCurrent()
         try driver.check(memcpyDtoDAsync(destination, source, bytes, stream), "cuMemcpyDtoDAsync")
     }
 
     /// Queues setting `count` elements of `size` bytes (1, 2 or 4) at `address` to `pattern`.
     func set(_ address: snn_CUdeviceptr, pattern: UInt32, size: Int, count: Int) throws {
         guard count > 0 else { return }
+        try makeCurrent()
         switch size {
         case 1: try driver.check(memsetD8Async(address, UInt8(truncatingIfNeeded: pattern), count, stream), "cuMemsetD8Async")
         case 2: try driver.check(memsetD16Async(address, UInt16(truncatingIfNeeded: pattern), count, stream), "cuMemsetD16Async")
@@ -148,6 +169,7 @@ public final class CUDADevice: @unchecked Sendable {
 
     /// Loads a CUBIN and finds its kernels by name.
     public func loadModule(_ cubin: [UInt8]) throws -> CUDAModule {
+        try makeCurrent()
         var module: snn_CUmodule?
         try cubin.withUnsafeBytes { try driver.check(moduleLoadData(&module, $0.baseAddress), "cuModuleLoadData") }
         guard let module else { throw LibraryError("[cuModuleLoadData] no module") }
@@ -176,6 +198,7 @@ public final class CUDADevice: @unchecked Sendable {
             pointers.append(slot)
             at += size
         }
+        try makeCurrent()
         try pointers.withUnsafeMutableBufferPointer { params in
             try driver.check(launchKernel(function.function, grid, 1, 1, block, 1, 1, 0, stream, params.baseAddress, nil),
                              "cuLaunchKernel(\(function.name))")
@@ -194,7 +217,7 @@ public final class DeviceBuffer: @unchecked Sendable {
         (self.device, self.address, self.bytes) = (device, address, bytes)
     }
 
-    deinit { _ = device.memFreeAsync(address, device.stream) }
+    deinit { device.free(address) }
 }
 
 /// A loaded module.

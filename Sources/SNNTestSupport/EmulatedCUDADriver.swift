@@ -3,7 +3,8 @@ import SNNCUDA
 
 /// The emulated CUDA driver of `Tests/SNNCUDATests/Emulation/emulated_driver.cpp`, built once
 /// per process into a temporary folder kept until exit: a `libcuda.so.1` with one GPU whose
-/// memory is host memory and whose kernels run through the launch-grid emulation. Pointing
+/// memory is host memory and whose kernels run through the launch-grid emulation, and a
+/// `libcublas.so.13` whose SGEMM is computed on the host from cuBLAS's definition. Pointing
 /// `SNN_CUDA_LIBRARY_PATH` at ``folder`` runs SNNCUDA's host side end to end without a GPU.
 public enum EmulatedCUDADriver {
     /// The repository root, from this file's path.
@@ -18,6 +19,7 @@ public enum EmulatedCUDADriver {
             try source.write(toFile: "\(folder)/part_\(name).cu", atomically: true, encoding: .utf8)
         }
         try HostCompiler.emulatedCUDA("emulated_driver.cpp", folder: folder, output: "\(folder)/libcuda.so.1")
+        try HostCompiler.emulatedCUDA("emulated_cublas.cpp", folder: folder, output: "\(folder)/libcublas.so.13")
         atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())") }
         return folder
     }

@@ -154,8 +154,13 @@ struct CUDABackendParityTests {
 
     // MARK: - Dense
 
-    @Test("matmul (plain, transposed, batched) and linear")
-    func matmulAndLinear() {
+    @Test("matmul (plain, transposed, batched) and linear, through cuBLAS and through SwiftSNN's tiled kernel", arguments: [true, false])
+    func matmulAndLinear(cublas: Bool) throws {
+        let backend = try EmulatedCUDADriver.backend.get()
+        #expect(backend.cublas?.version == "13.10.0", "the emulated cuBLAS is found beside the emulated driver")
+        backend.usesCUBLAS = cublas
+        defer { backend.usesCUBLAS = true }
+        #expect(backend.usesCUBLAS == cublas)
         check([Self.normal([33, 47], 15), Self.normal([47, 29], 16)], output: Self.accumulated) { matmul($0[0], $0[1]) }
         check([Self.normal([47, 33], 17), Self.normal([29, 47], 18)], output: Self.accumulated, "transposed") {
             matmul($0[0].transposed(), $0[1].transposed())
@@ -164,6 +169,7 @@ struct CUDABackendParityTests {
         check([Self.normal([2, 5, 40], 21), Self.normal([10, 40], 22), Self.normal([10], 23)], output: Self.accumulated, "linear") {
             linear($0[0], weight: $0[1], bias: $0[2])
         }
+        check([Self.normal([1, 7], 24), Self.normal([1, 7], 25)], output: Self.accumulated, "one output") { linear($0[0], weight: $0[1]) }
     }
 
     static let convCases = [

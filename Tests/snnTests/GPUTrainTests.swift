@@ -28,9 +28,11 @@ struct GPUTrainTests {
         let (gpu, cpu) = (try #require(losses["cuda"]), try #require(losses["cpu"]))
         #expect(gpu.count == 2 && cpu.count == 2)
         for (g, c) in zip(gpu, cpu) { #expect(abs(g - c) <= 1e-4 * max(abs(c), 1), "losses \(gpu) on cuda, \(cpu) on cpu") }
-        // The checkpoint was written from the GPU's tensors: the same files, of the same sizes, as the CPU run's.
+        // The checkpoint was written from the GPU's tensors: the same tensor files, of the same sizes, as the CPU run's
+        // (its JSON side names the device).
         let files = { (run: String) in
-            try FileManager.default.subpathsOfDirectory(atPath: run + "/weights").sorted().map { path -> String in
+            try FileManager.default.subpathsOfDirectory(atPath: run + "/weights").sorted().filter { $0.hasSuffix(".safetensors") }
+                .map { path -> String in
                 let size = (try FileManager.default.attributesOfItem(atPath: "\(run)/weights/\(path)")[.size] as? Int) ?? -1
                 return "\(path) \(size)"
             }

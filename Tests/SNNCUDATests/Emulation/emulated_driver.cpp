@@ -80,6 +80,10 @@ static const std::map<std::string, std::function<void(dim3, dim3, void **)>> &ke
 }
 
 static std::mutex state_lock;   // host threads may call the driver at once
+// The context current on each host thread: as with the real driver, calls that act on the
+// current context fail with CUDA_ERROR_INVALID_CONTEXT (201) on a thread that has none.
+static thread_local void *current_context = nullptr;
+#define SNN_NEEDS_CONTEXT if (!current_context) return 201
 static std::set<void *> live;   // allocations not yet freed
 static int launches = 0;
 
@@ -98,14 +102,23 @@ int cuDeviceGetAttribute(int *v, int attribute, int) {
     *v = attribute == 75 ? 9 : attribute == 76 ? 0 : attribute == 16 ? 1 : 0;
     return 0;
 }
-int cuGetErrorName(int e, const char **s) { *s = e == 1 ? "CUDA_ERROR_INVALID_VALUE" : e == 500 ? "CUDA_ERROR_NOT_FOUND" : "CUDA_ERROR_UNKNOWN"; return 0; }
+int cuGetErrorName(int e, const char **s) { *s = e == 1 ? "CUDA_ERROR_INVALID_VALUE" : e == 500 ? "CUDA_ERROR_NOT_FOUND" : e == 201 ? "CUDA_ERROR_INVALID_CONTEXT" : "CUDA_ERROR_UNKNOWN"; return 0; }
 int cuGetErrorString(int e, const char **s) { *s = e == 500 ? "named symbol not found" : "emulated error"; return 0; }
 
 int cuDevicePrimaryCtxRetain(void **ctx, int) { static int context; *ctx = &context; return 0; }
-int cuCtxSetCurrent(void *) { return 0; }
-int cuStreamCreate(void **stream, unsigned) { static int s; *stream = &s; return 0; }
-int cuStreamSynchronize(void *) { return 0; }
+int cuCtxSetCurrent(void *ctx) { current_context = ctx; return 0; }
+int cuStreamCreate(void **stream, unsigned) {
+    SNN_NEEDS_CONTEXT;
+    static int s;
+    *stream = &s;
+    return 0;
+}
+int cuStreamSynchronize(void *) {
+    SNN_NEEDS_CONTEXT;
+    return 0;
+}
 int cuMemAllocAsync(unsigned long long *address, std::size_t bytes, void *) {
+    SNN_NEEDS_CONTEXT;
     void *p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
     if (!p) return 2;
     std::lock_guard<std::mutex> g(state_lock);
@@ -114,6 +127,7 @@ int cuMemAllocAsync(unsigned long long *address, std::size_t bytes, void *) {
     return 0;
 }
 int cuMemFreeAsync(unsigned long long address, void *) {
+    SNN_NEEDS_CONTEXT;
     void *p = (void *)(std::uintptr_t)address;
     std::lock_guard<std::mutex> g(state_lock);
     if (!live.erase(p)) return 1;   // not allocated here, or freed twice
@@ -121,30 +135,37 @@ int cuMemFreeAsync(unsigned long long address, void *) {
     return 0;
 }
 int cuMemcpyHtoDAsync_v2(unsigned long long dst, const void *src, std::size_t n, void *) {
+    SNN_NEEDS_CONTEXT;
     std::memcpy((void *)(std::uintptr_t)dst, src, n);
     return 0;
 }
 int cuMemcpyDtoHAsync_v2(void *dst, unsigned long long src, std::size_t n, void *) {
+    SNN_NEEDS_CONTEXT;
     std::memcpy(dst, (const void *)(std::uintptr_t)src, n);
     return 0;
 }
 int cuMemcpyDtoDAsync_v2(unsigned long long dst, unsigned long long src, std::size_t n, void *) {
+    SNN_NEEDS_CONTEXT;
     std::memmove((void *)(std::uintptr_t)dst, (const void *)(std::uintptr_t)src, n);
     return 0;
 }
 int cuMemsetD8Async(unsigned long long dst, unsigned char v, std::size_t n, void *) {
+    SNN_NEEDS_CONTEXT;
     std::memset((void *)(std::uintptr_t)dst, v, n);
     return 0;
 }
 int cuMemsetD16Async(unsigned long long dst, unsigned short v, std::size_t n, void *) {
+    SNN_NEEDS_CONTEXT;
     for (std::size_t i = 0; i < n; i++) ((unsigned short *)(std::uintptr_t)dst)[i] = v;
     return 0;
 }
 int cuMemsetD32Async(unsigned long long dst, unsigned int v, std::size_t n, void *) {
+    SNN_NEEDS_CONTEXT;
     for (std::size_t i = 0; i < n; i++) ((unsigned int *)(std::uintptr_t)dst)[i] = v;
     return 0;
 }
 int cuModuleLoadData(void **module, const void *image) {
+    SNN_NEEDS_CONTEXT;
     static int m;
     if (!image || std::memcmp(image, "\x7f" "ELF", 4) != 0) return 200;   // CUDA_ERROR_INVALID_IMAGE
     *module = &m;
@@ -158,6 +179,7 @@ int cuModuleGetFunction(const void **function, void *, const char *name) {
 }
 int cuLaunchKernel(const void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                    unsigned shared, void *, void **params, void **extra) {
+    SNN_NEEDS_CONTEXT;
     if (shared != 0 || extra != nullptr) return 1;
     {
         std::lock_guard<std::mutex> g(state_lock);

@@ -47,6 +47,11 @@ CHECK(nvrtcGetProgramLog, snn_nvrtcGetProgramLog_t)
 #if __has_include(<cublas_api.h>)
 #include <cublas_api.h>
 CHECK(cublasGetProperty, snn_cublasGetProperty_t)
+CHECK(cublasCreate_v2, snn_cublasCreate_v2_t)
+CHECK(cublasDestroy_v2, snn_cublasDestroy_v2_t)
+CHECK(cublasSetStream_v2, snn_cublasSetStream_v2_t)
+CHECK(cublasSetMathMode, snn_cublasSetMathMode_t)
+CHECK(cublasSgemm_v2, snn_cublasSgemm_v2_t)
 #endif
 
 #if __has_include(<cudnn_graph.h>)

@@ -1,0 +1,50 @@
+// A cuBLAS (libcublas.so.13) for tests on machines without a GPU, beside the emulated driver:
+// the handle calls, and cublasSgemm_v2 computed on the host from cuBLAS's documented
+// column-major definition, C = α·op(A)·op(B) + β·C with op(X)[i][j] = X[i + j·ld] (X[j + i·ld]
+// when transposed), so the CUDA backend's row-major mapping onto it is what the tests check.
+#include <cstdlib>
+
+extern "C" {
+struct cublasContext {
+    void *stream;
+    unsigned math;
+};
+
+int cublasGetProperty(int type, int *value) {
+    static const int version[] = {13, 10, 0};
+    if (type < 0 || type > 2) return 7;   // CUBLAS_STATUS_INVALID_VALUE
+    *value = version[type];
+    return 0;
+}
+int cublasCreate_v2(cublasContext **handle) {
+    *handle = new cublasContext{nullptr, 0};
+    return 0;
+}
+int cublasDestroy_v2(cublasContext *handle) {
+    delete handle;
+    return 0;
+}
+int cublasSetStream_v2(cublasContext *handle, void *stream) {
+    handle->stream = stream;
+    return 0;
+}
+int cublasSetMathMode(cublasContext *handle, unsigned mode) {
+    handle->math = mode;
+    return 0;
+}
+static float element(const float *x, int ld, unsigned op, int i, int j) { return op == 0 ? x[i + j * ld] : x[j + i * ld]; }
+int cublasSgemm_v2(cublasContext *handle, unsigned transa, unsigned transb, int m, int n, int k, const float *alpha,
+                   const float *a, int lda, const float *b, int ldb, const float *beta, float *c, int ldc) {
+    if (!handle || transa > 1 || transb > 1 || m < 0 || n < 0 || k < 0) return 7;
+    // Leading dimensions at least the stored rows, as cuBLAS checks.
+    if (lda < (transa == 0 ? m : k) || ldb < (transb == 0 ? k : n) || ldc < m || lda < 1 || ldb < 1 || ldc < 1) return 7;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            double sum = 0;
+            for (int l = 0; l < k; l++) sum += (double)element(a, lda, transa, i, l) * element(b, ldb, transb, l, j);
+            float previous = *beta == 0.0f ? 0.0f : c[i + j * ldc];   // β = 0: C is not read
+            c[i + j * ldc] = (float)(*alpha * sum + *beta * previous);
+        }
+    return 0;
+}
+}
