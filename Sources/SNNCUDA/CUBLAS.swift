@@ -26,20 +26,21 @@ final class CUBLAS: @unchecked Sendable {
         try CUBLAS.check(setMathMode(handle, 0), "cublasSetMathMode")   // CUBLAS_DEFAULT_MATH
     }
 
-    /// The row-major `C[m×n] = op(A)·op(B)` at device addresses, with `A` stored `[m, k]` (or
-    /// `[k, m]` when `transposeA`) and `B` stored `[k, n]` (or `[n, k]`), all contiguous.
+    /// The row-major `C[m×n] = op(A)·op(B)` (`C += op(A)·op(B)` when `accumulate`) at device
+    /// addresses, with `A` stored `[m, k]` (or `[k, m]` when `transposeA`) and `B` stored
+    /// `[k, n]` (or `[n, k]`), all contiguous.
     ///
     /// cuBLAS is column-major: a row-major matrix is its transpose there, so this computes
     /// `Cᵀ = op(B)ᵀ·op(A)ᵀ`, B first.
     func multiply(_ a: snn_CUdeviceptr, _ b: snn_CUdeviceptr, into c: snn_CUdeviceptr, m: Int, n: Int, k: Int,
-                  transposeA: Bool, transposeB: Bool) throws {
+                  transposeA: Bool, transposeB: Bool, accumulate: Bool = false) throws {
         guard [m, n, k].allSatisfy({ $0 <= Int(Int32.max) }) else {
             throw LibraryError("[cublasSgemm] a \(m)×\(k) by \(k)×\(n) product is beyond cuBLAS's 32-bit sizes")
         }
-        var (one, zero): (Float, Float) = (1, 0)
+        var (one, beta): (Float, Float) = (1, accumulate ? 1 : 0)
         let pointer = { (address: snn_CUdeviceptr) in UnsafeMutablePointer<Float>(bitPattern: UInt(address)) }
         try CUBLAS.check(sgemm(handle, transposeB ? 1 : 0, transposeA ? 1 : 0, Int32(n), Int32(m), Int32(k), &one, pointer(b),
-                               Int32(transposeB ? k : n), pointer(a), Int32(transposeA ? m : k), &zero, pointer(c), Int32(n)),
+                               Int32(transposeB ? k : n), pointer(a), Int32(transposeA ? m : k), &beta, pointer(c), Int32(n)),
                          "cublasSgemm")
     }
 

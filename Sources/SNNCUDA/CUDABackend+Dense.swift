@@ -20,11 +20,8 @@ extension CUDABackend {
             fill(out, with: 0)
             return out
         }
-        if usesCUBLAS, let blas {
-            run("matmul (cuBLAS)") {
-                try blas.multiply(address(pa), address(pb), into: address(out), m: m, n: n, k: k, transposeA: transposeA,
-                                  transposeB: transposeB)
-            }
+        if usesCUBLAS {
+            multiply(pa, pb, into: out, m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB)
             return out
         }
         // Element (i, j) of op(A) sits at i·row + j·col.
@@ -55,6 +52,14 @@ extension CUDABackend {
         let (g, shape) = geometry(input: x.shape, weight: weight.shape, p)
         let out = output(shape)
         if out.count == 0 { return out }
+        if let plan = unfolding(x.shape, weight.shape, shape, p) {
+            unfoldedForward(px, pw, into: out, plan, g)
+            guard let bias else { return out }
+            let (n, o, plane) = (shape[0], shape[1], shape[2] * shape[3])
+            let b = packed(bias)!
+            return binary(.add, out.reshaped([n, o, plane]), Tensor(storage: b.storage, shape: [n, o, plane], strides: [0, 1, 0], offset: b.offset,
+                                            dtype: .float32, device: device)).reshaped(shape)
+        }
         launch("snn_conv2d_forward", elements: out.count, [arg(px), arg(pw), arg(bias.map { packed($0)! }), arg(out), g])
         return out
     }
@@ -63,9 +68,13 @@ extension CUDABackend {
         guard let pg = packed(gradOutput), let pw = packed(weight) else {
             return onHost([gradOutput, weight]) { $0.conv2dBackwardData($1[0], weight: $1[1], inputShape: inputShape, p) }
         }
-        let (g, _) = geometry(input: inputShape, weight: weight.shape, p)
+        let (g, outputShape) = geometry(input: inputShape, weight: weight.shape, p)
         let out = output(inputShape)
         if out.count == 0 { return out }
+        if let plan = unfolding(inputShape, weight.shape, outputShape, p) {
+            unfoldedBackwardData(pg, pw, into: out, plan, g)
+            return out
+        }
         launch("snn_conv2d_backward_data", elements: out.count, [arg(pg), arg(pw), arg(out), g])
         return out
     }
@@ -77,9 +86,15 @@ extension CUDABackend {
                                                                     weightShape: weightShape, withBias: withBias, p)
             return (deviceCopy(of: host.weight), host.bias.map(deviceCopy))
         }
-        let (g, _) = geometry(input: input.shape, weight: weightShape, p)
+        let (g, outputShape) = geometry(input: input.shape, weight: weightShape, p)
         let gw = output(weightShape)
-        if gw.count > 0 { launch("snn_conv2d_backward_weight", blocks: gw.count, [arg(pg), arg(px), arg(gw), g]) }
+        if gw.count > 0 {
+            if let plan = unfolding(input.shape, weightShape, outputShape, p) {
+                unfoldedBackwardWeight(pg, px, into: gw, plan, g)
+            } else {
+                launch("snn_conv2d_backward_weight", blocks: gw.count, [arg(pg), arg(px), arg(gw), g])
+            }
+        }
         var gb: Tensor?
         if withBias {
             let b = output([weightShape[0]])
@@ -175,5 +190,83 @@ extension CUDABackend {
         launch("snn_bn_input_gradient", elements: grad.count,
                [arg(x), arg(grad), arg(gamma), arg(mean), arg(variance), .float(Float(epsilon)), arg(gradGamma), arg(gradBeta),
                 .float(Float(frames * plane)), .int64(Int64(grad.count)), .int32(Int32(channels)), .int64(Int64(plane))])
+    }
+
+    // MARK: Convolution as matrix products (with cuBLAS)
+
+    /// How a convolution runs as matrix products over unfolded inputs: images per chunk (the
+    /// unfolded chunk `[C·kh·kw, images·oh·ow]` within ``convolutionWorkspaceBytes``), or `nil`
+    /// where it runs on the direct kernels (no cuBLAS, grouped convolutions, sizes beyond
+    /// cuBLAS's 32-bit ones).
+    struct Unfolding {
+        let images: Int, channels: Int, outputs: Int, taps: Int, plane: Int, chunk: Int
+    }
+
+    private func unfolding(_ input: [Int], _ weight: [Int], _ output: [Int], _ p: Conv2dParameters) -> Unfolding? {
+        guard usesCUBLAS, p.groups == 1 else { return nil }
+        let taps = input[1] * weight[2] * weight[3], plane = output[2] * output[3]
+        let perImage = taps * plane * 4
+        guard perImage > 0, taps <= Int(Int32.max), weight[0] <= Int(Int32.max) else { return nil }
+        let chunk = max(1, min(input[0], convolutionWorkspaceBytes / perImage))
+        guard chunk * plane <= Int(Int32.max) else { return nil }
+        return Unfolding(images: input[0], channels: input[1], outputs: weight[0], taps: taps, plane: plane, chunk: chunk)
+    }
+
+    /// Calls `body` with each chunk's first image, its image count and its unfolded input.
+    private func forEachChunk(_ x: Tensor, _ plan: Unfolding, _ g: KernelArgument, _ body: (Int, Int, Tensor) -> Void) {
+        for first in stride(from: 0, to: plan.images, by: plan.chunk) {
+            let images = min(plan.chunk, plan.images - first)
+            let col = output([plan.taps, images * plan.plane])
+            launch("snn_im2col", elements: col.count, [arg(x), arg(col), g, .int32(Int32(first)), .int32(Int32(images))])
+            body(first, images, col)
+        }
+    }
+
+    /// `[images, O, plane]` of `y` from image `first` on, viewed as `[O, images, plane]`.
+    private func channelsFirst(_ y: Tensor, first: Int, images: Int, _ plan: Unfolding) -> Tensor {
+        Tensor(storage: y.storage, shape: [plan.outputs, images, plan.plane], strides: [plan.plane, plan.outputs * plan.plane, 1],
+               offset: y.offset + first * plan.outputs * plan.plane, dtype: .float32, device: device)
+    }
+
+    /// `y = W · col` per chunk, written through the `[O, images, plane]` view of its images.
+    private func unfoldedForward(_ x: Tensor, _ w: Tensor, into y: Tensor, _ plan: Unfolding, _ g: KernelArgument) {
+        forEachChunk(x, plan, g) { first, images, col in
+            let product = output([plan.outputs, images * plan.plane])
+            multiply(w, col, into: product, m: plan.outputs, n: images * plan.plane, k: plan.taps)
+            copy(product.reshaped([plan.outputs, images, plan.plane]), into: channelsFirst(y, first: first, images: images, plan))
+        }
+    }
+
+    /// `gcol = Wᵀ · G` per chunk, folded back onto the input by `snn_col2im`.
+    private func unfoldedBackwardData(_ gy: Tensor, _ w: Tensor, into gx: Tensor, _ plan: Unfolding, _ g: KernelArgument) {
+        for first in stride(from: 0, to: plan.images, by: plan.chunk) {
+            let images = min(plan.chunk, plan.images - first)
+            let gradient = contiguous(channelsFirst(gy, first: first, images: images, plan))
+            let gcol = output([plan.taps, images * plan.plane])
+            multiply(w, gradient, into: gcol, m: plan.taps, n: images * plan.plane, k: plan.outputs, transposeA: true)
+            launch("snn_col2im", elements: images * (gx.count / plan.images),
+                   [arg(gcol), arg(gx), g, .int32(Int32(first)), .int32(Int32(images))])
+        }
+    }
+
+    /// `gW = Σ_chunks G · colᵀ`.
+    private func unfoldedBackwardWeight(_ gy: Tensor, _ x: Tensor, into gw: Tensor, _ plan: Unfolding, _ g: KernelArgument) {
+        var accumulate = false
+        forEachChunk(x, plan, g) { first, images, col in
+            let gradient = contiguous(channelsFirst(gy, first: first, images: images, plan))
+            multiply(gradient, col, into: gw, m: plan.outputs, n: plan.taps, k: images * plan.plane, transposeB: true,
+                     accumulate: accumulate)
+            accumulate = true
+        }
+    }
+
+    /// cuBLAS's product of contiguous device tensors (see ``CUBLAS/multiply``).
+    private func multiply(_ a: Tensor, _ b: Tensor, into c: Tensor, m: Int, n: Int, k: Int, transposeA: Bool = false,
+                          transposeB: Bool = false, accumulate: Bool = false) {
+        guard let blas else { preconditionFailure("[CUDA] a product through cuBLAS without cuBLAS") }
+        run("matmul (cuBLAS)") {
+            try blas.multiply(address(a), address(b), into: address(c), m: m, n: n, k: k, transposeA: transposeA,
+                              transposeB: transposeB, accumulate: accumulate)
+        }
     }
 }

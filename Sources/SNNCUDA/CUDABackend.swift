@@ -31,6 +31,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         set { lock.lock(); cublasEnabled = newValue && blas != nil; lock.unlock() }
     }
     private var cublasEnabled = false
+    /// The most bytes one unfolded chunk of a convolution's input may take (convolutions run as
+    /// cuBLAS products over chunks of images; see `CUDABackend+Dense.swift`).
+    public var convolutionWorkspaceBytes = 256 << 20
     /// The cuBLAS library in use, if any.
     public var cublas: CUDAToolkit.Library? { blas?.library }
     private let lock = NSLock()

@@ -180,9 +180,21 @@ struct CUDABackendParityTests {
         ConvCase(input: [3, 8, 5, 5], weight: [4, 8, 1, 1]),
     ]
 
-    @Test("conv2d: output and gradients of input, weight and bias", arguments: convCases)
-    func conv(c: ConvCase) {
-        check(c.inputs(RandomInputs(seed: 24)).map(\.float32Copy), output: Self.accumulated, "\(c)") { c.apply($0) }
+    /// How convolutions run: matrix products through cuBLAS over unfolded inputs in one chunk,
+    /// in chunks of one image (a workspace too small for two), or the direct kernels.
+    enum ConvPath: String, CaseIterable, CustomStringConvertible {
+        case cublas, cublasOneImageChunks, directKernels
+        var description: String { rawValue }
+    }
+
+    @Test("conv2d: output and gradients of input, weight and bias", arguments: convCases, ConvPath.allCases)
+    func conv(c: ConvCase, path: ConvPath) throws {
+        let backend = try EmulatedCUDADriver.backend.get()
+        let workspace = backend.convolutionWorkspaceBytes
+        backend.usesCUBLAS = path != .directKernels
+        if path == .cublasOneImageChunks { backend.convolutionWorkspaceBytes = 1 }
+        defer { (backend.usesCUBLAS, backend.convolutionWorkspaceBytes) = (true, workspace) }
+        check(c.inputs(RandomInputs(seed: 24)).map(\.float32Copy), output: Self.accumulated, "\(c) \(path)") { c.apply($0) }
     }
 
     static let poolCases: [PoolCase] = [Pool2dParameters.Kind.max, .average].flatMap { kind in

@@ -12,6 +12,10 @@ extension CUDAKernels {
     ///   element, summing over its receptive field (the outputs its value reached).
     /// - `snn_conv2d_backward_weight`, `snn_conv2d_backward_bias`: one block per weight (bias)
     ///   element, summing over the batch and the output plane.
+    /// - `snn_im2col`, `snn_col2im`: with cuBLAS, convolutions are matrix products over the
+    ///   unfolded input of a chunk of images, `col[(c, ky, kx)][(b, oy, ox)]` (zero where the
+    ///   window leaves the input); `snn_col2im` gathers such a matrix back onto the input, one
+    ///   thread per input element summing its taps in order.
     /// - `snn_pool2d_forward`, `snn_pool2d_backward`: max pooling (padded positions skipped; the
     ///   first maximum in row-major window order takes the gradient) and average pooling (the
     ///   divisor counts padding up to the padded border), one thread per output (input) element.
@@ -121,6 +125,42 @@ extension CUDAKernels {
         for (long long j = threadIdx.x; j < count; j += SNN_REDUCE_THREADS) sum += gy[(j / plane * g.o + oc) * plane + j % plane];
         double total = snn_block_sum(sum);
         if (threadIdx.x == 0) gb[oc] = (float)total;
+    }
+
+    // col[(c·kh + ky)·kw + kx][b·oh·ow + oy·ow + ox] = x[first + b][c][oy·sh − ph + ky·dh][ox·sw − pw + kx·dw].
+    extern "C" __global__ void snn_im2col(const float *__restrict__ x, float *__restrict__ col, SnnConv g, int first,
+                                          int images) {
+        long long columns = (long long)images * g.oh * g.ow;
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i >= columns * g.c * g.kh * g.kw) return;
+        long long column = i % columns;
+        int row = (int)(i / columns);
+        int kx = row % g.kw, ky = (row / g.kw) % g.kh, c = row / (g.kw * g.kh);
+        int ox = (int)(column % g.ow), oy = (int)((column / g.ow) % g.oh);
+        long long b = first + column / ((long long)g.ow * g.oh);
+        int iy = oy * g.sh - g.ph + ky * g.dh, ix = ox * g.sw - g.pw + kx * g.dw;
+        col[i] = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w ? x[((b * g.c + c) * g.h + iy) * g.w + ix] : 0.0f;
+    }
+
+    // gx[first + b][c][iy][ix] = Σ over the taps (ky, kx) that read it of col[(c, ky, kx)][(b, oy, ox)].
+    extern "C" __global__ void snn_col2im(const float *__restrict__ col, float *__restrict__ gx, SnnConv g, int first,
+                                          int images) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i >= (long long)images * g.c * g.h * g.w) return;
+        int ix = (int)(i % g.w), iy = (int)((i / g.w) % g.h), c = (int)((i / ((long long)g.w * g.h)) % g.c);
+        long long b = i / ((long long)g.w * g.h * g.c);
+        long long columns = (long long)images * g.oh * g.ow;
+        float sum = 0.0f;
+        for (int ky = 0; ky < g.kh; ky++) {
+            int ty = iy + g.ph - ky * g.dh;
+            if (ty < 0 || ty % g.sh != 0 || ty / g.sh >= g.oh) continue;
+            for (int kx = 0; kx < g.kw; kx++) {
+                int tx = ix + g.pw - kx * g.dw;
+                if (tx < 0 || tx % g.sw != 0 || tx / g.sw >= g.ow) continue;
+                sum += col[((long long)(c * g.kh + ky) * g.kw + kx) * columns + (b * g.oh + ty / g.sh) * g.ow + tx / g.sw];
+            }
+        }
+        gx[((first + b) * g.c + c) * (long long)g.h * g.w + (long long)iy * g.w + ix] = sum;
     }
 
     // A pooling's geometry: input [n·c planes, h, w], output [n·c, oh, ow]; kind 0 max, 1 average.

@@ -74,6 +74,8 @@ static const std::map<std::string, std::function<void(dim3, dim3, void **)>> &ke
         {"snn_pool2d_forward", entry(snn_pool2d_forward)},
         {"snn_pool2d_backward", entry(snn_pool2d_backward)},
         {"snn_bn_apply", entry(snn_bn_apply)},
+        {"snn_im2col", entry(snn_im2col)},
+        {"snn_col2im", entry(snn_col2im)},
         {"snn_bn_backward_sums", entry(snn_bn_backward_sums, synchronised)},
     };
     return table;
