@@ -120,8 +120,9 @@ public enum CUDASelfTest {
             let (c1, c2) = (1 - Foundation.pow(beta1, Double(t)), 1 - Foundation.pow(beta2, Double(t)))
             try device.launch(step, grid: UInt32((n + 255) / 256), block: 256,
                               [.buffer(dp), .buffer(dg), .buffer(dm), .buffer(dv), .int64(Int64(n)), .int32(1), .float(Float(lr)),
-                               .float(Float(decay)), .float(Float(beta1)), .float(Float(beta2)), .float(Float(eps)), .float(0.9),
-                               .float(0.99), .float(Float(c1)), .float(Float(c2.squareRoot()))])
+                               .float(Float(decay)), .float(Float(beta1)), .float(Float(beta2)), .float(Float(1 - beta1)),
+                               .float(Float(1 - beta2)), .float(Float(eps)), .float(0.9), .float(Float(c1)),
+                               .float(Float(c2.squareRoot()))])
             for i in 0..<n {
                 let grad = Double(g[i]) + p[i] * decay
                 m[i] = m[i] * beta1 + grad * (1 - beta1)

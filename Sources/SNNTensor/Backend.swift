@@ -134,6 +134,33 @@ public protocol Backend: AnyObject, Sendable {
         -> (value: Tensor, gradients: [Tensor])
 }
 
+/// A backend that updates parameters with one fused kernel (the GPU): what an optimiser step
+/// over flat buffers calls instead of its composite of elementwise ops, with the same
+/// arithmetic per element (PyTorch's rules, as `SNNTraining`'s `Optimizer`).
+public protocol FusedOptimizerBackend: Backend {
+    /// Updates the contiguous float32 `parameters` (and the state buffers) in place from
+    /// `gradients`, all of one shape on this device.
+    ///
+    /// - Parameters:
+    ///   - rule: the update rule with its hyperparameters.
+    ///   - state1: SGD's momentum buffer, Adam's and AdamW's first moment, RMSprop's square
+    ///     average.
+    ///   - state2: Adam's and AdamW's second moment (`nil` otherwise).
+    func optimizerStep(_ rule: FusedOptimizerRule, parameters: Tensor, gradients: Tensor, state1: Tensor, state2: Tensor?)
+}
+
+/// One optimiser update's rule and scalars (the host computes the step's scalars, so the
+/// update reads nothing back).
+public enum FusedOptimizerRule: Sendable {
+    /// SGD with momentum: `buf = buf·momentum + g`, `p −= lr·buf` (`g` includes `weightDecay·p`).
+    case sgd(learningRate: Double, weightDecay: Double, momentum: Double)
+    /// Adam (`decoupled`: AdamW) with the bias corrections `c1 = 1 − β1^t`, `c2 = 1 − β2^t`.
+    case adam(learningRate: Double, weightDecay: Double, beta1: Double, beta2: Double, epsilon: Double, c1: Double, c2: Double,
+              decoupled: Bool)
+    /// RMSprop: `v = v·α + g²(1 − α)`, `p −= lr·g/(√v + ε)`.
+    case rmsprop(learningRate: Double, weightDecay: Double, alpha: Double, epsilon: Double)
+}
+
 /// Elementwise functions of one tensor.
 public enum UnaryOp: String, Sendable, CaseIterable {
     case negate, exp, log, abs, sign, sigmoid, relu, sqrt, square, reciprocal

@@ -54,11 +54,30 @@ public final class Optimizer {
         steps += 1
         withoutGradients {
             allocateState(for: named)
+            if let fused = parameters.backend as? any FusedOptimizerBackend, fusedStep(fused, parameters, gradients) { return }
             update(parameters, gradients) { kind in
                 guard let b = flatState[kind] else { preconditionFailure("[Optimizer] no flat \(kind) state") }
                 return b
             }
         }
+    }
+
+    /// The step as one fused update on a backend that has it (contiguous float32 buffers);
+    /// false when it does not apply.
+    private func fusedStep(_ backend: any FusedOptimizerBackend, _ p: Tensor, _ g: Tensor) -> Bool {
+        let buffers = stateKinds.compactMap { flatState[$0] }
+        guard ([p, g] + buffers).allSatisfy({ $0.dtype == .float32 && $0.isContiguous && $0.device == p.device }) else { return false }
+        let rule: FusedOptimizerRule
+        switch kind {
+        case .sgd: rule = .sgd(learningRate: learningRate, weightDecay: weightDecay, momentum: momentum)
+        case .adam, .adamW:
+            rule = .adam(learningRate: learningRate, weightDecay: weightDecay, beta1: beta1, beta2: beta2, epsilon: adamEpsilon,
+                         c1: 1 - Foundation.pow(beta1, Double(steps)), c2: 1 - Foundation.pow(beta2, Double(steps)),
+                         decoupled: kind == .adamW)
+        case .rmsprop: rule = .rmsprop(learningRate: learningRate, weightDecay: weightDecay, alpha: rmsAlpha, epsilon: rmsEpsilon)
+        }
+        backend.optimizerStep(rule, parameters: p, gradients: g, state1: buffers[0], state2: buffers.count > 1 ? buffers[1] : nil)
+        return true
     }
 
     /// The state kinds this optimiser keeps per parameter.

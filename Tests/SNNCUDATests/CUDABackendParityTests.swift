@@ -2,6 +2,7 @@ import Foundation
 import SNNCUDA
 import SNNTensor
 import SNNTestSupport
+import SNNTraining
 import Testing
 
 /// The CUDA backend, called through the public ops like any device, gives the reference
@@ -281,6 +282,33 @@ struct CUDABackendParityTests {
         let weights = [Self.normal([5, 3, 3, 3], 45, std: 0.1), Self.normal([300], 46, std: 0.1), Self.normal([7, 11], 47, std: 0.1)]
         check(weights, output: Self.accumulated, gradients: Self.elementwise) {
             trtRegularization($0, lambda: 5e-3, decay: 0.5, steps: 6, epsilon: 1e-5)
+        }
+    }
+
+    @Test("the fused optimiser step over flat buffers equals the composite update on the reference backend",
+          arguments: Optimizer.Kind.allCases)
+    func fusedOptimizer(kind: Optimizer.Kind) {
+        let shapes = [[7, 5], [301], [3, 3]]
+        // The parameters, then each state buffer, after three steps.
+        var results: [Device: [[Float]]] = [:]
+        for device in [Self.gpu, .reference] {
+            let parameters = shapes.enumerated().map { Self.normal($0.element, 50 + UInt64($0.offset)).leafCopy(on: device) }
+            let named = parameters.enumerated().map { (key: "p\($0.offset)", value: $0.element) }
+            let flat = Tensor.flattenParameters(parameters)
+            let optimizer = Optimizer(kind, learningRate: 0.01, weightDecay: 0.05)
+            for step in 0..<3 {
+                let gradient = Self.normal([flat.count], 60 + UInt64(step)).leafCopy(on: device)
+                optimizer.step(flat: flat, gradients: gradient, named: named)
+            }
+            results[device] = [flat.toFloats()] + optimizer.flatState.keys.sorted().map { optimizer.flatState[$0]!.toFloats() }
+        }
+        let (gpu, reference) = (results[Self.gpu] ?? [], results[.reference] ?? [])
+        #expect(gpu.count == reference.count && !gpu.isEmpty)
+        // Float32 arithmetic (the GPU) against the reference's double: within 1e-5 of each buffer's largest magnitude.
+        for (g, r) in zip(gpu, reference) {
+            let scale = r.map { abs(Double($0)) }.max() ?? 1
+            let worst = zip(g, r).map { abs(Double($0) - Double($1)) }.max() ?? .infinity
+            #expect(g.count == r.count && worst <= 1e-5 * scale, "\(kind): worst difference \(worst), largest magnitude \(scale)")
         }
     }
 }

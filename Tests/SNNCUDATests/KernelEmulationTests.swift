@@ -189,7 +189,7 @@ struct KernelEmulationTests {
     func optimizer(kind: Optimizer.Kind) throws {
         typealias Launch = @convention(c) (UInt32, UInt32, UnsafeMutablePointer<Float>, UnsafePointer<Float>,
                                            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int64, Int32, Float, Float,
-                                           Float, Float, Float, Float, Float, Float, Float) -> Void
+                                           Float, Float, Float, Float, Float, Float, Float, Float) -> Void
         let handle = try Self.emulated("optimizer_harness.cpp")
         let launch = unsafeBitCast(try #require(dlsym(handle, "emulate_optimizer_step")), to: Launch.self)
         // 700 parameters in blocks of 256 (two full, a partial third).
@@ -212,9 +212,10 @@ struct KernelEmulationTests {
             reference.step(flat: flat, gradients: Tensor(g, shape: [n]).to(.reference), named: named)
             let (c1, c2) = (1 - Foundation.pow(reference.beta1, Double(step)), 1 - Foundation.pow(reference.beta2, Double(step)))
             let epsilon = kind == .rmsprop ? reference.rmsEpsilon : reference.adamEpsilon
+            let beta2 = kind == .rmsprop ? reference.rmsAlpha : reference.beta2
             launch(UInt32((n + block - 1) / block), UInt32(block), &p, g, &s1, &s2, Int64(n), code, Float(reference.learningRate),
-                   Float(reference.weightDecay), Float(reference.beta1), Float(reference.beta2), Float(epsilon),
-                   Float(reference.momentum), Float(reference.rmsAlpha), Float(c1), Float(c2.squareRoot()))
+                   Float(reference.weightDecay), Float(reference.beta1), Float(beta2), Float(1 - reference.beta1), Float(1 - beta2),
+                   Float(epsilon), Float(reference.momentum), Float(c1), Float(c2.squareRoot()))
         }
         let expected = flat.toDoubles()
         let worst = zip(p, expected).map { Swift.abs(Double($0) - $1) }.max()!
