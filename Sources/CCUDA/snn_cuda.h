@@ -50,6 +50,10 @@ typedef snn_CUresult (*snn_cuMemcpyDtoDAsync_v2_t)(snn_CUdeviceptr dstDevice, sn
 typedef snn_CUresult (*snn_cuMemsetD8Async_t)(snn_CUdeviceptr dstDevice, unsigned char uc, size_t n, snn_CUstream hStream);
 typedef snn_CUresult (*snn_cuMemsetD16Async_t)(snn_CUdeviceptr dstDevice, unsigned short us, size_t n, snn_CUstream hStream);
 typedef snn_CUresult (*snn_cuMemsetD32Async_t)(snn_CUdeviceptr dstDevice, unsigned int ui, size_t n, snn_CUstream hStream);
+typedef struct CUmemPoolHandle_st *snn_CUmemoryPool;
+typedef unsigned int snn_CUmemPool_attribute; // enum CUmemPool_attribute_enum; CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = 4
+typedef snn_CUresult (*snn_cuDeviceGetDefaultMemPool_t)(snn_CUmemoryPool *pool_out, snn_CUdevice dev);
+typedef snn_CUresult (*snn_cuMemPoolSetAttribute_t)(snn_CUmemoryPool pool, snn_CUmemPool_attribute attr, void *value);
 typedef snn_CUresult (*snn_cuModuleLoadData_t)(snn_CUmodule *module, const void *image);
 typedef snn_CUresult (*snn_cuModuleGetFunction_t)(snn_CUfunction *hfunc, snn_CUmodule hmod, const char *name);
 typedef snn_CUresult (*snn_cuLaunchKernel_t)(snn_CUfunction f, unsigned int gridDimX, unsigned int gridDimY,

@@ -57,6 +57,15 @@ public final class CUDADevice: @unchecked Sendable {
         try driver.check(retain(&context, device), "cuDevicePrimaryCtxRetain")
         guard let context else { throw LibraryError("[cuDevicePrimaryCtxRetain] no context for GPU \(ordinal)") }
         try driver.check(ctxSetCurrent(context), "cuCtxSetCurrent")
+        // The stream-ordered pool keeps freed memory for reuse instead of giving it back to the
+        // driver at every synchronisation (its default threshold, 0, would make each step
+        // allocate its tensors anew).
+        let defaultPool = try function("cuDeviceGetDefaultMemPool", snn_cuDeviceGetDefaultMemPool_t.self)
+        let setPoolAttribute = try function("cuMemPoolSetAttribute", snn_cuMemPoolSetAttribute_t.self)
+        var pool: snn_CUmemoryPool?
+        try driver.check(defaultPool(&pool, device), "cuDeviceGetDefaultMemPool")
+        var threshold = UInt64.max
+        try driver.check(setPoolAttribute(pool, 4, &threshold), "cuMemPoolSetAttribute(CU_MEMPOOL_ATTR_RELEASE_THRESHOLD)")
         var stream: snn_CUstream?
         try driver.check(streamCreate(&stream, 0), "cuStreamCreate")
         guard let stream else { throw LibraryError("[cuStreamCreate] no stream on GPU \(ordinal)") }

@@ -70,6 +70,12 @@ extension Device {
         if self == .cpu, BackendRegistry.cpu == nil { return ReferenceBackend.shared }
         return backend
     }
+
+    /// The backend that copies from `source` to `destination`: the one that can reach both,
+    /// the device's whose memory the host cannot read when one is (see ``Backend/copy(_:into:)``).
+    public static func copyingBackend(from source: Device, to destination: Device) -> any Backend {
+        source.isHostMemory ? destination.memoryBackend : source.memoryBackend
+    }
 }
 
 /// Backends that live in other modules register here at start-up.

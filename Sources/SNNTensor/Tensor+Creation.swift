@@ -131,7 +131,7 @@ extension Tensor {
     /// either may be strided; used by optimisers and loaders). Not recorded on the tape.
     public func assign(_ source: Tensor) {
         precondition(source.shape == shape, "[assign] expected shape \(ShapeUtil.describe(shape)), got \(ShapeUtil.describe(source.shape))")
-        device.memoryBackend.copy(source, into: self)
+        Device.copyingBackend(from: source.device, to: device).copy(source, into: self)
     }
 }
 

@@ -67,7 +67,7 @@ public final class Tensor: @unchecked Sendable {
     public func to(_ device: Device) -> Tensor {
         if device == self.device { return self }
         let moved = Tensor.empty(shape, dtype: dtype, device: device)
-        (self.device.isHostMemory ? device.memoryBackend : self.device.memoryBackend).copy(self, into: moved)
+        Device.copyingBackend(from: self.device, to: device).copy(self, into: moved)
         moved.spikeQuantum = spikeQuantum
         let home = self.device
         return recordUnary(moved, self) { g in [g.to(home)] }

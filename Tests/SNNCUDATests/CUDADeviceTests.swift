@@ -41,6 +41,9 @@ struct CUDADeviceTests {
                                  to: (@convention(c) () -> Int32).self)
         let launches = unsafeBitCast(try #require(dlsym(driver.handle, "snn_emulated_launches")), to: (@convention(c) () -> Int32).self)
         let device = try CUDADevice(driver: driver)
+        let threshold = unsafeBitCast(try #require(dlsym(driver.handle, "snn_emulated_release_threshold")),
+                                      to: (@convention(c) () -> UInt64).self)
+        #expect(threshold() == UInt64.max, "the pool keeps freed memory for reuse")
         let cacheFolder = NSTemporaryDirectory() + "snn-device-cache-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: cacheFolder) }
         let nvrtc = try NVRTC()

@@ -4,6 +4,8 @@
 // when transposed), so the CUDA backend's row-major mapping onto it is what the tests check.
 #include <cstdlib>
 
+#include "device_addresses.h"
+
 extern "C" {
 struct cublasContext {
     void *stream;
@@ -36,6 +38,10 @@ static float element(const float *x, int ld, unsigned op, int i, int j) { return
 int cublasSgemm_v2(cublasContext *handle, unsigned transa, unsigned transb, int m, int n, int k, const float *alpha,
                    const float *a, int lda, const float *b, int ldb, const float *beta, float *c, int ldc) {
     if (!handle || transa > 1 || transb > 1 || m < 0 || n < 0 || k < 0) return 7;
+    // The matrices are device memory; α and β, in the default pointer mode, host memory.
+    a = snn_host_pointer(a);
+    b = snn_host_pointer(b);
+    c = snn_host_pointer(c);
     // Leading dimensions at least the stored rows, as cuBLAS checks.
     if (lda < (transa == 0 ? m : k) || ldb < (transb == 0 ? k : n) || ldc < m || lda < 1 || ldb < 1 || ldc < 1) return 7;
     for (int j = 0; j < n; j++)

@@ -1,9 +1,10 @@
 // A CUDA driver (libcuda.so.1) for tests on machines without a GPU: one device whose memory is
-// host memory and whose "CUBIN" modules, once checked to be ELF files, run SwiftSNN's kernels
+// host memory behind addresses the host cannot dereference (device_addresses.h), and whose "CUBIN" modules, once checked to be ELF files, run SwiftSNN's kernels
 // through the launch-grid emulation. SNNCUDA's host side (memory, copies, module loading,
 // argument packing, launches) runs against it end to end. The kernel sources are written
 // beside this file by the test (part_*.cu, each once).
 #include "cuda_emulation.h"
+#include "device_addresses.h"
 #include "part_neuron_scan.cu"
 #include "part_reductions.cu"
 #include "part_batch_norm_neuron.cu"
@@ -27,13 +28,18 @@
 // kernel declares it (a device pointer is the 8-byte address, which is a host pointer here).
 // Kernels that synchronise a block run with a host thread per CUDA thread (`synchronised`);
 // the others run on the calling thread, which stops the process if one calls __syncthreads().
+// A parameter as the kernel declares it; device pointers become host pointers again.
+template <class T> static T parameter(void *slot) {
+    T value = *static_cast<T *>(slot);
+    if constexpr (std::is_pointer_v<T>) return snn_host_pointer(value);
+    else return value;
+}
 template <class... A, std::size_t... I>
 static void invoke(void (*kernel)(A...), bool synchronised, dim3 grid, dim3 block, void **params, std::index_sequence<I...>) {
     if (synchronised)
-        snn_emulate_launch(grid, block, kernel, *static_cast<std::remove_cv_t<std::remove_reference_t<A>> *>(params[I])...);
+        snn_emulate_launch(grid, block, kernel, parameter<std::remove_cv_t<std::remove_reference_t<A>>>(params[I])...);
     else
-        snn_emulate_launch_sequential(grid, block, kernel,
-                                      *static_cast<std::remove_cv_t<std::remove_reference_t<A>> *>(params[I])...);
+        snn_emulate_launch_sequential(grid, block, kernel, parameter<std::remove_cv_t<std::remove_reference_t<A>>>(params[I])...);
 }
 template <class... A>
 static std::function<void(dim3, dim3, void **)> entry(void (*kernel)(A...), bool synchronised = false) {
@@ -125,12 +131,12 @@ int cuMemAllocAsync(unsigned long long *address, std::size_t bytes, void *) {
     if (!p) return 2;
     std::lock_guard<std::mutex> g(state_lock);
     live.insert(p);
-    *address = (unsigned long long)(std::uintptr_t)p;
+    *address = snn_device_address(p);
     return 0;
 }
 int cuMemFreeAsync(unsigned long long address, void *) {
     SNN_NEEDS_CONTEXT;
-    void *p = (void *)(std::uintptr_t)address;
+    void *p = snn_host_address(address);
     std::lock_guard<std::mutex> g(state_lock);
     if (!live.erase(p)) return 1;   // not allocated here, or freed twice
     std::free(p);
@@ -138,32 +144,46 @@ int cuMemFreeAsync(unsigned long long address, void *) {
 }
 int cuMemcpyHtoDAsync_v2(unsigned long long dst, const void *src, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
-    std::memcpy((void *)(std::uintptr_t)dst, src, n);
+    std::memcpy(snn_host_address(dst), src, n);
     return 0;
 }
 int cuMemcpyDtoHAsync_v2(void *dst, unsigned long long src, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
-    std::memcpy(dst, (const void *)(std::uintptr_t)src, n);
+    std::memcpy(dst, snn_host_address(src), n);
     return 0;
 }
+// The device's pool: the release threshold the backend sets (kept for the tests to read).
+static unsigned long long release_threshold = 0;
+int cuDeviceGetDefaultMemPool(void **pool, int device) {
+    static int the_pool;
+    if (device != 0) return 101;   // CUDA_ERROR_INVALID_DEVICE
+    *pool = &the_pool;
+    return 0;
+}
+int cuMemPoolSetAttribute(void *pool, unsigned attribute, void *value) {
+    if (!pool || attribute != 4) return 1;   // only CU_MEMPOOL_ATTR_RELEASE_THRESHOLD is emulated
+    release_threshold = *(unsigned long long *)value;
+    return 0;
+}
+unsigned long long snn_emulated_release_threshold(void) { return release_threshold; }
 int cuMemcpyDtoDAsync_v2(unsigned long long dst, unsigned long long src, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
-    std::memmove((void *)(std::uintptr_t)dst, (const void *)(std::uintptr_t)src, n);
+    std::memmove(snn_host_address(dst), snn_host_address(src), n);
     return 0;
 }
 int cuMemsetD8Async(unsigned long long dst, unsigned char v, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
-    std::memset((void *)(std::uintptr_t)dst, v, n);
+    std::memset(snn_host_address(dst), v, n);
     return 0;
 }
 int cuMemsetD16Async(unsigned long long dst, unsigned short v, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
-    for (std::size_t i = 0; i < n; i++) ((unsigned short *)(std::uintptr_t)dst)[i] = v;
+    for (std::size_t i = 0; i < n; i++) ((unsigned short *)snn_host_address(dst))[i] = v;
     return 0;
 }
 int cuMemsetD32Async(unsigned long long dst, unsigned int v, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
-    for (std::size_t i = 0; i < n; i++) ((unsigned int *)(std::uintptr_t)dst)[i] = v;
+    for (std::size_t i = 0; i < n; i++) ((unsigned int *)snn_host_address(dst))[i] = v;
     return 0;
 }
 int cuModuleLoadData(void **module, const void *image) {
