@@ -23,6 +23,8 @@ struct AnalysisOptions: ParsableArguments {
     var json = false
     @Option(name: .customLong("output"), help: "Also write the results as CSV and JSON files into this folder.")
     var output: String?
+    @Option(name: .customLong("device"), help: "Where to compute: cpu, cuda, cuda:N or reference (default: the run's device).")
+    var device: String?
 
     /// The checkpoint's weights file.
     var weightsFile: String {
@@ -48,7 +50,16 @@ struct AnalysisOptions: ParsableArguments {
             throw CLIError("--checkpoint \(checkpoint): its run's configuration is not valid here: \(TrainOptions.message(for: error))")
         }
         let config = options.makeConfig()
-        let device = try DeviceFlag.open(config.device)
+        let device: Device
+        if let chosen = self.device {
+            device = try DeviceFlag.open(chosen)
+        } else {
+            do {
+                device = try DeviceFlag.open(config.device)
+            } catch {
+                throw CLIError("the run computed on \(config.device), which is not available here (\(error)); choose another with --device cpu")
+            }
+        }
         let (train, test, shape) = try options.loadData(config)
         let model = try options.makeModel(config, shape: shape, classes: train.classes, device: device)
         do { _ = try ReferenceWeights.load(weightsFile, into: model) } catch { throw CLIError("--checkpoint: \(error)") }
@@ -224,6 +235,7 @@ struct AnalyzeLandscape: ParsableCommand {
                                                       samples: subset.count, progress: progress,
                                                       removeOnSignal: directions == nil ? file : nil) { w in
                 ["analyze", "landscape", "--checkpoint", common.checkpoint] + (common.dataDir.map { ["--data-dir", $0] } ?? [])
+                    + (common.device.map { ["--device", $0] } ?? [])
                     + ["--grid", "\(grid)", "--span", "\(span)", "--samples", "\(samples)", "--directions", file, "--points-shard", "\(w)/\(workers)"]
             }
         } else {

@@ -2,10 +2,10 @@ import Foundation
 import SNNTestSupport
 import Testing
 
-/// `snn train --device cuda` and `snn forward --device cuda` end to end on the emulated GPU:
-/// the command line opens the GPU, batches move to it, checkpoints are written from it, and
-/// the losses are the CPU's.
-@Suite("snn train and forward on the emulated GPU")
+/// `snn train --device cuda` and `snn analyze --device cuda` end to end on the emulated GPU: the
+/// command line opens the GPU, batches move to it, checkpoints are written from it, and the
+/// losses and analyses are the CPU's.
+@Suite("snn train and analyze on the emulated GPU")
 struct GPUTrainTests {
     @Test("two steps on cuda log the CPU's losses and write the CPU run's checkpoint files")
     func trainMatchesCPU() throws {
@@ -38,6 +38,23 @@ struct GPUTrainTests {
         for file in try files(gpuRun) {
             let sizes = try [gpuRun, cpuRun].map { (try FileManager.default.attributesOfItem(atPath: "\($0)/weights/\(file)")[.size] as? Int) ?? 0 }
             #expect(sizes[0] > 50_000 && abs(sizes[0] - sizes[1]) <= 16, "\(file): \(sizes)")
+        }
+        // The analyses run on the run's device (the GPU) or another (--device cpu), with the same Fisher information.
+        var fisher: [String: [Double]] = [:]
+        for device in ["cuda", "cpu"] {
+            let (status, out) = try SNNBinary.run(["analyze", "fisher", "--checkpoint", gpuRun + "/weights/last", "--batches", "1",
+                                                   "--device", device, "--json"], environment: environment)
+            #expect(status == 0, "\(out)")
+            let object = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+            fisher[device] = (object?["fisher_information"] as? [Double]) ?? []
+            #expect(fisher[device]?.count == 2, "\(out)")
+        }
+        for (g, c) in zip(fisher["cuda"] ?? [], fisher["cpu"] ?? []) { #expect(abs(g - c) <= 1e-4 * abs(c), "\(fisher)") }
+        let (status, out) = try SNNBinary.run(["analyze", "fisher", "--checkpoint", gpuRun + "/weights/last", "--batches", "1"],
+                                              environment: ["SNN_CUDA_LIBRARY_PATH": "/nonexistent"])
+        if out.contains("no NVIDIA driver found") {
+            #expect(status != 0 && out.contains("Error: the run computed on cuda, which is not available here ("), "\(out)")
+            #expect(out.contains("choose another with --device cpu"), "\(out)")
         }
     }
 }
