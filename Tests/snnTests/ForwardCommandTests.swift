@@ -1,5 +1,6 @@
 import Foundation
 import SNNTensor
+import SNNTestSupport
 import Testing
 
 /// End-to-end tests of `snn forward` and `snn convert` on the reference's fixtures
@@ -22,17 +23,20 @@ struct ForwardCommandTests {
         return zip(x, y).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
     }
 
-    @Test("the issue's topology, TRT in training mode from a .pth: outputs, loss and every gradient within 1e-4")
-    func forwardTRT() throws {
+    @Test("the issue's topology, TRT in training mode from a .pth: outputs, loss and every gradient within 1e-4 of PyTorch's, on the CPU and on the emulated GPU",
+          arguments: ["cpu", "cuda"])
+    func forwardTRT(device: String) throws {
         let dir = Self.fixtures.appendingPathComponent("convnp")
         let expected = dir.appendingPathComponent("expected.safetensors").path
-        let out = temporary("trt.safetensors")
+        let out = temporary("trt-\(device).safetensors")
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let (status, output) = try snn([
+        let environment = device == "cpu" ? [:] : ["SNN_CUDA_LIBRARY_PATH": try EmulatedCUDADriver.folder.get(),
+                                                   "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
+        let (status, output) = try SNNBinary.run([
             "forward", "--topology", "CONVNP-16-3-1-1_CONVAP-32-3-1-1_L-10", "--T", "3",
             "--weights", dir.appendingPathComponent("weights.pth").path, "--input", expected, "--labels", expected,
-            "--output", out, "--train-mode", "--trtloss", "1", "--loss_lambda", "0.001", "--grads",
-        ])
+            "--output", out, "--train-mode", "--trtloss", "1", "--loss_lambda", "0.001", "--grads", "--device", device,
+        ], environment: environment)
         #expect(status == 0, "\(output)")
         #expect(output.contains("output [4, 3, 10] (batch statistics), loss TRT"))
         let reference = try SafeTensors.load(expected)
