@@ -131,11 +131,20 @@ extension CUDABackend {
             return onHost([x]) { $0.reduce(op, $1[0], axes: axes) }
         }
         let out = output(shape)
-        launch("snn_reduce", elements: out.count,
-               [.int32(op == .sum ? 0 : 1), arg(x), arg(out), .int64(Int64(out.count)), .int64(Int64(inner)), outer.argument,
-                reduced.argument])
+        if inner >= Self.blockReductionSize {
+            // Long reductions (a mean over a whole activation): a block per output.
+            launch("snn_reduce_blocks", blocks: out.count,
+                   [.int32(op == .sum ? 0 : 1), arg(x), arg(out), .int64(Int64(inner)), outer.argument, reduced.argument])
+        } else {
+            launch("snn_reduce", elements: out.count,
+                   [.int32(op == .sum ? 0 : 1), arg(x), arg(out), .int64(Int64(out.count)), .int64(Int64(inner)), outer.argument,
+                    reduced.argument])
+        }
         return out
     }
+
+    /// Reductions over at least this many inputs per output take a block of threads each.
+    static let blockReductionSize = 512
 
     public func oneHot(_ labels: Tensor, classes: Int, dtype: DType) -> Tensor {
         guard dtype == .float32 else { return onHost([labels]) { $0.oneHot($1[0], classes: classes, dtype: dtype) } }

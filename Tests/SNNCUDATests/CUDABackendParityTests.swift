@@ -137,6 +137,14 @@ struct CUDABackendParityTests {
         check([x], output: Self.accumulated, "mean") { $0[0].mean(axes: axes, keepDims: true) }
         check([RandomInputs(seed: 12).distinct([4, 37, 29], spacing: 1.0 / 1024, dtype: .float32)], "max") { $0[0].max(axes: axes) }
         check([Self.normal([9, 31, 17], 13)], output: Self.accumulated, "permuted") { $0[0].permuted([2, 0, 1]).sum(axes: [1]) }
+        // Long reductions (a block per output): over 512 inputs each, with NaN winning the maximum.
+        check([Self.normal([3, 700], 14)], output: Self.accumulated, "long sum") { $0[0].sum(axes: [1]) }
+        check([RandomInputs(seed: 15).distinct([2, 3, 300], spacing: 1.0 / 1024, dtype: .float32)], "long max") {
+            $0[0].permuted([1, 0, 2]).max(axes: [1, 2])
+        }
+        let withNaN = Tensor((0..<1000).map { $0 == 613 ? Float.nan : Float($0 % 97) }, shape: [2, 500], device: Self.gpu)
+        let maxima = withNaN.max(axes: [1]).toFloats()
+        #expect(maxima[0] == 96 && maxima[1].isNaN, "\(maxima)")
     }
 
     @Test("movement: reshape, permute, slice, expand, repeat, concat and stack")

@@ -160,5 +160,37 @@ extension CUDAKernels {
         }
         y[o] = op == 0 ? (float)sum : best;
     }
+
+    // A reduction with few outputs over many inputs each: one block of SNN_REDUCE_THREADS per
+    // output; thread t takes inputs t, t + 256, ... and the block combines the threads' results
+    // in a fixed tree, so the result does not depend on timing.
+    extern "C" __global__ void snn_reduce_blocks(int op, const float *__restrict__ x, float *__restrict__ y,
+                                                 long long inner, SnnLayout outer, SnnLayout reduced) {
+        __shared__ float best[SNN_REDUCE_THREADS];
+        long long o = blockIdx.x;
+        long long base = snn_at(outer, 1, o);
+        double sum = 0.0;
+        float m = __int_as_float(0xff800000);   // −∞
+        for (long long j = threadIdx.x; j < inner; j += SNN_REDUCE_THREADS) {
+            float v = x[base + snn_at(reduced, 1, j)];
+            if (op == 0) sum += v;
+            else if (v > m || v != v) m = m != m ? m : v;   // NaN wins and stays
+        }
+        if (op == 0) {
+            double total = snn_block_sum(sum);
+            if (threadIdx.x == 0) y[o] = (float)total;
+            return;
+        }
+        best[threadIdx.x] = m;
+        __syncthreads();
+        for (unsigned stride = SNN_REDUCE_THREADS / 2; stride > 0; stride /= 2) {
+            if (threadIdx.x < stride) {
+                float a = best[threadIdx.x], b = best[threadIdx.x + stride];
+                best[threadIdx.x] = a != a ? a : (b != b || b > a ? b : a);
+            }
+            __syncthreads();
+        }
+        if (threadIdx.x == 0) y[o] = best[0];
+    }
     """#
 }

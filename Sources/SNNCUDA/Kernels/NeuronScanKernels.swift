@@ -13,7 +13,7 @@ public enum CUDAKernels {
         ("batch_norm_neuron.cu", neuronScan + reductions + batchNormNeuron),
         ("trt_regularizer.cu", reductions + trtRegularizer),
         ("optimizer.cu", optimizer),
-        ("elementwise.cu", elementwise),
+        ("elementwise.cu", reductions + elementwise),
         ("dense.cu", reductions + dense),
     ]
 

@@ -65,6 +65,7 @@ static const std::map<std::string, std::function<void(dim3, dim3, void **)>> &ke
         {"snn_clamp", entry(snn_clamp)},
         {"snn_select", entry(snn_select)},
         {"snn_reduce", entry(snn_reduce)},
+        {"snn_reduce_blocks", entry(snn_reduce_blocks, synchronised)},
         {"snn_copy", entry(snn_copy)},
         {"snn_cast_f32_u8", entry(snn_cast_f32_u8)},
         {"snn_cast_u8_f32", entry(snn_cast_u8_f32)},
