@@ -54,6 +54,13 @@ typedef struct CUmemPoolHandle_st *snn_CUmemoryPool;
 typedef unsigned int snn_CUmemPool_attribute; // enum CUmemPool_attribute_enum; CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = 4
 typedef snn_CUresult (*snn_cuDeviceGetDefaultMemPool_t)(snn_CUmemoryPool *pool_out, snn_CUdevice dev);
 typedef snn_CUresult (*snn_cuMemPoolSetAttribute_t)(snn_CUmemoryPool pool, snn_CUmemPool_attribute attr, void *value);
+typedef struct CUevent_st *snn_CUevent;
+typedef snn_CUresult (*snn_cuMemAllocHost_v2_t)(void **pp, size_t bytesize);
+typedef snn_CUresult (*snn_cuMemFreeHost_t)(void *p);
+typedef snn_CUresult (*snn_cuEventCreate_t)(snn_CUevent *phEvent, unsigned int Flags);
+typedef snn_CUresult (*snn_cuEventRecord_t)(snn_CUevent hEvent, snn_CUstream hStream);
+typedef snn_CUresult (*snn_cuEventSynchronize_t)(snn_CUevent hEvent);
+typedef snn_CUresult (*snn_cuEventDestroy_v2_t)(snn_CUevent hEvent);
 typedef snn_CUresult (*snn_cuModuleLoadData_t)(snn_CUmodule *module, const void *image);
 typedef snn_CUresult (*snn_cuModuleGetFunction_t)(snn_CUfunction *hfunc, snn_CUmodule hmod, const char *name);
 typedef snn_CUresult (*snn_cuLaunchKernel_t)(snn_CUfunction f, unsigned int gridDimX, unsigned int gridDimY,

@@ -22,6 +22,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let info: CUDADriver.Device
 
     private let modules: [(source: String, module: CUDAModule)]
+    /// Host-to-device copies of batches go through page-locked buffers.
+    private let staging: PinnedStaging
     /// cuBLAS, when found (and `SNN_CUBLAS` is not `0`): `matmul` calls its SGEMM.
     let blas: CUBLAS?
     /// Whether `matmul` uses cuBLAS (when found) rather than SwiftSNN's tiled kernel; tests and
@@ -51,6 +53,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
         info = gpus[ordinal]
         gpu = try CUDADevice(driver: driver, ordinal: ordinal)
+        staging = PinnedStaging(device: gpu)
         device = .cuda(ordinal)
         var modules: [(String, CUDAModule)] = []
         for (name, source) in CUDAKernels.all {
@@ -224,8 +227,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             if destination.isContiguous {
                 let staged = source.dtype == destination.dtype && source.isContiguous ? source : hostCopy(of: source, dtype: destination.dtype)
                 run("copy to \(device)") {
-                    try gpu.copy(from: UnsafeRawPointer(staged.storage.data + staged.offset * staged.dtype.size), to: address(destination),
-                                 bytes: destination.count * destination.dtype.size)
+                    try staging.upload(UnsafeRawPointer(staged.storage.data + staged.offset * staged.dtype.size), to: address(destination),
+                                       bytes: destination.count * destination.dtype.size)
                 }
             } else if destination.dtype.size == 4, Layout(destination.shape, [destination, nil, nil]) != nil {
                 copy(deviceCopy(of: hostCopy(of: source, dtype: destination.dtype)), into: destination)
@@ -265,7 +268,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         precondition(x.isContiguous && bytes.count == x.count * x.dtype.size,
                      "[upload] expected \(x.count * x.dtype.size) bytes for a contiguous \(ShapeUtil.describe(x.shape)) \(x.dtype), got \(bytes.count)")
         guard let base = bytes.baseAddress else { return }
-        run("upload") { try gpu.copy(from: base, to: address(x), bytes: bytes.count) }
+        run("upload") { try staging.upload(base, to: address(x), bytes: bytes.count) }
     }
 
     public func download(_ x: Tensor, into bytes: UnsafeMutableRawBufferPointer) {

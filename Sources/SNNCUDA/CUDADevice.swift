@@ -21,6 +21,12 @@ public final class CUDADevice: @unchecked Sendable {
     let memsetD8Async: snn_cuMemsetD8Async_t
     let memsetD16Async: snn_cuMemsetD16Async_t
     let memsetD32Async: snn_cuMemsetD32Async_t
+    let memAllocHost: snn_cuMemAllocHost_v2_t
+    let memFreeHost: snn_cuMemFreeHost_t
+    let eventCreate: snn_cuEventCreate_t
+    let eventRecord: snn_cuEventRecord_t
+    let eventSynchronize: snn_cuEventSynchronize_t
+    let eventDestroy: snn_cuEventDestroy_v2_t
     let moduleLoadData: snn_cuModuleLoadData_t
     let moduleGetFunction: snn_cuModuleGetFunction_t
     let launchKernel: snn_cuLaunchKernel_t
@@ -47,6 +53,12 @@ public final class CUDADevice: @unchecked Sendable {
         memsetD8Async = try function("cuMemsetD8Async", snn_cuMemsetD8Async_t.self)
         memsetD16Async = try function("cuMemsetD16Async", snn_cuMemsetD16Async_t.self)
         memsetD32Async = try function("cuMemsetD32Async", snn_cuMemsetD32Async_t.self)
+        memAllocHost = try function("cuMemAllocHost_v2", snn_cuMemAllocHost_v2_t.self)
+        memFreeHost = try function("cuMemFreeHost", snn_cuMemFreeHost_t.self)
+        eventCreate = try function("cuEventCreate", snn_cuEventCreate_t.self)
+        eventRecord = try function("cuEventRecord", snn_cuEventRecord_t.self)
+        eventSynchronize = try function("cuEventSynchronize", snn_cuEventSynchronize_t.self)
+        eventDestroy = try function("cuEventDestroy_v2", snn_cuEventDestroy_v2_t.self)
         moduleLoadData = try function("cuModuleLoadData", snn_cuModuleLoadData_t.self)
         moduleGetFunction = try function("cuModuleGetFunction", snn_cuModuleGetFunction_t.self)
         launchKernel = try function("cuLaunchKernel", snn_cuLaunchKernel_t.self)
@@ -174,6 +186,48 @@ public final class CUDADevice: @unchecked Sendable {
         case 2: try driver.check(memsetD16Async(address, UInt16(truncatingIfNeeded: pattern), count, stream), "cuMemsetD16Async")
         default: try driver.check(memsetD32Async(address, pattern, count, stream), "cuMemsetD32Async")
         }
+    }
+
+    // MARK: Page-locked host memory and events, for the backend's staged uploads
+
+    /// `bytes` of page-locked host memory, from which copies to the device run asynchronously.
+    func allocatePinned(bytes: Int) throws -> UnsafeMutableRawPointer {
+        try makeCurrent()
+        var p: UnsafeMutableRawPointer?
+        try driver.check(memAllocHost(&p, max(bytes, 1)), "cuMemAllocHost")
+        guard let p else { throw LibraryError("[cuMemAllocHost] returned no memory") }
+        return p
+    }
+
+    func freePinned(_ p: UnsafeMutableRawPointer) {
+        _ = ctxSetCurrent(context)
+        _ = memFreeHost(p)
+    }
+
+    /// A new event (flags 2: CU_EVENT_DISABLE_TIMING, the cheapest kind).
+    func makeEvent() throws -> snn_CUevent {
+        try makeCurrent()
+        var event: snn_CUevent?
+        try driver.check(eventCreate(&event, 2), "cuEventCreate")
+        guard let event else { throw LibraryError("[cuEventCreate] returned no event") }
+        return event
+    }
+
+    /// Marks the point the stream has reached: the event completes when the work queued before it has.
+    func record(_ event: snn_CUevent) throws {
+        try makeCurrent()
+        try driver.check(eventRecord(event, stream), "cuEventRecord")
+    }
+
+    /// Waits until `event` has completed.
+    func wait(for event: snn_CUevent) throws {
+        try makeCurrent()
+        try driver.check(eventSynchronize(event), "cuEventSynchronize")
+    }
+
+    func destroy(_ event: snn_CUevent) {
+        _ = ctxSetCurrent(context)
+        _ = eventDestroy(event)
     }
 
     /// Loads a CUBIN and finds its kernels by name.

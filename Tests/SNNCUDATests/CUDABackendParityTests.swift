@@ -1,5 +1,8 @@
 import Foundation
-import SNNCUDA
+@testable import SNNCUDA
+#if canImport(Glibc)
+import Glibc
+#endif
 import SNNTensor
 import SNNTestSupport
 import SNNTraining
@@ -81,6 +84,22 @@ struct CUDABackendParityTests {
             try backend.synchronize()
         }
         #expect(backend.memory.live == before, "every device tensor's memory went back to the pool")
+    }
+
+    @Test("batches of 64 KiB and more reach the GPU through two reused page-locked buffers, each value intact")
+    func pinnedUploads() throws {
+        let backend = try EmulatedCUDADriver.backend.get()
+        let hook = { (name: String) in
+            unsafeBitCast(dlsym(backend.gpu.driver.handle, name), to: (@convention(c) () -> Int32).self)
+        }
+        let (copies, allocations) = (hook("snn_emulated_pinned_copies"), hook("snn_emulated_pinned_allocations"))
+        let before = copies()
+        for (i, count) in [40_000, 100_000, 70_000, 1_000].enumerated() {
+            let batch = Self.normal([count], 70 + UInt64(i))
+            #expect(batch.to(Self.gpu).toFloats() == batch.toFloats(), "\(count) floats")
+        }
+        #expect(copies() - before == 3, "the three batches of 64 KiB or more were copied from page-locked memory")
+        #expect(allocations() == 2, "two staging buffers, grown to the largest batch")
     }
 
     @Test("an allocation the GPU cannot hold is a thrown out-of-memory error naming the device")

@@ -94,6 +94,8 @@ static std::mutex state_lock;   // host threads may call the driver at once
 static thread_local void *current_context = nullptr;
 #define SNN_NEEDS_CONTEXT if (!current_context) return 201
 static std::set<void *> live;   // allocations not yet freed
+static std::set<std::pair<const char *, std::size_t>> pinned;   // page-locked host blocks
+static int pinned_copies = 0;   // host-to-device copies from them
 static int launches = 0;
 
 extern "C" {
@@ -145,6 +147,11 @@ int cuMemFreeAsync(unsigned long long address, void *) {
 }
 int cuMemcpyHtoDAsync_v2(unsigned long long dst, const void *src, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
+    {
+        std::lock_guard<std::mutex> g(state_lock);
+        for (auto &block : pinned)
+            if ((const char *)src >= block.first && (const char *)src + n <= block.first + block.second) pinned_copies++;
+    }
     std::memcpy(snn_host_address(dst), src, n);
     return 0;
 }
@@ -167,6 +174,44 @@ int cuMemPoolSetAttribute(void *pool, unsigned attribute, void *value) {
     return 0;
 }
 unsigned long long snn_emulated_release_threshold(void) { return release_threshold; }
+// Page-locked host memory and events. Copies are synchronous here, so an event is complete as
+// soon as it is recorded; the tests read how many host-to-device copies came from pinned memory.
+int cuMemAllocHost_v2(void **p, std::size_t bytes) {
+    SNN_NEEDS_CONTEXT;
+    *p = std::malloc(bytes ? bytes : 1);
+    if (!*p) return 2;
+    std::lock_guard<std::mutex> g(state_lock);
+    pinned.insert({(const char *)*p, bytes});
+    return 0;
+}
+int cuMemFreeHost(void *p) {
+    SNN_NEEDS_CONTEXT;
+    std::lock_guard<std::mutex> g(state_lock);
+    for (auto it = pinned.begin(); it != pinned.end(); ++it)
+        if (it->first == p) {
+            pinned.erase(it);
+            std::free(p);
+            return 0;
+        }
+    return 1;
+}
+int cuEventCreate(void **event, unsigned) {
+    SNN_NEEDS_CONTEXT;
+    *event = new int(0);
+    return 0;
+}
+int cuEventRecord(void *event, void *) {
+    SNN_NEEDS_CONTEXT;
+    return event ? 0 : 400;   // CUDA_ERROR_INVALID_HANDLE
+}
+int cuEventSynchronize(void *event) { return event ? 0 : 400; }
+int cuEventDestroy_v2(void *event) {
+    delete (int *)event;
+    return 0;
+}
+int snn_emulated_pinned_copies(void) { std::lock_guard<std::mutex> g(state_lock); return pinned_copies; }
+int snn_emulated_pinned_allocations(void) { std::lock_guard<std::mutex> g(state_lock); return (int)pinned.size(); }
+
 int cuMemcpyDtoDAsync_v2(unsigned long long dst, unsigned long long src, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
     std::memmove(snn_host_address(dst), snn_host_address(src), n);
