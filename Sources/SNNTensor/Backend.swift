@@ -147,6 +147,13 @@ public protocol FusedOptimizerBackend: Backend {
     ///     average.
     ///   - state2: Adam's and AdamW's second moment (`nil` otherwise).
     func optimizerStep(_ rule: FusedOptimizerRule, parameters: Tensor, gradients: Tensor, state1: Tensor, state2: Tensor?)
+    /// Whether ``optimizerStep(_:parameters:gradients:state1:state2:)`` is there to call (a
+    /// wrapper such as ``ProfilingBackend`` has it only when what it wraps does).
+    var fusesOptimizerSteps: Bool { get }
+}
+
+extension FusedOptimizerBackend {
+    public var fusesOptimizerSteps: Bool { true }
 }
 
 /// One optimiser update's rule and scalars (the host computes the step's scalars, so the

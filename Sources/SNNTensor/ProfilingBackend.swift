@@ -3,11 +3,21 @@
 public final class ProfilingBackend: Backend, @unchecked Sendable {
     public let inner: any Backend
     public var device: Device { inner.device }
+    /// Whether each primitive waits for the device before its time is taken: a device that
+    /// queues work (a GPU) would otherwise book its time to whichever primitive waits next.
+    public let synchronizing: Bool
 
-    public init(wrapping inner: any Backend) { self.inner = inner }
+    public init(wrapping inner: any Backend, synchronizing: Bool = false) {
+        self.inner = inner
+        self.synchronizing = synchronizing
+    }
 
     private func time<R>(_ category: String, generic: Bool = false, _ body: () -> R) -> R {
-        Profiler.measure(category, generic: generic, body)
+        Profiler.measure(category, generic: generic) {
+            let result = body()
+            if synchronizing { try? inner.synchronize() }
+            return result
+        }
     }
 
     public func allocate(_ shape: [Int], dtype: DType) throws(DeviceError) -> Tensor { try inner.allocate(shape, dtype: dtype) }
@@ -103,5 +113,16 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
     public func trtRegularizer(_ weights: [Tensor], lambda: Double, coefficients: [Double], epsilon: Double)
         -> (value: Tensor, gradients: [Tensor]) {
         time("TRT regulariser") { inner.trtRegularizer(weights, lambda: lambda, coefficients: coefficients, epsilon: epsilon) }
+    }
+}
+
+extension ProfilingBackend: FusedOptimizerBackend {
+    public var fusesOptimizerSteps: Bool { (inner as? any FusedOptimizerBackend)?.fusesOptimizerSteps ?? false }
+
+    public func optimizerStep(_ rule: FusedOptimizerRule, parameters: Tensor, gradients: Tensor, state1: Tensor, state2: Tensor?) {
+        guard let fused = inner as? any FusedOptimizerBackend else {
+            preconditionFailure("[optimizerStep] \(type(of: inner)) has no fused optimiser step")
+        }
+        time("optimizer") { fused.optimizerStep(rule, parameters: parameters, gradients: gradients, state1: state1, state2: state2) }
     }
 }

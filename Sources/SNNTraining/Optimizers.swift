@@ -54,7 +54,8 @@ public final class Optimizer {
         steps += 1
         withoutGradients {
             allocateState(for: named)
-            if let fused = parameters.backend as? any FusedOptimizerBackend, fusedStep(fused, parameters, gradients) { return }
+            if let fused = parameters.backend as? any FusedOptimizerBackend, fused.fusesOptimizerSteps,
+               fusedStep(fused, parameters, gradients) { return }
             update(parameters, gradients) { kind in
                 guard let b = flatState[kind] else { preconditionFailure("[Optimizer] no flat \(kind) state") }
                 return b

@@ -80,18 +80,30 @@ struct BenchTrain: ParsableCommand {
         func step() throws { _ = try trainer.step([batch], samples: batchSize * ranks, overlap: !noOverlap) }
         for _ in 0..<warmup { try step() }
         trainer.allReduceSeconds = 0
-        // Every primitive of the timed steps runs through a profiling wrapper of the backend.
+        // Every primitive of the timed steps runs through a profiling wrapper of the backend. A
+        // GPU queues its work, so there the steps are timed as they run, and the breakdown comes
+        // from as many more steps with a wait after every primitive.
         let inner = dev.backend
+        let gpu = dev.isHostMemory ? nil : inner as? CUDABackend
         if dev == .cpu { BackendRegistry.cpu = ProfilingBackend(wrapping: inner) }
         Storage.resetPeakByteCount()
-        let gpu = dev.isHostMemory ? nil : dev.backend as? CUDABackend
         gpu?.resetPeak()
-        Profiler.start()
-        let wall = DispatchTime.now().uptimeNanoseconds
+        if gpu == nil { Profiler.start() }
+        var wall = DispatchTime.now().uptimeNanoseconds
         let median = try Output.medianSeconds(repeats: steps) { try step() }
-        let meanStep = Double(DispatchTime.now().uptimeNanoseconds - wall) / 1e9 / Double(steps)
-        let booked = Profiler.stop()
+        var meanStep = Double(DispatchTime.now().uptimeNanoseconds - wall) / 1e9 / Double(steps)
         if dev == .cpu { BackendRegistry.cpu = inner }
+        if let gpu {
+            let registered = BackendRegistry.cuda
+            let profiling = ProfilingBackend(wrapping: gpu, synchronizing: true)
+            BackendRegistry.cuda = { _ in profiling }
+            defer { BackendRegistry.cuda = registered }
+            Profiler.start()
+            wall = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<steps { try step() }
+            meanStep = Double(DispatchTime.now().uptimeNanoseconds - wall) / 1e9 / Double(steps)
+        }
+        let booked = Profiler.stop()
         var breakdown = booked.mapValues { $0 / Double(steps) }
         if ranks > 1 { breakdown["all-reduce", default: 0] += trainer.allReduceSeconds / Double(steps) }
         breakdown["rest", default: 0] += max(0, meanStep - breakdown.values.reduce(0, +))
@@ -105,7 +117,7 @@ struct BenchTrain: ParsableCommand {
             "step_seconds_median": (median * 1e4).rounded() / 1e4,
             "peak_rss_mib": peakMiB.rounded(),
             "peak_tensor_mib": liveMiB.rounded(),
-            "breakdown_seconds": gpu != nil ? [:] : breakdown.mapValues { ($0 * 1e4).rounded() / 1e4 },
+            "breakdown_seconds": breakdown.mapValues { ($0 * 1e4).rounded() / 1e4 },
             "topology": topology, "dataset": dataset, "T": timesteps, "batch_size": batchSize, "device": device,
             "steps": steps, "warmup": warmup, "event_density": isEvent ? eventDensity : 0, "parameters": model.parameterCount, "loss": "TRT", "optimizer": "Adam",
             "threads": ProcessInfo.processInfo.activeProcessorCount,
@@ -124,11 +136,9 @@ struct BenchTrain: ParsableCommand {
                          topology, dataset, timesteps, scope, device, Double(batchSize * ranks) / median, median, peakMiB, liveMiB,
                          ranks > 1 ? " per process" : "")
                   + (gpuPeakMiB.map { String(format: "; GPU tensors peak %.0f MiB", $0) } ?? ""))
-            if gpu != nil {
-                print("where a step's time goes: not measured on a GPU (its ops are queued, not timed one by one)")
-                return
-            }
-            print("where a step's time goes (mean of the timed steps):")
+            print(gpu == nil ? "where a step's time goes (mean of the timed steps):"
+                  : String(format: "where a step's time goes (mean of %d more steps, waiting for the GPU after each primitive: %.3f s a step):",
+                           steps, meanStep))
             for (name, seconds) in breakdown.sorted(by: { $0.value > $1.value }) {
                 let label = name.padding(toLength: 22, withPad: " ", startingAt: 0)
                 print("  \(label)" + String(format: "%8.3f s  %5.1f%%", seconds, 100 * seconds / meanStep))

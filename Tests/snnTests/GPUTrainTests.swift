@@ -57,4 +57,21 @@ struct GPUTrainTests {
             #expect(out.contains("choose another with --device cpu"), "\(out)")
         }
     }
+
+    @Test("bench train on cuda: samples/s, the GPU's peak tensor memory and a breakdown by primitive (--json)")
+    func benchOnGPU() throws {
+        let environment = ["SNN_CUDA_LIBRARY_PATH": try EmulatedCUDADriver.folder.get(),
+                           "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
+        let (status, out) = try SNNBinary.run(["bench", "train", "--device", "cuda", "--topology", "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8",
+                                               "--dataset", "synthetic", "--T", "2", "--batch_size", "4", "--steps", "1",
+                                               "--warmup", "1", "--json"], environment: environment)
+        #expect(status == 0, "\(out)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "\(out)")
+        #expect((object["samples_per_second"] as? Double ?? 0) > 0 && object["gpu"] as? String == "SwiftSNN emulated GPU")
+        #expect((object["peak_gpu_tensor_mib"] as? Double).map { $0 >= 0 } == true, "\(out)")
+        let breakdown = try #require(object["breakdown_seconds"] as? [String: Double], "\(out)")
+        for category in ["conv forward", "conv backward-data", "conv backward-weights", "neuron", "optimizer", "TRT regulariser"] {
+            #expect(breakdown[category] != nil, "\(category) in \(breakdown)")
+        }
+    }
 }
