@@ -52,6 +52,10 @@ extension CUDABackend {
         switch (from, to) {
         case (.float32, .uint8): return "snn_cast_f32_u8"
         case (.uint8, .float32): return "snn_cast_u8_f32"
+        case (.float32, .bfloat16): return "snn_cast_f32_bf16"
+        case (.float32, .float16): return "snn_cast_f32_f16"
+        case (.bfloat16, .float32): return "snn_cast_bf16_f32"
+        case (.float16, .float32): return "snn_cast_f16_f32"
         default: return nil
         }
     }

@@ -102,6 +102,26 @@ struct CUDABackendParityTests {
         #expect(allocations() == 2, "two staging buffers, grown to the largest batch")
     }
 
+    @Test("float32 to bfloat16 and float16 and back on the GPU round as the host does: ties to even, subnormals, overflow, NaN",
+          arguments: [DType.bfloat16, .float16])
+    func halfCasts(dtype: DType) {
+        let edges: [Float] = [0, -0.0, 1, -1, 1.0 / 3, 65504, 65519.99, 65520, 70000, -1e6, 1e-8, 0x1p-24, 0x1p-25, 0x1.0002p-25,
+                              3 * 0x1p-26, 0x1p-14, 0x1.ffcp-15, 5.960464e-8, .infinity, -.infinity, .nan, 0x1.00101p0, 0x1.00301p0,
+                              .greatestFiniteMagnitude, .leastNonzeroMagnitude, 1.00390625, 1.01171875]
+        let spread = RandomInputs(seed: 80).uniformValues(3000).enumerated().map { Float(Foundation.exp(($1 - 0.5) * 70)) * ($0 % 2 == 0 ? 1 : -1) }
+        let host = Tensor(edges + spread, shape: [edges.count + spread.count], device: .reference)
+        let expected = host.backend.cast(host, to: dtype)
+        let onGPU = host.to(Self.gpu)
+        let narrowed = onGPU.backend.cast(onGPU, to: dtype)
+        #expect(narrowed.dtype == dtype && narrowed.device == Self.gpu)
+        let (got, want) = (narrowed.toDoubles(), expected.toDoubles())
+        let mismatches = zip(got, want).enumerated().filter { !($1.0 == $1.1 || ($1.0.isNaN && $1.1.isNaN)) }
+        #expect(mismatches.isEmpty, "\(dtype): \(mismatches.prefix(5).map { "\((edges + spread)[$0.offset]) -> \($0.element.0), host \($0.element.1)" })")
+        // And back to float32 exactly.
+        let widened = narrowed.backend.cast(narrowed, to: .float32).toDoubles()
+        #expect(zip(widened, want).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(dtype) back to float32")
+    }
+
     @Test("an allocation the GPU cannot hold is a thrown out-of-memory error naming the device")
     func outOfMemory() {
         #expect(throws: DeviceError.self) { _ = try Tensor.allocate([1 << 28, 1 << 20], device: Self.gpu) }

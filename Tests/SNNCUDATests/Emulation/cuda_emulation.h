@@ -56,6 +56,18 @@ inline void __syncthreads() {
     snn_emulation::block_barrier->arrive_and_wait();
 }
 
+inline unsigned int __float_as_uint(float value) {
+    unsigned int bits;
+    __builtin_memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+inline float __uint_as_float(unsigned int bits) {
+    float value;
+    __builtin_memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
 inline float __int_as_float(int bits) {
     float value;
     __builtin_memcpy(&value, &bits, sizeof value);
