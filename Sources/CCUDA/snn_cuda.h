@@ -97,6 +97,15 @@ typedef snn_cublasStatus_t (*snn_cublasCreate_v2_t)(snn_cublasHandle_t *handle);
 typedef snn_cublasStatus_t (*snn_cublasDestroy_v2_t)(snn_cublasHandle_t handle);
 typedef snn_cublasStatus_t (*snn_cublasSetStream_v2_t)(snn_cublasHandle_t handle, snn_CUstream streamId);
 typedef snn_cublasStatus_t (*snn_cublasSetMathMode_t)(snn_cublasHandle_t handle, snn_cublasMath_t mode);
+typedef unsigned int snn_cudaDataType;       // enum cudaDataType_t: CUDA_R_32F 0, CUDA_R_16F 2, CUDA_R_16BF 14
+typedef unsigned int snn_cublasComputeType_t; // enum cublasComputeType_t: CUBLAS_COMPUTE_32F 68
+typedef int snn_cublasGemmAlgo_t;             // enum cublasGemmAlgo_t (has negative values): CUBLAS_GEMM_DEFAULT -1
+typedef snn_cublasStatus_t (*snn_cublasGemmEx_t)(snn_cublasHandle_t handle, snn_cublasOperation_t transa,
+                                                snn_cublasOperation_t transb, int m, int n, int k, const void *alpha,
+                                                const void *A, snn_cudaDataType Atype, int lda, const void *B,
+                                                snn_cudaDataType Btype, int ldb, const void *beta, void *C,
+                                                snn_cudaDataType Ctype, int ldc, snn_cublasComputeType_t computeType,
+                                                snn_cublasGemmAlgo_t algo);
 typedef snn_cublasStatus_t (*snn_cublasSgemm_v2_t)(snn_cublasHandle_t handle, snn_cublasOperation_t transa,
                                                   snn_cublasOperation_t transb, int m, int n, int k, const float *alpha,
                                                   const float *A, int lda, const float *B, int ldb, const float *beta,

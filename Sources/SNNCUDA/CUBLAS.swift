@@ -8,6 +8,7 @@ final class CUBLAS: @unchecked Sendable {
     let library: CUDAToolkit.Library
     private let handle: snn_cublasHandle_t
     private let sgemm: snn_cublasSgemm_v2_t
+    private let gemmEx: snn_cublasGemmEx_t
 
     /// A handle bound to `device`'s stream.
     init(_ library: CUDAToolkit.Library, device: CUDADevice) throws {
@@ -17,6 +18,7 @@ final class CUBLAS: @unchecked Sendable {
         let setStream = try symbols.function("cublasSetStream_v2", snn_cublasSetStream_v2_t.self)
         let setMathMode = try symbols.function("cublasSetMathMode", snn_cublasSetMathMode_t.self)
         sgemm = try symbols.function("cublasSgemm_v2", snn_cublasSgemm_v2_t.self)
+        gemmEx = try symbols.function("cublasGemmEx", snn_cublasGemmEx_t.self)
         try device.makeCurrent()
         var handle: snn_cublasHandle_t?
         try CUBLAS.check(create(&handle), "cublasCreate")
@@ -42,6 +44,27 @@ final class CUBLAS: @unchecked Sendable {
         try CUBLAS.check(sgemm(handle, transposeB ? 1 : 0, transposeA ? 1 : 0, Int32(n), Int32(m), Int32(k), &one, pointer(b),
                                Int32(transposeB ? k : n), pointer(a), Int32(transposeA ? m : k), &beta, pointer(c), Int32(n)),
                          "cublasSgemm")
+    }
+
+    /// The operands' type of a mixed-precision product: `CUDA_R_16BF` (14) or `CUDA_R_16F` (2).
+    enum HalfType: UInt32 {
+        case bfloat16 = 14, float16 = 2
+    }
+
+    /// ``multiply(_:_:into:m:n:k:transposeA:transposeB:accumulate:)`` with `A` and `B` of a
+    /// 16-bit type and `C` float32, products summed in float32 (`CUBLAS_COMPUTE_32F`): what
+    /// `--amp` runs matrix products and convolutions with, on the tensor cores.
+    func multiply(_ a: snn_CUdeviceptr, _ b: snn_CUdeviceptr, of type: HalfType, into c: snn_CUdeviceptr, m: Int, n: Int, k: Int,
+                  transposeA: Bool, transposeB: Bool, accumulate: Bool = false) throws {
+        guard [m, n, k].allSatisfy({ $0 <= Int(Int32.max) }) else {
+            throw LibraryError("[cublasGemmEx] a \(m)×\(k) by \(k)×\(n) product is beyond cuBLAS's 32-bit sizes")
+        }
+        var (one, beta): (Float, Float) = (1, accumulate ? 1 : 0)
+        let pointer = { (address: snn_CUdeviceptr) in UnsafeMutableRawPointer(bitPattern: UInt(address)) }
+        try CUBLAS.check(gemmEx(handle, transposeB ? 1 : 0, transposeA ? 1 : 0, Int32(n), Int32(m), Int32(k), &one, pointer(b),
+                                type.rawValue, Int32(transposeB ? k : n), pointer(a), type.rawValue, Int32(transposeA ? m : k), &beta,
+                                pointer(c), 0, Int32(n), 68, -1),
+                         "cublasGemmEx")
     }
 
     /// Throws a ``LibraryError`` naming `function` and cuBLAS's status unless it is success.

@@ -264,6 +264,14 @@ extension CUDABackend {
     private func multiply(_ a: Tensor, _ b: Tensor, into c: Tensor, m: Int, n: Int, k: Int, transposeA: Bool = false,
                           transposeB: Bool = false, accumulate: Bool = false) {
         guard let blas else { preconditionFailure("[CUDA] a product through cuBLAS without cuBLAS") }
+        if let half = mixedPrecision {
+            let (ha, hb) = (cast(a, to: half.dtype), cast(b, to: half.dtype))
+            run("matmul (cuBLAS, \(half.rawValue))") {
+                try blas.multiply(address(ha), address(hb), of: half.cublasType, into: address(c), m: m, n: n, k: k,
+                                  transposeA: transposeA, transposeB: transposeB, accumulate: accumulate)
+            }
+            return
+        }
         run("matmul (cuBLAS)") {
             try blas.multiply(address(a), address(b), into: address(c), m: m, n: n, k: k, transposeA: transposeA,
                               transposeB: transposeB, accumulate: accumulate)

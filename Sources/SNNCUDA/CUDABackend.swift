@@ -33,6 +33,23 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         set { lock.lock(); cublasEnabled = newValue && blas != nil; lock.unlock() }
     }
     private var cublasEnabled = false
+    /// Mixed precision (`--amp`): matrix products and convolutions through cuBLAS take their
+    /// operands rounded to bfloat16 or float16 and sum in float32 on the tensor cores; every
+    /// tensor stays float32 (master weights, activations, gradients). `nil`: float32 throughout.
+    public var mixedPrecision: MixedPrecision? {
+        get { lock.lock(); defer { lock.unlock() }; return precision }
+        set { lock.lock(); precision = newValue; lock.unlock() }
+    }
+    private var precision: MixedPrecision?
+
+    /// The 16-bit type of ``mixedPrecision``.
+    public enum MixedPrecision: String, Sendable, CaseIterable {
+        case bf16, fp16
+
+        var dtype: DType { self == .bf16 ? .bfloat16 : .float16 }
+        var cublasType: CUBLAS.HalfType { self == .bf16 ? .bfloat16 : .float16 }
+    }
+
     /// The most bytes one unfolded chunk of a convolution's input may take (convolutions run as
     /// cuBLAS products over chunks of images; see `CUDABackend+Dense.swift`).
     public var convolutionWorkspaceBytes = 256 << 20

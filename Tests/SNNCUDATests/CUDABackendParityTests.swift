@@ -220,6 +220,25 @@ struct CUDABackendParityTests {
         check([Self.normal([1, 7], 24), Self.normal([1, 7], 25)], output: Self.accumulated, "one output") { linear($0[0], weight: $0[1]) }
     }
 
+    @Test("--amp: matrix products and convolutions with bfloat16 or float16 operands summed in float32, within the 16-bit type's rounding of the reference",
+          arguments: CUDABackend.MixedPrecision.allCases)
+    func mixedPrecision(half: CUDABackend.MixedPrecision) throws {
+        let backend = try EmulatedCUDADriver.backend.get()
+        let tolerance = Comparison.relativeToMaxMagnitude(half == .bf16 ? 2e-2 : 3e-3)
+        let (a, b) = (Self.normal([33, 47], 90), Self.normal([47, 29], 91))
+        let conv = Self.convCases[0]
+        let convInputs = conv.inputs(RandomInputs(seed: 92)).map(\.float32Copy)
+        let fullPrecision = matmul(a.to(Self.gpu), b.to(Self.gpu)).toFloats()
+        backend.mixedPrecision = half
+        defer { backend.mixedPrecision = nil }
+        check([a, b], output: tolerance, "matmul \(half)") { matmul($0[0], $0[1]) }
+        check([a.transposed().contiguous(), b], output: tolerance, "transposed \(half)") { matmul($0[0].transposed(), $0[1]) }
+        check(convInputs, output: tolerance, "conv \(half)") { conv.apply($0) }
+        // The 16-bit path was taken: rounding the operands changed the result.
+        let mixed = matmul(a.to(Self.gpu), b.to(Self.gpu)).toFloats()
+        #expect(zip(mixed, fullPrecision).contains { $0 != $1 }, "\(half): the product is float32's bit for bit")
+    }
+
     static let convCases = [
         ConvCase(input: [2, 4, 6, 6], weight: [5, 4, 3, 3], padding: (1, 1)),
         ConvCase(input: [2, 4, 7, 7], weight: [3, 4, 3, 3], stride: (2, 2), padding: (1, 1), bias: false),

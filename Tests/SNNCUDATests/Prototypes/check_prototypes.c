@@ -60,6 +60,7 @@ CHECK(cublasDestroy_v2, snn_cublasDestroy_v2_t)
 CHECK(cublasSetStream_v2, snn_cublasSetStream_v2_t)
 CHECK(cublasSetMathMode, snn_cublasSetMathMode_t)
 CHECK(cublasSgemm_v2, snn_cublasSgemm_v2_t)
+CHECK(cublasGemmEx, snn_cublasGemmEx_t)
 #endif
 
 #if __has_include(<cudnn_graph.h>)
