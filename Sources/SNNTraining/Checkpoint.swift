@@ -38,6 +38,8 @@ public struct CheckpointState: Codable {
     /// epoch needs the same product, or its steps would map to other samples.
     public var worldSize: Int?
     public var accumulate: Int?
+    /// The fp16 loss scale (`--amp fp16`) when the checkpoint was written.
+    public var lossScale: Double? = nil
     /// The layout of this state: 2 since `bestEpoch` is 1-based; `nil` before (0-based, -1 none).
     public var version: Int? = CheckpointState.currentVersion
     static let currentVersion = 2

@@ -89,6 +89,8 @@ public final class Trainer {
     /// Every parameter's gradient after ``computeGradients(_:)``: one flat buffer in parameter
     /// order (``parameterNames``), with a view per parameter and buckets for an all-reduce.
     public let gradients: GradientBuffer
+    /// Dynamic loss scaling, with `--amp fp16` (float16 operands would lose small gradients).
+    public let lossScaler: LossScaler?
     /// The parameters' names in the order of ``gradients``.
     public var parameterNames: [String] { parameters.map(\.key) }
     /// Every parameter, in the order of ``gradients``: the model's parameters are views into it,
@@ -126,6 +128,7 @@ public final class Trainer {
         dropoutLayers = model.namedModules().compactMap { $0.value as? Dropout }
         device = parameters.first?.value.device ?? .cpu
         flatParameters = Tensor.flattenParameters(parameters.map(\.value))
+        lossScaler = config.amp == "fp16" ? LossScaler() : nil
         gradients = GradientBuffer(parameters: parameters.map(\.value))
         for (_, l) in spikingLayers { l.recordsFiringRate = true }
     }
@@ -172,6 +175,7 @@ public final class Trainer {
                                     partialSeen: 0, dropoutCounters: [], config: config)
         if let resume {
             state = try Checkpoint.load(resume, model: model, optimizer: optimizer)
+            if let scale = state.lossScale { lossScaler?.scale = scale }
             // The run's configuration from now on (a resume may change --epochs, --workers, ...).
             state.config = config
             for (d, c) in zip(dropoutLayers, state.dropoutCounters) { d.generator.seek(to: c) }
@@ -342,6 +346,7 @@ public final class Trainer {
         s.dropoutCounters = dropoutLayers.map(\.generator.counter)
         s.learningRate = optimizer.learningRate
         s.optimizerSteps = optimizer.steps
+        s.lossScale = lossScaler?.scale
         let path = "\(runDirectory)/weights/\(name)"
         try Checkpoint.save(s, model: model, optimizer: optimizer, to: path)
         if name == "last" || checkpoint == nil { checkpoint = path }
@@ -432,6 +437,16 @@ public final class Trainer {
         guard totals[3] == 0 else {
             throw TrainingError(message: "the loss became \(finite ? "non-finite on another process" : "\(lossSum / Double(max(seen, 1)))"); stopping (\(checkpointNote))")
         }
+        if let lossScaler {
+            // The gradients of the scaled loss, unscaled; a step whose gradients overflowed is skipped.
+            let finiteGradients = withoutGradients { () -> Bool in
+                gradients.flat.assign(gradients.flat * (1 / lossScaler.scale))
+                return gradients.flat.abs().max().item().isFinite
+            }
+            guard lossScaler.update(finite: finiteGradients) else {
+                return StepResult(lossSum: totals[0], correct: Int(totals[1]), seen: Int(totals[2]), stop: totals[4] > 0)
+            }
+        }
         applyGradients()
         return StepResult(lossSum: totals[0], correct: Int(totals[1]), seen: Int(totals[2]), stop: totals[4] > 0)
     }
@@ -484,7 +499,7 @@ public final class Trainer {
         Profiler.phase = "loss"
         let loss = config.loss.total(out, labels: labels, parameters: params, l1: config.l1, l2: config.l2)
         Profiler.phase = "backward"
-        loss.backward(into: gradients)
+        if let lossScaler { (loss * lossScaler.scale).backward(into: gradients) } else { loss.backward(into: gradients) }
         Profiler.phase = "rest"
         let value = withoutGradients { loss.detached().item() }
         return (value, timeMean.argmaxRows())

@@ -42,6 +42,10 @@ public struct TrainingConfig: Codable, Sendable {
     /// Batch statistics over every process of a data-parallel run (`--sync-bn`); nil: each
     /// process's own, as PyTorch's DDP.
     public var syncBatchNorm: Bool? = nil
+    /// Mixed precision on a GPU (`--amp`): `bf16` or `fp16` operands for matrix products and
+    /// convolutions, float32 everything else; `fp16` also scales the loss (``LossScaler``).
+    /// nil: float32 throughout.
+    public var amp: String? = nil
 
     public init(dataset: String, topology: String, modelName: String?, timesteps: Int, epochs: Int, batchSize: Int,
                 learningRate: Double, optimizer: Optimizer.Kind, scheduler: Bool, weightDecay: Double, l1: Double, l2: Double,

@@ -23,6 +23,8 @@ struct BenchTrain: ParsableCommand {
     var batchSize: Int = 16
     @Option(name: .customLong("device"), help: ArgumentHelp(stringLiteral: DeviceFlag.help))
     var device: String = "cpu"
+    @Option(name: .customLong("amp"), help: "Mixed precision on a GPU: bf16 or fp16 (with loss scaling); 0: float32.")
+    var amp: String = "0"
     @Option(help: "Timed steps.")
     var steps: Int = 5
     @Option(help: "Untimed warm-up steps.")
@@ -42,6 +44,7 @@ struct BenchTrain: ParsableCommand {
         }
         guard eventDensity >= 0, eventDensity <= 1 else { throw FlagError("--event-density must be in [0, 1]; got \(eventDensity)") }
         try DeviceFlag.check(device)
+        _ = try DeviceFlag.amp(amp, device: device)
     }
 
     func run() throws {
@@ -52,6 +55,8 @@ struct BenchTrain: ParsableCommand {
         if !communicator.isLeader { _ = freopen("/dev/null", "w", stdout) }
         let ranks = communicator.size
         let dev = try DeviceFlag.open(device)
+        let precision = try DeviceFlag.amp(amp, device: device)
+        DeviceFlag.applyAMP(precision, on: dev)
         let named = try DatasetName.parse(dataset)
         let (shape, classes) = (named.inputShape, named.classes)
         let isEvent = shape[0] == 2
@@ -69,12 +74,13 @@ struct BenchTrain: ParsableCommand {
                               : Tensor.normal([batchSize] + sampleShape, generator: g, device: .cpu)
         let labels = (0..<batchSize).map { _ in g.integer(below: classes) }
         let data = InMemoryDataset(samples: samples, labels: labels, isSequence: isEvent, classes: classes)
-        let config = TrainingConfig(
+        var config = TrainingConfig(
             dataset: dataset, topology: topology, modelName: NamedModel(rawValue: topology)?.rawValue, timesteps: timesteps,
             epochs: 1, batchSize: batchSize, learningRate: 1e-3, optimizer: .adam, scheduler: false, weightDecay: 0, l1: 0, l2: 0,
             loss: .trt(lambda: 5e-5, decay: 0.5, epsilon: 1e-5, eta: 0.05), neuron: NeuronParameters(), dropout: 0,
             batchNorm: true, kaimingInit: true, seed: 0, device: device, maxSteps: nil, clipGradNorm: nil,
             checkpointEpochs: [], saveCheckpoints: false)
+        config.amp = precision
         let trainer = Trainer(config: config, model: model, train: data, test: data, runDirectory: "", communicator: communicator)
         let batch = data.batch(data.batchIndices(epoch: 0, batchSize: batchSize, shuffle: false, seed: 0)[0])
         func step() throws { _ = try trainer.step([batch], samples: batchSize * ranks, overlap: !noOverlap) }
@@ -120,7 +126,7 @@ struct BenchTrain: ParsableCommand {
             "breakdown_seconds": breakdown.mapValues { ($0 * 1e4).rounded() / 1e4 },
             "topology": topology, "dataset": dataset, "T": timesteps, "batch_size": batchSize, "device": device,
             "steps": steps, "warmup": warmup, "event_density": isEvent ? eventDensity : 0, "parameters": model.parameterCount, "loss": "TRT", "optimizer": "Adam",
-            "threads": ProcessInfo.processInfo.activeProcessorCount,
+            "threads": ProcessInfo.processInfo.activeProcessorCount, "amp": precision ?? "off",
         ]
         // On a GPU, tensors live in device memory: its peak is the figure that matters.
         let gpuPeakMiB = gpu.map { Double($0.memory.peak) / 1_048_576 }

@@ -26,4 +26,25 @@ enum DeviceFlag {
         }
         return device
     }
+
+    /// What `--amp` asks for on `device`: `nil` (float32), `bf16` or `fp16`. `1` (the
+    /// reference's default) is fp16 on a GPU and float32 elsewhere; `0` and `off` are float32;
+    /// `bf16` and `fp16` need a GPU.
+    static func amp(_ amp: String, device: String) throws -> String? {
+        let onGPU: Bool = { if case .cuda? = Device(device) { return true } else { return false } }()
+        switch amp.lowercased() {
+        case "0", "off": return nil
+        case "1": return onGPU ? "fp16" : nil
+        case "bf16", "fp16":
+            guard onGPU else { throw FlagError("--amp \(amp) needs a GPU (--device cuda); on the \(device) device everything is float32") }
+            return amp.lowercased()
+        default: throw FlagError("--amp accepts 0, 1, off, bf16, fp16; got \(amp)")
+        }
+    }
+
+    /// Sets the GPU's mixed precision (`--amp`); nothing on other devices.
+    static func applyAMP(_ amp: String?, on device: Device) {
+        guard !device.isHostMemory, let backend = device.backend as? CUDABackend else { return }
+        backend.mixedPrecision = amp.flatMap(CUDABackend.MixedPrecision.init(rawValue:))
+    }
 }

@@ -45,8 +45,8 @@ struct TrainOptions: ParsableArguments {
     var scheduler: Int = 1
     @Option(name: .customLong("seed"), help: "Random seed for initialisation, shuffling, augmentation and dropout.")
     var seed: UInt64 = 42
-    @Option(name: .customLong("amp"), help: "Mixed precision (GPU only; accepted and ignored on the CPU).")
-    var amp: Int = 1
+    @Option(name: .customLong("amp"), help: "Mixed precision on a GPU: fp16 or bf16 operands for matrix products and convolutions, float32 elsewhere (fp16 with dynamic loss scaling); 1 (the reference's default): fp16 on a GPU, nothing on the CPU; 0 or off: float32 throughout.")
+    var amp: String = "1"
     @Option(name: .customLong("augment"), help: "1: data augmentation (the data set's).")
     var augment: Int = 1
     @OptionGroup var network: NetworkOptions
@@ -123,6 +123,7 @@ struct TrainOptions: ParsableArguments {
         }
         try losses.check(trtDefault: 1)
         try DeviceFlag.check(device)
+        _ = try DeviceFlag.amp(amp, device: device)
         if resume == 1 && resumePath == nil { throw FlagError("--resume 1 needs --resume_path (a run's weights/last)") }
         try requireFinite([("--log-interval", logInterval)])
         if logInterval < 0 { throw FlagError("--log-interval must be 0 or more, got \(logInterval)") }

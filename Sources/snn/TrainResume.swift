@@ -15,7 +15,7 @@ enum ResumeConfiguration {
         "epochs": "--epochs", "device": "--device", "workers": "--workers", "clipGradNorm": "--clip-grad-norm",
         "checkpointEpochs": "--checkpoint_epochs", "saveCheckpoints": "--save_checkpoint", "dataOptions.data_dir": "--data-dir",
         "fisherEpochs": "--observe_fi/--fi_epochs", "observeCentroid": "--observe_ic", "accumulate": "--accumulate",
-        "syncBatchNorm": "--sync-bn",
+        "syncBatchNorm": "--sync-bn", "amp": "--amp",
     ]
 
     /// The flags behind every other field, for messages.
@@ -125,6 +125,7 @@ extension TrainingConfig {
         }
         if observeCentroid == true { flags.append(("--observe_ic", "1")) }
         if let k = accumulate, k > 1 { flags.append(("--accumulate", "\(k)")) }
+        flags.append(("--amp", amp ?? "0"))
         let dataFlags = ["augment": "--augment", "frame_size": "--frame-size", "dvs_frames": "--dvs-frames", "classes": "--classes",
                          "samples": "--synthetic-samples", "data_dir": "--data-dir"]
         for (key, value) in (dataOptions ?? [:]).sorted(by: { $0.key < $1.key }) {

@@ -35,6 +35,7 @@ extension TrainOptions {
         if observeIC == 1 { config.observeCentroid = true }
         if accumulate > 1 { config.accumulate = accumulate }
         if syncBatchNorm { config.syncBatchNorm = true }
+        config.amp = (try? DeviceFlag.amp(amp, device: device)) ?? nil
         var recorded = dataOptions.recorded(for: name)
         recorded["augment"] = String(augment)
         if skipCorrupt { recorded["skip_corrupt"] = "1" }
@@ -141,6 +142,11 @@ extension TrainOptions {
             print("note: --l1/--l2 apply to SDT only (as in the reference); \(config.loss.methodName) ignores them")
         }
         let dev = try DeviceFlag.open(device)
+        DeviceFlag.applyAMP(config.amp, on: dev)
+        if let amp = config.amp {
+            print("mixed precision: \(amp) operands for matrix products and convolutions, float32 elsewhere"
+                  + (amp == "fp16" ? ", dynamic loss scaling" : "") + " (--amp 0: float32 throughout)")
+        }
         // Everything that can be checked before the data is read: the topology (against the
         // data set's frame shape and classes), --weights, and where the run will write.
         let expected = expectedInput

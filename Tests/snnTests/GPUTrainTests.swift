@@ -18,7 +18,7 @@ struct GPUTrainTests {
             let output = "\(base)/\(device)"
             let (status, log) = try SNNBinary.run(
                 ["train", "--synthetic-samples", "32", "--batch_size", "8", "--T", "2", "--topology", "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8",
-                 "--epochs", "1", "--max-steps", "2", "--device", device, "--output", output], environment: environment)
+                 "--epochs", "1", "--max-steps", "2", "--device", device, "--amp", "0", "--output", output], environment: environment)
             #expect(status == 0, "\(log)")
             let run = "\(output)/result/\(try #require(try FileManager.default.contentsOfDirectory(atPath: output + "/result").first))"
             runs[device] = run
@@ -73,5 +73,24 @@ struct GPUTrainTests {
         for category in ["conv forward", "conv backward-data", "conv backward-weights", "neuron", "optimizer", "TRT regulariser"] {
             #expect(breakdown[category] != nil, "\(category) in \(breakdown)")
         }
+    }
+
+    @Test("--amp: 1 (the reference's default) is fp16 with loss scaling on a GPU and nothing on the CPU; bf16 and fp16 need a GPU")
+    func ampFlag() throws {
+        let environment = ["SNN_CUDA_LIBRARY_PATH": try EmulatedCUDADriver.folder.get(),
+                           "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("snn-gpu-amp-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let tiny = ["train", "--synthetic-samples", "16", "--batch_size", "8", "--T", "2", "--topology", "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8",
+                    "--epochs", "1", "--max-steps", "1"]
+        let (status, out) = try SNNBinary.run(tiny + ["--device", "cuda", "--output", base + "/gpu"], environment: environment)
+        #expect(status == 0 && out.contains("mixed precision: fp16 operands for matrix products and convolutions, float32 elsewhere, "
+                                            + "dynamic loss scaling (--amp 0: float32 throughout)"), "\(out)")
+        let (cpuStatus, cpuOut) = try SNNBinary.run(tiny + ["--device", "cpu", "--output", base + "/cpu"])
+        #expect(cpuStatus == 0 && !cpuOut.contains("mixed precision"), "\(cpuOut)")
+        let (badStatus, bad) = try SNNBinary.run(tiny + ["--amp", "bf16", "--output", base + "/bad"])
+        #expect(badStatus != 0 && bad.contains("--amp bf16 needs a GPU (--device cuda); on the cpu device everything is float32"), "\(bad)")
+        let (typoStatus, typo) = try SNNBinary.run(tiny + ["--amp", "half", "--output", base + "/bad"])
+        #expect(typoStatus != 0 && typo.contains("--amp accepts 0, 1, off, bf16, fp16; got half"), "\(typo)")
     }
 }
