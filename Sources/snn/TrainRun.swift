@@ -124,6 +124,10 @@ extension TrainOptions {
 
     private func train(resuming checkpoint: String?, in continuedDirectory: String?, communicator: any Communicator) throws -> TrainingSummary {
         let config = makeConfig()
+        if communicator.size > 1, case .cuda? = Device(device) {
+            throw FlagError("--device \(device) in a run of \(communicator.size) processes: data-parallel training on GPUs is not there "
+                            + "yet (its gradients would have to be summed on the host); train one process per GPU, or on the CPU")
+        }
         if communicator.size > 1 {
             // One voice: rank 0 prints; the others' output would only repeat it (errors still
             // reach stderr from every rank).
