@@ -24,10 +24,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     private let modules: [(source: String, module: CUDAModule)]
     /// Host-to-device copies of batches go through page-locked buffers.
     private let staging: PinnedStaging
-    /// cuBLAS, when found (and `SNN_CUBLAS` is not `0`): `matmul` calls its SGEMM.
+    /// cuBLAS, when found (and `SNN_CUBLAS` is not `0`): matrix products and convolutions call it.
     let blas: CUBLAS?
-    /// Whether `matmul` uses cuBLAS (when found) rather than SwiftSNN's tiled kernel; tests and
-    /// comparisons turn it off.
+    /// Whether matrix products and convolutions use cuBLAS (when found) rather than SwiftSNN's
+    /// tiled and direct kernels; tests and comparisons turn it off.
     public var usesCUBLAS: Bool {
         get { lock.lock(); defer { lock.unlock() }; return cublasEnabled }
         set { lock.lock(); cublasEnabled = newValue && blas != nil; lock.unlock() }
