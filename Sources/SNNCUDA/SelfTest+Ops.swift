@@ -81,13 +81,34 @@ extension CUDASelfTest {
         ]
     }
 
+    /// The matrix products and convolutions again, on the paths a GPU with cuBLAS does not take
+    /// by default: SwiftSNN's own kernels, and `--amp` (bf16, fp16) within the 16-bit type's
+    /// rounding. Empty without cuBLAS (the own kernels were the default path).
+    public static func otherPaths(_ backend: CUDABackend) -> [Check] {
+        guard backend.usesCUBLAS else { return [] }
+        let dense = opCases.filter { $0.name.hasPrefix("matmul") || $0.name.hasPrefix("conv2d") }
+        var checks: [Check] = []
+        backend.usesCUBLAS = false
+        checks += ops(on: backend.device, cases: dense, label: "own kernels")
+        backend.usesCUBLAS = true
+        for (half, tolerance) in [(CUDABackend.MixedPrecision.bf16, 2e-2), (.fp16, 3e-3)] {
+            backend.mixedPrecision = half
+            checks += ops(on: backend.device, cases: dense.map { OpCase(name: $0.name, inputs: $0.inputs, tolerance: tolerance, f: $0.f) },
+                          label: "--amp \(half.rawValue)")
+        }
+        backend.mixedPrecision = nil
+        return checks
+    }
+
     /// Runs every case on `device` and on the reference backend: one check for each output
     /// and one for each input's gradient.
-    public static func ops(on device: Device) -> [Check] {
-        opCases.flatMap { c -> [Check] in
+    public static func ops(on device: Device) -> [Check] { ops(on: device, cases: opCases, label: nil) }
+
+    static func ops(on device: Device, cases: [OpCase], label: String?) -> [Check] {
+        cases.flatMap { c -> [Check] in
             func run(_ d: Device) -> (output: Tensor, gradients: [Tensor?]) {
                 let leaves = c.inputs.map { x -> Tensor in
-                    let leaf = x.to(d)
+                    let leaf = x.detached().to(d)   // a leaf of its own, even on x's device
                     leaf.requiresGrad = x.dtype.isFloatingPoint && !c.spikes
                     return leaf
                 }
@@ -98,12 +119,13 @@ extension CUDASelfTest {
                 return (y, leaves.map(\.grad))
             }
             let (gpu, reference) = (run(device), run(.reference))
-            var checks = [Check(name: "\(c.name): output", worst: worst(gpu.output.toFloats(), reference.output.toDoubles()),
+            let name = label.map { "\(c.name) (\($0))" } ?? c.name
+            var checks = [Check(name: "\(name): output", worst: worst(gpu.output.toFloats(), reference.output.toDoubles()),
                                 tolerance: c.tolerance)]
             for (i, (g, r)) in zip(gpu.gradients, reference.gradients).enumerated() {
                 guard let r else { continue }
                 let worstGradient = g.map { worst($0.toFloats(), r.toDoubles()) } ?? .infinity
-                checks.append(Check(name: "\(c.name): gradient of input \(i)", worst: worstGradient, tolerance: max(c.tolerance, 1e-5)))
+                checks.append(Check(name: "\(name): gradient of input \(i)", worst: worstGradient, tolerance: max(c.tolerance, 1e-5)))
             }
             return checks
         }
