@@ -8,373 +8,375 @@ import SNNTestSupport
 import SNNTraining
 import Testing
 
-/// The CUDA backend, called through the public ops like any device, gives the reference
-/// backend's outputs and input gradients: on the emulated GPU (`EmulatedCUDADriver`), whose
-/// kernels are the real CUDA sources run through the launch-grid emulation and whose host side
-/// (memory, copies, launches, argument packing) is the backend's own.
-///
-/// Shapes span several blocks with a partial last one where the kernels are per element (256
-/// threads a block) and are kept small elsewhere: every emulated thread is a host thread.
-/// Tolerances are the CPU parity suite's.
-@Suite("CUDA backend agrees with the reference backend, op by op (emulated GPU)", .serialized)
-struct CUDABackendParityTests {
-    private static let gpu = Device.cuda(0)
-    private static let elementwise = Comparison.elementwise(.float32Elementwise)
-    private static let accumulated = Comparison.relativeToMaxMagnitude(Tolerance.float32Accumulated)
+extension EmulatedGPU {
+    /// The CUDA backend, called through the public ops like any device, gives the reference
+    /// backend's outputs and input gradients: on the emulated GPU (`EmulatedCUDADriver`), whose
+    /// kernels are the real CUDA sources run through the launch-grid emulation and whose host side
+    /// (memory, copies, launches, argument packing) is the backend's own.
+    ///
+    /// Shapes span several blocks with a partial last one where the kernels are per element (256
+    /// threads a block) and are kept small elsewhere: every emulated thread is a host thread.
+    /// Tolerances are the CPU parity suite's.
+    @Suite("CUDA backend agrees with the reference backend, op by op (emulated GPU)", .serialized)
+    struct CUDABackendParityTests {
+        private static let gpu = Device.cuda(0)
+        private static let elementwise = Comparison.elementwise(.float32Elementwise)
+        private static let accumulated = Comparison.relativeToMaxMagnitude(Tolerance.float32Accumulated)
 
-    init() throws {
-        _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
-        _ = try EmulatedCUDADriver.backend.get()
-    }
+        init() throws {
+            _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
+            _ = try EmulatedCUDADriver.backend.get()
+        }
 
-    private static func normal(_ shape: [Int], _ seed: UInt64, mean: Double = 0, std: Double = 1) -> Tensor {
-        RandomInputs(seed: seed).normal(shape, mean: mean, std: std, dtype: .float32)
-    }
+        private static func normal(_ shape: [Int], _ seed: UInt64, mean: Double = 0, std: Double = 1) -> Tensor {
+            RandomInputs(seed: seed).normal(shape, mean: mean, std: std, dtype: .float32)
+        }
 
-    private func check(
-        _ inputs: [Tensor], wrt: [Int]? = nil, output: Comparison = CUDABackendParityTests.elementwise,
-        gradients: Comparison? = nil, _ comment: String = "",
-        sourceLocation: SourceLocation = #_sourceLocation, _ f: ([Tensor]) -> Tensor
-    ) {
-        expectDevicesAgree(inputs, on: Self.gpu, baseline: .reference, wrt: wrt, output: output, gradients: gradients, comment,
-                           sourceLocation: sourceLocation, f)
-    }
+        private func check(
+            _ inputs: [Tensor], wrt: [Int]? = nil, output: Comparison = CUDABackendParityTests.elementwise,
+            gradients: Comparison? = nil, _ comment: String = "",
+            sourceLocation: SourceLocation = #_sourceLocation, _ f: ([Tensor]) -> Tensor
+        ) {
+            expectDevicesAgree(inputs, on: Self.gpu, baseline: .reference, wrt: wrt, output: output, gradients: gradients, comment,
+                               sourceLocation: sourceLocation, f)
+        }
 
-    // MARK: - Memory
+        // MARK: - Memory
 
-    @Test("memory: fill, strided copies both ways and on the device, casts, upload, download, random; nothing leaks")
-    func memory() throws {
-        let backend = try EmulatedCUDADriver.backend.get()
-        let before = backend.memory.live
-        do {
-            let x = Self.normal([5, 7, 3], 1)
-            let onGPU = x.to(Self.gpu)
-            #expect(onGPU.device == Self.gpu && !onGPU.device.isHostMemory)
-            #expect(onGPU.toFloats() == x.toFloats(), "upload and download round trip")
-            // Strided on the device: a permuted view made contiguous, and copied into a strided view.
-            assertClose(onGPU.permuted([2, 0, 1]).contiguous(), x.permuted([2, 0, 1]).contiguous(), .exact, "permuted copy")
-            let target = Tensor.zeros([7, 5], device: Self.gpu)
-            target.transposed().assign(onGPU.selected(axis: 2, 1))
-            assertClose(target, x.selected(axis: 2, 1).transposed().contiguous(), .exact, "copy into a transposed view")
-            // Host -> strided device view, and strided device view -> host.
-            let host = Tensor.zeros([7, 5], device: .reference)
-            host.transposed().assign(onGPU.selected(axis: 2, 2))
-            assertClose(host, x.selected(axis: 2, 2).transposed().contiguous(), .exact, "device view to host view")
-            // Fill, contiguous and strided, for several dtypes.
-            for dtype in [DType.float32, .int64, .uint8, .float64] {
-                let t = Tensor.zeros([4, 6], dtype: dtype, device: Self.gpu)
-                t.sliced(axis: 1, 1..<4).assign(Tensor.full([4, 3], 3, dtype: dtype, device: .reference))
-                #expect(t.toDoubles() == (0..<24).map { (1..<4).contains($0 % 6) ? 3 : 0 }, "\(dtype)")
-                let f = Tensor.full([3, 5], 2, dtype: dtype, device: Self.gpu)
-                #expect(f.toDoubles() == [Double](repeating: 2, count: 15), "\(dtype) fill")
+        @Test("memory: fill, strided copies both ways and on the device, casts, upload, download, random; nothing leaks")
+        func memory() throws {
+            let backend = try EmulatedCUDADriver.backend.get()
+            let before = backend.memory.live
+            do {
+                let x = Self.normal([5, 7, 3], 1)
+                let onGPU = x.to(Self.gpu)
+                #expect(onGPU.device == Self.gpu && !onGPU.device.isHostMemory)
+                #expect(onGPU.toFloats() == x.toFloats(), "upload and download round trip")
+                // Strided on the device: a permuted view made contiguous, and copied into a strided view.
+                assertClose(onGPU.permuted([2, 0, 1]).contiguous(), x.permuted([2, 0, 1]).contiguous(), .exact, "permuted copy")
+                let target = Tensor.zeros([7, 5], device: Self.gpu)
+                target.transposed().assign(onGPU.selected(axis: 2, 1))
+                assertClose(target, x.selected(axis: 2, 1).transposed().contiguous(), .exact, "copy into a transposed view")
+                // Host -> strided device view, and strided device view -> host.
+                let host = Tensor.zeros([7, 5], device: .reference)
+                host.transposed().assign(onGPU.selected(axis: 2, 2))
+                assertClose(host, x.selected(axis: 2, 2).transposed().contiguous(), .exact, "device view to host view")
+                // Fill, contiguous and strided, for several dtypes.
+                for dtype in [DType.float32, .int64, .uint8, .float64] {
+                    let t = Tensor.zeros([4, 6], dtype: dtype, device: Self.gpu)
+                    t.sliced(axis: 1, 1..<4).assign(Tensor.full([4, 3], 3, dtype: dtype, device: .reference))
+                    #expect(t.toDoubles() == (0..<24).map { (1..<4).contains($0 % 6) ? 3 : 0 }, "\(dtype)")
+                    let f = Tensor.full([3, 5], 2, dtype: dtype, device: Self.gpu)
+                    #expect(f.toDoubles() == [Double](repeating: 2, count: 15), "\(dtype) fill")
+                }
+                // Casts: the spike codes' float32 <-> uint8 on the device, others through the host.
+                let spikes = Tensor([0, 1, 1, 0, 1, 0], shape: [2, 3], device: Self.gpu)
+                let codes = spikes.backend.cast(spikes, to: .uint8)
+                #expect(codes.dtype == .uint8 && codes.toDoubles() == [0, 1, 1, 0, 1, 0])
+                #expect(codes.backend.cast(codes, to: .float32).toDoubles() == [0, 1, 1, 0, 1, 0])
+                #expect(onGPU.backend.cast(onGPU, to: .float64).toDoubles() == x.toDoubles(), "cast through the host")
+                // Random: the generator's numbers, as on every device.
+                for distribution in [RandomDistribution.uniform(low: -1, high: 2), .normal(mean: 1, std: 2), .bernoulli(probability: 0.3)] {
+                    let (a, b) = (Tensor.empty([257], device: Self.gpu), Tensor.empty([257], device: .reference))
+                    a.backend.random(distribution, into: a, seed: 7, counter: 11)
+                    b.backend.random(distribution, into: b, seed: 7, counter: 11)
+                    #expect(a.toFloats() == b.toFloats(), "\(distribution)")
+                }
+                try backend.synchronize()
             }
-            // Casts: the spike codes' float32 <-> uint8 on the device, others through the host.
-            let spikes = Tensor([0, 1, 1, 0, 1, 0], shape: [2, 3], device: Self.gpu)
-            let codes = spikes.backend.cast(spikes, to: .uint8)
-            #expect(codes.dtype == .uint8 && codes.toDoubles() == [0, 1, 1, 0, 1, 0])
-            #expect(codes.backend.cast(codes, to: .float32).toDoubles() == [0, 1, 1, 0, 1, 0])
-            #expect(onGPU.backend.cast(onGPU, to: .float64).toDoubles() == x.toDoubles(), "cast through the host")
-            // Random: the generator's numbers, as on every device.
-            for distribution in [RandomDistribution.uniform(low: -1, high: 2), .normal(mean: 1, std: 2), .bernoulli(probability: 0.3)] {
-                let (a, b) = (Tensor.empty([257], device: Self.gpu), Tensor.empty([257], device: .reference))
-                a.backend.random(distribution, into: a, seed: 7, counter: 11)
-                b.backend.random(distribution, into: b, seed: 7, counter: 11)
-                #expect(a.toFloats() == b.toFloats(), "\(distribution)")
+            #expect(backend.memory.live == before, "every device tensor's memory went back to the pool")
+        }
+
+        @Test("batches of 64 KiB and more reach the GPU through two reused page-locked buffers, each value intact")
+        func pinnedUploads() throws {
+            let backend = try EmulatedCUDADriver.backend.get()
+            let hook = { (name: String) in
+                unsafeBitCast(dlsym(backend.gpu.driver.handle, name), to: (@convention(c) () -> Int32).self)
             }
-            try backend.synchronize()
+            let (copies, allocations) = (hook("snn_emulated_pinned_copies"), hook("snn_emulated_pinned_allocations"))
+            let before = copies()
+            for (i, count) in [40_000, 100_000, 70_000, 1_000].enumerated() {
+                let batch = Self.normal([count], 70 + UInt64(i))
+                #expect(batch.to(Self.gpu).toFloats() == batch.toFloats(), "\(count) floats")
+            }
+            #expect(copies() - before == 3, "the three batches of 64 KiB or more were copied from page-locked memory")
+            #expect(allocations() == 2, "two staging buffers, grown to the largest batch")
         }
-        #expect(backend.memory.live == before, "every device tensor's memory went back to the pool")
-    }
 
-    @Test("batches of 64 KiB and more reach the GPU through two reused page-locked buffers, each value intact")
-    func pinnedUploads() throws {
-        let backend = try EmulatedCUDADriver.backend.get()
-        let hook = { (name: String) in
-            unsafeBitCast(dlsym(backend.gpu.driver.handle, name), to: (@convention(c) () -> Int32).self)
+        @Test("float32 to bfloat16 and float16 and back on the GPU round as the host does: ties to even, subnormals, overflow, NaN",
+              arguments: [DType.bfloat16, .float16])
+        func halfCasts(dtype: DType) {
+            let edges: [Float] = [0, -0.0, 1, -1, 1.0 / 3, 65504, 65519.99, 65520, 70000, -1e6, 1e-8, 0x1p-24, 0x1p-25, 0x1.0002p-25,
+                                  3 * 0x1p-26, 0x1p-14, 0x1.ffcp-15, 5.960464e-8, .infinity, -.infinity, .nan, 0x1.00101p0, 0x1.00301p0,
+                                  .greatestFiniteMagnitude, .leastNonzeroMagnitude, 1.00390625, 1.01171875]
+            let spread = RandomInputs(seed: 80).uniformValues(3000).enumerated().map { Float(Foundation.exp(($1 - 0.5) * 70)) * ($0 % 2 == 0 ? 1 : -1) }
+            let host = Tensor(edges + spread, shape: [edges.count + spread.count], device: .reference)
+            let expected = host.backend.cast(host, to: dtype)
+            let onGPU = host.to(Self.gpu)
+            let narrowed = onGPU.backend.cast(onGPU, to: dtype)
+            #expect(narrowed.dtype == dtype && narrowed.device == Self.gpu)
+            let (got, want) = (narrowed.toDoubles(), expected.toDoubles())
+            let mismatches = zip(got, want).enumerated().filter { !($1.0 == $1.1 || ($1.0.isNaN && $1.1.isNaN)) }
+            #expect(mismatches.isEmpty, "\(dtype): \(mismatches.prefix(5).map { "\((edges + spread)[$0.offset]) -> \($0.element.0), host \($0.element.1)" })")
+            // And back to float32 exactly.
+            let widened = narrowed.backend.cast(narrowed, to: .float32).toDoubles()
+            #expect(zip(widened, want).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(dtype) back to float32")
         }
-        let (copies, allocations) = (hook("snn_emulated_pinned_copies"), hook("snn_emulated_pinned_allocations"))
-        let before = copies()
-        for (i, count) in [40_000, 100_000, 70_000, 1_000].enumerated() {
-            let batch = Self.normal([count], 70 + UInt64(i))
-            #expect(batch.to(Self.gpu).toFloats() == batch.toFloats(), "\(count) floats")
+
+        @Test("an allocation the GPU cannot hold is a thrown out-of-memory error naming the device")
+        func outOfMemory() {
+            #expect(throws: DeviceError.self) { _ = try Tensor.allocate([1 << 28, 1 << 20], device: Self.gpu) }
+            do {
+                _ = try Tensor.allocate([1 << 28, 1 << 20], device: Self.gpu)
+            } catch {
+                if case .outOfMemory(let device, let bytes, _) = error {
+                    #expect(device == Self.gpu && bytes == 1 << 50)
+                } else {
+                    Issue.record("expected out of memory, got \(error)")
+                }
+            }
         }
-        #expect(copies() - before == 3, "the three batches of 64 KiB or more were copied from page-locked memory")
-        #expect(allocations() == 2, "two staging buffers, grown to the largest batch")
-    }
 
-    @Test("float32 to bfloat16 and float16 and back on the GPU round as the host does: ties to even, subnormals, overflow, NaN",
-          arguments: [DType.bfloat16, .float16])
-    func halfCasts(dtype: DType) {
-        let edges: [Float] = [0, -0.0, 1, -1, 1.0 / 3, 65504, 65519.99, 65520, 70000, -1e6, 1e-8, 0x1p-24, 0x1p-25, 0x1.0002p-25,
-                              3 * 0x1p-26, 0x1p-14, 0x1.ffcp-15, 5.960464e-8, .infinity, -.infinity, .nan, 0x1.00101p0, 0x1.00301p0,
-                              .greatestFiniteMagnitude, .leastNonzeroMagnitude, 1.00390625, 1.01171875]
-        let spread = RandomInputs(seed: 80).uniformValues(3000).enumerated().map { Float(Foundation.exp(($1 - 0.5) * 70)) * ($0 % 2 == 0 ? 1 : -1) }
-        let host = Tensor(edges + spread, shape: [edges.count + spread.count], device: .reference)
-        let expected = host.backend.cast(host, to: dtype)
-        let onGPU = host.to(Self.gpu)
-        let narrowed = onGPU.backend.cast(onGPU, to: dtype)
-        #expect(narrowed.dtype == dtype && narrowed.device == Self.gpu)
-        let (got, want) = (narrowed.toDoubles(), expected.toDoubles())
-        let mismatches = zip(got, want).enumerated().filter { !($1.0 == $1.1 || ($1.0.isNaN && $1.1.isNaN)) }
-        #expect(mismatches.isEmpty, "\(dtype): \(mismatches.prefix(5).map { "\((edges + spread)[$0.offset]) -> \($0.element.0), host \($0.element.1)" })")
-        // And back to float32 exactly.
-        let widened = narrowed.backend.cast(narrowed, to: .float32).toDoubles()
-        #expect(zip(widened, want).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(dtype) back to float32")
-    }
+        // MARK: - Elementwise and reductions
 
-    @Test("an allocation the GPU cannot hold is a thrown out-of-memory error naming the device")
-    func outOfMemory() {
-        #expect(throws: DeviceError.self) { _ = try Tensor.allocate([1 << 28, 1 << 20], device: Self.gpu) }
-        do {
-            _ = try Tensor.allocate([1 << 28, 1 << 20], device: Self.gpu)
-        } catch {
-            if case .outOfMemory(let device, let bytes, _) = error {
-                #expect(device == Self.gpu && bytes == 1 << 50)
+        static let shapePairs = [ShapePair([7, 13], [7, 13]), ShapePair([3, 1, 9], [4, 1]), ShapePair([], [13]), ShapePair([5, 131], [131])]
+
+        @Test("binary ops, with broadcasting and on strided operands", arguments: BinaryCase.allCases)
+        func binary(op: BinaryCase) {
+            for pair in Self.shapePairs {
+                let inputs = op.inputs(pair, RandomInputs(seed: 2)).map(\.float32Copy)
+                check(inputs, gradients: pair.a == pair.b ? Self.elementwise : Self.accumulated, "\(op) \(pair)") { op.apply($0[0], $0[1]) }
+            }
+            let inputs = op.inputs(ShapePair([9, 11], [11, 13]), RandomInputs(seed: 3)).map(\.float32Copy)
+            check(inputs, "\(op) strided") { op.apply($0[0].transposed(), $0[1].sliced(axis: 1, 2..<11)) }
+        }
+
+        @Test("unary and scalar ops, contiguous and on a permuted view", arguments: UnaryCase.allCases)
+        func unary(op: UnaryCase) {
+            check([op.input([3, 181], RandomInputs(seed: 4)).float32Copy], "\(op)") { op.apply($0[0]) }
+            check([op.input([5, 6, 7], RandomInputs(seed: 5)).float32Copy], "\(op) permuted") { op.apply($0[0].permuted([2, 0, 1])) }
+        }
+
+        @Test("comparisons with ties, sign, and where with a broadcast condition")
+        func comparisons() {
+            let a = Tensor(doubles: RandomInputs(seed: 6).uniformValues(60).map { ($0 * 5).rounded(.down) - 2 }, shape: [4, 15], dtype: .float32)
+            let b = Tensor(doubles: RandomInputs(seed: 7).uniformValues(15).map { ($0 * 5).rounded(.down) - 2 }, shape: [15], dtype: .float32)
+            let ops: [(String, (Tensor, Tensor) -> Tensor)] = [
+                ("==", { $0 == $1 }), ("!=", { $0 != $1 }), ("<", { $0 < $1 }), ("<=", { $0 <= $1 }), (">", { $0 > $1 }),
+                (">=", { $0 >= $1 }), ("sign", { a, _ in a.sign() }),
+            ]
+            for (name, op) in ops { check([a, b], wrt: [], output: .elementwise(.exact), name) { op($0[0], $0[1]) } }
+            let condition = Tensor(doubles: RandomInputs(seed: 8).uniformValues(41).map { $0 < 0.5 ? 1 : 0 }, shape: [41], dtype: .float32)
+            check([Self.normal([3, 5, 41], 9), Self.normal([5, 1], 10)], gradients: Self.accumulated) { `where`(condition.to($0[0].device), $0[0], $0[1]) }
+        }
+
+        @Test("sum, mean and max over axes, and of strided views", arguments: [nil, [0], [1], [2], [0, 2], [1, 2]] as [[Int]?])
+        func reductions(axes: [Int]?) {
+            let x = Self.normal([4, 37, 29], 11)
+            check([x], output: Self.accumulated, "sum") { $0[0].sum(axes: axes) }
+            check([x], output: Self.accumulated, "mean") { $0[0].mean(axes: axes, keepDims: true) }
+            check([RandomInputs(seed: 12).distinct([4, 37, 29], spacing: 1.0 / 1024, dtype: .float32)], "max") { $0[0].max(axes: axes) }
+            check([Self.normal([9, 31, 17], 13)], output: Self.accumulated, "permuted") { $0[0].permuted([2, 0, 1]).sum(axes: [1]) }
+            // Long reductions (a block per output): over 512 inputs each, with NaN winning the maximum.
+            check([Self.normal([3, 700], 14)], output: Self.accumulated, "long sum") { $0[0].sum(axes: [1]) }
+            check([RandomInputs(seed: 15).distinct([2, 3, 300], spacing: 1.0 / 1024, dtype: .float32)], "long max") {
+                $0[0].permuted([1, 0, 2]).max(axes: [1, 2])
+            }
+            let withNaN = Tensor((0..<1000).map { $0 == 613 ? Float.nan : Float($0 % 97) }, shape: [2, 500], device: Self.gpu)
+            let maxima = withNaN.max(axes: [1]).toFloats()
+            #expect(maxima[0] == 96 && maxima[1].isNaN, "\(maxima)")
+        }
+
+        @Test("movement: reshape, permute, slice, expand, repeat, concat and stack")
+        func movement() {
+            let x = Self.normal([3, 17, 11], 14)
+            let ops: [(String, (Tensor) -> Tensor)] = [
+                ("permute+contiguous", { $0.permuted([2, 0, 1]).contiguous() }),
+                ("slice+contiguous", { $0.sliced(axis: 1, 2..<15).contiguous() }),
+                ("expand+contiguous", { $0.sliced(axis: 0, 1..<2).expanded(to: [4, 17, 11]).contiguous() }),
+                ("repeat", { $0.repeated([2, 1, 3]) }),
+                ("concat", { concat([$0, $0.sliced(axis: 1, 0..<5), $0 * 2], axis: 1) }),
+                ("stack", { stack([$0, $0 * 3], axis: -1) }),
+            ]
+            for (name, op) in ops { check([x], name) { op($0[0]) } }
+        }
+
+        // MARK: - Dense
+
+        @Test("matmul (plain, transposed, batched) and linear, through cuBLAS and through SwiftSNN's tiled kernel", arguments: [true, false])
+        func matmulAndLinear(cublas: Bool) throws {
+            let backend = try EmulatedCUDADriver.backend.get()
+            #expect(backend.cublas?.version == "13.10.0", "the emulated cuBLAS is found beside the emulated driver")
+            backend.usesCUBLAS = cublas
+            defer { backend.usesCUBLAS = true }
+            #expect(backend.usesCUBLAS == cublas)
+            check([Self.normal([33, 47], 15), Self.normal([47, 29], 16)], output: Self.accumulated) { matmul($0[0], $0[1]) }
+            check([Self.normal([47, 33], 17), Self.normal([29, 47], 18)], output: Self.accumulated, "transposed") {
+                matmul($0[0].transposed(), $0[1].transposed())
+            }
+            check([Self.normal([3, 7, 19], 19), Self.normal([3, 19, 5], 20)], output: Self.accumulated, "batched") { matmul($0[0], $0[1]) }
+            check([Self.normal([2, 5, 40], 21), Self.normal([10, 40], 22), Self.normal([10], 23)], output: Self.accumulated, "linear") {
+                linear($0[0], weight: $0[1], bias: $0[2])
+            }
+            check([Self.normal([1, 7], 24), Self.normal([1, 7], 25)], output: Self.accumulated, "one output") { linear($0[0], weight: $0[1]) }
+        }
+
+        @Test("--amp: matrix products and convolutions with bfloat16 or float16 operands summed in float32, within the 16-bit type's rounding of the reference",
+              arguments: CUDABackend.MixedPrecision.allCases)
+        func mixedPrecision(half: CUDABackend.MixedPrecision) throws {
+            let backend = try EmulatedCUDADriver.backend.get()
+            let tolerance = Comparison.relativeToMaxMagnitude(half == .bf16 ? 2e-2 : 3e-3)
+            let (a, b) = (Self.normal([33, 47], 90), Self.normal([47, 29], 91))
+            let conv = Self.convCases[0]
+            let convInputs = conv.inputs(RandomInputs(seed: 92)).map(\.float32Copy)
+            let fullPrecision = matmul(a.to(Self.gpu), b.to(Self.gpu)).toFloats()
+            backend.mixedPrecision = half
+            defer { backend.mixedPrecision = nil }
+            check([a, b], output: tolerance, "matmul \(half)") { matmul($0[0], $0[1]) }
+            check([a.transposed().contiguous(), b], output: tolerance, "transposed \(half)") { matmul($0[0].transposed(), $0[1]) }
+            check(convInputs, output: tolerance, "conv \(half)") { conv.apply($0) }
+            // The 16-bit path was taken: rounding the operands changed the result.
+            let mixed = matmul(a.to(Self.gpu), b.to(Self.gpu)).toFloats()
+            #expect(zip(mixed, fullPrecision).contains { $0 != $1 }, "\(half): the product is float32's bit for bit")
+        }
+
+        static let convCases = [
+            ConvCase(input: [2, 4, 6, 6], weight: [5, 4, 3, 3], padding: (1, 1)),
+            ConvCase(input: [2, 4, 7, 7], weight: [3, 4, 3, 3], stride: (2, 2), padding: (1, 1), bias: false),
+            ConvCase(input: [2, 3, 9, 7], weight: [5, 3, 3, 2], stride: (2, 1), padding: (1, 0)),
+            ConvCase(input: [1, 4, 9, 9], weight: [6, 2, 3, 3], padding: (2, 2), dilation: (2, 2), groups: 2),
+            ConvCase(input: [3, 8, 5, 5], weight: [4, 8, 1, 1]),
+        ]
+
+        /// How convolutions run: matrix products through cuBLAS over unfolded inputs in one chunk,
+        /// in chunks of one image (a workspace too small for two), or the direct kernels.
+        enum ConvPath: String, CaseIterable, CustomStringConvertible {
+            case cublas, cublasOneImageChunks, directKernels
+            var description: String { rawValue }
+        }
+
+        @Test("conv2d: output and gradients of input, weight and bias", arguments: convCases, ConvPath.allCases)
+        func conv(c: ConvCase, path: ConvPath) throws {
+            let backend = try EmulatedCUDADriver.backend.get()
+            let workspace = backend.convolutionWorkspaceBytes
+            backend.usesCUBLAS = path != .directKernels
+            if path == .cublasOneImageChunks { backend.convolutionWorkspaceBytes = 1 }
+            defer { (backend.usesCUBLAS, backend.convolutionWorkspaceBytes) = (true, workspace) }
+            check(c.inputs(RandomInputs(seed: 24)).map(\.float32Copy), output: Self.accumulated, "\(c) \(path)") { c.apply($0) }
+        }
+
+        static let poolCases: [PoolCase] = [Pool2dParameters.Kind.max, .average].flatMap { kind in
+            [
+                PoolCase(kind: kind, input: [2, 3, 7, 9], kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
+                PoolCase(kind: kind, input: [2, 3, 7, 7], kernel: (2, 2)),
+                PoolCase(kind: kind, input: [1, 2, 5, 11], kernel: (2, 4), stride: (3, 2), padding: (1, 2)),
+            ]
+        }
+
+        @Test("max and average pooling, also on a transposed view", arguments: poolCases)
+        func pool(c: PoolCase) {
+            check([RandomInputs(seed: 25).distinct(c.input, spacing: 1.0 / 256, dtype: .float32)], "\(c)") { c.apply($0[0]) }
+            let s = c.input
+            let xt = RandomInputs(seed: 26).distinct([s[0], s[1], s[3], s[2]], spacing: 1.0 / 256, dtype: .float32)
+            check([xt], "\(c) transposed") { c.apply($0[0].transposed()) }
+        }
+
+        @Test("batchNorm, training and eval: output, gradients and running statistics", arguments: [[4, 8, 5, 5], [16, 6], [2, 3, 7]],
+              [true, false])
+        func batchNormParity(shape: [Int], training: Bool) {
+            let c = shape[1]
+            let inputs = [Self.normal(shape, 27, mean: 1, std: 2), RandomInputs(seed: 28).uniform([c], low: 0.5, high: 1.5, dtype: .float32),
+                          Self.normal([c], 29)]
+            let (mean0, var0) = (Self.normal([c], 30), RandomInputs(seed: 31).uniform([c], low: 0.5, high: 2, dtype: .float32))
+            var stats: [Device: (Tensor, Tensor)] = [:]
+            check(inputs, output: Self.accumulated, "training \(training)") { t in
+                let (m, v) = (mean0.leafCopy(on: t[0].device), var0.leafCopy(on: t[0].device))
+                stats[t[0].device] = (m, v)
+                return batchNorm(t[0], gamma: t[1], beta: t[2], runningMean: m, runningVar: v, training: training, momentum: 0.3)
+            }
+            if let (gm, gv) = stats[Self.gpu], let (rm, rv) = stats[.reference] {
+                assertClose(gm, rm, .float32Elementwise, "running mean")
+                assertClose(gv, rv, .float32Elementwise, "running variance")
             } else {
-                Issue.record("expected out of memory, got \(error)")
+                Issue.record("batchNorm was not run on both devices")
             }
         }
-    }
 
-    // MARK: - Elementwise and reductions
+        // MARK: - Losses, neurons, TRT
 
-    static let shapePairs = [ShapePair([7, 13], [7, 13]), ShapePair([3, 1, 9], [4, 1]), ShapePair([], [13]), ShapePair([5, 131], [131])]
-
-    @Test("binary ops, with broadcasting and on strided operands", arguments: BinaryCase.allCases)
-    func binary(op: BinaryCase) {
-        for pair in Self.shapePairs {
-            let inputs = op.inputs(pair, RandomInputs(seed: 2)).map(\.float32Copy)
-            check(inputs, gradients: pair.a == pair.b ? Self.elementwise : Self.accumulated, "\(op) \(pair)") { op.apply($0[0], $0[1]) }
-        }
-        let inputs = op.inputs(ShapePair([9, 11], [11, 13]), RandomInputs(seed: 3)).map(\.float32Copy)
-        check(inputs, "\(op) strided") { op.apply($0[0].transposed(), $0[1].sliced(axis: 1, 2..<11)) }
-    }
-
-    @Test("unary and scalar ops, contiguous and on a permuted view", arguments: UnaryCase.allCases)
-    func unary(op: UnaryCase) {
-        check([op.input([3, 181], RandomInputs(seed: 4)).float32Copy], "\(op)") { op.apply($0[0]) }
-        check([op.input([5, 6, 7], RandomInputs(seed: 5)).float32Copy], "\(op) permuted") { op.apply($0[0].permuted([2, 0, 1])) }
-    }
-
-    @Test("comparisons with ties, sign, and where with a broadcast condition")
-    func comparisons() {
-        let a = Tensor(doubles: RandomInputs(seed: 6).uniformValues(60).map { ($0 * 5).rounded(.down) - 2 }, shape: [4, 15], dtype: .float32)
-        let b = Tensor(doubles: RandomInputs(seed: 7).uniformValues(15).map { ($0 * 5).rounded(.down) - 2 }, shape: [15], dtype: .float32)
-        let ops: [(String, (Tensor, Tensor) -> Tensor)] = [
-            ("==", { $0 == $1 }), ("!=", { $0 != $1 }), ("<", { $0 < $1 }), ("<=", { $0 <= $1 }), (">", { $0 > $1 }),
-            (">=", { $0 >= $1 }), ("sign", { a, _ in a.sign() }),
-        ]
-        for (name, op) in ops { check([a, b], wrt: [], output: .elementwise(.exact), name) { op($0[0], $0[1]) } }
-        let condition = Tensor(doubles: RandomInputs(seed: 8).uniformValues(41).map { $0 < 0.5 ? 1 : 0 }, shape: [41], dtype: .float32)
-        check([Self.normal([3, 5, 41], 9), Self.normal([5, 1], 10)], gradients: Self.accumulated) { `where`(condition.to($0[0].device), $0[0], $0[1]) }
-    }
-
-    @Test("sum, mean and max over axes, and of strided views", arguments: [nil, [0], [1], [2], [0, 2], [1, 2]] as [[Int]?])
-    func reductions(axes: [Int]?) {
-        let x = Self.normal([4, 37, 29], 11)
-        check([x], output: Self.accumulated, "sum") { $0[0].sum(axes: axes) }
-        check([x], output: Self.accumulated, "mean") { $0[0].mean(axes: axes, keepDims: true) }
-        check([RandomInputs(seed: 12).distinct([4, 37, 29], spacing: 1.0 / 1024, dtype: .float32)], "max") { $0[0].max(axes: axes) }
-        check([Self.normal([9, 31, 17], 13)], output: Self.accumulated, "permuted") { $0[0].permuted([2, 0, 1]).sum(axes: [1]) }
-        // Long reductions (a block per output): over 512 inputs each, with NaN winning the maximum.
-        check([Self.normal([3, 700], 14)], output: Self.accumulated, "long sum") { $0[0].sum(axes: [1]) }
-        check([RandomInputs(seed: 15).distinct([2, 3, 300], spacing: 1.0 / 1024, dtype: .float32)], "long max") {
-            $0[0].permuted([1, 0, 2]).max(axes: [1, 2])
-        }
-        let withNaN = Tensor((0..<1000).map { $0 == 613 ? Float.nan : Float($0 % 97) }, shape: [2, 500], device: Self.gpu)
-        let maxima = withNaN.max(axes: [1]).toFloats()
-        #expect(maxima[0] == 96 && maxima[1].isNaN, "\(maxima)")
-    }
-
-    @Test("movement: reshape, permute, slice, expand, repeat, concat and stack")
-    func movement() {
-        let x = Self.normal([3, 17, 11], 14)
-        let ops: [(String, (Tensor) -> Tensor)] = [
-            ("permute+contiguous", { $0.permuted([2, 0, 1]).contiguous() }),
-            ("slice+contiguous", { $0.sliced(axis: 1, 2..<15).contiguous() }),
-            ("expand+contiguous", { $0.sliced(axis: 0, 1..<2).expanded(to: [4, 17, 11]).contiguous() }),
-            ("repeat", { $0.repeated([2, 1, 3]) }),
-            ("concat", { concat([$0, $0.sliced(axis: 1, 0..<5), $0 * 2], axis: 1) }),
-            ("stack", { stack([$0, $0 * 3], axis: -1) }),
-        ]
-        for (name, op) in ops { check([x], name) { op($0[0]) } }
-    }
-
-    // MARK: - Dense
-
-    @Test("matmul (plain, transposed, batched) and linear, through cuBLAS and through SwiftSNN's tiled kernel", arguments: [true, false])
-    func matmulAndLinear(cublas: Bool) throws {
-        let backend = try EmulatedCUDADriver.backend.get()
-        #expect(backend.cublas?.version == "13.10.0", "the emulated cuBLAS is found beside the emulated driver")
-        backend.usesCUBLAS = cublas
-        defer { backend.usesCUBLAS = true }
-        #expect(backend.usesCUBLAS == cublas)
-        check([Self.normal([33, 47], 15), Self.normal([47, 29], 16)], output: Self.accumulated) { matmul($0[0], $0[1]) }
-        check([Self.normal([47, 33], 17), Self.normal([29, 47], 18)], output: Self.accumulated, "transposed") {
-            matmul($0[0].transposed(), $0[1].transposed())
-        }
-        check([Self.normal([3, 7, 19], 19), Self.normal([3, 19, 5], 20)], output: Self.accumulated, "batched") { matmul($0[0], $0[1]) }
-        check([Self.normal([2, 5, 40], 21), Self.normal([10, 40], 22), Self.normal([10], 23)], output: Self.accumulated, "linear") {
-            linear($0[0], weight: $0[1], bias: $0[2])
-        }
-        check([Self.normal([1, 7], 24), Self.normal([1, 7], 25)], output: Self.accumulated, "one output") { linear($0[0], weight: $0[1]) }
-    }
-
-    @Test("--amp: matrix products and convolutions with bfloat16 or float16 operands summed in float32, within the 16-bit type's rounding of the reference",
-          arguments: CUDABackend.MixedPrecision.allCases)
-    func mixedPrecision(half: CUDABackend.MixedPrecision) throws {
-        let backend = try EmulatedCUDADriver.backend.get()
-        let tolerance = Comparison.relativeToMaxMagnitude(half == .bf16 ? 2e-2 : 3e-3)
-        let (a, b) = (Self.normal([33, 47], 90), Self.normal([47, 29], 91))
-        let conv = Self.convCases[0]
-        let convInputs = conv.inputs(RandomInputs(seed: 92)).map(\.float32Copy)
-        let fullPrecision = matmul(a.to(Self.gpu), b.to(Self.gpu)).toFloats()
-        backend.mixedPrecision = half
-        defer { backend.mixedPrecision = nil }
-        check([a, b], output: tolerance, "matmul \(half)") { matmul($0[0], $0[1]) }
-        check([a.transposed().contiguous(), b], output: tolerance, "transposed \(half)") { matmul($0[0].transposed(), $0[1]) }
-        check(convInputs, output: tolerance, "conv \(half)") { conv.apply($0) }
-        // The 16-bit path was taken: rounding the operands changed the result.
-        let mixed = matmul(a.to(Self.gpu), b.to(Self.gpu)).toFloats()
-        #expect(zip(mixed, fullPrecision).contains { $0 != $1 }, "\(half): the product is float32's bit for bit")
-    }
-
-    static let convCases = [
-        ConvCase(input: [2, 4, 6, 6], weight: [5, 4, 3, 3], padding: (1, 1)),
-        ConvCase(input: [2, 4, 7, 7], weight: [3, 4, 3, 3], stride: (2, 2), padding: (1, 1), bias: false),
-        ConvCase(input: [2, 3, 9, 7], weight: [5, 3, 3, 2], stride: (2, 1), padding: (1, 0)),
-        ConvCase(input: [1, 4, 9, 9], weight: [6, 2, 3, 3], padding: (2, 2), dilation: (2, 2), groups: 2),
-        ConvCase(input: [3, 8, 5, 5], weight: [4, 8, 1, 1]),
-    ]
-
-    /// How convolutions run: matrix products through cuBLAS over unfolded inputs in one chunk,
-    /// in chunks of one image (a workspace too small for two), or the direct kernels.
-    enum ConvPath: String, CaseIterable, CustomStringConvertible {
-        case cublas, cublasOneImageChunks, directKernels
-        var description: String { rawValue }
-    }
-
-    @Test("conv2d: output and gradients of input, weight and bias", arguments: convCases, ConvPath.allCases)
-    func conv(c: ConvCase, path: ConvPath) throws {
-        let backend = try EmulatedCUDADriver.backend.get()
-        let workspace = backend.convolutionWorkspaceBytes
-        backend.usesCUBLAS = path != .directKernels
-        if path == .cublasOneImageChunks { backend.convolutionWorkspaceBytes = 1 }
-        defer { (backend.usesCUBLAS, backend.convolutionWorkspaceBytes) = (true, workspace) }
-        check(c.inputs(RandomInputs(seed: 24)).map(\.float32Copy), output: Self.accumulated, "\(c) \(path)") { c.apply($0) }
-    }
-
-    static let poolCases: [PoolCase] = [Pool2dParameters.Kind.max, .average].flatMap { kind in
-        [
-            PoolCase(kind: kind, input: [2, 3, 7, 9], kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
-            PoolCase(kind: kind, input: [2, 3, 7, 7], kernel: (2, 2)),
-            PoolCase(kind: kind, input: [1, 2, 5, 11], kernel: (2, 4), stride: (3, 2), padding: (1, 2)),
-        ]
-    }
-
-    @Test("max and average pooling, also on a transposed view", arguments: poolCases)
-    func pool(c: PoolCase) {
-        check([RandomInputs(seed: 25).distinct(c.input, spacing: 1.0 / 256, dtype: .float32)], "\(c)") { c.apply($0[0]) }
-        let s = c.input
-        let xt = RandomInputs(seed: 26).distinct([s[0], s[1], s[3], s[2]], spacing: 1.0 / 256, dtype: .float32)
-        check([xt], "\(c) transposed") { c.apply($0[0].transposed()) }
-    }
-
-    @Test("batchNorm, training and eval: output, gradients and running statistics", arguments: [[4, 8, 5, 5], [16, 6], [2, 3, 7]],
-          [true, false])
-    func batchNormParity(shape: [Int], training: Bool) {
-        let c = shape[1]
-        let inputs = [Self.normal(shape, 27, mean: 1, std: 2), RandomInputs(seed: 28).uniform([c], low: 0.5, high: 1.5, dtype: .float32),
-                      Self.normal([c], 29)]
-        let (mean0, var0) = (Self.normal([c], 30), RandomInputs(seed: 31).uniform([c], low: 0.5, high: 2, dtype: .float32))
-        var stats: [Device: (Tensor, Tensor)] = [:]
-        check(inputs, output: Self.accumulated, "training \(training)") { t in
-            let (m, v) = (mean0.leafCopy(on: t[0].device), var0.leafCopy(on: t[0].device))
-            stats[t[0].device] = (m, v)
-            return batchNorm(t[0], gamma: t[1], beta: t[2], runningMean: m, runningVar: v, training: training, momentum: 0.3)
-        }
-        if let (gm, gv) = stats[Self.gpu], let (rm, rv) = stats[.reference] {
-            assertClose(gm, rm, .float32Elementwise, "running mean")
-            assertClose(gv, rv, .float32Elementwise, "running variance")
-        } else {
-            Issue.record("batchNorm was not run on both devices")
-        }
-    }
-
-    // MARK: - Losses, neurons, TRT
-
-    @Test("logSoftmax, crossEntropy with int64 labels, mse and dropout")
-    func losses() {
-        check([Self.normal([6, 11], 32, std: 3)], gradients: Self.accumulated, "logSoftmax") { logSoftmax($0[0]) }
-        let labels = RandomInputs(seed: 34).labels(6, classes: 11)
-        check([Self.normal([6, 11], 35, std: 3), labels], output: Self.accumulated, "crossEntropy") {
-            crossEntropy(logits: $0[0], labels: $0[1])
-        }
-        check([Self.normal([7, 9], 36), Self.normal([9], 37)], output: Self.accumulated, "mse") { mse($0[0], $0[1]) }
-        check([Self.normal([13, 17], 38)], "dropout") { dropout($0[0], p: 0.3, training: true, generator: RandomGenerator(seed: 39)) }
-    }
-
-    @Test("neuronScan, every reset and surrogate: spikes exactly, gradients elementwise",
-          arguments: [ResetMode.hard(0), .hard(0.3), .soft], [Surrogate.triangle(gamma: 1), .sigmoid(alpha: 4), .rectangle(width: 1)])
-    func neuron(reset: ResetMode, surrogate: Surrogate) {
-        for (steps, shape) in [(1, [37]), (4, [3, 5, 7]), (6, [2, 301])] {
-            let neuron = NeuronParameters(tau: 1.5, threshold: 1, reset: reset, surrogate: surrogate)
-            let x = neuronCurrents([steps] + shape, neuron, seed: UInt64(steps * 1000 + shape.count))
-            check([x], output: .elementwise(.exact), gradients: Self.elementwise, "T=\(steps) \(shape)") { neuronScan($0[0], neuron) }
-        }
-        let u = RandomInputs(seed: 40).awayFromKinks([67, 5], kinks: [-1, -0.5, 0, 0.5, 1], margin: 1e-3, dtype: .float32)
-        check([u], output: .elementwise(.exact), gradients: Self.elementwise, "heaviside") { heaviside($0[0], surrogate: surrogate) }
-    }
-
-    @Test("batch norm fused with the neuron, with and without a spiking residual: spikes, gradients of x, γ, β and the residual",
-          arguments: [false, true])
-    func batchNormNeuron(residual: Bool) {
-        let (steps, shape) = (3, [2, 4, 5, 5])
-        let neuron = NeuronParameters(tau: 2, threshold: 1, reset: .hard(0), surrogate: .sigmoid(alpha: 4))
-        let x = Self.normal([steps * shape[0]] + shape.dropFirst(), 41, mean: 0.5, std: 1.5)
-        let gamma = RandomInputs(seed: 42).uniform([shape[1]], low: 0.5, high: 1.5, dtype: .float32)
-        let beta = Self.normal([shape[1]], 43, mean: 0.5, std: 0.3)
-        let spikes = Tensor(doubles: RandomInputs(seed: 44).uniformValues(x.count).map { $0 < 0.3 ? 1 : 0 }, shape: x.shape, dtype: .float32)
-        let inputs = [x, gamma, beta] + (residual ? [spikes] : [])
-        check(inputs, output: .elementwise(.exact), gradients: Self.accumulated, "residual \(residual)") { t in
-            let (m, v) = (Tensor.zeros([shape[1]], device: t[0].device), Tensor.ones([shape[1]], device: t[0].device))
-            return batchNormNeuronScan(t[0], steps: steps, gamma: t[1], beta: t[2], runningMean: m, runningVar: v,
-                                       residual: residual ? t[3] : nil, neuron: neuron)
-        }
-    }
-
-    @Test("the TRT penalty over several weights: value and gradients")
-    func trtRegularizer() {
-        let weights = [Self.normal([5, 3, 3, 3], 45, std: 0.1), Self.normal([300], 46, std: 0.1), Self.normal([7, 11], 47, std: 0.1)]
-        check(weights, output: Self.accumulated, gradients: Self.elementwise) {
-            trtRegularization($0, lambda: 5e-3, decay: 0.5, steps: 6, epsilon: 1e-5)
-        }
-    }
-
-    @Test("the fused optimiser step over flat buffers equals the composite update on the reference backend",
-          arguments: Optimizer.Kind.allCases)
-    func fusedOptimizer(kind: Optimizer.Kind) {
-        let shapes = [[7, 5], [301], [3, 3]]
-        // The parameters, then each state buffer, after three steps.
-        var results: [Device: [[Float]]] = [:]
-        for device in [Self.gpu, .reference] {
-            let parameters = shapes.enumerated().map { Self.normal($0.element, 50 + UInt64($0.offset)).leafCopy(on: device) }
-            let named = parameters.enumerated().map { (key: "p\($0.offset)", value: $0.element) }
-            let flat = Tensor.flattenParameters(parameters)
-            let optimizer = Optimizer(kind, learningRate: 0.01, weightDecay: 0.05)
-            for step in 0..<3 {
-                let gradient = Self.normal([flat.count], 60 + UInt64(step)).leafCopy(on: device)
-                optimizer.step(flat: flat, gradients: gradient, named: named)
+        @Test("logSoftmax, crossEntropy with int64 labels, mse and dropout")
+        func losses() {
+            check([Self.normal([6, 11], 32, std: 3)], gradients: Self.accumulated, "logSoftmax") { logSoftmax($0[0]) }
+            let labels = RandomInputs(seed: 34).labels(6, classes: 11)
+            check([Self.normal([6, 11], 35, std: 3), labels], output: Self.accumulated, "crossEntropy") {
+                crossEntropy(logits: $0[0], labels: $0[1])
             }
-            results[device] = [flat.toFloats()] + optimizer.flatState.keys.sorted().map { optimizer.flatState[$0]!.toFloats() }
+            check([Self.normal([7, 9], 36), Self.normal([9], 37)], output: Self.accumulated, "mse") { mse($0[0], $0[1]) }
+            check([Self.normal([13, 17], 38)], "dropout") { dropout($0[0], p: 0.3, training: true, generator: RandomGenerator(seed: 39)) }
         }
-        let (gpu, reference) = (results[Self.gpu] ?? [], results[.reference] ?? [])
-        #expect(gpu.count == reference.count && !gpu.isEmpty)
-        // Float32 arithmetic (the GPU) against the reference's double: within 1e-5 of each buffer's largest magnitude.
-        for (g, r) in zip(gpu, reference) {
-            let scale = r.map { abs(Double($0)) }.max() ?? 1
-            let worst = zip(g, r).map { abs(Double($0) - Double($1)) }.max() ?? .infinity
-            #expect(g.count == r.count && worst <= 1e-5 * scale, "\(kind): worst difference \(worst), largest magnitude \(scale)")
+
+        @Test("neuronScan, every reset and surrogate: spikes exactly, gradients elementwise",
+              arguments: [ResetMode.hard(0), .hard(0.3), .soft], [Surrogate.triangle(gamma: 1), .sigmoid(alpha: 4), .rectangle(width: 1)])
+        func neuron(reset: ResetMode, surrogate: Surrogate) {
+            for (steps, shape) in [(1, [37]), (4, [3, 5, 7]), (6, [2, 301])] {
+                let neuron = NeuronParameters(tau: 1.5, threshold: 1, reset: reset, surrogate: surrogate)
+                let x = neuronCurrents([steps] + shape, neuron, seed: UInt64(steps * 1000 + shape.count))
+                check([x], output: .elementwise(.exact), gradients: Self.elementwise, "T=\(steps) \(shape)") { neuronScan($0[0], neuron) }
+            }
+            let u = RandomInputs(seed: 40).awayFromKinks([67, 5], kinks: [-1, -0.5, 0, 0.5, 1], margin: 1e-3, dtype: .float32)
+            check([u], output: .elementwise(.exact), gradients: Self.elementwise, "heaviside") { heaviside($0[0], surrogate: surrogate) }
+        }
+
+        @Test("batch norm fused with the neuron, with and without a spiking residual: spikes, gradients of x, γ, β and the residual",
+              arguments: [false, true])
+        func batchNormNeuron(residual: Bool) {
+            let (steps, shape) = (3, [2, 4, 5, 5])
+            let neuron = NeuronParameters(tau: 2, threshold: 1, reset: .hard(0), surrogate: .sigmoid(alpha: 4))
+            let x = Self.normal([steps * shape[0]] + shape.dropFirst(), 41, mean: 0.5, std: 1.5)
+            let gamma = RandomInputs(seed: 42).uniform([shape[1]], low: 0.5, high: 1.5, dtype: .float32)
+            let beta = Self.normal([shape[1]], 43, mean: 0.5, std: 0.3)
+            let spikes = Tensor(doubles: RandomInputs(seed: 44).uniformValues(x.count).map { $0 < 0.3 ? 1 : 0 }, shape: x.shape, dtype: .float32)
+            let inputs = [x, gamma, beta] + (residual ? [spikes] : [])
+            check(inputs, output: .elementwise(.exact), gradients: Self.accumulated, "residual \(residual)") { t in
+                let (m, v) = (Tensor.zeros([shape[1]], device: t[0].device), Tensor.ones([shape[1]], device: t[0].device))
+                return batchNormNeuronScan(t[0], steps: steps, gamma: t[1], beta: t[2], runningMean: m, runningVar: v,
+                                           residual: residual ? t[3] : nil, neuron: neuron)
+            }
+        }
+
+        @Test("the TRT penalty over several weights: value and gradients")
+        func trtRegularizer() {
+            let weights = [Self.normal([5, 3, 3, 3], 45, std: 0.1), Self.normal([300], 46, std: 0.1), Self.normal([7, 11], 47, std: 0.1)]
+            check(weights, output: Self.accumulated, gradients: Self.elementwise) {
+                trtRegularization($0, lambda: 5e-3, decay: 0.5, steps: 6, epsilon: 1e-5)
+            }
+        }
+
+        @Test("the fused optimiser step over flat buffers equals the composite update on the reference backend",
+              arguments: Optimizer.Kind.allCases)
+        func fusedOptimizer(kind: Optimizer.Kind) {
+            let shapes = [[7, 5], [301], [3, 3]]
+            // The parameters, then each state buffer, after three steps.
+            var results: [Device: [[Float]]] = [:]
+            for device in [Self.gpu, .reference] {
+                let parameters = shapes.enumerated().map { Self.normal($0.element, 50 + UInt64($0.offset)).leafCopy(on: device) }
+                let named = parameters.enumerated().map { (key: "p\($0.offset)", value: $0.element) }
+                let flat = Tensor.flattenParameters(parameters)
+                let optimizer = Optimizer(kind, learningRate: 0.01, weightDecay: 0.05)
+                for step in 0..<3 {
+                    let gradient = Self.normal([flat.count], 60 + UInt64(step)).leafCopy(on: device)
+                    optimizer.step(flat: flat, gradients: gradient, named: named)
+                }
+                results[device] = [flat.toFloats()] + optimizer.flatState.keys.sorted().map { optimizer.flatState[$0]!.toFloats() }
+            }
+            let (gpu, reference) = (results[Self.gpu] ?? [], results[.reference] ?? [])
+            #expect(gpu.count == reference.count && !gpu.isEmpty)
+            // Float32 arithmetic (the GPU) against the reference's double: within 1e-5 of each buffer's largest magnitude.
+            for (g, r) in zip(gpu, reference) {
+                let scale = r.map { abs(Double($0)) }.max() ?? 1
+                let worst = zip(g, r).map { abs(Double($0) - Double($1)) }.max() ?? .infinity
+                #expect(g.count == r.count && worst <= 1e-5 * scale, "\(kind): worst difference \(worst), largest magnitude \(scale)")
+            }
         }
     }
 }
