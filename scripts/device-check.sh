@@ -10,13 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bundle=.build/snn-linux-x86_64.tar.gz
-if [ ! -f "$bundle" ]; then
-    if command -v swift >/dev/null; then
-        make bundle
-    else
-        echo "device-check: $bundle is missing and there is no Swift here to build it: run make bundle first and carry it" >&2
-        exit 2
-    fi
+# Where Swift is, the bundle is (re)built, so a stale one is never carried; make rebuilds only
+# what changed.
+if command -v swift >/dev/null; then
+    make bundle
+elif [ ! -f "$bundle" ]; then
+    echo "device-check: $bundle is missing and there is no Swift here to build it: run make bundle first and carry it" >&2
+    exit 2
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
