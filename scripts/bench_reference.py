@@ -7,6 +7,11 @@ pass its folder with --reference-dir. Needs PyPI's torch (CPU is fine).
 
   python3 scripts/bench_reference.py --reference-dir DIR --topology VGGSNN --dataset DVSCIFAR10 --T 10 --batch_size 16
 
+On a GPU, --device cuda times the steps with a synchronisation around each and reports the peak
+GPU memory PyTorch allocated (peak_gpu_mib); --amp 1 trains as the reference does by default,
+under torch.amp.autocast with a GradScaler (float16 on a GPU), to compare with
+`snn bench train --device cuda --amp fp16`.
+
 Prints one JSON object with samples_per_second (median over --steps timed steps after
 --warmup), like `snn bench train --json`.
 """
@@ -41,7 +46,11 @@ def main():
     p.add_argument("--event-density", type=float, default=0.2,
                    help="event data sets: the fraction of ones in the binary input frames (as snn bench train)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: the cores, as snn uses)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--amp", type=int, default=0, help="1: the reference's mixed precision (autocast and a GradScaler)")
     args = p.parse_args()
+    device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
     torch.set_num_threads(args.threads or len(__import__("os").sched_getaffinity(0)))
 
     sys.path.insert(0, args.reference_dir)
@@ -55,23 +64,37 @@ def main():
     torch.manual_seed(0)
     model = SNN(info["topology"], args.T, shape, 0.0, "tdBN", 1.0, 0.0, 2.0, "triangle", 1.0,
                 expend_time=not event, init=True)
+    model.to(device)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler(device=device.type) if args.amp else None
     criterion = torch.nn.CrossEntropyLoss()
     n = args.batch_size
     # Binary event frames at the given density, or normalised images.
-    x = (torch.rand(n, args.T, *shape) < args.event_density).float() if event else torch.randn(n, *shape)
-    y = torch.randint(0, classes, (n,))
+    x = ((torch.rand(n, args.T, *shape) < args.event_density).float() if event else torch.randn(n, *shape)).to(device)
+    y = torch.randint(0, classes, (n,)).to(device)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        outputs = model(x, True)  # [N, T, K]
-        loss = TRT_Loss(model, outputs, y, criterion, 0.5, 5e-5, 1e-5, 0.05)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            outputs = model(x, True)  # [N, T, K]
+            loss = TRT_Loss(model, outputs, y, criterion, 0.5, 5e-5, 1e-5, 0.05)
+            loss.backward()
+            optimizer.step()
+        else:
+            with torch.amp.autocast(device_type=device.type):
+                outputs = model(x, True)
+                loss = TRT_Loss(model, outputs, y, criterion, 0.5, 5e-5, 1e-5, 0.05)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        if on_gpu:
+            torch.cuda.synchronize(device)
 
     for _ in range(args.warmup):
         step()
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(args.steps):
         start = time.perf_counter()
@@ -79,11 +102,15 @@ def main():
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"samples_per_second": round(n / median, 2), "step_seconds_median": round(median, 4),
-                      "peak_rss_mib": round(peak), "event_density": args.event_density if event else 0,
-                      "topology": args.topology, "dataset": args.dataset, "T": args.T, "batch_size": n,
-                      "threads": torch.get_num_threads(), "torch": torch.__version__, "implementation": "reference"},
-                     sort_keys=True))
+    result = {"samples_per_second": round(n / median, 2), "step_seconds_median": round(median, 4),
+              "peak_rss_mib": round(peak), "event_density": args.event_density if event else 0,
+              "topology": args.topology, "dataset": args.dataset, "T": args.T, "batch_size": n,
+              "threads": torch.get_num_threads(), "torch": torch.__version__, "implementation": "reference",
+              "device": str(device), "amp": bool(args.amp)}
+    if on_gpu:
+        result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
+        result["gpu"] = torch.cuda.get_device_name(device)
+    print(json.dumps(result, sort_keys=True))
 
 
 if __name__ == "__main__":
