@@ -2,12 +2,6 @@ import SNNTensor
 
 /// Matrix product, convolution, pooling and batch norm (`dense.cu`), on contiguous float32.
 extension CUDABackend {
-    /// `x` as a contiguous float32 tensor on this device, or `nil` for another dtype.
-    private func packed(_ x: Tensor) -> Tensor? {
-        guard x.dtype == .float32 else { return nil }
-        return x.isContiguous ? x : contiguous(x)
-    }
-
     public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> Tensor {
         guard let pa = packed(a), let pb = packed(b) else {
             return onHost([a, b]) { $0.matmul($1[0], $1[1], transposeA: transposeA, transposeB: transposeB) }

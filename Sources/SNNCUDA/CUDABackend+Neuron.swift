@@ -6,13 +6,8 @@ import SNNTensor
 /// host backends' (`SavedPotentials`, `SavedBatchNormNeuron`: a spiking residual as bytes), on
 /// this device.
 extension CUDABackend {
-    private func float32(_ tensors: [Tensor]) -> [Tensor]? {
-        guard tensors.allSatisfy({ $0.dtype == .float32 }) else { return nil }
-        return tensors.map { $0.isContiguous ? $0 : contiguous($0) }
-    }
-
     public func neuronScan(_ x: Tensor, _ neuron: NeuronParameters) -> (spikes: Tensor, saved: any SavedState) {
-        guard let px = float32([x])?[0] else {
+        guard let px = packed(x) else {
             let r = ReferenceBackend.shared.neuronScan(hostCopy(of: x), neuron)
             let potentials = SavedPotentials.from(r.saved, op: "neuronScan").potentials
             return (deviceCopy(of: r.spikes), SavedPotentials(deviceCopy(of: potentials), neuron))
@@ -29,7 +24,7 @@ extension CUDABackend {
 
     public func neuronScanBackward(_ gradSpikes: Tensor, saved: any SavedState) -> Tensor {
         let s = SavedPotentials.from(saved, op: "neuronScan")
-        guard let pg = float32([gradSpikes])?[0], s.potentials.dtype == .float32 else {
+        guard let pg = packed(gradSpikes), s.potentials.dtype == .float32 else {
             return onHost([gradSpikes, s.potentials]) {
                 $0.neuronScanBackward($1[0], saved: SavedPotentials($1[1], s.neuron))
             }
@@ -45,7 +40,7 @@ extension CUDABackend {
     }
 
     public func batchNormStatistics(_ x: Tensor) -> (mean: Tensor, variance: Tensor) {
-        guard let px = float32([x])?[0] else {
+        guard let px = packed(x) else {
             let r = ReferenceBackend.shared.batchNormStatistics(hostCopy(of: x))
             return (deviceCopy(of: r.mean), deviceCopy(of: r.variance))
         }
@@ -62,7 +57,7 @@ extension CUDABackend {
     public func batchNormNeuronScan(_ x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
                                     residual: Tensor?, steps: Int, _ neuron: NeuronParameters) -> (spikes: Tensor, saved: any SavedState) {
         let inputs = [x, gamma, beta, mean, variance] + (residual.map { [$0] } ?? [])
-        guard let p = float32(inputs) else {
+        guard let p = packed(inputs) else {
             let h = inputs.map { hostCopy(of: $0) }
             let r = ReferenceBackend.shared.batchNormNeuronScan(h[0], gamma: h[1], beta: h[2], mean: h[3], variance: h[4],
                                                                 epsilon: epsilon, residual: h.count > 5 ? h[5] : nil,
@@ -89,7 +84,7 @@ extension CUDABackend {
         let s = SavedBatchNormNeuron.from(saved, op: "batchNormNeuronScan")
         let residual = s.residual?.value
         let inputs = [gradSpikes, s.input, s.gamma, s.beta, s.mean, s.variance] + (residual.map { [$0] } ?? [])
-        guard let p = float32(inputs) else {
+        guard let p = packed(inputs) else {
             let h = inputs.map { hostCopy(of: $0) }
             let hostSaved = SavedBatchNormNeuron(input: h[1], gamma: h[2], beta: h[3], mean: h[4], variance: h[5],
                                                  epsilon: s.epsilon, residual: h.count > 6 ? h[6] : nil, steps: s.steps,
@@ -121,7 +116,7 @@ extension CUDABackend {
     }
 
     public func surrogateGradient(_ u: Tensor, _ surrogate: Surrogate) -> Tensor {
-        guard let pu = float32([u])?[0] else { return onHost([u]) { $0.surrogateGradient($1[0], surrogate) } }
+        guard let pu = packed(u) else { return onHost([u]) { $0.surrogateGradient($1[0], surrogate) } }
         let parameters = CUDAKernels.NeuronArguments(NeuronParameters(tau: 2, threshold: 1, reset: .soft, surrogate: surrogate))
         let out = output(u.shape)
         if u.count > 0 {
@@ -133,17 +128,17 @@ extension CUDABackend {
 
     public func trtRegularizer(_ weights: [Tensor], lambda: Double, coefficients: [Double], epsilon: Double)
         -> (value: Tensor, gradients: [Tensor]) {
-        guard let packed = float32(weights) else {
+        guard let contiguousWeights = packed(weights) else {
             let r = ReferenceBackend.shared.trtRegularizer(weights.map { hostCopy(of: $0) }, lambda: lambda,
                                                            coefficients: coefficients, epsilon: epsilon)
             return (deviceCopy(of: r.value), r.gradients.map(deviceCopy))
         }
         let block = 256
-        let blocks = packed.map { max(($0.count + block - 1) / block, 1) }
+        let blocks = contiguousWeights.map { max(($0.count + block - 1) / block, 1) }
         let partials = output([blocks.reduce(0, +)], .float64)
         let c = deviceCopy(of: Tensor(coefficients.map(Float.init), shape: [coefficients.count], device: .reference))
         var gradients: [Tensor] = [], first = 0
-        for (w, count) in zip(packed, blocks) {
+        for (w, count) in zip(contiguousWeights, blocks) {
             let g = output(w.shape)
             launch("snn_trt_regularizer", blocks: count,
                    [arg(w), arg(g), .address(address(partials) + UInt64(first * 8)), .int64(Int64(w.count)), arg(c),

@@ -186,6 +186,19 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// `x`'s address as a kernel argument (`nil`: a null pointer).
     func arg(_ x: Tensor?) -> KernelArgument { .address(x.map(address) ?? 0) }
 
+    /// `x` as a contiguous float32 tensor on this device (a copy when it is strided), or `nil`
+    /// for another dtype: the operands of the kernels that read contiguous memory.
+    func packed(_ x: Tensor) -> Tensor? {
+        guard x.dtype == .float32 else { return nil }
+        return x.isContiguous ? x : contiguous(x)
+    }
+
+    /// ``packed(_:)`` of every tensor, or `nil` when one is not float32.
+    func packed(_ tensors: [Tensor]) -> [Tensor]? {
+        guard tensors.allSatisfy({ $0.dtype == .float32 }) else { return nil }
+        return tensors.compactMap(packed)
+    }
+
     /// A new contiguous float32 (or `dtype`) tensor on this device.
     func output(_ shape: [Int], _ dtype: DType = .float32) -> Tensor { Tensor.empty(shape, dtype: dtype, device: device) }
 

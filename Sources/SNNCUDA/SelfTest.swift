@@ -50,28 +50,41 @@ public enum CUDASelfTest {
         let (steps, n) = (6, 1000)
         let neuron = NeuronParameters(tau: 2, threshold: 1, reset: .soft, surrogate: .sigmoid(alpha: 4))
         let x = values(steps * n, seed: 1, low: -0.5, high: 2), gs = values(steps * n, seed: 2, low: -1, high: 1)
-        let bytes = steps * n * 4
-        let (dx, ds, dh, dg, dgx) = (try device.allocate(bytes: bytes), try device.allocate(bytes: bytes),
-                                     try device.allocate(bytes: bytes), try device.allocate(bytes: bytes),
-                                     try device.allocate(bytes: bytes))
-        try device.upload(x, to: dx)
-        try device.upload(gs, to: dg)
-        let grid = UInt32((n + 127) / 128)
-        let sizes: [KernelArgument] = [.int64(Int64(n)), .int32(Int32(steps))]
-        let parameters = CUDAKernels.NeuronArguments(neuron)
-        try device.launch(try module.function("snn_neuron_scan_forward"), grid: grid, block: 128,
-                          [.buffer(dx), .buffer(ds), .buffer(dh)] + sizes + parameters.kernelArguments(backward: false))
-        try device.launch(try module.function("snn_neuron_scan_backward"), grid: grid, block: 128,
-                          [.buffer(dg), .buffer(dh), .buffer(dgx)] + sizes + parameters.kernelArguments(backward: true))
+        let scan = try NeuronScanBuffers(device, forward: try module.function("snn_neuron_scan_forward"),
+                                         backward: try module.function("snn_neuron_scan_backward"), x: x, gradSpikes: gs,
+                                         steps: steps, neuron)
         let reference = Device.reference.backend
         let (spikes, saved) = reference.neuronScan(Tensor(x, shape: [steps, n]).to(.reference), neuron)
         let gradient = reference.neuronScanBackward(Tensor(gs, shape: [steps, n]).to(.reference), saved: saved)
         return [
-            Check(name: "neuron scan forward (spikes)", worst: worst(try device.download(ds, count: steps * n), spikes.toDoubles()),
+            Check(name: "neuron scan forward (spikes)", worst: worst(try device.download(scan.spikes, count: steps * n), spikes.toDoubles()),
                   tolerance: 0),
-            Check(name: "neuron scan backward", worst: worst(try device.download(dgx, count: steps * n), gradient.toDoubles()),
+            Check(name: "neuron scan backward", worst: worst(try device.download(scan.gradient, count: steps * n), gradient.toDoubles()),
                   tolerance: 1e-5),
         ]
+    }
+
+    /// The LIF scan forward and backward on `[steps, n]` through raw buffers and launches (blocks
+    /// of 128): its five buffers, alive as long as this is.
+    struct NeuronScanBuffers {
+        let input: DeviceBuffer, spikes: DeviceBuffer, potentials: DeviceBuffer, gradSpikes: DeviceBuffer, gradient: DeviceBuffer
+
+        init(_ device: CUDADevice, forward: CUDAFunction, backward: CUDAFunction, x: [Float], gradSpikes gs: [Float], steps: Int,
+             _ neuron: NeuronParameters) throws {
+            let n = x.count / steps, bytes = x.count * 4
+            (input, spikes, potentials, gradSpikes, gradient) = (try device.allocate(bytes: bytes), try device.allocate(bytes: bytes),
+                                                                 try device.allocate(bytes: bytes), try device.allocate(bytes: bytes),
+                                                                 try device.allocate(bytes: bytes))
+            try device.upload(x, to: input)
+            try device.upload(gs, to: gradSpikes)
+            let grid = UInt32((n + 127) / 128)
+            let sizes: [KernelArgument] = [.int64(Int64(n)), .int32(Int32(steps))]
+            let parameters = CUDAKernels.NeuronArguments(neuron)
+            try device.launch(forward, grid: grid, block: 128,
+                              [.buffer(input), .buffer(spikes), .buffer(potentials)] + sizes + parameters.kernelArguments(backward: false))
+            try device.launch(backward, grid: grid, block: 128,
+                              [.buffer(gradSpikes), .buffer(potentials), .buffer(gradient)] + sizes + parameters.kernelArguments(backward: true))
+        }
     }
 
     static func trtRegularizer(_ device: CUDADevice, _ module: CUDAModule) throws -> [Check] {

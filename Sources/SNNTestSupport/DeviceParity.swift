@@ -76,3 +76,31 @@ public func expectDevicesAgree(
         }
     }
 }
+
+/// Batch norm of a seeded `shape` input (training or eval mode, momentum 0.3) on `device` and on
+/// `baseline`: the output and the gradients of x, γ and β as ``expectDevicesAgree`` compares
+/// them (within 1e-4 of the largest magnitude), and the running statistics each device updated,
+/// elementwise.
+public func expectBatchNormAgrees(_ shape: [Int], training: Bool, on device: Device, baseline: Device = .reference,
+                                  sourceLocation: SourceLocation = #_sourceLocation) {
+    let c = shape[1]
+    func normal(_ shape: [Int], _ seed: UInt64, mean: Double = 0, std: Double = 1) -> Tensor {
+        RandomInputs(seed: seed).normal(shape, mean: mean, std: std, dtype: .float32)
+    }
+    let inputs = [normal(shape, 27, mean: 1, std: 2), RandomInputs(seed: 28).uniform([c], low: 0.5, high: 1.5, dtype: .float32),
+                  normal([c], 29)]
+    let (mean0, var0) = (normal([c], 30), RandomInputs(seed: 31).uniform([c], low: 0.5, high: 2, dtype: .float32))
+    var stats: [Device: (Tensor, Tensor)] = [:]
+    expectDevicesAgree(inputs, on: device, baseline: baseline, output: .relativeToMaxMagnitude(Tolerance.float32Accumulated),
+                       "training \(training)", sourceLocation: sourceLocation) { t in
+        let (m, v) = (mean0.leafCopy(on: t[0].device), var0.leafCopy(on: t[0].device))
+        stats[t[0].device] = (m, v)
+        return batchNorm(t[0], gamma: t[1], beta: t[2], runningMean: m, runningVar: v, training: training, momentum: 0.3)
+    }
+    guard let (dm, dv) = stats[device], let (bm, bv) = stats[baseline] else {
+        Issue.record("batchNorm was not run on both devices", sourceLocation: sourceLocation)
+        return
+    }
+    assertClose(dm, bm, .float32Elementwise, "running mean", sourceLocation: sourceLocation)
+    assertClose(dv, bv, .float32Elementwise, "running variance", sourceLocation: sourceLocation)
+}

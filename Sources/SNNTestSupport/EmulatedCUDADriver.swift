@@ -29,11 +29,15 @@ public enum EmulatedCUDADriver {
     /// cache that test processes share (`$TMPDIR/snn-test-kernel-cache`; its files are written
     /// atomically and checked when read).
     public static let backend: Result<CUDABackend, Error> = Result {
-        var environment = ProcessInfo.processInfo.environment
-        environment["SNN_CUDA_LIBRARY_PATH"] = try folder.get()
-        environment["SNN_KERNEL_CACHE"] = NSTemporaryDirectory() + "snn-test-kernel-cache"
+        let environment = ProcessInfo.processInfo.environment.merging(try EmulatedCUDADriver.environment()) { $1 }
         let backend = try CUDABackend.open(0, environment: environment)
         CUDABackend.register()
         return backend
+    }
+
+    /// What a process needs in its environment to compute on the emulated GPU: the driver's
+    /// folder (`SNN_CUDA_LIBRARY_PATH`) and the kernel cache test processes share.
+    public static func environment() throws -> [String: String] {
+        ["SNN_CUDA_LIBRARY_PATH": try folder.get(), "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
     }
 }

@@ -5,16 +5,7 @@ import Foundation
 public enum HostCompiler {
     /// Runs a command found on `PATH`, returning its status and its output and errors together.
     public static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try Subprocess.run(URL(fileURLWithPath: "/usr/bin/env"), arguments)
     }
 
     /// Compiles a C++ file that includes the launch-grid emulation (`Tests/SNNCUDATests/Emulation`)

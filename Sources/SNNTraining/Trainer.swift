@@ -399,7 +399,8 @@ public final class Trainer {
         for batch in micro {
             let (value, predictions) = synchronizingBatchNorm { computeGradients(batch) }
             finite = finite && value.isFinite
-            let factor = Double(batch.count) / Double(max(samples, 1))
+            // The batch's weight in the step, and the loss scale undone in the same pass.
+            let factor = Double(batch.count) / Double(max(samples, 1)) / (lossScaler?.scale ?? 1)
             withoutGradients {
                 let g = gradients.flat
                 if overlapping {
@@ -425,7 +426,7 @@ public final class Trainer {
             if overlapping {
                 if let startError { throw startError }  // the CLI ends the job (MPI_Abort) on any error
                 for p in pending { try p.wait() }
-                let factor = 1 / Double(communicator.size)
+                let factor = 1 / Double(communicator.size) / (lossScaler?.scale ?? 1)
                 withoutGradients { gradients.flat.assign(gradients.flat * factor) }
             } else {
                 try communicator.allReduceSum(gradients.flat)
@@ -438,11 +439,8 @@ public final class Trainer {
             throw TrainingError(message: "the loss became \(finite ? "non-finite on another process" : "\(lossSum / Double(max(seen, 1)))"); stopping (\(checkpointNote))")
         }
         if let lossScaler {
-            // The gradients of the scaled loss, unscaled; a step whose gradients overflowed is skipped.
-            let finiteGradients = withoutGradients { () -> Bool in
-                gradients.flat.assign(gradients.flat * (1 / lossScaler.scale))
-                return gradients.flat.abs().max().item().isFinite
-            }
+            // The gradients (unscaled above, with each batch's weight): a step whose gradients overflowed is skipped.
+            let finiteGradients = withoutGradients { gradients.flat.abs().max().item().isFinite }
             guard lossScaler.update(finite: finiteGradients) else {
                 return StepResult(lossSum: totals[0], correct: Int(totals[1]), seen: Int(totals[2]), stop: totals[4] > 0)
             }

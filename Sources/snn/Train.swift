@@ -66,7 +66,7 @@ struct TrainOptions: ParsableArguments {
     var checkpointEpochs: String = "150-200-250"
     @Option(name: [.customLong("mean_reduce"), .customLong("mean-reduce")], help: "Accepted for compatibility (losses are batch means).")
     var meanReduce: Int = 1
-    @Option(name: .customLong("cpu"), help: "1: run on the CPU (as --device cpu; accepted for compatibility).")
+    @Option(name: .customLong("cpu"), help: "Accepted for compatibility with the reference; --device chooses where to compute.")
     var cpu: Int = 0
     @Option(name: [.customLong("data-dir"), .customLong("data_dir")], help: "Folder holding the data set.")
     var dataDir: String?

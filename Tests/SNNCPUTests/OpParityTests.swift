@@ -250,27 +250,7 @@ struct OpParityTests {
         arguments: [[4, 8, 5, 5], [16, 6], [2, 3, 7], [4, 24, 5, 3], [3, 40, 3, 5], [32, 24], [2, 21, 4, 4]],
         [true, false])
     func batchNormParity(shape: [Int], training: Bool) {
-        let c = shape[1]
-        let inputs = [
-            OpParityTests.normal(shape, 27, mean: 1, std: 2), OpParityTests.uniform([c], 28, 0.5, 1.5),
-            OpParityTests.normal([c], 29),
-        ]
-        let mean0 = OpParityTests.normal([c], 30)
-        let var0 = OpParityTests.uniform([c], 31, 0.5, 2)
-        var stats: [Device: (Tensor, Tensor)] = [:]
-        check(inputs, output: OpParityTests.accumulated, "training \(training)") { t in
-            let d = t[0].device
-            let (m, v) = (mean0.leafCopy(on: d), var0.leafCopy(on: d))
-            stats[d] = (m, v)
-            return batchNorm(
-                t[0], gamma: t[1], beta: t[2], runningMean: m, runningVar: v, training: training, momentum: 0.3)
-        }
-        if let (cm, cv) = stats[.cpu], let (rm, rv) = stats[.reference] {
-            assertClose(cm, rm, .float32Elementwise, "running mean")
-            assertClose(cv, rv, .float32Elementwise, "running variance")
-        } else {
-            Issue.record("batchNorm was not run on both devices")
-        }
+        expectBatchNormAgrees(shape, training: training, on: .cpu)
     }
 
     // MARK: - Losses

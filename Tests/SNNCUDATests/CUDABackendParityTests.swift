@@ -284,22 +284,7 @@ extension EmulatedGPU {
         @Test("batchNorm, training and eval: output, gradients and running statistics", arguments: [[4, 8, 5, 5], [16, 6], [2, 3, 7]],
               [true, false])
         func batchNormParity(shape: [Int], training: Bool) {
-            let c = shape[1]
-            let inputs = [Self.normal(shape, 27, mean: 1, std: 2), RandomInputs(seed: 28).uniform([c], low: 0.5, high: 1.5, dtype: .float32),
-                          Self.normal([c], 29)]
-            let (mean0, var0) = (Self.normal([c], 30), RandomInputs(seed: 31).uniform([c], low: 0.5, high: 2, dtype: .float32))
-            var stats: [Device: (Tensor, Tensor)] = [:]
-            check(inputs, output: Self.accumulated, "training \(training)") { t in
-                let (m, v) = (mean0.leafCopy(on: t[0].device), var0.leafCopy(on: t[0].device))
-                stats[t[0].device] = (m, v)
-                return batchNorm(t[0], gamma: t[1], beta: t[2], runningMean: m, runningVar: v, training: training, momentum: 0.3)
-            }
-            if let (gm, gv) = stats[Self.gpu], let (rm, rv) = stats[.reference] {
-                assertClose(gm, rm, .float32Elementwise, "running mean")
-                assertClose(gv, rv, .float32Elementwise, "running variance")
-            } else {
-                Issue.record("batchNorm was not run on both devices")
-            }
+            expectBatchNormAgrees(shape, training: training, on: Self.gpu)
         }
 
         // MARK: - Losses, neurons, TRT

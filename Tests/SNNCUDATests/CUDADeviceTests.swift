@@ -62,20 +62,9 @@ extension EmulatedGPU {
             let x = r.normalValues(steps * n, mean: 0.7, std: 0.8).map(Float.init)
             let gs = r.normalValues(steps * n).map(Float.init)
             do {
-                let bytes = steps * n * 4
-                let (dx, ds, dh, dg, dgx) = (try device.allocate(bytes: bytes), try device.allocate(bytes: bytes),
-                                             try device.allocate(bytes: bytes), try device.allocate(bytes: bytes),
-                                             try device.allocate(bytes: bytes))
-                try device.upload(x, to: dx)
-                try device.upload(gs, to: dg)
-                let grid = UInt32((n + 127) / 128)
-                let sizes: [KernelArgument] = [.int64(Int64(n)), .int32(Int32(steps))]
-                let parameters = CUDAKernels.NeuronArguments(neuron)
-                try device.launch(forward, grid: grid, block: 128,
-                                  [.buffer(dx), .buffer(ds), .buffer(dh)] + sizes + parameters.kernelArguments(backward: false))
-                try device.launch(backward, grid: grid, block: 128,
-                                  [.buffer(dg), .buffer(dh), .buffer(dgx)] + sizes + parameters.kernelArguments(backward: true))
-                let (spikes, gradient) = (try device.download(ds, count: steps * n), try device.download(dgx, count: steps * n))
+                let scan = try CUDASelfTest.NeuronScanBuffers(device, forward: forward, backward: backward, x: x, gradSpikes: gs,
+                                                               steps: steps, neuron)
+                let (spikes, gradient) = (try device.download(scan.spikes, count: steps * n), try device.download(scan.gradient, count: steps * n))
                 let reference = Device.reference.backend
                 let (expectedSpikes, saved) = reference.neuronScan(Tensor(x, shape: [steps, n]).to(.reference), neuron)
                 let expectedGradient = reference.neuronScanBackward(Tensor(gs, shape: [steps, n]).to(.reference), saved: saved).toDoubles()

@@ -45,8 +45,7 @@ struct DevicesCommandTests {
 struct SelfTestCommandTests {
     @Test("on the emulated GPU: one line per check (kernels, ops through the backend, training against the CPU), exit status 0; --json")
     func emulatedGPU() throws {
-        let folder = try EmulatedCUDADriver.folder.get()
-        let environment = ["SNN_CUDA_LIBRARY_PATH": folder, "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
+        let environment = try EmulatedCUDADriver.environment()
         let (status, output) = try SNNBinary.run(["selftest", "--device", "cuda", "--train-steps", "2", "--no-bench"],
                                                  environment: environment)
         #expect(status == 0, "\(output)")

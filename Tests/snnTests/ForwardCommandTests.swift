@@ -30,8 +30,7 @@ struct ForwardCommandTests {
         let expected = dir.appendingPathComponent("expected.safetensors").path
         let out = temporary("trt-\(device).safetensors")
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let environment = device == "cpu" ? [:] : ["SNN_CUDA_LIBRARY_PATH": try EmulatedCUDADriver.folder.get(),
-                                                   "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
+        let environment = device == "cpu" ? [:] : try EmulatedCUDADriver.environment()
         let (status, output) = try SNNBinary.run([
             "forward", "--topology", "CONVNP-16-3-1-1_CONVAP-32-3-1-1_L-10", "--T", "3",
             "--weights", dir.appendingPathComponent("weights.pth").path, "--input", expected, "--labels", expected,

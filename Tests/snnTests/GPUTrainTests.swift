@@ -9,8 +9,7 @@ import Testing
 struct GPUTrainTests {
     @Test("two steps on cuda log the CPU's losses and write the CPU run's checkpoint files")
     func trainMatchesCPU() throws {
-        let environment = ["SNN_CUDA_LIBRARY_PATH": try EmulatedCUDADriver.folder.get(),
-                           "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
+        let environment = try EmulatedCUDADriver.environment()
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("snn-gpu-train-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: base) }
         var losses: [String: [Double]] = [:], runs: [String: String] = [:]
@@ -60,8 +59,7 @@ struct GPUTrainTests {
 
     @Test("bench train on cuda: samples/s, the GPU's peak tensor memory and a breakdown by primitive (--json)")
     func benchOnGPU() throws {
-        let environment = ["SNN_CUDA_LIBRARY_PATH": try EmulatedCUDADriver.folder.get(),
-                           "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
+        let environment = try EmulatedCUDADriver.environment()
         let (status, out) = try SNNBinary.run(["bench", "train", "--device", "cuda", "--topology", "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8",
                                                "--dataset", "synthetic", "--T", "2", "--batch_size", "4", "--steps", "1",
                                                "--warmup", "1", "--json"], environment: environment)
@@ -77,8 +75,7 @@ struct GPUTrainTests {
 
     @Test("--amp: 1 (the reference's default) is fp16 with loss scaling on a GPU and nothing on the CPU; bf16 and fp16 need a GPU")
     func ampFlag() throws {
-        let environment = ["SNN_CUDA_LIBRARY_PATH": try EmulatedCUDADriver.folder.get(),
-                           "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
+        let environment = try EmulatedCUDADriver.environment()
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("snn-gpu-amp-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: base) }
         let tiny = ["train", "--synthetic-samples", "16", "--batch_size", "8", "--T", "2", "--topology", "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8",

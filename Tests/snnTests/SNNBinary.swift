@@ -1,22 +1,11 @@
 import Foundation
+import SNNTestSupport
 
 /// The `snn` executable built beside the test bundle, and ../shared/data.
 enum SNNBinary {
     /// Runs `snn` with `arguments`; returns its exit status and its stdout and stderr together.
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try Subprocess.run(executable, arguments, environment: environment)
     }
 
     /// The folder holding the built `snn`: the test bundle's folder or the nearest one above it.

@@ -50,6 +50,12 @@ extension CUDAKernels {
         int n, c, h, w, o, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, groups;
     };
 
+    // Along one axis: the output position whose tap k reads input position i, or -1 when no output's does.
+    __device__ __forceinline__ int snn_tap_output(int i, int pad, int k, int dilation, int stride, int outputs) {
+        int t = i + pad - k * dilation;
+        return t < 0 || t % stride != 0 || t / stride >= outputs ? -1 : t / stride;
+    }
+
     extern "C" __global__ void snn_conv2d_forward(const float *__restrict__ x, const float *__restrict__ weight,
                                                   const float *__restrict__ bias, float *__restrict__ y, SnnConv g) {
         long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -86,12 +92,11 @@ extension CUDAKernels {
             const float *plane = gy + ((b * g.o + oc) * g.oh) * g.ow;
             const float *kernel = weight + ((long long)oc * cg + ci % cg) * g.kh * g.kw;
             for (int ky = 0; ky < g.kh; ky++) {
-                int ty = iy + g.ph - ky * g.dh;
-                if (ty < 0 || ty % g.sh != 0 || ty / g.sh >= g.oh) continue;
+                int oy = snn_tap_output(iy, g.ph, ky, g.dh, g.sh, g.oh);
+                if (oy < 0) continue;
                 for (int kx = 0; kx < g.kw; kx++) {
-                    int tx = ix + g.pw - kx * g.dw;
-                    if (tx < 0 || tx % g.sw != 0 || tx / g.sw >= g.ow) continue;
-                    sum += plane[(long long)(ty / g.sh) * g.ow + tx / g.sw] * kernel[ky * g.kw + kx];
+                    int ox = snn_tap_output(ix, g.pw, kx, g.dw, g.sw, g.ow);
+                    if (ox >= 0) sum += plane[(long long)oy * g.ow + ox] * kernel[ky * g.kw + kx];
                 }
             }
         }
@@ -152,12 +157,11 @@ extension CUDAKernels {
         long long columns = (long long)images * g.oh * g.ow;
         float sum = 0.0f;
         for (int ky = 0; ky < g.kh; ky++) {
-            int ty = iy + g.ph - ky * g.dh;
-            if (ty < 0 || ty % g.sh != 0 || ty / g.sh >= g.oh) continue;
+            int oy = snn_tap_output(iy, g.ph, ky, g.dh, g.sh, g.oh);
+            if (oy < 0) continue;
             for (int kx = 0; kx < g.kw; kx++) {
-                int tx = ix + g.pw - kx * g.dw;
-                if (tx < 0 || tx % g.sw != 0 || tx / g.sw >= g.ow) continue;
-                sum += col[((long long)(c * g.kh + ky) * g.kw + kx) * columns + (b * g.oh + ty / g.sh) * g.ow + tx / g.sw];
+                int ox = snn_tap_output(ix, g.pw, kx, g.dw, g.sw, g.ow);
+                if (ox >= 0) sum += col[((long long)(c * g.kh + ky) * g.kw + kx) * columns + (b * g.oh + oy) * g.ow + ox];
             }
         }
         gx[((first + b) * g.c + c) * (long long)g.h * g.w + (long long)iy * g.w + ix] = sum;

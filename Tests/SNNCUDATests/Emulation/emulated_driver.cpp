@@ -46,48 +46,51 @@ static std::function<void(dim3, dim3, void **)> entry(void (*kernel)(A...), bool
     return [kernel, synchronised](dim3 g, dim3 b, void **p) { invoke(kernel, synchronised, g, b, p, std::index_sequence_for<A...>{}); };
 }
 static constexpr bool synchronised = true;
+// A table entry: the kernel's name and how it runs.
+#define SNN_KERNEL(name) {#name, entry(name)}
+#define SNN_SYNCHRONISED(name) {#name, entry(name, synchronised)}
 
 static const std::map<std::string, std::function<void(dim3, dim3, void **)>> &kernels() {
     static const std::map<std::string, std::function<void(dim3, dim3, void **)>> table = {
-        {"snn_neuron_scan_forward", entry(snn_neuron_scan_forward)},
-        {"snn_neuron_scan_backward", entry(snn_neuron_scan_backward)},
-        {"snn_sum_partials", entry(snn_sum_partials, synchronised)},
-        {"snn_bn_statistics", entry(snn_bn_statistics, synchronised)},
-        {"snn_bn_neuron_forward", entry(snn_bn_neuron_forward)},
-        {"snn_bn_neuron_backward", entry(snn_bn_neuron_backward)},
-        {"snn_bn_channel_sums", entry(snn_bn_channel_sums, synchronised)},
-        {"snn_bn_input_gradient", entry(snn_bn_input_gradient)},
-        {"snn_trt_regularizer", entry(snn_trt_regularizer, synchronised)},
-        {"snn_optimizer_step", entry(snn_optimizer_step)},
-        {"snn_unary", entry(snn_unary)},
-        {"snn_binary", entry(snn_binary)},
-        {"snn_binary_scalar", entry(snn_binary_scalar)},
-        {"snn_clamp", entry(snn_clamp)},
-        {"snn_select", entry(snn_select)},
-        {"snn_reduce", entry(snn_reduce)},
-        {"snn_reduce_blocks", entry(snn_reduce_blocks, synchronised)},
-        {"snn_copy", entry(snn_copy)},
-        {"snn_cast_f32_u8", entry(snn_cast_f32_u8)},
-        {"snn_cast_u8_f32", entry(snn_cast_u8_f32)},
-        {"snn_cast_f32_bf16", entry(snn_cast_f32_bf16)},
-        {"snn_cast_f32_f16", entry(snn_cast_f32_f16)},
-        {"snn_cast_bf16_f32", entry(snn_cast_bf16_f32)},
-        {"snn_cast_f16_f32", entry(snn_cast_f16_f32)},
-        {"snn_one_hot", entry(snn_one_hot)},
-        {"snn_copy_to", entry(snn_copy_to)},
-        {"snn_fill", entry(snn_fill)},
-        {"snn_surrogate_gradient", entry(snn_surrogate_gradient)},
-        {"snn_matmul", entry(snn_matmul, synchronised)},
-        {"snn_conv2d_forward", entry(snn_conv2d_forward)},
-        {"snn_conv2d_backward_data", entry(snn_conv2d_backward_data)},
-        {"snn_conv2d_backward_weight", entry(snn_conv2d_backward_weight, synchronised)},
-        {"snn_conv2d_backward_bias", entry(snn_conv2d_backward_bias, synchronised)},
-        {"snn_pool2d_forward", entry(snn_pool2d_forward)},
-        {"snn_pool2d_backward", entry(snn_pool2d_backward)},
-        {"snn_bn_apply", entry(snn_bn_apply)},
-        {"snn_im2col", entry(snn_im2col)},
-        {"snn_col2im", entry(snn_col2im)},
-        {"snn_bn_backward_sums", entry(snn_bn_backward_sums, synchronised)},
+        SNN_KERNEL(snn_neuron_scan_forward),
+        SNN_KERNEL(snn_neuron_scan_backward),
+        SNN_SYNCHRONISED(snn_sum_partials),
+        SNN_SYNCHRONISED(snn_bn_statistics),
+        SNN_KERNEL(snn_bn_neuron_forward),
+        SNN_KERNEL(snn_bn_neuron_backward),
+        SNN_SYNCHRONISED(snn_bn_channel_sums),
+        SNN_KERNEL(snn_bn_input_gradient),
+        SNN_SYNCHRONISED(snn_trt_regularizer),
+        SNN_KERNEL(snn_optimizer_step),
+        SNN_KERNEL(snn_unary),
+        SNN_KERNEL(snn_binary),
+        SNN_KERNEL(snn_binary_scalar),
+        SNN_KERNEL(snn_clamp),
+        SNN_KERNEL(snn_select),
+        SNN_KERNEL(snn_reduce),
+        SNN_SYNCHRONISED(snn_reduce_blocks),
+        SNN_KERNEL(snn_copy),
+        SNN_KERNEL(snn_cast_f32_u8),
+        SNN_KERNEL(snn_cast_u8_f32),
+        SNN_KERNEL(snn_cast_f32_bf16),
+        SNN_KERNEL(snn_cast_f32_f16),
+        SNN_KERNEL(snn_cast_bf16_f32),
+        SNN_KERNEL(snn_cast_f16_f32),
+        SNN_KERNEL(snn_one_hot),
+        SNN_KERNEL(snn_copy_to),
+        SNN_KERNEL(snn_fill),
+        SNN_KERNEL(snn_surrogate_gradient),
+        SNN_SYNCHRONISED(snn_matmul),
+        SNN_KERNEL(snn_conv2d_forward),
+        SNN_KERNEL(snn_conv2d_backward_data),
+        SNN_SYNCHRONISED(snn_conv2d_backward_weight),
+        SNN_SYNCHRONISED(snn_conv2d_backward_bias),
+        SNN_KERNEL(snn_pool2d_forward),
+        SNN_KERNEL(snn_pool2d_backward),
+        SNN_KERNEL(snn_bn_apply),
+        SNN_KERNEL(snn_im2col),
+        SNN_KERNEL(snn_col2im),
+        SNN_SYNCHRONISED(snn_bn_backward_sums),
     };
     return table;
 }
@@ -226,14 +229,17 @@ int cuMemsetD8Async(unsigned long long dst, unsigned char v, std::size_t n, void
     std::memset(snn_host_address(dst), v, n);
     return 0;
 }
+template <class T> static void fill_words(unsigned long long dst, T v, std::size_t n) {
+    for (std::size_t i = 0; i < n; i++) ((T *)snn_host_address(dst))[i] = v;
+}
 int cuMemsetD16Async(unsigned long long dst, unsigned short v, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
-    for (std::size_t i = 0; i < n; i++) ((unsigned short *)snn_host_address(dst))[i] = v;
+    fill_words(dst, v, n);
     return 0;
 }
 int cuMemsetD32Async(unsigned long long dst, unsigned int v, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
-    for (std::size_t i = 0; i < n; i++) ((unsigned int *)snn_host_address(dst))[i] = v;
+    fill_words(dst, v, n);
     return 0;
 }
 int cuModuleLoadData(void **module, const void *image) {
