@@ -59,6 +59,7 @@ public struct CheckpointState: Codable {
         if epoch > config.epochs { return "epoch \(epoch) is past the run's \(config.epochs) epochs" }
         if !learningRate.isFinite || learningRate < 0 { return "learningRate is \(learningRate)" }
         if !partialLossSum.isFinite { return "partialLossSum is \(partialLossSum)" }
+        if let scale = lossScale, !scale.isFinite || scale <= 0 { return "lossScale is \(scale), expected a positive loss scale" }
         return nil
     }
 }

@@ -117,7 +117,7 @@ struct TrainingFaultTests {
         _ = try t.run()
         let base = dir + "/weights/last"
         let (tensors, metadata) = try SafeTensors.decode(Data(contentsOf: URL(fileURLWithPath: base + ".safetensors")))
-        for (field, value) in [("stepInEpoch", -1), ("epoch", -2)] {
+        for (field, value) in [("stepInEpoch", -1), ("epoch", -2), ("lossScale", 0), ("lossScale", -65536)] {
             var state = try #require(try JSONSerialization.jsonObject(with: Data(metadata[Checkpoint.metadataKey]!.utf8)) as? [String: Any])
             state[field] = value
             var edited = metadata
