@@ -105,6 +105,11 @@ static std::set<std::pair<const char *, std::size_t>> pinned;   // page-locked h
 static int pinned_copies = 0;   // host-to-device copies from them
 static int launches = 0;
 
+// cuMemsetD16Async and cuMemsetD32Async: `n` words of `v` from device address `dst`.
+template <class T> static void fill_words(unsigned long long dst, T v, std::size_t n) {
+    for (std::size_t i = 0; i < n; i++) ((T *)snn_host_address(dst))[i] = v;
+}
+
 extern "C" {
 // Test hooks.
 int snn_emulated_live_allocations(void) { std::lock_guard<std::mutex> g(state_lock); return (int)live.size(); }
@@ -228,9 +233,6 @@ int cuMemsetD8Async(unsigned long long dst, unsigned char v, std::size_t n, void
     SNN_NEEDS_CONTEXT;
     std::memset(snn_host_address(dst), v, n);
     return 0;
-}
-template <class T> static void fill_words(unsigned long long dst, T v, std::size_t n) {
-    for (std::size_t i = 0; i < n; i++) ((T *)snn_host_address(dst))[i] = v;
 }
 int cuMemsetD16Async(unsigned long long dst, unsigned short v, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
