@@ -270,6 +270,8 @@ extension EmulatedGPU {
                 PoolCase(kind: kind, input: [2, 3, 7, 9], kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
                 PoolCase(kind: kind, input: [2, 3, 7, 7], kernel: (2, 2)),
                 PoolCase(kind: kind, input: [1, 2, 5, 11], kernel: (2, 4), stride: (3, 2), padding: (1, 2)),
+                // 400 outputs and 1600 inputs: several blocks of 256 both ways.
+                PoolCase(kind: kind, input: [2, 8, 10, 10], kernel: (2, 2)),
             ]
         }
 
