@@ -111,7 +111,87 @@ typedef snn_cublasStatus_t (*snn_cublasSgemm_v2_t)(snn_cublasHandle_t handle, sn
                                                   const float *A, int lda, const float *B, int ldb, const float *beta,
                                                   float *C, int ldc);
 
-// ---- cuDNN 9 (libcudnn.so.9) ----
+// ---- cuDNN 9 (libcudnn.so.9; the convolution functions of cudnn_cnn.h, descriptors of cudnn_ops.h) ----
 typedef size_t (*snn_cudnnGetVersion_t)(void);
+typedef unsigned int snn_cudnnStatus_t;        // enum cudnnStatus_t; CUDNN_STATUS_SUCCESS = 0
+typedef unsigned int snn_cudnnDataType_t;      // enum cudnnDataType_t: CUDNN_DATA_FLOAT 0
+typedef unsigned int snn_cudnnTensorFormat_t;  // enum cudnnTensorFormat_t: CUDNN_TENSOR_NCHW 0
+typedef unsigned int snn_cudnnConvolutionMode_t; // enum cudnnConvolutionMode_t: CUDNN_CROSS_CORRELATION 1
+typedef unsigned int snn_cudnnMathType_t;      // enum cudnnMathType_t: CUDNN_DEFAULT_MATH 0, CUDNN_FMA_MATH 3
+typedef unsigned int snn_cudnnConvolutionAlgo_t; // the three enums cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
+typedef struct cudnnContext *snn_cudnnHandle_t;
+typedef struct cudnnTensorStruct *snn_cudnnTensorDescriptor_t;
+typedef struct cudnnFilterStruct *snn_cudnnFilterDescriptor_t;
+typedef struct cudnnConvolutionStruct *snn_cudnnConvolutionDescriptor_t;
+
+/// The layout shared by cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionBwdDataAlgoPerf_t and
+/// cudnnConvolutionBwdFilterAlgoPerf_t (the prototype check asserts each field's offset); the
+/// Find functions take them by their own struct tags, which stay incomplete here.
+typedef struct {
+    snn_cudnnConvolutionAlgo_t algo;
+    snn_cudnnStatus_t status;
+    float time;                  // milliseconds
+    size_t memory;               // workspace bytes
+    unsigned int determinism;    // enum cudnnDeterminism_t: CUDNN_DETERMINISTIC 1
+    snn_cudnnMathType_t mathType;
+    int reserved[3];
+} snn_cudnnConvolutionAlgoPerf_t;
+struct cudnnConvolutionFwdAlgoPerfStruct;
+struct cudnnConvolutionBwdDataAlgoPerfStruct;
+struct cudnnConvolutionBwdFilterAlgoPerfStruct;
+
+typedef const char *(*snn_cudnnGetErrorString_t)(snn_cudnnStatus_t status);
+typedef snn_cudnnStatus_t (*snn_cudnnCreate_t)(snn_cudnnHandle_t *handle);
+typedef snn_cudnnStatus_t (*snn_cudnnDestroy_t)(snn_cudnnHandle_t handle);
+typedef snn_cudnnStatus_t (*snn_cudnnSetStream_t)(snn_cudnnHandle_t handle, snn_CUstream streamId);
+typedef snn_cudnnStatus_t (*snn_cudnnCreateTensorDescriptor_t)(snn_cudnnTensorDescriptor_t *tensorDesc);
+typedef snn_cudnnStatus_t (*snn_cudnnSetTensor4dDescriptor_t)(snn_cudnnTensorDescriptor_t tensorDesc,
+                                                             snn_cudnnTensorFormat_t format, snn_cudnnDataType_t dataType,
+                                                             int n, int c, int h, int w);
+typedef snn_cudnnStatus_t (*snn_cudnnDestroyTensorDescriptor_t)(snn_cudnnTensorDescriptor_t tensorDesc);
+typedef snn_cudnnStatus_t (*snn_cudnnCreateFilterDescriptor_t)(snn_cudnnFilterDescriptor_t *filterDesc);
+typedef snn_cudnnStatus_t (*snn_cudnnSetFilter4dDescriptor_t)(snn_cudnnFilterDescriptor_t filterDesc,
+                                                             snn_cudnnDataType_t dataType, snn_cudnnTensorFormat_t format,
+                                                             int k, int c, int h, int w);
+typedef snn_cudnnStatus_t (*snn_cudnnDestroyFilterDescriptor_t)(snn_cudnnFilterDescriptor_t filterDesc);
+typedef snn_cudnnStatus_t (*snn_cudnnCreateConvolutionDescriptor_t)(snn_cudnnConvolutionDescriptor_t *convDesc);
+typedef snn_cudnnStatus_t (*snn_cudnnSetConvolution2dDescriptor_t)(snn_cudnnConvolutionDescriptor_t convDesc, int pad_h,
+                                                                  int pad_w, int u, int v, int dilation_h, int dilation_w,
+                                                                  snn_cudnnConvolutionMode_t mode,
+                                                                  snn_cudnnDataType_t computeType);
+typedef snn_cudnnStatus_t (*snn_cudnnSetConvolutionGroupCount_t)(snn_cudnnConvolutionDescriptor_t convDesc, int groupCount);
+typedef snn_cudnnStatus_t (*snn_cudnnSetConvolutionMathType_t)(snn_cudnnConvolutionDescriptor_t convDesc,
+                                                              snn_cudnnMathType_t mathType);
+typedef snn_cudnnStatus_t (*snn_cudnnDestroyConvolutionDescriptor_t)(snn_cudnnConvolutionDescriptor_t convDesc);
+typedef snn_cudnnStatus_t (*snn_cudnnFindConvolutionForwardAlgorithmEx_t)(
+    snn_cudnnHandle_t handle, const snn_cudnnTensorDescriptor_t xDesc, const void *x, const snn_cudnnFilterDescriptor_t wDesc,
+    const void *w, const snn_cudnnConvolutionDescriptor_t convDesc, const snn_cudnnTensorDescriptor_t yDesc, void *y,
+    const int requestedAlgoCount, int *returnedAlgoCount, struct cudnnConvolutionFwdAlgoPerfStruct *perfResults,
+    void *workSpace, size_t workSpaceSizeInBytes);
+typedef snn_cudnnStatus_t (*snn_cudnnFindConvolutionBackwardDataAlgorithmEx_t)(
+    snn_cudnnHandle_t handle, const snn_cudnnFilterDescriptor_t wDesc, const void *w, const snn_cudnnTensorDescriptor_t dyDesc,
+    const void *dy, const snn_cudnnConvolutionDescriptor_t convDesc, const snn_cudnnTensorDescriptor_t dxDesc, void *dx,
+    const int requestedAlgoCount, int *returnedAlgoCount, struct cudnnConvolutionBwdDataAlgoPerfStruct *perfResults,
+    void *workSpace, size_t workSpaceSizeInBytes);
+typedef snn_cudnnStatus_t (*snn_cudnnFindConvolutionBackwardFilterAlgorithmEx_t)(
+    snn_cudnnHandle_t handle, const snn_cudnnTensorDescriptor_t xDesc, const void *x, const snn_cudnnTensorDescriptor_t dyDesc,
+    const void *y, const snn_cudnnConvolutionDescriptor_t convDesc, const snn_cudnnFilterDescriptor_t dwDesc, void *dw,
+    const int requestedAlgoCount, int *returnedAlgoCount, struct cudnnConvolutionBwdFilterAlgoPerfStruct *perfResults,
+    void *workSpace, size_t workSpaceSizeInBytes);
+typedef snn_cudnnStatus_t (*snn_cudnnConvolutionForward_t)(
+    snn_cudnnHandle_t handle, const void *alpha, const snn_cudnnTensorDescriptor_t xDesc, const void *x,
+    const snn_cudnnFilterDescriptor_t wDesc, const void *w, const snn_cudnnConvolutionDescriptor_t convDesc,
+    snn_cudnnConvolutionAlgo_t algo, void *workSpace, size_t workSpaceSizeInBytes, const void *beta,
+    const snn_cudnnTensorDescriptor_t yDesc, void *y);
+typedef snn_cudnnStatus_t (*snn_cudnnConvolutionBackwardData_t)(
+    snn_cudnnHandle_t handle, const void *alpha, const snn_cudnnFilterDescriptor_t wDesc, const void *w,
+    const snn_cudnnTensorDescriptor_t dyDesc, const void *dy, const snn_cudnnConvolutionDescriptor_t convDesc,
+    snn_cudnnConvolutionAlgo_t algo, void *workSpace, size_t workSpaceSizeInBytes, const void *beta,
+    const snn_cudnnTensorDescriptor_t dxDesc, void *dx);
+typedef snn_cudnnStatus_t (*snn_cudnnConvolutionBackwardFilter_t)(
+    snn_cudnnHandle_t handle, const void *alpha, const snn_cudnnTensorDescriptor_t xDesc, const void *x,
+    const snn_cudnnTensorDescriptor_t dyDesc, const void *dy, const snn_cudnnConvolutionDescriptor_t convDesc,
+    snn_cudnnConvolutionAlgo_t algo, void *workSpace, size_t workSpaceSizeInBytes, const void *beta,
+    const snn_cudnnFilterDescriptor_t dwDesc, void *dw);
 
 #endif

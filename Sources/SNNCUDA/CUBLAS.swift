@@ -6,6 +6,7 @@ import SNNLibraries
 /// where cuBLAS is found). Its default math mode: float32 products and sums, no TF32.
 final class CUBLAS: @unchecked Sendable {
     let library: CUDAToolkit.Library
+    private let device: CUDADevice
     private let handle: snn_cublasHandle_t
     private let sgemm: snn_cublasSgemm_v2_t
     private let gemmEx: snn_cublasGemmEx_t
@@ -13,6 +14,7 @@ final class CUBLAS: @unchecked Sendable {
     /// A handle bound to `device`'s stream.
     init(_ library: CUDAToolkit.Library, device: CUDADevice) throws {
         self.library = library
+        self.device = device
         let symbols = library.symbols
         let create = try symbols.function("cublasCreate_v2", snn_cublasCreate_v2_t.self)
         let setStream = try symbols.function("cublasSetStream_v2", snn_cublasSetStream_v2_t.self)
@@ -39,6 +41,7 @@ final class CUBLAS: @unchecked Sendable {
         guard [m, n, k].allSatisfy({ $0 <= Int(Int32.max) }) else {
             throw LibraryError("[cublasSgemm] a \(m)×\(k) by \(k)×\(n) product is beyond cuBLAS's 32-bit sizes")
         }
+        try device.makeCurrent()   // cuBLAS works on the calling thread's current context
         var (one, beta): (Float, Float) = (1, accumulate ? 1 : 0)
         let pointer = { (address: snn_CUdeviceptr) in UnsafeMutablePointer<Float>(bitPattern: UInt(address)) }
         try CUBLAS.check(sgemm(handle, transposeB ? 1 : 0, transposeA ? 1 : 0, Int32(n), Int32(m), Int32(k), &one, pointer(b),
@@ -59,6 +62,7 @@ final class CUBLAS: @unchecked Sendable {
         guard [m, n, k].allSatisfy({ $0 <= Int(Int32.max) }) else {
             throw LibraryError("[cublasGemmEx] a \(m)×\(k) by \(k)×\(n) product is beyond cuBLAS's 32-bit sizes")
         }
+        try device.makeCurrent()
         var (one, beta): (Float, Float) = (1, accumulate ? 1 : 0)
         let pointer = { (address: snn_CUdeviceptr) in UnsafeMutableRawPointer(bitPattern: UInt(address)) }
         try CUBLAS.check(gemmEx(handle, transposeB ? 1 : 0, transposeA ? 1 : 0, Int32(n), Int32(m), Int32(k), &one, pointer(b),

@@ -46,16 +46,23 @@ extension CUDABackend {
         let (g, shape) = geometry(input: x.shape, weight: weight.shape, p)
         let out = output(shape)
         if out.count == 0 { return out }
+        if let (dnn, plan) = cudnnPlan(x.shape, weight.shape, shape, p) {
+            convolve(.forward, dnn, plan, x: px, w: pw, y: out)
+            return bias.map { addingBias(out, packed($0)!) } ?? out
+        }
         if let plan = unfolding(x.shape, weight.shape, shape, p) {
             unfoldedForward(px, pw, into: out, plan, g)
-            guard let bias else { return out }
-            let (n, o, plane) = (shape[0], shape[1], shape[2] * shape[3])
-            let b = packed(bias)!
-            return binary(.add, out.reshaped([n, o, plane]), Tensor(storage: b.storage, shape: [n, o, plane], strides: [0, 1, 0], offset: b.offset,
-                                            dtype: .float32, device: device)).reshaped(shape)
+            return bias.map { addingBias(out, packed($0)!) } ?? out
         }
         launch("snn_conv2d_forward", elements: out.count, [arg(px), arg(pw), arg(bias.map { packed($0)! }), arg(out), g])
         return out
+    }
+
+    /// `y + b` with `b` per output channel of `y` (`[N, O, H, W]`).
+    private func addingBias(_ y: Tensor, _ b: Tensor) -> Tensor {
+        let (n, o, plane) = (y.shape[0], y.shape[1], y.shape[2] * y.shape[3])
+        return binary(.add, y.reshaped([n, o, plane]), Tensor(storage: b.storage, shape: [n, o, plane], strides: [0, 1, 0], offset: b.offset,
+                                                          dtype: .float32, device: device)).reshaped(y.shape)
     }
 
     public func conv2dBackwardData(_ gradOutput: Tensor, weight: Tensor, inputShape: [Int], _ p: Conv2dParameters) -> Tensor {
@@ -65,6 +72,10 @@ extension CUDABackend {
         let (g, outputShape) = geometry(input: inputShape, weight: weight.shape, p)
         let out = output(inputShape)
         if out.count == 0 { return out }
+        if let (dnn, plan) = cudnnPlan(inputShape, weight.shape, outputShape, p) {
+            convolve(.backwardData, dnn, plan, x: out, w: pw, y: pg)
+            return out
+        }
         if let plan = unfolding(inputShape, weight.shape, outputShape, p) {
             unfoldedBackwardData(pg, pw, into: out, plan, g)
             return out
@@ -83,7 +94,9 @@ extension CUDABackend {
         let (g, outputShape) = geometry(input: input.shape, weight: weightShape, p)
         let gw = output(weightShape)
         if gw.count > 0 {
-            if let plan = unfolding(input.shape, weightShape, outputShape, p) {
+            if let (dnn, plan) = cudnnPlan(input.shape, weightShape, outputShape, p) {
+                convolve(.backwardWeights, dnn, plan, x: px, w: gw, y: pg)
+            } else if let plan = unfolding(input.shape, weightShape, outputShape, p) {
                 unfoldedBackwardWeight(pg, px, into: gw, plan, g)
             } else {
                 launch("snn_conv2d_backward_weight", blocks: gw.count, [arg(pg), arg(px), arg(gw), g])
@@ -184,6 +197,53 @@ extension CUDABackend {
         launch("snn_bn_input_gradient", elements: grad.count,
                [arg(x), arg(grad), arg(gamma), arg(mean), arg(variance), .float(Float(epsilon)), arg(gradGamma), arg(gradBeta),
                 .float(Float(frames * plane)), .int64(Int64(grad.count)), .int32(Int32(channels)), .int64(Int64(plane))])
+    }
+
+    // MARK: Convolution with cuDNN
+
+    /// cuDNN's plan for a convolution of these shapes, or `nil` where cuDNN is not used (not
+    /// found or turned off, under `--amp`, whose convolutions are cuBLAS's 16-bit products, or
+    /// sizes beyond its 32-bit ints). Only called with every size positive.
+    private func cudnnPlan(_ input: [Int], _ weight: [Int], _ output: [Int], _ p: Conv2dParameters) -> (CUDNN, CUDNN.Plan)? {
+        guard usesCUDNN, mixedPrecision == nil, let dnn, CUDNN.accepts(input: input, weight: weight, output: output) else {
+            return nil
+        }
+        do {
+            return (dnn, try dnn.plan(CUDNN.Key(input: input, weight: weight, parameters: p), output: output))
+        } catch {
+            fail("conv2d (cuDNN)", error)
+        }
+    }
+
+    /// Runs one direction of a convolution through cuDNN on contiguous float32 operands named as
+    /// the forward names them (`x` input, `w` weight, `y` output); the direction's result is
+    /// written over its operand. The first call of a shape and direction times cuDNN's
+    /// algorithms with as much workspace as can be had up to ``convolutionWorkspaceBytes``.
+    private func convolve(_ direction: CUDNN.Direction, _ dnn: CUDNN, _ plan: CUDNN.Plan, x: Tensor, w: Tensor, y: Tensor) {
+        let op = "conv2d \(direction.rawValue) (cuDNN)"
+        run(op) {
+            let choice: CUDNN.Choice
+            if let chosen = dnn.choice(plan, direction) {
+                choice = chosen
+            } else {
+                let scratch = searchWorkspace(limit: convolutionWorkspaceBytes)
+                choice = try dnn.choose(plan, direction, x: address(x), w: address(w), y: address(y), scratch: scratch.map(address) ?? 0,
+                                        workspace: scratch?.count ?? 0)
+            }
+            let scratch = choice.workspaceBytes > 0 ? output([choice.workspaceBytes], .uint8) : nil
+            try dnn.run(plan, direction, choice, x: address(x), w: address(w), y: address(y), scratch: scratch.map(address) ?? 0)
+        }
+    }
+
+    /// The largest workspace for an algorithm search, from `limit` down by quarters while the
+    /// device is short of memory (`nil`: none; the search then keeps to algorithms without one).
+    private func searchWorkspace(limit: Int) -> Tensor? {
+        var bytes = limit
+        while bytes >= 1 << 20 {
+            if let scratch = try? allocate([bytes], dtype: .uint8) { return scratch }
+            bytes /= 4
+        }
+        return nil
     }
 
     // MARK: Convolution as matrix products (with cuBLAS)

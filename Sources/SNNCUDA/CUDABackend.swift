@@ -33,6 +33,16 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         set { lock.lock(); cublasEnabled = newValue && blas != nil; lock.unlock() }
     }
     private var cublasEnabled = false
+    /// cuDNN, when found (and `SNN_CUDNN` is not `0`): float32 convolutions call it, each shape's
+    /// algorithms chosen by timing once (see ``CUDNN``).
+    let dnn: CUDNN?
+    /// Whether float32 convolutions use cuDNN (when found) rather than cuBLAS products over
+    /// unfolded inputs or SwiftSNN's direct kernels; tests and comparisons turn it off.
+    public var usesCUDNN: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return cudnnEnabled }
+        set { lock.lock(); cudnnEnabled = newValue && dnn != nil; lock.unlock() }
+    }
+    private var cudnnEnabled = false
     /// Mixed precision (`--amp`): matrix products and convolutions through cuBLAS take their
     /// operands rounded to bfloat16 or float16 and sum in float32 on the tensor cores; every
     /// tensor stays float32 (master weights, activations, gradients). `nil`: float32 throughout.
@@ -51,16 +61,23 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
 
     /// The most bytes one unfolded chunk of a convolution's input may take (convolutions run as
-    /// cuBLAS products over chunks of images; see `CUDABackend+Dense.swift`).
+    /// cuBLAS products over chunks of images; see `CUDABackend+Dense.swift`), and the most
+    /// workspace a cuDNN convolution algorithm may use.
     public var convolutionWorkspaceBytes = 256 << 20
     /// The cuBLAS library in use, if any.
     public var cublas: CUDAToolkit.Library? { blas?.library }
+    /// The cuDNN library in use, if any.
+    public var cudnn: CUDAToolkit.Library? { dnn?.library }
     private let lock = NSLock()
     private var functions: [String: CUDAFunction] = [:]
     private var liveBytes = 0, peakBytes = 0
 
     /// Opens GPU `ordinal`, loads the kernels (compiled by `nvrtc` for its architecture, or
-    /// taken from `cache`) and, where it is found, cuBLAS.
+    /// taken from `cache`) and, where they are found, cuBLAS and cuDNN (`SNN_CUBLAS=0` and
+    /// `SNN_CUDNN=0` leave them out).
+    ///
+    /// - Throws: ``LibraryError`` when the GPU, the kernels, or a library that was found cannot
+    ///   be set up; the message names the call that failed.
     public init(ordinal: Int, driver: CUDADriver, nvrtc: NVRTC, cache: KernelCache,
                 environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let gpus = try driver.devices()
@@ -85,6 +102,17 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             blas = nil
         }
         cublasEnabled = blas != nil
+        if environment["SNN_CUDNN"] != "0",
+           let library = try? CUDAToolkit.load(.cudnn, driverVersion: driver.versionCode, environment: environment) {
+            do {
+                dnn = try CUDNN(library, device: gpu)
+            } catch {
+                throw LibraryError("\(error) (cuDNN \(library.version) at \(library.path); SNN_CUDNN=0 runs without it)")
+            }
+        } else {
+            dnn = nil
+        }
+        cudnnEnabled = dnn != nil
     }
 
     // MARK: Opening and registering

@@ -81,13 +81,18 @@ extension CUDASelfTest {
         ]
     }
 
-    /// The matrix products and convolutions again, on the paths a GPU with cuBLAS does not take
-    /// by default: SwiftSNN's own kernels, and `--amp` (bf16, fp16) within the 16-bit type's
-    /// rounding. Empty without cuBLAS (the own kernels were the default path).
+    /// The matrix products and convolutions again, on the paths a GPU with cuBLAS and cuDNN does
+    /// not take by default: convolutions as cuBLAS products (where cuDNN ran them), SwiftSNN's
+    /// own kernels, and `--amp` (bf16, fp16) within the 16-bit type's rounding. Empty without
+    /// cuBLAS (the own kernels were the default path).
     public static func otherPaths(_ backend: CUDABackend) -> [Check] {
         guard backend.usesCUBLAS else { return [] }
         let dense = opCases.filter { $0.name.hasPrefix("matmul") || $0.name.hasPrefix("conv2d") }
         var checks: [Check] = []
+        let cudnn = backend.usesCUDNN
+        defer { backend.usesCUDNN = cudnn }
+        backend.usesCUDNN = false
+        if cudnn { checks += ops(on: backend.device, cases: dense.filter { $0.name.hasPrefix("conv2d") }, label: "cuBLAS") }
         backend.usesCUBLAS = false
         checks += ops(on: backend.device, cases: dense, label: "own kernels")
         backend.usesCUBLAS = true

@@ -3,8 +3,9 @@ import SNNCUDA
 
 /// The emulated CUDA driver of `Tests/SNNCUDATests/Emulation/emulated_driver.cpp`, built once
 /// per process into a temporary folder kept until exit: a `libcuda.so.1` with one GPU whose
-/// memory is host memory and whose kernels run through the launch-grid emulation, and a
-/// `libcublas.so.13` whose SGEMM is computed on the host from cuBLAS's definition. Pointing
+/// memory is host memory and whose kernels run through the launch-grid emulation, a
+/// `libcublas.so.13` whose SGEMM is computed on the host from cuBLAS's definition, and a
+/// `libcudnn.so.9` whose convolutions are computed from cuDNN's (`emulated_cudnn.cpp`). Pointing
 /// `SNN_CUDA_LIBRARY_PATH` at ``folder`` runs SNNCUDA's host side end to end without a GPU.
 public enum EmulatedCUDADriver {
     /// The repository root, from this file's path.
@@ -20,6 +21,7 @@ public enum EmulatedCUDADriver {
         }
         try HostCompiler.emulatedCUDA("emulated_driver.cpp", folder: folder, output: "\(folder)/libcuda.so.1")
         try HostCompiler.emulatedCUDA("emulated_cublas.cpp", folder: folder, output: "\(folder)/libcublas.so.13")
+        try HostCompiler.emulatedCUDA("emulated_cudnn.cpp", folder: folder, output: "\(folder)/libcudnn.so.9")
         atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())") }
         return folder
     }

@@ -12,9 +12,10 @@ struct SelfTestCommand: ParsableCommand {
             Compiles the kernels with NVRTC for the GPU (kept in the kernel cache: SNN_KERNEL_CACHE, \
             else ~/.cache/swiftsnn/kernels) and checks, one line each: the kernels alone (the LIF scan, \
             the TRT penalty, three Adam steps); every op through the backend, forward and backward, on \
-            shapes of several blocks with a partial last one, against the reference backend (with cuBLAS, \
-            matrix products and convolutions also on SwiftSNN's own kernels and with --amp bf16 and fp16, \
-            within the 16-bit type's rounding: 2e-2 and 3e-3 of the largest magnitude); and a small \
+            shapes of several blocks with a partial last one, against the reference backend (with cuDNN, \
+            convolutions also as cuBLAS products; with cuBLAS, matrix products and convolutions also on \
+            SwiftSNN's own kernels and with --amp bf16 and fp16, within the 16-bit type's rounding: 2e-2 \
+            and 3e-3 of the largest magnitude); and a small \
             spiking CNN trained on the GPU and on the CPU from the same weights and batches, whose losses \
             must agree (within 1e-3 of max(|loss|, 1) over the first 10 steps, 5e-2 over all). Then, \
             unless --no-bench, the LIF kernel's bandwidth against a device-to-device copy. Exits 1 on any \
@@ -59,7 +60,11 @@ struct SelfTestCommand: ParsableCommand {
         }
         let gpu = backend.device
         let name = "\(backend.info.name) (\(backend.info.architecture)), CUDA driver \(backend.gpu.driver.version)"
-        if !json { print("selftest on \(name)") }
+        if !json {
+            print("selftest on \(name)")
+            let libraries = [backend.cublas, backend.cudnn].compactMap { $0.map { "\($0.component.rawValue) \($0.version)" } }
+            print("libraries: \(libraries.isEmpty ? "none (SwiftSNN's own kernels only)" : libraries.joined(separator: ", "))")
+        }
         checks += CUDASelfTest.ops(on: gpu)
         checks += CUDASelfTest.otherPaths(backend)
         if trainSteps > 0 {

@@ -248,10 +248,11 @@ extension EmulatedGPU {
             ConvCase(input: [3, 8, 5, 5], weight: [4, 8, 1, 1]),
         ]
 
-        /// How convolutions run: matrix products through cuBLAS over unfolded inputs in one chunk,
-        /// in chunks of one image (a workspace too small for two), or the direct kernels.
+        /// How convolutions run: through cuDNN (the default where it is found), as matrix products
+        /// through cuBLAS over unfolded inputs in one chunk or in chunks of one image (a workspace
+        /// too small for two), or on the direct kernels.
         enum ConvPath: String, CaseIterable, CustomStringConvertible {
-            case cublas, cublasOneImageChunks, directKernels
+            case cudnn, cublas, cublasOneImageChunks, directKernels
             var description: String { rawValue }
         }
 
@@ -259,10 +260,40 @@ extension EmulatedGPU {
         func conv(c: ConvCase, path: ConvPath) throws {
             let backend = try EmulatedCUDADriver.backend.get()
             let workspace = backend.convolutionWorkspaceBytes
+            #expect(backend.usesCUDNN, "the emulated GPU has cuDNN")
+            backend.usesCUDNN = path == .cudnn
             backend.usesCUBLAS = path != .directKernels
             if path == .cublasOneImageChunks { backend.convolutionWorkspaceBytes = 1 }
-            defer { (backend.usesCUBLAS, backend.convolutionWorkspaceBytes) = (true, workspace) }
+            defer { (backend.usesCUDNN, backend.usesCUBLAS, backend.convolutionWorkspaceBytes) = (true, true, workspace) }
             check(c.inputs(RandomInputs(seed: 24)).map(\.float32Copy), output: Self.accumulated, "\(c) \(path)") { c.apply($0) }
+        }
+
+        @Test("cuDNN: each shape's algorithms are timed once and the fastest deterministic one that fits the workspace is kept")
+        func cudnnAlgorithmChoice() throws {
+            let backend = try EmulatedCUDADriver.backend.get()
+            let dnn = try #require(backend.dnn)
+            let workspace = backend.convolutionWorkspaceBytes
+            defer { backend.convolutionWorkspaceBytes = workspace }
+            // The emulated cuDNN's algorithms: 1 fastest but not deterministic, 2 next and needing a
+            // workspace of 4 bytes per output element, 0 slowest.
+            func choices(_ input: [Int]) throws -> [CUDNN.Direction: CUDNN.Choice] {
+                let c = ConvCase(input: input, weight: [3, input[1], 3, 3], padding: (1, 1))
+                let inputs = c.inputs(RandomInputs(seed: 26)).map { $0.float32Copy.to(backend.device) }
+                inputs.forEach { $0.requiresGrad = true }
+                c.apply(inputs).sum().backward()
+                return try #require(dnn.choices.first { $0.0.input == input }?.1)
+            }
+            let roomy = try choices([2, 3, 5, 7])
+            #expect(Set(roomy.keys) == Set(CUDNN.Direction.allCases))
+            #expect(roomy.values.allSatisfy { $0.algorithm == 2 && $0.deterministic && $0.workspaceBytes == 4 * 2 * 3 * 5 * 7 })
+            // Less than a MiB is no search workspace: the algorithm without one.
+            backend.convolutionWorkspaceBytes = 1000
+            let tight = try choices([2, 3, 6, 7])
+            #expect(tight.values.allSatisfy { $0.algorithm == 0 && $0.workspaceBytes == 0 })
+            // Chosen once: the next step of the same shape keeps the choice and searches no more.
+            backend.convolutionWorkspaceBytes = workspace
+            #expect(try choices([2, 3, 6, 7]) == tight)
+            #expect(CUDNN.best(of: []) == nil)
         }
 
         static let poolCases: [PoolCase] = [Pool2dParameters.Kind.max, .average].flatMap { kind in

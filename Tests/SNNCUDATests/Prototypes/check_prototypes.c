@@ -63,9 +63,47 @@ CHECK(cublasSgemm_v2, snn_cublasSgemm_v2_t)
 CHECK(cublasGemmEx, snn_cublasGemmEx_t)
 #endif
 
-#if __has_include(<cudnn_graph.h>)
-#include <cudnn_graph.h>
+#if __has_include(<cudnn.h>)
+#include <stddef.h>
+#include <cudnn.h>
 CHECK(cudnnGetVersion, snn_cudnnGetVersion_t)
+CHECK(cudnnGetErrorString, snn_cudnnGetErrorString_t)
+CHECK(cudnnCreate, snn_cudnnCreate_t)
+CHECK(cudnnDestroy, snn_cudnnDestroy_t)
+CHECK(cudnnSetStream, snn_cudnnSetStream_t)
+CHECK(cudnnCreateTensorDescriptor, snn_cudnnCreateTensorDescriptor_t)
+CHECK(cudnnSetTensor4dDescriptor, snn_cudnnSetTensor4dDescriptor_t)
+CHECK(cudnnDestroyTensorDescriptor, snn_cudnnDestroyTensorDescriptor_t)
+CHECK(cudnnCreateFilterDescriptor, snn_cudnnCreateFilterDescriptor_t)
+CHECK(cudnnSetFilter4dDescriptor, snn_cudnnSetFilter4dDescriptor_t)
+CHECK(cudnnDestroyFilterDescriptor, snn_cudnnDestroyFilterDescriptor_t)
+CHECK(cudnnCreateConvolutionDescriptor, snn_cudnnCreateConvolutionDescriptor_t)
+CHECK(cudnnSetConvolution2dDescriptor, snn_cudnnSetConvolution2dDescriptor_t)
+CHECK(cudnnSetConvolutionGroupCount, snn_cudnnSetConvolutionGroupCount_t)
+CHECK(cudnnSetConvolutionMathType, snn_cudnnSetConvolutionMathType_t)
+CHECK(cudnnDestroyConvolutionDescriptor, snn_cudnnDestroyConvolutionDescriptor_t)
+CHECK(cudnnFindConvolutionForwardAlgorithmEx, snn_cudnnFindConvolutionForwardAlgorithmEx_t)
+CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx, snn_cudnnFindConvolutionBackwardDataAlgorithmEx_t)
+CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx, snn_cudnnFindConvolutionBackwardFilterAlgorithmEx_t)
+CHECK(cudnnConvolutionForward, snn_cudnnConvolutionForward_t)
+CHECK(cudnnConvolutionBackwardData, snn_cudnnConvolutionBackwardData_t)
+CHECK(cudnnConvolutionBackwardFilter, snn_cudnnConvolutionBackwardFilter_t)
+// One layout for the three algorithm results (Swift reads them through it): each field at the
+// same offset with the same size.
+#define SAME_FIELD(real, field)                                                                      \
+    (offsetof(real, field) == offsetof(snn_cudnnConvolutionAlgoPerf_t, field) &&                    \
+     sizeof(((real *)0)->field) == sizeof(((snn_cudnnConvolutionAlgoPerf_t *)0)->field))
+#define SAME_LAYOUT(real)                                                                            \
+    _Static_assert(sizeof(real) == sizeof(snn_cudnnConvolutionAlgoPerf_t) && SAME_FIELD(real, algo) && \
+                   SAME_FIELD(real, status) && SAME_FIELD(real, time) && SAME_FIELD(real, memory) &&   \
+                   SAME_FIELD(real, determinism) && SAME_FIELD(real, mathType),                       \
+                   #real " has snn_cudnnConvolutionAlgoPerf_t's layout");
+SAME_LAYOUT(cudnnConvolutionFwdAlgoPerf_t)
+SAME_LAYOUT(cudnnConvolutionBwdDataAlgoPerf_t)
+SAME_LAYOUT(cudnnConvolutionBwdFilterAlgoPerf_t)
+_Static_assert(CUDNN_STATUS_SUCCESS == 0 && CUDNN_DATA_FLOAT == 0 && CUDNN_TENSOR_NCHW == 0 && CUDNN_CROSS_CORRELATION == 1 &&
+               CUDNN_FMA_MATH == 3 && CUDNN_DETERMINISTIC == 1, "the cuDNN constants SwiftSNN uses");
+_Static_assert((cudnnStatus_t)-1 > 0 && (cudnnConvolutionFwdAlgo_t)-1 > 0, "cuDNN's enumerations are unsigned int");
 #endif
 
 // The enumerations' type: unsigned int, as the typedefs above assume.
