@@ -2,11 +2,15 @@
 SWIFT        ?= swift
 APT_PACKAGES := libdnnl-dev libopenblas-openmp-dev libturbojpeg0-dev libhdf5-dev librsvg2-2 libopenmpi-dev openmpi-bin
 PIP_PACKAGES := numpy safetensors tensorboard nir
-# CUDA 13's NVRTC and headers (60 MB): the tests compile every kernel with NVRTC for several GPU
-# architectures and check SwiftSNN's C prototypes against cuda.h and nvrtc.h. No GPU is needed.
-CUDA_WHEELS  := nvidia-cuda-nvrtc nvidia-cuda-runtime
+# CUDA 13's NVRTC and headers (65 MB): the tests compile every kernel with NVRTC for several GPU
+# architectures and check SwiftSNN's C prototypes against cuda.h and nvrtc.h, and against
+# cuBLAS's and cuDNN's headers, which scripts/fetch_library_headers.py reads out of their wheels
+# (1 MB of 960). No GPU is needed.
+CUDA_WHEELS  := nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cuda-crt nvidia-cuda-cccl
 export CUDA_WHEELS_PRESENT := import nvidia.cu13, os; d = list(nvidia.cu13.__path__)[0]; \
-	assert all(os.path.exists(d + f) for f in ("/include/nvrtc.h", "/include/cuda.h", "/lib/libnvrtc.so.13"))
+	assert all(os.path.exists(d + f) for f in ("/include/nvrtc.h", "/include/cuda.h", "/lib/libnvrtc.so.13", \
+	                                           "/include/crt/host_defines.h", "/include/nv/target"))
+LIBRARY_HEADERS := .build/library-headers
 RELEASE_BIN  := .build/release/snn
 
 .PHONY: deps build release test test-slow demo bench bundle clean
@@ -20,6 +24,7 @@ deps:
 	fi
 	@python3 -c "import numpy, safetensors, tensorboard, nir" 2>/dev/null || python3 -m pip install -q $(PIP_PACKAGES)
 	@python3 -c "$$CUDA_WHEELS_PRESENT" 2>/dev/null || python3 -m pip install -q $(CUDA_WHEELS)
+	@test -f $(LIBRARY_HEADERS)/VERSIONS || python3 scripts/fetch_library_headers.py --into $(LIBRARY_HEADERS)
 
 build: deps
 	$(SWIFT) build

@@ -24,23 +24,35 @@ struct NVRTCTests {
         }
         """
 
-    @Test("SwiftSNN's C prototypes match cuda.h and nvrtc.h (and a prototype that drifts is caught)")
-    func prototypes() throws {
+    /// cuBLAS's and cuDNN's headers, read out of their wheels by `make deps`.
+    static let libraryHeaders = "\(EmulatedCUDADriver.root)/.build/library-headers/include"
+
+    @Test("SwiftSNN's C prototypes match cuda.h, nvrtc.h, cublas_api.h and cudnn.h (and a prototype that drifts is caught)",
+          arguments: [
+              ("(snn_CUdevice *device, int ordinal)", "(snn_CUdevice *device, long ordinal)", "snn_cuDeviceGet_t"),
+              ("int m, int n, int k, const float *alpha", "int m, int n, long k, const float *alpha", "snn_cublasSgemm_v2_t"),
+              ("int k, int c, int h, int w);", "long k, int c, int h, int w);", "snn_cudnnSetFilter4dDescriptor_t"),
+              ("    float time;", "    double time;", "cudnnConvolutionFwdAlgoPerf_t has snn_cudnnConvolutionAlgoPerf_t"),
+          ])
+    func prototypes(original: String, drift: String, caught: String) throws {
         let folder = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
+        #expect(FileManager.default.fileExists(atPath: "\(Self.libraryHeaders)/cudnn.h"),
+                "cuBLAS's and cuDNN's headers are missing: make deps (scripts/fetch_library_headers.py)")
         let check = "\(EmulatedCUDADriver.root)/Tests/SNNCUDATests/Prototypes/check_prototypes.c"
-        let flags = ["-fsyntax-only", "-Werror=incompatible-pointer-types", "-I\(folder)/include"]
+        let flags = ["-fsyntax-only", "-Werror=incompatible-pointer-types", "-DSNN_REQUIRE_LIBRARY_HEADERS", "-I\(folder)/include",
+                     "-I\(Self.libraryHeaders)"]
         let good = try HostCompiler.run(["cc"] + flags + ["-I\(EmulatedCUDADriver.root)/Sources/CCUDA", check])
         #expect(good.status == 0, "\(good.output)")
-        // The check can fail: the same file against a header whose cuDeviceGet takes a long.
+        // The check can fail: the same file against a header with one prototype or field changed.
         let drifted = FileManager.default.temporaryDirectory.appendingPathComponent("snn-drifted-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: drifted, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: drifted) }
         let header = try String(contentsOfFile: "\(EmulatedCUDADriver.root)/Sources/CCUDA/snn_cuda.h", encoding: .utf8)
-        let wrong = header.replacingOccurrences(of: "(snn_CUdevice *device, int ordinal)", with: "(snn_CUdevice *device, long ordinal)")
+        let wrong = header.replacingOccurrences(of: original, with: drift)
         #expect(wrong != header)
         try wrong.write(to: drifted.appendingPathComponent("snn_cuda.h"), atomically: true, encoding: .utf8)
         let bad = try HostCompiler.run(["cc"] + flags + ["-I\(drifted.path)", check])
-        #expect(bad.status != 0 && bad.output.contains("snn_cuDeviceGet_t"), "\(bad.output)")
+        #expect(bad.status != 0 && bad.output.contains(caught), "\(bad.output)")
     }
 
     @Test("a kernel compiles to a CUBIN for sm_80, sm_90 and sm_100")

@@ -1,8 +1,12 @@
-// Compiled by CUDAPrototypeTests with the real CUDA headers (the nvidia-cuda-runtime and
-// nvidia-cuda-nvrtc wheels that `make` installs) and -Werror=incompatible-pointer-types: each
-// line assigns a real function to SwiftSNN's type for it (Sources/CCUDA/snn_cuda.h),
-// so a prototype that differs from the header fails to compile. cuBLAS and cuDNN are checked
-// where their headers are found too.
+// Compiled by NVRTCTests with the real CUDA headers (the nvidia-cuda-* wheels that `make`
+// installs, and cuBLAS's and cuDNN's headers that scripts/fetch_library_headers.py reads out of
+// their wheels) and -Werror=incompatible-pointer-types: each line assigns a real function to
+// SwiftSNN's type for it (Sources/CCUDA/snn_cuda.h), so a prototype that differs from the header
+// fails to compile. cuBLAS and cuDNN are checked where their headers are found, and must be
+// with -DSNN_REQUIRE_LIBRARY_HEADERS.
+#if defined(SNN_REQUIRE_LIBRARY_HEADERS) && !(__has_include(<cublas_api.h>) && __has_include(<cudnn.h>))
+#error "cublas_api.h and cudnn.h are not on the include path: make deps (scripts/fetch_library_headers.py)"
+#endif
 #include <cuda.h>
 #include <nvrtc.h>
 #include "snn_cuda.h"
