@@ -69,6 +69,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// The cuDNN library in use, if any.
     public var cudnn: CUDAToolkit.Library? { dnn?.library }
     private let lock = NSLock()
+    /// Where `oneHot` records a label out of range without waiting for the GPU.
+    let labelCheck = LabelCheck()
     private var functions: [String: CUDAFunction] = [:]
     private var liveBytes = 0, peakBytes = 0
 
@@ -303,6 +305,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
                              bytes: packed.count * packed.dtype.size)
             }
             if staged !== destination { HostMemory.copy(staged, into: destination) }
+            labelCheck.verify(on: self)
         case (true, true):
             if source.dtype == destination.dtype && source.isContiguous && destination.isContiguous {
                 run("copy") { try gpu.copy(from: address(source), to: address(destination), bytes: source.count * source.dtype.size) }
@@ -334,6 +337,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
                      "[download] expected room for \(x.count * x.dtype.size) bytes, got \(bytes.count)")
         guard let base = bytes.baseAddress else { return }
         run("download") { try gpu.copy(from: address(x), to: base, bytes: bytes.count) }
+        labelCheck.verify(on: self)
     }
 
     /// Drawn on the host by the engine's generator (the same numbers as every device) and
@@ -350,6 +354,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         } catch {
             throw .failure(device: device, op: "synchronize", message: "\(error)")
         }
+        labelCheck.verify(on: self)
     }
 
     /// Runs a driver call of `op`, ending the process on failure.
@@ -395,4 +400,46 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 extension HostMemory {
     /// A new contiguous host tensor (reference device) for staging.
     static func empty(_ shape: [Int], dtype: DType) -> Tensor { Tensor.empty(shape, dtype: dtype, device: .reference) }
+}
+
+/// `oneHot`'s check of its labels, kept off the step's critical path: the kernel records a label
+/// outside `0..<classes` in a small device buffer, and the backend reads the buffer after its
+/// next wait for the GPU (a download, a copy to the host, `synchronize`), where the process stops
+/// with the reference's message. Reading it then costs a 32-byte copy, and only after a `oneHot`.
+final class LabelCheck: @unchecked Sendable {
+    private let lock = NSLock()
+    private var buffer: Tensor?
+    private var unread = false
+
+    /// The buffer for the next `snn_one_hot` (`{flag, label, row, classes}`, zero until a bad
+    /// label), marked to be read at the next wait.
+    func pending(on backend: CUDABackend) -> Tensor {
+        lock.lock()
+        defer { lock.unlock() }
+        let b = buffer ?? {
+            let b = backend.output([4], .int64)
+            backend.fill(b, with: 0)
+            buffer = b
+            return b
+        }()
+        unread = true
+        return b
+    }
+
+    /// Stops the process with the reference's message when a `oneHot` since the last call saw a
+    /// bad label. Call only after the stream has been waited for.
+    func verify(on backend: CUDABackend) {
+        lock.lock()
+        guard unread, let buffer else { lock.unlock(); return }
+        unread = false
+        lock.unlock()
+        var values = [Int64](repeating: 0, count: 4)
+        values.withUnsafeMutableBytes { bytes in
+            backend.run("copy from \(backend.device)") { try backend.gpu.copy(from: backend.address(buffer), to: bytes.baseAddress!, bytes: 32) }
+        }
+        if values[0] != 0 {
+            preconditionFailure("[oneHot] expected labels in 0..<\(values[3]), got \(values[1]) at index \(values[2]) "
+                                + "(found on \(backend.device) at the first wait after the op)")
+        }
+    }
 }

@@ -15,6 +15,7 @@ public enum EmulatedCUDADriver {
     /// The folder holding `libcuda.so.1`, or the build's error.
     public static let folder: Result<String, Error> = Result {
         let folder = NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())"
+        removeFoldersOfEndedProcesses()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for (name, source) in CUDAKernels.parts {
             try source.write(toFile: "\(folder)/part_\(name).cu", atomically: true, encoding: .utf8)
@@ -24,6 +25,17 @@ public enum EmulatedCUDADriver {
         try HostCompiler.emulatedCUDA("emulated_cudnn.cpp", folder: folder, output: "\(folder)/libcudnn.so.9")
         atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())") }
         return folder
+    }
+
+    /// Removes the folders of test processes that ended without their exit handler (a process
+    /// that stops on a failed precondition, as the exit tests' children do).
+    private static func removeFoldersOfEndedProcesses() {
+        let temporary = NSTemporaryDirectory()
+        let prefix = "snn-emulated-driver-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? [] where name.hasPrefix(prefix) {
+            guard let pid = pid_t(name.dropFirst(prefix.count)), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(atPath: temporary + name)
+        }
     }
 
     /// The CUDA backend of the emulated GPU, opened once per process and registered, so that

@@ -333,6 +333,21 @@ extension EmulatedGPU {
             check([Self.normal([13, 17], 38)], "dropout") { dropout($0[0], p: 0.3, training: true, generator: RandomGenerator(seed: 39)) }
         }
 
+        @Test("a label out of range stops the process at the first wait after oneHot, naming the label, its index and the classes")
+        func badLabel() async throws {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                let gpu = try EmulatedCUDADriver.backend.get().device
+                let labels = Tensor(doubles: [1, 2, 9, 3], shape: [4], dtype: .int64, device: .reference).to(gpu)
+                let rows = oneHot(labels, classes: 9)   // queued, no wait
+                FileHandle.standardError.write(Data("queued without a wait\n".utf8))
+                _ = rows.toFloats()
+            }
+            let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+            #expect(stderr.contains("queued without a wait\n"), "\(stderr)")
+            #expect(stderr.contains("[oneHot] expected labels in 0..<9, got 9 at index 2 (found on cuda:0 at the first wait after the op)"),
+                    "\(stderr)")
+        }
+
         @Test("neuronScan, every reset and surrogate: spikes exactly, gradients elementwise",
               arguments: [ResetMode.hard(0), .hard(0.3), .soft], [Surrogate.triangle(gamma: 1), .sigmoid(alpha: 4), .rectangle(width: 1)])
         func neuron(reset: ResetMode, surrogate: Surrogate) {

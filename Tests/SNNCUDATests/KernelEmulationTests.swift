@@ -325,7 +325,7 @@ struct KernelEmulationTests {
         typealias FromBytes = @convention(c) (UnsafePointer<UInt8>, UnsafeMutablePointer<Float>, Int64, Int32, UnsafePointer<Int64>,
                                               UnsafePointer<Int64>, UnsafePointer<Int64>) -> Void
         typealias OneHot = @convention(c) (UnsafePointer<Int64>, UnsafeMutablePointer<Float>, Int64, Int32,
-                                           UnsafeMutablePointer<Int32>) -> Void
+                                           UnsafeMutablePointer<Int64>) -> Void
         let handle = try Self.emulated("elementwise_harness.cpp")
         func function<T>(_ name: String, _ type: T.Type) throws -> T { unsafeBitCast(try #require(dlsym(handle, name)), to: type) }
         let n = Strided.count
@@ -349,13 +349,13 @@ struct KernelEmulationTests {
         // One-hot rows of 10 classes for 45 labels (450 values: three blocks and a partial fourth).
         let labels = (0..<45).map { Int64(($0 * 7) % 10) }
         var rows = [Float](repeating: .nan, count: 450)
-        var bad: Int32 = 0
+        var bad: [Int64] = [0, 0, 0, 0]
         let oneHot = try function("emulate_one_hot", OneHot.self)
         oneHot(labels, &rows, 45, 10, &bad)
         let expected = reference.oneHot(Tensor(labels.map(Float.init), shape: [45]).to(.reference), classes: 10, dtype: .float32)
-        #expect(rows.map(Double.init) == expected.toDoubles() && bad == 0)
-        oneHot(labels.map { $0 == 3 ? 10 : $0 }, &rows, 45, 10, &bad)
-        #expect(bad == 1, "a label of 10 among 10 classes is reported")
+        #expect(rows.map(Double.init) == expected.toDoubles() && bad == [0, 0, 0, 0])
+        oneHot(labels.enumerated().map { $0.offset == 17 ? 10 : $0.element }, &rows, 45, 10, &bad)
+        #expect(bad == [1, 10, 17, 10], "a label of 10 among 10 classes is reported with its index and the classes")
     }
 
     @Test("the emulation itself: shared memory and barriers (a tree sum per block), threads that return early")

@@ -197,14 +197,20 @@ extension CUDAKernels {
     }
 
     // One row of `classes` per label: 1 at the label, 0 elsewhere. A label outside 0..<classes
-    // leaves its row zero and sets *bad to 1 (the host checks it, as the reference's precondition).
+    // leaves its row zero and records itself in bad = {1, label, row, classes} (one of them, when
+    // several are bad), which the host reads at its next wait, as the reference's precondition.
     extern "C" __global__ void snn_one_hot(const long long *__restrict__ labels, float *__restrict__ y, long long rows,
-                                           int classes, int *__restrict__ bad) {
+                                           int classes, long long *__restrict__ bad) {
         long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
         if (k >= rows * classes) return;
         long long row = k / classes;
         long long label = labels[row];
-        if (k % classes == 0 && (label < 0 || label >= classes)) *bad = 1;
+        if (k % classes == 0 && (label < 0 || label >= classes)) {
+            bad[1] = label;
+            bad[2] = row;
+            bad[3] = classes;
+            bad[0] = 1;
+        }
         y[k] = label == k % classes ? 1.0f : 0.0f;
     }
 
