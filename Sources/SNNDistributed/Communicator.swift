@@ -53,11 +53,21 @@ extension Communicator {
 }
 
 extension Communicator {
-    /// Sums a host tensor of float32 over all ranks, in place.
+    /// Sums a contiguous float32 tensor over all ranks, in place. A tensor in device memory (a
+    /// GPU's) is summed through a host copy: one download and one upload.
     public func allReduceSum(_ tensor: Tensor) throws {
-        precondition(tensor.dtype == .float32 && tensor.isContiguous && tensor.device.isHostMemory,
-                     "[Communicator] expected a contiguous float32 host tensor, got \(tensor.dtype) on \(tensor.device)")
+        precondition(tensor.dtype == .float32 && tensor.isContiguous,
+                     "[Communicator] expected a contiguous float32 tensor, got \(tensor.dtype) on \(tensor.device)")
+        guard tensor.device.isHostMemory else { return try throughHost(tensor) { try allReduceSum($0) } }
         try allReduceSum(UnsafeMutableBufferPointer(start: tensor.pointer(as: Float.self), count: tensor.count))
+    }
+
+    /// Runs `collective` on a host copy of the device tensor `tensor`, then copies the result back.
+    private func throughHost(_ tensor: Tensor, _ collective: (Tensor) throws -> Void) throws {
+        let host = Tensor.empty(tensor.shape, dtype: tensor.dtype, device: .cpu)
+        host.assign(tensor)
+        try collective(host)
+        tensor.assign(host)
     }
 
     /// Sums `values` over all ranks.
@@ -67,9 +77,11 @@ extension Communicator {
         return copy
     }
 
-    /// Copies `root`'s tensor into every other rank's (contiguous, host memory).
+    /// Copies `root`'s tensor into every other rank's (contiguous; one in device memory goes
+    /// through a host copy).
     public func broadcast(_ tensor: Tensor, root: Int = 0) throws {
-        precondition(tensor.isContiguous && tensor.device.isHostMemory, "[Communicator] expected a contiguous host tensor")
+        precondition(tensor.isContiguous, "[Communicator] expected a contiguous tensor")
+        guard tensor.device.isHostMemory else { return try throughHost(tensor) { try broadcast($0, root: root) } }
         let start: UnsafeMutableRawPointer
         switch tensor.dtype.size {
         case 1: start = UnsafeMutableRawPointer(tensor.pointer(as: UInt8.self))

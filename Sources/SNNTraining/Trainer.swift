@@ -380,7 +380,9 @@ public final class Trainer {
         var accumulated: Tensor?
         var pending: [any PendingCollective] = []
         var startError: Error?
-        let overlapping = overlap && micro.count == 1 && communicator.size > 1
+        // Buckets are summed from host memory as the backward pass finishes them; a GPU's
+        // gradients are summed all at once after it, through one host copy.
+        let overlapping = overlap && micro.count == 1 && communicator.size > 1 && gradients.flat.device.isHostMemory
         if overlapping {
             gradients.onBucketReady = { [unowned self] b in
                 guard startError == nil else { return }

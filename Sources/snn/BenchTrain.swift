@@ -54,7 +54,7 @@ struct BenchTrain: ParsableCommand {
         let communicator = try distributed.communicator()
         if !communicator.isLeader { _ = freopen("/dev/null", "w", stdout) }
         let ranks = communicator.size
-        let dev = try DeviceFlag.open(device)
+        let dev = try DeviceFlag.open(device, localRank: ranks > 1 ? DistributedOptions.localRank : 0)
         let precision = try DeviceFlag.amp(amp, device: device)
         DeviceFlag.applyAMP(precision, on: dev)
         let named = try DatasetName.parse(dataset)

@@ -14,17 +14,24 @@ enum DeviceFlag {
     /// The device `name` names, ready to compute: a GPU is opened now (driver, NVRTC, kernels
     /// from the cache or compiled), so that a missing one is an error that says what is
     /// missing and where SwiftSNN looked, before any data is read.
-    static func open(_ name: String) throws -> Device {
+    ///
+    /// In a data-parallel run, `cuda` (no ordinal) is the GPU of this process's local rank
+    /// (modulo the machine's GPUs, as `torchrun` users set `LOCAL_RANK`); `cuda:N` is GPU N for
+    /// every process that names it.
+    static func open(_ name: String, localRank: Int = 0) throws -> Device {
         try check(name)
         let device = Device(name) ?? .cpu
-        if case .cuda(let ordinal) = device {
-            do {
-                _ = try CUDABackend.open(ordinal)
-            } catch {
-                throw FlagError("--device \(name): \(error)")
+        guard case .cuda(var ordinal) = device else { return device }
+        do {
+            if localRank > 0 && !name.contains(":") {
+                let count = try CUDADriver.load().devices().count
+                if count > 0 { ordinal = localRank % count }
             }
+            _ = try CUDABackend.open(ordinal)
+        } catch {
+            throw FlagError("--device \(name): \(error)")
         }
-        return device
+        return .cuda(ordinal)
     }
 
     /// What `--amp` asks for on `device`: `nil` (float32), `bf16` or `fp16`. `1` (the

@@ -28,6 +28,7 @@ struct DistributedOptions: ParsableArguments {
             guard joinTimeout > 0 else { throw CLIError("--join-timeout: expected a positive number of seconds, got \(joinTimeout)") }
             made = try Distributed.communicator(for: rendezvous, joinTimeout: joinTimeout)
             DistributedOptions.launcher = Self.launcherNames[rendezvous.launcher] ?? rendezvous.launcher
+            DistributedOptions.localRank = rendezvous.localRank
             // Processes sharing a machine share its cores (unless OMP_NUM_THREADS says otherwise):
             // each taking all of them would make their thread pools fight over every core.
             if rendezvous.localWorldSize > 1 && ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] == nil {
@@ -44,6 +45,8 @@ struct DistributedOptions: ParsableArguments {
     /// Who started the processes, as users call it (`torchrun`, `srun`, `mpirun`), once
     /// ``communicator()`` ran.
     nonisolated(unsafe) private(set) static var launcher = "none"
+    /// This process's rank among those on its machine, once ``communicator()`` ran (0 alone).
+    nonisolated(unsafe) private(set) static var localRank = 0
     private static let launcherNames = ["openmpi": "mpirun", "pmix": "srun --mpi=pmix", "pmi": "mpiexec (PMI)", "slurm": "srun",
                                         "flags": "--rank/--world-size"]
 }

@@ -124,10 +124,7 @@ extension TrainOptions {
 
     private func train(resuming checkpoint: String?, in continuedDirectory: String?, communicator: any Communicator) throws -> TrainingSummary {
         let config = makeConfig()
-        if communicator.size > 1, case .cuda? = Device(device) {
-            throw FlagError("--device \(device) in a run of \(communicator.size) processes: data-parallel training on GPUs is not there "
-                            + "yet (its gradients would have to be summed on the host); train one process per GPU, or on the CPU")
-        }
+        let dev = try DeviceFlag.open(device, localRank: communicator.size > 1 ? DistributedOptions.localRank : 0)
         if communicator.size > 1 {
             // One voice: rank 0 prints; the others' output would only repeat it (errors still
             // reach stderr from every rank).
@@ -135,7 +132,9 @@ extension TrainOptions {
             print("data-parallel: \(communicator.size) processes started by \(DistributedOptions.launcher) over \(communicator.backendName), "
                 + "rank 0 writes the run; "
                 + "each process trains on \(accumulate > 1 ? "\(accumulate) micro-batches" : "a batch") of \(batchSize) per step "
-                + "(\(communicator.size * accumulate * batchSize) samples per step), on \(device) with \(CPUBackend.threads) thread\(CPUBackend.threads == 1 ? "" : "s") each"
+                + "(\(communicator.size * accumulate * batchSize) samples per step), "
+                + (dev.isHostMemory ? "on \(device) with \(CPUBackend.threads) thread\(CPUBackend.threads == 1 ? "" : "s") each"
+                                    : "each on the GPU of its local rank (rank 0 on \(dev)), gradients summed through host memory")
                 + (syncBatchNorm ? "; batch norm over all processes' batches (--sync-bn)" : ""))
         } else if syncBatchNorm {
             print("note: --sync-bn changes nothing in a run of one process (its batch is every process's batch)")
@@ -145,7 +144,6 @@ extension TrainOptions {
             // Reference-compatible, but easy to miss: say it.
             print("note: --l1/--l2 apply to SDT only (as in the reference); \(config.loss.methodName) ignores them")
         }
-        let dev = try DeviceFlag.open(device)
         DeviceFlag.applyAMP(config.amp, on: dev)
         if let amp = config.amp {
             print("mixed precision: \(amp) operands for matrix products and convolutions, float32 elsewhere"

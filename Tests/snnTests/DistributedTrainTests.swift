@@ -1,5 +1,6 @@
 import Foundation
 import SNNTensor
+import SNNTestSupport
 import Testing
 
 /// Data-parallel `snn train` under mpirun against one process with `--accumulate`: the same
@@ -139,6 +140,29 @@ struct DistributedTrainTests {
             let worst = zip(values, other).map { abs($0 - $1) }.max() ?? 0
             // Float rounding only: the statistics are summed in another order.
             #expect(Double(worst / scale) <= 2e-5, "\(key): max |Δ| / max |w| = \(worst / scale)")
+        }
+    }
+
+    @Test("on the (emulated) GPU: 2 processes, each on the GPU of its local rank, give the weights of 1 process with --accumulate 2")
+    func onGPU() throws {
+        let (a, b) = (folder("gpu"), folder("gpu-accumulate"))
+        defer { for f in [a, b] { try? FileManager.default.removeItem(atPath: f) } }
+        let gpu = ["train", "--synthetic-samples", "32", "--batch_size", "8", "--T", "2", "--topology", "CONVAP-4-3-1-1_L-8",
+                   "--epochs", "1", "--workers", "0", "--device", "cuda", "--amp", "0"]
+        let environment = try EmulatedCUDADriver.environment()
+        guard let parallel = try MPIRun.mpirun(2, gpu + ["--output", a], environment: environment, timeout: 120) else { return }
+        #expect(parallel.status == 0, "\(parallel.output)")
+        #expect(parallel.output.contains("each on the GPU of its local rank (rank 0 on cuda:0), gradients summed through host memory"),
+                "\(parallel.output)")
+        let (status, output) = try SNNBinary.run(gpu + ["--accumulate", "2", "--output", b], environment: environment)
+        #expect(status == 0, "\(output)")
+        let (x, y) = (try parameters(a), try parameters(b))
+        #expect(Set(x.keys) == Set(y.keys) && !x.isEmpty)
+        for (key, values) in x {
+            let other = try #require(y[key])
+            let scale = max(other.map { abs($0) }.max() ?? 0, 1e-12)
+            let worst = zip(values, other).map { abs($0 - $1) }.max() ?? 0
+            #expect(Double(worst / scale) <= 1e-6, "\(key): max |Δ| / max |w| = \(worst / scale)")
         }
     }
 

@@ -42,7 +42,7 @@ enum MPIRun {
     }
 
     /// Open MPI's mpirun, as root too, with more ranks than cores.
-    static func mpirun(_ ranks: Int, _ arguments: [String], environment: [String: String] = [:],
+    static func mpirun(_ ranks: Int, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 30,
                         sourceLocation: SourceLocation = #_sourceLocation) throws -> (status: Int32, output: String, timedOut: Bool, seconds: Double)? {
         guard let launcher = onPath("mpirun") else {
             Issue.record("mpirun is not on PATH: install Open MPI (apt-get install libopenmpi-dev openmpi-bin; make test installs it)",
@@ -50,8 +50,8 @@ enum MPIRun {
             return nil
         }
         let result = try MPIRun.run(launcher, ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", SNNBinary.executable.path] + arguments,
-                             environment: environment)
-        #expect(!result.timedOut, "mpirun -np \(ranks) hung (killed after 30 s):\n\(result.output)", sourceLocation: sourceLocation)
+                             environment: environment, timeout: timeout)
+        #expect(!result.timedOut, "mpirun -np \(ranks) hung (killed after \(Int(timeout)) s):\n\(result.output)", sourceLocation: sourceLocation)
         return result
     }
 
