@@ -3,10 +3,11 @@
 # (`make bundle`). There, without Swift (the device tool carries the working tree and
 # `.build/snn-linux-x86_64.tar.gz`): unpacks the bundle, lists the devices and libraries found,
 # runs `snn selftest --device cuda`, then (when it passed) `snn bench train --device cuda --json`
-# for ResNet-19 (CIFAR-10, T=6) and VGGSNN (48x48 events, T=10) at batch 64, in float32 and with
-# --amp fp16, each bounded by SNN_BENCH_TIMEOUT seconds (default 60), and the reference PyTorch
-# code on the same shapes where it was carried (SNN_REFERENCE_DIR, default .build/reference),
-# writing every output to $OUT when it is set.
+# for ResNet-19 (CIFAR-10, T=6) and VGGSNN (48x48 events, T=10) at batch 64, in float32 (with
+# --tf32, as PyTorch's cuDNN default) and with --amp fp16, each bounded by SNN_BENCH_TIMEOUT
+# seconds (default 60), and the reference PyTorch code on the same shapes and precision where it
+# was carried (SNN_REFERENCE_DIR, default .build/reference), writing every output to $OUT when it
+# is set.
 # Exits with the selftest's status: 0 when every check passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,8 +33,9 @@ status=${PIPESTATUS[0]}
 if [ "$status" -eq 0 ]; then
     for bench in "ResNet-19 CIFAR10 6 0" "VGGSNN DVSCIFAR10 10 0" "ResNet-19 CIFAR10 6 fp16" "VGGSNN DVSCIFAR10 10 fp16"; do
         set -- $bench
+        tf32=$([ "$4" = 0 ] && echo --tf32 || true)
         timeout "${SNN_BENCH_TIMEOUT:-60}" "$snn" bench train --device "${SNN_DEVICE:-cuda}" --topology "$1" --dataset "$2" \
-            --T "$3" --amp "$4" --batch_size 64 --steps 3 --warmup 1 --json > "$out/bench-$1-$4.json" 2> "$out/bench-$1-$4.err"
+            --T "$3" --amp "$4" $tf32 --batch_size 64 --steps 3 --warmup 1 --json > "$out/bench-$1-$4.json" 2> "$out/bench-$1-$4.err"
         echo "bench $1 --amp $4: exit $?: $(cat "$out/bench-$1-$4.json")"
         # The reference beside it on the same GPU, when its code was carried (never committed):
         # git clone the ZBX05/Temporal-Regularization-Training mirror into .build/reference first.

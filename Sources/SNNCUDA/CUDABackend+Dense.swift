@@ -209,7 +209,7 @@ extension CUDABackend {
             return nil
         }
         do {
-            return (dnn, try dnn.plan(CUDNN.Key(input: input, weight: weight, parameters: p), output: output))
+            return (dnn, try dnn.plan(CUDNN.Key(input: input, weight: weight, parameters: p, tf32: allowsTF32), output: output))
         } catch {
             fail("conv2d (cuDNN)", error)
         }

@@ -52,6 +52,16 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
     private var precision: MixedPrecision?
 
+    /// Whether float32 convolutions through cuDNN may use TF32 tensor cores (products of
+    /// operands rounded to 10-bit mantissas, summed in float32), as PyTorch allows by default
+    /// (`torch.backends.cudnn.allow_tf32`); `--tf32`. Off: float32 products (`CUDNN_FMA_MATH`).
+    /// Matrix products never use TF32, as PyTorch's default (`torch.backends.cuda.matmul.allow_tf32`).
+    public var allowsTF32: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return tf32 }
+        set { lock.lock(); tf32 = newValue; lock.unlock() }
+    }
+    private var tf32 = false
+
     /// The 16-bit type of ``mixedPrecision``.
     public enum MixedPrecision: String, Sendable, CaseIterable {
         case bf16, fp16

@@ -10,7 +10,8 @@ import SNNTensor
 /// Each shape gets a ``Plan`` once: its descriptors, and per direction the algorithm chosen by
 /// timing every one cuDNN offers on the real operands (`cudnnFind…AlgorithmEx`): the fastest
 /// deterministic one whose workspace fits the one the search was given, so that a run repeats bit for bit.
-/// Math is `CUDNN_FMA_MATH`: float32 products and sums, no TF32, as the matrix products.
+/// Math is `CUDNN_FMA_MATH` (float32 products and sums, no TF32, as the matrix products), or
+/// cuDNN's default, which allows TF32 tensor cores, where the backend allows them (`--tf32`).
 final class CUDNN: @unchecked Sendable {
     let library: CUDAToolkit.Library
     private let device: CUDADevice
@@ -32,9 +33,11 @@ final class CUDNN: @unchecked Sendable {
         let deterministic: Bool
     }
 
-    /// A convolution's shapes: what a plan is cached under.
+    /// A convolution's shapes and math: what a plan is cached under.
     struct Key: Hashable {
         let input: [Int], weight: [Int], parameters: Conv2dParameters
+        /// TF32 tensor cores allowed (`CUDNN_DEFAULT_MATH`) or float32 products only (`CUDNN_FMA_MATH`).
+        var tf32 = false
     }
 
     /// The descriptors of one shape, and the algorithm of each direction once it has been chosen.
@@ -156,7 +159,7 @@ final class CUDNN: @unchecked Sendable {
             try check(api.setConvolution(c, Int32(p.padH), Int32(p.padW), Int32(p.strideH), Int32(p.strideW), Int32(p.dilationH),
                                          Int32(p.dilationW), 1, 0), "cudnnSetConvolution2dDescriptor")   // cross-correlation, float
             try check(api.setGroups(c, Int32(p.groups)), "cudnnSetConvolutionGroupCount")
-            try check(api.setMath(c, 3), "cudnnSetConvolutionMathType")   // CUDNN_FMA_MATH: no TF32
+            try check(api.setMath(c, key.tf32 ? 0 : 3), "cudnnSetConvolutionMathType")   // CUDNN_DEFAULT_MATH or CUDNN_FMA_MATH
         } catch {
             destroy(plan)
             throw error

@@ -46,6 +46,8 @@ public struct TrainingConfig: Codable, Sendable {
     /// convolutions, float32 everything else; `fp16` also scales the loss (``LossScaler``).
     /// nil: float32 throughout.
     public var amp: String? = nil
+    /// TF32 tensor cores for float32 convolutions on a GPU (`--tf32`); nil: float32 products.
+    public var tf32: Bool? = nil
 
     public init(dataset: String, topology: String, modelName: String?, timesteps: Int, epochs: Int, batchSize: Int,
                 learningRate: Double, optimizer: Optimizer.Kind, scheduler: Bool, weightDecay: Double, l1: Double, l2: Double,

@@ -25,6 +25,8 @@ struct BenchTrain: ParsableCommand {
     var device: String = "cpu"
     @Option(name: .customLong("amp"), help: "Mixed precision on a GPU: bf16 or fp16 (with loss scaling); 0: float32.")
     var amp: String = "0"
+    @Flag(name: .customLong("tf32"), help: "On a GPU, let float32 convolutions use TF32 tensor cores, as PyTorch's cuDNN does by default.")
+    var tf32 = false
     @Option(help: "Timed steps.")
     var steps: Int = 5
     @Option(help: "Untimed warm-up steps.")
@@ -45,6 +47,7 @@ struct BenchTrain: ParsableCommand {
         guard eventDensity >= 0, eventDensity <= 1 else { throw FlagError("--event-density must be in [0, 1]; got \(eventDensity)") }
         try DeviceFlag.check(device)
         _ = try DeviceFlag.amp(amp, device: device)
+        try DeviceFlag.checkTF32(tf32, device: device)
     }
 
     func run() throws {
@@ -57,6 +60,7 @@ struct BenchTrain: ParsableCommand {
         let dev = try DeviceFlag.open(device, localRank: ranks > 1 ? DistributedOptions.localRank : 0)
         let precision = try DeviceFlag.amp(amp, device: device)
         DeviceFlag.applyAMP(precision, on: dev)
+        DeviceFlag.applyTF32(tf32, on: dev)
         let named = try DatasetName.parse(dataset)
         let (shape, classes) = (named.inputShape, named.classes)
         let isEvent = shape[0] == 2
@@ -126,7 +130,7 @@ struct BenchTrain: ParsableCommand {
             "breakdown_seconds": breakdown.mapValues { ($0 * 1e4).rounded() / 1e4 },
             "topology": topology, "dataset": dataset, "T": timesteps, "batch_size": batchSize, "device": device,
             "steps": steps, "warmup": warmup, "event_density": isEvent ? eventDensity : 0, "parameters": model.parameterCount, "loss": "TRT", "optimizer": "Adam",
-            "threads": ProcessInfo.processInfo.activeProcessorCount, "amp": precision ?? "off",
+            "threads": ProcessInfo.processInfo.activeProcessorCount, "amp": precision ?? "off", "tf32": tf32,
         ]
         // On a GPU, tensors live in device memory: its peak is the figure that matters.
         let gpuPeakMiB = gpu.map { Double($0.memory.peak) / 1_048_576 }

@@ -49,6 +49,20 @@ enum DeviceFlag {
         }
     }
 
+    /// `--tf32` needs a GPU.
+    static func checkTF32(_ tf32: Bool, device: String) throws {
+        guard tf32 else { return }
+        guard case .cuda? = Device(device) else {
+            throw FlagError("--tf32 needs a GPU (--device cuda); on the \(device) device convolutions are float32")
+        }
+    }
+
+    /// Lets the GPU's float32 convolutions use TF32 (`--tf32`); nothing on other devices.
+    static func applyTF32(_ tf32: Bool, on device: Device) {
+        guard !device.isHostMemory, let backend = device.backend as? CUDABackend else { return }
+        backend.allowsTF32 = tf32
+    }
+
     /// Sets the GPU's mixed precision (`--amp`); nothing on other devices.
     static func applyAMP(_ amp: String?, on device: Device) {
         guard !device.isHostMemory, let backend = device.backend as? CUDABackend else { return }

@@ -47,6 +47,8 @@ struct TrainOptions: ParsableArguments {
     var seed: UInt64 = 42
     @Option(name: .customLong("amp"), help: "Mixed precision on a GPU: fp16 or bf16 operands for matrix products and convolutions, float32 elsewhere (fp16 with dynamic loss scaling); 1 (the reference's default): fp16 on a GPU, nothing on the CPU; 0 or off: float32 throughout.")
     var amp: String = "1"
+    @Flag(name: .customLong("tf32"), help: "On a GPU, let float32 convolutions use TF32 tensor cores (10-bit mantissa products), as PyTorch's cuDNN does by default; off: float32 products.")
+    var tf32 = false
     @Option(name: .customLong("augment"), help: "1: data augmentation (the data set's).")
     var augment: Int = 1
     @OptionGroup var network: NetworkOptions
@@ -124,6 +126,7 @@ struct TrainOptions: ParsableArguments {
         try losses.check(trtDefault: 1)
         try DeviceFlag.check(device)
         _ = try DeviceFlag.amp(amp, device: device)
+        try DeviceFlag.checkTF32(tf32, device: device)
         if resume == 1 && resumePath == nil { throw FlagError("--resume 1 needs --resume_path (a run's weights/last)") }
         try requireFinite([("--log-interval", logInterval)])
         if logInterval < 0 { throw FlagError("--log-interval must be 0 or more, got \(logInterval)") }

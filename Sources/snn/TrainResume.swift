@@ -15,7 +15,7 @@ enum ResumeConfiguration {
         "epochs": "--epochs", "device": "--device", "workers": "--workers", "clipGradNorm": "--clip-grad-norm",
         "checkpointEpochs": "--checkpoint_epochs", "saveCheckpoints": "--save_checkpoint", "dataOptions.data_dir": "--data-dir",
         "fisherEpochs": "--observe_fi/--fi_epochs", "observeCentroid": "--observe_ic", "accumulate": "--accumulate",
-        "syncBatchNorm": "--sync-bn", "amp": "--amp",
+        "syncBatchNorm": "--sync-bn", "amp": "--amp", "tf32": "--tf32",
     ]
 
     /// The flags behind every other field, for messages.
@@ -134,6 +134,7 @@ extension TrainingConfig {
         var words = flags.map { "\($0.0)=\($0.1)" }
         if dropLast { words.append("--drop-last") }
         if syncBatchNorm == true { words.append("--sync-bn") }
+        if tf32 == true { words.append("--tf32") }
         if dataOptions?["skip_corrupt"] == "1" { words.append("--skip-corrupt") }
         return words
     }

@@ -36,6 +36,7 @@ extension TrainOptions {
         if accumulate > 1 { config.accumulate = accumulate }
         if syncBatchNorm { config.syncBatchNorm = true }
         config.amp = (try? DeviceFlag.amp(amp, device: device)) ?? nil
+        if tf32 { config.tf32 = true }
         var recorded = dataOptions.recorded(for: name)
         recorded["augment"] = String(augment)
         if skipCorrupt { recorded["skip_corrupt"] = "1" }
@@ -145,6 +146,8 @@ extension TrainOptions {
             print("note: --l1/--l2 apply to SDT only (as in the reference); \(config.loss.methodName) ignores them")
         }
         DeviceFlag.applyAMP(config.amp, on: dev)
+        DeviceFlag.applyTF32(config.tf32 == true, on: dev)
+        if config.tf32 == true { print("TF32: float32 convolutions may use TF32 tensor cores, as PyTorch's cuDNN default (no --tf32: float32 products)") }
         if let amp = config.amp {
             print("mixed precision: \(amp) operands for matrix products and convolutions, float32 elsewhere"
                   + (amp == "fp16" ? ", dynamic loss scaling" : "") + " (--amp 0: float32 throughout)")

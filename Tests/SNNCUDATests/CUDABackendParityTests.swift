@@ -240,6 +240,34 @@ extension EmulatedGPU {
             #expect(zip(mixed, fullPrecision).contains { $0 != $1 }, "\(half): the product is float32's bit for bit")
         }
 
+        @Test("--tf32: cuDNN convolutions within TF32's rounding of the reference (forward and both gradients); matrix products stay float32")
+        func tf32() throws {
+            let backend = try EmulatedCUDADriver.backend.get()
+            let conv = Self.convCases[0]
+            let inputs = conv.inputs(RandomInputs(seed: 93)).map(\.float32Copy)
+            let (a, b) = (Self.normal([21, 34], 94), Self.normal([34, 17], 95))
+            func run() -> [[Float]] {
+                let leaves = inputs.map { x -> Tensor in
+                    let leaf = x.to(Self.gpu)
+                    leaf.requiresGrad = true
+                    return leaf
+                }
+                let y = conv.apply(leaves)
+                y.sum().backward()
+                return [y.toFloats(), leaves[0].grad!.toFloats(), leaves[1].grad!.toFloats(), matmul(a.to(Self.gpu), b.to(Self.gpu)).toFloats()]
+            }
+            let exact = run()
+            backend.allowsTF32 = true
+            defer { backend.allowsTF32 = false }
+            // TF32 keeps 10 of float32's 23 mantissa bits: products within about 2⁻¹¹ of the largest magnitude.
+            check(inputs, output: .relativeToMaxMagnitude(2e-3), gradients: .relativeToMaxMagnitude(2e-3), "conv tf32") { conv.apply($0) }
+            let rounded = run()
+            for (i, name) in ["output", "input gradient", "weight gradient"].enumerated() {
+                #expect(zip(rounded[i], exact[i]).contains { $0 != $1 }, "--tf32: the \(name) is float32's bit for bit")
+            }
+            #expect(rounded[3] == exact[3], "--tf32 changed a matrix product")
+        }
+
         static let convCases = [
             ConvCase(input: [2, 4, 6, 6], weight: [5, 4, 3, 3], padding: (1, 1)),
             ConvCase(input: [2, 4, 7, 7], weight: [3, 4, 3, 3], stride: (2, 2), padding: (1, 1), bias: false),

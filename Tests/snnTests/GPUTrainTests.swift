@@ -90,4 +90,26 @@ struct GPUTrainTests {
         let (typoStatus, typo) = try SNNBinary.run(tiny + ["--amp", "half", "--output", base + "/bad"])
         #expect(typoStatus != 0 && typo.contains("--amp accepts 0, 1, off, bf16, fp16; got half"), "\(typo)")
     }
+
+    @Test("--tf32: said on a GPU, kept by a resumed run, an error on the CPU; bench train --json reports it")
+    func tf32Flag() throws {
+        let environment = try EmulatedCUDADriver.environment()
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("snn-gpu-tf32-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let tiny = ["train", "--synthetic-samples", "16", "--batch_size", "8", "--T", "2", "--topology", "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8",
+                    "--amp", "0", "--max-steps", "1"]
+        let (status, out) = try SNNBinary.run(tiny + ["--epochs", "1", "--device", "cuda", "--tf32", "--output", base], environment: environment)
+        #expect(status == 0 && out.contains("TF32: float32 convolutions may use TF32 tensor cores"), "\(out)")
+        let run = "\(base)/result/\(try #require(try FileManager.default.contentsOfDirectory(atPath: base + "/result").first))"
+        let (resumed, resumedOut) = try SNNBinary.run(["train", "--resume", "1", "--resume_path", run + "/weights/last", "--epochs", "2",
+                                                       "--max-steps", "1"], environment: environment)
+        #expect(resumed == 0 && resumedOut.contains("TF32: float32 convolutions may use TF32 tensor cores"), "\(resumedOut)")
+        let (badStatus, bad) = try SNNBinary.run(tiny + ["--epochs", "1", "--tf32", "--output", base + "/cpu"])
+        #expect(badStatus != 0 && bad.contains("--tf32 needs a GPU (--device cuda); on the cpu device convolutions are float32"), "\(bad)")
+        let (benchStatus, bench) = try SNNBinary.run(["bench", "train", "--device", "cuda", "--tf32", "--topology", "CONV-4-3-1-1_L-8",
+                                                      "--dataset", "synthetic", "--T", "1", "--batch_size", "2", "--steps", "1",
+                                                      "--warmup", "0", "--json"], environment: environment)
+        let object = try JSONSerialization.jsonObject(with: Data(bench.utf8)) as? [String: Any]
+        #expect(benchStatus == 0 && object?["tf32"] as? Bool == true, "\(bench)")
+    }
 }

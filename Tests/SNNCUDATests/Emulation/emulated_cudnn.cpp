@@ -8,7 +8,10 @@
 // - each algorithm needs its own workspace: less than that is CUDNN_STATUS_BAD_PARAM, and the
 //   workspace is written over, so one shared with live data corrupts it;
 // - the search reports the fastest algorithm as non-deterministic and the second as needing a
-//   workspace, so choosing among them is tested.
+//   workspace, so choosing among them is tested;
+// - a convolution whose math type allows tensor cores (anything but CUDNN_FMA_MATH) rounds its
+//   float operands to TF32 (10-bit mantissas, to nearest even) before multiplying, as Ampere and
+//   later GPUs do, so that a run that must be float32 and is not shows in the numbers.
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -61,10 +64,21 @@ bool consistent(const Tensor4d &x, const Filter4d &w, const Convolution &c, cons
 
 enum class Direction { forward, data, filter };
 
+// x rounded to TF32's 10-bit mantissa, to nearest even (infinities and NaN kept).
+float tf32(float x) {
+    unsigned bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    if ((bits & 0x7f800000u) == 0x7f800000u) return x;
+    bits = (bits + 0xfffu + ((bits >> 13) & 1u)) & ~0x1fffu;
+    std::memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
 // out = α·op + β·out for the direction, over all taps; the operand written is the direction's.
 void convolve(Direction d, const Tensor4d &xd, float *x, const Filter4d &wd, float *w, const Convolution &c, const Tensor4d &yd,
               float *y, float alpha, float beta) {
     const int cg = wd.c, kg = wd.k / c.groups;
+    auto operand = [&c](float v) { return c.math == 3 ? v : tf32(v); };   // CUDNN_FMA_MATH keeps float32
     std::size_t count = d == Direction::forward ? elements(yd) : d == Direction::data ? elements(xd) : (std::size_t)wd.k * wd.c * wd.h * wd.w;
     float *out = d == Direction::forward ? y : d == Direction::data ? x : w;
     double *sum = new double[count]();
@@ -84,9 +98,9 @@ void convolve(Direction d, const Tensor4d &xd, float *x, const Filter4d &wd, flo
                                 std::size_t wi = (((std::size_t)o * wd.c + ci) * wd.h + fr) * wd.w + fs;
                                 std::size_t yi = (((std::size_t)n * yd.c + o) * yd.h + i) * yd.w + j;
                                 switch (d) {
-                                case Direction::forward: sum[yi] += (double)x[xi] * w[wi]; break;
-                                case Direction::data: sum[xi] += (double)y[yi] * w[wi]; break;
-                                case Direction::filter: sum[wi] += (double)y[yi] * x[xi]; break;
+                                case Direction::forward: sum[yi] += (double)operand(x[xi]) * operand(w[wi]); break;
+                                case Direction::data: sum[xi] += (double)operand(y[yi]) * operand(w[wi]); break;
+                                case Direction::filter: sum[wi] += (double)operand(y[yi]) * operand(x[xi]); break;
                                 }
                             }
         }
