@@ -190,26 +190,26 @@ extension CUDABackend {
         return (gradInput, gradGamma, gradBeta)
     }
 
-    /// Batch norm's input gradient in place: `grad ← γ/σ (grad − Σgrad/m − x̂ Σ(grad·x̂)/m)`.
-    func inputGradient(_ x: Tensor, _ grad: Tensor, gamma: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
+    /// Batch norm's input gradient in place: `grad ← γ/σ (grad − Σgrad/m − x̂ Σ(grad·x̂)/m)`, with
+    /// `x` float32 (`form` 0), or bfloat16 (3) or half (4) as `--amp` keeps it.
+    func inputGradient(_ x: Tensor, form: Int32 = 0, _ grad: Tensor, gamma: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
                        gradGamma: Tensor, gradBeta: Tensor, frames: Int, channels: Int, plane: Int) {
         guard grad.count > 0 else { return }
         launch("snn_bn_input_gradient", elements: grad.count,
-               [arg(x), arg(grad), arg(gamma), arg(mean), arg(variance), .float(Float(epsilon)), arg(gradGamma), arg(gradBeta),
+               [arg(x), .int32(form), arg(grad), arg(gamma), arg(mean), arg(variance), .float(Float(epsilon)), arg(gradGamma), arg(gradBeta),
                 .float(Float(frames * plane)), .int64(Int64(grad.count)), .int32(Int32(channels)), .int64(Int64(plane))])
     }
 
     // MARK: Convolution with cuDNN
 
     /// cuDNN's plan for a convolution of these shapes, or `nil` where cuDNN is not used (not
-    /// found or turned off, under `--amp`, whose convolutions are cuBLAS's 16-bit products, or
-    /// sizes beyond its 32-bit ints). Only called with every size positive.
+    /// found or turned off, or sizes beyond its 32-bit ints). Under `--amp` its operands are of
+    /// the 16-bit type. Only called with every size positive.
     private func cudnnPlan(_ input: [Int], _ weight: [Int], _ output: [Int], _ p: Conv2dParameters) -> (CUDNN, CUDNN.Plan)? {
-        guard usesCUDNN, mixedPrecision == nil, let dnn, CUDNN.accepts(input: input, weight: weight, output: output) else {
-            return nil
-        }
+        guard usesCUDNN, let dnn, CUDNN.accepts(input: input, weight: weight, output: output) else { return nil }
+        let key = CUDNN.Key(input: input, weight: weight, parameters: p, tf32: allowsTF32, type: mixedPrecision?.cudnnType ?? .float)
         do {
-            return (dnn, try dnn.plan(CUDNN.Key(input: input, weight: weight, parameters: p, tf32: allowsTF32), output: output))
+            return (dnn, try dnn.plan(key, output: output))
         } catch {
             fail("conv2d (cuDNN)", error)
         }
@@ -217,21 +217,35 @@ extension CUDABackend {
 
     /// Runs one direction of a convolution through cuDNN on contiguous float32 operands named as
     /// the forward names them (`x` input, `w` weight, `y` output); the direction's result is
-    /// written over its operand. The first call of a shape and direction times cuDNN's
+    /// written over its operand. A plan of 16-bit operands (`--amp`) gets the two inputs rounded
+    /// to its type and writes its result in that type, widened into the float32 operand, as
+    /// PyTorch's autocast does. The first call of a shape and direction times cuDNN's
     /// algorithms with as much workspace as can be had up to ``convolutionWorkspaceBytes``.
     private func convolve(_ direction: CUDNN.Direction, _ dnn: CUDNN, _ plan: CUDNN.Plan, x: Tensor, w: Tensor, y: Tensor) {
-        let op = "conv2d \(direction.rawValue) (cuDNN)"
+        let half = mixedPrecision?.dtype
+        let written = direction == .forward ? y : direction == .backwardData ? x : w
+        // The operands as cuDNN sees them: the inputs rounded, the result in the 16-bit type.
+        let operand = { (t: Tensor) -> Tensor in
+            guard let half else { return t }
+            return t === written ? self.output(t.shape, half) : self.cast(t, to: half)
+        }
+        let (cx, cw, cy) = (operand(x), operand(w), operand(y))
+        let op = "conv2d \(direction.rawValue) (cuDNN\(half.map { ", \($0)" } ?? ""))"
         run(op) {
             let choice: CUDNN.Choice
             if let chosen = dnn.choice(plan, direction) {
                 choice = chosen
             } else {
                 let scratch = searchWorkspace(limit: convolutionWorkspaceBytes)
-                choice = try dnn.choose(plan, direction, x: address(x), w: address(w), y: address(y), scratch: scratch.map(address) ?? 0,
-                                        workspace: scratch?.count ?? 0)
+                choice = try dnn.choose(plan, direction, x: address(cx), w: address(cw), y: address(cy),
+                                        scratch: scratch.map(address) ?? 0, workspace: scratch?.count ?? 0)
             }
             let scratch = choice.workspaceBytes > 0 ? output([choice.workspaceBytes], .uint8) : nil
-            try dnn.run(plan, direction, choice, x: address(x), w: address(w), y: address(y), scratch: scratch.map(address) ?? 0)
+            try dnn.run(plan, direction, choice, x: address(cx), w: address(cw), y: address(cy), scratch: scratch.map(address) ?? 0)
+        }
+        if half != nil {
+            let result = direction == .forward ? cy : direction == .backwardData ? cx : cw
+            copy(result, into: written)   // widened to float32 by the cast kernel
         }
     }
 

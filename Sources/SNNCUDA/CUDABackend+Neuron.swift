@@ -69,13 +69,19 @@ extension CUDABackend {
         let (n, channels) = (x.count / max(steps, 1), x.shape[1])
         let plane = x.count / max(x.shape[0] * channels, 1)
         let spikes = output(x.shape)
+        // Under --amp the input (a convolution's output) is kept in the 16-bit type, half the
+        // bytes, and the neuron reads it rounded so, forward and backward alike: the backward pass
+        // recomputes exactly the spikes the forward pass emitted.
+        let precision = mixedPrecision
+        let kept = precision.map { cast(p[0], to: $0.dtype) } ?? p[0]
         if n > 0 {
             launch("snn_bn_neuron_forward", elements: n,
-                   [arg(p[0]), arg(p.count > 5 ? p[5] : nil), arg(p[1]), arg(p[2]), arg(p[3]), arg(p[4]), .float(Float(epsilon)),
-                    arg(spikes), .int64(Int64(n)), .int32(Int32(steps)), .int32(Int32(channels)), .int64(Int64(plane))]
+                   [arg(p[0]), .int32(precision == .bf16 ? 1 : precision == .fp16 ? 2 : 0), arg(p.count > 5 ? p[5] : nil), arg(p[1]),
+                    arg(p[2]), arg(p[3]), arg(p[4]), .float(Float(epsilon)), arg(spikes), .int64(Int64(n)), .int32(Int32(steps)),
+                    .int32(Int32(channels)), .int64(Int64(plane))]
                    + CUDAKernels.NeuronArguments(neuron).kernelArguments(backward: false))
         }
-        return (spikes, SavedBatchNormNeuron(input: p[0], gamma: p[1], beta: p[2], mean: p[3], variance: p[4], epsilon: epsilon,
+        return (spikes, SavedBatchNormNeuron(input: kept, gamma: p[1], beta: p[2], mean: p[3], variance: p[4], epsilon: epsilon,
                                              residual: residual, steps: steps, neuron: neuron))
     }
 
@@ -83,22 +89,28 @@ extension CUDABackend {
         -> (input: Tensor, gamma: Tensor, beta: Tensor, residual: Tensor?) {
         let s = SavedBatchNormNeuron.from(saved, op: "batchNormNeuronScan")
         let residual = s.residual?.value
-        let inputs = [gradSpikes, s.input, s.gamma, s.beta, s.mean, s.variance] + (residual.map { [$0] } ?? [])
-        guard let p = packed(inputs) else {
-            let h = inputs.map { hostCopy(of: $0) }
+        // An input kept in a 16-bit type under --amp (see the forward pass) is read as it is.
+        let kept = s.input.device == device && s.input.isContiguous
+        let form: Int32 = !kept ? 0 : s.input.dtype == .bfloat16 ? 3 : s.input.dtype == .float16 ? 4 : 0
+        let others = [s.gamma, s.beta, s.mean, s.variance] + (residual.map { [$0] } ?? [])
+        let inputs = [gradSpikes, s.input] + others
+        let packedOthers = packed([gradSpikes] + others)
+        guard let packedInput = form != 0 ? s.input : packed(s.input), let packedOthers else {
+            let h = inputs.enumerated().map { hostCopy(of: $0.element, dtype: $0.offset == 1 && form != 0 ? .float32 : nil) }
             let hostSaved = SavedBatchNormNeuron(input: h[1], gamma: h[2], beta: h[3], mean: h[4], variance: h[5],
                                                  epsilon: s.epsilon, residual: h.count > 6 ? h[6] : nil, steps: s.steps,
                                                  neuron: s.neuron)
             let r = ReferenceBackend.shared.batchNormNeuronScanBackward(h[0], saved: hostSaved)
             return (deviceCopy(of: r.input), deviceCopy(of: r.gamma), deviceCopy(of: r.beta), r.residual.map(deviceCopy))
         }
+        let p = [packedOthers[0], packedInput] + packedOthers.dropFirst()
         let x = p[1], steps = s.steps, n = x.count / max(steps, 1), channels = x.shape[1]
         let plane = x.count / max(x.shape[0] * channels, 1)
         let gradInput = output(x.shape), gradResidual = residual == nil ? nil : output(x.shape)
         let (sumGrad, sumGradNormalized) = (output([n]), output([n]))
         if n > 0 {
             launch("snn_bn_neuron_backward", elements: n,
-                   [arg(p[0]), arg(x), arg(p.count > 6 ? p[6] : nil), arg(p[2]), arg(p[3]), arg(p[4]), arg(p[5]),
+                   [arg(p[0]), arg(x), .int32(form), arg(p.count > 6 ? p[6] : nil), arg(p[2]), arg(p[3]), arg(p[4]), arg(p[5]),
                     .float(Float(s.epsilon)), arg(gradInput), arg(gradResidual), arg(sumGrad), arg(sumGradNormalized),
                     .int64(Int64(n)), .int32(Int32(steps)), .int32(Int32(channels)), .int64(Int64(plane))]
                    + CUDAKernels.NeuronArguments(s.neuron).kernelArguments(backward: true))
@@ -110,7 +122,7 @@ extension CUDABackend {
                    [arg(sumGrad), arg(sumGradNormalized), arg(gradBeta), arg(gradGamma), .int32(Int32(samples)),
                     .int32(Int32(channels)), .int64(Int64(plane))])
         }
-        inputGradient(x, gradInput, gamma: p[2], mean: p[4], variance: p[5], epsilon: s.epsilon, gradGamma: gradGamma,
+        inputGradient(x, form: form, gradInput, gamma: p[2], mean: p[4], variance: p[5], epsilon: s.epsilon, gradGamma: gradGamma,
                       gradBeta: gradBeta, frames: x.shape[0], channels: channels, plane: plane)
         return (gradInput, gradGamma, gradBeta, gradResidual)
     }

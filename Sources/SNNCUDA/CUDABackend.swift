@@ -68,6 +68,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
         var dtype: DType { self == .bf16 ? .bfloat16 : .float16 }
         var cublasType: CUBLAS.HalfType { self == .bf16 ? .bfloat16 : .float16 }
+        var cudnnType: CUDNN.DataType { self == .bf16 ? .bfloat16 : .half }
     }
 
     /// The most bytes one unfolded chunk of a convolution's input may take (convolutions run as

@@ -3,9 +3,9 @@ import Foundation
 import SNNLibraries
 import SNNTensor
 
-/// cuDNN's float32 convolutions on a device's stream: forward, backward-data and
-/// backward-weights (the CUDA backend's `conv2d` family where cuDNN is found), NCHW, groups
-/// included.
+/// cuDNN's convolutions on a device's stream: forward, backward-data and backward-weights (the
+/// CUDA backend's `conv2d` family where cuDNN is found), NCHW, groups included, on float32
+/// operands or, under `--amp`, on bfloat16 or half ones summed in float32.
 ///
 /// Each shape gets a ``Plan`` once: its descriptors, and per direction the algorithm chosen by
 /// timing every one cuDNN offers on the real operands (`cudnnFind…AlgorithmEx`): the fastest
@@ -33,11 +33,19 @@ final class CUDNN: @unchecked Sendable {
         let deterministic: Bool
     }
 
-    /// A convolution's shapes and math: what a plan is cached under.
+    /// The type of a convolution's operands (`cudnnDataType_t`); products are summed in float32
+    /// whatever it is.
+    enum DataType: UInt32, Sendable {
+        case float = 0, half = 2, bfloat16 = 9
+    }
+
+    /// A convolution's shapes, operand type and math: what a plan is cached under.
     struct Key: Hashable {
         let input: [Int], weight: [Int], parameters: Conv2dParameters
-        /// TF32 tensor cores allowed (`CUDNN_DEFAULT_MATH`) or float32 products only (`CUDNN_FMA_MATH`).
+        /// Float32 operands: TF32 tensor cores allowed (`CUDNN_DEFAULT_MATH`) or float32 products
+        /// only (`CUDNN_FMA_MATH`). 16-bit operands always use the tensor cores (`CUDNN_TENSOR_OP_MATH`).
         var tf32 = false
+        var type = DataType.float
     }
 
     /// The descriptors of one shape, and the algorithm of each direction once it has been chosen.
@@ -153,13 +161,16 @@ final class CUDNN: @unchecked Sendable {
         let plan = Plan(x: x, y: y, w: w, convolution: c)
         let (n, s, o, p) = (i32(key.input), i32(output), i32(key.weight), key.parameters)
         do {
-            try check(api.setTensor(x, 0, 0, n[0], n[1], n[2], n[3]), "cudnnSetTensor4dDescriptor")   // NCHW, float
-            try check(api.setTensor(y, 0, 0, s[0], s[1], s[2], s[3]), "cudnnSetTensor4dDescriptor")
-            try check(api.setFilter(w, 0, 0, o[0], o[1], o[2], o[3]), "cudnnSetFilter4dDescriptor")
+            let type = key.type.rawValue
+            try check(api.setTensor(x, 0, type, n[0], n[1], n[2], n[3]), "cudnnSetTensor4dDescriptor")   // NCHW
+            try check(api.setTensor(y, 0, type, s[0], s[1], s[2], s[3]), "cudnnSetTensor4dDescriptor")
+            try check(api.setFilter(w, type, 0, o[0], o[1], o[2], o[3]), "cudnnSetFilter4dDescriptor")
             try check(api.setConvolution(c, Int32(p.padH), Int32(p.padW), Int32(p.strideH), Int32(p.strideW), Int32(p.dilationH),
-                                         Int32(p.dilationW), 1, 0), "cudnnSetConvolution2dDescriptor")   // cross-correlation, float
+                                         Int32(p.dilationW), 1, 0), "cudnnSetConvolution2dDescriptor")   // cross-correlation, float sums
             try check(api.setGroups(c, Int32(p.groups)), "cudnnSetConvolutionGroupCount")
-            try check(api.setMath(c, key.tf32 ? 0 : 3), "cudnnSetConvolutionMathType")   // CUDNN_DEFAULT_MATH or CUDNN_FMA_MATH
+            // CUDNN_TENSOR_OP_MATH for 16-bit operands; for float32, CUDNN_DEFAULT_MATH (TF32 allowed) or CUDNN_FMA_MATH.
+            let math: UInt32 = key.type != .float ? 1 : key.tf32 ? 0 : 3
+            try check(api.setMath(c, math), "cudnnSetConvolutionMathType")
         } catch {
             destroy(plan)
             throw error

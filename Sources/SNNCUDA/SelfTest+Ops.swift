@@ -83,23 +83,30 @@ extension CUDASelfTest {
 
     /// The matrix products and convolutions again, on the paths a GPU with cuBLAS and cuDNN does
     /// not take by default: convolutions as cuBLAS products (where cuDNN ran them), SwiftSNN's
-    /// own kernels, and `--amp` (bf16, fp16) within the 16-bit type's rounding. Empty without
-    /// cuBLAS (the own kernels were the default path).
+    /// own kernels, and `--amp` (bf16, fp16) within the 16-bit type's rounding, its convolutions
+    /// through cuDNN and through cuBLAS. Empty without cuBLAS (the own kernels were the default path).
     public static func otherPaths(_ backend: CUDABackend) -> [Check] {
         guard backend.usesCUBLAS else { return [] }
         let dense = opCases.filter { $0.name.hasPrefix("matmul") || $0.name.hasPrefix("conv2d") }
         var checks: [Check] = []
         let cudnn = backend.usesCUDNN
         defer { backend.usesCUDNN = cudnn }
+        let convolutions = dense.filter { $0.name.hasPrefix("conv2d") }
         backend.usesCUDNN = false
-        if cudnn { checks += ops(on: backend.device, cases: dense.filter { $0.name.hasPrefix("conv2d") }, label: "cuBLAS") }
+        if cudnn { checks += ops(on: backend.device, cases: convolutions, label: "cuBLAS") }
         backend.usesCUBLAS = false
         checks += ops(on: backend.device, cases: dense, label: "own kernels")
         backend.usesCUBLAS = true
+        backend.usesCUDNN = cudnn
         for (half, tolerance) in [(CUDABackend.MixedPrecision.bf16, 2e-2), (.fp16, 3e-3)] {
             backend.mixedPrecision = half
-            checks += ops(on: backend.device, cases: dense.map { OpCase(name: $0.name, inputs: $0.inputs, tolerance: tolerance, f: $0.f) },
-                          label: "--amp \(half.rawValue)")
+            let within = { (cases: [OpCase]) in cases.map { OpCase(name: $0.name, inputs: $0.inputs, tolerance: tolerance, f: $0.f) } }
+            checks += ops(on: backend.device, cases: within(dense), label: "--amp \(half.rawValue)")
+            if cudnn {
+                backend.usesCUDNN = false
+                checks += ops(on: backend.device, cases: within(convolutions), label: "--amp \(half.rawValue), cuBLAS")
+                backend.usesCUDNN = true
+            }
         }
         backend.mixedPrecision = nil
         return checks

@@ -221,10 +221,12 @@ extension EmulatedGPU {
             check([Self.normal([1, 7], 24), Self.normal([1, 7], 25)], output: Self.accumulated, "one output") { linear($0[0], weight: $0[1]) }
         }
 
-        @Test("--amp: matrix products and convolutions with bfloat16 or float16 operands summed in float32, within the 16-bit type's rounding of the reference",
-              arguments: CUDABackend.MixedPrecision.allCases)
-        func mixedPrecision(half: CUDABackend.MixedPrecision) throws {
+        @Test("--amp: matrix products and convolutions (through cuDNN and through cuBLAS) with bfloat16 or float16 operands summed in float32, within the 16-bit type's rounding of the reference",
+              arguments: CUDABackend.MixedPrecision.allCases, [true, false])
+        func mixedPrecision(half: CUDABackend.MixedPrecision, cudnn: Bool) throws {
             let backend = try EmulatedCUDADriver.backend.get()
+            backend.usesCUDNN = cudnn
+            defer { backend.usesCUDNN = true }
             let tolerance = Comparison.relativeToMaxMagnitude(half == .bf16 ? 2e-2 : 3e-3)
             let (a, b) = (Self.normal([33, 47], 90), Self.normal([47, 29], 91))
             let conv = Self.convCases[0]
@@ -402,6 +404,44 @@ extension EmulatedGPU {
                 let (m, v) = (Tensor.zeros([shape[1]], device: t[0].device), Tensor.ones([shape[1]], device: t[0].device))
                 return batchNormNeuronScan(t[0], steps: steps, gamma: t[1], beta: t[2], runningMean: m, runningVar: v,
                                            residual: residual ? t[3] : nil, neuron: neuron)
+            }
+        }
+
+        @Test("--amp: batch norm + LIF keeps its input in 16 bits (half the bytes of float32) and gives the reference's spikes and gradients on that rounded input",
+              arguments: CUDABackend.MixedPrecision.allCases)
+        func batchNormNeuronKeepsHalf(half: CUDABackend.MixedPrecision) throws {
+            let backend = try EmulatedCUDADriver.backend.get()
+            let (steps, channels) = (2, 4)
+            let neuron = NeuronParameters(tau: 2, threshold: 1, reset: .hard(0), surrogate: .sigmoid(alpha: 4))
+            let x = Self.normal([steps * 3, channels, 6, 6], 45, mean: 0.5, std: 1.5).to(Self.gpu)
+            let gamma = RandomInputs(seed: 46).uniform([channels], low: 0.5, high: 1.5, dtype: .float32).to(Self.gpu)
+            let beta = Self.normal([channels], 47, mean: 0.5, std: 0.3).to(Self.gpu)
+            let (mean, variance) = backend.batchNormStatistics(x)
+            let grad = Self.normal(x.shape, 48).to(Self.gpu)
+            backend.mixedPrecision = half
+            defer { backend.mixedPrecision = nil }
+            let before = backend.memory.live
+            let (spikes, saved) = backend.batchNormNeuronScan(x, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5,
+                                                              residual: nil, steps: steps, neuron)
+            let kept = SavedBatchNormNeuron.from(saved, op: "test").input
+            #expect(kept.dtype == half.dtype && kept.device == Self.gpu)
+            // What the step holds after the op: the spikes and the 16-bit copy, nothing of float32's size more.
+            #expect(backend.memory.live - before == x.count * (4 + 2), "\(backend.memory.live - before) bytes")
+            // The reference on the input rounded as it was kept.
+            let reference = ReferenceBackend.shared
+            let rounded = reference.cast(reference.cast(x.to(.reference), to: half.dtype), to: .float32)
+            #expect(rounded.toFloats() != x.toFloats())
+            let expected = reference.batchNormNeuronScan(rounded, gamma: gamma.to(.reference), beta: beta.to(.reference),
+                                                         mean: mean.to(.reference), variance: variance.to(.reference), epsilon: 1e-5,
+                                                         residual: nil, steps: steps, neuron)
+            #expect(spikes.toFloats() == expected.spikes.toFloats(), "\(half): spikes")
+            let gradients = backend.batchNormNeuronScanBackward(grad, saved: saved)
+            let expectedGradients = reference.batchNormNeuronScanBackward(grad.to(.reference), saved: expected.saved)
+            for (name, a, b) in [("x", gradients.input, expectedGradients.input), ("γ", gradients.gamma, expectedGradients.gamma),
+                                 ("β", gradients.beta, expectedGradients.beta)] {
+                let scale = max(b.toDoubles().map(abs).max() ?? 0, 1e-12)
+                let worst = zip(a.toDoubles(), b.toDoubles()).map { abs($0 - $1) }.max() ?? 0
+                #expect(worst / scale <= 1e-5, "\(half): gradient of \(name) off by \(worst / scale)")
             }
         }
 

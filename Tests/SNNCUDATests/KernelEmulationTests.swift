@@ -81,17 +81,19 @@ struct KernelEmulationTests {
     func batchNormNeuron(c: BatchNormCase) throws {
         typealias Statistics = @convention(c) (Int32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
                                                Int32, Int64) -> Void
-        typealias Forward = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafePointer<Float>?, UnsafePointer<Float>,
+        // x is float32, or bfloat16/half storage, as `form` says (0 float32; 1, 2 float32 read as bfloat16 or half; 3, 4 storage).
+        typealias Forward = @convention(c) (UInt32, UInt32, UnsafeRawPointer, Int32, UnsafePointer<Float>?, UnsafePointer<Float>,
                                             UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Float,
-                                            UnsafeMutablePointer<Float>, Int64, Int32, Int32, Int64, Float, Float, Int32, Float) -> Void
-        typealias Backward = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?,
+                                            UnsafeMutablePointer<Float>, Int64, Int32, Int32, Int64, Float, Float, Int32,
+                                            Float) -> Void
+        typealias Backward = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeRawPointer, Int32, UnsafePointer<Float>?,
                                              UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
                                              Float, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
                                              UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int64, Int32, Int32, Int64,
                                              Float, Float, Int32, Float, Int32, Float) -> Void
         typealias ChannelSums = @convention(c) (Int32, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
                                                 UnsafeMutablePointer<Float>, Int32, Int64) -> Void
-        typealias InputGradient = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+        typealias InputGradient = @convention(c) (UInt32, UInt32, UnsafeRawPointer, Int32, UnsafeMutablePointer<Float>,
                                                   UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Float,
                                                   UnsafePointer<Float>, UnsafePointer<Float>, Float, Int64, Int32, Int64) -> Void
         let handle = try Self.emulated("batch_norm_neuron_harness.cpp")
@@ -121,19 +123,19 @@ struct KernelEmulationTests {
         statistics(Int32(channels), x, &mean, &variance, Int32(steps * samples), Int64(plane))
         var spikes = [Float](repeating: .nan, count: total)
         let grid = UInt32((n + block - 1) / block)
-        forward(grid, UInt32(block), x, residual, gamma, beta, mean, variance, epsilon, &spikes, Int64(n), Int32(steps),
+        forward(grid, UInt32(block), x, 0, residual, gamma, beta, mean, variance, epsilon, &spikes, Int64(n), Int32(steps),
                 Int32(channels), Int64(plane), a.decay, a.threshold, a.softReset, a.vReset)
         var gradInput = [Float](repeating: .nan, count: total)
         var gradResidual = [Float](repeating: .nan, count: total)
         var (sumG, sumGX) = ([Float](repeating: .nan, count: n), [Float](repeating: .nan, count: n))
         gradResidual.withUnsafeMutableBufferPointer { gr in
-            backward(grid, UInt32(block), gs, x, residual, gamma, beta, mean, variance, epsilon, &gradInput,
+            backward(grid, UInt32(block), gs, x, 0, residual, gamma, beta, mean, variance, epsilon, &gradInput,
                      c.residual ? gr.baseAddress : nil, &sumG, &sumGX, Int64(n), Int32(steps), Int32(channels), Int64(plane),
                      a.decay, a.threshold, a.softReset, a.vReset, a.surrogate, a.parameter)
         }
         var (gradBeta, gradGamma) = ([Float](repeating: .nan, count: channels), [Float](repeating: .nan, count: channels))
         channelSums(Int32(channels), sumG, sumGX, &gradBeta, &gradGamma, Int32(samples), Int64(plane))
-        inputGradient(UInt32((total + block - 1) / block), UInt32(block), x, &gradInput, gamma, mean, variance, epsilon,
+        inputGradient(UInt32((total + block - 1) / block), UInt32(block), x, 0, &gradInput, gamma, mean, variance, epsilon,
                       gradGamma, gradBeta, Float(total / channels), Int64(total), Int32(channels), Int64(plane))
 
         let reference = Device.reference.backend
@@ -156,6 +158,31 @@ struct KernelEmulationTests {
         #expect(worst(gradBeta, g.beta) <= 1e-5, "\(c): β gradient")
         if c.residual, let expected = g.residual {
             #expect(worst(gradResidual, expected) <= 1e-5, "\(c): residual gradient")
+        }
+        // --amp: reading the input as bfloat16 (form 1) or half (2) would hold it gives the spikes of
+        // the input rounded beforehand; the backward pass reads the 16-bit copy itself (3, 4) and
+        // gives the gradients of that rounded input.
+        for (form, dtype) in [(Int32(1), DType.bfloat16), (2, .float16)] {
+            let rounded = reference.cast(reference.cast(tx, to: dtype), to: .float32).toFloats()
+            #expect(rounded != x, "\(dtype) rounding changes the input")
+            // The 16-bit patterns of the rounded values (exact in the type).
+            let bits = rounded.map { dtype == .bfloat16 ? UInt16($0.bitPattern >> 16) : Float16($0).bitPattern }
+            var (direct, beforehand) = ([Float](repeating: .nan, count: total), [Float](repeating: .nan, count: total))
+            forward(grid, UInt32(block), x, form, residual, gamma, beta, mean, variance, epsilon, &direct, Int64(n), Int32(steps),
+                    Int32(channels), Int64(plane), a.decay, a.threshold, a.softReset, a.vReset)
+            forward(grid, UInt32(block), rounded, 0, residual, gamma, beta, mean, variance, epsilon, &beforehand, Int64(n), Int32(steps),
+                    Int32(channels), Int64(plane), a.decay, a.threshold, a.softReset, a.vReset)
+            #expect(direct == beforehand, "\(c): spikes of the input read as \(dtype)")
+            func gradients(_ input: UnsafeRawPointer, _ inputForm: Int32) -> [Float] {
+                var (gi, sg, sgx) = ([Float](repeating: .nan, count: total), [Float](repeating: .nan, count: n), [Float](repeating: .nan, count: n))
+                backward(grid, UInt32(block), gs, input, inputForm, residual, gamma, beta, mean, variance, epsilon, &gi, nil, &sg, &sgx,
+                         Int64(n), Int32(steps), Int32(channels), Int64(plane), a.decay, a.threshold, a.softReset, a.vReset, a.surrogate,
+                         a.parameter)
+                inputGradient(UInt32((total + block - 1) / block), UInt32(block), input, inputForm, &gi, gamma, mean, variance, epsilon,
+                              gradGamma, gradBeta, Float(total / channels), Int64(total), Int32(channels), Int64(plane))
+                return gi + sg + sgx
+            }
+            #expect(gradients(bits, form + 2) == gradients(rounded, 0), "\(c): gradients from the \(dtype) copy")
         }
     }
 

@@ -55,5 +55,34 @@ extension EmulatedGPU {
             #expect(scaler.skippedSteps == 1 && scaler.scale == 5e38)
             #expect(mixed.flatParameters.toFloats() == before, "a skipped step leaves every weight as it was")
         }
+
+        @Test("--amp bf16 and fp16 keep less on the GPU: a forward pass holds at least 30% fewer bytes than float32's, and the step's peak is lower")
+        func memory() throws {
+            let backend = try EmulatedCUDADriver.backend.get()
+            defer { backend.mixedPrecision = nil }
+            // Five convolutions with batch norm and LIF, the largest at 64×64: T = 2, batch 4.
+            func measure(_ precision: CUDABackend.MixedPrecision?) throws -> (afterForward: Int, peak: Int) {
+                backend.mixedPrecision = precision
+                let g = RandomGenerator(seed: 5)
+                let model = try SpikingNetwork("CONV-16-3-1-1_CONV-16-3-1-1_CONV-16-3-1-1_CONVAP-32-3-1-1_CONV-32-3-1-1_L-8", classes: 8,
+                                               config: ModelConfig(timesteps: 2, inputShape: [2, 64, 64]), generator: g, device: .cuda(0))
+                model.parameters().forEach { $0.requiresGrad = true }
+                let x = Tensor.bernoulli([4, 2, 2, 64, 64], probability: 0.2, generator: g, device: .cpu).to(.cuda(0))
+                model(x).sum().backward()   // the first pass chooses cuDNN's algorithms (and their search workspace)
+                model.parameters().forEach { $0.grad = nil }
+                let base = backend.memory.live
+                backend.resetPeak()
+                let y = model(x)
+                let afterForward = backend.memory.live - base
+                y.sum().backward()
+                return (afterForward, backend.memory.peak - base)
+            }
+            let full = try measure(nil)
+            for half in CUDABackend.MixedPrecision.allCases {
+                let mixed = try measure(half)
+                #expect(Double(mixed.afterForward) <= 0.7 * Double(full.afterForward), "\(half): \(mixed) bytes, float32 \(full)")
+                #expect(mixed.peak < full.peak, "\(half): \(mixed) bytes, float32 \(full)")
+            }
+        }
     }
 }

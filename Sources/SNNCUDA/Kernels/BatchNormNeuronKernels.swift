@@ -19,8 +19,8 @@ extension CUDAKernels {
     ///
     /// Reductions use ``reductions``' block sum: blocks of 256 threads.
     public static let batchNormNeuron = #"""
-    // batch_norm_neuron.cu: batch norm fused with the LIF scan. Needs neuron_scan.cu's LIF steps and
-    // reductions.cu's snn_block_sum.
+    // batch_norm_neuron.cu: batch norm fused with the LIF scan. Needs neuron_scan.cu's LIF steps,
+    // reductions.cu's snn_block_sum and the 16-bit conversions (snn_round_to).
 
     extern "C" __global__ void snn_bn_statistics(const float *__restrict__ x, float *__restrict__ mean,
                                                  float *__restrict__ variance, int frames, int channels, long long plane) {
@@ -59,13 +59,25 @@ extension CUDAKernels {
         return m;
     }
 
+    // Batch norm's input x[k] as the neuron reads it. `form` 0: float32; 1, 2: float32 read as
+    // bfloat16 or half would hold it (the forward pass under --amp); 3, 4: bfloat16 or half
+    // storage (the copy --amp keeps for the backward pass, which so recomputes the same spikes).
+    __device__ __forceinline__ float snn_bn_load(const void *x, int form, long long k) {
+        if (form >= 3) {
+            unsigned short h = ((const unsigned short *)x)[k];
+            return form == 3 ? __uint_as_float((unsigned int)h << 16) : snn_half_to_float(h);
+        }
+        return snn_round_to(((const float *)x)[k], form);
+    }
+
     // The neuron's input at element k: batch norm's output (plus the residual).
-    __device__ __forceinline__ float snn_bn_input(const SnnChannelMap &m, const float *x, const float *residual, long long k) {
-        float y = x[k] * m.scale + m.shift;
+    __device__ __forceinline__ float snn_bn_input(const SnnChannelMap &m, const void *x, int form, const float *residual,
+                                                  long long k) {
+        float y = snn_bn_load(x, form, k) * m.scale + m.shift;
         return residual ? y + residual[k] : y;
     }
 
-    extern "C" __global__ void snn_bn_neuron_forward(const float *__restrict__ x, const float *__restrict__ residual,
+    extern "C" __global__ void snn_bn_neuron_forward(const void *__restrict__ x, int form, const float *__restrict__ residual,
                                                      const float *__restrict__ gamma, const float *__restrict__ beta,
                                                      const float *__restrict__ mean, const float *__restrict__ variance,
                                                      float epsilon, float *__restrict__ spikes, long long n, int steps,
@@ -77,11 +89,11 @@ extension CUDAKernels {
         float v = 0.0f;
         for (int t = 0; t < steps; t++) {
             long long k = (long long)t * n + i;
-            snn_lif_step(v, snn_bn_input(m, x, residual, k), decay, threshold, softReset, vReset, &spikes[k]);
+            snn_lif_step(v, snn_bn_input(m, x, form, residual, k), decay, threshold, softReset, vReset, &spikes[k]);
         }
     }
 
-    extern "C" __global__ void snn_bn_neuron_backward(const float *__restrict__ gradSpikes, const float *__restrict__ x,
+    extern "C" __global__ void snn_bn_neuron_backward(const float *__restrict__ gradSpikes, const void *__restrict__ x, int form,
                                                       const float *__restrict__ residual, const float *__restrict__ gamma,
                                                       const float *__restrict__ beta, const float *__restrict__ mean,
                                                       const float *__restrict__ variance, float epsilon,
@@ -97,7 +109,7 @@ extension CUDAKernels {
         float v = 0.0f, spike;
         for (int t = 0; t < steps; t++) {
             long long k = (long long)t * n + i;
-            gradInput[k] = snn_lif_step(v, snn_bn_input(m, x, residual, k), decay, threshold, softReset, vReset, &spike);
+            gradInput[k] = snn_lif_step(v, snn_bn_input(m, x, form, residual, k), decay, threshold, softReset, vReset, &spike);
         }
         float gradV = 0.0f, sumG = 0.0f, sumGX = 0.0f;
         for (int t = steps - 1; t >= 0; t--) {
@@ -107,7 +119,7 @@ extension CUDAKernels {
             gradInput[k] = gradH;
             if (gradResidual) gradResidual[k] = gradH;
             sumG += gradH;
-            sumGX += gradH * ((x[k] - m.mean) * m.invstd);
+            sumGX += gradH * ((snn_bn_load(x, form, k) - m.mean) * m.invstd);
         }
         sumGrad[i] = sumG;
         sumGradNormalized[i] = sumGX;
@@ -133,7 +145,7 @@ extension CUDAKernels {
         }
     }
 
-    extern "C" __global__ void snn_bn_input_gradient(const float *__restrict__ x, float *__restrict__ grad,
+    extern "C" __global__ void snn_bn_input_gradient(const void *__restrict__ x, int form, float *__restrict__ grad,
                                                      const float *__restrict__ gamma, const float *__restrict__ mean,
                                                      const float *__restrict__ variance, float epsilon,
                                                      const float *__restrict__ gradGamma, const float *__restrict__ gradBeta,
@@ -142,7 +154,7 @@ extension CUDAKernels {
         if (k >= total) return;
         int c = (int)((k / plane) % channels);
         float invstd = 1.0f / sqrtf(variance[c] + epsilon);
-        float xhat = (x[k] - mean[c]) * invstd;
+        float xhat = (snn_bn_load(x, form, k) - mean[c]) * invstd;
         grad[k] = gamma[c] * invstd * (grad[k] - gradBeta[c] / count - xhat * (gradGamma[c] / count));
     }
     """#

@@ -6,6 +6,58 @@ extension CUDAKernels {
     /// copies. Op codes follow the order of `UnaryOp` and `BinaryOp`'s cases. A reduction sums
     /// (or takes the maximum of) each output's inputs in index order, so results do not depend
     /// on timing.
+    /// float32 to and from bfloat16 and IEEE half: the casts' conversions, and the rounding of
+    /// batch norm's input under `--amp` (`batch_norm_neuron.cu`).
+    public static let halfFloats = #"""
+    // float32 <-> bfloat16 and IEEE half (as their 16-bit patterns), rounding to nearest even:
+    // the operands of matrix products under --amp, and what batch norm + LIF keeps. NaN stays NaN; halves overflow to infinity from
+    // 65520 up and underflow through the subnormals.
+    __device__ __forceinline__ unsigned short snn_float_to_bf16(float f) {
+        unsigned int bits = __float_as_uint(f);
+        if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((bits >> 16) | 0x40u);
+        bits += 0x7fffu + ((bits >> 16) & 1u);
+        return (unsigned short)(bits >> 16);
+    }
+
+    __device__ __forceinline__ unsigned short snn_float_to_half(float f) {
+        unsigned int x = __float_as_uint(f), sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+        if (ax > 0x7f800000u) return (unsigned short)(sign | 0x7e00u);           // NaN
+        if (ax >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);          // 65520 and up: infinity
+        unsigned int q, rem, half;
+        if (ax < 0x38800000u) {                                                  // below 2^-14: subnormal or zero
+            if (ax < 0x33000000u) return (unsigned short)sign;                   // at most 2^-25: zero
+            unsigned int shift = 126u - (ax >> 23), m = (ax & 0x7fffffu) | 0x800000u;
+            q = m >> shift;
+            rem = m & ((1u << shift) - 1u);
+            half = 1u << (shift - 1u);
+        } else {
+            unsigned int r = ax - 0x38000000u;                                   // exponent rebiased by 127 - 15
+            q = r >> 13;
+            rem = r & 0x1fffu;
+            half = 0x1000u;
+        }
+        if (rem > half || (rem == half && (q & 1u))) q++;
+        return (unsigned short)(sign | q);
+    }
+
+    __device__ __forceinline__ float snn_half_to_float(unsigned short h) {
+        unsigned int sign = (unsigned int)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+        if (e == 31) return __uint_as_float(sign | 0x7f800000u | (m << 13));      // infinity, NaN
+        if (e == 0) {                                                            // zero, subnormal: m·2^-24
+            float v = (float)m * 5.9604644775390625e-8f;
+            return sign ? -v : v;
+        }
+        return __uint_as_float(sign | ((e + 112u) << 23) | (m << 13));
+    }
+
+    // x as the 16-bit type `rounding` names would hold it (0: float32, x itself; 1: bfloat16; 2: half).
+    __device__ __forceinline__ float snn_round_to(float x, int rounding) {
+        if (rounding == 1) return __uint_as_float((unsigned int)snn_float_to_bf16(x) << 16);
+        if (rounding == 2) return snn_half_to_float(snn_float_to_half(x));
+        return x;
+    }
+    """#
+
     public static let elementwise = #"""
     // elementwise.cu: strided elementwise ops and ordered reductions.
 
@@ -129,47 +181,6 @@ extension CUDAKernels {
                                                SnnLayout l) {
         long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
         if (i < n) y[i] = (float)x[snn_at(l, 1, i)];
-    }
-
-    // float32 <-> bfloat16 and IEEE half (as their 16-bit patterns), rounding to nearest even:
-    // the operands of matrix products under --amp. NaN stays NaN; halves overflow to infinity from
-    // 65520 up and underflow through the subnormals.
-    __device__ __forceinline__ unsigned short snn_float_to_bf16(float f) {
-        unsigned int bits = __float_as_uint(f);
-        if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((bits >> 16) | 0x40u);
-        bits += 0x7fffu + ((bits >> 16) & 1u);
-        return (unsigned short)(bits >> 16);
-    }
-
-    __device__ __forceinline__ unsigned short snn_float_to_half(float f) {
-        unsigned int x = __float_as_uint(f), sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
-        if (ax > 0x7f800000u) return (unsigned short)(sign | 0x7e00u);           // NaN
-        if (ax >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);          // 65520 and up: infinity
-        unsigned int q, rem, half;
-        if (ax < 0x38800000u) {                                                  // below 2^-14: subnormal or zero
-            if (ax < 0x33000000u) return (unsigned short)sign;                   // at most 2^-25: zero
-            unsigned int shift = 126u - (ax >> 23), m = (ax & 0x7fffffu) | 0x800000u;
-            q = m >> shift;
-            rem = m & ((1u << shift) - 1u);
-            half = 1u << (shift - 1u);
-        } else {
-            unsigned int r = ax - 0x38000000u;                                   // exponent rebiased by 127 - 15
-            q = r >> 13;
-            rem = r & 0x1fffu;
-            half = 0x1000u;
-        }
-        if (rem > half || (rem == half && (q & 1u))) q++;
-        return (unsigned short)(sign | q);
-    }
-
-    __device__ __forceinline__ float snn_half_to_float(unsigned short h) {
-        unsigned int sign = (unsigned int)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-        if (e == 31) return __uint_as_float(sign | 0x7f800000u | (m << 13));      // infinity, NaN
-        if (e == 0) {                                                            // zero, subnormal: m·2^-24
-            float v = (float)m * 5.9604644775390625e-8f;
-            return sign ? -v : v;
-        }
-        return __uint_as_float(sign | ((e + 112u) << 23) | (m << 13));
     }
 
     extern "C" __global__ void snn_cast_f32_bf16(const float *__restrict__ x, unsigned short *__restrict__ y, long long n,

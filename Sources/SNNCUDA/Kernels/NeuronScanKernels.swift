@@ -10,17 +10,17 @@ public enum CUDAKernels {
     /// another's functions is compiled as one program after it.
     public static let all: [(name: String, source: String)] = [
         ("neuron_scan.cu", neuronScan),
-        ("batch_norm_neuron.cu", neuronScan + reductions + batchNormNeuron),
+        ("batch_norm_neuron.cu", neuronScan + reductions + halfFloats + batchNormNeuron),
         ("trt_regularizer.cu", reductions + trtRegularizer),
         ("optimizer.cu", optimizer),
-        ("elementwise.cu", reductions + elementwise),
+        ("elementwise.cu", reductions + halfFloats + elementwise),
         ("dense.cu", reductions + dense),
     ]
 
     /// Each source once (what the programs of ``all`` are made of), for hosts that compile them
     /// all into one unit.
     public static let parts: [(name: String, source: String)] = [
-        ("neuron_scan", neuronScan), ("reductions", reductions), ("batch_norm_neuron", batchNormNeuron),
+        ("neuron_scan", neuronScan), ("reductions", reductions), ("half_floats", halfFloats), ("batch_norm_neuron", batchNormNeuron),
         ("trt_regularizer", trtRegularizer), ("optimizer", optimizer), ("elementwise", elementwise),
         ("dense", dense),
     ]

@@ -52,10 +52,15 @@ public func batchNormNeuronScan(_ x: Tensor, steps: Int, gamma: Tensor, beta: Te
                                                       epsilon: epsilon, residual: cr, steps: steps, neuron)
     spikes.spikeQuantum = 1
     let inputs = [x, gamma, beta] + (residual.map { [$0] } ?? []), hasResidual = residual != nil
+    // The input itself is kept only by `saved` (which may keep it in a smaller form), and here
+    // only for --sync-bn's correction.
+    let unionInput = union == nil ? nil : cx
     return record("batchNormNeuronScan", spikes, inputs) { g in
         let r = backend.batchNormNeuronScanBackward(g.contiguousData(), saved: saved)
-        let input = union?.gradientInput(r.input, x: cx, gamma: gammaData, mean: mean, variance: variance, epsilon: epsilon,
-                                         gammaSum: r.gamma, betaSum: r.beta) ?? r.input
+        let input = unionInput.flatMap { cx in
+            union?.gradientInput(r.input, x: cx, gamma: gammaData, mean: mean, variance: variance, epsilon: epsilon,
+                                 gammaSum: r.gamma, betaSum: r.beta)
+        } ?? r.input
         return [input, r.gamma, r.beta] + (hasResidual ? [r.residual] : [])
     }
 }

@@ -7,21 +7,21 @@ extern "C" void emulate_bn_statistics(int channels, const float *x, float *mean,
     snn_emulate_launch(dim3(channels), dim3(SNN_REDUCE_THREADS), snn_bn_statistics, x, mean, variance, frames, channels, plane);
 }
 
-extern "C" void emulate_bn_neuron_forward(unsigned grid, unsigned block, const float *x, const float *residual,
+extern "C" void emulate_bn_neuron_forward(unsigned grid, unsigned block, const void *x, int form, const float *residual,
                                           const float *gamma, const float *beta, const float *mean, const float *variance,
                                           float epsilon, float *spikes, long long n, int steps, int channels, long long plane,
                                           float decay, float threshold, int softReset, float vReset) {
-    snn_emulate_launch(dim3(grid), dim3(block), snn_bn_neuron_forward, x, residual, gamma, beta, mean, variance, epsilon, spikes,
-                       n, steps, channels, plane, decay, threshold, softReset, vReset);
+    snn_emulate_launch(dim3(grid), dim3(block), snn_bn_neuron_forward, x, form, residual, gamma, beta, mean, variance, epsilon,
+                       spikes, n, steps, channels, plane, decay, threshold, softReset, vReset);
 }
 
-extern "C" void emulate_bn_neuron_backward(unsigned grid, unsigned block, const float *gradSpikes, const float *x,
+extern "C" void emulate_bn_neuron_backward(unsigned grid, unsigned block, const float *gradSpikes, const void *x, int form,
                                            const float *residual, const float *gamma, const float *beta, const float *mean,
                                            const float *variance, float epsilon, float *gradInput, float *gradResidual,
                                            float *sumGrad, float *sumGradNormalized, long long n, int steps, int channels,
                                            long long plane, float decay, float threshold, int softReset, float vReset,
                                            int surrogate, float parameter) {
-    snn_emulate_launch(dim3(grid), dim3(block), snn_bn_neuron_backward, gradSpikes, x, residual, gamma, beta, mean, variance,
+    snn_emulate_launch(dim3(grid), dim3(block), snn_bn_neuron_backward, gradSpikes, x, form, residual, gamma, beta, mean, variance,
                        epsilon, gradInput, gradResidual, sumGrad, sumGradNormalized, n, steps, channels, plane, decay,
                        threshold, softReset, vReset, surrogate, parameter);
 }
@@ -32,9 +32,9 @@ extern "C" void emulate_bn_channel_sums(int channels, const float *sumGrad, cons
                        gradGamma, samples, channels, plane);
 }
 
-extern "C" void emulate_bn_input_gradient(unsigned grid, unsigned block, const float *x, float *grad, const float *gamma,
+extern "C" void emulate_bn_input_gradient(unsigned grid, unsigned block, const void *x, int form, float *grad, const float *gamma,
                                           const float *mean, const float *variance, float epsilon, const float *gradGamma,
                                           const float *gradBeta, float count, long long total, int channels, long long plane) {
-    snn_emulate_launch(dim3(grid), dim3(block), snn_bn_input_gradient, x, grad, gamma, mean, variance, epsilon, gradGamma,
+    snn_emulate_launch(dim3(grid), dim3(block), snn_bn_input_gradient, x, form, grad, gamma, mean, variance, epsilon, gradGamma,
                        gradBeta, count, total, channels, plane);
 }

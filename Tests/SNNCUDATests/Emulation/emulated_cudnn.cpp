@@ -1,6 +1,6 @@
 // A cuDNN 9 (libcudnn.so.9) for tests on machines without a GPU, beside the emulated driver:
 // handles and descriptors, the three convolutions computed on the host from cuDNN's documented
-// definition, and an algorithm search with made-up timings. It is strict where a mistake would
+// definition (float, half or bfloat16 operands, summed in double, the result rounded to the type), and an algorithm search with made-up timings. It is strict where a mistake would
 // pass silently on a GPU too:
 // - the output descriptor must have the dimensions cuDNN derives from the input, filter and
 //   convolution descriptors (a wrong output shape is CUDNN_STATUS_BAD_PARAM);
@@ -21,12 +21,17 @@
 namespace {
 constexpr unsigned success = 0, bad_param = 2000, not_supported = 3000;
 
+// The operand types: CUDNN_DATA_FLOAT 0, CUDNN_DATA_HALF 2, CUDNN_DATA_BFLOAT16 9.
+bool known_type(unsigned type) { return type == 0 || type == 2 || type == 9; }
+
 struct Tensor4d {
     int n = 0, c = 0, h = 0, w = 0;
+    unsigned type = 0;
     bool set = false;
 };
 struct Filter4d {
     int k = 0, c = 0, h = 0, w = 0;
+    unsigned type = 0;
     bool set = false;
 };
 struct Convolution {
@@ -57,12 +62,63 @@ std::size_t workspace(int algo, const Tensor4d &y) { return algorithms[algo].wor
 // Whether the four descriptors describe one float convolution, y's dimensions derived from the rest.
 bool consistent(const Tensor4d &x, const Filter4d &w, const Convolution &c, const Tensor4d &y) {
     if (!x.set || !w.set || !c.set || !y.set || c.groups < 1) return false;
+    if (x.type != w.type || x.type != y.type) return false;   // one type for the three operands
     if (w.c * c.groups != x.c || w.k % c.groups != 0) return false;
     auto out = [](int in, int pad, int kernel, int stride, int dilation) { return (in + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1; };
     return y.n == x.n && y.c == w.k && y.h == out(x.h, c.pad_h, w.h, c.u, c.dil_h) && y.w == out(x.w, c.pad_w, w.w, c.v, c.dil_w);
 }
 
 enum class Direction { forward, data, filter };
+
+// Element i of a buffer of `type`, as a float; and a float stored there, rounded to nearest even.
+float load(const void *p, unsigned type, std::size_t i) {
+    if (type == 0) return static_cast<const float *>(p)[i];
+    unsigned short h = static_cast<const unsigned short *>(p)[i];
+    unsigned bits;
+    if (type == 9) {
+        bits = (unsigned)h << 16;
+    } else {
+        unsigned sign = (unsigned)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+        if (e == 31) bits = sign | 0x7f800000u | (m << 13);
+        else if (e == 0) { float v = std::ldexp((float)m, -24); return sign ? -v : v; }
+        else bits = sign | ((e + 112u) << 23) | (m << 13);
+    }
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+void store(void *p, unsigned type, std::size_t i, float v) {
+    if (type == 0) { static_cast<float *>(p)[i] = v; return; }
+    unsigned short *out = static_cast<unsigned short *>(p);
+    if (type == 9) {
+        unsigned bits;
+        std::memcpy(&bits, &v, sizeof bits);
+        if ((bits & 0x7fffffffu) > 0x7f800000u) { out[i] = (unsigned short)((bits >> 16) | 0x40u); return; }
+        bits += 0x7fffu + ((bits >> 16) & 1u);
+        out[i] = (unsigned short)(bits >> 16);
+        return;
+    }
+    // IEEE half, to nearest even: NaN stays NaN, 65520 and up overflow, subnormals below 2^-14.
+    unsigned x;
+    std::memcpy(&x, &v, sizeof x);
+    unsigned sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu, q, rem, half;
+    if (ax > 0x7f800000u) { out[i] = (unsigned short)(sign | 0x7e00u); return; }
+    if (ax >= 0x477ff000u) { out[i] = (unsigned short)(sign | 0x7c00u); return; }
+    if (ax < 0x38800000u) {
+        if (ax < 0x33000000u) { out[i] = (unsigned short)sign; return; }
+        unsigned shift = 126u - (ax >> 23), m = (ax & 0x7fffffu) | 0x800000u;
+        q = m >> shift;
+        rem = m & ((1u << shift) - 1u);
+        half = 1u << (shift - 1u);
+    } else {
+        unsigned r = ax - 0x38000000u;
+        q = r >> 13;
+        rem = r & 0x1fffu;
+        half = 0x1000u;
+    }
+    if (rem > half || (rem == half && (q & 1u))) q++;
+    out[i] = (unsigned short)(sign | q);
+}
 
 // x rounded to TF32's 10-bit mantissa, to nearest even (infinities and NaN kept).
 float tf32(float x) {
@@ -75,12 +131,16 @@ float tf32(float x) {
 }
 
 // out = α·op + β·out for the direction, over all taps; the operand written is the direction's.
-void convolve(Direction d, const Tensor4d &xd, float *x, const Filter4d &wd, float *w, const Convolution &c, const Tensor4d &yd,
-              float *y, float alpha, float beta) {
+void convolve(Direction d, const Tensor4d &xd, void *xp, const Filter4d &wd, void *wp, const Convolution &c, const Tensor4d &yd,
+              void *yp, float alpha, float beta) {
     const int cg = wd.c, kg = wd.k / c.groups;
+    const unsigned type = xd.type;
     auto operand = [&c](float v) { return c.math == 3 ? v : tf32(v); };   // CUDNN_FMA_MATH keeps float32
+    auto x = [&](std::size_t i) { return load(xp, type, i); };
+    auto w = [&](std::size_t i) { return load(wp, type, i); };
+    auto y = [&](std::size_t i) { return load(yp, type, i); };
     std::size_t count = d == Direction::forward ? elements(yd) : d == Direction::data ? elements(xd) : (std::size_t)wd.k * wd.c * wd.h * wd.w;
-    float *out = d == Direction::forward ? y : d == Direction::data ? x : w;
+    void *out = d == Direction::forward ? yp : d == Direction::data ? xp : wp;
     double *sum = new double[count]();
     for (int n = 0; n < yd.n; n++)
         for (int o = 0; o < yd.c; o++) {
@@ -98,13 +158,14 @@ void convolve(Direction d, const Tensor4d &xd, float *x, const Filter4d &wd, flo
                                 std::size_t wi = (((std::size_t)o * wd.c + ci) * wd.h + fr) * wd.w + fs;
                                 std::size_t yi = (((std::size_t)n * yd.c + o) * yd.h + i) * yd.w + j;
                                 switch (d) {
-                                case Direction::forward: sum[yi] += (double)operand(x[xi]) * operand(w[wi]); break;
-                                case Direction::data: sum[xi] += (double)operand(y[yi]) * operand(w[wi]); break;
-                                case Direction::filter: sum[wi] += (double)operand(y[yi]) * operand(x[xi]); break;
+                                case Direction::forward: sum[yi] += (double)operand(x(xi)) * operand(w(wi)); break;
+                                case Direction::data: sum[xi] += (double)operand(y(yi)) * operand(w(wi)); break;
+                                case Direction::filter: sum[wi] += (double)operand(y(yi)) * operand(x(xi)); break;
                                 }
                             }
         }
-    for (std::size_t e = 0; e < count; e++) out[e] = (float)(alpha * sum[e] + (beta == 0.0f ? 0.0 : beta * out[e]));
+    for (std::size_t e = 0; e < count; e++)
+        store(out, type, e, (float)(alpha * sum[e] + (beta == 0.0f ? 0.0 : beta * load(out, type, e))));
     delete[] sum;
 }
 
@@ -113,8 +174,8 @@ unsigned run(Direction d, const Tensor4d *xd, void *x, const Filter4d *wd, void 
     if (!xd || !wd || !c || !yd || !consistent(*xd, *wd, *c, *yd) || algo >= algorithm_count) return bad_param;
     if (space_bytes < workspace(algo, *yd) || (workspace(algo, *yd) > 0 && !space)) return bad_param;
     if (std::size_t need = workspace(algo, *yd)) std::memset(snn_host_pointer(space), 0x7f, need);   // scribbles over the workspace
-    convolve(d, *xd, snn_host_pointer((float *)x), *wd, snn_host_pointer((float *)w), *c, *yd, snn_host_pointer((float *)y),
-             *(const float *)alpha, *(const float *)beta);
+    convolve(d, *xd, snn_host_pointer(x), *wd, snn_host_pointer(w), *c, *yd, snn_host_pointer(y), *(const float *)alpha,
+             *(const float *)beta);
     return success;
 }
 
@@ -171,8 +232,9 @@ unsigned cudnnCreateTensorDescriptor(Tensor4d **d) {
     return success;
 }
 unsigned cudnnSetTensor4dDescriptor(Tensor4d *d, unsigned format, unsigned type, int n, int c, int h, int w) {
-    if (!d || format != 0 || type != 0 || n < 1 || c < 1 || h < 1 || w < 1) return format != 0 || type != 0 ? not_supported : bad_param;
-    *d = Tensor4d{n, c, h, w, true};
+    if (!d || format != 0 || !known_type(type) || n < 1 || c < 1 || h < 1 || w < 1)
+        return format != 0 || !known_type(type) ? not_supported : bad_param;
+    *d = Tensor4d{n, c, h, w, type, true};
     return success;
 }
 unsigned cudnnDestroyTensorDescriptor(Tensor4d *d) {
@@ -184,8 +246,9 @@ unsigned cudnnCreateFilterDescriptor(Filter4d **d) {
     return success;
 }
 unsigned cudnnSetFilter4dDescriptor(Filter4d *d, unsigned type, unsigned format, int k, int c, int h, int w) {
-    if (!d || format != 0 || type != 0 || k < 1 || c < 1 || h < 1 || w < 1) return format != 0 || type != 0 ? not_supported : bad_param;
-    *d = Filter4d{k, c, h, w, true};
+    if (!d || format != 0 || !known_type(type) || k < 1 || c < 1 || h < 1 || w < 1)
+        return format != 0 || !known_type(type) ? not_supported : bad_param;
+    *d = Filter4d{k, c, h, w, type, true};
     return success;
 }
 unsigned cudnnDestroyFilterDescriptor(Filter4d *d) {

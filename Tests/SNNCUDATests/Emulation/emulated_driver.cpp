@@ -7,6 +7,7 @@
 #include "device_addresses.h"
 #include "part_neuron_scan.cu"
 #include "part_reductions.cu"
+#include "part_half_floats.cu"
 #include "part_batch_norm_neuron.cu"
 #include "part_trt_regularizer.cu"
 #include "part_optimizer.cu"
