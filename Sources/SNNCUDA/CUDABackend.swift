@@ -79,6 +79,28 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public var cublas: CUDAToolkit.Library? { blas?.library }
     /// The cuDNN library in use, if any.
     public var cudnn: CUDAToolkit.Library? { dnn?.library }
+
+    /// A convolution algorithm cuDNN's search chose, for reports (`snn bench train --json`).
+    public struct ConvolutionAlgorithm: Sendable {
+        public let input: [Int], weight: [Int], groups: Int
+        /// `forward`, `backward-data` or `backward-weights`.
+        public let direction: String
+        /// `float`, `half` or `bfloat16`, and whether TF32 was allowed.
+        public let operands: String, tf32: Bool
+        /// cuDNN's number for the algorithm of its direction, its time in the search, its workspace.
+        public let algorithm: Int, milliseconds: Double, workspaceBytes: Int, deterministic: Bool
+    }
+
+    /// Every algorithm cuDNN's search has chosen so far (empty without cuDNN).
+    public var convolutionAlgorithms: [ConvolutionAlgorithm] {
+        (dnn?.choices ?? []).flatMap { key, choices in
+            choices.sorted { $0.key.rawValue < $1.key.rawValue }.map { direction, c in
+                ConvolutionAlgorithm(input: key.input, weight: key.weight, groups: key.parameters.groups, direction: direction.rawValue,
+                                     operands: "\(key.type)", tf32: key.tf32, algorithm: Int(c.algorithm),
+                                     milliseconds: Double(c.milliseconds), workspaceBytes: c.workspaceBytes, deterministic: c.deterministic)
+            }
+        }
+    }
     private let lock = NSLock()
     /// Where `oneHot` records a label out of range without waiting for the GPU.
     let labelCheck = LabelCheck()

@@ -137,6 +137,13 @@ struct BenchTrain: ParsableCommand {
         if let gpuPeakMiB, let gpu {
             result["peak_gpu_tensor_mib"] = gpuPeakMiB.rounded()
             result["gpu"] = gpu.info.name
+            result["libraries"] = [gpu.cublas, gpu.cudnn].compactMap { $0.map { "\($0.component.rawValue) \($0.version)" } }
+            // What cuDNN's search chose for each convolution (its timings are the search's).
+            result["conv_algorithms"] = gpu.convolutionAlgorithms.map { a -> [String: Any] in
+                ["input": a.input, "weight": a.weight, "groups": a.groups, "direction": a.direction, "operands": a.operands,
+                 "tf32": a.tf32, "algorithm": a.algorithm, "search_ms": (a.milliseconds * 1000).rounded() / 1000,
+                 "workspace_bytes": a.workspaceBytes, "deterministic": a.deterministic]
+            }
         }
         if json {
             try Output.printJSON(result)

@@ -67,6 +67,11 @@ struct GPUTrainTests {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "\(out)")
         #expect((object["samples_per_second"] as? Double ?? 0) > 0 && object["gpu"] as? String == "SwiftSNN emulated GPU")
         #expect((object["peak_gpu_tensor_mib"] as? Double).map { $0 >= 0 } == true, "\(out)")
+        #expect(object["libraries"] as? [String] == ["cuBLAS 13.10.0", "cuDNN 9.28.1"], "\(out)")
+        // cuDNN's choice for each convolution and direction (the emulated cuDNN's: algorithm 2).
+        let algorithms = try #require(object["conv_algorithms"] as? [[String: Any]], "\(out)")
+        #expect(algorithms.count == 5 && algorithms.allSatisfy { $0["algorithm"] as? Int == 2 && $0["operands"] as? String == "float" },
+                "\(algorithms)")
         let breakdown = try #require(object["breakdown_seconds"] as? [String: Double], "\(out)")
         for category in ["conv forward", "conv backward-data", "conv backward-weights", "neuron", "optimizer", "TRT regulariser"] {
             #expect(breakdown[category] != nil, "\(category) in \(breakdown)")
