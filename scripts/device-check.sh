@@ -2,7 +2,8 @@
 # The one prepared check for a lent GPU machine (issue 19). Here, with Swift: builds the bundle
 # (`make bundle`). There, without Swift (the device tool carries the working tree and
 # `.build/snn-linux-x86_64.tar.gz`): unpacks the bundle, lists the devices and libraries found,
-# runs `snn selftest --device cuda`, then (when it passed) `snn bench train --device cuda --json`
+# runs `snn selftest --device cuda`, then (when it passed) `snn bench ops --device cuda --json` and
+# `snn bench train --device cuda --json`
 # for ResNet-19 (CIFAR-10, T=6) and VGGSNN (48x48 events, T=10) at batch 64, in float32 (with
 # --tf32, as PyTorch's cuDNN default) and with --amp fp16, each bounded by SNN_BENCH_TIMEOUT
 # seconds (default 60), and the reference PyTorch code on the same shapes and precision where it
@@ -31,6 +32,8 @@ set +e
 "$snn" selftest --device "${SNN_DEVICE:-cuda}" 2>&1 | tee "$out/selftest.txt"
 status=${PIPESTATUS[0]}
 if [ "$status" -eq 0 ]; then
+    timeout "${SNN_BENCH_TIMEOUT:-60}" "$snn" bench ops --device "${SNN_DEVICE:-cuda}" --json > "$out/bench-ops.json" 2> "$out/bench-ops.err"
+    echo "bench ops: exit $?: $(cat "$out/bench-ops.json")"
     for bench in "ResNet-19 CIFAR10 6 0" "VGGSNN DVSCIFAR10 10 0" "ResNet-19 CIFAR10 6 fp16" "VGGSNN DVSCIFAR10 10 fp16"; do
         set -- $bench
         tf32=$([ "$4" = 0 ] && echo --tf32 || true)

@@ -7,15 +7,16 @@ import SNNTensor
 struct BenchOps: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ops",
-        abstract: "Time convolution (3 directions), GEMM, the fused neuron and the fused TRT penalty on the CPU backend.",
+        abstract: "Time convolution (3 directions), GEMM, the fused neuron and the fused TRT penalty on the CPU or a GPU.",
         discussion: """
             Shapes: conv N=64 (batch×T), 128→128 channels, 16×16, 3×3, padding 1, forward and \
             weight gradient also on spikes with 10% and 20% ones (counted at the dense operations); GEMM 1024³; \
             neuronScan T=6 over 64·128·16·16 neurons (triangle surrogate, hard reset); the TRT \
             penalty with its gradient over VGGSNN's regularised weights (9,265,984 conv, BN γ and \
             linear weights), T=10. \
-            Figures are medians over --repeat timed runs after --warmup runs. Build in release \
-            mode (`make bench`) for meaningful numbers.
+            Figures are medians over --repeat timed runs after --warmup runs; on a GPU (--device cuda) each \
+            run waits for the GPU, and a device-to-device copy's bandwidth is reported beside the neuron's. \
+            Build in release mode (`make bench`) for meaningful numbers.
             """)
 
     @Option(name: .customLong("repeat"), help: "Timed runs per kernel; the median is reported.")
@@ -30,6 +31,9 @@ struct BenchOps: ParsableCommand {
     @Option(help: "Comma-separated kernel groups to time: conv, gemm, neuron, trt.")
     var kernels: String = "conv,gemm,neuron,trt"
 
+    @Option(name: .customLong("device"), help: ArgumentHelp(stringLiteral: DeviceFlag.help))
+    var device: String = "cpu"
+
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
@@ -39,23 +43,29 @@ struct BenchOps: ParsableCommand {
         let unknown = Set(groups).subtracting(["conv", "gemm", "neuron", "trt"])
         guard unknown.isEmpty else { throw FlagError("--kernels accepts conv, gemm, neuron, trt; got \(unknown.sorted().joined(separator: ", "))") }
         guard convBatch >= 1 else { throw FlagError("--conv-batch must be at least 1, got \(convBatch)") }
+        try DeviceFlag.check(device)
     }
 
     private var groups: [String] { kernels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
 
     func run() throws {
         SNN.prepare()
-        let backend = Device.cpu.backend
+        let dev = try DeviceFlag.open(device)
+        let backend = dev.backend
         let rng = RandomGenerator(seed: 0)
+        /// Normal values on the benchmarked device.
+        func normal(_ shape: [Int], mean: Double = 0, std: Double = 1) -> Tensor {
+            Tensor.normal(shape, mean: mean, std: std, generator: rng).to(dev)
+        }
         var results: [(key: String, value: Double, unit: String)] = []
 
         // Convolution.
         let (n, c, o, hw) = (convBatch, 128, 128, 16)
         if groups.contains("conv") {
         let p = Conv2dParameters(stride: (1, 1), padding: (1, 1))
-        let x = Tensor.normal([n, c, hw, hw], generator: rng)
-        let w = Tensor.normal([o, c, 3, 3], std: 0.05, generator: rng)
-        let gy = Tensor.normal([n, o, hw, hw], generator: rng)
+        let x = normal([n, c, hw, hw])
+        let w = normal([o, c, 3, 3], std: 0.05)
+        let gy = normal([n, o, hw, hw])
         let convFlops = 2.0 * Double(n * o * c * 9 * hw * hw)
         let fwd = time { _ = backend.conv2d(x, weight: w, bias: nil, p) }
         let bwdData = time { _ = backend.conv2dBackwardData(gy, weight: w, inputShape: x.shape, p) }
@@ -68,7 +78,7 @@ struct BenchOps: ParsableCommand {
         for (percent, z) in [(10, 1.2816), (20, 0.8416)] {
             // A neuron with threshold 1 fires at its first step where N(1 − z, 1) reaches 1.
             let spikes = neuronScan(Tensor.normal([1, n * c * hw * hw], mean: 1 - z, generator: rng),
-                                    NeuronParameters(tau: 1, threshold: 1, reset: .hard(0))).reshaped(x.shape)
+                                    NeuronParameters(tau: 1, threshold: 1, reset: .hard(0))).reshaped(x.shape).to(dev)
             let sparse = time { _ = backend.conv2d(spikes, weight: w, bias: nil, p) }
             let sparseWeights = time { _ = backend.conv2dBackwardWeight(gy, input: spikes, weightShape: w.shape, withBias: false, p) }
             results.append(("conv2d_fwd_spikes\(percent)_gflops", convFlops / sparse / 1e9, "GFLOP/s"))
@@ -79,7 +89,7 @@ struct BenchOps: ParsableCommand {
         // GEMM.
         let m = 1024
         if groups.contains("gemm") {
-        let a = Tensor.normal([m, m], generator: rng), b = Tensor.normal([m, m], generator: rng)
+        let a = normal([m, m]), b = normal([m, m])
         let gemm = time { _ = backend.matmul(a, b, transposeA: false, transposeB: false) }
         results.append(("gemm_gflops", 2.0 * Double(m * m * m) / gemm / 1e9, "GFLOP/s"))
         }
@@ -89,21 +99,27 @@ struct BenchOps: ParsableCommand {
         let steps = 6, neurons = 64 * 128 * 16 * 16
         if groups.contains("neuron") {
         let neuron = NeuronParameters()
-        let current = Tensor.normal([steps, neurons], mean: 0.8, std: 0.6, generator: rng)
+        let current = normal([steps, neurons], mean: 0.8, std: 0.6)
         let (_, saved) = backend.neuronScan(current, neuron)
-        let gs = Tensor.normal([steps, neurons], generator: rng)
+        let gs = normal([steps, neurons])
         let bytes = 12.0 * Double(steps * neurons)
         let scanFwd = time { _ = backend.neuronScan(current, neuron) }
         let scanBwd = time { _ = backend.neuronScanBackward(gs, saved: saved) }
         results.append(("neuron_scan_fwd_gbps", bytes / scanFwd / 1e9, "GB/s"))
         results.append(("neuron_scan_bwd_gbps", bytes / scanBwd / 1e9, "GB/s"))
+        if !dev.isHostMemory {
+            // What the memory allows: a device-to-device copy of the input (read and write).
+            let target = Tensor.empty(current.shape, device: dev)
+            let copy = time { backend.copy(current, into: target) }
+            results.append(("copy_gbps", 8.0 * Double(steps * neurons) / copy / 1e9, "GB/s"))
+        }
         }
 
         // Fused TRT penalty: 8 bytes per weight (read the weight, write its gradient), the T
         // timesteps computed in registers.
         let trtSteps = 10, trtShapes = Self.vggsnnRegularizedShapes
         if groups.contains("trt") {
-        let weights = trtShapes.map { Tensor.normal($0, std: 0.05, generator: rng) }
+        let weights = trtShapes.map { normal($0, std: 0.05) }
         let coefficients = (0..<trtSteps).map { Foundation.exp(0.5 * Double($0)) - 1 }
         let count = trtShapes.map { $0.reduce(1, *) }.reduce(0, +)
         let trt = time { _ = backend.trtRegularizer(weights, lambda: 5e-5, coefficients: coefficients, epsilon: 1e-5) }
@@ -119,12 +135,13 @@ struct BenchOps: ParsableCommand {
         ]
         if json {
             let algorithm = ProcessInfo.processInfo.environment["SNN_CONV_ALGORITHM"] ?? "auto"
-            var object: [String: Any] = ["shapes": shapes, "repeat": repeats, "warmup": warmup, "conv_algorithm": algorithm,
+            var object: [String: Any] = ["shapes": shapes, "repeat": repeats, "warmup": warmup, "device": "\(dev)",
                                          "threads": ProcessInfo.processInfo.activeProcessorCount]
+            if dev.isHostMemory { object["conv_algorithm"] = algorithm }
             for r in results { object[r.key] = (r.value * 100).rounded() / 100 }
             try Output.printJSON(object)
         } else {
-            print("SwiftSNN ops benchmark (median of \(repeats) runs, \(ProcessInfo.processInfo.activeProcessorCount) cores)")
+            print("SwiftSNN ops benchmark on \(dev) (median of \(repeats) runs, \(ProcessInfo.processInfo.activeProcessorCount) cores)")
             let width = results.map(\.key.count).max() ?? 0
             for r in results {
                 print(r.key.padding(toLength: width + 2, withPad: " ", startingAt: 0) + String(format: "%9.1f %@", r.value, r.unit))
@@ -141,6 +158,12 @@ struct BenchOps: ParsableCommand {
         return shapes + [[10, 512 * 3 * 3]]
     }()
 
-    /// The median wall time of `body` in seconds.
-    private func time(_ body: () -> Void) -> Double { Output.medianSeconds(repeats: repeats, warmup: warmup, body) }
+    /// The median wall time of `body` in seconds, each run waiting for the device (a GPU queues its work).
+    private func time(_ body: () -> Void) -> Double {
+        let backend = (Device(device) ?? .cpu).backend
+        return Output.medianSeconds(repeats: repeats, warmup: warmup) {
+            body()
+            do throws(DeviceError) { try backend.synchronize() } catch { DeviceFailure.report(error, context: "snn bench ops") }
+        }
+    }
 }

@@ -78,6 +78,18 @@ struct GPUTrainTests {
         }
     }
 
+    @Test("bench ops on cuda: each kernel group timed with a wait for the GPU, and the copy bandwidth beside the neuron's (--json)")
+    func benchOpsOnGPU() throws {
+        let (status, out) = try SNNBinary.run(["bench", "ops", "--device", "cuda", "--kernels", "neuron", "--repeat", "1", "--warmup", "0",
+                                               "--json"], environment: try EmulatedCUDADriver.environment())
+        #expect(status == 0, "\(out)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "\(out)")
+        #expect(object["device"] as? String == "cuda:0" && object["conv_algorithm"] == nil, "\(out)")
+        for key in ["neuron_scan_fwd_gbps", "neuron_scan_bwd_gbps", "copy_gbps"] {
+            #expect((object[key] as? Double ?? 0) > 0, "\(key) in \(out)")
+        }
+    }
+
     @Test("--amp: 1 (the reference's default) is fp16 with loss scaling on a GPU and nothing on the CPU; bf16 and fp16 need a GPU")
     func ampFlag() throws {
         let environment = try EmulatedCUDADriver.environment()
