@@ -222,7 +222,7 @@ extension CUDABackend {
     /// PyTorch's autocast does. The first call of a shape and direction times cuDNN's
     /// algorithms with as much workspace as can be had up to ``convolutionWorkspaceBytes``.
     private func convolve(_ direction: CUDNN.Direction, _ dnn: CUDNN, _ plan: CUDNN.Plan, x: Tensor, w: Tensor, y: Tensor) {
-        let half = mixedPrecision?.dtype
+        let half = plan.type.halfDType
         let written = direction == .forward ? y : direction == .backwardData ? x : w
         // The operands as cuDNN sees them: the inputs rounded, the result in the 16-bit type.
         let operand = { (t: Tensor) -> Tensor in

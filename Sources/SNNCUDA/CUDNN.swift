@@ -37,6 +37,9 @@ final class CUDNN: @unchecked Sendable {
     /// whatever it is.
     enum DataType: UInt32, Sendable {
         case float = 0, half = 2, bfloat16 = 9
+
+        /// The tensor dtype of 16-bit operands (`nil` for float32).
+        var halfDType: DType? { self == .float ? nil : self == .half ? .float16 : .bfloat16 }
     }
 
     /// A convolution's shapes, operand type and math: what a plan is cached under.
@@ -52,11 +55,13 @@ final class CUDNN: @unchecked Sendable {
     final class Plan {
         let x: snn_cudnnTensorDescriptor_t, y: snn_cudnnTensorDescriptor_t
         let w: snn_cudnnFilterDescriptor_t, convolution: snn_cudnnConvolutionDescriptor_t
+        /// The operands' type.
+        let type: DataType
         var choices: [Direction: Choice] = [:]
 
         init(x: snn_cudnnTensorDescriptor_t, y: snn_cudnnTensorDescriptor_t, w: snn_cudnnFilterDescriptor_t,
-             convolution: snn_cudnnConvolutionDescriptor_t) {
-            (self.x, self.y, self.w, self.convolution) = (x, y, w, convolution)
+             convolution: snn_cudnnConvolutionDescriptor_t, type: DataType) {
+            (self.x, self.y, self.w, self.convolution, self.type) = (x, y, w, convolution, type)
         }
     }
 
@@ -158,7 +163,7 @@ final class CUDNN: @unchecked Sendable {
         try check(api.createFilter(&w), "cudnnCreateFilterDescriptor")
         try check(api.createConvolution(&c), "cudnnCreateConvolutionDescriptor")
         guard let x, let y, let w, let c else { throw LibraryError("[cudnnCreate…Descriptor] returned no descriptor") }
-        let plan = Plan(x: x, y: y, w: w, convolution: c)
+        let plan = Plan(x: x, y: y, w: w, convolution: c, type: key.type)
         let (n, s, o, p) = (i32(key.input), i32(output), i32(key.weight), key.parameters)
         do {
             let type = key.type.rawValue
