@@ -82,9 +82,11 @@ extension CUDASelfTest {
     }
 
     /// The matrix products and convolutions again, on the paths a GPU with cuBLAS and cuDNN does
-    /// not take by default: convolutions as cuBLAS products (where cuDNN ran them), SwiftSNN's
-    /// own kernels, and `--amp` (bf16, fp16) within the 16-bit type's rounding, its convolutions
-    /// through cuDNN and through cuBLAS. Empty without cuBLAS (the own kernels were the default path).
+    /// not take by default: with cuDNN, each convolution run twice (the same bits: the chosen
+    /// algorithms are deterministic), with `--tf32` within TF32's rounding, and as cuBLAS
+    /// products; SwiftSNN's own kernels; and `--amp` (bf16, fp16) within the 16-bit type's
+    /// rounding, its convolutions through cuDNN and through cuBLAS. Empty without cuBLAS (the own
+    /// kernels were the default path).
     public static func otherPaths(_ backend: CUDABackend) -> [Check] {
         guard backend.usesCUBLAS else { return [] }
         let dense = opCases.filter { $0.name.hasPrefix("matmul") || $0.name.hasPrefix("conv2d") }
@@ -92,6 +94,14 @@ extension CUDASelfTest {
         let cudnn = backend.usesCUDNN
         defer { backend.usesCUDNN = cudnn }
         let convolutions = dense.filter { $0.name.hasPrefix("conv2d") }
+        if cudnn {
+            checks += repeatability(on: backend.device, cases: convolutions)
+            // TF32 keeps 10 of float32's 23 mantissa bits.
+            backend.allowsTF32 = true
+            checks += ops(on: backend.device, cases: convolutions.map { OpCase(name: $0.name, inputs: $0.inputs, tolerance: 2e-3, f: $0.f) },
+                          label: "--tf32")
+            backend.allowsTF32 = false
+        }
         backend.usesCUDNN = false
         if cudnn { checks += ops(on: backend.device, cases: convolutions, label: "cuBLAS") }
         backend.usesCUBLAS = false
@@ -110,6 +120,28 @@ extension CUDASelfTest {
         }
         backend.mixedPrecision = nil
         return checks
+    }
+
+    /// One check per case: its output and input gradients computed twice on `device` are the
+    /// same bits.
+    static func repeatability(on device: Device, cases: [OpCase]) -> [Check] {
+        cases.map { c in
+            func run() -> [Float] {
+                let leaves = c.inputs.map { x -> Tensor in
+                    let leaf = x.detached().to(device)
+                    leaf.requiresGrad = true
+                    return leaf
+                }
+                let y = c.f(leaves)
+                y.backward(Tensor.normal(y.shape, generator: RandomGenerator(seed: 99), device: .reference).to(device))
+                return y.toFloats() + leaves.flatMap { $0.grad?.toFloats() ?? [] }
+            }
+            let (first, second) = (run(), run())
+            let differences = zip(first, second).map { Double(Swift.abs($0 - $1)) }
+            let same = first.count == second.count && zip(first, second).allSatisfy { $0.bitPattern == $1.bitPattern }
+            return Check(name: "\(c.name) (cuDNN): the same bits twice", worst: same ? 0 : Swift.max(differences.max() ?? 1, 1e-30),
+                         tolerance: 0)
+        }
     }
 
     /// Runs every case on `device` and on the reference backend: one check for each output

@@ -13,7 +13,8 @@ struct SelfTestCommand: ParsableCommand {
             else ~/.cache/swiftsnn/kernels) and checks, one line each: the kernels alone (the LIF scan, \
             the TRT penalty, three Adam steps); every op through the backend, forward and backward, on \
             shapes of several blocks with a partial last one, against the reference backend (with cuDNN, \
-            convolutions also as cuBLAS products; with cuBLAS, matrix products and convolutions also on \
+            each convolution run twice must give the same bits, and convolutions also with --tf32, within \
+            2e-3, and as cuBLAS products; with cuBLAS, matrix products and convolutions also on \
             SwiftSNN's own kernels and with --amp bf16 and fp16, within the 16-bit type's rounding: 2e-2 \
             and 3e-3 of the largest magnitude); and a small \
             spiking CNN trained on the GPU and on the CPU from the same weights and batches, whose losses \

@@ -55,13 +55,14 @@ struct SelfTestCommandTests {
                      "ok   batch norm + LIF with residual: gradient of input 3 ", "ok   training: losses of all 2 steps vs the CPU ",
                      "ok   conv2d 3x3, stride 2 (own kernels): gradient of input 1 ",
                      "ok   conv2d 3x3, stride 2 (cuBLAS): gradient of input 1 ",
-                     "ok   conv2d 3x3, stride 2 (--amp bf16, cuBLAS): gradient of input 1 ", "ok   matmul (plain and transposed) (--amp fp16): output "] {
+                     "ok   conv2d 3x3, stride 2 (--amp bf16, cuBLAS): gradient of input 1 ",
+                     "ok   conv2d 3x3, stride 2 (cuDNN): the same bits twice ", "ok   conv2d 3x3, stride 2 (--tf32): output ", "ok   matmul (plain and transposed) (--amp fp16): output "] {
             #expect(output.contains(line), "\(line) in \(output)")
         }
-        #expect(output.hasSuffix("all 94 checks passed\n"), "\(output)")
+        #expect(output.hasSuffix("all 103 checks passed\n"), "\(output)")
         let (jsonStatus, json) = try SNNBinary.run(["selftest", "--json", "--train-steps", "0", "--no-bench"], environment: environment)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        #expect(jsonStatus == 0 && object["passed"] as? Bool == true && (object["checks"] as? [Any])?.count == 92, "\(json)")
+        #expect(jsonStatus == 0 && object["passed"] as? Bool == true && (object["checks"] as? [Any])?.count == 101, "\(json)")
     }
 
     @Test("without a GPU: one line saying so, exit status 1; a bad --device is named")
