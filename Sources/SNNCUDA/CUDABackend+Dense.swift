@@ -223,7 +223,7 @@ extension CUDABackend {
     /// algorithms with as much workspace as can be had up to ``convolutionWorkspaceBytes``.
     private func convolve(_ direction: CUDNN.Direction, _ dnn: CUDNN, _ plan: CUDNN.Plan, x: Tensor, w: Tensor, y: Tensor) {
         let half = plan.type.halfDType
-        let written = direction == .forward ? y : direction == .backwardData ? x : w
+        let written = direction.written(x: x, w: w, y: y)
         // The operands as cuDNN sees them: the inputs rounded, the result in the 16-bit type.
         let operand = { (t: Tensor) -> Tensor in
             guard let half else { return t }
@@ -244,8 +244,7 @@ extension CUDABackend {
             try dnn.run(plan, direction, choice, x: address(cx), w: address(cw), y: address(cy), scratch: scratch.map(address) ?? 0)
         }
         if half != nil {
-            let result = direction == .forward ? cy : direction == .backwardData ? cx : cw
-            copy(result, into: written)   // widened to float32 by the cast kernel
+            copy(direction.written(x: cx, w: cw, y: cy), into: written)   // widened to float32 by the cast kernel
         }
     }
 

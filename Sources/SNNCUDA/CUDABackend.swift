@@ -33,19 +33,21 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         set { lock.lock(); cublasEnabled = newValue && blas != nil; lock.unlock() }
     }
     private var cublasEnabled = false
-    /// cuDNN, when found (and `SNN_CUDNN` is not `0`): float32 convolutions call it, each shape's
+    /// cuDNN, when found (and `SNN_CUDNN` is not `0`): convolutions call it, each shape's
     /// algorithms chosen by timing once (see ``CUDNN``).
     let dnn: CUDNN?
-    /// Whether float32 convolutions use cuDNN (when found) rather than cuBLAS products over
-    /// unfolded inputs or SwiftSNN's direct kernels; tests and comparisons turn it off.
+    /// Whether convolutions use cuDNN (when found) rather than cuBLAS products over unfolded
+    /// inputs or SwiftSNN's direct kernels; tests and comparisons turn it off.
     public var usesCUDNN: Bool {
         get { lock.lock(); defer { lock.unlock() }; return cudnnEnabled }
         set { lock.lock(); cudnnEnabled = newValue && dnn != nil; lock.unlock() }
     }
     private var cudnnEnabled = false
-    /// Mixed precision (`--amp`): matrix products and convolutions through cuBLAS take their
-    /// operands rounded to bfloat16 or float16 and sum in float32 on the tensor cores; every
-    /// tensor stays float32 (master weights, activations, gradients). `nil`: float32 throughout.
+    /// Mixed precision (`--amp`): matrix products and convolutions take their operands rounded
+    /// to bfloat16 or float16 and sum in float32 on the tensor cores (cuDNN's convolutions give
+    /// 16-bit results, as autocast's), and batch norm + LIF keeps its input in the 16-bit type
+    /// for the backward pass; weights, gradients and optimiser state stay float32. `nil`:
+    /// float32 throughout.
     public var mixedPrecision: MixedPrecision? {
         get { lock.lock(); defer { lock.unlock() }; return precision }
         set { lock.lock(); precision = newValue; lock.unlock() }

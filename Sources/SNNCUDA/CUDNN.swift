@@ -23,6 +23,9 @@ final class CUDNN: @unchecked Sendable {
     /// The three directions of a convolution.
     enum Direction: String, CaseIterable, Sendable {
         case forward, backwardData = "backward-data", backwardWeights = "backward-weights"
+
+        /// Of the operands as the forward names them, the one this direction writes.
+        func written<T>(x: T, w: T, y: T) -> T { self == .forward ? y : self == .backwardData ? x : w }
     }
 
     /// The algorithm a plan runs in one direction, as cuDNN's search reported it.

@@ -127,14 +127,8 @@ extension CUDASelfTest {
     static func repeatability(on device: Device, cases: [OpCase]) -> [Check] {
         cases.map { c in
             func run() -> [Float] {
-                let leaves = c.inputs.map { x -> Tensor in
-                    let leaf = x.detached().to(device)
-                    leaf.requiresGrad = true
-                    return leaf
-                }
-                let y = c.f(leaves)
-                y.backward(Tensor.normal(y.shape, generator: RandomGenerator(seed: 99), device: .reference).to(device))
-                return y.toFloats() + leaves.flatMap { $0.grad?.toFloats() ?? [] }
+                let r = evaluate(c, on: device)
+                return r.output.toFloats() + r.gradients.flatMap { $0?.toFloats() ?? [] }
             }
             let (first, second) = (run(), run())
             let differences = zip(first, second).map { Double(Swift.abs($0 - $1)) }
@@ -148,21 +142,23 @@ extension CUDASelfTest {
     /// and one for each input's gradient.
     public static func ops(on device: Device) -> [Check] { ops(on: device, cases: opCases, label: nil) }
 
+    /// A case's output and its inputs' gradients on `device`, from one seeded output gradient.
+    static func evaluate(_ c: OpCase, on device: Device) -> (output: Tensor, gradients: [Tensor?]) {
+        let leaves = c.inputs.map { x -> Tensor in
+            let leaf = x.detached().to(device)   // a leaf of its own, even on x's device
+            leaf.requiresGrad = x.dtype.isFloatingPoint && !c.spikes
+            return leaf
+        }
+        let y = c.f(leaves)
+        if y.requiresGrad {
+            y.backward(Tensor.normal(y.shape, generator: RandomGenerator(seed: 99), device: .reference).to(device))
+        }
+        return (y, leaves.map(\.grad))
+    }
+
     static func ops(on device: Device, cases: [OpCase], label: String?) -> [Check] {
         cases.flatMap { c -> [Check] in
-            func run(_ d: Device) -> (output: Tensor, gradients: [Tensor?]) {
-                let leaves = c.inputs.map { x -> Tensor in
-                    let leaf = x.detached().to(d)   // a leaf of its own, even on x's device
-                    leaf.requiresGrad = x.dtype.isFloatingPoint && !c.spikes
-                    return leaf
-                }
-                let y = c.f(leaves)
-                if y.requiresGrad {
-                    y.backward(Tensor.normal(y.shape, generator: RandomGenerator(seed: 99), device: .reference).to(d))
-                }
-                return (y, leaves.map(\.grad))
-            }
-            let (gpu, reference) = (run(device), run(.reference))
+            let (gpu, reference) = (evaluate(c, on: device), evaluate(c, on: .reference))
             let name = label.map { "\(c.name) (\($0))" } ?? c.name
             var checks = [Check(name: "\(name): output", worst: worst(gpu.output.toFloats(), reference.output.toDoubles()),
                                 tolerance: c.tolerance)]

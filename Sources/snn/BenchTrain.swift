@@ -59,8 +59,7 @@ struct BenchTrain: ParsableCommand {
         let ranks = communicator.size
         let dev = try DeviceFlag.open(device, localRank: ranks > 1 ? DistributedOptions.localRank : 0)
         let precision = try DeviceFlag.amp(amp, device: device)
-        DeviceFlag.applyAMP(precision, on: dev)
-        DeviceFlag.applyTF32(tf32, on: dev)
+        DeviceFlag.applyPrecision(amp: precision, tf32: tf32, on: dev)
         let named = try DatasetName.parse(dataset)
         let (shape, classes) = (named.inputShape, named.classes)
         let isEvent = shape[0] == 2

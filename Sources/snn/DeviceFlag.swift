@@ -57,15 +57,10 @@ enum DeviceFlag {
         }
     }
 
-    /// Lets the GPU's float32 convolutions use TF32 (`--tf32`); nothing on other devices.
-    static func applyTF32(_ tf32: Bool, on device: Device) {
-        guard !device.isHostMemory, let backend = device.backend as? CUDABackend else { return }
-        backend.allowsTF32 = tf32
-    }
-
-    /// Sets the GPU's mixed precision (`--amp`); nothing on other devices.
-    static func applyAMP(_ amp: String?, on device: Device) {
+    /// Sets the GPU's mixed precision (`--amp`) and TF32 (`--tf32`); nothing on other devices.
+    static func applyPrecision(amp: String?, tf32: Bool, on device: Device) {
         guard !device.isHostMemory, let backend = device.backend as? CUDABackend else { return }
         backend.mixedPrecision = amp.flatMap(CUDABackend.MixedPrecision.init(rawValue:))
+        backend.allowsTF32 = tf32
     }
 }

@@ -145,8 +145,7 @@ extension TrainOptions {
             // Reference-compatible, but easy to miss: say it.
             print("note: --l1/--l2 apply to SDT only (as in the reference); \(config.loss.methodName) ignores them")
         }
-        DeviceFlag.applyAMP(config.amp, on: dev)
-        DeviceFlag.applyTF32(config.tf32 == true, on: dev)
+        DeviceFlag.applyPrecision(amp: config.amp, tf32: config.tf32 == true, on: dev)
         if config.tf32 == true { print("TF32: float32 convolutions may use TF32 tensor cores, as PyTorch's cuDNN default (no --tf32: float32 products)") }
         if let amp = config.amp {
             print("mixed precision: \(amp) operands for matrix products and convolutions, float32 elsewhere"

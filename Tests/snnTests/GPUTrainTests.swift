@@ -7,6 +7,15 @@ import Testing
 /// losses and analyses are the CPU's.
 @Suite("snn train and analyze on the emulated GPU")
 struct GPUTrainTests {
+    /// One training step of a tiny spiking CNN on the synthetic data (add --epochs, --device, --output).
+    static let tinyRun = ["train", "--synthetic-samples", "16", "--batch_size", "8", "--T", "2", "--topology",
+                          "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8", "--max-steps", "1"]
+
+    /// A scratch folder for one test of this process.
+    static func scratch(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("snn-gpu-\(name)-\(getpid())").path
+    }
+
     @Test("two steps on cuda log the CPU's losses and write the CPU run's checkpoint files")
     func trainMatchesCPU() throws {
         let environment = try EmulatedCUDADriver.environment()
@@ -93,10 +102,9 @@ struct GPUTrainTests {
     @Test("--amp: 1 (the reference's default) is fp16 with loss scaling on a GPU and nothing on the CPU; bf16 and fp16 need a GPU")
     func ampFlag() throws {
         let environment = try EmulatedCUDADriver.environment()
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("snn-gpu-amp-\(getpid())").path
+        let base = Self.scratch("amp")
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let tiny = ["train", "--synthetic-samples", "16", "--batch_size", "8", "--T", "2", "--topology", "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8",
-                    "--epochs", "1", "--max-steps", "1"]
+        let tiny = Self.tinyRun + ["--epochs", "1"]
         let (status, out) = try SNNBinary.run(tiny + ["--device", "cuda", "--output", base + "/gpu"], environment: environment)
         #expect(status == 0 && out.contains("mixed precision: fp16 operands for matrix products and convolutions, float32 elsewhere, "
                                             + "dynamic loss scaling (--amp 0: float32 throughout)"), "\(out)")
@@ -111,10 +119,9 @@ struct GPUTrainTests {
     @Test("--tf32: said on a GPU, kept by a resumed run, an error on the CPU; bench train --json reports it")
     func tf32Flag() throws {
         let environment = try EmulatedCUDADriver.environment()
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("snn-gpu-tf32-\(getpid())").path
+        let base = Self.scratch("tf32")
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let tiny = ["train", "--synthetic-samples", "16", "--batch_size", "8", "--T", "2", "--topology", "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8",
-                    "--amp", "0", "--max-steps", "1"]
+        let tiny = Self.tinyRun + ["--amp", "0"]
         let (status, out) = try SNNBinary.run(tiny + ["--epochs", "1", "--device", "cuda", "--tf32", "--output", base], environment: environment)
         #expect(status == 0 && out.contains("TF32: float32 convolutions may use TF32 tensor cores"), "\(out)")
         let run = "\(base)/result/\(try #require(try FileManager.default.contentsOfDirectory(atPath: base + "/result").first))"
