@@ -1,4 +1,5 @@
 import CDNNL
+import CSNNKernels
 import SNNTensor
 
 /// Max and average pooling through oneDNN on plain NCHW tensors.
@@ -17,11 +18,25 @@ import SNNTensor
 /// object, or a cache keyed on the output's storage would hold memory until it is freed),
 /// the backward pass recomputes the forward pass with a workspace: a memory-bound pass over
 /// the input, small beside the convolution that feeds it.
+///
+/// Average pooling over non-overlapping windows (stride = kernel, no padding: VGGSNN's 2×2
+/// pools) runs SwiftSNN's own loop (`Sources/CSNNKernels/window_pool.c`) over planes in
+/// parallel: oneDNN 2.6 has only a scalar implementation for NCHW (`simple_nchw`), which ran
+/// at about 1.2 GB/s.
 extension CPUBackend {
     public func pool2d(_ x: Tensor, _ p: Pool2dParameters) -> Tensor {
         guard computesNatively("pool2d", x) else { return reference.pool2d(x, p) }
         let x = x.contiguousData()
         let y = Tensor.empty(PoolPlan.outputShape(x.shape, p), device: .cpu)
+        if WindowPool.covers(x.shape, p) {
+            let (source, target) = (x.pointer(as: Float.self), y.pointer(as: Float.self))
+            let (h, w, outPlane) = (x.shape[2], x.shape[3], y.shape[2] * y.shape[3])
+            Parallel.forEachRange(x.shape[0] * x.shape[1], cost: h * w) { planes in
+                snn_window_avg_pool(source + planes.lowerBound * h * w, planes.count, Int32(h), Int32(w),
+                                    Int32(p.kernelH), Int32(p.kernelW), target + planes.lowerBound * outPlane)
+            }
+            return y
+        }
         DNNL.locked {
             let plan = PoolPlan.find(x.shape, p)
             plan.inference.execute([
@@ -39,6 +54,15 @@ extension CPUBackend {
         precondition(p.kind == .average || input?.shape == inputShape, "[pool2d] expected the forward input of shape \(inputShape) for max pooling's gradient")
         let gy = gradOutput.contiguousData()
         let gx = Tensor.empty(inputShape, device: .cpu)
+        if WindowPool.covers(inputShape, p) {
+            let (source, target) = (gy.pointer(as: Float.self), gx.pointer(as: Float.self))
+            let (h, w, outPlane) = (inputShape[2], inputShape[3], gy.shape[2] * gy.shape[3])
+            Parallel.forEachRange(inputShape[0] * inputShape[1], cost: h * w) { planes in
+                snn_window_avg_pool_backward(source + planes.lowerBound * outPlane, planes.count, Int32(h), Int32(w),
+                                             Int32(p.kernelH), Int32(p.kernelW), target + planes.lowerBound * h * w)
+            }
+            return gx
+        }
         DNNL.locked {
             let plan = PoolPlan.find(inputShape, p)
             var args: [DNNLArgument] = [
@@ -58,6 +82,16 @@ extension CPUBackend {
             plan.backward.execute(args)
         }
         return gx
+    }
+}
+
+/// Average pooling over non-overlapping windows, SwiftSNN's loop rather than oneDNN's.
+enum WindowPool {
+    /// Whether `p` on an input of `shape` is average pooling with stride = kernel, no padding and
+    /// at least one whole window per row and column.
+    static func covers(_ shape: [Int], _ p: Pool2dParameters) -> Bool {
+        p.kind == .average && p.strideH == p.kernelH && p.strideW == p.kernelW && p.padH == 0 && p.padW == 0
+            && shape.count == 4 && shape[2] >= p.kernelH && shape[3] >= p.kernelW
     }
 }
 

@@ -175,6 +175,12 @@ struct DNNLSmokeTests {
         PoolCase(name: "avg 3x3/1 pad 1", input: [2, 3, 6, 7], p: Pool2dParameters(.average, kernel: (3, 3), stride: (1, 1), padding: (1, 1)), tied: false),
         PoolCase(name: "avg 2x2/1 pad 1", input: [1, 2, 5, 4], p: Pool2dParameters(.average, kernel: (2, 2), stride: (1, 1), padding: (1, 1)), tied: false),
         PoolCase(name: "avg 4x2/(3,2) pad (2,1)", input: [2, 2, 11, 7], p: Pool2dParameters(.average, kernel: (4, 2), stride: (3, 2), padding: (2, 1)), tied: false),
+        // Non-overlapping average windows: SwiftSNN's loop (WindowPool), not oneDNN.
+        PoolCase(name: "avg 2x2 even (window loop)", input: [2, 3, 8, 10], p: Pool2dParameters(.average, kernel: (2, 2)), tied: false),
+        PoolCase(name: "avg 3x3 odd rest (window loop)", input: [2, 2, 11, 10], p: Pool2dParameters(.average, kernel: (3, 3)), tied: false),
+        PoolCase(name: "avg 2x1 (window loop)", input: [1, 3, 7, 5], p: Pool2dParameters(.average, kernel: (2, 1)), tied: false),
+        PoolCase(name: "avg 1x3 (window loop)", input: [1, 2, 4, 7], p: Pool2dParameters(.average, kernel: (1, 3)), tied: false),
+        PoolCase(name: "avg 1x1 (window loop)", input: [1, 2, 3, 3], p: Pool2dParameters(.average, kernel: (1, 1)), tied: false),
     ]
 
     @Test("pool2d forward and backward equal the reference", arguments: poolCases)
@@ -185,6 +191,31 @@ struct DNNLSmokeTests {
         let gy = random(y.shape, 8)
         let gx = cpu.pool2dBackward(gy, inputShape: x.shape, input: x, c.p)
         #expect(relativeError(gx, ref.pool2dBackward(gy, inputShape: x.shape, input: x, c.p)) < Self.tolerance, "backward")
+    }
+
+    @Test("non-overlapping average pooling takes SwiftSNN's loop; overlapping, padded or max pooling stays on oneDNN")
+    func windowPoolCoverage() {
+        #expect(WindowPool.covers([1, 1, 4, 4], Pool2dParameters(.average, kernel: (2, 2))))
+        #expect(WindowPool.covers([1, 1, 5, 3], Pool2dParameters(.average, kernel: (3, 1))))
+        #expect(!WindowPool.covers([1, 1, 4, 4], Pool2dParameters(.max, kernel: (2, 2))))
+        #expect(!WindowPool.covers([1, 1, 4, 4], Pool2dParameters(.average, kernel: (2, 2), stride: (1, 1))))
+        #expect(!WindowPool.covers([1, 1, 4, 4], Pool2dParameters(.average, kernel: (2, 2), padding: (1, 1))))
+        #expect(!WindowPool.covers([1, 1, 1, 4], Pool2dParameters(.average, kernel: (2, 2))), "no whole window")
+    }
+
+    @Test("average pooling of spikes (2x2, 3x3) equals the reference exactly, forward and backward")
+    func windowPoolOfSpikes() {
+        for kernel in [2, 3] {
+            // 0/1 values: every window sum and quotient by 4 is exact; by 9, correctly rounded.
+            let values = (0..<(3 * 5 * 13 * 14)).map { Float(($0 * 7919 + $0 / 3) % 5 == 0 ? 1 : 0) }
+            let x = Tensor(values, shape: [3, 5, 13, 14])
+            let p = Pool2dParameters(.average, kernel: (kernel, kernel))
+            let y = cpu.pool2d(x, p)
+            #expect(y.toFloats() == ref.pool2d(x, p).toFloats(), "forward \(kernel)x\(kernel)")
+            let gy = Tensor((0..<y.shape.reduce(1, *)).map { Float($0 % 11) - 5 }, shape: y.shape)
+            #expect(cpu.pool2dBackward(gy, inputShape: x.shape, input: nil, p).toFloats()
+                    == ref.pool2dBackward(gy, inputShape: x.shape, input: nil, p).toFloats(), "backward \(kernel)x\(kernel)")
+        }
     }
 
     @Test("max pooling of negative values ignores padding and picks the first maximum")

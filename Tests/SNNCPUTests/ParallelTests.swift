@@ -216,6 +216,16 @@ struct ParallelTests {
         }
     }
 
+    @Test("non-overlapping average pooling (SwiftSNN's loop), planes split across threads, forward and backward")
+    func windowPooling() {
+        // 3·7 = 21 planes of 19×23: 2×2 windows leave a row and a column; 3×3 leave one and two.
+        for kernel in [(2, 2), (3, 3), (2, 1)] {
+            let c = PoolCase(kind: .average, input: [3, 7, 19, 23], kernel: kernel)
+            let x = RandomInputs(seed: 72).distinct(c.input, spacing: 1.0 / 256, dtype: .float32)
+            split { check([x], "\(c)") { c.apply($0[0]) } }
+        }
+    }
+
     // MARK: - The fused neuron
 
     @Test(

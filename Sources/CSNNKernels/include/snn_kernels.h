@@ -51,4 +51,14 @@ long snn_spike_conv_weight_grad(const float *input, int height, int width, const
                                 int strideH, int strideW, int padH, int padW, int cBegin, int cEnd, int *lists,
                                 float *acc);
 
+/// Average pooling over non-overlapping `kh × kw` windows (stride = kernel, no padding) of
+/// `planes` planes of `height × width` floats: `y` holds `planes` planes of
+/// `(height / kh) × (width / kw)`, each the window's sum in row-major order divided by `kh·kw`;
+/// rows and columns past the last whole window are not read.
+void snn_window_avg_pool(const float *x, size_t planes, int height, int width, int kh, int kw, float *y);
+
+/// The gradient of ``snn_window_avg_pool``: `gx` (`planes` planes of `height × width`) gets
+/// `gy / (kh·kw)` over each window, zero in rows and columns past the last whole window.
+void snn_window_avg_pool_backward(const float *gy, size_t planes, int height, int width, int kh, int kw, float *gx);
+
 #endif
