@@ -55,6 +55,51 @@ struct NVRTCTests {
         #expect(bad.status != 0 && bad.output.contains(caught), "\(bad.output)")
     }
 
+    /// What is wrong with the functions `source` binds by name (`function("X", snn_X_t.self)`): a
+    /// name that is not its type's, or whose type `checked` (the `CHECK(X, …)` names of
+    /// check_prototypes.c) does not check against the real header. Also returns how many it saw.
+    static func bindingProblems(source: String, checked: Set<String>) throws -> (problems: [String], bound: Int) {
+        let binding = try Regex(#"function\(\s*"([A-Za-z0-9_]+)"\s*,\s*(snn_[A-Za-z0-9_]+)\.self"#)
+        var problems: [String] = [], bound = 0
+        for match in source.matches(of: binding) {
+            guard let name = match.output[1].substring.map(String.init),
+                  let type = match.output[2].substring.map(String.init) else { continue }
+            bound += 1
+            if type != "snn_\(name)_t" { problems.append("\(name) is bound with \(type)") }
+            if !checked.contains(name) { problems.append("\(name) has no CHECK line in check_prototypes.c") }
+        }
+        return (problems, bound)
+    }
+
+    @Test("every CUDA function bound by name has its own prototype type, checked against the real header")
+    func boundNamesAreChecked() throws {
+        // The prototype check above proves each snn_X_t matches X in the header; this proves the
+        // string dlsym looks up is that X, so a misspelt name cannot first fail on a GPU.
+        let root = EmulatedCUDADriver.root
+        let prototypes = try String(contentsOfFile: "\(root)/Tests/SNNCUDATests/Prototypes/check_prototypes.c", encoding: .utf8)
+        let checked = Set(prototypes.matches(of: try Regex(#"CHECK\(([A-Za-z0-9_]+),"#)).compactMap {
+            $0.output[1].substring.map(String.init)
+        })
+        let folder = "\(root)/Sources/SNNCUDA"
+        var total = 0
+        for file in try FileManager.default.contentsOfDirectory(atPath: folder).sorted() where file.hasSuffix(".swift") {
+            let (problems, bound) = try Self.bindingProblems(
+                source: try String(contentsOfFile: "\(folder)/\(file)", encoding: .utf8), checked: checked)
+            #expect(problems.isEmpty, "\(file): \(problems)")
+            total += bound
+        }
+        #expect(total >= 60, "only \(total) bindings found: has the binding call changed shape?")
+        // The scan can fail: a misspelt name, a borrowed type, a function nobody checks.
+        let drifted = #"""
+            let a = try s.function("cudnnSetConvolutionGroupCnt", snn_cudnnSetConvolutionGroupCount_t.self)
+            let b = try s.function(
+                "cuMemAlloc_v2", snn_cuMemAllocAsync_t.self)
+            """#
+        let (problems, bound) = try Self.bindingProblems(source: drifted, checked: checked)
+        #expect(bound == 2)
+        #expect(problems.count == 4, "\(problems)")
+    }
+
     @Test("a kernel compiles to a CUBIN for sm_80, sm_90 and sm_100")
     func compiles() throws {
         _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
