@@ -1,4 +1,5 @@
 import Foundation
+import SNNCPU
 import SNNTensor
 import SNNTraining
 import Testing
@@ -89,5 +90,41 @@ struct OptimizersTests {
             #expect(x.toFloats() == y.toFloats(), "\(c)")
             #expect(y.storage === flat.storage, "\(c): the parameter is a view into the flat buffer")
         }
+    }
+
+    @Test("on the CPU the fused flat step gives the bits of the composite per-parameter steps, split across cores",
+          arguments: Optimizer.Kind.allCases, [0.0, 0.05])
+    func fusedOnTheCPU(kind: Optimizer.Kind, weightDecay: Double) throws {
+        CPUBackend.register()
+        let backend = try #require(Device.cpu.backend as? any FusedOptimizerBackend, "the CPU backend has a fused step")
+        #expect(backend.fusesOptimizerSteps)
+        // 77 100 + 1 111 + 105 floats: several ranges per core, a partial last vector.
+        let shapes = [[257, 300], [1_111], [3, 5, 7]]
+        let r = RandomGenerator(seed: 91)
+        let initial = shapes.map { Tensor.normal($0, std: 0.1, generator: r, dtype: .float32, device: .cpu).toFloats() }
+        let perView = zip(initial, shapes).map { Tensor($0, shape: $1) }
+        let flatSide = zip(initial, shapes).map { Tensor($0, shape: $1) }
+        let named = { (ps: [Tensor]) in ps.enumerated().map { (key: "p\($0.offset)", value: $0.element) } }
+        let flat = Tensor.flattenParameters(flatSide)
+        let buffer = GradientBuffer(parameters: flatSide)
+        let (composite, fused) = (Optimizer(kind, learningRate: 0.01, weightDecay: weightDecay),
+                                  Optimizer(kind, learningRate: 0.01, weightDecay: weightDecay))
+        for _ in 0..<3 {
+            let grads = shapes.map { Tensor.normal($0, generator: r, dtype: .float32, device: .cpu) }
+            composite.step(named(perView),
+                           gradients: Dictionary(uniqueKeysWithValues: grads.enumerated().map { ("p\($0.offset)", $0.element) }))
+            for (view, g) in zip(buffer.views, grads) { view.assign(g) }
+            fused.step(flat: flat, gradients: buffer.flat, named: named(flatSide))
+        }
+        for (i, (x, y)) in zip(perView, flatSide).enumerated() {
+            let (a, b) = (x.toFloats(), y.toFloats())
+            let differing = zip(a, b).filter { $0.bitPattern != $1.bitPattern }.count
+            #expect(differing == 0, "\(kind), decay \(weightDecay): parameter \(i) differs in \(differing) of \(a.count) values")
+        }
+        for (key, state) in composite.state.sorted(by: { $0.key < $1.key }) {
+            let flatState = try #require(fused.state[key], "no fused state \(key)")
+            #expect(state.toFloats().map(\.bitPattern) == flatState.toFloats().map(\.bitPattern), "\(kind): state \(key)")
+        }
+        #expect(zip(initial, flatSide).allSatisfy { $0 != $1.toFloats() }, "the steps must move every parameter")
     }
 }
