@@ -1,7 +1,7 @@
 import SNNTensor
 
 /// The fused optimiser step on the CPU: one pass over the flat parameter, gradient and state
-/// buffers, eight floats at a time, split across cores.
+/// buffers, a vector (``Lanes``) at a time, split across cores.
 ///
 /// The arithmetic is the composite update's (`SNNTraining`'s `Optimizer`, the same operations on
 /// whole tensors) operation for operation: each scalar is computed in `Double` and rounded to
@@ -37,18 +37,18 @@ extension CPUBackend: FusedOptimizerBackend {
         }
     }
 
-    /// Splits `0..<n` into ranges that start on a multiple of eight floats.
+    /// Splits `0..<n` into ranges that start on a whole vector.
     private func run(_ n: Int, _ body: (Range<Int>) -> Void) {
-        let vectors = (n + 7) / 8
-        Parallel.forEachRange(vectors, cost: 8 * 7) { range in
-            body((range.lowerBound * 8)..<min(range.upperBound * 8, n))
+        let vectors = (n + laneWidth - 1) / laneWidth
+        Parallel.forEachRange(vectors, cost: laneWidth * 7) { range in
+            body((range.lowerBound * laneWidth)..<min(range.upperBound * laneWidth, n))
         }
     }
 }
 
-/// One rule's update of eight parameters: `p`, `g`, `s1`, `s2` in, the new `p`, `s1`, `s2` out.
+/// One rule's update of a vector of parameters: `p`, `g`, `s1`, `s2` in, the new `p`, `s1`, `s2` out.
 private protocol OptimizerRule {
-    func update(_ p: inout SIMD8<Float>, _ g: SIMD8<Float>, _ s1: inout SIMD8<Float>, _ s2: inout SIMD8<Float>)
+    func update(_ p: inout Lanes, _ g: Lanes, _ s1: inout Lanes, _ s2: inout Lanes)
 }
 
 private enum OptimizerLanes {
@@ -57,34 +57,36 @@ private enum OptimizerLanes {
     static func apply<R: OptimizerRule>(_ rule: R, _ range: Range<Int>, _ p: UnsafeMutablePointer<Float>,
                                         _ g: UnsafePointer<Float>, _ s1: UnsafeMutablePointer<Float>,
                                         _ s2: UnsafeMutablePointer<Float>?) {
+        let end = range.upperBound, full = range.lowerBound + (range.count / laneWidth) * laneWidth
         var i = range.lowerBound
-        while i < range.upperBound {
-            let count = min(8, range.upperBound - i)
-            var (pv, m) = (load(p + i, count), load(s1 + i, count))
-            var v = s2.map { load($0 + i, count) } ?? SIMD8()
-            rule.update(&pv, load(g + i, count), &m, &v)
-            store(pv, p + i, count)
-            store(m, s1 + i, count)
-            if let s2 { store(v, s2 + i, count) }
-            i += count
+        if let s2 {
+            while i < full {
+                var (pv, m, v) = (UnsafePointer(p).loadLanes(i), UnsafePointer(s1).loadLanes(i), UnsafePointer(s2).loadLanes(i))
+                rule.update(&pv, g.loadLanes(i), &m, &v)
+                (p + i).storeLanes(pv, count: laneWidth)
+                (s1 + i).storeLanes(m, count: laneWidth)
+                (s2 + i).storeLanes(v, count: laneWidth)
+                i += laneWidth
+            }
+        } else {
+            var unused = Lanes()
+            while i < full {
+                var (pv, m) = (UnsafePointer(p).loadLanes(i), UnsafePointer(s1).loadLanes(i))
+                rule.update(&pv, g.loadLanes(i), &m, &unused)
+                (p + i).storeLanes(pv, count: laneWidth)
+                (s1 + i).storeLanes(m, count: laneWidth)
+                i += laneWidth
+            }
         }
-    }
-
-    @inline(__always)
-    static func load(_ x: UnsafePointer<Float>, _ count: Int) -> SIMD8<Float> {
-        if count == 8 { return UnsafeRawPointer(x).loadUnaligned(as: SIMD8<Float>.self) }
-        var v = SIMD8<Float>()
-        for k in 0..<count { v[k] = x[k] }
-        return v
-    }
-
-    @inline(__always)
-    static func load(_ x: UnsafeMutablePointer<Float>, _ count: Int) -> SIMD8<Float> { load(UnsafePointer(x), count) }
-
-    @inline(__always)
-    static func store(_ v: SIMD8<Float>, _ x: UnsafeMutablePointer<Float>, _ count: Int) {
-        if count == 8 { UnsafeMutableRawPointer(x).storeBytes(of: v, as: SIMD8<Float>.self); return }
-        for k in 0..<count { x[k] = v[k] }
+        if i < end {
+            let count = end - i
+            var (pv, m) = (UnsafePointer(p).loadLanes(i, count: count), UnsafePointer(s1).loadLanes(i, count: count))
+            var v = s2.map { UnsafePointer($0).loadLanes(i, count: count) } ?? Lanes()
+            rule.update(&pv, g.loadLanes(i, count: count), &m, &v)
+            (p + i).storeLanes(pv, count: count)
+            (s1 + i).storeLanes(m, count: count)
+            if let s2 { (s2 + i).storeLanes(v, count: count) }
+        }
     }
 }
 
@@ -93,7 +95,7 @@ private struct SGDStep: OptimizerRule {
     let decay: Float?, momentum: Float, lr: Float
 
     @inline(__always)
-    func update(_ p: inout SIMD8<Float>, _ g: SIMD8<Float>, _ s1: inout SIMD8<Float>, _ s2: inout SIMD8<Float>) {
+    func update(_ p: inout Lanes, _ g: Lanes, _ s1: inout Lanes, _ s2: inout Lanes) {
         let grad = decay.map { g + p * $0 } ?? g
         s1 = s1 * momentum + grad
         p = p - s1 * lr
@@ -107,7 +109,7 @@ private struct AdamStep: OptimizerRule {
     let beta1: Float, mix1: Float, beta2: Float, mix2: Float, stepSize: Float, sqrtC2: Float, epsilon: Float
 
     @inline(__always)
-    func update(_ p: inout SIMD8<Float>, _ g: SIMD8<Float>, _ s1: inout SIMD8<Float>, _ s2: inout SIMD8<Float>) {
+    func update(_ p: inout Lanes, _ g: Lanes, _ s1: inout Lanes, _ s2: inout Lanes) {
         let grad = decay.map { g + p * $0 } ?? g
         if let shrink { p = p * shrink }
         s1 = s1 * beta1 + grad * mix1
@@ -121,7 +123,7 @@ private struct RMSpropStep: OptimizerRule {
     let decay: Float?, alpha: Float, mix: Float, lr: Float, epsilon: Float
 
     @inline(__always)
-    func update(_ p: inout SIMD8<Float>, _ g: SIMD8<Float>, _ s1: inout SIMD8<Float>, _ s2: inout SIMD8<Float>) {
+    func update(_ p: inout Lanes, _ g: Lanes, _ s1: inout Lanes, _ s2: inout Lanes) {
         let grad = decay.map { g + p * $0 } ?? g
         s1 = s1 * alpha + (grad * grad) * mix
         p = p - (grad * lr) / (s1.squareRoot() + epsilon)
