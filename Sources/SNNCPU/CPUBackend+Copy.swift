@@ -133,7 +133,8 @@ extension CPUBackend {
     }
 
     /// A copy converted to `dtype`: direct between float32, float64, int32, int64 and uint8
-    /// (through `Double`, exactly like the reference), the reference backend otherwise.
+    /// (through `Double`, exactly like the reference; to integers truncated and saturated), the
+    /// reference backend otherwise.
     public func cast(_ x: Tensor, to dtype: DType) -> Tensor {
         if dtype == x.dtype { return contiguous(x) }
         switch x.dtype {
@@ -246,19 +247,19 @@ extension Double: CastableElement {
 extension Int32: CastableElement {
     static var castDType: DType { .int32 }
     var castDouble: Double { Double(self) }
-    init(castFrom value: Double) { self.init(value) }
+    init(castFrom value: Double) { self.init(truncatingSaturating: value) }
 }
 
 extension Int64: CastableElement {
     static var castDType: DType { .int64 }
     var castDouble: Double { Double(self) }
-    init(castFrom value: Double) { self.init(value) }
+    init(castFrom value: Double) { self.init(truncatingSaturating: value) }
 }
 
 extension UInt8: CastableElement {
     static var castDType: DType { .uint8 }
     var castDouble: Double { Double(self) }
-    init(castFrom value: Double) { self.init(value) }
+    init(castFrom value: Double) { self.init(truncatingSaturating: value) }
 }
 
 /// The float vector the hand-vectorised kernels (the neuron scan) compute on: one SSE

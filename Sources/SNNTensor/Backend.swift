@@ -42,7 +42,9 @@ public protocol Backend: AnyObject, Sendable {
 
     /// A contiguous copy of a strided view.
     func contiguous(_ x: Tensor) -> Tensor
-    /// A copy converted to another dtype.
+    /// A copy converted to another dtype. Floats become integers truncated toward zero and
+    /// saturated to the integer type's range, NaN becoming 0
+    /// (``Swift/FixedWidthInteger/init(truncatingSaturating:)``).
     func cast(_ x: Tensor, to dtype: DType) -> Tensor
 
     /// `op(x)` elementwise.

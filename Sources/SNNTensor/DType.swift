@@ -38,7 +38,8 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    /// Writes `v` rounded to this dtype as element `i` of host memory at `p`.
+    /// Writes `v` rounded to this dtype as element `i` of host memory at `p` (to an integer type:
+    /// truncated toward zero and saturated, ``Swift/FixedWidthInteger/init(truncatingSaturating:)``).
     @inline(__always)
     public func store(_ v: Double, _ p: UnsafeMutableRawPointer, _ i: Int) {
         switch self {
@@ -49,9 +50,9 @@ public enum DType: String, Sendable, CaseIterable, Codable {
             // Round to nearest even on the upper 16 bits.
             let bits = Float(v).bitPattern
             p.assumingMemoryBound(to: UInt16.self)[i] = UInt16((bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
-        case .int32: p.assumingMemoryBound(to: Int32.self)[i] = Int32(v)
-        case .int64: p.assumingMemoryBound(to: Int64.self)[i] = Int64(v)
-        case .uint8: p.assumingMemoryBound(to: UInt8.self)[i] = UInt8(v)
+        case .int32: p.assumingMemoryBound(to: Int32.self)[i] = Int32(truncatingSaturating: v)
+        case .int64: p.assumingMemoryBound(to: Int64.self)[i] = Int64(truncatingSaturating: v)
+        case .uint8: p.assumingMemoryBound(to: UInt8.self)[i] = UInt8(truncatingSaturating: v)
         }
     }
 
@@ -80,5 +81,26 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     public init?(safetensorsName: String) {
         guard let match = DType.allCases.first(where: { $0.safetensorsName == safetensorsName }) else { return nil }
         self = match
+    }
+}
+
+extension FixedWidthInteger {
+    /// `v` truncated toward zero and clamped to the type's range; NaN gives 0.
+    ///
+    /// This is how every backend casts floats to integers, so a value out of range gives the
+    /// nearest integer the type holds (as CUDA's saturating conversion does) instead of stopping
+    /// the process, as `init(_: Double)` would.
+    @inlinable @inline(__always)
+    public init(truncatingSaturating v: Double) {
+        if v.isNaN {
+            self = 0
+        } else if v <= Double(Self.min) {
+            self = Self.min
+        } else if v >= Double(Self.max) {
+            // Double(max) can round up to 2^bits (Int64), so `>=` also catches it.
+            self = Self.max
+        } else {
+            self = Self(v)
+        }
     }
 }

@@ -223,6 +223,28 @@ extension CPUKernelTests {
         }
     }
 
+    @Test("casts to integers truncate toward zero and saturate, NaN giving 0, on both backends")
+    func castsSaturate() {
+        let values: [Double] = [-.infinity, -1e19, -3e9, -300, -1.5, -0.5, 0, 0.7, 1.999, 254.9, 255.5, 300,
+                                3e9, 1e19, .infinity, .nan]
+        func expected(_ to: DType) -> [Double] {
+            let (low, high): (Double, Double) = switch to {
+            case .uint8: (0, 255)
+            case .int32: (Double(Int32.min), Double(Int32.max))
+            default: (Double(Int64.min), Double(Int64.max))
+            }
+            return values.map { $0.isNaN ? 0 : Swift.min(Swift.max($0.rounded(.towardZero), low), high) }
+        }
+        for from in [DType.float32, .float64] {
+            for to in [DType.uint8, .int32, .int64] {
+                let x = Tensor(doubles: values, shape: [values.count], dtype: from, device: .cpu)
+                let onReference = ref.cast(x.to(.reference), to: to).toDoubles()
+                #expect(cpu.cast(x, to: to).toDoubles() == expected(to), "\(from) -> \(to) on the CPU")
+                #expect(onReference == expected(to), "\(from) -> \(to) on the reference backend")
+            }
+        }
+    }
+
     @Test("one-hot rows from int32 and int64 labels")
     func oneHot() {
         let labels = [3, 0, 9, 4, 4, 1, 0]

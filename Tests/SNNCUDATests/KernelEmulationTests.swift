@@ -373,6 +373,14 @@ struct KernelEmulationTests {
         try function("emulate_cast_u8_f32", FromBytes.self)(codes, &restored, Int64(n), 3, shape, Strided.contiguous.map { _ in 0 }
             + Strided.contiguous + [0, 0, 0], [0, 0, 0])
         #expect(restored == logical)
+        // Values a spike code never holds: truncated toward zero and saturated, NaN giving 0, as
+        // every backend casts (C leaves the conversion undefined).
+        let odd: [Float] = [-.infinity, -300, -1.5, -0.5, 0.7, 1.999, 254.9, 255.5, 300, 3e9, .infinity, .nan]
+        var oddCodes = [UInt8](repeating: 7, count: odd.count)
+        let (oddShape, oddStrides) = ([Int64(odd.count), 1, 1], [Int64](repeating: 0, count: 3) + [1, 1, 1] + [0, 0, 0])
+        try function("emulate_cast_f32_u8", ToBytes.self)(odd, &oddCodes, Int64(odd.count), 3, oddShape, oddStrides, [0, 0, 0])
+        #expect(oddCodes == [0, 0, 0, 0, 0, 1, 254, 255, 255, 255, 255, 0])
+        #expect(oddCodes.map(Double.init) == reference.cast(Tensor(odd, shape: [odd.count]).to(.reference), to: .uint8).toDoubles())
         // One-hot rows of 10 classes for 45 labels (450 values: three blocks and a partial fourth).
         let labels = (0..<45).map { Int64(($0 * 7) % 10) }
         var rows = [Float](repeating: .nan, count: 450)

@@ -153,7 +153,7 @@ extension CUDAKernels {
 
     // Copies and casts, reading through the layout's operand 1: `contiguous`, float32 ↔ uint8
     // (the compact spike codes saved for backward passes hold small whole numbers; the cast
-    // truncates toward zero, as the reference's).
+    // truncates toward zero and saturates, as the reference's).
     extern "C" __global__ void snn_copy(const float *__restrict__ x, float *__restrict__ y, long long n, SnnLayout l) {
         long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
         if (i < n) y[i] = x[snn_at(l, 1, i)];
@@ -174,7 +174,11 @@ extension CUDAKernels {
     extern "C" __global__ void snn_cast_f32_u8(const float *__restrict__ x, unsigned char *__restrict__ y, long long n,
                                                SnnLayout l) {
         long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-        if (i < n) y[i] = (unsigned char)x[snn_at(l, 1, i)];
+        if (i >= n) return;
+        // Truncated toward zero and saturated, NaN giving 0, as every backend's cast (C leaves a
+        // conversion out of range undefined).
+        float v = x[snn_at(l, 1, i)];
+        y[i] = v >= 1.0f ? (v >= 255.0f ? 255 : (unsigned char)v) : 0;
     }
 
     extern "C" __global__ void snn_cast_u8_f32(const unsigned char *__restrict__ x, float *__restrict__ y, long long n,
