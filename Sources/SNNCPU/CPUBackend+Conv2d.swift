@@ -28,16 +28,24 @@ extension CPUBackend {
         guard computesNatively("conv2d", x, weight) else { return reference.conv2d(x, weight: weight, bias: bias, p) }
         if algorithm == .selected, let y = SpikeConv.forward(x, weight: weight, bias: bias, p) { return y }
         let (x, weight, bias) = (x.contiguousData(), weight.contiguousData(), bias?.contiguousData())
-        let y = Tensor.empty(ConvPlan.outputShape(x.shape, weight.shape, p), device: .cpu)
-        DNNL.locked {
-            let plan = ConvPlan.find(x.shape, weight.shape, p, algorithm)
-            if let bias {
-                plan.forwardWithBias.run(inputs: [DNNL.raw(x), DNNL.raw(weight), DNNL.raw(bias)], outputs: [DNNL.raw(y)])
-            } else {
-                plan.forward.run(inputs: [DNNL.raw(x), DNNL.raw(weight)], outputs: [DNNL.raw(y)])
+        func oneDNN() -> Tensor {
+            let y = Tensor.empty(ConvPlan.outputShape(x.shape, weight.shape, p), device: .cpu)
+            DNNL.locked {
+                let plan = ConvPlan.find(x.shape, weight.shape, p, algorithm)
+                if let bias {
+                    plan.forwardWithBias.run(inputs: [DNNL.raw(x), DNNL.raw(weight), DNNL.raw(bias)], outputs: [DNNL.raw(y)])
+                } else {
+                    plan.forward.run(inputs: [DNNL.raw(x), DNNL.raw(weight)], outputs: [DNNL.raw(y)])
+                }
             }
+            return y
         }
-        return y
+        let winograd = WinogradConv.chosen(
+            .forward, input: x.shape, weight: weight.shape, p, algorithm,
+            oneDNNImplementation: { DNNL.locked { ConvPlan.find(x.shape, weight.shape, p, algorithm).forward.primitive.implementation } },
+            timeOneDNN: { _ = oneDNN() },
+            timeWinograd: { _ = WinogradConv.forward(x, weight: weight, bias: bias) })
+        return winograd ? WinogradConv.forward(x, weight: weight, bias: bias) : oneDNN()
     }
 
     /// `conv2dBackwardData` with an explicit algorithm policy.
@@ -47,12 +55,20 @@ extension CPUBackend {
             return reference.conv2dBackwardData(gradOutput, weight: weight, inputShape: inputShape, p)
         }
         let (gy, weight) = (gradOutput.contiguousData(), weight.contiguousData())
-        let gx = Tensor.empty(inputShape, device: .cpu)
-        DNNL.locked {
-            let plan = ConvPlan.find(inputShape, weight.shape, p, algorithm)
-            plan.backwardData.run(inputs: [DNNL.raw(gy), DNNL.raw(weight)], outputs: [DNNL.raw(gx)])
+        func oneDNN() -> Tensor {
+            let gx = Tensor.empty(inputShape, device: .cpu)
+            DNNL.locked {
+                let plan = ConvPlan.find(inputShape, weight.shape, p, algorithm)
+                plan.backwardData.run(inputs: [DNNL.raw(gy), DNNL.raw(weight)], outputs: [DNNL.raw(gx)])
+            }
+            return gx
         }
-        return gx
+        let winograd = WinogradConv.chosen(
+            .backwardData, input: inputShape, weight: weight.shape, p, algorithm,
+            oneDNNImplementation: { DNNL.locked { ConvPlan.find(inputShape, weight.shape, p, algorithm).backwardData.primitive.implementation } },
+            timeOneDNN: { _ = oneDNN() },
+            timeWinograd: { _ = WinogradConv.backwardData(gy, weight: weight, inputShape: inputShape) })
+        return winograd ? WinogradConv.backwardData(gy, weight: weight, inputShape: inputShape) : oneDNN()
     }
 
     /// `conv2dBackwardWeight` with an explicit algorithm policy.
@@ -90,7 +106,8 @@ extension CPUBackend {
     }
 }
 
-/// Which convolution algorithm oneDNN may use, from `SNN_CONV_ALGORITHM`:
+/// Which convolution algorithm runs, from `SNN_CONV_ALGORITHM` (see also ``WinogradConv/chosen``,
+/// which decides where SwiftSNN's own Winograd runs in oneDNN's place):
 /// - `auto` (default): oneDNN decides per direction and problem. On AVX-512, for the benchmark
 ///   layer (N 64, 128→128, 16×16, 3×3) it takes Winograd F(4×4, 3×3) for forward and
 ///   backward-data and direct convolution for backward-weights (about 490, 490 and 210
@@ -98,18 +115,20 @@ extension CPUBackend {
 /// - `direct`: direct convolution everywhere (about 230, 230, 210).
 /// - `winograd`: Winograd wherever oneDNN 2.x implements it (AVX-512, 3×3, stride 1, no
 ///   dilation or groups), direct elsewhere (about 490, 490, 465).
+/// - `timed`: as `auto` for oneDNN; SwiftSNN's Winograd runs where it measured faster, once per
+///   problem (not reproducible bit for bit between runs).
 ///
 /// Winograd results differ from direct ones by about 3e-6 relative to the largest output, are
 /// deterministic, and need a scratchpad of about 6× the input activation. Where oneDNN has
 /// no Winograd kernel (other ISAs, perhaps later versions), every policy runs direct.
 enum ConvAlgorithm: String, Hashable, Sendable {
-    case auto, direct, winograd
+    case auto, direct, winograd, timed
 
     /// The policy from the environment, read once.
     static let selected: ConvAlgorithm = {
         guard let value = ProcessInfo.processInfo.environment["SNN_CONV_ALGORITHM"] else { return .auto }
         guard let a = ConvAlgorithm(rawValue: value.lowercased()) else {
-            preconditionFailure("[conv2d] expected SNN_CONV_ALGORITHM to be auto, direct or winograd, got \(value)")
+            preconditionFailure("[conv2d] expected SNN_CONV_ALGORITHM to be auto, direct, winograd or timed, got \(value)")
         }
         return a
     }()
@@ -196,7 +215,7 @@ final class ConvPlan {
         // Equal padding on both sides makes oneDNN's output size PyTorch's floor formula.
         padding = DNNL.dims([p.padH, p.padW])
         switch policy {
-        case .auto: algorithm = dnnl_convolution_auto
+        case .auto, .timed: algorithm = dnnl_convolution_auto
         case .direct: algorithm = dnnl_convolution_direct
         case .winograd: algorithm = dnnl_convolution_winograd
         }

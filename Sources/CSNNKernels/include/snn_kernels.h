@@ -61,4 +61,28 @@ void snn_window_avg_pool(const float *x, size_t planes, int height, int width, i
 /// `gy / (kh·kw)` over each window, zero in rows and columns past the last whole window.
 void snn_window_avg_pool_backward(const float *gy, size_t planes, int height, int width, int kh, int kw, float *gx);
 
+/// Winograd F(4×4, 3×3) for 3×3 convolutions of stride 1 and padding 1 (output the input's size).
+/// The output is cut into 4×4 tiles, numbered across images `n·tilesH·tilesW + ty·tilesW + tx`
+/// (`tilesH = ceil(height / 4)`, `tilesW = ceil(width / 4)`). The caller transforms the filters
+/// once, each run of `count` tiles' inputs, multiplies (36 GEMMs `M[e] = U[e] · V[e]`, `[K × C]`
+/// by `[C × count]`) and transforms the products back.
+
+/// The filters' transforms `u[e][k][c]` (36 × `outChannels` × `inChannels`) for output channels
+/// `kBegin ..< kEnd`, rounded once from double. `weights` is `[outChannels][inChannels][3][3]`, or with `transposeFlip` (the data
+/// gradient, a convolution of the output gradient by the transposed, turned filters)
+/// `[inChannels][outChannels][3][3]` read as `g(k, c)[i][j] = weights[c][k][2 − i][2 − j]`.
+void snn_winograd_filter(const float *weights, int outChannels, int inChannels, int transposeFlip, int kBegin,
+                         int kEnd, float *u);
+
+/// The input transforms `v[e][c][p]` (36 × `channels` × `count`) of tiles `first ..< first + count`
+/// of `x` (images of `[channels][height][width]`, zero outside). `scratch` holds `72·count` floats.
+void snn_winograd_input(const float *x, int channels, int height, int width, long first, int count, float *v,
+                        float *scratch);
+
+/// Writes tiles `first ..< first + count` of `y` (images of `[channels][height][width]`) from the
+/// products `m[e][k][p]` (36 × `channels` × `count`), adding `bias[k]` (may be NULL); tiles'
+/// rows and columns past the image are dropped. `scratch` holds `40·count` floats.
+void snn_winograd_output(const float *m, int channels, int height, int width, long first, int count,
+                         const float *bias, float *y, float *scratch);
+
 #endif

@@ -1,0 +1,213 @@
+// Winograd F(4×4, 3×3) transforms for 3×3 convolutions of stride 1 and padding 1 (Lavin and
+// Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). The output is cut into 4×4
+// tiles; each tile's 6×6 input patch d and each 3×3 filter g become 6×6 matrices
+// V = Bᵀ d B and U = G g Gᵀ, the products U ⊙ V summed over input channels become M
+// (36 matrix products, one per element, which the caller runs as GEMMs), and the tile is
+// Aᵀ M A. The transforms below are those matrices written out:
+//
+//   Bᵀ = [4  0 -5  0 1 0]    G = [ 1/4     0    0 ]    Aᵀ = [1 1  1 1  1 0]
+//        [0 -4 -4  1 1 0]        [-1/6  -1/6 -1/6 ]         [0 1 -1 2 -2 0]
+//        [0  4 -4 -1 1 0]        [-1/6   1/6 -1/6 ]         [0 1  1 4  4 0]
+//        [0 -2 -1  2 1 0]        [1/24  1/12  1/6 ]         [0 1 -1 8 -8 1]
+//        [0  2 -1 -2 1 0]        [1/24 -1/12  1/6 ]
+//        [0  4  0 -5 0 1]        [ 0     0     1  ]
+//
+// The tile transforms work on `count` tiles at once, each loop running over the tiles, so the
+// compiler vectorises them; tiles are numbered across images (`n·tilesH·tilesW + ty·tilesW + tx`).
+
+#include "snn_kernels.h"
+
+#include <string.h>
+
+enum { WG_ALPHA = 6, WG_TILE = 4, WG_ELEMENTS = 36 };
+
+// Bᵀ applied to the six values d0 … d5 (lanes of stride `s`), written to o0 … o5 (stride `t`).
+#define WG_INPUT_1D(d, s, o, t, p)                                                                 \
+    do {                                                                                          \
+        float d0 = d[0 * (s) + (p)], d1 = d[1 * (s) + (p)], d2 = d[2 * (s) + (p)];                \
+        float d3 = d[3 * (s) + (p)], d4 = d[4 * (s) + (p)], d5 = d[5 * (s) + (p)];                \
+        o[0 * (t) + (p)] = 4.0f * d0 - 5.0f * d2 + d4;                                            \
+        o[1 * (t) + (p)] = -4.0f * (d1 + d2) + d3 + d4;                                           \
+        o[2 * (t) + (p)] = 4.0f * (d1 - d2) - d3 + d4;                                            \
+        o[3 * (t) + (p)] = 2.0f * (d3 - d1) - d2 + d4;                                            \
+        o[4 * (t) + (p)] = 2.0f * (d1 - d3) - d2 + d4;                                            \
+        o[5 * (t) + (p)] = 4.0f * d1 - 5.0f * d3 + d5;                                            \
+    } while (0)
+
+// Aᵀ applied to m0 … m5 (stride `s`), written to o0 … o3 (stride `t`).
+#define WG_OUTPUT_1D(m, s, o, t, p)                                                                \
+    do {                                                                                          \
+        float m0 = m[0 * (s) + (p)], m1 = m[1 * (s) + (p)], m2 = m[2 * (s) + (p)];                \
+        float m3 = m[3 * (s) + (p)], m4 = m[4 * (s) + (p)], m5 = m[5 * (s) + (p)];                \
+        float a = m1 + m2, b = m1 - m2, c = m3 + m4, e = m3 - m4;                                 \
+        o[0 * (t) + (p)] = m0 + a + c;                                                            \
+        o[1 * (t) + (p)] = b + 2.0f * e;                                                          \
+        o[2 * (t) + (p)] = a + 4.0f * c;                                                          \
+        o[3 * (t) + (p)] = b + 8.0f * e + m5;                                                     \
+    } while (0)
+
+// G applied to lanes of g0 … g2 (stride `s`), in double, written to o (stride `t`).
+#define WG_FILTER_1D(g, s, o, t, q)                                                                \
+    do {                                                                                          \
+        double g0 = g[0 * (s) + (q)], g1 = g[1 * (s) + (q)], g2 = g[2 * (s) + (q)];               \
+        double sum = g0 + g2;                                                                     \
+        o[0 * (t) + (q)] = g0 * 0.25;                                                             \
+        o[1 * (t) + (q)] = -(sum + g1) * (1.0 / 6);                                               \
+        o[2 * (t) + (q)] = -(sum - g1) * (1.0 / 6);                                               \
+        o[3 * (t) + (q)] = g0 * (1.0 / 24) + g1 * (1.0 / 12) + g2 * (1.0 / 6);                    \
+        o[4 * (t) + (q)] = g0 * (1.0 / 24) - g1 * (1.0 / 12) + g2 * (1.0 / 6);                    \
+        o[5 * (t) + (q)] = g2;                                                                    \
+    } while (0)
+
+enum { WG_FILTER_LANES = 32 };
+
+#define WINOGRAD_FILTER(name, attributes)                                                                         \
+    static attributes void name(const float *weights, int outChannels, int inChannels, int transposeFlip,          \
+                                int kBegin, int kEnd, float *u) {                                                 \
+        const size_t plane = (size_t)outChannels * inChannels;                                                    \
+        double g[9 * WG_FILTER_LANES], gg[18 * WG_FILTER_LANES], r[36 * WG_FILTER_LANES];                         \
+        for (int k = kBegin; k < kEnd; k++) {                                                                     \
+            for (int c0 = 0; c0 < inChannels; c0 += WG_FILTER_LANES) {                                            \
+                const int lanes = inChannels - c0 < WG_FILTER_LANES ? inChannels - c0 : WG_FILTER_LANES;          \
+                /* g[i·3 + j][q]: the filter from output channel k's view; for the data gradient, */             \
+                /* weights [inChannels][outChannels][3][3] read transposed and turned by 180°. */                \
+                for (int q = 0; q < lanes; q++) {                                                                 \
+                    const int c = c0 + q;                                                                         \
+                    const float *w = transposeFlip ? weights + ((size_t)c * outChannels + k) * 9                  \
+                                                   : weights + ((size_t)k * inChannels + c) * 9;                  \
+                    for (int t = 0; t < 9; t++) g[t * WG_FILTER_LANES + q] = w[transposeFlip ? 8 - t : t];        \
+                }                                                                                                 \
+                /* Columns: gg[i][j] = (G g)[i][j] (6×3); rows: r[i][j] = (gg Gᵀ)[i][j] (6×6). */                 \
+                for (int j = 0; j < 3; j++) {                                                                     \
+                    const double *gj = g + j * WG_FILTER_LANES;                                                   \
+                    double *ggj = gg + j * WG_FILTER_LANES;                                                       \
+                    for (int q = 0; q < lanes; q++) WG_FILTER_1D(gj, 3 * WG_FILTER_LANES, ggj, 3 * WG_FILTER_LANES, q); \
+                }                                                                                                 \
+                for (int i = 0; i < 6; i++) {                                                                     \
+                    const double *ggi = gg + i * 3 * WG_FILTER_LANES;                                             \
+                    double *ri = r + i * 6 * WG_FILTER_LANES;                                                     \
+                    for (int q = 0; q < lanes; q++) WG_FILTER_1D(ggi, WG_FILTER_LANES, ri, WG_FILTER_LANES, q);   \
+                }                                                                                                 \
+                for (int e = 0; e < WG_ELEMENTS; e++) {                                                           \
+                    float *ue = u + e * plane + (size_t)k * inChannels + c0;                                      \
+                    for (int q = 0; q < lanes; q++) ue[q] = (float)r[e * WG_FILTER_LANES + q];                    \
+                }                                                                                                 \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+
+#define WINOGRAD_INPUT(name, attributes)                                                                          \
+    static attributes void name(const float *x, int channels, int height, int width, long first, int count,       \
+                                float *v, float *scratch) {                                                      \
+        const int tilesW = (width + WG_TILE - 1) / WG_TILE, tilesH = (height + WG_TILE - 1) / WG_TILE;           \
+        const size_t planeSize = (size_t)height * width;                                                        \
+        float *d = scratch, *t = scratch + WG_ELEMENTS * count;                                                  \
+        for (int c = 0; c < channels; c++) {                                                                     \
+            /* Gather every tile's 6×6 patch, zero outside the plane. */                                         \
+            for (int p = 0; p < count; p++) {                                                                    \
+                long tile = first + p;                                                                           \
+                long n = tile / ((long)tilesH * tilesW);                                                         \
+                int rest = (int)(tile - n * tilesH * tilesW);                                                    \
+                int y0 = (rest / tilesW) * WG_TILE - 1, x0 = (rest % tilesW) * WG_TILE - 1;                      \
+                const float *plane = x + ((size_t)n * channels + c) * planeSize;                                 \
+                if (y0 >= 0 && x0 >= 0 && y0 + WG_ALPHA <= height && x0 + WG_ALPHA <= width) {                  \
+                    for (int i = 0; i < WG_ALPHA; i++) {                                                         \
+                        const float *row = plane + (size_t)(y0 + i) * width + x0;                                \
+                        for (int j = 0; j < WG_ALPHA; j++) d[(i * WG_ALPHA + j) * count + p] = row[j];           \
+                    }                                                                                            \
+                } else {                                                                                         \
+                    for (int i = 0; i < WG_ALPHA; i++) {                                                         \
+                        int yy = y0 + i;                                                                         \
+                        for (int j = 0; j < WG_ALPHA; j++) {                                                     \
+                            int xx = x0 + j;                                                                     \
+                            d[(i * WG_ALPHA + j) * count + p] =                                                  \
+                                (yy >= 0 && yy < height && xx >= 0 && xx < width) ? plane[(size_t)yy * width + xx] \
+                                                                                  : 0.0f;                        \
+                        }                                                                                        \
+                    }                                                                                            \
+                }                                                                                                \
+            }                                                                                                    \
+            /* Rows: t[i][b] = (d Bᵀᵀ)[i][b]; columns: v[a][b] = (Bᵀ t)[a][b]. */                                 \
+            for (int i = 0; i < WG_ALPHA; i++) {                                                                 \
+                const float *di = d + i * WG_ALPHA * count;                                                      \
+                float *ti = t + i * WG_ALPHA * count;                                                            \
+                for (int p = 0; p < count; p++) WG_INPUT_1D(di, count, ti, count, p);                            \
+            }                                                                                                    \
+            for (int b = 0; b < WG_ALPHA; b++) {                                                                 \
+                const float *tb = t + b * count;                                                                 \
+                float *vb = v + ((size_t)b * channels + c) * count;                                              \
+                size_t stride = (size_t)WG_ALPHA * channels * count;                                             \
+                for (int p = 0; p < count; p++) WG_INPUT_1D(tb, WG_ALPHA * count, vb, stride, p);                \
+            }                                                                                                    \
+        }                                                                                                        \
+    }
+
+#define WINOGRAD_OUTPUT(name, attributes)                                                                          \
+    static attributes void name(const float *m, int channels, int height, int width, long first, int count,       \
+                                const float *bias, float *y, float *scratch) {                                   \
+        const int tilesW = (width + WG_TILE - 1) / WG_TILE, tilesH = (height + WG_TILE - 1) / WG_TILE;           \
+        const size_t planeSize = (size_t)height * width;                                                        \
+        float *s = scratch, *o = scratch + WG_TILE * WG_ALPHA * count;                                           \
+        for (int k = 0; k < channels; k++) {                                                                     \
+            /* Columns: s[a][b] = (Aᵀ m)[a][b]; rows: o[a][j] = (s A)[a][j]. */                                   \
+            for (int b = 0; b < WG_ALPHA; b++) {                                                                 \
+                const float *mb = m + ((size_t)b * channels + k) * count;                                        \
+                size_t stride = (size_t)WG_ALPHA * channels * count;                                             \
+                float *sb = s + b * count;                                                                       \
+                for (int p = 0; p < count; p++) WG_OUTPUT_1D(mb, stride, sb, WG_ALPHA * count, p);               \
+            }                                                                                                    \
+            for (int a = 0; a < WG_TILE; a++) {                                                                  \
+                const float *sa = s + a * WG_ALPHA * count;                                                      \
+                float *oa = o + a * WG_TILE * count;                                                             \
+                for (int p = 0; p < count; p++) WG_OUTPUT_1D(sa, count, oa, count, p);                           \
+            }                                                                                                    \
+            const float add = bias ? bias[k] : 0.0f;                                                             \
+            for (int p = 0; p < count; p++) {                                                                    \
+                long tile = first + p;                                                                           \
+                long n = tile / ((long)tilesH * tilesW);                                                         \
+                int rest = (int)(tile - n * tilesH * tilesW);                                                    \
+                int y0 = (rest / tilesW) * WG_TILE, x0 = (rest % tilesW) * WG_TILE;                              \
+                float *plane = y + ((size_t)n * channels + k) * planeSize;                                       \
+                int rows = height - y0 < WG_TILE ? height - y0 : WG_TILE;                                        \
+                int cols = width - x0 < WG_TILE ? width - x0 : WG_TILE;                                          \
+                for (int i = 0; i < rows; i++) {                                                                 \
+                    float *row = plane + (size_t)(y0 + i) * width + x0;                                          \
+                    for (int j = 0; j < cols; j++) row[j] = o[(i * WG_TILE + j) * count + p] + add;              \
+                }                                                                                                \
+            }                                                                                                    \
+        }                                                                                                        \
+    }
+
+WINOGRAD_FILTER(winograd_filter_base, )
+WINOGRAD_FILTER(winograd_filter_avx2, __attribute__((target("avx2,fma"))))
+WINOGRAD_INPUT(winograd_input_base, )
+WINOGRAD_INPUT(winograd_input_avx2, __attribute__((target("avx2,fma"))))
+WINOGRAD_OUTPUT(winograd_output_base, )
+WINOGRAD_OUTPUT(winograd_output_avx2, __attribute__((target("avx2,fma"))))
+
+void snn_winograd_filter(const float *weights, int outChannels, int inChannels, int transposeFlip, int kBegin,
+                         int kEnd, float *u) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        winograd_filter_avx2(weights, outChannels, inChannels, transposeFlip, kBegin, kEnd, u);
+    } else {
+        winograd_filter_base(weights, outChannels, inChannels, transposeFlip, kBegin, kEnd, u);
+    }
+}
+
+void snn_winograd_input(const float *x, int channels, int height, int width, long first, int count, float *v,
+                        float *scratch) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        winograd_input_avx2(x, channels, height, width, first, count, v, scratch);
+    } else {
+        winograd_input_base(x, channels, height, width, first, count, v, scratch);
+    }
+}
+
+void snn_winograd_output(const float *m, int channels, int height, int width, long first, int count,
+                         const float *bias, float *y, float *scratch) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        winograd_output_avx2(m, channels, height, width, first, count, bias, y, scratch);
+    } else {
+        winograd_output_base(m, channels, height, width, first, count, bias, y, scratch);
+    }
+}

@@ -1,0 +1,163 @@
+import COpenBLAS
+import CSNNKernels
+import Foundation
+import SNNTensor
+
+/// SwiftSNN's own Winograd F(4×4, 3×3) convolution, for the forward and data-gradient passes of
+/// 3×3 convolutions of stride 1 and padding 1 on hosts where oneDNN 2.6 has no Winograd kernel
+/// (anything below AVX-512, where it runs direct convolution at about 165 GFLOP/s on 2 cores).
+///
+/// The output is cut into 4×4 tiles. Each filter's 3×3 taps become 36 numbers (`U = G g Gᵀ`),
+/// each tile's 6×6 input patch too (`V = Bᵀ d B`), and the 36 elementwise products summed over
+/// input channels are 36 matrix products `M[e] = U[e] · V[e]` (OpenBLAS SGEMM); `Aᵀ M A` gives the
+/// tile. That is 36 multiplications per 16 outputs and input channel instead of 144. Runs of
+/// ``tilesPerRun`` tiles are independent: threads take whole runs, and each run's GEMMs go on
+/// that thread (OpenBLAS stays single-threaded inside an OpenMP region), so the result does not
+/// depend on the thread count. The data gradient is the same convolution of the output gradient
+/// by the transposed filters turned by 180°.
+///
+/// Results differ from direct convolution's by float rounding, more than direct convolution's
+/// own: about 3e-6 of the largest output at 40 input channels and 1e-5 at 512 (`WinogradTests`
+/// bounds it by 2e-5 against the reference backend). Where it runs is decided by ``chosen``.
+enum WinogradConv {
+    /// Tiles per run: each GEMM is `[K × C] · [C × 64]`, and a run's transforms (36·(C + K)·64
+    /// floats, 9.4 MB at 512 channels) stay in the caches a core shares.
+    static let tilesPerRun = 64
+
+    /// Below this many channels on either side the GEMMs are too thin to repay the transforms
+    /// (a 2- or 3-channel input layer runs at 21–30 GFLOP/s-equivalent this way).
+    static let minimumChannels = 16
+
+    /// Whether the convolution is one this implements: 3×3, stride 1, padding 1, no dilation or
+    /// groups, float32.
+    static func covers(input: [Int], weight: [Int], _ p: Conv2dParameters) -> Bool {
+        input.count == 4 && weight.count == 4 && weight[2] == 3 && weight[3] == 3 && p.groups == 1
+            && p.strideH == 1 && p.strideW == 1 && p.padH == 1 && p.padW == 1 && p.dilationH == 1 && p.dilationW == 1
+            && input.allSatisfy { $0 > 0 } && weight[0] > 0 && weight[1] == input[1]
+    }
+
+    enum Direction: Hashable { case forward, backwardData }
+
+    private struct Key: Hashable {
+        let direction: Direction, input: [Int], weight: [Int], algorithm: ConvAlgorithm
+    }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var decisions: [Key: Bool] = [:]
+
+    /// Whether a covered convolution's `direction` runs here rather than on oneDNN, decided once
+    /// per problem and policy:
+    /// - `direct`: never; oneDNN's direct convolution everywhere.
+    /// - where oneDNN has its own Winograd for the problem (AVX-512 under `auto` or `winograd`),
+    ///   that one runs.
+    /// - `winograd`: here.
+    /// - `auto` (default): here when at least ``minimumChannels`` channels go in and out and the
+    ///   4×4 tiles waste at most half their outputs (a rule from the measurements in the README,
+    ///   the same on every run, so a seed gives the same numbers).
+    /// - `timed`: here when `timeWinograd()` beats `timeOneDNN()` (each runs twice, the first time
+    ///   the problem is met, the second run timed): the faster choice for this machine, but one a
+    ///   busy machine can flip between runs, so runs are then not reproducible bit for bit.
+    static func chosen(_ direction: Direction, input: [Int], weight: [Int], _ p: Conv2dParameters,
+                       _ algorithm: ConvAlgorithm, oneDNNImplementation: () -> String,
+                       timeOneDNN: () -> Void, timeWinograd: () -> Void) -> Bool {
+        guard algorithm != .direct, covers(input: input, weight: weight, p) else { return false }
+        let key = Key(direction: direction, input: input, weight: weight, algorithm: algorithm)
+        if let known = lock.withLock({ decisions[key] }) { return known }
+        let decision: Bool
+        if oneDNNImplementation().contains("wino") {
+            decision = false
+        } else {
+            switch algorithm {
+            case .winograd: decision = true
+            case .timed:
+                // Each once untimed first: plans, primitives and scratch are built on first use.
+                timeOneDNN()
+                let oneDNN = seconds(timeOneDNN)
+                timeWinograd()
+                decision = seconds(timeWinograd) < oneDNN
+            default: decision = pays(direction, input: input, weight: weight)
+            }
+        }
+        lock.withLock { decisions[key] = decision }
+        return decision
+    }
+
+    /// The default rule (see ``chosen``).
+    static func pays(_ direction: Direction, input: [Int], weight: [Int]) -> Bool {
+        let (height, width) = (input[2], input[3])
+        let tiled = ((height + 3) / 4 * 4) * ((width + 3) / 4 * 4)
+        return Swift.min(weight[0], weight[1]) >= minimumChannels && 2 * height * width >= tiled
+    }
+
+    private static func seconds(_ body: () -> Void) -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// `conv2d(x, weight, bias)` for a covered problem.
+    static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        let (x, weight, bias) = (x.contiguousData(), weight.contiguousData(), bias?.contiguousData())
+        let y = Tensor.empty([x.shape[0], weight.shape[0], x.shape[2], x.shape[3]], device: .cpu)
+        convolve(x, weight: weight, transposeFlip: false, bias: bias, into: y)
+        return y
+    }
+
+    /// `conv2dBackwardData(gradOutput, weight)` for a covered problem with input shape `inputShape`.
+    static func backwardData(_ gradOutput: Tensor, weight: Tensor, inputShape: [Int]) -> Tensor {
+        let (gy, weight) = (gradOutput.contiguousData(), weight.contiguousData())
+        let gx = Tensor.empty(inputShape, device: .cpu)
+        convolve(gy, weight: weight, transposeFlip: true, bias: nil, into: gx)
+        return gx
+    }
+
+    /// `y = x ⋆ g` over 4×4 tiles, `g` being `weight` (`[K][C][3][3]`) or, with `transposeFlip`,
+    /// `weight` read as `[C][K][3][3]` transposed and turned.
+    private static func convolve(_ x: Tensor, weight: Tensor, transposeFlip: Bool, bias: Tensor?, into y: Tensor) {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let k = y.shape[1]
+        let elements = 36
+        let tiles = n * ((h + 3) / 4) * ((w + 3) / 4)
+        let runs = (tiles + tilesPerRun - 1) / tilesPerRun
+
+        // Filters' transforms [36][K][C], split over output channels.
+        let uStorage = Tensor.empty([elements * k * c], device: .cpu)
+        let u = uStorage.pointer(as: Float.self)
+        let pw = UnsafePointer(weight.pointer(as: Float.self))
+        Parallel.forEachRange(k, cost: c * elements) { range in
+            snn_winograd_filter(pw, Int32(k), Int32(c), transposeFlip ? 1 : 0, Int32(range.lowerBound),
+                                Int32(range.upperBound), u)
+        }
+
+        // Per thread: the run's input transforms [36][C][P], products [36][K][P] and the
+        // transforms' scratch; from the tensor allocator, which reuses earlier steps' blocks.
+        let threads = Swift.max(1, Swift.min(OpenMP.maxThreads, runs))
+        let perThread = elements * (c + k) * tilesPerRun + 72 * tilesPerRun
+        let scratchStorage = Tensor.empty([threads * perThread], device: .cpu)
+        let scratch = scratchStorage.pointer(as: Float.self)
+        let px = UnsafePointer(x.pointer(as: Float.self))
+        let py = y.pointer(as: Float.self)
+        let pb = bias.map { UnsafePointer($0.pointer(as: Float.self)) }
+        let (c32, k32, h32, w32) = (Int32(c), Int32(k), Int32(h), Int32(w))
+        OpenMP.parallel { thread, team in
+            // A team smaller than planned (nested, or limited threads) shares the first buffers.
+            let slot = thread % threads
+            let v = scratch + slot * perThread
+            let m = v + elements * c * tilesPerRun
+            let work = m + elements * k * tilesPerRun
+            var run = thread
+            while run < runs {
+                let first = run * tilesPerRun
+                let count = Swift.min(tilesPerRun, tiles - first)
+                snn_winograd_input(px, c32, h32, w32, first, Int32(count), v, work)
+                for e in 0..<elements {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k32, Int32(count), c32, 1,
+                                u + e * k * c, c32, v + e * c * count, Int32(count), 0, m + e * k * count, Int32(count))
+                }
+                snn_winograd_output(m, k32, h32, w32, first, Int32(count), pb, py, work)
+                run += team
+            }
+        }
+        withExtendedLifetime((x, weight, bias, uStorage, scratchStorage)) {}
+    }
+}

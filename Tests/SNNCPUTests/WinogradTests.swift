@@ -1,0 +1,132 @@
+@testable import SNNCPU
+import SNNTensor
+import Testing
+
+/// SwiftSNN's Winograd F(4×4, 3×3) convolution (`WinogradConv`): forward and data gradient
+/// against the reference backend on shapes with partial tiles, several runs of tiles and runs
+/// that span images; the same bits on one thread as on many; and where the default policy
+/// sends a convolution.
+@Suite("Winograd convolution")
+struct WinogradTests {
+    init() { CPUBackend.register() }
+
+    private let cpu = CPUBackend.shared
+    private let ref = ReferenceBackend.shared
+    private let p = Conv2dParameters(padding: (1, 1))
+
+    private func random(_ shape: [Int], _ seed: UInt64) -> Tensor {
+        Tensor.normal(shape, generator: RandomGenerator(seed: seed))
+    }
+
+    /// max |a − b| / max |b|.
+    private func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
+        let x = a.toDoubles(), y = b.toDoubles()
+        let scale = Swift.max(y.map(abs).max() ?? 0, 1e-30)
+        return zip(x, y).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
+    }
+
+    struct Case: CustomStringConvertible, Sendable {
+        let input: [Int], outChannels: Int, bias: Bool
+        var description: String { "x\(input) → \(outChannels)\(bias ? " bias" : "")" }
+        /// Tiles in all: the runs of 64 they make.
+        var tiles: Int { input[0] * ((input[2] + 3) / 4) * ((input[3] + 3) / 4) }
+    }
+
+    static let cases: [Case] = [
+        // One partial tile in each direction, fewer tiles than a run.
+        Case(input: [1, 3, 5, 7], outChannels: 2, bias: true),
+        // 90 tiles: a whole run and a partial one, the second starting inside image 1.
+        Case(input: [3, 5, 18, 22], outChannels: 7, bias: false),
+        // More output than input channels and the reverse, 4×4-aligned and not.
+        Case(input: [2, 16, 16, 16], outChannels: 40, bias: true),
+        Case(input: [4, 40, 13, 9], outChannels: 16, bias: false),
+        // Three rows and three columns past the last whole tile.
+        Case(input: [2, 12, 11, 15], outChannels: 9, bias: true),
+        // Exactly one tile per image, and 2×2 images in one tile.
+        Case(input: [70, 8, 4, 4], outChannels: 8, bias: true),
+        Case(input: [9, 6, 2, 2], outChannels: 5, bias: false),
+    ]
+
+    @Test("forward and data gradient equal the reference to 2e-5 of the largest value", arguments: cases)
+    func parity(_ c: Case) {
+        let x = random(c.input, 1), w = random([c.outChannels, c.input[1], 3, 3], 2)
+        let b = c.bias ? random([c.outChannels], 3) : nil
+        #expect(WinogradConv.covers(input: x.shape, weight: w.shape, p))
+        let y = WinogradConv.forward(x, weight: w, bias: b)
+        let expected = ref.conv2d(x, weight: w, bias: b, p)
+        #expect(y.shape == expected.shape)
+        #expect(relativeError(y, expected) < 2e-5, "forward")
+        let gy = random(expected.shape, 4)
+        let gx = WinogradConv.backwardData(gy, weight: w, inputShape: x.shape)
+        #expect(relativeError(gx, ref.conv2dBackwardData(gy, weight: w, inputShape: x.shape, p)) < 2e-5, "data gradient")
+    }
+
+    @Test("a strided view gives the result of its contiguous copy")
+    func stridedInput() {
+        let x = random([6, 2, 9, 5], 5).permuted([1, 0, 2, 3])  // [2, 6, 9, 5], not contiguous
+        let w = random([4, 6, 3, 3], 6)
+        #expect(!x.isContiguous)
+        #expect(WinogradConv.forward(x, weight: w, bias: nil).toFloats()
+            == WinogradConv.forward(x.contiguous(), weight: w, bias: nil).toFloats())
+    }
+
+    @Test("one thread gives the bits of a team (runs are independent)")
+    func threadIndependent() {
+        let x = random([3, 24, 18, 22], 7), w = random([20, 24, 3, 3], 8), gy = random([3, 20, 18, 22], 9)
+        let y = WinogradConv.forward(x, weight: w, bias: nil).toFloats()
+        let gx = WinogradConv.backwardData(gy, weight: w, inputShape: x.shape).toFloats()
+        // Inside a parallel region the nested region runs on one thread.
+        var single: [[Float]] = []
+        OpenMP.parallel { thread, _ in
+            if thread == 0 {
+                single = [WinogradConv.forward(x, weight: w, bias: nil).toFloats(),
+                          WinogradConv.backwardData(gy, weight: w, inputShape: x.shape).toFloats()]
+            }
+        }
+        #expect(single == [y, gx])
+    }
+
+    @Test("what it covers: 3×3, stride 1, padding 1, no dilation or groups")
+    func coverage() {
+        let x = [2, 16, 8, 8], w = [16, 16, 3, 3]
+        #expect(WinogradConv.covers(input: x, weight: w, p))
+        #expect(!WinogradConv.covers(input: x, weight: w, Conv2dParameters(stride: (2, 2), padding: (1, 1))))
+        #expect(!WinogradConv.covers(input: x, weight: w, Conv2dParameters(padding: (0, 0))))
+        #expect(!WinogradConv.covers(input: x, weight: w, Conv2dParameters(padding: (1, 1), dilation: (2, 2))))
+        #expect(!WinogradConv.covers(input: x, weight: [16, 4, 3, 3], Conv2dParameters(padding: (1, 1), groups: 4)))
+        #expect(!WinogradConv.covers(input: x, weight: [16, 16, 5, 5], Conv2dParameters(padding: (1, 1))))
+    }
+
+    @Test("the default rule: at least 16 channels in and out, and tiles that waste at most half")
+    func defaultRule() {
+        #expect(WinogradConv.pays(.forward, input: [160, 64, 48, 48], weight: [128, 64, 3, 3]))
+        #expect(WinogradConv.pays(.backwardData, input: [160, 512, 6, 6], weight: [512, 512, 3, 3]))  // 36 of 64
+        #expect(!WinogradConv.pays(.forward, input: [160, 2, 48, 48], weight: [64, 2, 3, 3]))  // VGGSNN's input layer
+        #expect(!WinogradConv.pays(.backwardData, input: [160, 2, 48, 48], weight: [64, 2, 3, 3]))
+        #expect(!WinogradConv.pays(.forward, input: [8, 64, 5, 5], weight: [64, 64, 3, 3]))  // 25 of 64
+    }
+
+    @Test("the backend sends a covered convolution here unless oneDNN has its own Winograd or the policy is direct")
+    func dispatch() {
+        let x = random([4, 32, 12, 12], 10), w = random([48, 32, 3, 3], 11), b = random([48], 12)
+        let gy = random([4, 48, 12, 12], 13)
+        let ours = WinogradConv.forward(x, weight: w, bias: b).toFloats()
+        let oursData = WinogradConv.backwardData(gy, weight: w, inputShape: x.shape).toFloats()
+        let direct = cpu.conv2d(x, weight: w, bias: b, p, algorithm: .direct).toFloats()
+        let oneDNN = cpu.conv2dImplementations(inputShape: x.shape, weightShape: w.shape, p, algorithm: .auto)
+        #expect(ours != direct, "the two algorithms round differently, so the checks below can tell them apart")
+        for algorithm in [ConvAlgorithm.auto, .winograd, .timed] {
+            let y = cpu.conv2d(x, weight: w, bias: b, p, algorithm: algorithm).toFloats()
+            let gx = cpu.conv2dBackwardData(gy, weight: w, inputShape: x.shape, p, algorithm: algorithm).toFloats()
+            if oneDNN[0].contains("wino") || algorithm == .timed {
+                // oneDNN's own Winograd (AVX-512), or whichever measured faster: either is right.
+                #expect(relativeError(Tensor(y, shape: [4, 48, 12, 12]), Tensor(ours, shape: [4, 48, 12, 12])) < 1e-5)
+            } else {
+                #expect(y == ours, "\(algorithm) forward")
+                #expect(gx == oursData, "\(algorithm) data gradient")
+            }
+        }
+        #expect(cpu.conv2d(x, weight: w, bias: b, p, algorithm: .direct).toFloats() == direct)
+        #expect(cpu.conv2dBackwardData(gy, weight: w, inputShape: x.shape, p, algorithm: .direct).toFloats() != oursData)
+    }
+}
