@@ -26,7 +26,7 @@ extension CPUBackend {
     /// `conv2d` with an explicit algorithm policy (tests exercise each one).
     func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2dParameters, algorithm: ConvAlgorithm) -> Tensor {
         guard computesNatively("conv2d", x, weight) else { return reference.conv2d(x, weight: weight, bias: bias, p) }
-        if algorithm == .selected, let y = SpikeConv.forward(x, weight: weight, bias: bias, p) { return y }
+        let spikes = x  // contiguousData() copies would lose the spike mark
         let (x, weight, bias) = (x.contiguousData(), weight.contiguousData(), bias?.contiguousData())
         func oneDNN() -> Tensor {
             let y = Tensor.empty(ConvPlan.outputShape(x.shape, weight.shape, p), device: .cpu)
@@ -45,6 +45,8 @@ extension CPUBackend {
             oneDNNImplementation: { DNNL.locked { ConvPlan.find(x.shape, weight.shape, p, algorithm).forward.primitive.implementation } },
             timeOneDNN: { _ = oneDNN() },
             timeWinograd: { _ = WinogradConv.forward(x, weight: weight, bias: bias) })
+        let limit = winograd ? SpikeConv.maximumDensityBesideWinograd : SpikeConv.maximumDensity
+        if algorithm == .selected, let y = SpikeConv.forward(spikes, weight: weight, bias: bias, p, densityLimit: limit) { return y }
         return winograd ? WinogradConv.forward(x, weight: weight, bias: bias) : oneDNN()
     }
 

@@ -12,7 +12,8 @@ import SNNTensor
 /// the thread count. The sums are those of the dense product up to float rounding (the order of
 /// the terms differs from oneDNN's). oneDNN keeps every other convolution, the backward passes
 /// (whose incoming gradients are dense), grouped or dilated ones and inputs with more ones than
-/// ``maximumDensity``. `SNN_SPIKE_CONV=0` sends every convolution to oneDNN.
+/// ``maximumDensity`` (``maximumDensityBesideWinograd`` where the dense pass would be SwiftSNN's
+/// Winograd). `SNN_SPIKE_CONV=0` sends every convolution to the dense passes.
 enum SpikeConv {
     /// Whether spike inputs take this path (`SNN_SPIKE_CONV`, read once; on unless `0`).
     static let enabled = ProcessInfo.processInfo.environment["SNN_SPIKE_CONV"] != "0"
@@ -22,16 +23,23 @@ enum SpikeConv {
     /// with 30% (`snn bench ops` times it at 10% and 20%).
     static let maximumDensity = 0.3
 
+    /// The same where the dense alternative is SwiftSNN's Winograd (``WinogradConv``), about twice
+    /// oneDNN's direct rate: on the benchmark layer the spike kernel ran at 470 GFLOP/s-equivalent
+    /// with 10 % ones and 275 with 20 %, Winograd at 330–360 (`snn bench ops`). In a ResNet-19 step
+    /// (T=4, batch 16) this limit took the forward convolutions from 1.10 to 0.91 s.
+    static let maximumDensityBesideWinograd = 0.15
+
     /// The output of `conv2d(x, weight, bias)` from the spikes of `x`, or nil when `x` is not
     /// spikes, too dense, or the convolution grouped or dilated.
-    static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2dParameters, force: Bool = false) -> Tensor? {
+    static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2dParameters, force: Bool = false,
+                        densityLimit: Double = maximumDensity) -> Tensor? {
         guard enabled || force, x.spikeQuantum == 1, x.dtype == .float32, weight.dtype == .float32, x.rank == 4,
               p.groups == 1, p.dilationH == 1, p.dilationW == 1, x.count > 0 else { return nil }
         let (x, weight) = (x.contiguousData(), weight.contiguousData())
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         let px = UnsafePointer(x.pointer(as: Float.self))
-        if !force && density(px, count: x.count) > maximumDensity { return nil }
+        if !force && density(px, count: x.count) > densityLimit { return nil }
         let outShape = ConvPlan.outputShape(x.shape, weight.shape, p)
         let (ho, wo) = (outShape[2], outShape[3])
         let y = Tensor.empty(outShape, device: .cpu)

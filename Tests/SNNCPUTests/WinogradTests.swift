@@ -129,4 +129,19 @@ struct WinogradTests {
         #expect(cpu.conv2d(x, weight: w, bias: b, p, algorithm: .direct).toFloats() == direct)
         #expect(cpu.conv2dBackwardData(gy, weight: w, inputShape: x.shape, p, algorithm: .direct).toFloats() != oursData)
     }
+
+    @Test("spikes with more than 15 % ones go to Winograd, sparser ones to the spike kernel")
+    func spikesBesideWinograd() throws {
+        let w = random([32, 24, 3, 3], 14)
+        let oneDNN = cpu.conv2dImplementations(inputShape: [4, 24, 12, 12], weightShape: w.shape, p, algorithm: .selected)
+        try #require(!oneDNN[0].contains("wino") && ConvAlgorithm.selected == .auto && SpikeConv.enabled,
+                     "the default policy on a host where oneDNN has no Winograd")
+        for (share, expectWinograd) in [(0.05, false), (0.22, true)] {
+            let x = SpikeConvTests.spikes([4, 24, 12, 12], density: share, seed: 15)
+            let y = cpu.conv2d(x, weight: w, bias: nil, p).toFloats()
+            let expected = expectWinograd ? WinogradConv.forward(x, weight: w, bias: nil)
+                                          : try #require(SpikeConv.forward(x, weight: w, bias: nil, p, force: true))
+            #expect(y == expected.toFloats(), "\(share) ones")
+        }
+    }
 }
