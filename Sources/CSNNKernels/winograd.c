@@ -97,12 +97,12 @@ enum { WG_FILTER_LANES = 32 };
     }
 
 #define WINOGRAD_INPUT(name, attributes)                                                                          \
-    static attributes void name(const float *x, int channels, int height, int width, long first, int count,       \
-                                float *v, float *scratch) {                                                      \
+    static attributes void name(const float *x, int channels, int cBegin, int cEnd, int height, int width,       \
+                                long first, int count, float *v, float *scratch) {                               \
         const int tilesW = (width + WG_TILE - 1) / WG_TILE, tilesH = (height + WG_TILE - 1) / WG_TILE;           \
         const size_t planeSize = (size_t)height * width;                                                        \
         float *d = scratch, *t = scratch + WG_ELEMENTS * count;                                                  \
-        for (int c = 0; c < channels; c++) {                                                                     \
+        for (int c = cBegin; c < cEnd; c++) {                                                                    \
             /* Gather every tile's 6×6 patch, zero outside the plane. */                                         \
             for (int p = 0; p < count; p++) {                                                                    \
                 long tile = first + p;                                                                           \
@@ -178,12 +178,112 @@ enum { WG_FILTER_LANES = 32 };
         }                                                                                                        \
     }
 
+// A applied to q0 … q3 (stride `s`), written to o0 … o5 (stride `t`): the adjoint of Aᵀ, for the
+// weight gradient, `Σ_tiles Gᵀ [(A dY Aᵀ) ⊙ (Bᵀ d B)] G`.
+#define WG_GRADIENT_1D(q, s, o, t, p)                                                              \
+    do {                                                                                          \
+        float q0 = q[0 * (s) + (p)], q1 = q[1 * (s) + (p)], q2 = q[2 * (s) + (p)], q3 = q[3 * (s) + (p)]; \
+        float even = q0 + q2, odd = q1 + q3, even4 = q0 + 4.0f * q2, odd2 = 2.0f * q1 + 8.0f * q3; \
+        o[0 * (t) + (p)] = q0;                                                                    \
+        o[1 * (t) + (p)] = even + odd;                                                            \
+        o[2 * (t) + (p)] = even - odd;                                                            \
+        o[3 * (t) + (p)] = even4 + odd2;                                                          \
+        o[4 * (t) + (p)] = even4 - odd2;                                                          \
+        o[5 * (t) + (p)] = q3;                                                                    \
+    } while (0)
+
+// Gᵀ applied to m0 … m5 (stride `s`), in double, written to o0 … o2 (stride `t`).
+#define WG_FILTER_GRADIENT_1D(m, s, o, t, q)                                                       \
+    do {                                                                                          \
+        double m0 = m[0 * (s) + (q)], m1 = m[1 * (s) + (q)], m2 = m[2 * (s) + (q)];               \
+        double m3 = m[3 * (s) + (q)], m4 = m[4 * (s) + (q)], m5 = m[5 * (s) + (q)];               \
+        o[0 * (t) + (q)] = m0 * 0.25 - (m1 + m2) * (1.0 / 6) + (m3 + m4) * (1.0 / 24);            \
+        o[1 * (t) + (q)] = (m2 - m1) * (1.0 / 6) + (m3 - m4) * (1.0 / 12);                        \
+        o[2 * (t) + (q)] = ((m3 + m4) - (m1 + m2)) * (1.0 / 6) + m5;                              \
+    } while (0)
+
+#define WINOGRAD_GRADIENT(name, attributes)                                                                        \
+    static attributes void name(const float *gy, int channels, int kBegin, int kEnd, int height, int width,       \
+                                long first, int count, float *g, float *scratch) {                               \
+        const int tilesW = (width + WG_TILE - 1) / WG_TILE, tilesH = (height + WG_TILE - 1) / WG_TILE;           \
+        const size_t planeSize = (size_t)height * width;                                                        \
+        float *q = scratch, *t = scratch + WG_TILE * WG_TILE * count;                                            \
+        for (int k = kBegin; k < kEnd; k++) {                                                                    \
+            /* Gather every tile's 4×4 output gradient, zero past the plane. */                                  \
+            for (int p = 0; p < count; p++) {                                                                    \
+                long tile = first + p;                                                                           \
+                long n = tile / ((long)tilesH * tilesW);                                                         \
+                int rest = (int)(tile - n * tilesH * tilesW);                                                    \
+                int y0 = (rest / tilesW) * WG_TILE, x0 = (rest % tilesW) * WG_TILE;                              \
+                const float *plane = gy + ((size_t)n * channels + k) * planeSize;                                \
+                int rows = height - y0 < WG_TILE ? height - y0 : WG_TILE;                                        \
+                int cols = width - x0 < WG_TILE ? width - x0 : WG_TILE;                                          \
+                for (int i = 0; i < WG_TILE; i++) {                                                              \
+                    float *qi = q + i * WG_TILE * count + p;                                                     \
+                    if (i < rows) {                                                                              \
+                        const float *row = plane + (size_t)(y0 + i) * width + x0;                                \
+                        for (int j = 0; j < WG_TILE; j++) qi[j * count] = j < cols ? row[j] : 0.0f;              \
+                    } else {                                                                                     \
+                        for (int j = 0; j < WG_TILE; j++) qi[j * count] = 0.0f;                                  \
+                    }                                                                                            \
+                }                                                                                                \
+            }                                                                                                    \
+            /* Rows: t[i][b] = (q Aᵀ)[i][b] (4×6); columns: g[a][b] = (A t)[a][b] (6×6). */                       \
+            for (int i = 0; i < WG_TILE; i++) {                                                                  \
+                const float *qi = q + i * WG_TILE * count;                                                       \
+                float *ti = t + i * WG_ALPHA * count;                                                            \
+                for (int p = 0; p < count; p++) WG_GRADIENT_1D(qi, count, ti, count, p);                         \
+            }                                                                                                    \
+            for (int b = 0; b < WG_ALPHA; b++) {                                                                 \
+                const float *tb = t + b * count;                                                                 \
+                float *gb = g + ((size_t)b * channels + k) * count;                                              \
+                size_t stride = (size_t)WG_ALPHA * channels * count;                                             \
+                for (int p = 0; p < count; p++) WG_GRADIENT_1D(tb, WG_ALPHA * count, gb, stride, p);             \
+            }                                                                                                    \
+        }                                                                                                        \
+    }
+
+#define WINOGRAD_FILTER_GRADIENT(name, attributes)                                                                 \
+    static attributes void name(const float *m, int outChannels, int inChannels, int kBegin, int kEnd,           \
+                                float *gw) {                                                                     \
+        const size_t plane = (size_t)outChannels * inChannels;                                                    \
+        double mm[36 * WG_FILTER_LANES], s[18 * WG_FILTER_LANES], r[9 * WG_FILTER_LANES];                         \
+        for (int k = kBegin; k < kEnd; k++) {                                                                     \
+            for (int c0 = 0; c0 < inChannels; c0 += WG_FILTER_LANES) {                                            \
+                const int lanes = inChannels - c0 < WG_FILTER_LANES ? inChannels - c0 : WG_FILTER_LANES;          \
+                for (int e = 0; e < WG_ELEMENTS; e++) {                                                           \
+                    const float *me = m + e * plane + (size_t)k * inChannels + c0;                                \
+                    for (int q = 0; q < lanes; q++) mm[e * WG_FILTER_LANES + q] = me[q];                          \
+                }                                                                                                 \
+                /* Columns: s[i][b] = (Gᵀ m)[i][b] (3×6); rows: r[i][j] = (s G)[i][j] (3×3). */                   \
+                for (int b = 0; b < 6; b++) {                                                                     \
+                    const double *mb = mm + b * WG_FILTER_LANES;                                                  \
+                    double *sb = s + b * WG_FILTER_LANES;                                                         \
+                    for (int q = 0; q < lanes; q++) WG_FILTER_GRADIENT_1D(mb, 6 * WG_FILTER_LANES, sb, 6 * WG_FILTER_LANES, q); \
+                }                                                                                                 \
+                for (int i = 0; i < 3; i++) {                                                                     \
+                    const double *si = s + i * 6 * WG_FILTER_LANES;                                               \
+                    double *ri = r + i * 3 * WG_FILTER_LANES;                                                     \
+                    for (int q = 0; q < lanes; q++) WG_FILTER_GRADIENT_1D(si, WG_FILTER_LANES, ri, WG_FILTER_LANES, q); \
+                }                                                                                                 \
+                for (int q = 0; q < lanes; q++) {                                                                 \
+                    float *out = gw + ((size_t)k * inChannels + c0 + q) * 9;                                      \
+                    for (int t = 0; t < 9; t++) out[t] = (float)r[t * WG_FILTER_LANES + q];                       \
+                }                                                                                                 \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+
 WINOGRAD_FILTER(winograd_filter_base, )
 WINOGRAD_FILTER(winograd_filter_avx2, __attribute__((target("avx2,fma"))))
 WINOGRAD_INPUT(winograd_input_base, )
 WINOGRAD_INPUT(winograd_input_avx2, __attribute__((target("avx2,fma"))))
 WINOGRAD_OUTPUT(winograd_output_base, )
 WINOGRAD_OUTPUT(winograd_output_avx2, __attribute__((target("avx2,fma"))))
+WINOGRAD_GRADIENT(winograd_gradient_base, )
+WINOGRAD_GRADIENT(winograd_gradient_avx2, __attribute__((target("avx2,fma"))))
+WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_base, )
+WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_avx2, __attribute__((target("avx2,fma"))))
 
 void snn_winograd_filter(const float *weights, int outChannels, int inChannels, int transposeFlip, int kBegin,
                          int kEnd, float *u) {
@@ -194,12 +294,29 @@ void snn_winograd_filter(const float *weights, int outChannels, int inChannels, 
     }
 }
 
-void snn_winograd_input(const float *x, int channels, int height, int width, long first, int count, float *v,
-                        float *scratch) {
+void snn_winograd_input(const float *x, int channels, int cBegin, int cEnd, int height, int width, long first,
+                        int count, float *v, float *scratch) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        winograd_input_avx2(x, channels, height, width, first, count, v, scratch);
+        winograd_input_avx2(x, channels, cBegin, cEnd, height, width, first, count, v, scratch);
     } else {
-        winograd_input_base(x, channels, height, width, first, count, v, scratch);
+        winograd_input_base(x, channels, cBegin, cEnd, height, width, first, count, v, scratch);
+    }
+}
+
+void snn_winograd_gradient(const float *gy, int channels, int kBegin, int kEnd, int height, int width, long first,
+                           int count, float *g, float *scratch) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        winograd_gradient_avx2(gy, channels, kBegin, kEnd, height, width, first, count, g, scratch);
+    } else {
+        winograd_gradient_base(gy, channels, kBegin, kEnd, height, width, first, count, g, scratch);
+    }
+}
+
+void snn_winograd_filter_gradient(const float *m, int outChannels, int inChannels, int kBegin, int kEnd, float *gw) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        winograd_filter_gradient_avx2(m, outChannels, inChannels, kBegin, kEnd, gw);
+    } else {
+        winograd_filter_gradient_base(m, outChannels, inChannels, kBegin, kEnd, gw);
     }
 }
 

@@ -4,7 +4,9 @@ import SNNTensor
 
 /// Convolution through oneDNN: one plan per problem (shapes, bias, stride, padding, dilation,
 /// groups) holding the forward, backward-data and backward-weights primitives and the
-/// reorders between our NCHW tensors and the blocked layouts oneDNN chose.
+/// reorders between our NCHW tensors and the blocked layouts oneDNN chose. Inputs of spikes
+/// go to ``SpikeConv`` and 3×3 convolutions of stride 1 and padding 1 to ``WinogradConv`` where
+/// those pay.
 ///
 /// Weights are reordered on every call rather than cached: the optimiser updates them in
 /// place, and a tensor carries no version counter a cache could key on. For the benchmark
@@ -84,17 +86,25 @@ extension CPUBackend {
             return g
         }
         let (gy, x) = (gradOutput.contiguousData(), input.contiguousData())
-        let gw = Tensor.empty(weightShape, device: .cpu)
-        let gb = withBias ? Tensor.empty([weightShape[0]], device: .cpu) : nil
-        DNNL.locked {
-            let plan = ConvPlan.find(x.shape, weightShape, p, algorithm)
-            if let gb {
-                plan.backwardWeightsWithBias.run(inputs: [DNNL.raw(x), DNNL.raw(gy)], outputs: [DNNL.raw(gw), DNNL.raw(gb)])
-            } else {
-                plan.backwardWeights.run(inputs: [DNNL.raw(x), DNNL.raw(gy)], outputs: [DNNL.raw(gw)])
+        func oneDNN() -> (weight: Tensor, bias: Tensor?) {
+            let gw = Tensor.empty(weightShape, device: .cpu)
+            let gb = withBias ? Tensor.empty([weightShape[0]], device: .cpu) : nil
+            DNNL.locked {
+                let plan = ConvPlan.find(x.shape, weightShape, p, algorithm)
+                if let gb {
+                    plan.backwardWeightsWithBias.run(inputs: [DNNL.raw(x), DNNL.raw(gy)], outputs: [DNNL.raw(gw), DNNL.raw(gb)])
+                } else {
+                    plan.backwardWeights.run(inputs: [DNNL.raw(x), DNNL.raw(gy)], outputs: [DNNL.raw(gw)])
+                }
             }
+            return (gw, gb)
         }
-        return (gw, gb)
+        let winograd = WinogradConv.chosen(
+            .backwardWeights, input: x.shape, weight: weightShape, p, algorithm,
+            oneDNNImplementation: { DNNL.locked { ConvPlan.find(x.shape, weightShape, p, algorithm).backwardWeights.primitive.implementation } },
+            timeOneDNN: { _ = oneDNN() },
+            timeWinograd: { _ = WinogradConv.backwardWeight(gy, input: x, weightShape: weightShape, withBias: withBias) })
+        return winograd ? WinogradConv.backwardWeight(gy, input: x, weightShape: weightShape, withBias: withBias) : oneDNN()
     }
 
     /// The oneDNN implementations (forward, backward-data, backward-weights) a problem runs
@@ -108,21 +118,25 @@ extension CPUBackend {
     }
 }
 
-/// Which convolution algorithm runs, from `SNN_CONV_ALGORITHM` (see also ``WinogradConv/chosen``,
-/// which decides where SwiftSNN's own Winograd runs in oneDNN's place):
+/// Which convolution algorithm runs, from `SNN_CONV_ALGORITHM`; ``WinogradConv/chosen`` decides
+/// where SwiftSNN's own Winograd runs in oneDNN's place:
 /// - `auto` (default): oneDNN decides per direction and problem. On AVX-512, for the benchmark
-///   layer (N 64, 128→128, 16×16, 3×3) it takes Winograd F(4×4, 3×3) for forward and
+///   layer (N 64, 128→128, 16×16, 3×3) it takes its Winograd F(4×4, 3×3) for forward and
 ///   backward-data and direct convolution for backward-weights (about 490, 490 and 210
-///   GFLOP/s-equivalent on 2 Zen 4 cores, reorders included).
-/// - `direct`: direct convolution everywhere (about 230, 230, 210).
-/// - `winograd`: Winograd wherever oneDNN 2.x implements it (AVX-512, 3×3, stride 1, no
-///   dilation or groups), direct elsewhere (about 490, 490, 465).
+///   GFLOP/s-equivalent on 2 Zen 4 cores, reorders included). Where oneDNN would run direct,
+///   SwiftSNN's Winograd takes the 3×3 convolutions of stride 1 and padding 1 with at least 16
+///   channels in and out (on AVX2: about 350, 350 and 410 where oneDNN's direct gives 170,
+///   170 and 150).
+/// - `direct`: oneDNN's direct convolution everywhere (about 230, 230, 210 on AVX-512).
+/// - `winograd`: oneDNN's Winograd wherever oneDNN 2.x implements it (AVX-512, 3×3, stride 1,
+///   no dilation or groups; about 490, 490, 465), SwiftSNN's wherever it covers the problem,
+///   direct elsewhere.
 /// - `timed`: as `auto` for oneDNN; SwiftSNN's Winograd runs where it measured faster, once per
 ///   problem (not reproducible bit for bit between runs).
 ///
-/// Winograd results differ from direct ones by about 3e-6 relative to the largest output, are
-/// deterministic, and need a scratchpad of about 6× the input activation. Where oneDNN has
-/// no Winograd kernel (other ISAs, perhaps later versions), every policy runs direct.
+/// Winograd results differ from direct ones by about 3e-6 (oneDNN's) to 1e-5 (SwiftSNN's, at 512
+/// channels) relative to the largest output, and are deterministic; oneDNN's needs a scratchpad
+/// of about 6× the input activation, SwiftSNN's 4× the weights (the filters' transforms).
 enum ConvAlgorithm: String, Hashable, Sendable {
     case auto, direct, winograd, timed
 

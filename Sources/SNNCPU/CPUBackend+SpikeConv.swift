@@ -94,7 +94,10 @@ enum SpikeConv {
     /// Above this share of ones the weight gradient from spikes stops paying: its time grows
     /// with the ones (on the benchmark layer 453–529 GFLOP/s-equivalent at 10 %, 298–318 at 20 %,
     /// so about 200 at 30 %) where oneDNN's dense pass runs at 141–151 (`snn bench ops`).
-    /// Pooled spikes, about 45 % nonzero in VGGSNN, stay dense.
+    /// Pooled spikes, about 45 % nonzero in VGGSNN, stay dense. SwiftSNN's Winograd weight
+    /// gradient (``WinogradConv``, 405–415) would beat this kernel above about 15 % ones, but in
+    /// VGGSNN's and ResNet-19's steps a limit of 0.15 or 0 instead of 0.3 changed nothing
+    /// measurable (`snn bench train`), so the limit stays.
     static let maximumBackwardDensity = 0.3
 
     /// The gradient of `conv2d(x, weight, bias)`'s weight (and bias) from the spikes of `x`, or
@@ -172,23 +175,28 @@ enum SpikeConv {
                 }
             }
         }
-        var gb: Tensor?
-        if withBias {
-            let bias = Tensor.empty([o], device: .cpu)
-            let pb = bias.pointer(as: Float.self)
-            Parallel.forEachRange(o, cost: n * outPlane) { range in
-                for oc in range {
-                    var sum = 0.0
-                    for s in 0..<n {
-                        let g = pgy + (s * o + oc) * outPlane
-                        for i in 0..<outPlane { sum += Double(g[i]) }
-                    }
-                    pb[oc] = Float(sum)
-                }
-            }
-            gb = bias
-        }
+        let gb = withBias ? biasGradient(gy) : nil
         return withExtendedLifetime((x, gy, accStorage)) { (gw, gb) }
+    }
+
+    /// The bias gradient of a convolution from its contiguous output gradient `[N, O, H, W]`:
+    /// each channel's sum in Double, samples and pixels in order.
+    static func biasGradient(_ gy: Tensor) -> Tensor {
+        let (n, o, outPlane) = (gy.shape[0], gy.shape[1], gy.shape[2] * gy.shape[3])
+        let pgy = UnsafePointer(gy.pointer(as: Float.self))
+        let bias = Tensor.empty([o], device: .cpu)
+        let pb = bias.pointer(as: Float.self)
+        Parallel.forEachRange(o, cost: n * outPlane) { range in
+            for oc in range {
+                var sum = 0.0
+                for s in 0..<n {
+                    let g = pgy + (s * o + oc) * outPlane
+                    for i in 0..<outPlane { sum += Double(g[i]) }
+                }
+                pb[oc] = Float(sum)
+            }
+        }
+        return withExtendedLifetime(gy) { bias }
     }
 
     /// The share of ones: among every 61st value of a large tensor (enough to tell 10% from

@@ -1,11 +1,13 @@
 import COpenBLAS
+import COpenMP
 import CSNNKernels
 import Foundation
 import SNNTensor
 
-/// SwiftSNN's own Winograd F(4×4, 3×3) convolution, for the forward and data-gradient passes of
-/// 3×3 convolutions of stride 1 and padding 1 on hosts where oneDNN 2.6 has no Winograd kernel
-/// (anything below AVX-512, where it runs direct convolution at about 165 GFLOP/s on 2 cores).
+/// SwiftSNN's own Winograd F(4×4, 3×3) convolution, for all three passes of 3×3 convolutions of
+/// stride 1 and padding 1 on hosts where oneDNN 2.6 has no Winograd kernel (anything below
+/// AVX-512, where it runs direct convolution at about 165 GFLOP/s on 2 cores; this runs at about
+/// 350 forward and backward-data and 410 backward-weights, counted as direct, `snn bench ops`).
 ///
 /// The output is cut into 4×4 tiles. Each filter's 3×3 taps become 36 numbers (`U = G g Gᵀ`),
 /// each tile's 6×6 input patch too (`V = Bᵀ d B`), and the 36 elementwise products summed over
@@ -14,7 +16,8 @@ import SNNTensor
 /// ``tilesPerRun`` tiles are independent: threads take whole runs, and each run's GEMMs go on
 /// that thread (OpenBLAS stays single-threaded inside an OpenMP region), so the result does not
 /// depend on the thread count. The data gradient is the same convolution of the output gradient
-/// by the transposed filters turned by 180°.
+/// by the transposed filters turned by 180°; the weight gradient, ``backwardWeight``, sums the
+/// same transforms' products over tiles.
 ///
 /// Results differ from direct convolution's by float rounding, more than direct convolution's
 /// own: about 3e-6 of the largest output at 40 input channels and 1e-5 at 512 (`WinogradTests`
@@ -36,7 +39,7 @@ enum WinogradConv {
             && input.allSatisfy { $0 > 0 } && weight[0] > 0 && weight[1] == input[1]
     }
 
-    enum Direction: Hashable { case forward, backwardData }
+    enum Direction: Hashable { case forward, backwardData, backwardWeights }
 
     private struct Key: Hashable {
         let direction: Direction, input: [Int], weight: [Int], algorithm: ConvAlgorithm
@@ -111,6 +114,73 @@ enum WinogradConv {
         return gx
     }
 
+    /// Tiles per step of the weight gradient: the products `[K × P] · [P × C]` sum over P tiles,
+    /// so longer steps make fuller GEMMs.
+    static let tilesPerGradientStep = 128
+
+    /// `conv2dBackwardWeight(gradOutput, input: x)` for a covered problem: per 4×4 tile the
+    /// gradient of the 3×3 filter is `Gᵀ [(A dY Aᵀ) ⊙ (Bᵀ d B)] G` (the adjoint of the forward
+    /// transforms), so the 36 sums over tiles are GEMMs and `G` is applied once at the end.
+    ///
+    /// Each step of ``tilesPerGradientStep`` tiles: every thread transforms its share of the input
+    /// and gradient channels; after a barrier, thread `t` adds the products of elements
+    /// `t, t + threads, …` to their sums; a second barrier ends the step. Each element's sum
+    /// runs over the steps in order on one thread, so the result does not depend on the thread
+    /// count.
+    static func backwardWeight(_ gradOutput: Tensor, input x: Tensor, weightShape: [Int], withBias: Bool)
+        -> (weight: Tensor, bias: Tensor?) {
+        let (gy, x) = (gradOutput.contiguousData(), x.contiguousData())
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let k = weightShape[0]
+        let elements = 36, step = tilesPerGradientStep
+        let tiles = n * ((h + 3) / 4) * ((w + 3) / 4)
+        let steps = (tiles + step - 1) / step
+
+        // The step's transforms (input [36][C][P], gradient [36][K][P]), the sums [36][K][C]
+        // and per-thread scratch.
+        let transformsStorage = Tensor.empty([elements * (c + k) * step], device: .cpu)
+        let v = transformsStorage.pointer(as: Float.self)
+        let g = v + elements * c * step
+        let sumsStorage = Tensor.empty([elements * k * c], device: .cpu)
+        let m = sumsStorage.pointer(as: Float.self)
+        let threads = Swift.max(1, OpenMP.maxThreads)
+        let scratchStorage = Tensor.empty([threads * 72 * step], device: .cpu)
+        let scratch = scratchStorage.pointer(as: Float.self)
+        let px = UnsafePointer(x.pointer(as: Float.self)), pgy = UnsafePointer(gy.pointer(as: Float.self))
+        let (c32, k32, h32, w32) = (Int32(c), Int32(k), Int32(h), Int32(w))
+        OpenMP.parallel { thread, team in
+            let work = scratch + (thread % threads) * 72 * step
+            let channels = Parallel.range(thread, of: team, c), outChannels = Parallel.range(thread, of: team, k)
+            for s in 0..<steps {
+                let first = s * step
+                let count = Swift.min(step, tiles - first)
+                if !channels.isEmpty {
+                    snn_winograd_input(px, c32, Int32(channels.lowerBound), Int32(channels.upperBound), h32, w32, first,
+                                       Int32(count), v, work)
+                }
+                if !outChannels.isEmpty {
+                    snn_winograd_gradient(pgy, k32, Int32(outChannels.lowerBound), Int32(outChannels.upperBound), h32, w32,
+                                          first, Int32(count), g, work)
+                }
+                if team > 1 { GOMP_barrier() }
+                var e = thread
+                while e < elements {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k32, c32, Int32(count), 1, g + e * k * count,
+                                Int32(count), v + e * c * count, Int32(count), s == 0 ? 0 : 1, m + e * k * c, c32)
+                    e += team
+                }
+                if team > 1 { GOMP_barrier() }
+            }
+        }
+        let gw = Tensor.empty(weightShape, device: .cpu)
+        let pw = gw.pointer(as: Float.self)
+        Parallel.forEachRange(k, cost: c * elements) { range in
+            snn_winograd_filter_gradient(m, k32, c32, Int32(range.lowerBound), Int32(range.upperBound), pw)
+        }
+        let gb = withBias ? SpikeConv.biasGradient(gy) : nil
+        return withExtendedLifetime((x, gy, transformsStorage, sumsStorage, scratchStorage)) { (gw, gb) }
+    }
+
     /// `y = x ⋆ g` over 4×4 tiles, `g` being `weight` (`[K][C][3][3]`) or, with `transposeFlip`,
     /// `weight` read as `[C][K][3][3]` transposed and turned.
     private static func convolve(_ x: Tensor, weight: Tensor, transposeFlip: Bool, bias: Tensor?, into y: Tensor) {
@@ -149,7 +219,7 @@ enum WinogradConv {
             while run < runs {
                 let first = run * tilesPerRun
                 let count = Swift.min(tilesPerRun, tiles - first)
-                snn_winograd_input(px, c32, h32, w32, first, Int32(count), v, work)
+                snn_winograd_input(px, c32, 0, c32, h32, w32, first, Int32(count), v, work)
                 for e in 0..<elements {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k32, Int32(count), c32, 1,
                                 u + e * k * c, c32, v + e * c * count, Int32(count), 0, m + e * k * count, Int32(count))

@@ -2,7 +2,7 @@
 import SNNTensor
 import Testing
 
-/// SwiftSNN's Winograd F(4×4, 3×3) convolution (`WinogradConv`): forward and data gradient
+/// SwiftSNN's Winograd F(4×4, 3×3) convolution (`WinogradConv`): forward, data and weight gradients
 /// against the reference backend on shapes with partial tiles, several runs of tiles and runs
 /// that span images; the same bits on one thread as on many; and where the default policy
 /// sends a convolution.
@@ -47,7 +47,7 @@ struct WinogradTests {
         Case(input: [9, 6, 2, 2], outChannels: 5, bias: false),
     ]
 
-    @Test("forward and data gradient equal the reference to 2e-5 of the largest value", arguments: cases)
+    @Test("forward, data and weight gradients equal the reference to 2e-5 of the largest value", arguments: cases)
     func parity(_ c: Case) {
         let x = random(c.input, 1), w = random([c.outChannels, c.input[1], 3, 3], 2)
         let b = c.bias ? random([c.outChannels], 3) : nil
@@ -59,6 +59,11 @@ struct WinogradTests {
         let gy = random(expected.shape, 4)
         let gx = WinogradConv.backwardData(gy, weight: w, inputShape: x.shape)
         #expect(relativeError(gx, ref.conv2dBackwardData(gy, weight: w, inputShape: x.shape, p)) < 2e-5, "data gradient")
+        let (gw, gb) = WinogradConv.backwardWeight(gy, input: x, weightShape: w.shape, withBias: c.bias)
+        let (gwr, gbr) = ref.conv2dBackwardWeight(gy, input: x, weightShape: w.shape, withBias: c.bias, p)
+        #expect(relativeError(gw, gwr) < 2e-5, "weight gradient")
+        #expect((gb == nil) == (gbr == nil))
+        if let gb, let gbr { #expect(relativeError(gb, gbr) < 1e-6, "bias gradient") }
     }
 
     @Test("a strided view gives the result of its contiguous copy")
@@ -73,17 +78,18 @@ struct WinogradTests {
     @Test("one thread gives the bits of a team (runs are independent)")
     func threadIndependent() {
         let x = random([3, 24, 18, 22], 7), w = random([20, 24, 3, 3], 8), gy = random([3, 20, 18, 22], 9)
-        let y = WinogradConv.forward(x, weight: w, bias: nil).toFloats()
-        let gx = WinogradConv.backwardData(gy, weight: w, inputShape: x.shape).toFloats()
+        func all() -> [[Float]] {
+            let (gw, gb) = WinogradConv.backwardWeight(gy, input: x, weightShape: w.shape, withBias: true)
+            return [WinogradConv.forward(x, weight: w, bias: nil).toFloats(),
+                    WinogradConv.backwardData(gy, weight: w, inputShape: x.shape).toFloats(), gw.toFloats(), gb?.toFloats() ?? []]
+        }
+        let team = all()
         // Inside a parallel region the nested region runs on one thread.
         var single: [[Float]] = []
         OpenMP.parallel { thread, _ in
-            if thread == 0 {
-                single = [WinogradConv.forward(x, weight: w, bias: nil).toFloats(),
-                          WinogradConv.backwardData(gy, weight: w, inputShape: x.shape).toFloats()]
-            }
+            if thread == 0 { single = all() }
         }
-        #expect(single == [y, gx])
+        #expect(single == team)
     }
 
     @Test("what it covers: 3×3, stride 1, padding 1, no dilation or groups")
@@ -112,22 +118,27 @@ struct WinogradTests {
         let gy = random([4, 48, 12, 12], 13)
         let ours = WinogradConv.forward(x, weight: w, bias: b).toFloats()
         let oursData = WinogradConv.backwardData(gy, weight: w, inputShape: x.shape).toFloats()
+        let oursWeight = WinogradConv.backwardWeight(gy, input: x, weightShape: w.shape, withBias: true).weight.toFloats()
         let direct = cpu.conv2d(x, weight: w, bias: b, p, algorithm: .direct).toFloats()
         let oneDNN = cpu.conv2dImplementations(inputShape: x.shape, weightShape: w.shape, p, algorithm: .auto)
         #expect(ours != direct, "the two algorithms round differently, so the checks below can tell them apart")
         for algorithm in [ConvAlgorithm.auto, .winograd, .timed] {
             let y = cpu.conv2d(x, weight: w, bias: b, p, algorithm: algorithm).toFloats()
             let gx = cpu.conv2dBackwardData(gy, weight: w, inputShape: x.shape, p, algorithm: algorithm).toFloats()
+            let gw = cpu.conv2dBackwardWeight(gy, input: x, weightShape: w.shape, withBias: true, p, algorithm: algorithm)
             if oneDNN[0].contains("wino") || algorithm == .timed {
                 // oneDNN's own Winograd (AVX-512), or whichever measured faster: either is right.
                 #expect(relativeError(Tensor(y, shape: [4, 48, 12, 12]), Tensor(ours, shape: [4, 48, 12, 12])) < 1e-5)
             } else {
                 #expect(y == ours, "\(algorithm) forward")
                 #expect(gx == oursData, "\(algorithm) data gradient")
+                #expect(gw.weight.toFloats() == oursWeight, "\(algorithm) weight gradient")
             }
         }
         #expect(cpu.conv2d(x, weight: w, bias: b, p, algorithm: .direct).toFloats() == direct)
         #expect(cpu.conv2dBackwardData(gy, weight: w, inputShape: x.shape, p, algorithm: .direct).toFloats() != oursData)
+        #expect(cpu.conv2dBackwardWeight(gy, input: x, weightShape: w.shape, withBias: true, p, algorithm: .direct).weight.toFloats()
+            != oursWeight)
     }
 
     @Test("spikes with more than 15 % ones go to Winograd, sparser ones to the spike kernel")

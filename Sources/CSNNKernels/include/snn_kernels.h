@@ -75,9 +75,23 @@ void snn_winograd_filter(const float *weights, int outChannels, int inChannels, 
                          int kEnd, float *u);
 
 /// The input transforms `v[e][c][p]` (36 × `channels` × `count`) of tiles `first ..< first + count`
-/// of `x` (images of `[channels][height][width]`, zero outside). `scratch` holds `72·count` floats.
-void snn_winograd_input(const float *x, int channels, int height, int width, long first, int count, float *v,
-                        float *scratch);
+/// of `x` (images of `[channels][height][width]`, zero outside), for channels `cBegin ..< cEnd`.
+/// `scratch` holds `72·count` floats.
+void snn_winograd_input(const float *x, int channels, int cBegin, int cEnd, int height, int width, long first,
+                        int count, float *v, float *scratch);
+
+/// For the weight gradient: the transforms `g[e][k][p] = (A dY Aᵀ)[e]` (36 × `channels` ×
+/// `count`) of the output gradient's 4×4 tiles `first ..< first + count` (images of
+/// `[channels][height][width]`, zero past the image), for channels `kBegin ..< kEnd`, `A` being
+/// `Aᵀ` transposed. `scratch` holds `40·count` floats. With `m[e] = Σ_tiles g[e] · v[e]ᵀ`
+/// (`[K × C]`), ``snn_winograd_filter_gradient`` gives the weight gradient.
+void snn_winograd_gradient(const float *gy, int channels, int kBegin, int kEnd, int height, int width, long first,
+                           int count, float *g, float *scratch);
+
+/// The weight gradient `gw[k][c][3][3] = Gᵀ m[·][k][c] G` (in double, rounded once) for output
+/// channels `kBegin ..< kEnd`, from the summed products `m[e][k][c]` (36 × `outChannels` ×
+/// `inChannels`).
+void snn_winograd_filter_gradient(const float *m, int outChannels, int inChannels, int kBegin, int kEnd, float *gw);
 
 /// Writes tiles `first ..< first + count` of `y` (images of `[channels][height][width]`) from the
 /// products `m[e][k][p]` (36 × `channels` × `count`), adding `bias[k]` (may be NULL); tiles'
