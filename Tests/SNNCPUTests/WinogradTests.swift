@@ -105,11 +105,11 @@ struct WinogradTests {
 
     @Test("the default rule: at least 16 channels in and out, and tiles that waste at most half")
     func defaultRule() {
-        #expect(WinogradConv.pays(.forward, input: [160, 64, 48, 48], weight: [128, 64, 3, 3]))
-        #expect(WinogradConv.pays(.backwardData, input: [160, 512, 6, 6], weight: [512, 512, 3, 3]))  // 36 of 64
-        #expect(!WinogradConv.pays(.forward, input: [160, 2, 48, 48], weight: [64, 2, 3, 3]))  // VGGSNN's input layer
-        #expect(!WinogradConv.pays(.backwardData, input: [160, 2, 48, 48], weight: [64, 2, 3, 3]))
-        #expect(!WinogradConv.pays(.forward, input: [8, 64, 5, 5], weight: [64, 64, 3, 3]))  // 25 of 64
+        #expect(WinogradConv.pays(input: [160, 64, 48, 48], weight: [128, 64, 3, 3]))
+        #expect(WinogradConv.pays(input: [160, 512, 6, 6], weight: [512, 512, 3, 3]))  // 36 of 64
+        #expect(!WinogradConv.pays(input: [160, 2, 48, 48], weight: [64, 2, 3, 3]))  // VGGSNN's input layer
+        #expect(!WinogradConv.pays(input: [160, 64, 48, 48], weight: [8, 64, 3, 3]))  // 8 channels out
+        #expect(!WinogradConv.pays(input: [8, 64, 5, 5], weight: [64, 64, 3, 3]))  // 25 of 64
     }
 
     @Test("the backend sends a covered convolution here unless oneDNN has its own Winograd or the policy is direct")
