@@ -274,20 +274,29 @@ enum { WG_FILTER_LANES = 32 };
         }                                                                                                         \
     }
 
+// The AVX2 + FMA variants, chosen at run time on x86-64 (elsewhere both names are the base code).
+#if defined(__x86_64__)
+#define WG_AVX2_TARGET __attribute__((target("avx2,fma")))
+#define WG_HAS_AVX2() (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+#else
+#define WG_AVX2_TARGET
+#define WG_HAS_AVX2() 0
+#endif
+
 WINOGRAD_FILTER(winograd_filter_base, )
-WINOGRAD_FILTER(winograd_filter_avx2, __attribute__((target("avx2,fma"))))
+WINOGRAD_FILTER(winograd_filter_avx2, WG_AVX2_TARGET)
 WINOGRAD_INPUT(winograd_input_base, )
-WINOGRAD_INPUT(winograd_input_avx2, __attribute__((target("avx2,fma"))))
+WINOGRAD_INPUT(winograd_input_avx2, WG_AVX2_TARGET)
 WINOGRAD_OUTPUT(winograd_output_base, )
-WINOGRAD_OUTPUT(winograd_output_avx2, __attribute__((target("avx2,fma"))))
+WINOGRAD_OUTPUT(winograd_output_avx2, WG_AVX2_TARGET)
 WINOGRAD_GRADIENT(winograd_gradient_base, )
-WINOGRAD_GRADIENT(winograd_gradient_avx2, __attribute__((target("avx2,fma"))))
+WINOGRAD_GRADIENT(winograd_gradient_avx2, WG_AVX2_TARGET)
 WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_base, )
-WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_avx2, __attribute__((target("avx2,fma"))))
+WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_avx2, WG_AVX2_TARGET)
 
 void snn_winograd_filter(const float *weights, int outChannels, int inChannels, int transposeFlip, int kBegin,
                          int kEnd, float *u) {
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (WG_HAS_AVX2()) {
         winograd_filter_avx2(weights, outChannels, inChannels, transposeFlip, kBegin, kEnd, u);
     } else {
         winograd_filter_base(weights, outChannels, inChannels, transposeFlip, kBegin, kEnd, u);
@@ -296,7 +305,7 @@ void snn_winograd_filter(const float *weights, int outChannels, int inChannels, 
 
 void snn_winograd_input(const float *x, int channels, int cBegin, int cEnd, int height, int width, long first,
                         int count, float *v, float *scratch) {
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (WG_HAS_AVX2()) {
         winograd_input_avx2(x, channels, cBegin, cEnd, height, width, first, count, v, scratch);
     } else {
         winograd_input_base(x, channels, cBegin, cEnd, height, width, first, count, v, scratch);
@@ -305,7 +314,7 @@ void snn_winograd_input(const float *x, int channels, int cBegin, int cEnd, int 
 
 void snn_winograd_gradient(const float *gy, int channels, int kBegin, int kEnd, int height, int width, long first,
                            int count, float *g, float *scratch) {
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (WG_HAS_AVX2()) {
         winograd_gradient_avx2(gy, channels, kBegin, kEnd, height, width, first, count, g, scratch);
     } else {
         winograd_gradient_base(gy, channels, kBegin, kEnd, height, width, first, count, g, scratch);
@@ -313,7 +322,7 @@ void snn_winograd_gradient(const float *gy, int channels, int kBegin, int kEnd, 
 }
 
 void snn_winograd_filter_gradient(const float *m, int outChannels, int inChannels, int kBegin, int kEnd, float *gw) {
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (WG_HAS_AVX2()) {
         winograd_filter_gradient_avx2(m, outChannels, inChannels, kBegin, kEnd, gw);
     } else {
         winograd_filter_gradient_base(m, outChannels, inChannels, kBegin, kEnd, gw);
@@ -322,7 +331,7 @@ void snn_winograd_filter_gradient(const float *m, int outChannels, int inChannel
 
 void snn_winograd_output(const float *m, int channels, int height, int width, long first, int count,
                          const float *bias, float *y, float *scratch) {
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (WG_HAS_AVX2()) {
         winograd_output_avx2(m, channels, height, width, first, count, bias, y, scratch);
     } else {
         winograd_output_base(m, channels, height, width, first, count, bias, y, scratch);

@@ -1,3 +1,4 @@
+import CSNNKernels
 import SNNTensor
 #if arch(x86_64) && os(Linux)
 import _Builtin_intrinsics.intel
@@ -148,6 +149,7 @@ extension CPUBackend {
     }
 
     private func cast<S: CastableElement>(_ x: Tensor, from: S.Type, to dtype: DType) -> Tensor {
+        if S.self == Float.self && dtype == .uint8 && x.isContiguous { return spikeCodes(x) }
         switch dtype {
         case .float32: return convert(x, S.self, Float.self)
         case .float64: return convert(x, S.self, Double.self)
@@ -175,6 +177,17 @@ extension CPUBackend {
             }
         }
         return out
+    }
+
+    /// A contiguous float32 tensor as uint8 (the saved spike codes' cast, on every spiking layer's
+    /// output): the C loop, which vectorises, over ranges in parallel.
+    private func spikeCodes(_ x: Tensor) -> Tensor {
+        let out = Tensor.empty(x.shape, dtype: .uint8, device: .cpu)
+        let src = UnsafePointer(x.pointer(as: Float.self)), dst = out.pointer(as: UInt8.self)
+        Parallel.forEachRange(x.count) { range in
+            snn_cast_f32_u8(src + range.lowerBound, dst + range.lowerBound, range.count)
+        }
+        return withExtendedLifetime(x) { out }
     }
 
     /// `[N]` int32 or int64 labels to `[N, classes]` one-hot rows (float32 or float64); other

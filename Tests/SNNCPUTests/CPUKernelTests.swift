@@ -243,6 +243,12 @@ extension CPUKernelTests {
                 #expect(onReference == expected(to), "\(from) -> \(to) on the reference backend")
             }
         }
+        // float32 → uint8 (the spike codes' cast) runs its own vectorised loop over ranges in
+        // parallel: a tensor large enough to split, with values in and out of range.
+        let large = Self.values(100_003, 32) { $0 * 120 + 100 }
+        let x = Tensor(large, shape: [100_003])
+        #expect(cpu.cast(x, to: .uint8).toDoubles() == ref.cast(x.to(.reference), to: .uint8).toDoubles())
+        #expect(cpu.cast(x.permuted([0]), to: .uint8).toDoubles() == ref.cast(x.to(.reference), to: .uint8).toDoubles())
     }
 
     @Test("one-hot rows from int32 and int64 labels")

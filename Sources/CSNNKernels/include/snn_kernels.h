@@ -99,4 +99,7 @@ void snn_winograd_filter_gradient(const float *m, int outChannels, int inChannel
 void snn_winograd_output(const float *m, int channels, int height, int width, long first, int count,
                          const float *bias, float *y, float *scratch);
 
+/// `y[i] = x[i]` as uint8: truncated toward zero and saturated to 0 … 255, NaN giving 0.
+void snn_cast_f32_u8(const float *x, uint8_t *y, size_t count);
+
 #endif
