@@ -20,7 +20,7 @@ CAST_F32_U8(cast_f32_u8_avx2, __attribute__((target("avx2"))))
 #endif
 CAST_F32_U8(cast_f32_u8_base, )
 
-void snn_cast_f32_u8(const float *x, uint8_t *y, size_t count) {
+void snn_saturate_f32_u8(const float *x, uint8_t *y, size_t count) {
 #if defined(__x86_64__)
     if (__builtin_cpu_supports("avx2")) {
         cast_f32_u8_avx2(x, y, count);

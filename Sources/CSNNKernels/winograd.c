@@ -19,7 +19,25 @@
 
 #include <string.h>
 
-enum { WG_ALPHA = 6, WG_TILE = 4, WG_ELEMENTS = 36 };
+enum { WG_ALPHA = 6, WG_TILE = 4, WG_ELEMENTS = 36, WG_MAX_COUNT = SNN_WINOGRAD_MAX_TILES };
+
+// Where a tile lies: the offset of its image's first plane and its top-left output pixel.
+typedef struct {
+    size_t image;
+    int y, x;
+} WgTile;
+
+// Locates tiles `first ..< first + count` of images of `channels` planes of `height × width`,
+// once per call rather than once per channel and tile.
+static inline void wg_locate(long first, int count, int channels, int height, int width, WgTile *at) {
+    const int tilesW = (width + WG_TILE - 1) / WG_TILE, tilesH = (height + WG_TILE - 1) / WG_TILE;
+    for (int p = 0; p < count; p++) {
+        long tile = first + p;
+        long n = tile / ((long)tilesH * tilesW);
+        int rest = (int)(tile - n * tilesH * tilesW);
+        at[p] = (WgTile){(size_t)n * channels * height * width, (rest / tilesW) * WG_TILE, (rest % tilesW) * WG_TILE};
+    }
+}
 
 // Bᵀ applied to the six values d0 … d5 (lanes of stride `s`), written to o0 … o5 (stride `t`).
 #define WG_INPUT_1D(d, s, o, t, p)                                                                 \
@@ -99,17 +117,15 @@ enum { WG_FILTER_LANES = 32 };
 #define WINOGRAD_INPUT(name, attributes)                                                                          \
     static attributes void name(const float *x, int channels, int cBegin, int cEnd, int height, int width,       \
                                 long first, int count, float *v, float *scratch) {                               \
-        const int tilesW = (width + WG_TILE - 1) / WG_TILE, tilesH = (height + WG_TILE - 1) / WG_TILE;           \
         const size_t planeSize = (size_t)height * width;                                                        \
         float *d = scratch, *t = scratch + WG_ELEMENTS * count;                                                  \
+        WgTile at[WG_MAX_COUNT];                                                                                 \
+        wg_locate(first, count, channels, height, width, at);                                                    \
         for (int c = cBegin; c < cEnd; c++) {                                                                    \
             /* Gather every tile's 6×6 patch, zero outside the plane. */                                         \
             for (int p = 0; p < count; p++) {                                                                    \
-                long tile = first + p;                                                                           \
-                long n = tile / ((long)tilesH * tilesW);                                                         \
-                int rest = (int)(tile - n * tilesH * tilesW);                                                    \
-                int y0 = (rest / tilesW) * WG_TILE - 1, x0 = (rest % tilesW) * WG_TILE - 1;                      \
-                const float *plane = x + ((size_t)n * channels + c) * planeSize;                                 \
+                int y0 = at[p].y - 1, x0 = at[p].x - 1;                                                          \
+                const float *plane = x + at[p].image + c * planeSize;                                            \
                 if (y0 >= 0 && x0 >= 0 && y0 + WG_ALPHA <= height && x0 + WG_ALPHA <= width) {                  \
                     for (int i = 0; i < WG_ALPHA; i++) {                                                         \
                         const float *row = plane + (size_t)(y0 + i) * width + x0;                                \
@@ -145,9 +161,10 @@ enum { WG_FILTER_LANES = 32 };
 #define WINOGRAD_OUTPUT(name, attributes)                                                                          \
     static attributes void name(const float *m, int channels, int height, int width, long first, int count,       \
                                 const float *bias, float *y, float *scratch) {                                   \
-        const int tilesW = (width + WG_TILE - 1) / WG_TILE, tilesH = (height + WG_TILE - 1) / WG_TILE;           \
         const size_t planeSize = (size_t)height * width;                                                        \
         float *s = scratch, *o = scratch + WG_TILE * WG_ALPHA * count;                                           \
+        WgTile at[WG_MAX_COUNT];                                                                                 \
+        wg_locate(first, count, channels, height, width, at);                                                    \
         for (int k = 0; k < channels; k++) {                                                                     \
             /* Columns: s[a][b] = (Aᵀ m)[a][b]; rows: o[a][j] = (s A)[a][j]. */                                   \
             for (int b = 0; b < WG_ALPHA; b++) {                                                                 \
@@ -163,11 +180,8 @@ enum { WG_FILTER_LANES = 32 };
             }                                                                                                    \
             const float add = bias ? bias[k] : 0.0f;                                                             \
             for (int p = 0; p < count; p++) {                                                                    \
-                long tile = first + p;                                                                           \
-                long n = tile / ((long)tilesH * tilesW);                                                         \
-                int rest = (int)(tile - n * tilesH * tilesW);                                                    \
-                int y0 = (rest / tilesW) * WG_TILE, x0 = (rest % tilesW) * WG_TILE;                              \
-                float *plane = y + ((size_t)n * channels + k) * planeSize;                                       \
+                int y0 = at[p].y, x0 = at[p].x;                                                                  \
+                float *plane = y + at[p].image + k * planeSize;                                                  \
                 int rows = height - y0 < WG_TILE ? height - y0 : WG_TILE;                                        \
                 int cols = width - x0 < WG_TILE ? width - x0 : WG_TILE;                                          \
                 for (int i = 0; i < rows; i++) {                                                                 \
@@ -205,17 +219,15 @@ enum { WG_FILTER_LANES = 32 };
 #define WINOGRAD_GRADIENT(name, attributes)                                                                        \
     static attributes void name(const float *gy, int channels, int kBegin, int kEnd, int height, int width,       \
                                 long first, int count, float *g, float *scratch) {                               \
-        const int tilesW = (width + WG_TILE - 1) / WG_TILE, tilesH = (height + WG_TILE - 1) / WG_TILE;           \
         const size_t planeSize = (size_t)height * width;                                                        \
         float *q = scratch, *t = scratch + WG_TILE * WG_TILE * count;                                            \
+        WgTile at[WG_MAX_COUNT];                                                                                 \
+        wg_locate(first, count, channels, height, width, at);                                                    \
         for (int k = kBegin; k < kEnd; k++) {                                                                    \
             /* Gather every tile's 4×4 output gradient, zero past the plane. */                                  \
             for (int p = 0; p < count; p++) {                                                                    \
-                long tile = first + p;                                                                           \
-                long n = tile / ((long)tilesH * tilesW);                                                         \
-                int rest = (int)(tile - n * tilesH * tilesW);                                                    \
-                int y0 = (rest / tilesW) * WG_TILE, x0 = (rest % tilesW) * WG_TILE;                              \
-                const float *plane = gy + ((size_t)n * channels + k) * planeSize;                                \
+                int y0 = at[p].y, x0 = at[p].x;                                                                  \
+                const float *plane = gy + at[p].image + k * planeSize;                                           \
                 int rows = height - y0 < WG_TILE ? height - y0 : WG_TILE;                                        \
                 int cols = width - x0 < WG_TILE ? width - x0 : WG_TILE;                                          \
                 for (int i = 0; i < WG_TILE; i++) {                                                              \

@@ -185,7 +185,7 @@ extension CPUBackend {
         let out = Tensor.empty(x.shape, dtype: .uint8, device: .cpu)
         let src = UnsafePointer(x.pointer(as: Float.self)), dst = out.pointer(as: UInt8.self)
         Parallel.forEachRange(x.count) { range in
-            snn_cast_f32_u8(src + range.lowerBound, dst + range.lowerBound, range.count)
+            snn_saturate_f32_u8(src + range.lowerBound, dst + range.lowerBound, range.count)
         }
         return withExtendedLifetime(x) { out }
     }

@@ -115,7 +115,8 @@ enum WinogradConv {
     }
 
     /// Tiles per step of the weight gradient: the products `[K × P] · [P × C]` sum over P tiles,
-    /// so longer steps make fuller GEMMs.
+    /// so longer steps make fuller GEMMs. Both this and ``tilesPerRun`` stay within what one call
+    /// of the C transforms takes, `SNN_WINOGRAD_MAX_TILES`.
     static let tilesPerGradientStep = 128
 
     /// Floats of workspace every direction of a problem with `channels` inputs and outputs in

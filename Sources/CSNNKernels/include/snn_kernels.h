@@ -63,14 +63,16 @@ void snn_window_avg_pool_backward(const float *gy, size_t planes, int height, in
 
 /// Winograd F(4×4, 3×3) for 3×3 convolutions of stride 1 and padding 1 (output the input's size).
 /// The output is cut into 4×4 tiles, numbered across images `n·tilesH·tilesW + ty·tilesW + tx`
-/// (`tilesH = ceil(height / 4)`, `tilesW = ceil(width / 4)`). The caller transforms the filters
+/// (`tilesH = ceil(height / 4)`, `tilesW = ceil(width / 4)`); a call takes at most
+/// `SNN_WINOGRAD_MAX_TILES` of them (`count`). The caller transforms the filters
 /// once, each run of `count` tiles' inputs, multiplies (36 GEMMs `M[e] = U[e] · V[e]`, `[K × C]`
 /// by `[C × count]`) and transforms the products back.
+#define SNN_WINOGRAD_MAX_TILES 256
 
 /// The filters' transforms `u[e][k][c]` (36 × `outChannels` × `inChannels`) for output channels
-/// `kBegin ..< kEnd`, rounded once from double. `weights` is `[outChannels][inChannels][3][3]`, or with `transposeFlip` (the data
-/// gradient, a convolution of the output gradient by the transposed, turned filters)
-/// `[inChannels][outChannels][3][3]` read as `g(k, c)[i][j] = weights[c][k][2 − i][2 − j]`.
+/// `kBegin ..< kEnd`, rounded once from double. `weights` is `[outChannels][inChannels][3][3]`,
+/// or with `transposeFlip` (the data gradient, a convolution of the output gradient by the
+/// transposed, turned filters) `[inChannels][outChannels][3][3]` read as `g(k, c)[i][j] = weights[c][k][2 − i][2 − j]`.
 void snn_winograd_filter(const float *weights, int outChannels, int inChannels, int transposeFlip, int kBegin,
                          int kEnd, float *u);
 
@@ -100,6 +102,6 @@ void snn_winograd_output(const float *m, int channels, int height, int width, lo
                          const float *bias, float *y, float *scratch);
 
 /// `y[i] = x[i]` as uint8: truncated toward zero and saturated to 0 … 255, NaN giving 0.
-void snn_cast_f32_u8(const float *x, uint8_t *y, size_t count);
+void snn_saturate_f32_u8(const float *x, uint8_t *y, size_t count);
 
 #endif
