@@ -9,7 +9,9 @@ struct BenchOps: ParsableCommand {
         commandName: "ops",
         abstract: "Time convolution (3 directions), GEMM, the fused neuron and the fused TRT penalty on the CPU or a GPU.",
         discussion: """
-            Shapes: conv N=64 (batch×T), 128→128 channels, 16×16, 3×3, padding 1, forward and \
+            Shapes: conv N=64 (batch×T), 128→128 channels, 16×16, 3×3, padding 1 (--conv-batch, \
+            --conv-channels and --conv-size choose another layer, e.g. VGGSNN's widest at T=10, batch 16: \
+            --conv-batch 160 --conv-channels 512 --conv-size 12), forward and \
             weight gradient also on spikes with 10% and 20% ones (counted at the dense operations); GEMM 1024³; \
             neuronScan T=6 over 64·128·16·16 neurons (triangle surrogate, hard reset); the TRT \
             penalty with its gradient over VGGSNN's regularised weights (9,265,984 conv, BN γ and \
@@ -28,6 +30,12 @@ struct BenchOps: ParsableCommand {
     @Option(help: "Batch size N of the convolution (batch × T).")
     var convBatch: Int = 64
 
+    @Option(help: "Input and output channels of the convolution: C or C,K.")
+    var convChannels: String = "128"
+
+    @Option(help: "Height and width of the convolution's input: H or HxW.")
+    var convSize: String = "16"
+
     @Option(help: "Comma-separated kernel groups to time: conv, gemm, neuron, trt.")
     var kernels: String = "conv,gemm,neuron,trt"
 
@@ -43,7 +51,22 @@ struct BenchOps: ParsableCommand {
         let unknown = Set(groups).subtracting(["conv", "gemm", "neuron", "trt"])
         guard unknown.isEmpty else { throw FlagError("--kernels accepts conv, gemm, neuron, trt; got \(unknown.sorted().joined(separator: ", "))") }
         guard convBatch >= 1 else { throw FlagError("--conv-batch must be at least 1, got \(convBatch)") }
+        _ = try convShape()
         try DeviceFlag.check(device)
+    }
+
+    /// Input channels, output channels, height and width from `--conv-channels` and `--conv-size`.
+    private func convShape() throws -> (c: Int, o: Int, h: Int, w: Int) {
+        func numbers(_ text: String, _ separator: Character, _ flag: String) throws -> [Int] {
+            let parts = text.split(separator: separator, omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard (1...2).contains(parts.count), let values = parts as? [Int], values.allSatisfy({ $0 >= 1 }) else {
+                throw FlagError("\(flag) takes one or two positive integers separated by '\(separator)', got '\(text)'")
+            }
+            return values
+        }
+        let channels = try numbers(convChannels, ",", "--conv-channels")
+        let size = try numbers(convSize, "x", "--conv-size")
+        return (channels[0], channels.last!, size[0], size.last!)
     }
 
     private var groups: [String] { kernels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
@@ -60,16 +83,17 @@ struct BenchOps: ParsableCommand {
         var results: [(key: String, value: Double, unit: String)] = []
 
         // Convolution.
-        let (n, c, o, hw) = (convBatch, 128, 128, 16)
+        let (c, o, h, w) = try convShape()
+        let n = convBatch
         if groups.contains("conv") {
         let p = Conv2dParameters(stride: (1, 1), padding: (1, 1))
-        let x = normal([n, c, hw, hw])
-        let w = normal([o, c, 3, 3], std: 0.05)
-        let gy = normal([n, o, hw, hw])
-        let convFlops = 2.0 * Double(n * o * c * 9 * hw * hw)
-        let fwd = time { _ = backend.conv2d(x, weight: w, bias: nil, p) }
-        let bwdData = time { _ = backend.conv2dBackwardData(gy, weight: w, inputShape: x.shape, p) }
-        let bwdWeight = time { _ = backend.conv2dBackwardWeight(gy, input: x, weightShape: w.shape, withBias: false, p) }
+        let x = normal([n, c, h, w])
+        let weight = normal([o, c, 3, 3], std: 0.05)
+        let gy = normal([n, o, h, w])
+        let convFlops = 2.0 * Double(n * o * c * 9 * h * w)
+        let fwd = time { _ = backend.conv2d(x, weight: weight, bias: nil, p) }
+        let bwdData = time { _ = backend.conv2dBackwardData(gy, weight: weight, inputShape: x.shape, p) }
+        let bwdWeight = time { _ = backend.conv2dBackwardWeight(gy, input: x, weightShape: weight.shape, withBias: false, p) }
         results.append(("conv2d_fwd_gflops", convFlops / fwd / 1e9, "GFLOP/s"))
         results.append(("conv2d_bwd_data_gflops", convFlops / bwdData / 1e9, "GFLOP/s"))
         results.append(("conv2d_bwd_weights_gflops", convFlops / bwdWeight / 1e9, "GFLOP/s"))
@@ -77,10 +101,10 @@ struct BenchOps: ParsableCommand {
         // the sparse paths, counted at the dense product's operations.
         for (percent, z) in [(10, 1.2816), (20, 0.8416)] {
             // A neuron with threshold 1 fires at its first step where N(1 − z, 1) reaches 1.
-            let spikes = neuronScan(Tensor.normal([1, n * c * hw * hw], mean: 1 - z, generator: rng),
+            let spikes = neuronScan(Tensor.normal([1, n * c * h * w], mean: 1 - z, generator: rng),
                                     NeuronParameters(tau: 1, threshold: 1, reset: .hard(0))).reshaped(x.shape).to(dev)
-            let sparse = time { _ = backend.conv2d(spikes, weight: w, bias: nil, p) }
-            let sparseWeights = time { _ = backend.conv2dBackwardWeight(gy, input: spikes, weightShape: w.shape, withBias: false, p) }
+            let sparse = time { _ = backend.conv2d(spikes, weight: weight, bias: nil, p) }
+            let sparseWeights = time { _ = backend.conv2dBackwardWeight(gy, input: spikes, weightShape: weight.shape, withBias: false, p) }
             results.append(("conv2d_fwd_spikes\(percent)_gflops", convFlops / sparse / 1e9, "GFLOP/s"))
             results.append(("conv2d_bwd_weights_spikes\(percent)_gflops", convFlops / sparseWeights / 1e9, "GFLOP/s"))
         }
@@ -128,7 +152,7 @@ struct BenchOps: ParsableCommand {
         }
 
         let shapes: [String: Any] = [
-            "conv2d": ["input": [n, c, hw, hw], "weight": [o, c, 3, 3], "stride": 1, "padding": 1],
+            "conv2d": ["input": [n, c, h, w], "weight": [o, c, 3, 3], "stride": 1, "padding": 1],
             "gemm": [m, m, m],
             "neuron_scan": ["T": steps, "neurons": neurons, "surrogate": "triangle(1.0)", "reset": "hard(0)"],
             "trt_regularizer": ["T": trtSteps, "weights": trtShapes.count, "elements": trtShapes.map { $0.reduce(1, *) }.reduce(0, +)],
