@@ -81,10 +81,7 @@ extension CPUBackend {
         guard computesNatively("conv2d", gradOutput, input) else {
             return reference.conv2dBackwardWeight(gradOutput, input: input, weightShape: weightShape, withBias: withBias, p)
         }
-        if algorithm == .selected,
-           let g = SpikeConv.backwardWeight(gradOutput, input: input, weightShape: weightShape, withBias: withBias, p) {
-            return g
-        }
+        let spikes = input  // contiguousData() copies would lose the spike mark
         let (gy, x) = (gradOutput.contiguousData(), input.contiguousData())
         func oneDNN() -> (weight: Tensor, bias: Tensor?) {
             let gw = Tensor.empty(weightShape, device: .cpu)
@@ -104,6 +101,11 @@ extension CPUBackend {
             oneDNNImplementation: { DNNL.locked { ConvPlan.find(x.shape, weightShape, p, algorithm).backwardWeights.primitive.implementation } },
             timeOneDNN: { _ = oneDNN() },
             timeWinograd: { _ = WinogradConv.backwardWeight(gy, input: x, weightShape: weightShape, withBias: withBias) })
+        let limit = winograd ? SpikeConv.maximumBackwardDensityBesideWinograd : SpikeConv.maximumBackwardDensity
+        if algorithm == .selected,
+           let g = SpikeConv.backwardWeight(gy, input: spikes, weightShape: weightShape, withBias: withBias, p, densityLimit: limit) {
+            return g
+        }
         return winograd ? WinogradConv.backwardWeight(gy, input: x, weightShape: weightShape, withBias: withBias) : oneDNN()
     }
 

@@ -24,10 +24,17 @@ enum SpikeConv {
     static let maximumDensity = 0.3
 
     /// The same where the dense alternative is SwiftSNN's Winograd (``WinogradConv``), about twice
-    /// oneDNN's direct rate: on the benchmark layer the spike kernel ran at 470 GFLOP/s-equivalent
-    /// with 10 % ones and 275 with 20 %, Winograd at 330–360 (`snn bench ops`). In a ResNet-19 step
-    /// (T=4, batch 16) this limit took the forward convolutions from 1.10 to 0.91 s.
-    static let maximumDensityBesideWinograd = 0.15
+    /// oneDNN's direct rate. With 20 % ones the spike kernel still beat Winograd on VGGSNN's and
+    /// ResNet-19's layers (`snn bench ops --conv-batch 160 --conv-channels 512 --conv-size 12`:
+    /// 455 GFLOP/s-equivalent against 408; 256 channels at 24×24: 440 against 407; 64 → 128 at
+    /// 48×48: 350 against 304; ResNet-19's 128 at 32×32, N=64: 372 against 367), and its time
+    /// grows with the ones, so the two meet a little above 20 %.
+    static let maximumDensityBesideWinograd = 0.2
+
+    /// Output pixels per call of the rows kernel (rounded to whole rows): their sums for one block
+    /// of 64 output channels (`pixelsPerGroup · 256` bytes, 32 KB) stay in a core's L2 cache
+    /// between taps; 64, 128 and 256 measured alike on VGGSNN's and ResNet-19's layers.
+    static let pixelsPerGroup = 128
 
     /// The output of `conv2d(x, weight, bias)` from the spikes of `x`, or nil when `x` is not
     /// spikes, too dense, or the convolution grouped or dilated.
@@ -45,7 +52,7 @@ enum SpikeConv {
         let y = Tensor.empty(outShape, device: .cpu)
         if ho == 0 || wo == 0 || o == 0 { return y }
 
-        // Weights as [kh][kw][C][O padded to 64], zero beyond O.
+        // Weights as [O padded to 64, in blocks of 64][kh][kw][C][64], zero beyond O.
         let padded = (o + 63) / 64 * 64
         let rows = kh * kw * c
         // Buffers from the tensor allocator (64-byte aligned), which reuses the blocks of earlier
@@ -56,7 +63,7 @@ enum SpikeConv {
         Parallel.forEachRange(o, cost: rows) { range in
             for oc in range {
                 for ci in 0..<c {
-                    for t in 0..<(kh * kw) { transposed[(t * c + ci) * padded + oc] = pw[(oc * c + ci) * kh * kw + t] }
+                    for t in 0..<(kh * kw) { transposed[((oc / 64 * kh * kw + t) * c + ci) * 64 + oc % 64] = pw[(oc * c + ci) * kh * kw + t] }
                 }
             }
         }
@@ -74,18 +81,22 @@ enum SpikeConv {
         }
         precondition((0..<n).allSatisfy { malformed[$0] == 0 }, "[conv2d] an input marked as spikes holds values other than 0 and 1")
 
+        // Groups of about ``pixelsPerGroup`` output pixels (whole rows) share each weight block's
+        // trip through the cache; threads take whole groups.
         let pb = bias.map { UnsafePointer($0.contiguousData().pointer(as: Float.self)) }
         let py = y.pointer(as: Float.self)
-        let scratchBytes = wo * padded * 4
-        Parallel.forEachRange(n * ho, cost: wo * kh * kw * max(c / 8, 1) * padded / 8) { range in
-            let scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
+        let outRows = n * ho
+        let rowsPerGroup = Swift.max(1, Swift.min(outRows, pixelsPerGroup / wo))
+        let groups = (outRows + rowsPerGroup - 1) / rowsPerGroup
+        Parallel.forEachRange(groups, cost: rowsPerGroup * wo * kh * kw * max(c / 8, 1) * padded / 8) { range in
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: rowsPerGroup * wo * 64 * 4, alignment: 64)
             defer { scratch.deallocate() }
-            for r in range {
-                let (s, oy) = (r / ho, r % ho)
-                snn_spike_conv_row(bits + s * sampleWords, Int32(c), Int32(h), Int32(w), transposed, pb, Int32(o), Int32(padded),
-                                   Int32(kh), Int32(kw), Int32(p.strideH), Int32(p.strideW), Int32(p.padH), Int32(p.padW),
-                                   Int32(oy), Int32(wo), scratch.assumingMemoryBound(to: Float.self),
-                                   py + (s * o * ho + oy) * wo, ho * wo)
+            for g in range {
+                let first = g * rowsPerGroup
+                snn_spike_conv_rows(bits, sampleWords, Int32(c), Int32(h), Int32(w), transposed, pb, Int32(o), Int32(padded),
+                                    Int32(kh), Int32(kw), Int32(p.strideH), Int32(p.strideW), Int32(p.padH), Int32(p.padW),
+                                    Int32(ho), Int32(wo), first, Int32(Swift.min(rowsPerGroup, outRows - first)),
+                                    scratch.assumingMemoryBound(to: Float.self), py)
             }
         }
         return withExtendedLifetime((x, weight, bias, transposedStorage, bitsStorage)) { y }
@@ -94,23 +105,29 @@ enum SpikeConv {
     /// Above this share of ones the weight gradient from spikes stops paying: its time grows
     /// with the ones (on the benchmark layer 453–529 GFLOP/s-equivalent at 10 %, 298–318 at 20 %,
     /// so about 200 at 30 %) where oneDNN's dense pass runs at 141–151 (`snn bench ops`).
-    /// Pooled spikes, about 45 % nonzero in VGGSNN, stay dense. SwiftSNN's Winograd weight
-    /// gradient (``WinogradConv``, 405–415) would beat this kernel above about 15 % ones, but in
-    /// VGGSNN's and ResNet-19's steps a limit of 0.15 or 0 instead of 0.3 changed nothing
-    /// measurable (`snn bench train`), so the limit stays.
+    /// Pooled spikes, about 45 % nonzero in VGGSNN, stay dense.
     static let maximumBackwardDensity = 0.3
+
+    /// The same where the dense alternative is SwiftSNN's Winograd weight gradient. With 20 %
+    /// ones Winograd won on every layer measured (`snn bench ops --conv-channels …`: 512 channels
+    /// at 12×12, 479 GFLOP/s-equivalent against the spike kernel's 447; 256 at 24×24, 422 against
+    /// 298; 64 → 128 at 48×48, 324 against 223; ResNet-19's 128 at 32×32, 390 against 290); with
+    /// 10 % the spike kernel won on the wider layers (744–820 against about 450 at 512 channels)
+    /// and tied on the others. VGGSNN's and ResNet-19's spikes run at 14–23 %.
+    static let maximumBackwardDensityBesideWinograd = 0.12
 
     /// The gradient of `conv2d(x, weight, bias)`'s weight (and bias) from the spikes of `x`, or
     /// nil when `x` is not spikes, too dense, or the convolution grouped or dilated.
     ///
     /// Each input one adds, for every tap, the output gradient at the position it reached
     /// (64 output channels in registers at a time) to that tap's row of the weight gradient:
-    /// sums of gradient rows instead of a dense product. The output gradient is copied to
-    /// channels-last order a few samples at a time (about 4 MiB); threads split the input
+    /// sums of gradient rows instead of a dense product. The output gradient is copied to blocks
+    /// of 64 channels, each channels-last, a few samples at a time (about 4 MiB); threads split the input
     /// channels, each summing its rows over the samples in order, so the result does not depend
     /// on the thread count.
     static func backwardWeight(_ gradOutput: Tensor, input x: Tensor, weightShape: [Int], withBias: Bool,
-                               _ p: Conv2dParameters, force: Bool = false) -> (weight: Tensor, bias: Tensor?)? {
+                               _ p: Conv2dParameters, force: Bool = false, densityLimit: Double = maximumBackwardDensity)
+        -> (weight: Tensor, bias: Tensor?)? {
         guard enabled || force, x.spikeQuantum == 1, x.dtype == .float32, gradOutput.dtype == .float32, x.rank == 4,
               p.groups == 1, p.dilationH == 1, p.dilationW == 1, x.count > 0 else { return nil }
         let (x, gy) = (x.contiguousData(), gradOutput.contiguousData())
@@ -118,7 +135,7 @@ enum SpikeConv {
         let (o, kh, kw) = (weightShape[0], weightShape[2], weightShape[3])
         let (ho, wo) = (gy.shape[2], gy.shape[3])
         let px = UnsafePointer(x.pointer(as: Float.self))
-        if !force && density(px, count: x.count) > maximumBackwardDensity { return nil }
+        if !force && density(px, count: x.count) > densityLimit { return nil }
         let gw = Tensor.empty(weightShape, device: .cpu)
         let padded = (o + 63) / 64 * 64
         let taps = kh * kw
@@ -127,7 +144,7 @@ enum SpikeConv {
         let pgy = UnsafePointer(gy.pointer(as: Float.self))
         let outPlane = ho * wo
         if o > 0 && outPlane > 0 {
-            // The output gradient channels-last, a few samples (about 4 MiB) at a time, inside a
+            // The output gradient in channels-last blocks of 64, a few samples (about 4 MiB) at a time, inside a
             // zero border that holds every position a tap of stride 1 reaches.
             let unit = p.strideH == 1 && p.strideW == 1
             let (top, left) = unit ? (Swift.max(0, kh - 1 - p.padH), Swift.max(0, kw - 1 - p.padW)) : (0, 0)
@@ -145,7 +162,7 @@ enum SpikeConv {
                 let count = Swift.min(chunk, n - s0)
                 Parallel.forEachRange(count, cost: o * outPlane) { range in
                     for s in range {
-                        snn_channels_last(pgy + (s0 + s) * o * outPlane, Int32(o), Int32(ho), Int32(wo), Int32(padded),
+                        snn_channel_blocks(pgy + (s0 + s) * o * outPlane, Int32(o), Int32(ho), Int32(wo), Int32(padded),
                                           Int32(top), Int32(left), Int32(gridH), Int32(gridW), buffer + s * sampleFloats)
                     }
                 }
@@ -155,7 +172,7 @@ enum SpikeConv {
                     for s in 0..<count {
                         let ones = snn_spike_conv_weight_grad(px + (s0 + s) * c * h * w, Int32(h), Int32(w),
                                                               buffer + s * sampleFloats, Int32(padded), Int32(ho), Int32(wo),
-                                                              Int32(top), Int32(left), Int32(gridW), Int32(kh), Int32(kw),
+                                                              Int32(top), Int32(left), Int32(gridH), Int32(gridW), Int32(kh), Int32(kw),
                                                               Int32(p.strideH), Int32(p.strideW), Int32(p.padH), Int32(p.padW),
                                                               Int32(range.lowerBound), Int32(range.upperBound), lists, acc)
                         if ones < 0 { malformed[range.lowerBound] = 1 }

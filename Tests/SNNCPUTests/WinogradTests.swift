@@ -141,18 +141,24 @@ struct WinogradTests {
             != oursWeight)
     }
 
-    @Test("spikes with more than 15 % ones go to Winograd, sparser ones to the spike kernel")
+    @Test("spikes with more than 20 % ones (forward) or 12 % (weight gradient) go to Winograd, sparser ones to the spike kernels")
     func spikesBesideWinograd() throws {
         let w = random([32, 24, 3, 3], 14)
         let oneDNN = cpu.conv2dImplementations(inputShape: [4, 24, 12, 12], weightShape: w.shape, p, algorithm: .selected)
         try #require(!oneDNN[0].contains("wino") && ConvAlgorithm.selected == .auto && SpikeConv.enabled,
                      "the default policy on a host where oneDNN has no Winograd")
-        for (share, expectWinograd) in [(0.05, false), (0.22, true)] {
+        let gy = random([4, 32, 12, 12], 16)
+        for (share, forwardWinograd, weightWinograd) in [(0.05, false, false), (0.16, false, true), (0.26, true, true)] {
             let x = SpikeConvTests.spikes([4, 24, 12, 12], density: share, seed: 15)
             let y = cpu.conv2d(x, weight: w, bias: nil, p).toFloats()
-            let expected = expectWinograd ? WinogradConv.forward(x, weight: w, bias: nil)
-                                          : try #require(SpikeConv.forward(x, weight: w, bias: nil, p, force: true))
-            #expect(y == expected.toFloats(), "\(share) ones")
+            let expected = forwardWinograd ? WinogradConv.forward(x, weight: w, bias: nil)
+                                           : try #require(SpikeConv.forward(x, weight: w, bias: nil, p, force: true))
+            #expect(y == expected.toFloats(), "forward, \(share) ones")
+            let gw = cpu.conv2dBackwardWeight(gy, input: x, weightShape: w.shape, withBias: false, p).weight.toFloats()
+            let expectedWeight = weightWinograd
+                ? WinogradConv.backwardWeight(gy, input: x, weightShape: w.shape, withBias: false).weight
+                : try #require(SpikeConv.backwardWeight(gy, input: x, weightShape: w.shape, withBias: false, p, force: true)).weight
+            #expect(gw == expectedWeight.toFloats(), "weight gradient, \(share) ones")
         }
     }
 }

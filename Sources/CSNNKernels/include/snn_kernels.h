@@ -13,24 +13,29 @@
 /// is neither 0 nor 1 (then `bits` holds nothing of use).
 long snn_pack_spikes(const float *input, int channels, int height, int width, uint64_t *bits);
 
-/// One output row of a convolution whose input is binary (spikes), from packed bits: for every
-/// output column `ox` and output channel `o`,
-/// `row[o·outWidth + ox] = bias[o] + Σ_{ky, kx, c : input(c, iy, ix) = 1} weights[((ky·kw + kx)·channels + c)·outPadded + o]`
-/// with `iy = oy·strideH − padH + ky`, `ix = ox·strideW − padW + kx`, the terms added in the
-/// order ky, kx, c (so the result does not depend on threads). `weights` is `[kh][kw][C][outPadded]`,
-/// `outPadded` a multiple of 64, 32-byte aligned, zero beyond `outChannels`; `bias` may be NULL.
-/// `scratch` holds `outWidth · outPadded` floats, 32-byte aligned.
-void snn_spike_conv_row(const uint64_t *bits, int channels, int height, int width,
-                        const float *weights, const float *bias, int outChannels, int outPadded,
-                        int kh, int kw, int strideH, int strideW, int padH, int padW,
-                        int oy, int outWidth, float *scratch, float *row, size_t rowStride);
+/// Output rows `firstRow ..< firstRow + rowCount` (row `r` being sample `r / outHeight`, output
+/// row `r % outHeight`) of a convolution whose input is binary (spikes), from packed bits: for
+/// every output column `ox` and output channel `o`,
+/// `y[((s·outChannels + o)·outHeight + oy)·outWidth + ox] = bias[o] + Σ weights[(((o / 64)·kh·kw + ky·kw + kx)·channels + c)·64 + o % 64]`
+/// over the ones `input(s, c, iy, ix) = 1` with `iy = oy·strideH − padH + ky`,
+/// `ix = ox·strideW − padW + kx`, added per word of 64 channels (`c / 64`), then tap `(ky, kx)`,
+/// then channel, so a pixel's result does not depend on which rows share a call (nor on threads).
+/// `bits` holds each sample's `[height][width][⌈channels / 64⌉]` words, `sampleWords` apart.
+/// `weights` is `[outPadded / 64][kh][kw][C][64]`, `outPadded` a multiple of 64, 32-byte aligned,
+/// zero beyond `outChannels`; `bias` may be NULL. `scratch` holds `rowCount · outWidth · 64` floats,
+/// 32-byte aligned.
+void snn_spike_conv_rows(const uint64_t *bits, size_t sampleWords, int channels, int height, int width,
+                         const float *weights, const float *bias, int outChannels, int outPadded, int kh, int kw,
+                         int strideH, int strideW, int padH, int padW, int outHeight, int outWidth, long firstRow,
+                         int rowCount, float *scratch, float *y);
 
-/// Copies `channels` planes of `height × width` floats (`src[(c·height + y)·width + x]`) to
-/// channels-last order inside a zero border: `dst[((top + y)·paddedWidth + left + x)·padded + c]`,
-/// `paddedHeight × paddedWidth` pixels of `padded` channels, zero outside the copy and for
-/// `channels ≤ c < padded`.
-void snn_channels_last(const float *src, int channels, int height, int width, int padded, int top, int left,
-                       int paddedHeight, int paddedWidth, float *dst);
+/// Copies `channels` planes of `height × width` floats (`src[(c·height + y)·width + x]`) to blocks
+/// of 64 channels, each channels-last inside a zero border:
+/// `dst[(((c / 64)·paddedHeight + top + y)·paddedWidth + left + x)·64 + c % 64]`, `padded / 64`
+/// blocks of `paddedHeight × paddedWidth` pixels, zero outside the copy and for
+/// `channels ≤ c < padded` (`padded` a multiple of 64).
+void snn_channel_blocks(const float *src, int channels, int height, int width, int padded, int top, int left,
+                        int paddedHeight, int paddedWidth, float *dst);
 
 /// The weight gradient of a convolution whose input is binary (spikes), one sample, input
 /// channels `cBegin ..< cEnd`: for every tap `(ky, kx)` and output channel `o`,
@@ -40,16 +45,17 @@ void snn_channels_last(const float *src, int channels, int height, int width, in
 /// does not depend on threads).
 ///
 /// `input` is the sample's `[C][height][width]`. `grad` is its output gradient from
-/// ``snn_channels_last``: `dY(o, oy, ox) = grad[((top + oy)·paddedWidth + left + ox)·outPadded + o]`,
+/// ``snn_channel_blocks``:
+/// `dY(o, oy, ox) = grad[(((o / 64)·paddedHeight + top + oy)·paddedWidth + left + ox)·64 + o % 64]`,
 /// `outPadded` a multiple of 64, 32-byte aligned as is `acc`. For stride 1 the border must hold
 /// every position a tap reaches, `top ≥ kh − 1 − padH`, `left ≥ kw − 1 − padW`, and rows and
 /// columns up to `height + padH` and `width + padW`: the kernel then reads without checks.
 /// `lists` holds `(cEnd − cBegin)·(height·width + height + 1)` ints of scratch. Returns the number
 /// of ones, or -1 when a value is neither 0 nor 1 (then `acc` holds nothing of use).
 long snn_spike_conv_weight_grad(const float *input, int height, int width, const float *grad, int outPadded,
-                                int outHeight, int outWidth, int top, int left, int paddedWidth, int kh, int kw,
-                                int strideH, int strideW, int padH, int padW, int cBegin, int cEnd, int *lists,
-                                float *acc);
+                                int outHeight, int outWidth, int top, int left, int paddedHeight, int paddedWidth,
+                                int kh, int kw, int strideH, int strideW, int padH, int padW, int cBegin, int cEnd,
+                                int *lists, float *acc);
 
 /// Average pooling over non-overlapping `kh × kw` windows (stride = kernel, no padding) of
 /// `planes` planes of `height × width` floats: `y` holds `planes` planes of
