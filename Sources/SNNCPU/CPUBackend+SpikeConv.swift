@@ -7,11 +7,12 @@ import SNNTensor
 /// output is a sum of weight rows, one per input spike, instead of a dense product.
 ///
 /// Each sample's input is packed into one bit mask of channels per pixel; each output pixel then
-/// adds, for every kernel tap and every set bit, the weight row of that input channel (64 output
-/// channels in registers at a time), in the order tap, channel, so the result does not depend on
-/// the thread count. The sums are those of the dense product up to float rounding (the order of
-/// the terms differs from oneDNN's). oneDNN keeps every other convolution, the backward passes
-/// (whose incoming gradients are dense), grouped or dilated ones and inputs with more ones than
+/// adds, for every word of 64 input channels, kernel tap and set bit, the weight row of that
+/// input channel (64 output channels in registers at a time), in the order word, tap, channel, so
+/// the result does not depend on the thread count (`snn_spike_conv_rows` has the loop order and
+/// layout). The sums are those of the dense product up to float rounding (the order of the terms
+/// differs from oneDNN's). The dense passes keep every other convolution, the data gradient
+/// (whose incoming gradient is dense), grouped or dilated ones and inputs with more ones than
 /// ``maximumDensity`` (``maximumDensityBesideWinograd`` where the dense pass would be SwiftSNN's
 /// Winograd). `SNN_SPIKE_CONV=0` sends every convolution to the dense passes.
 enum SpikeConv {
