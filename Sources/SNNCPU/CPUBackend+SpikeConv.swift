@@ -63,8 +63,9 @@ enum SpikeConv {
         let pw = UnsafePointer(weight.pointer(as: Float.self))
         Parallel.forEachRange(o, cost: rows) { range in
             for oc in range {
+                let block = transposed + oc / 64 * rows * 64 + oc % 64
                 for ci in 0..<c {
-                    for t in 0..<(kh * kw) { transposed[((oc / 64 * kh * kw + t) * c + ci) * 64 + oc % 64] = pw[(oc * c + ci) * kh * kw + t] }
+                    for t in 0..<(kh * kw) { block[(t * c + ci) * 64] = pw[(oc * c + ci) * kh * kw + t] }
                 }
             }
         }
