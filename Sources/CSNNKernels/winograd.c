@@ -114,6 +114,25 @@ enum { WG_FILTER_LANES = 32 };
         }                                                                                                         \
     }
 
+// The last two steps of the input and gradient transforms: `OP_1D` (n inputs to 6 outputs)
+// along each of the `n` rows of the tiles' `n × n` patches `src` (`src[(i·n + j)·count + p]`)
+// into `t` (`n × 6`), then down each of t's 6 columns into the element planes:
+// `planes[((a·6 + b)·channels + c)·count + p]`.
+#define WG_TO_PLANES(OP_1D, src, n, t, planes, channels, c, count)                                 \
+    do {                                                                                          \
+        for (int i_ = 0; i_ < (n); i_++) {                                                        \
+            const float *si_ = (src) + i_ * (n) * (count);                                        \
+            float *ti_ = (t) + i_ * WG_ALPHA * (count);                                           \
+            for (int p_ = 0; p_ < (count); p_++) OP_1D(si_, (count), ti_, (count), p_);           \
+        }                                                                                         \
+        const size_t stride_ = (size_t)WG_ALPHA * (channels) * (count);                           \
+        for (int b_ = 0; b_ < WG_ALPHA; b_++) {                                                   \
+            const float *tb_ = (t) + b_ * (count);                                                \
+            float *out_ = (planes) + ((size_t)b_ * (channels) + (c)) * (count);                   \
+            for (int p_ = 0; p_ < (count); p_++) OP_1D(tb_, WG_ALPHA * (count), out_, stride_, p_); \
+        }                                                                                         \
+    } while (0)
+
 #define WINOGRAD_INPUT(name, attributes)                                                                          \
     static attributes void name(const float *x, int channels, int cBegin, int cEnd, int height, int width,       \
                                 long first, int count, float *v, float *scratch) {                               \
@@ -144,17 +163,7 @@ enum { WG_FILTER_LANES = 32 };
                 }                                                                                                \
             }                                                                                                    \
             /* Rows: t[i][b] = (d Bᵀᵀ)[i][b]; columns: v[a][b] = (Bᵀ t)[a][b]. */                                 \
-            for (int i = 0; i < WG_ALPHA; i++) {                                                                 \
-                const float *di = d + i * WG_ALPHA * count;                                                      \
-                float *ti = t + i * WG_ALPHA * count;                                                            \
-                for (int p = 0; p < count; p++) WG_INPUT_1D(di, count, ti, count, p);                            \
-            }                                                                                                    \
-            for (int b = 0; b < WG_ALPHA; b++) {                                                                 \
-                const float *tb = t + b * count;                                                                 \
-                float *vb = v + ((size_t)b * channels + c) * count;                                              \
-                size_t stride = (size_t)WG_ALPHA * channels * count;                                             \
-                for (int p = 0; p < count; p++) WG_INPUT_1D(tb, WG_ALPHA * count, vb, stride, p);                \
-            }                                                                                                    \
+            WG_TO_PLANES(WG_INPUT_1D, d, WG_ALPHA, t, v, channels, c, count);                                    \
         }                                                                                                        \
     }
 
@@ -241,17 +250,7 @@ enum { WG_FILTER_LANES = 32 };
                 }                                                                                                \
             }                                                                                                    \
             /* Rows: t[i][b] = (q Aᵀ)[i][b] (4×6); columns: g[a][b] = (A t)[a][b] (6×6). */                       \
-            for (int i = 0; i < WG_TILE; i++) {                                                                  \
-                const float *qi = q + i * WG_TILE * count;                                                       \
-                float *ti = t + i * WG_ALPHA * count;                                                            \
-                for (int p = 0; p < count; p++) WG_GRADIENT_1D(qi, count, ti, count, p);                         \
-            }                                                                                                    \
-            for (int b = 0; b < WG_ALPHA; b++) {                                                                 \
-                const float *tb = t + b * count;                                                                 \
-                float *gb = g + ((size_t)b * channels + k) * count;                                              \
-                size_t stride = (size_t)WG_ALPHA * channels * count;                                             \
-                for (int p = 0; p < count; p++) WG_GRADIENT_1D(tb, WG_ALPHA * count, gb, stride, p);             \
-            }                                                                                                    \
+            WG_TO_PLANES(WG_GRADIENT_1D, q, WG_TILE, t, g, channels, k, count);                                  \
         }                                                                                                        \
     }
 
