@@ -79,10 +79,17 @@ static inline void wg_locate(long first, int count, int channels, int height, in
 
 enum { WG_FILTER_LANES = 32 };
 
+// The products' register block: `WG_MR` output channels by `WG_NR` tiles (12 of AVX2's 16
+// vector registers hold the sums). Filter transforms are packed in blocks of `WG_MR` output
+// channels, each block `[inChannels][WG_MR]`, so that the product reads them in order.
+enum { WG_MR = 6, WG_NR = 16 };
+#define WG_ROUND_UP(n, m) (((n) + (m) - 1) / (m) * (m))
+#define WG_PACKED(k, c, inChannels) ((size_t)((k) / WG_MR) * WG_MR * (inChannels) + (size_t)(c) * WG_MR + (k) % WG_MR)
+
 #define WINOGRAD_FILTER(name, attributes)                                                                         \
     static attributes void name(const float *weights, int outChannels, int inChannels, int transposeFlip,          \
                                 int kBegin, int kEnd, float *u) {                                                 \
-        const size_t plane = (size_t)outChannels * inChannels;                                                    \
+        const size_t plane = (size_t)WG_ROUND_UP(outChannels, WG_MR) * inChannels;                               \
         double g[9 * WG_FILTER_LANES], gg[18 * WG_FILTER_LANES], r[36 * WG_FILTER_LANES];                         \
         for (int k = kBegin; k < kEnd; k++) {                                                                     \
             for (int c0 = 0; c0 < inChannels; c0 += WG_FILTER_LANES) {                                            \
@@ -107,8 +114,16 @@ enum { WG_FILTER_LANES = 32 };
                     for (int q = 0; q < lanes; q++) WG_FILTER_1D(ggi, WG_FILTER_LANES, ri, WG_FILTER_LANES, q);   \
                 }                                                                                                 \
                 for (int e = 0; e < WG_ELEMENTS; e++) {                                                           \
-                    float *ue = u + e * plane + (size_t)k * inChannels + c0;                                      \
-                    for (int q = 0; q < lanes; q++) ue[q] = (float)r[e * WG_FILTER_LANES + q];                    \
+                    float *ue = u + e * plane + WG_PACKED(k, c0, inChannels);                                     \
+                    for (int q = 0; q < lanes; q++) ue[q * WG_MR] = (float)r[e * WG_FILTER_LANES + q];            \
+                }                                                                                                 \
+            }                                                                                                     \
+        }                                                                                                         \
+        /* The last block's rows past outChannels are zero. */                                                    \
+        if (kEnd == outChannels) {                                                                                \
+            for (int e = 0; e < WG_ELEMENTS; e++) {                                                               \
+                for (int k = outChannels; k < WG_ROUND_UP(outChannels, WG_MR); k++) {                             \
+                    for (int c = 0; c < inChannels; c++) u[e * plane + WG_PACKED(k, c, inChannels)] = 0.0f;       \
                 }                                                                                                 \
             }                                                                                                     \
         }                                                                                                         \
@@ -116,26 +131,26 @@ enum { WG_FILTER_LANES = 32 };
 
 // The last two steps of the input and gradient transforms: `OP_1D` (n inputs to 6 outputs)
 // along each of the `n` rows of the tiles' `n × n` patches `src` (`src[(i·n + j)·count + p]`)
-// into `t` (`n × 6`), then down each of t's 6 columns into the element planes:
-// `planes[((a·6 + b)·channels + c)·count + p]`.
-#define WG_TO_PLANES(OP_1D, src, n, t, planes, channels, c, count)                                 \
+// into `t` (`n × 6`), then down each of t's 6 columns into the element planes, rows of `ld`
+// floats: `planes[((a·6 + b)·channels + c)·ld + p]`.
+#define WG_TO_PLANES(OP_1D, src, n, t, planes, channels, c, count, ld)                             \
     do {                                                                                          \
         for (int i_ = 0; i_ < (n); i_++) {                                                        \
             const float *si_ = (src) + i_ * (n) * (count);                                        \
             float *ti_ = (t) + i_ * WG_ALPHA * (count);                                           \
             for (int p_ = 0; p_ < (count); p_++) OP_1D(si_, (count), ti_, (count), p_);           \
         }                                                                                         \
-        const size_t stride_ = (size_t)WG_ALPHA * (channels) * (count);                           \
+        const size_t stride_ = (size_t)WG_ALPHA * (channels) * (ld);                              \
         for (int b_ = 0; b_ < WG_ALPHA; b_++) {                                                   \
             const float *tb_ = (t) + b_ * (count);                                                \
-            float *out_ = (planes) + ((size_t)b_ * (channels) + (c)) * (count);                   \
+            float *out_ = (planes) + ((size_t)b_ * (channels) + (c)) * (ld);                      \
             for (int p_ = 0; p_ < (count); p_++) OP_1D(tb_, WG_ALPHA * (count), out_, stride_, p_); \
         }                                                                                         \
     } while (0)
 
 #define WINOGRAD_INPUT(name, attributes)                                                                          \
     static attributes void name(const float *x, int channels, int cBegin, int cEnd, int height, int width,       \
-                                long first, int count, float *v, float *scratch) {                               \
+                                long first, int count, int ld, float *v, float *scratch) {                       \
         const size_t planeSize = (size_t)height * width;                                                        \
         float *d = scratch, *t = scratch + WG_ELEMENTS * count;                                                  \
         WgTile at[WG_MAX_COUNT];                                                                                 \
@@ -163,13 +178,13 @@ enum { WG_FILTER_LANES = 32 };
                 }                                                                                                \
             }                                                                                                    \
             /* Rows: t[i][b] = (d Bᵀᵀ)[i][b]; columns: v[a][b] = (Bᵀ t)[a][b]. */                                 \
-            WG_TO_PLANES(WG_INPUT_1D, d, WG_ALPHA, t, v, channels, c, count);                                    \
+            WG_TO_PLANES(WG_INPUT_1D, d, WG_ALPHA, t, v, channels, c, count, ld);                                    \
         }                                                                                                        \
     }
 
 #define WINOGRAD_OUTPUT(name, attributes)                                                                          \
     static attributes void name(const float *m, int channels, int height, int width, long first, int count,       \
-                                const float *bias, float *y, float *scratch) {                                   \
+                                int ld, const float *bias, float *y, float *scratch) {                           \
         const size_t planeSize = (size_t)height * width;                                                        \
         float *s = scratch, *o = scratch + WG_TILE * WG_ALPHA * count;                                           \
         WgTile at[WG_MAX_COUNT];                                                                                 \
@@ -177,8 +192,8 @@ enum { WG_FILTER_LANES = 32 };
         for (int k = 0; k < channels; k++) {                                                                     \
             /* Columns: s[a][b] = (Aᵀ m)[a][b]; rows: o[a][j] = (s A)[a][j]. */                                   \
             for (int b = 0; b < WG_ALPHA; b++) {                                                                 \
-                const float *mb = m + ((size_t)b * channels + k) * count;                                        \
-                size_t stride = (size_t)WG_ALPHA * channels * count;                                             \
+                const float *mb = m + ((size_t)b * channels + k) * ld;                                           \
+                size_t stride = (size_t)WG_ALPHA * channels * ld;                                                \
                 float *sb = s + b * count;                                                                       \
                 for (int p = 0; p < count; p++) WG_OUTPUT_1D(mb, stride, sb, WG_ALPHA * count, p);               \
             }                                                                                                    \
@@ -250,7 +265,7 @@ enum { WG_FILTER_LANES = 32 };
                 }                                                                                                \
             }                                                                                                    \
             /* Rows: t[i][b] = (q Aᵀ)[i][b] (4×6); columns: g[a][b] = (A t)[a][b] (6×6). */                       \
-            WG_TO_PLANES(WG_GRADIENT_1D, q, WG_TILE, t, g, channels, k, count);                                  \
+            WG_TO_PLANES(WG_GRADIENT_1D, q, WG_TILE, t, g, channels, k, count, count);                                  \
         }                                                                                                        \
     }
 
@@ -285,6 +300,50 @@ enum { WG_FILTER_LANES = 32 };
         }                                                                                                         \
     }
 
+// The products `m[e] = u[e] · v[e]` of one run: `u` packed by ``snn_winograd_filter``, `v[e][c][p]`
+// and `m[e][k][p]` rows of `ld` floats, `columns` (a multiple of `WG_NR`) tiles. Each register
+// block sums over input channels in order with one multiply-add per term, so a product does not
+// depend on the blocking, the run or the thread. Per element, the loop over blocks of output
+// channels is the outer one: a block's filters (`WG_MR·inChannels` floats) stay in L1 while
+// they meet every tile, and `v[e]` stays in L2.
+typedef float wg_vec __attribute__((vector_size(32), aligned(4)));
+
+#define WINOGRAD_MULTIPLY(name, attributes)                                                                        \
+    static attributes void name(const float *u, const float *v, int outChannels, int inChannels, int ld,         \
+                                int columns, float *m) {                                                         \
+        const int blocks = (outChannels + WG_MR - 1) / WG_MR;                                                    \
+        const size_t uPlane = (size_t)blocks * WG_MR * inChannels;                                               \
+        for (int e = 0; e < WG_ELEMENTS; e++) {                                                                  \
+            const float *ve = v + (size_t)e * inChannels * ld;                                                  \
+            float *me = m + (size_t)e * outChannels * ld;                                                       \
+            for (int block = 0; block < blocks; block++) {                                                       \
+                const float *panel = u + e * uPlane + (size_t)block * WG_MR * inChannels;                        \
+                const int rows = outChannels - block * WG_MR < WG_MR ? outChannels - block * WG_MR : WG_MR;      \
+                for (int p = 0; p < columns; p += WG_NR) {                                                       \
+                    wg_vec s00 = {0}, s01 = {0}, s10 = {0}, s11 = {0}, s20 = {0}, s21 = {0};                     \
+                    wg_vec s30 = {0}, s31 = {0}, s40 = {0}, s41 = {0}, s50 = {0}, s51 = {0};                     \
+                    const float *a = panel, *b = ve + p;                                                         \
+                    for (int c = 0; c < inChannels; c++, a += WG_MR, b += ld) {                                  \
+                        const wg_vec b0 = *(const wg_vec *)b, b1 = *(const wg_vec *)(b + 8);                     \
+                        s00 += a[0] * b0; s01 += a[0] * b1;                                                      \
+                        s10 += a[1] * b0; s11 += a[1] * b1;                                                      \
+                        s20 += a[2] * b0; s21 += a[2] * b1;                                                      \
+                        s30 += a[3] * b0; s31 += a[3] * b1;                                                      \
+                        s40 += a[4] * b0; s41 += a[4] * b1;                                                      \
+                        s50 += a[5] * b0; s51 += a[5] * b1;                                                      \
+                    }                                                                                            \
+                    float *out = me + (size_t)block * WG_MR * ld + p;                                            \
+                    const wg_vec sums[WG_MR][2] = {{s00, s01}, {s10, s11}, {s20, s21},                           \
+                                                   {s30, s31}, {s40, s41}, {s50, s51}};                          \
+                    for (int r = 0; r < rows; r++) {                                                             \
+                        *(wg_vec *)(out + (size_t)r * ld) = sums[r][0];                                          \
+                        *(wg_vec *)(out + (size_t)r * ld + 8) = sums[r][1];                                      \
+                    }                                                                                            \
+                }                                                                                                \
+            }                                                                                                    \
+        }                                                                                                        \
+    }
+
 // The AVX2 + FMA variants, chosen at run time on x86-64 (elsewhere both names are the base code).
 #if defined(__x86_64__)
 #define WG_AVX2_TARGET __attribute__((target("avx2,fma")))
@@ -304,6 +363,8 @@ WINOGRAD_GRADIENT(winograd_gradient_base, )
 WINOGRAD_GRADIENT(winograd_gradient_avx2, WG_AVX2_TARGET)
 WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_base, )
 WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_avx2, WG_AVX2_TARGET)
+WINOGRAD_MULTIPLY(winograd_multiply_base, )
+WINOGRAD_MULTIPLY(winograd_multiply_avx2, WG_AVX2_TARGET)
 
 void snn_winograd_filter(const float *weights, int outChannels, int inChannels, int transposeFlip, int kBegin,
                          int kEnd, float *u) {
@@ -315,11 +376,11 @@ void snn_winograd_filter(const float *weights, int outChannels, int inChannels, 
 }
 
 void snn_winograd_input(const float *x, int channels, int cBegin, int cEnd, int height, int width, long first,
-                        int count, float *v, float *scratch) {
+                        int count, int ld, float *v, float *scratch) {
     if (WG_HAS_AVX2()) {
-        winograd_input_avx2(x, channels, cBegin, cEnd, height, width, first, count, v, scratch);
+        winograd_input_avx2(x, channels, cBegin, cEnd, height, width, first, count, ld, v, scratch);
     } else {
-        winograd_input_base(x, channels, cBegin, cEnd, height, width, first, count, v, scratch);
+        winograd_input_base(x, channels, cBegin, cEnd, height, width, first, count, ld, v, scratch);
     }
 }
 
@@ -340,11 +401,26 @@ void snn_winograd_filter_gradient(const float *m, int outChannels, int inChannel
     }
 }
 
-void snn_winograd_output(const float *m, int channels, int height, int width, long first, int count,
+void snn_winograd_output(const float *m, int channels, int height, int width, long first, int count, int ld,
                          const float *bias, float *y, float *scratch) {
     if (WG_HAS_AVX2()) {
-        winograd_output_avx2(m, channels, height, width, first, count, bias, y, scratch);
+        winograd_output_avx2(m, channels, height, width, first, count, ld, bias, y, scratch);
     } else {
-        winograd_output_base(m, channels, height, width, first, count, bias, y, scratch);
+        winograd_output_base(m, channels, height, width, first, count, ld, bias, y, scratch);
+    }
+}
+
+void snn_winograd_multiply(const float *u, float *v, int outChannels, int inChannels, int count, int ld, float *m) {
+    // The last register block's tiles past `count` multiply zeros, not whatever an earlier run left.
+    const int columns = WG_ROUND_UP(count, WG_NR);
+    if (columns > count) {
+        for (size_t row = 0; row < (size_t)WG_ELEMENTS * inChannels; row++) {
+            memset(v + row * ld + count, 0, (size_t)(columns - count) * sizeof(float));
+        }
+    }
+    if (WG_HAS_AVX2()) {
+        winograd_multiply_avx2(u, v, outChannels, inChannels, ld, columns, m);
+    } else {
+        winograd_multiply_base(u, v, outChannels, inChannels, ld, columns, m);
     }
 }

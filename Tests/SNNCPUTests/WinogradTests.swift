@@ -1,3 +1,4 @@
+import CSNNKernels
 @testable import SNNCPU
 import SNNTensor
 import Testing
@@ -75,6 +76,46 @@ struct WinogradTests {
             == WinogradConv.forward(x.contiguous(), weight: w, bias: nil).toFloats())
     }
 
+    @Test("a run's products: packed filters times transforms, zeros past the last tile whatever the workspace held")
+    func runProducts() {
+        let (k, c, count, ld) = (7, 5, 19, 32)  // a partial block of 6 channels, a partial block of 16 tiles
+        let rows = (k + 5) / 6 * 6
+        let generator = RandomGenerator(seed: 21)
+        let filterValues = generator.uniform(36 * k * c), tileValues = generator.uniform(36 * c * count)
+        // u[e][k][c] packed in blocks of 6 output channels ([c][6] each), zero past k.
+        var u = [Float](repeating: 0, count: 36 * rows * c)
+        var plain = [[Float]](repeating: [Float](repeating: 0, count: c), count: 36 * k)
+        for e in 0..<36 {
+            for kk in 0..<k {
+                for cc in 0..<c {
+                    let value = 2 * filterValues[(e * k + kk) * c + cc] - 1
+                    plain[e * k + kk][cc] = value
+                    u[e * rows * c + kk / 6 * 6 * c + cc * 6 + kk % 6] = value
+                }
+            }
+        }
+        // v[e][c][p], rows of `ld`: NaN past `count`, as a block reused from other work may hold.
+        var v = [Float](repeating: .nan, count: 36 * c * ld)
+        for row in 0..<(36 * c) {
+            for p in 0..<count { v[row * ld + p] = 2 * tileValues[row * count + p] - 1 }
+        }
+        let original = v
+        var m = [Float](repeating: .nan, count: 36 * k * ld)
+        snn_winograd_multiply(u, &v, Int32(k), Int32(c), Int32(count), Int32(ld), &m)
+        var worst = 0.0
+        for e in 0..<36 {
+            for kk in 0..<k {
+                for p in 0..<count {
+                    var sum = 0.0
+                    for cc in 0..<c { sum += Double(plain[e * k + kk][cc]) * Double(original[(e * c + cc) * ld + p]) }
+                    worst = Swift.max(worst, abs(Double(m[(e * k + kk) * ld + p]) - sum))
+                }
+                for p in count..<32 { #expect(m[(e * k + kk) * ld + p] == 0, "e \(e) k \(kk) tile \(p)") }
+            }
+        }
+        #expect(worst < 1e-5)
+    }
+
     @Test("one thread gives the bits of a team (runs are independent)")
     func threadIndependent() {
         let x = random([3, 24, 18, 22], 7), w = random([20, 24, 3, 3], 8), gy = random([3, 20, 18, 22], 9)
@@ -120,12 +161,13 @@ struct WinogradTests {
         let oursData = WinogradConv.backwardData(gy, weight: w, inputShape: x.shape).toFloats()
         let oursWeight = WinogradConv.backwardWeight(gy, input: x, weightShape: w.shape, withBias: true).weight.toFloats()
         let direct = cpu.conv2d(x, weight: w, bias: b, p, algorithm: .direct).toFloats()
-        let oneDNN = cpu.conv2dImplementations(inputShape: x.shape, weightShape: w.shape, p, algorithm: .auto)
         #expect(ours != direct, "the two algorithms round differently, so the checks below can tell them apart")
         for algorithm in [ConvAlgorithm.auto, .winograd, .timed] {
             let y = cpu.conv2d(x, weight: w, bias: b, p, algorithm: algorithm).toFloats()
             let gx = cpu.conv2dBackwardData(gy, weight: w, inputShape: x.shape, p, algorithm: algorithm).toFloats()
             let gw = cpu.conv2dBackwardWeight(gy, input: x, weightShape: w.shape, withBias: true, p, algorithm: algorithm)
+            // oneDNN's choice under the same policy: on AVX-512 `.winograd` gets oneDNN's own kernel.
+            let oneDNN = cpu.conv2dImplementations(inputShape: x.shape, weightShape: w.shape, p, algorithm: algorithm)
             if oneDNN[0].contains("wino") || algorithm == .timed {
                 // oneDNN's own Winograd (AVX-512), or whichever measured faster: either is right.
                 #expect(relativeError(Tensor(y, shape: [4, 48, 12, 12]), Tensor(ours, shape: [4, 48, 12, 12])) < 1e-5)

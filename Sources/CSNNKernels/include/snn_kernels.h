@@ -75,18 +75,27 @@ void snn_window_avg_pool_backward(const float *gy, size_t planes, int height, in
 /// by `[C × count]`) and transforms the products back.
 #define SNN_WINOGRAD_MAX_TILES 256
 
-/// The filters' transforms `u[e][k][c]` (36 × `outChannels` × `inChannels`) for output channels
-/// `kBegin ..< kEnd`, rounded once from double. `weights` is `[outChannels][inChannels][3][3]`,
-/// or with `transposeFlip` (the data gradient, a convolution of the output gradient by the
-/// transposed, turned filters) `[inChannels][outChannels][3][3]` read as `g(k, c)[i][j] = weights[c][k][2 − i][2 − j]`.
+/// The filters' transforms `u[e][k][c]` (36 elements by `outChannels` by `inChannels`) for output
+/// channels `kBegin ..< kEnd`, rounded once from double, packed for ``snn_winograd_multiply``: per
+/// element, blocks of 6 output channels (the last one padded with zeros), each block
+/// `[inChannels][6]`; 36 · `roundUp(outChannels, 6)` · `inChannels` floats in all. `weights` is
+/// `[outChannels][inChannels][3][3]`, or with `transposeFlip` (the data gradient, a convolution of
+/// the output gradient by the transposed, turned filters) `[inChannels][outChannels][3][3]` read
+/// as `g(k, c)[i][j] = weights[c][k][2 − i][2 − j]`.
 void snn_winograd_filter(const float *weights, int outChannels, int inChannels, int transposeFlip, int kBegin,
                          int kEnd, float *u);
 
-/// The input transforms `v[e][c][p]` (36 × `channels` × `count`) of tiles `first ..< first + count`
-/// of `x` (images of `[channels][height][width]`, zero outside), for channels `cBegin ..< cEnd`.
-/// `scratch` holds `72·count` floats.
+/// The input transforms `v[e][c][p]` (36 × `channels` planes, rows of `ld ≥ count` floats) of
+/// tiles `first ..< first + count` of `x` (images of `[channels][height][width]`, zero outside),
+/// for channels `cBegin ..< cEnd`. `scratch` holds `72·count` floats.
 void snn_winograd_input(const float *x, int channels, int cBegin, int cEnd, int height, int width, long first,
-                        int count, float *v, float *scratch);
+                        int count, int ld, float *v, float *scratch);
+
+/// The products `m[e] = u[e] · v[e]` (`[outChannels × inChannels]` by `[inChannels × count]`) of
+/// one run, `u` packed by ``snn_winograd_filter``, `v` and `m` rows of `ld` floats, `ld` at
+/// least `count` rounded up to 16: columns `count ..<` that of `v` are zeroed first (and those of
+/// `m` get zeros). Each sum runs over input channels in order, one multiply-add per term.
+void snn_winograd_multiply(const float *u, float *v, int outChannels, int inChannels, int count, int ld, float *m);
 
 /// For the weight gradient: the transforms `g[e][k][p] = (A dY Aᵀ)[e]` (36 × `channels` ×
 /// `count`) of the output gradient's 4×4 tiles `first ..< first + count` (images of
@@ -102,9 +111,9 @@ void snn_winograd_gradient(const float *gy, int channels, int kBegin, int kEnd, 
 void snn_winograd_filter_gradient(const float *m, int outChannels, int inChannels, int kBegin, int kEnd, float *gw);
 
 /// Writes tiles `first ..< first + count` of `y` (images of `[channels][height][width]`) from the
-/// products `m[e][k][p]` (36 × `channels` × `count`), adding `bias[k]` (may be NULL); tiles'
-/// rows and columns past the image are dropped. `scratch` holds `40·count` floats.
-void snn_winograd_output(const float *m, int channels, int height, int width, long first, int count,
+/// products `m[e][k][p]` (36 × `channels` planes, rows of `ld` floats), adding `bias[k]` (may be
+/// NULL); tiles' rows and columns past the image are dropped. `scratch` holds `40·count` floats.
+void snn_winograd_output(const float *m, int channels, int height, int width, long first, int count, int ld,
                          const float *bias, float *y, float *scratch);
 
 /// `y[i] = x[i]` as uint8: truncated toward zero and saturated to 0 … 255, NaN giving 0.
