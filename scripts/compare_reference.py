@@ -25,8 +25,11 @@ MODELS = {
 
 
 def run(command):
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        # Say which side failed and why (a missing torch, tqdm or tensorboardX, a wrong checkout).
+        sys.exit(f"compare_reference: {' '.join(command)} exited with {done.returncode}:\n{done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def cpu_flags():
