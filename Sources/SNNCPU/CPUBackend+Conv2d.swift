@@ -44,7 +44,6 @@ extension CPUBackend {
         }
         let winograd = WinogradConv.chosen(
             .forward, input: x.shape, weight: weight.shape, p, algorithm,
-            oneDNNImplementation: { DNNL.locked { ConvPlan.find(x.shape, weight.shape, p, algorithm).forward.primitive.implementation } },
             timeOneDNN: { _ = oneDNN() },
             timeWinograd: { _ = WinogradConv.forward(x, weight: weight, bias: bias) })
         let limit = winograd ? SpikeConv.maximumDensityBesideWinograd : SpikeConv.maximumDensity
@@ -69,7 +68,6 @@ extension CPUBackend {
         }
         let winograd = WinogradConv.chosen(
             .backwardData, input: inputShape, weight: weight.shape, p, algorithm,
-            oneDNNImplementation: { DNNL.locked { ConvPlan.find(inputShape, weight.shape, p, algorithm).backwardData.primitive.implementation } },
             timeOneDNN: { _ = oneDNN() },
             timeWinograd: { _ = WinogradConv.backwardData(gy, weight: weight, inputShape: inputShape) })
         return winograd ? WinogradConv.backwardData(gy, weight: weight, inputShape: inputShape) : oneDNN()
@@ -98,7 +96,6 @@ extension CPUBackend {
         }
         let winograd = WinogradConv.chosen(
             .backwardWeights, input: x.shape, weight: weightShape, p, algorithm,
-            oneDNNImplementation: { DNNL.locked { ConvPlan.find(x.shape, weightShape, p, algorithm).backwardWeights.primitive.implementation } },
             timeOneDNN: { _ = oneDNN() },
             timeWinograd: { _ = WinogradConv.backwardWeight(gy, input: x, weightShape: weightShape, withBias: withBias) })
         let limit = winograd ? SpikeConv.maximumBackwardDensityBesideWinograd : SpikeConv.maximumBackwardDensity
@@ -122,17 +119,17 @@ extension CPUBackend {
 
 /// Which convolution algorithm runs, from `SNN_CONV_ALGORITHM`; ``WinogradConv/chosen`` decides
 /// where SwiftSNN's own Winograd runs in oneDNN's place:
-/// - `auto` (default): oneDNN decides per direction and problem. On AVX-512, for the benchmark
-///   layer (N 64, 128→128, 16×16, 3×3) it takes its Winograd F(4×4, 3×3) for forward and
-///   backward-data and direct convolution for backward-weights (about 490, 490 and 210
-///   GFLOP/s-equivalent on 2 Zen 4 cores, reorders included). Where oneDNN would run direct,
-///   SwiftSNN's Winograd takes the 3×3 convolutions of stride 1 and padding 1 with at least 16
-///   channels in and out (on AVX2: about 350, 350 and 410 where oneDNN's direct gives 170,
-///   170 and 150).
-/// - `direct`: oneDNN's direct convolution everywhere (about 230, 230, 210 on AVX-512).
-/// - `winograd`: oneDNN's Winograd wherever oneDNN 2.x implements it (AVX-512, 3×3, stride 1,
-///   no dilation or groups; about 490, 490, 465), SwiftSNN's wherever it covers the problem,
-///   direct elsewhere.
+/// - `auto` (default): SwiftSNN's Winograd takes the 3×3 convolutions of stride 1 and padding 1
+///   with at least 16 channels in and out, in all three directions (about 350–480 GFLOP/s-
+///   equivalent on 2 cores for the benchmark layer, N 64, 128→128, 16×16, where oneDNN's direct
+///   gives 150–230); oneDNN decides everything else. On AVX-512 oneDNN has a Winograd F(4×4, 3×3)
+///   of its own for forward and backward-data (about 400–630 on the same cores, a little faster
+///   than SwiftSNN's on 512 channels in isolation), but in whole training steps it ran no faster
+///   and held half as much memory again (its scratchpad and blocked-layout reorders), so it
+///   runs only where SwiftSNN's does not cover the problem.
+/// - `direct`: oneDNN's direct convolution everywhere.
+/// - `winograd`: SwiftSNN's Winograd wherever it covers the problem, oneDNN's wherever oneDNN 2.x
+///   implements it (AVX-512, 3×3, stride 1, no dilation or groups), direct elsewhere.
 /// - `timed`: as `auto` for oneDNN; SwiftSNN's Winograd runs where it measured faster, once per
 ///   problem (not reproducible bit for bit between runs).
 ///

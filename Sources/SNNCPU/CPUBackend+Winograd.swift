@@ -5,9 +5,10 @@ import Foundation
 import SNNTensor
 
 /// SwiftSNN's own Winograd F(4×4, 3×3) convolution, for all three passes of 3×3 convolutions of
-/// stride 1 and padding 1 on hosts where oneDNN 2.6 has no Winograd kernel (anything below
-/// AVX-512, where it runs direct convolution at about 165 GFLOP/s on 2 cores; this runs at about
-/// 350 forward and backward-data and 410 backward-weights, counted as direct, `snn bench ops`).
+/// stride 1 and padding 1 (on 2 cores about 350–480 GFLOP/s counted as direct, `snn bench ops`,
+/// where oneDNN 2.6's direct convolution runs at 150–230; oneDNN has a Winograd kernel only for
+/// AVX-512, and only for forward and backward-data: see ``ConvAlgorithm`` for why this one runs
+/// there too).
 ///
 /// The output is cut into 4×4 tiles. Each filter's 3×3 taps become 36 numbers (`U = G g Gᵀ`),
 /// each tile's 6×6 input patch too (`V = Bᵀ d B`), and the 36 elementwise products summed over
@@ -54,8 +55,6 @@ enum WinogradConv {
     /// Whether a covered convolution's `direction` runs here rather than on oneDNN, decided once
     /// per problem and policy:
     /// - `direct`: never; oneDNN's direct convolution everywhere.
-    /// - where oneDNN has its own Winograd for the problem (AVX-512 under `auto` or `winograd`),
-    ///   that one runs.
     /// - `winograd`: here.
     /// - `auto` (default): here when at least ``minimumChannels`` channels go in and out and the
     ///   4×4 tiles waste at most half their outputs (a rule from the measurements in the README,
@@ -63,26 +62,27 @@ enum WinogradConv {
     /// - `timed`: here when `timeWinograd()` beats `timeOneDNN()` (each runs twice, the first time
     ///   the problem is met, the second run timed): the faster choice for this machine, but one a
     ///   busy machine can flip between runs, so runs are then not reproducible bit for bit.
+    ///
+    /// This holds on AVX-512 hosts too, where oneDNN has a Winograd kernel of its own for the
+    /// forward and data-gradient passes: there a VGGSNN step (T=10, batch 16) held 1,485 MiB of
+    /// tensors and 2,182 MiB resident with oneDNN's (its scratchpad is about 6× the input
+    /// activation, plus reorders to and from its blocked layout) against 967 and 1,436 with this
+    /// one, and ran no faster (`snn bench train`, README).
     static func chosen(_ direction: Direction, input: [Int], weight: [Int], _ p: Conv2dParameters,
-                       _ algorithm: ConvAlgorithm, oneDNNImplementation: () -> String,
-                       timeOneDNN: () -> Void, timeWinograd: () -> Void) -> Bool {
+                       _ algorithm: ConvAlgorithm, timeOneDNN: () -> Void, timeWinograd: () -> Void) -> Bool {
         guard algorithm != .direct, covers(input: input, weight: weight, p) else { return false }
         let key = Key(direction: direction, input: input, weight: weight, algorithm: algorithm)
         if let known = lock.withLock({ decisions[key] }) { return known }
         let decision: Bool
-        if oneDNNImplementation().contains("wino") {
-            decision = false
-        } else {
-            switch algorithm {
-            case .winograd: decision = true
-            case .timed:
-                // Each once untimed first: plans, primitives and scratch are built on first use.
-                timeOneDNN()
-                let oneDNN = seconds(timeOneDNN)
-                timeWinograd()
-                decision = seconds(timeWinograd) < oneDNN
-            default: decision = pays(input: input, weight: weight)
-            }
+        switch algorithm {
+        case .winograd: decision = true
+        case .timed:
+            // Each once untimed first: plans, primitives and scratch are built on first use.
+            timeOneDNN()
+            let oneDNN = seconds(timeOneDNN)
+            timeWinograd()
+            decision = seconds(timeWinograd) < oneDNN
+        default: decision = pays(input: input, weight: weight)
         }
         lock.withLock { decisions[key] = decision }
         return decision
