@@ -301,54 +301,60 @@ enum { WG_MR = 6, WG_NR = 16 };
     }
 
 // The products `m[e] = u[e] · v[e]` of one run: `u` packed by ``snn_winograd_filter``, `v[e][c][p]`
-// and `m[e][k][p]` rows of `ld` floats, `columns` (a multiple of `WG_NR`) tiles. Each register
-// block sums over input channels in order with one multiply-add per term, so a product does not
-// depend on the blocking, the run or the thread. Per element, the loop over blocks of output
-// channels is the outer one: a block's filters (`WG_MR·inChannels` floats) stay in L1 while
-// they meet every tile, and `v[e]` stays in L2.
+// and `m[e][k][p]` rows of `ld` floats, `columns` tiles (a multiple of two `vec`s: `WG_NR` with
+// AVX2's 8 floats, 32 with AVX-512's 16). Each register block, `WG_MR` output channels by two
+// vectors of tiles, sums over input channels in order with one multiply-add per term, so a
+// product does not depend on the blocking, the vector width, the run or the thread. Per element,
+// the loop over blocks of output channels is the outer one: a block's filters (`WG_MR·inChannels`
+// floats) stay in L1 while they meet every tile, and `v[e]` stays in L2.
 typedef float wg_vec __attribute__((vector_size(32), aligned(4)));
+typedef float wg_vec16 __attribute__((vector_size(64), aligned(4)));
 
-#define WINOGRAD_MULTIPLY(name, attributes)                                                                        \
-    static attributes void name(const float *u, const float *v, int outChannels, int inChannels, int ld,         \
-                                int columns, float *m) {                                                         \
-        const int blocks = (outChannels + WG_MR - 1) / WG_MR;                                                    \
-        const size_t uPlane = (size_t)blocks * WG_MR * inChannels;                                               \
-        for (int e = 0; e < WG_ELEMENTS; e++) {                                                                  \
-            const float *ve = v + (size_t)e * inChannels * ld;                                                  \
-            float *me = m + (size_t)e * outChannels * ld;                                                       \
-            for (int block = 0; block < blocks; block++) {                                                       \
-                const float *panel = u + e * uPlane + (size_t)block * WG_MR * inChannels;                        \
-                const int rows = outChannels - block * WG_MR < WG_MR ? outChannels - block * WG_MR : WG_MR;      \
-                for (int p = 0; p < columns; p += WG_NR) {                                                       \
-                    wg_vec s00 = {0}, s01 = {0}, s10 = {0}, s11 = {0}, s20 = {0}, s21 = {0};                     \
-                    wg_vec s30 = {0}, s31 = {0}, s40 = {0}, s41 = {0}, s50 = {0}, s51 = {0};                     \
-                    const float *a = panel, *b = ve + p;                                                         \
-                    for (int c = 0; c < inChannels; c++, a += WG_MR, b += ld) {                                  \
-                        const wg_vec b0 = *(const wg_vec *)b, b1 = *(const wg_vec *)(b + 8);                     \
-                        s00 += a[0] * b0; s01 += a[0] * b1;                                                      \
-                        s10 += a[1] * b0; s11 += a[1] * b1;                                                      \
-                        s20 += a[2] * b0; s21 += a[2] * b1;                                                      \
-                        s30 += a[3] * b0; s31 += a[3] * b1;                                                      \
-                        s40 += a[4] * b0; s41 += a[4] * b1;                                                      \
-                        s50 += a[5] * b0; s51 += a[5] * b1;                                                      \
-                    }                                                                                            \
-                    float *out = me + (size_t)block * WG_MR * ld + p;                                            \
-                    const wg_vec sums[WG_MR][2] = {{s00, s01}, {s10, s11}, {s20, s21},                           \
-                                                   {s30, s31}, {s40, s41}, {s50, s51}};                          \
-                    for (int r = 0; r < rows; r++) {                                                             \
-                        *(wg_vec *)(out + (size_t)r * ld) = sums[r][0];                                          \
-                        *(wg_vec *)(out + (size_t)r * ld + 8) = sums[r][1];                                      \
-                    }                                                                                            \
-                }                                                                                                \
-            }                                                                                                    \
-        }                                                                                                        \
+#define WINOGRAD_MULTIPLY(name, attributes, vec)                                                                     \
+    static attributes void name(const float *u, const float *v, int outChannels, int inChannels, int ld,             \
+                                int columns, float *m) {                                                             \
+        const int blocks = (outChannels + WG_MR - 1) / WG_MR, lanes = (int)(sizeof(vec) / sizeof(float));            \
+        const size_t uPlane = (size_t)blocks * WG_MR * inChannels;                                                   \
+        for (int e = 0; e < WG_ELEMENTS; e++) {                                                                      \
+            const float *ve = v + (size_t)e * inChannels * ld;                                                       \
+            float *me = m + (size_t)e * outChannels * ld;                                                            \
+            for (int block = 0; block < blocks; block++) {                                                           \
+                const float *panel = u + e * uPlane + (size_t)block * WG_MR * inChannels;                            \
+                const int rows = outChannels - block * WG_MR < WG_MR ? outChannels - block * WG_MR : WG_MR;          \
+                for (int p = 0; p < columns; p += 2 * lanes) {                                                       \
+                    vec s00 = {0}, s01 = {0}, s10 = {0}, s11 = {0}, s20 = {0}, s21 = {0};                            \
+                    vec s30 = {0}, s31 = {0}, s40 = {0}, s41 = {0}, s50 = {0}, s51 = {0};                            \
+                    const float *a = panel, *b = ve + p;                                                             \
+                    for (int c = 0; c < inChannels; c++, a += WG_MR, b += ld) {                                      \
+                        const vec b0 = *(const vec *)b, b1 = *(const vec *)(b + lanes);                              \
+                        s00 += a[0] * b0; s01 += a[0] * b1;                                                          \
+                        s10 += a[1] * b0; s11 += a[1] * b1;                                                          \
+                        s20 += a[2] * b0; s21 += a[2] * b1;                                                          \
+                        s30 += a[3] * b0; s31 += a[3] * b1;                                                          \
+                        s40 += a[4] * b0; s41 += a[4] * b1;                                                          \
+                        s50 += a[5] * b0; s51 += a[5] * b1;                                                          \
+                    }                                                                                                \
+                    float *out = me + (size_t)block * WG_MR * ld + p;                                                \
+                    const vec sums[WG_MR][2]      = {{s00, s01}, {s10, s11}, {s20, s21},                             \
+                                                   {s30, s31}, {s40, s41}, {s50, s51}};                              \
+                    for (int r = 0; r < rows; r++) {                                                                 \
+                        *(vec *)(out + (size_t)r * ld) = sums[r][0];                                                 \
+                        *(vec *)(out + (size_t)r * ld + lanes) = sums[r][1];                                         \
+                    }                                                                                                \
+                }                                                                                                    \
+            }                                                                                                        \
+        }                                                                                                            \
     }
 
 // The AVX2 + FMA variants, chosen at run time on x86-64 (elsewhere both names are the base code).
 #if defined(__x86_64__)
 #define WG_AVX2_TARGET __attribute__((target("avx2,fma")))
 #define WG_HAS_AVX2() (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+#define WG_AVX512_TARGET __attribute__((target("avx512f,fma")))
+#define WG_HAS_AVX512() __builtin_cpu_supports("avx512f")
 #else
+#define WG_AVX512_TARGET
+#define WG_HAS_AVX512() 0
 #define WG_AVX2_TARGET
 #define WG_HAS_AVX2() 0
 #endif
@@ -363,8 +369,9 @@ WINOGRAD_GRADIENT(winograd_gradient_base, )
 WINOGRAD_GRADIENT(winograd_gradient_avx2, WG_AVX2_TARGET)
 WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_base, )
 WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_avx2, WG_AVX2_TARGET)
-WINOGRAD_MULTIPLY(winograd_multiply_base, )
-WINOGRAD_MULTIPLY(winograd_multiply_avx2, WG_AVX2_TARGET)
+WINOGRAD_MULTIPLY(winograd_multiply_base, , wg_vec)
+WINOGRAD_MULTIPLY(winograd_multiply_avx2, WG_AVX2_TARGET, wg_vec)
+WINOGRAD_MULTIPLY(winograd_multiply_avx512, WG_AVX512_TARGET, wg_vec16)
 
 void snn_winograd_filter(const float *weights, int outChannels, int inChannels, int transposeFlip, int kBegin,
                          int kEnd, float *u) {
@@ -411,14 +418,17 @@ void snn_winograd_output(const float *m, int channels, int height, int width, lo
 }
 
 void snn_winograd_multiply(const float *u, float *v, int outChannels, int inChannels, int count, int ld, float *m) {
+    const int avx512 = WG_HAS_AVX512(), avx2 = WG_HAS_AVX2();
     // The last register block's tiles past `count` multiply zeros, not whatever an earlier run left.
-    const int columns = WG_ROUND_UP(count, WG_NR);
+    const int columns = WG_ROUND_UP(count, avx512 ? 2 * WG_NR : WG_NR);
     if (columns > count) {
         for (size_t row = 0; row < (size_t)WG_ELEMENTS * inChannels; row++) {
             memset(v + row * ld + count, 0, (size_t)(columns - count) * sizeof(float));
         }
     }
-    if (WG_HAS_AVX2()) {
+    if (avx512) {
+        winograd_multiply_avx512(u, v, outChannels, inChannels, ld, columns, m);
+    } else if (avx2) {
         winograd_multiply_avx2(u, v, outChannels, inChannels, ld, columns, m);
     } else {
         winograd_multiply_base(u, v, outChannels, inChannels, ld, columns, m);

@@ -93,8 +93,8 @@ void snn_winograd_input(const float *x, int channels, int cBegin, int cEnd, int 
 
 /// The products `m[e] = u[e] · v[e]` (`[outChannels × inChannels]` by `[inChannels × count]`) of
 /// one run, `u` packed by ``snn_winograd_filter``, `v` and `m` rows of `ld` floats, `ld` at
-/// least `count` rounded up to 16: columns `count ..<` that of `v` are zeroed first (and those of
-/// `m` get zeros). Each sum runs over input channels in order, one multiply-add per term.
+/// least `count` rounded up to 32 (the AVX-512 variant's block; 16 elsewhere): columns `count ..<`
+/// that of `v` are zeroed first (and those of `m` get zeros). Each sum runs over input channels in order, one multiply-add per term.
 void snn_winograd_multiply(const float *u, float *v, int outChannels, int inChannels, int count, int ld, float *m);
 
 /// For the weight gradient: the transforms `g[e][k][p] = (A dY Aᵀ)[e]` (36 × `channels` ×
