@@ -373,6 +373,10 @@ WINOGRAD_MULTIPLY(winograd_multiply_base, , wg_vec)
 WINOGRAD_MULTIPLY(winograd_multiply_avx2, WG_AVX2_TARGET, wg_vec)
 WINOGRAD_MULTIPLY(winograd_multiply_avx512, WG_AVX512_TARGET, wg_vec16)
 
+size_t snn_winograd_filter_floats(int outChannels, int inChannels) {
+    return (size_t)WG_ELEMENTS * WG_ROUND_UP(outChannels, WG_MR) * inChannels;
+}
+
 void snn_winograd_filter(const float *weights, int outChannels, int inChannels, int transposeFlip, int kBegin,
                          int kEnd, float *u) {
     if (WG_HAS_AVX2()) {

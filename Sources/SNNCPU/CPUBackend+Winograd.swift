@@ -205,7 +205,7 @@ enum WinogradConv {
         let runs = (tiles + tilesPerRun - 1) / tilesPerRun
 
         // Filters' transforms [36][K][C], packed in blocks of 6 output channels, split over them.
-        let uStorage = Tensor.empty([elements * (k + 5) / 6 * 6 * c], device: .cpu)
+        let uStorage = Tensor.empty([Int(snn_winograd_filter_floats(Int32(k), Int32(c)))], device: .cpu)
         let u = uStorage.pointer(as: Float.self)
         let pw = UnsafePointer(weight.pointer(as: Float.self))
         Parallel.forEachRange(k, cost: c * elements) { range in

@@ -85,6 +85,10 @@ void snn_window_avg_pool_backward(const float *gy, size_t planes, int height, in
 void snn_winograd_filter(const float *weights, int outChannels, int inChannels, int transposeFlip, int kBegin,
                          int kEnd, float *u);
 
+/// The floats ``snn_winograd_filter`` writes for all output channels: 36 · `roundUp(outChannels, 6)` ·
+/// `inChannels`.
+size_t snn_winograd_filter_floats(int outChannels, int inChannels);
+
 /// The input transforms `v[e][c][p]` (36 × `channels` planes, rows of `ld ≥ count` floats) of
 /// tiles `first ..< first + count` of `x` (images of `[channels][height][width]`, zero outside),
 /// for channels `cBegin ..< cEnd`. `scratch` holds `72·count` floats.
@@ -94,7 +98,8 @@ void snn_winograd_input(const float *x, int channels, int cBegin, int cEnd, int 
 /// The products `m[e] = u[e] · v[e]` (`[outChannels × inChannels]` by `[inChannels × count]`) of
 /// one run, `u` packed by ``snn_winograd_filter``, `v` and `m` rows of `ld` floats, `ld` at
 /// least `count` rounded up to 32 (the AVX-512 variant's block; 16 elsewhere): columns `count ..<`
-/// that of `v` are zeroed first (and those of `m` get zeros). Each sum runs over input channels in order, one multiply-add per term.
+/// that of `v` are zeroed first (and those of `m` get zeros). Each sum runs over input channels
+/// in order, one multiply-add per term.
 void snn_winograd_multiply(const float *u, float *v, int outChannels, int inChannels, int count, int ld, float *m);
 
 /// For the weight gradient: the transforms `g[e][k][p] = (A dY Aᵀ)[e]` (36 × `channels` ×
