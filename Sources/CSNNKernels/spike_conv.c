@@ -2,26 +2,52 @@
 
 #include <string.h>
 
-long snn_pack_spikes(const float *input, int channels, int height, int width, uint64_t *bits) {
-    const int words = (channels + 63) / 64;
-    const size_t plane = (size_t)height * width;
-    memset(bits, 0, plane * words * sizeof(uint64_t));
-    long ones = 0;
-    for (int c = 0; c < channels; c++) {
-        const float *p = input + (size_t)c * plane;
-        const uint64_t bit = 1ull << (c & 63);
-        uint64_t *b = bits + c / 64;
-        for (size_t i = 0; i < plane; i++) {
-            const float v = p[i];
-            if (v == 1.0f) {
-                b[i * words] |= bit;
-                ones++;
-            } else if (v != 0.0f) {
-                return -1;
-            }
-        }
+// The packing, defined twice below (AVX2 and the base instruction set): per word of 64
+// channels and chunk of `SPIKE_PACK_CHUNK` pixels, each channel's plane is read in order and
+// ORs its bit into the chunk's masks, without branching on the values, so the loop over pixels
+// vectorises. A value neither 0 nor 1 (NaN included) marks the chunk, and the call returns -1
+// at the end of that chunk. (A loop over channels then pixels that branched on each value and
+// set bits scattered `words` apart took 4.5 % of a ResNet-19 step's CPU time, `perf record`.)
+enum { SPIKE_PACK_CHUNK = 64 };
+#define SPIKE_PACK(NAME, ATTRIBUTES)                                                                  \
+    ATTRIBUTES static long NAME(const float *input, int channels, int height, int width, uint64_t *bits) { \
+        const int words = (channels + 63) / 64;                                                        \
+        const size_t plane = (size_t)height * width;                                                   \
+        long ones = 0;                                                                                 \
+        for (int w = 0; w < words; w++) {                                                              \
+            const int count = channels - 64 * w < 64 ? channels - 64 * w : 64;                         \
+            for (size_t i0 = 0; i0 < plane; i0 += SPIKE_PACK_CHUNK) {                                  \
+                const int n = plane - i0 < SPIKE_PACK_CHUNK ? (int)(plane - i0) : SPIKE_PACK_CHUNK;    \
+                uint64_t masks[SPIKE_PACK_CHUNK] = {0};                                                \
+                int bad = 0;                                                                           \
+                for (int c = 0; c < count; c++) {                                                      \
+                    const float *p = input + (size_t)(64 * w + c) * plane + i0;                        \
+                    for (int j = 0; j < n; j++) {                                                      \
+                        const float v = p[j];                                                          \
+                        masks[j] |= (uint64_t)(v == 1.0f) << c;                                        \
+                        bad |= (v != 0.0f) & (v != 1.0f);                                              \
+                    }                                                                                  \
+                }                                                                                      \
+                if (bad) return -1;                                                                    \
+                for (int j = 0; j < n; j++) {                                                          \
+                    bits[(i0 + j) * words + w] = masks[j];                                             \
+                    ones += __builtin_popcountll(masks[j]);                                            \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
+        return ones;                                                                                   \
     }
-    return ones;
+
+SPIKE_PACK(spike_pack_base, )
+#if defined(__x86_64__)
+SPIKE_PACK(spike_pack_avx2, __attribute__((target("avx2,popcnt"))))
+#endif
+
+long snn_pack_spikes(const float *input, int channels, int height, int width, uint64_t *bits) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2")) return spike_pack_avx2(input, channels, height, width, bits);
+#endif
+    return spike_pack_base(input, channels, height, width, bits);
 }
 
 typedef float v8 __attribute__((vector_size(32), aligned(32)));

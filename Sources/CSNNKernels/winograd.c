@@ -346,6 +346,59 @@ typedef float wg_vec16 __attribute__((vector_size(64), aligned(4)));
         }                                                                                                            \
     }
 
+// The weight gradient's products of one element: `m[k][c] (+)= Σ_p g[k][p] · v[c][p]` over a
+// step of `count` tiles, `g` `[outChannels][count]`, `v` `[inChannels][count]`, `m`
+// `[outChannels][inChannels]`. `v` is first packed into blocks of two `vec`s of channels, each
+// `[count][2·lanes]` (zeros past the last channel), into `pack`; then per block of channels
+// (its pack stays in L1) every block of `WG_MR` output channels sums over the step's tiles in
+// order in registers and adds the sums to `m` once (or stores them, on a step without
+// `accumulate`), so each sum's order does not depend on the blocking or the thread.
+#define WINOGRAD_MULTIPLY_GRADIENT(name, attributes, vec)                                                            \
+    static attributes void name(const float *g, const float *v, int outChannels, int inChannels, int count,          \
+                                int accumulate, float *m, float *pack) {                                             \
+        enum { lanes = (int)(sizeof(vec) / sizeof(float)), width = 2 * lanes };                                      \
+        for (int c0 = 0; c0 < inChannels; c0 += width) {                                                             \
+            const int columns = inChannels - c0 < width ? inChannels - c0 : width;                                   \
+            for (int p = 0; p < count; p++) {                                                                        \
+                float *row = pack + (size_t)p * width;                                                               \
+                for (int j = 0; j < columns; j++) row[j] = v[(size_t)(c0 + j) * count + p];                          \
+                for (int j = columns; j < width; j++) row[j] = 0;                                                    \
+            }                                                                                                        \
+            for (int k0 = 0; k0 < outChannels; k0 += WG_MR) {                                                        \
+                const int rows = outChannels - k0 < WG_MR ? outChannels - k0 : WG_MR;                                \
+                const float *a[WG_MR];                                                                               \
+                for (int r = 0; r < WG_MR; r++) a[r] = g + (size_t)(k0 + (r < rows ? r : 0)) * count;                \
+                vec s00 = {0}, s01 = {0}, s10 = {0}, s11 = {0}, s20 = {0}, s21 = {0};                                \
+                vec s30 = {0}, s31 = {0}, s40 = {0}, s41 = {0}, s50 = {0}, s51 = {0};                                \
+                const float *b = pack;                                                                               \
+                for (int p = 0; p < count; p++, b += width) {                                                        \
+                    const vec b0 = *(const vec *)b, b1 = *(const vec *)(b + lanes);                                  \
+                    s00 += a[0][p] * b0; s01 += a[0][p] * b1;                                                        \
+                    s10 += a[1][p] * b0; s11 += a[1][p] * b1;                                                        \
+                    s20 += a[2][p] * b0; s21 += a[2][p] * b1;                                                        \
+                    s30 += a[3][p] * b0; s31 += a[3][p] * b1;                                                        \
+                    s40 += a[4][p] * b0; s41 += a[4][p] * b1;                                                        \
+                    s50 += a[5][p] * b0; s51 += a[5][p] * b1;                                                        \
+                }                                                                                                    \
+                const vec sums[WG_MR][2] = {{s00, s01}, {s10, s11}, {s20, s21},                                      \
+                                            {s30, s31}, {s40, s41}, {s50, s51}};                                     \
+                for (int r = 0; r < rows; r++) {                                                                     \
+                    float *out = m + (size_t)(k0 + r) * inChannels + c0;                                             \
+                    const float *sum = (const float *)&sums[r][0];                                                   \
+                    if (columns == width && accumulate) {                                                            \
+                        *(vec *)out += sums[r][0];                                                                   \
+                        *(vec *)(out + lanes) += sums[r][1];                                                         \
+                    } else if (columns == width) {                                                                   \
+                        *(vec *)out = sums[r][0];                                                                    \
+                        *(vec *)(out + lanes) = sums[r][1];                                                          \
+                    } else {                                                                                         \
+                        for (int j = 0; j < columns; j++) out[j] = (accumulate ? out[j] : 0.0f) + sum[j];            \
+                    }                                                                                                \
+                }                                                                                                    \
+            }                                                                                                        \
+        }                                                                                                            \
+    }
+
 // The AVX2 + FMA variants, chosen at run time on x86-64 (elsewhere both names are the base code).
 #if defined(__x86_64__)
 #define WG_AVX2_TARGET __attribute__((target("avx2,fma")))
@@ -372,6 +425,9 @@ WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_avx2, WG_AVX2_TARGET)
 WINOGRAD_MULTIPLY(winograd_multiply_base, , wg_vec)
 WINOGRAD_MULTIPLY(winograd_multiply_avx2, WG_AVX2_TARGET, wg_vec)
 WINOGRAD_MULTIPLY(winograd_multiply_avx512, WG_AVX512_TARGET, wg_vec16)
+WINOGRAD_MULTIPLY_GRADIENT(winograd_multiply_gradient_base, , wg_vec)
+WINOGRAD_MULTIPLY_GRADIENT(winograd_multiply_gradient_avx2, WG_AVX2_TARGET, wg_vec)
+WINOGRAD_MULTIPLY_GRADIENT(winograd_multiply_gradient_avx512, WG_AVX512_TARGET, wg_vec16)
 
 size_t snn_winograd_filter_floats(int outChannels, int inChannels) {
     return (size_t)WG_ELEMENTS * WG_ROUND_UP(outChannels, WG_MR) * inChannels;
@@ -436,5 +492,18 @@ void snn_winograd_multiply(const float *u, float *v, int outChannels, int inChan
         winograd_multiply_avx2(u, v, outChannels, inChannels, ld, columns, m);
     } else {
         winograd_multiply_base(u, v, outChannels, inChannels, ld, columns, m);
+    }
+}
+
+size_t snn_winograd_gradient_pack_floats(int count) { return (size_t)2 * 16 * count; }
+
+void snn_winograd_multiply_gradient(const float *g, const float *v, int outChannels, int inChannels, int count,
+                                    int accumulate, float *m, float *pack) {
+    if (WG_HAS_AVX512()) {
+        winograd_multiply_gradient_avx512(g, v, outChannels, inChannels, count, accumulate, m, pack);
+    } else if (WG_HAS_AVX2()) {
+        winograd_multiply_gradient_avx2(g, v, outChannels, inChannels, count, accumulate, m, pack);
+    } else {
+        winograd_multiply_gradient_base(g, v, outChannels, inChannels, count, accumulate, m, pack);
     }
 }

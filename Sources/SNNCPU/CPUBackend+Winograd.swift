@@ -1,4 +1,3 @@
-import COpenBLAS
 import COpenMP
 import CSNNKernels
 import Foundation
@@ -17,8 +16,7 @@ import SNNTensor
 /// gradient products are our own kernel (`snn_winograd_multiply`, 6×16 register blocks) over
 /// filter transforms packed once per call; OpenBLAS, which repacked each 1 MB `U[e]` for every
 /// run, spent 8.6 % of a VGGSNN step doing so. Runs of ``tilesPerRun`` tiles are independent:
-/// threads take whole runs, and each run's products go on that thread (the weight gradient's
-/// OpenBLAS SGEMMs stay single-threaded inside an OpenMP region), so the result does not
+/// threads take whole runs, and each run's products go on that thread, so the result does not
 /// depend on the thread count. The data gradient is the same convolution of the output gradient
 /// by the transposed filters turned by 180°; the weight gradient, ``backwardWeight``, sums the
 /// same transforms' products over tiles.
@@ -127,10 +125,11 @@ enum WinogradConv {
     /// of the allocator's cache instead of holding three (ResNet-19's peak memory grew by a
     /// third less). Forward and data gradient: per thread a run's input transforms and products
     /// (`36·channels·64`) and scratch (`72·64`); weight gradient: a step's transforms
-    /// (`36·channels·128`) and per-thread scratch (`72·128`).
+    /// (`36·channels·128`) and per-thread scratch (`72·128`) and packed transforms.
     static func workspaceFloats(channels: Int, threads: Int) -> Int {
-        Swift.max(threads * (36 * channels + 72) * tilesPerRun,
-                  36 * channels * tilesPerGradientStep + threads * 72 * tilesPerGradientStep)
+        let pack = Int(snn_winograd_gradient_pack_floats(Int32(tilesPerGradientStep)))
+        return Swift.max(threads * (36 * channels + 72) * tilesPerRun,
+                         36 * channels * tilesPerGradientStep + threads * (72 * tilesPerGradientStep + pack))
     }
 
     /// `conv2dBackwardWeight(gradOutput, input: x)` for a covered problem: per 4×4 tile the
@@ -139,7 +138,9 @@ enum WinogradConv {
     ///
     /// Each step of ``tilesPerGradientStep`` tiles: every thread transforms its share of the input
     /// and gradient channels; after a barrier, thread `t` adds the products of elements
-    /// `t, t + threads, …` to their sums; a second barrier ends the step. Each element's sum
+    /// `t, t + threads, …` to their sums (`snn_winograd_multiply_gradient`, our own kernel: with
+    /// OpenBLAS's SGEMM, which packed both operands on every call, the products took about 45 %
+    /// more time, `perf record` over ResNet-19's step); a second barrier ends the step. Each element's sum
     /// runs over the steps in order on one thread, so the result does not depend on the thread
     /// count.
     static func backwardWeight(_ gradOutput: Tensor, input x: Tensor, weightShape: [Int], withBias: Bool)
@@ -158,6 +159,7 @@ enum WinogradConv {
         let v = workspace.pointer(as: Float.self)
         let g = v + elements * c * step
         let scratch = g + elements * k * step
+        let packs = scratch + threads * 72 * step, packFloats = Int(snn_winograd_gradient_pack_floats(Int32(step)))
         let sumsStorage = Tensor.empty([elements * k * c], device: .cpu)
         let m = sumsStorage.pointer(as: Float.self)
         let px = UnsafePointer(x.pointer(as: Float.self)), pgy = UnsafePointer(gy.pointer(as: Float.self))
@@ -179,8 +181,8 @@ enum WinogradConv {
                 if team > 1 { GOMP_barrier() }
                 var e = thread
                 while e < elements {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, k32, c32, Int32(count), 1, g + e * k * count,
-                                Int32(count), v + e * c * count, Int32(count), s == 0 ? 0 : 1, m + e * k * c, c32)
+                    snn_winograd_multiply_gradient(g + e * k * count, v + e * c * count, k32, c32, Int32(count),
+                                                   s == 0 ? 0 : 1, m + e * k * c, packs + (thread % threads) * packFloats)
                     e += team
                 }
                 if team > 1 { GOMP_barrier() }

@@ -1,3 +1,4 @@
+import CSNNKernels
 @testable import SNNCPU
 import SNNTensor
 import SNNTestSupport
@@ -123,6 +124,27 @@ struct SpikeConvTests {
             try #require(SpikeConv.forward(x, weight: weight, bias: nil, p, force: true)).toFloats()
         }
         #expect(split == serial)
+    }
+
+    /// 70 channels (a full and a partial word) over 9×11 pixels (a full and a partial chunk of 64).
+    @Test("spikes packed into bit masks per pixel: every bit, the count of ones, and -1 for a value not 0 or 1")
+    func packing() {
+        let (c, h, w) = (70, 9, 11)
+        let values = RandomInputs(seed: 5).uniformValues(c * h * w).map { Float($0 < 0.2 ? 1 : 0) }
+        var bits = [UInt64](repeating: 0xdead, count: h * w * 2)
+        #expect(snn_pack_spikes(values, Int32(c), Int32(h), Int32(w), &bits) == values.filter { $0 == 1 }.count)
+        for pixel in 0..<(h * w) {
+            for channel in 0..<c {
+                let bit = bits[pixel * 2 + channel / 64] >> UInt64(channel % 64) & 1
+                #expect(bit == (values[channel * h * w + pixel] == 1 ? 1 : 0), "pixel \(pixel) channel \(channel)")
+            }
+            #expect(bits[pixel * 2 + 1] >> 6 == 0, "pixel \(pixel): bits past the last channel")
+        }
+        for bad in [Float(0.5), -1, .nan, 2] {
+            var broken = values
+            broken[69 * h * w + 98] = bad  // the last channel's last pixel: the last word's partial chunk
+            #expect(snn_pack_spikes(broken, Int32(c), Int32(h), Int32(w), &bits) == -1, "\(bad)")
+        }
     }
 
     @Test("dense spikes, plain values, groups and dilation go to oneDNN")

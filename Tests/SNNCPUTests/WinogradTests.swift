@@ -46,6 +46,9 @@ struct WinogradTests {
         // Exactly one tile per image, and 2×2 images in one tile.
         Case(input: [70, 8, 4, 4], outChannels: 8, bias: true),
         Case(input: [9, 6, 2, 2], outChannels: 5, bias: false),
+        // 168 tiles: the weight gradient's products sum over two steps of tiles (128, then 40),
+        // over a whole and a partial block of channels.
+        Case(input: [3, 37, 30, 26], outChannels: 20, bias: false),
     ]
 
     @Test("forward, data and weight gradients equal the reference to 2e-5 of the largest value", arguments: cases)
@@ -114,6 +117,28 @@ struct WinogradTests {
                     worst = Swift.max(worst, abs(Double(m[(e * k + kk) * ld + p]) - sum))
                 }
                 for p in count..<zeroedTo { #expect(m[(e * k + kk) * ld + p] == 0, "e \(e) k \(kk) tile \(p)") }
+            }
+        }
+        #expect(worst < 1e-5)
+    }
+
+    /// A partial block of 6 output channels, a whole and a partial block of input channels (32 with
+    /// AVX-512, 16 with AVX2), and a step added to sums already there.
+    @Test("a step's weight-gradient products: g times v transposed, stored or added", arguments: [false, true])
+    func gradientProducts(accumulate: Bool) {
+        let (k, c, count) = (7, 37, 19)
+        let generator = RandomGenerator(seed: 22)
+        let g = generator.uniform(k * count).map { 2 * $0 - 1 }, v = generator.uniform(c * count).map { 2 * $0 - 1 }
+        let before = generator.uniform(k * c)
+        var m = accumulate ? before : [Float](repeating: .nan, count: k * c)
+        var pack = [Float](repeating: .nan, count: Int(snn_winograd_gradient_pack_floats(Int32(count))))
+        snn_winograd_multiply_gradient(g, v, Int32(k), Int32(c), Int32(count), accumulate ? 1 : 0, &m, &pack)
+        var worst = 0.0
+        for kk in 0..<k {
+            for cc in 0..<c {
+                var sum = accumulate ? Double(before[kk * c + cc]) : 0
+                for p in 0..<count { sum += Double(g[kk * count + p]) * Double(v[cc * count + p]) }
+                worst = Swift.max(worst, abs(Double(m[kk * c + cc]) - sum))
             }
         }
         #expect(worst < 1e-5)

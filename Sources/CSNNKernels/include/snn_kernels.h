@@ -110,6 +110,18 @@ void snn_winograd_multiply(const float *u, float *v, int outChannels, int inChan
 void snn_winograd_gradient(const float *gy, int channels, int kBegin, int kEnd, int height, int width, long first,
                            int count, float *g, float *scratch);
 
+/// The weight gradient's products of one element over a step of `count` tiles:
+/// `m[k][c] = Σ_p g[k][p] · v[c][p]`, added to `m` with `accumulate` (`g` `[outChannels][count]`
+/// from ``snn_winograd_gradient``, `v` `[inChannels][count]` from ``snn_winograd_input``, `m`
+/// `[outChannels][inChannels]`). Each sum runs over the tiles in order, one multiply-add per term,
+/// then is added to `m` once. `pack` holds ``snn_winograd_gradient_pack_floats``(`count`) floats,
+/// 64-byte aligned.
+void snn_winograd_multiply_gradient(const float *g, const float *v, int outChannels, int inChannels, int count,
+                                    int accumulate, float *m, float *pack);
+
+/// The scratch floats ``snn_winograd_multiply_gradient`` packs a step of `count` tiles into.
+size_t snn_winograd_gradient_pack_floats(int count);
+
 /// The weight gradient `gw[k][c][3][3] = Gᵀ m[·][k][c] G` (in double, rounded once) for output
 /// channels `kBegin ..< kEnd`, from the summed products `m[e][k][c]` (36 × `outChannels` ×
 /// `inChannels`).
