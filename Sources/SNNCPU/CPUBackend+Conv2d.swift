@@ -98,7 +98,7 @@ extension CPUBackend {
             .backwardWeights, input: x.shape, weight: weightShape, p, algorithm,
             timeOneDNN: { _ = oneDNN() },
             timeWinograd: { _ = WinogradConv.backwardWeight(gy, input: x, weightShape: weightShape, withBias: withBias) })
-        let limit = winograd ? SpikeConv.maximumBackwardDensityBesideWinograd : SpikeConv.maximumBackwardDensity
+        let limit = SpikeConv.backwardDensityLimit(p, besideWinograd: winograd)
         if algorithm == .selected,
            let g = SpikeConv.backwardWeight(gy, input: spikes, weightShape: weightShape, withBias: withBias, p, densityLimit: limit) {
             return g

@@ -110,6 +110,15 @@ enum SpikeConv {
     /// Pooled spikes, about 45 % nonzero in VGGSNN, stay dense.
     static let maximumBackwardDensity = 0.3
 
+    /// The same for strided convolutions (ResNet-19's downsampling layers), where a one reaches
+    /// an output position from only some of its taps and the kernel pays for all of them: on
+    /// ResNet-19's two stride-2 layers (`snn bench ops --conv-channels 128,256 --conv-size 32
+    /// --conv-stride 2`, and 256,512 at 16) it ran at 170–175 GFLOP/s-equivalent with 10 % ones
+    /// and 103–112 with 20 %, where oneDNN's dense pass ran at 278–281 on an AVX-512 host (on an
+    /// AVX2 host its direct weight gradient ran at 138–149 on the stride-1 benchmark layer, so
+    /// there too the kernel would lose at 20 %). ResNet-19's spikes run at 14–23 %.
+    static let maximumStridedBackwardDensity = 0.05
+
     /// The same where the dense alternative is SwiftSNN's Winograd weight gradient. With 20 %
     /// ones Winograd won on every layer measured (`snn bench ops --conv-channels …`: 512 channels
     /// at 12×12, 479 GFLOP/s-equivalent against the spike kernel's 447; 256 at 24×24, 422 against
@@ -117,6 +126,13 @@ enum SpikeConv {
     /// 10 % the spike kernel won on the wider layers (744–820 against about 450 at 512 channels)
     /// and tied on the others. VGGSNN's and ResNet-19's spikes run at 14–23 %.
     static let maximumBackwardDensityBesideWinograd = 0.12
+
+    /// The most ones the weight gradient from spikes takes for a convolution of parameters `p`
+    /// whose dense weight gradient would be SwiftSNN's Winograd (`besideWinograd`) or oneDNN's.
+    static func backwardDensityLimit(_ p: Conv2dParameters, besideWinograd: Bool) -> Double {
+        if besideWinograd { return maximumBackwardDensityBesideWinograd }
+        return p.strideH == 1 && p.strideW == 1 ? maximumBackwardDensity : maximumStridedBackwardDensity
+    }
 
     /// The gradient of `conv2d(x, weight, bias)`'s weight (and bias) from the spikes of `x`, or
     /// nil when `x` is not spikes, too dense, or the convolution grouped or dilated.

@@ -11,7 +11,7 @@ struct BenchOps: ParsableCommand {
         discussion: """
             Shapes: conv N=64 (batch×T), 128→128 channels, 16×16, 3×3, padding 1 (--conv-batch, \
             --conv-channels and --conv-size choose another layer, e.g. VGGSNN's widest at T=10, batch 16: \
-            --conv-batch 160 --conv-channels 512 --conv-size 12), forward and \
+            --conv-batch 160 --conv-channels 512 --conv-size 12; --conv-stride 2 a downsampling layer), forward and \
             weight gradient also on spikes with 10% and 20% ones (counted at the dense operations); GEMM 1024³; \
             neuronScan T=6 over 64·128·16·16 neurons (triangle surrogate, hard reset); the TRT \
             penalty with its gradient over VGGSNN's regularised weights (9,265,984 conv, BN γ and \
@@ -36,6 +36,9 @@ struct BenchOps: ParsableCommand {
     @Option(help: "Height and width of the convolution's input: H or HxW.")
     var convSize: String = "16"
 
+    @Option(help: "Stride of the convolution (3×3, padding 1), e.g. 2 for ResNet-19's downsampling layers.")
+    var convStride: Int = 1
+
     @Option(help: "Comma-separated kernel groups to time: conv, gemm, neuron, trt.")
     var kernels: String = "conv,gemm,neuron,trt"
 
@@ -51,6 +54,7 @@ struct BenchOps: ParsableCommand {
         let unknown = Set(groups).subtracting(["conv", "gemm", "neuron", "trt"])
         guard unknown.isEmpty else { throw FlagError("--kernels accepts conv, gemm, neuron, trt; got \(unknown.sorted().joined(separator: ", "))") }
         guard convBatch >= 1 else { throw FlagError("--conv-batch must be at least 1, got \(convBatch)") }
+        guard convStride >= 1 else { throw FlagError("--conv-stride must be at least 1, got \(convStride)") }
         _ = try convShape()
         try DeviceFlag.check(device)
     }
@@ -86,11 +90,12 @@ struct BenchOps: ParsableCommand {
         let (c, o, h, w) = try convShape()
         let n = convBatch
         if groups.contains("conv") {
-        let p = Conv2dParameters(stride: (1, 1), padding: (1, 1))
+        let p = Conv2dParameters(stride: (convStride, convStride), padding: (1, 1))
+        let (ho, wo) = ((h - 1) / convStride + 1, (w - 1) / convStride + 1)
         let x = normal([n, c, h, w])
         let weight = normal([o, c, 3, 3], std: 0.05)
-        let gy = normal([n, o, h, w])
-        let convFlops = 2.0 * Double(n * o * c * 9 * h * w)
+        let gy = normal([n, o, ho, wo])
+        let convFlops = 2.0 * Double(n * o * c * 9 * ho * wo)
         let fwd = time { _ = backend.conv2d(x, weight: weight, bias: nil, p) }
         let bwdData = time { _ = backend.conv2dBackwardData(gy, weight: weight, inputShape: x.shape, p) }
         let bwdWeight = time { _ = backend.conv2dBackwardWeight(gy, input: x, weightShape: weight.shape, withBias: false, p) }
@@ -152,7 +157,7 @@ struct BenchOps: ParsableCommand {
         }
 
         let shapes: [String: Any] = [
-            "conv2d": ["input": [n, c, h, w], "weight": [o, c, 3, 3], "stride": 1, "padding": 1],
+            "conv2d": ["input": [n, c, h, w], "weight": [o, c, 3, 3], "stride": convStride, "padding": 1],
             "gemm": [m, m, m],
             "neuron_scan": ["T": steps, "neurons": neurons, "surrogate": "triangle(1.0)", "reset": "hard(0)"],
             "trt_regularizer": ["T": trtSteps, "weights": trtShapes.count, "elements": trtShapes.map { $0.reduce(1, *) }.reduce(0, +)],
