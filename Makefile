@@ -32,9 +32,14 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product snn
 
+# Suites of SwiftSNN's C kernels, run again with each instruction-set variant below the host's.
+ISA_SUITES = WinogradTests|SpikeConvTests|CPUKernelTests|DNNLSmokeTests|ParallelTests
+
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	SNN_MAX_CPU_ISA=avx2 $(SWIFT) test --skip-build --filter '$(ISA_SUITES)'
+	SNN_MAX_CPU_ISA=base $(SWIFT) test --skip-build --filter '$(ISA_SUITES)'
 
 test-slow: deps
 	SNN_SLOW_TESTS=1 $(SWIFT) test

@@ -22,7 +22,7 @@ CAST_F32_U8(cast_f32_u8_base, )
 
 void snn_saturate_f32_u8(const float *x, uint8_t *y, size_t count) {
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2")) {
+    if (snn_kernel_isa() >= SNN_ISA_AVX2) {
         cast_f32_u8_avx2(x, y, count);
         return;
     }

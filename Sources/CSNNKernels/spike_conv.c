@@ -45,28 +45,31 @@ SPIKE_PACK(spike_pack_avx2, __attribute__((target("avx2,popcnt"))))
 
 long snn_pack_spikes(const float *input, int channels, int height, int width, uint64_t *bits) {
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2")) return spike_pack_avx2(input, channels, height, width, bits);
+    if (snn_kernel_isa() >= SNN_ISA_AVX2) return spike_pack_avx2(input, channels, height, width, bits);
 #endif
     return spike_pack_base(input, channels, height, width, bits);
 }
 
 typedef float v8 __attribute__((vector_size(32), aligned(32)));
+typedef float v16 __attribute__((vector_size(64), aligned(64)));
 
-/// The rows kernel, defined twice below: for AVX2 and for the base instruction set. For each
-/// block of 64 output channels, word of 64 input channels and kernel tap, every output pixel of
-/// the rows adds the weight row of each set bit (walked with count-trailing-zeros) to eight
-/// 8-wide accumulators, kept in `scratch` between taps. The weights one block, word and tap read
+/// The rows kernel, defined three times below: for AVX-512, AVX2 and the base instruction set.
+/// For each block of 64 output channels, word of 64 input channels and kernel tap, every output
+/// pixel of the rows adds the weight row of each set bit (walked with count-trailing-zeros) to
+/// 64 channels of accumulators (eight 8-wide vectors, four 16-wide with AVX-512), kept in
+/// `scratch` between taps. The weights one block, word and tap read
 /// are 64 contiguous rows of 64 floats (16 KB, the layout `[O / 64][kh][kw][C][64]`), which stay
 /// in the core's L1 cache while the rows' pixels use them. Two layouts this replaced were 1.4–1.6×
 /// slower on VGGSNN's layers (`snn bench ops --conv-channels`): rows `outPadded` floats apart
 /// (`[kh][kw][C][O]`), whose 2 KB stride at 512 outputs mapped a block's rows onto a few L1 sets
 /// that evicted each other, and a pixel-by-pixel walk over every block and tap.
-#define SPIKE_CONV_ROWS(NAME, ATTRIBUTES)                                                             \
+#define SPIKE_CONV_ROWS(NAME, ATTRIBUTES, VEC)                                                        \
     ATTRIBUTES static void NAME(const uint64_t *bits, size_t sampleWords, int channels, int height,    \
                                 int width, const float *weights, const float *bias, int outChannels,   \
                                 int outPadded, int kh, int kw, int strideH, int strideW, int padH,     \
                                 int padW, int outHeight, int outWidth, long firstRow, int rowCount,    \
                                 float *scratch, float *y) {                                            \
+        enum { vectors = 64 / (int)(sizeof(VEC) / sizeof(float)) };                                    \
         const int words = (channels + 63) / 64;                                                        \
         const size_t outPlane = (size_t)outHeight * outWidth;                                          \
         for (int ob = 0; ob < outPadded; ob += 64) {                                                   \
@@ -83,21 +86,18 @@ typedef float v8 __attribute__((vector_size(32), aligned(32)));
                             const int rowInside = iy >= 0 && iy < height;                              \
                             const uint64_t *sample = bits + (size_t)s * sampleWords + k + (size_t)(rowInside ? iy : 0) * width * words; \
                             for (int ox = 0; ox < outWidth; ox++) {                                    \
-                                v8 *d = (v8 *)(scratch + ((size_t)r * outWidth + ox) * 64);            \
-                                v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0}; \
-                                if (!first) {                                                          \
-                                    a0 = d[0]; a1 = d[1]; a2 = d[2]; a3 = d[3]; a4 = d[4]; a5 = d[5]; a6 = d[6]; a7 = d[7]; \
-                                }                                                                      \
+                                VEC *d = (VEC *)(scratch + ((size_t)r * outWidth + ox) * 64);          \
+                                VEC a[vectors];                                                        \
+                                for (int v = 0; v < vectors; v++) a[v] = first ? (VEC){0} : d[v];      \
                                 const int ix = ox * strideW - padW + kx;                               \
                                 uint64_t m = rowInside && ix >= 0 && ix < width ? sample[(size_t)ix * words] : 0; \
                                 while (m) {                                                            \
                                     const int c = __builtin_ctzll(m);                                  \
                                     m &= m - 1;                                                        \
-                                    const v8 *w = (const v8 *)(wk + (size_t)c * 64);                    \
-                                    a0 += w[0]; a1 += w[1]; a2 += w[2]; a3 += w[3];                    \
-                                    a4 += w[4]; a5 += w[5]; a6 += w[6]; a7 += w[7];                    \
+                                    const VEC *w = (const VEC *)(wk + (size_t)c * 64);                  \
+                                    for (int v = 0; v < vectors; v++) a[v] += w[v];                    \
                                 }                                                                      \
-                                d[0] = a0; d[1] = a1; d[2] = a2; d[3] = a3; d[4] = a4; d[5] = a5; d[6] = a6; d[7] = a7; \
+                                for (int v = 0; v < vectors; v++) d[v] = a[v];                         \
                             }                                                                          \
                         }                                                                              \
                     }                                                                                  \
@@ -119,16 +119,22 @@ typedef float v8 __attribute__((vector_size(32), aligned(32)));
     }
 
 #if defined(__x86_64__)
-SPIKE_CONV_ROWS(spike_conv_rows_avx2, __attribute__((target("avx2"))))
+SPIKE_CONV_ROWS(spike_conv_rows_avx512, __attribute__((target("avx512f"))), v16)
+SPIKE_CONV_ROWS(spike_conv_rows_avx2, __attribute__((target("avx2"))), v8)
 #endif
-SPIKE_CONV_ROWS(spike_conv_rows_base, )
+SPIKE_CONV_ROWS(spike_conv_rows_base, , v8)
 
 void snn_spike_conv_rows(const uint64_t *bits, size_t sampleWords, int channels, int height, int width,
                          const float *weights, const float *bias, int outChannels, int outPadded, int kh, int kw,
                          int strideH, int strideW, int padH, int padW, int outHeight, int outWidth, long firstRow,
                          int rowCount, float *scratch, float *y) {
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2")) {
+    if (snn_kernel_isa() >= SNN_ISA_AVX512) {
+        spike_conv_rows_avx512(bits, sampleWords, channels, height, width, weights, bias, outChannels, outPadded, kh, kw,
+                               strideH, strideW, padH, padW, outHeight, outWidth, firstRow, rowCount, scratch, y);
+        return;
+    }
+    if (snn_kernel_isa() >= SNN_ISA_AVX2) {
         spike_conv_rows_avx2(bits, sampleWords, channels, height, width, weights, bias, outChannels, outPadded, kh, kw,
                              strideH, strideW, padH, padW, outHeight, outWidth, firstRow, rowCount, scratch, y);
         return;
@@ -171,29 +177,30 @@ void snn_channel_blocks(const float *src, int channels, int height, int width, i
     }
 }
 
-#define ADD_ROW(R)                                                                                     \
+#define ADD_ROW(VEC, R)                                                                                \
     do {                                                                                               \
-        const v8 *r_ = (const v8 *)(R);                                                                \
-        a0 += r_[0]; a1 += r_[1]; a2 += r_[2]; a3 += r_[3];                                            \
-        a4 += r_[4]; a5 += r_[5]; a6 += r_[6]; a7 += r_[7];                                            \
+        const VEC *r_ = (const VEC *)(R);                                                              \
+        for (int v_ = 0; v_ < vectors; v_++) a[v_] += r_[v_];                                          \
     } while (0)
 
-/// The weight-gradient kernel, defined twice below like the row kernel. Each input channel's
+/// The weight-gradient kernel, defined three times below like the row kernel. Each input channel's
 /// ones are first listed (without branches on the values, which are unpredictable): as their
 /// positions in the bordered gradient for stride 1, where every tap of every one then reads a
 /// gradient row (zero in the border) at a fixed offset, so the inner loop has no branch; as
 /// columns per row for other strides, which check each tap. Each tap keeps 64 output channels of
-/// its sums in eight 8-wide accumulators and adds one gradient row per one, in row-major order.
+/// its sums in eight 8-wide accumulators (four 16-wide with AVX-512) and adds one gradient row
+/// per one, in row-major order.
 /// The gradient comes in blocks of 64 channels (``snn_channel_blocks``), its rows 256 bytes
 /// apart, and blocks are the outer loop, so one block's sample (50–640 KB for VGGSNN's layers)
 /// serves every input channel from the caches; rows `outPadded` floats apart, 2 KB at 512
 /// outputs, had mapped onto a few L1 sets.
-#define SPIKE_CONV_WEIGHT_GRAD(NAME, ATTRIBUTES)                                                       \
+#define SPIKE_CONV_WEIGHT_GRAD(NAME, ATTRIBUTES, VEC)                                                  \
     ATTRIBUTES static long NAME(const float *input, int height, int width, const float *grad,          \
                                 int outPadded, int outHeight, int outWidth, int top, int left,         \
                                 int paddedHeight, int paddedWidth, int kh, int kw, int strideH,        \
                                 int strideW, int padH, int padW, int cBegin, int cEnd, int *lists,     \
                                 float *acc) {                                                          \
+        enum { vectors = 64 / (int)(sizeof(VEC) / sizeof(float)) };                                    \
         const size_t plane = (size_t)height * width, listInts = plane + height + 1;                    \
         const size_t block = (size_t)paddedHeight * paddedWidth * 64;                                  \
         const int unit = strideH == 1 && strideW == 1;                                                 \
@@ -228,11 +235,12 @@ void snn_channel_blocks(const float *src, int channels, int height, int width, i
                 if (count == 0) continue;                                                              \
                 for (int ky = 0; ky < kh; ky++) {                                                      \
                     for (int kx = 0; kx < kw; kx++) {                                                  \
-                        v8 *d = (v8 *)(acc + ((size_t)(c * kh + ky) * kw + kx) * outPadded + ob);      \
-                        v8 a0 = d[0], a1 = d[1], a2 = d[2], a3 = d[3], a4 = d[4], a5 = d[5], a6 = d[6], a7 = d[7]; \
+                        VEC *d = (VEC *)(acc + ((size_t)(c * kh + ky) * kw + kx) * outPadded + ob);    \
+                        VEC a[vectors];                                                                \
+                        for (int v = 0; v < vectors; v++) a[v] = d[v];                                 \
                         if (unit) {                                                                    \
                             const float *g = gb - ((ptrdiff_t)ky * paddedWidth + kx) * 64;             \
-                            for (int j = 0; j < count; j++) ADD_ROW(g + (size_t)entries[j] * 64);      \
+                            for (int j = 0; j < count; j++) ADD_ROW(VEC, g + (size_t)entries[j] * 64); \
                         } else {                                                                       \
                             for (int oy = 0; oy < outHeight; oy++) {                                   \
                                 const int iy = oy * strideH - padH + ky;                               \
@@ -241,11 +249,11 @@ void snn_channel_blocks(const float *src, int channels, int height, int width, i
                                 for (int j = rowStart[iy]; j < rowStart[iy + 1]; j++) {                \
                                     const int u = entries[j] + padW - kx;                              \
                                     if (u < 0 || u % strideW != 0 || u / strideW >= outWidth) continue; \
-                                    ADD_ROW(g + (size_t)(u / strideW) * 64);                           \
+                                    ADD_ROW(VEC, g + (size_t)(u / strideW) * 64);                      \
                                 }                                                                      \
                             }                                                                          \
                         }                                                                              \
-                        d[0] = a0; d[1] = a1; d[2] = a2; d[3] = a3; d[4] = a4; d[5] = a5; d[6] = a6; d[7] = a7; \
+                        for (int v = 0; v < vectors; v++) d[v] = a[v];                                 \
                     }                                                                                  \
                 }                                                                                      \
             }                                                                                          \
@@ -254,16 +262,22 @@ void snn_channel_blocks(const float *src, int channels, int height, int width, i
     }
 
 #if defined(__x86_64__)
-SPIKE_CONV_WEIGHT_GRAD(spike_conv_weight_grad_avx2, __attribute__((target("avx2"))))
+SPIKE_CONV_WEIGHT_GRAD(spike_conv_weight_grad_avx512, __attribute__((target("avx512f"))), v16)
+SPIKE_CONV_WEIGHT_GRAD(spike_conv_weight_grad_avx2, __attribute__((target("avx2"))), v8)
 #endif
-SPIKE_CONV_WEIGHT_GRAD(spike_conv_weight_grad_base, )
+SPIKE_CONV_WEIGHT_GRAD(spike_conv_weight_grad_base, , v8)
 
 long snn_spike_conv_weight_grad(const float *input, int height, int width, const float *grad, int outPadded,
                                 int outHeight, int outWidth, int top, int left, int paddedHeight, int paddedWidth,
                                 int kh, int kw, int strideH, int strideW, int padH, int padW, int cBegin, int cEnd,
                                 int *lists, float *acc) {
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2")) {
+    if (snn_kernel_isa() >= SNN_ISA_AVX512) {
+        return spike_conv_weight_grad_avx512(input, height, width, grad, outPadded, outHeight, outWidth, top, left,
+                                             paddedHeight, paddedWidth, kh, kw, strideH, strideW, padH, padW, cBegin, cEnd,
+                                             lists, acc);
+    }
+    if (snn_kernel_isa() >= SNN_ISA_AVX2) {
         return spike_conv_weight_grad_avx2(input, height, width, grad, outPadded, outHeight, outWidth, top, left,
                                            paddedHeight, paddedWidth, kh, kw, strideH, strideW, padH, padW, cBegin, cEnd, lists, acc);
     }

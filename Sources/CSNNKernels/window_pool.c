@@ -74,7 +74,7 @@ WINDOW_POOL_BACKWARD(window_pool_backward_base, )
 
 void snn_window_avg_pool(const float *x, size_t planes, int height, int width, int kh, int kw, float *y) {
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2")) {
+    if (snn_kernel_isa() >= SNN_ISA_AVX2) {
         window_pool_forward_avx2(x, planes, height, width, kh, kw, y);
         return;
     }
@@ -84,7 +84,7 @@ void snn_window_avg_pool(const float *x, size_t planes, int height, int width, i
 
 void snn_window_avg_pool_backward(const float *gy, size_t planes, int height, int width, int kh, int kw, float *gx) {
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2")) {
+    if (snn_kernel_isa() >= SNN_ISA_AVX2) {
         window_pool_backward_avx2(gy, planes, height, width, kh, kw, gx);
         return;
     }

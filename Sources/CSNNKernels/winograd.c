@@ -402,9 +402,9 @@ typedef float wg_vec16 __attribute__((vector_size(64), aligned(4)));
 // The AVX2 + FMA variants, chosen at run time on x86-64 (elsewhere both names are the base code).
 #if defined(__x86_64__)
 #define WG_AVX2_TARGET __attribute__((target("avx2,fma")))
-#define WG_HAS_AVX2() (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+#define WG_HAS_AVX2() (snn_kernel_isa() >= SNN_ISA_AVX2)
 #define WG_AVX512_TARGET __attribute__((target("avx512f,fma")))
-#define WG_HAS_AVX512() __builtin_cpu_supports("avx512f")
+#define WG_HAS_AVX512() (snn_kernel_isa() >= SNN_ISA_AVX512)
 #else
 #define WG_AVX512_TARGET
 #define WG_HAS_AVX512() 0

@@ -1,4 +1,5 @@
 import CSNNKernels
+import Foundation
 @testable import SNNCPU
 import SNNTensor
 import Testing
@@ -142,6 +143,18 @@ struct WinogradTests {
             }
         }
         #expect(worst < 1e-5)
+    }
+
+    /// `make test` runs the suites of SwiftSNN's C kernels again under `SNN_MAX_CPU_ISA=avx2` and
+    /// `base`, so that every variant is checked on an AVX-512 host.
+    @Test("SNN_MAX_CPU_ISA caps the instruction set the kernels use")
+    func instructionSetCap() {
+        let isa = Int(snn_kernel_isa())
+        switch ProcessInfo.processInfo.environment["SNN_MAX_CPU_ISA"] {
+        case "base": #expect(isa == Int(SNN_ISA_BASE))
+        case "avx2": #expect(isa <= Int(SNN_ISA_AVX2))
+        default: #expect((Int(SNN_ISA_BASE)...Int(SNN_ISA_AVX512)).contains(isa))
+        }
     }
 
     @Test("one thread gives the bits of a team (runs are independent)")

@@ -67,6 +67,14 @@ void snn_window_avg_pool(const float *x, size_t planes, int height, int width, i
 /// `gy / (kh·kw)` over each window, zero in rows and columns past the last whole window.
 void snn_window_avg_pool_backward(const float *gy, size_t planes, int height, int width, int kh, int kw, float *gx);
 
+/// The instruction-set variants of SwiftSNN's kernels.
+enum { SNN_ISA_BASE = 0, SNN_ISA_AVX2 = 1, SNN_ISA_AVX512 = 2 };
+
+/// The variant every kernel runs: the best this CPU has (AVX2 needs FMA too), capped by the
+/// environment variable `SNN_MAX_CPU_ISA` (`avx512`, `avx2` or `base`; anything else is ignored),
+/// read on the first call.
+int snn_kernel_isa(void);
+
 /// Winograd F(4×4, 3×3) for 3×3 convolutions of stride 1 and padding 1 (output the input's size).
 /// The output is cut into 4×4 tiles, numbered across images `n·tilesH·tilesW + ty·tilesW + tx`
 /// (`tilesH = ceil(height / 4)`, `tilesW = ceil(width / 4)`); a call takes at most
