@@ -116,7 +116,8 @@ enum SpikeConv {
     /// --conv-stride 2`, and 256,512 at 16) it ran at 170–175 GFLOP/s-equivalent with 10 % ones
     /// and 103–112 with 20 %, where oneDNN's dense pass ran at 278–281 on an AVX-512 host (on an
     /// AVX2 host its direct weight gradient ran at 138–149 on the stride-1 benchmark layer, so
-    /// there too the kernel would lose at 20 %). ResNet-19's spikes run at 14–23 %.
+    /// there too the kernel would lose at 20 %); on the 1×1 stride-2 shortcuts (`--conv-kernel 1`)
+    /// 37–55 and 63–107 against 131–230. ResNet-19's spikes run at 14–23 %.
     static let maximumStridedBackwardDensity = 0.05
 
     /// The same where the dense alternative is SwiftSNN's Winograd weight gradient. With 20 %

@@ -11,7 +11,7 @@ struct BenchOps: ParsableCommand {
         discussion: """
             Shapes: conv N=64 (batch×T), 128→128 channels, 16×16, 3×3, padding 1 (--conv-batch, \
             --conv-channels and --conv-size choose another layer, e.g. VGGSNN's widest at T=10, batch 16: \
-            --conv-batch 160 --conv-channels 512 --conv-size 12; --conv-stride 2 a downsampling layer), forward and \
+            --conv-batch 160 --conv-channels 512 --conv-size 12; --conv-stride 2 a downsampling layer, --conv-kernel 1 a 1×1 shortcut), forward and \
             weight gradient also on spikes with 10% and 20% ones (counted at the dense operations); GEMM 1024³; \
             neuronScan T=6 over 64·128·16·16 neurons (triangle surrogate, hard reset); the TRT \
             penalty with its gradient over VGGSNN's regularised weights (9,265,984 conv, BN γ and \
@@ -36,8 +36,11 @@ struct BenchOps: ParsableCommand {
     @Option(help: "Height and width of the convolution's input: H or HxW.")
     var convSize: String = "16"
 
-    @Option(help: "Stride of the convolution (3×3, padding 1), e.g. 2 for ResNet-19's downsampling layers.")
+    @Option(help: "Stride of the convolution, e.g. 2 for ResNet-19's downsampling layers.")
     var convStride: Int = 1
+
+    @Option(help: "Kernel size of the convolution: 3 (padding 1) or 1 (no padding, e.g. a residual block's 1×1 shortcut).")
+    var convKernel: Int = 3
 
     @Option(help: "Comma-separated kernel groups to time: conv, gemm, neuron, trt.")
     var kernels: String = "conv,gemm,neuron,trt"
@@ -55,6 +58,7 @@ struct BenchOps: ParsableCommand {
         guard unknown.isEmpty else { throw FlagError("--kernels accepts conv, gemm, neuron, trt; got \(unknown.sorted().joined(separator: ", "))") }
         guard convBatch >= 1 else { throw FlagError("--conv-batch must be at least 1, got \(convBatch)") }
         guard convStride >= 1 else { throw FlagError("--conv-stride must be at least 1, got \(convStride)") }
+        guard convKernel == 1 || convKernel == 3 else { throw FlagError("--conv-kernel takes 1 or 3, got \(convKernel)") }
         _ = try convShape()
         try DeviceFlag.check(device)
     }
@@ -90,12 +94,13 @@ struct BenchOps: ParsableCommand {
         let (c, o, h, w) = try convShape()
         let n = convBatch
         if groups.contains("conv") {
-        let p = Conv2dParameters(stride: (convStride, convStride), padding: (1, 1))
-        let (ho, wo) = ((h - 1) / convStride + 1, (w - 1) / convStride + 1)
+        let (k, pad) = (convKernel, convKernel / 2)
+        let p = Conv2dParameters(stride: (convStride, convStride), padding: (pad, pad))
+        let (ho, wo) = ((h + 2 * pad - k) / convStride + 1, (w + 2 * pad - k) / convStride + 1)
         let x = normal([n, c, h, w])
-        let weight = normal([o, c, 3, 3], std: 0.05)
+        let weight = normal([o, c, k, k], std: 0.05)
         let gy = normal([n, o, ho, wo])
-        let convFlops = 2.0 * Double(n * o * c * 9 * ho * wo)
+        let convFlops = 2.0 * Double(n * o * c * k * k * ho * wo)
         let fwd = time { _ = backend.conv2d(x, weight: weight, bias: nil, p) }
         let bwdData = time { _ = backend.conv2dBackwardData(gy, weight: weight, inputShape: x.shape, p) }
         let bwdWeight = time { _ = backend.conv2dBackwardWeight(gy, input: x, weightShape: weight.shape, withBias: false, p) }
@@ -157,7 +162,8 @@ struct BenchOps: ParsableCommand {
         }
 
         let shapes: [String: Any] = [
-            "conv2d": ["input": [n, c, h, w], "weight": [o, c, 3, 3], "stride": convStride, "padding": 1],
+            "conv2d": ["input": [n, c, h, w], "weight": [o, c, convKernel, convKernel], "stride": convStride,
+                       "padding": convKernel / 2],
             "gemm": [m, m, m],
             "neuron_scan": ["T": steps, "neurons": neurons, "surrogate": "triangle(1.0)", "reset": "hard(0)"],
             "trt_regularizer": ["T": trtSteps, "weights": trtShapes.count, "elements": trtShapes.map { $0.reduce(1, *) }.reduce(0, +)],

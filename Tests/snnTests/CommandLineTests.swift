@@ -53,6 +53,8 @@ struct CommandLineTests {
         (["train", "--log-interval", "-1"], "--log-interval must be 0 or more"),
         (["model", "--topology", "VGGSNN", "--T", "-1"], "--T must be positive, got -1"),
         (["bench", "train", "--steps", "-2"], "must be positive"),
+        (["bench", "ops", "--conv-kernel", "5"], "--conv-kernel takes 1 or 3, got 5"),
+        (["bench", "ops", "--conv-stride", "0"], "--conv-stride must be at least 1, got 0"),
         (["train", "--dataset", "cifar-10"], "--dataset CIFAR10 needs --data-dir"),
         (["bench", "train", "--topology", "CONV-4-3-1-1_L-8", "--dataset", "NMNIST"], "the readout has 8 outputs but NMNIST has 10 classes"),
     ])
