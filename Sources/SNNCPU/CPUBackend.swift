@@ -1,4 +1,5 @@
 import CDNNL
+import CSNNKernels
 import COpenBLAS
 import COpenMP
 import SNNTensor
@@ -55,6 +56,16 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public static func register() {
         BackendRegistry.cpu = shared
+    }
+
+    /// The instruction-set variant SwiftSNN's own C kernels run on this CPU: `avx512`, `avx2` or
+    /// `base`, capped by `SNN_MAX_CPU_ISA`.
+    public static var kernelInstructionSet: String {
+        switch Int(snn_kernel_isa()) {
+        case Int(SNN_ISA_AVX512): "avx512"
+        case Int(SNN_ISA_AVX2): "avx2"
+        default: "base"
+        }
     }
 
     /// The instruction set oneDNN's kernels use on this CPU (`avx2`, `avx512_core_bf16`, …).

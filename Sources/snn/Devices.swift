@@ -23,7 +23,7 @@ struct Devices: ParsableCommand {
         SNN.prepare()
         let environment = ProcessInfo.processInfo.environment
         let cpu: [String: Any] = ["model": Self.cpuModel() ?? "unknown", "cores": ProcessInfo.processInfo.activeProcessorCount,
-                                  "isa": CPUBackend.instructionSet]
+                                  "isa": CPUBackend.instructionSet, "kernel_isa": CPUBackend.kernelInstructionSet]
         var gpus: [[String: Any]] = []
         var libraries: [[String: Any]] = []
         var problems: [String] = []
@@ -50,7 +50,7 @@ struct Devices: ParsableCommand {
             try Output.printJSON(["cpu": cpu, "gpus": gpus, "cuda_libraries": libraries, "problems": problems])
             return
         }
-        print("CPU: \(cpu["model"]!), \(cpu["cores"]!) cores, oneDNN uses \(cpu["isa"]!)")
+        print("CPU: \(cpu["model"]!), \(cpu["cores"]!) cores, oneDNN uses \(cpu["isa"]!), SwiftSNN's kernels \(cpu["kernel_isa"]!)")
         if gpus.isEmpty { print("GPU: none") }
         for gpu in gpus {
             let gib = Double(gpu["memory_bytes"] as! Int) / Double(1 << 30)

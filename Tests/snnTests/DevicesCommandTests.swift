@@ -11,6 +11,8 @@ struct DevicesCommandTests {
         #expect(status == 0, "\(output)")
         let lines = output.split(separator: "\n").map(String.init)
         #expect(lines.first?.hasPrefix("CPU: ") == true && lines.first?.contains(" cores, oneDNN uses ") == true, "\(output)")
+        let (_, capped) = try SNNBinary.run(["devices"], environment: ["SNN_CUDA_LIBRARY_PATH": "/nonexistent", "SNN_MAX_CPU_ISA": "base"])
+        #expect(capped.split(separator: "\n").first?.hasSuffix(", SwiftSNN's kernels base") == true, "\(capped)")
         if output.contains("GPU: none") {
             #expect(output.contains("[CUDA] no NVIDIA driver found: libcuda.so.1 is not in /nonexistent/libcuda.so.1, "), "\(output)")
         }
