@@ -15,7 +15,7 @@ import SNNTensor
 /// 36 multiplications per 16 outputs and input channel instead of 144. The forward and data
 /// gradient products are our own kernel (`snn_winograd_multiply`, 6×16 register blocks) over
 /// filter transforms packed once per call; OpenBLAS, which repacked each 1 MB `U[e]` for every
-/// run, spent 8.6 % of a VGGSNN step doing so. Runs of ``tilesPerRun`` tiles are independent:
+/// run, spent 8.6 % of a VGGSNN step doing so. Runs of ``tilesPerRun(tiles:threads:)`` tiles are independent:
 /// threads take whole runs, and each run's products go on that thread, so the result does not
 /// depend on the thread count. The data gradient is the same convolution of the output gradient
 /// by the transposed filters turned by 180°; the weight gradient, ``backwardWeight``, sums the
@@ -25,9 +25,20 @@ import SNNTensor
 /// own: about 3e-6 of the largest output at 40 input channels and 1e-5 at 512 (`WinogradTests`
 /// bounds it by 2e-5 against the reference backend). Where it runs is decided by ``chosen``.
 enum WinogradConv {
-    /// Tiles per run: each GEMM is `[K × C] · [C × 64]`, and a run's transforms (36·(C + K)·64
-    /// floats, 9.4 MB at 512 channels) stay in the caches a core shares.
-    static let tilesPerRun = 64
+    /// The longest run of tiles: each run's products are `[K × C] · [C × 128]`.
+    static let maximumTilesPerRun = 128
+
+    /// Tiles per run of the forward and data-gradient passes for a problem of `tiles` tiles on
+    /// `threads` threads: of 128, 64 and 32, the one whose busiest thread finishes first, a run
+    /// of 64 tiles counted as 1.12 and one of 32 as 1.3 tiles of 128 each (runs of 128 ran
+    /// 10–20 % faster than runs of 64 on the 256- and 512-channel layers of VGGSNN and
+    /// ResNet-19, `snn bench ops`, three interleaved rounds; runs of 32 slower still). A tile's
+    /// result does not depend on the run it falls in, so neither does the convolution's.
+    static func tilesPerRun(tiles: Int, threads: Int) -> Int {
+        let choices: [(tiles: Int, cost: Double)] = [(128, 1.0), (64, 1.12), (32, 1.3)]
+        func busiest(_ run: Int) -> Int { ((tiles + run - 1) / run + threads - 1) / threads * run }
+        return choices.min { Double(busiest($0.tiles)) * $0.cost < Double(busiest($1.tiles)) * $1.cost }!.tiles
+    }
 
     /// Below this many channels on either side the GEMMs are too thin to repay the transforms
     /// (a 2- or 3-channel input layer runs at 21–30 GFLOP/s-equivalent this way).
@@ -116,7 +127,7 @@ enum WinogradConv {
     }
 
     /// Tiles per step of the weight gradient: the products `[K × P] · [P × C]` sum over P tiles,
-    /// so longer steps make fuller GEMMs. Both this and ``tilesPerRun`` stay within what one call
+    /// so longer steps make fuller GEMMs. Both this and ``maximumTilesPerRun`` stay within what one call
     /// of the C transforms takes, `SNN_WINOGRAD_MAX_TILES`.
     static let tilesPerGradientStep = 128
 
@@ -124,11 +135,11 @@ enum WinogradConv {
     /// all takes: the largest any needs, so that the three directions of a layer reuse one block
     /// of the allocator's cache instead of holding three (ResNet-19's peak memory grew by a
     /// third less). Forward and data gradient: per thread a run's input transforms and products
-    /// (`36·channels·64`) and scratch (`72·64`); weight gradient: a step's transforms
+    /// (`36·channels·128` at most) and scratch (`72·128`); weight gradient: a step's transforms
     /// (`36·channels·128`) and per-thread scratch (`72·128`) and packed transforms.
     static func workspaceFloats(channels: Int, threads: Int) -> Int {
         let pack = Int(snn_winograd_gradient_pack_floats(Int32(tilesPerGradientStep)))
-        return Swift.max(threads * (36 * channels + 72) * tilesPerRun,
+        return Swift.max(threads * (36 * channels + 72) * maximumTilesPerRun,
                          36 * channels * tilesPerGradientStep + threads * (72 * tilesPerGradientStep + pack))
     }
 
@@ -204,6 +215,8 @@ enum WinogradConv {
         let k = y.shape[1]
         let elements = 36
         let tiles = n * ((h + 3) / 4) * ((w + 3) / 4)
+        let threads = Swift.max(1, OpenMP.maxThreads)
+        let tilesPerRun = WinogradConv.tilesPerRun(tiles: tiles, threads: threads)
         let runs = (tiles + tilesPerRun - 1) / tilesPerRun
 
         // Filters' transforms [36][K][C], packed in blocks of 6 output channels, split over them.
@@ -217,7 +230,6 @@ enum WinogradConv {
 
         // Per thread: the run's input transforms [36][C][P], products [36][K][P] and the
         // transforms' scratch; from the tensor allocator, which reuses earlier steps' blocks.
-        let threads = Swift.max(1, OpenMP.maxThreads)
         let perThread = elements * (c + k) * tilesPerRun + 72 * tilesPerRun
         let workspace = Tensor.empty([workspaceFloats(channels: c + k, threads: threads)], device: .cpu)
         let scratch = workspace.pointer(as: Float.self)

@@ -157,6 +157,18 @@ struct WinogradTests {
         }
     }
 
+    @Test("runs of 128 tiles where every thread still gets its share, shorter ones where not")
+    func runLengths() {
+        // ResNet-19's 512-channel layer at T=4, batch 16 (256 tiles): two runs of 128 for two threads.
+        #expect(WinogradConv.tilesPerRun(tiles: 256, threads: 2) == 128)
+        #expect(WinogradConv.tilesPerRun(tiles: 4096, threads: 2) == 128)
+        // Five runs of 128 would leave one thread three: ten of 64 split evenly.
+        #expect(WinogradConv.tilesPerRun(tiles: 640, threads: 2) == 64)
+        // Sixteen threads over 256 tiles: runs of 32 keep eight of them busy.
+        #expect(WinogradConv.tilesPerRun(tiles: 256, threads: 16) == 32)
+        #expect(WinogradConv.tilesPerRun(tiles: 1, threads: 1) == 32)
+    }
+
     @Test("one thread gives the bits of a team (runs are independent)")
     func threadIndependent() {
         let x = random([3, 24, 18, 22], 7), w = random([20, 24, 3, 3], 8), gy = random([3, 20, 18, 22], 9)
