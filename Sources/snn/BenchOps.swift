@@ -96,7 +96,8 @@ struct BenchOps: ParsableCommand {
         if groups.contains("conv") {
         let (k, pad) = (convKernel, convKernel / 2)
         let p = Conv2dParameters(stride: (convStride, convStride), padding: (pad, pad))
-        let (ho, wo) = ((h + 2 * pad - k) / convStride + 1, (w + 2 * pad - k) / convStride + 1)
+        let (ho, wo) = (Conv2dParameters.outputSize(h, kernel: k, stride: convStride, padding: pad, dilation: 1),
+                        Conv2dParameters.outputSize(w, kernel: k, stride: convStride, padding: pad, dilation: 1))
         let x = normal([n, c, h, w])
         let weight = normal([o, c, k, k], std: 0.05)
         let gy = normal([n, o, ho, wo])
