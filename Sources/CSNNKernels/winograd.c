@@ -57,12 +57,12 @@ static inline void wg_locate(long first, int count, int channels, int height, in
         o[5 * (t) + (p)] = 4.0f * d1 - 5.0f * d3 + d5;                                            \
     } while (0)
 
-// Aᵀ applied to m0 … m5 (stride `s`), written to o0 … o3 (stride `t`).
+// Aᵀ applied to m0 … m5 (stride `s`), written to o0 … o3 (stride `t`); floats or vectors.
 #define WG_OUTPUT_1D(m, s, o, t, p)                                                                \
     do {                                                                                          \
-        float m0 = m[0 * (s) + (p)], m1 = m[1 * (s) + (p)], m2 = m[2 * (s) + (p)];                \
-        float m3 = m[3 * (s) + (p)], m4 = m[4 * (s) + (p)], m5 = m[5 * (s) + (p)];                \
-        float a = m1 + m2, b = m1 - m2, c = m3 + m4, e = m3 - m4;                                 \
+        __auto_type m0 = m[0 * (s) + (p)], m1 = m[1 * (s) + (p)], m2 = m[2 * (s) + (p)];          \
+        __auto_type m3 = m[3 * (s) + (p)], m4 = m[4 * (s) + (p)], m5 = m[5 * (s) + (p)];          \
+        __auto_type a = m1 + m2, b = m1 - m2, c = m3 + m4, e = m3 - m4;                           \
         o[0 * (t) + (p)] = m0 + a + c;                                                            \
         o[1 * (t) + (p)] = b + 2.0f * e;                                                          \
         o[2 * (t) + (p)] = a + 4.0f * c;                                                          \
@@ -560,7 +560,70 @@ WINOGRAD_GATHERED(winograd_gradient_ld_avx512, WG_AVX512_TARGET, wg_vec16, wg_iv
 #endif
 WINOGRAD_OUTPUT(winograd_output_base, )
 WINOGRAD_OUTPUT(winograd_output_avx2, WG_AVX2_TARGET)
-WINOGRAD_OUTPUT(winograd_output_avx512, WG_AVX512_TARGET)
+WINOGRAD_OUTPUT(winograd_output_scalar_avx512, WG_AVX512_TARGET)
+#if defined(__x86_64__)
+// The output transform with AVX-512 scatters: per output channel and group of 16 tiles the 36
+// products come in as vectors, both passes run in registers (in the scalar code's order, so the
+// bits are the same) and each of the 16 outputs of a tile goes out with one scatter, masked where
+// the tile runs past the image. The scalar code stores every value on its own after two passes
+// through scratch; AVX2 has no scatter and keeps it.
+static WG_AVX512_TARGET void winograd_output_avx512(const float *m, int channels, int height, int width, long first,
+                                                    int count, int ld, const float *bias, float *y, float *scratch) {
+    const size_t planeSize = (size_t)height * width;
+    WgTile at[WG_MAX_COUNT];
+    wg_locate(first, count, channels, height, width, at);
+    if (at[count - 1].image - at[0].image + (size_t)channels * planeSize > (size_t)INT32_MAX) {
+        winograd_output_scalar_avx512(m, channels, height, width, first, count, ld, bias, y, scratch);
+        return;
+    }
+    // Per tile and row a (column j) of its 4×4 outputs: where it goes and whether it is inside.
+    enum { CAP = WG_ROUND_UP(WG_MAX_COUNT, 16) };
+    int32_t rowAt[WG_TILE][CAP], colAt[WG_TILE][CAP];
+    __mmask16 rowIn[WG_TILE][CAP / 16], colIn[WG_TILE][CAP / 16];
+    memset(rowIn, 0, sizeof rowIn);
+    memset(colIn, 0, sizeof colIn);
+    for (int p = 0; p < WG_ROUND_UP(count, 16); p++) {
+        const int real = p < count;
+        const int y0 = real ? at[p].y : 0, x0 = real ? at[p].x : 0;
+        const int32_t image = real ? (int32_t)(at[p].image - at[0].image) : 0;
+        for (int i = 0; i < WG_TILE; i++) {
+            rowAt[i][p] = image + (y0 + i < height ? y0 + i : height - 1) * width;
+            colAt[i][p] = x0 + i < width ? x0 + i : width - 1;
+            if (real && y0 + i < height) rowIn[i][p / 16] |= (__mmask16)(1u << (p % 16));
+            if (real && x0 + i < width) colIn[i][p / 16] |= (__mmask16)(1u << (p % 16));
+        }
+    }
+    const size_t stride = (size_t)WG_ALPHA * channels * ld;
+    for (int k = 0; k < channels; k++) {
+        float *base = y + at[0].image + k * planeSize;
+        const wg_vec16 add = (wg_vec16){0} + (bias ? bias[k] : 0.0f);
+        for (int p0 = 0; p0 < count; p0 += 16) {
+            const int group = p0 / 16, rest = count - p0 < 16 ? count - p0 : 16;
+            const __mmask16 live = (__mmask16)((1u << rest) - 1);
+            wg_vec16 s[WG_TILE * WG_ALPHA];
+            /* Columns: s[r][q] = (Aᵀ m)[r][q]; rows: o[r][j] = (s A)[r][j]. */
+            for (int q = 0; q < WG_ALPHA; q++) {
+                wg_vec16 mq[WG_ALPHA];
+                for (int r = 0; r < WG_ALPHA; r++) {
+                    mq[r] = (wg_vec16)_mm512_maskz_loadu_ps(live, m + ((size_t)q * channels + k) * ld + r * stride + p0);
+                }
+                WG_OUTPUT_1D(mq, 1, (s + q), WG_ALPHA, 0);
+            }
+            for (int r = 0; r < WG_TILE; r++) {
+                wg_vec16 o[WG_TILE];
+                WG_OUTPUT_1D((s + r * WG_ALPHA), 1, o, 1, 0);
+                const __m512i row = _mm512_loadu_si512(&rowAt[r][p0]);
+                for (int j = 0; j < WG_TILE; j++) {
+                    const __m512i to = _mm512_add_epi32(row, _mm512_loadu_si512(&colAt[j][p0]));
+                    _mm512_mask_i32scatter_ps(base, rowIn[r][group] & colIn[j][group], to, (__m512)(o[j] + add), 4);
+                }
+            }
+        }
+    }
+}
+#else
+#define winograd_output_avx512 winograd_output_scalar_avx512
+#endif
 WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_base, )
 WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_avx2, WG_AVX2_TARGET)
 WINOGRAD_MULTIPLY(winograd_multiply_base, , wg_vec)
