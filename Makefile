@@ -33,7 +33,7 @@ release: deps
 	$(SWIFT) build -c release --product snn
 
 # Suites of SwiftSNN's C kernels, run again with each instruction-set variant below the host's.
-ISA_SUITES = WinogradTests|SpikeConvTests|CPUKernelTests|DNNLSmokeTests|ParallelTests
+ISA_SUITES = WinogradTests|SpikeConvTests|CPUKernelTests|DNNLSmokeTests|ParallelTests|BatchNormNeuronScanParityTests
 
 test: deps
 	$(SWIFT) build --build-tests

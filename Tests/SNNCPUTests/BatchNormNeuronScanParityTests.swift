@@ -14,7 +14,8 @@ struct BatchNormNeuronScanParityTests {
     static let shapes: [[Int]] = [[4, 8, 24, 24, 24], [4, 3, 19, 37, 29], [3, 5, 17, 3, 7]]
 
     @Test("spikes, gradients and running statistics; blocked layout and multi-threaded scan",
-          arguments: [NeuronParameters(), NeuronParameters(tau: 1.5, threshold: 0.7, reset: .soft, surrogate: .sigmoid(alpha: 4))],
+          arguments: [NeuronParameters(), NeuronParameters(tau: 1.5, threshold: 0.7, reset: .soft, surrogate: .sigmoid(alpha: 4)),
+                      NeuronParameters(tau: 3, threshold: 0.5, reset: .hard(-0.2), surrogate: .rectangle(width: 1))],
           shapes)
     func parity(neuron: NeuronParameters, shape: [Int]) {
         let (steps, n, c) = (shape[0], shape[1], shape[2])

@@ -144,4 +144,36 @@ void snn_winograd_output(const float *m, int channels, int height, int width, lo
 /// `y[i] = x[i]` as uint8: truncated toward zero and saturated to 0 … 255, NaN giving 0.
 void snn_saturate_f32_u8(const float *x, uint8_t *y, size_t count);
 
+/// The surrogate derivatives of the LIF scan's backward pass.
+enum { SNN_SURROGATE_TRIANGLE = 0, SNN_SURROGATE_SIGMOID = 1, SNN_SURROGATE_RECTANGLE = 2 };
+
+/// The LIF neuron's float32 constants: `decay`; `bound`, the largest float ≤ v_th (a spike is
+/// `h > bound`); `threshold`, v_th rounded (the surrogate's argument `h − threshold`, and what a
+/// soft reset subtracts); `vReset` for a hard reset; the surrogate and its constants (triangle:
+/// γ and 1/γ²; sigmoid: α; rectangle: half the width and 1/width).
+typedef struct {
+    float decay, bound, threshold, vReset;
+    int softReset, surrogate;
+    float surrogateA, surrogateB;
+} snn_lif;
+
+/// Batch norm's affine map and the LIF scan over `steps` time steps for one block of `count`
+/// neurons (at most 512): the input at step t is `y[t·stride + i]·scale[i] + shift[i]` (plus
+/// `residual[t·stride + i]` when not NULL), the spikes (0 or 1) go to `spikes[t·stride + i]`.
+/// `scale`, `shift` and `state` hold `count` floats rounded up to 16, zero past `count`; `state`
+/// starts at zero and ends as the membrane potential.
+void snn_affine_lif_forward(const snn_lif *lif, int steps, long stride, int count, const float *scale,
+                            const float *shift, float *state, const float *y, const float *residual, float *spikes);
+
+/// The backward pass of ``snn_affine_lif_forward`` for the same block: recomputes the potentials
+/// into `scratch` (`steps` × `count` rounded up to 16 floats), then runs the time loop backwards,
+/// writing dL/d(input) to `gradInput` (and `gradResidual` when not NULL) from the spikes'
+/// gradient `gradSpikes`, and per neuron Σ_t dL/d(input) into `sumGrad` and Σ_t dL/d(input)·x̂
+/// (x̂ = (y − mean)·invstd) into `sumGradNormalized`. `mean`, `invstd`, `state` and the sums hold
+/// `count` floats rounded up to 16, as the forward pass's buffers.
+void snn_affine_lif_backward(const snn_lif *lif, int steps, long stride, int count, const float *scale,
+                             const float *shift, const float *mean, const float *invstd, float *state, float *scratch,
+                             const float *y, const float *residual, const float *gradSpikes, float *gradInput,
+                             float *gradResidual, float *sumGrad, float *sumGradNormalized);
+
 #endif
