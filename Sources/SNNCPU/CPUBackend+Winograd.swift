@@ -1,6 +1,7 @@
 import COpenMP
 import CSNNKernels
 import Foundation
+import Synchronization
 import SNNTensor
 
 /// SwiftSNN's own Winograd F(4×4, 3×3) convolution, for all three passes of 3×3 convolutions of
@@ -16,9 +17,10 @@ import SNNTensor
 /// gradient products are our own kernel (`snn_winograd_multiply`, 6×16 register blocks) over
 /// filter transforms packed once per call; OpenBLAS, which repacked each 1 MB `U[e]` for every
 /// run, spent 8.6 % of a VGGSNN step doing so. Runs of ``tilesPerRun(tiles:threads:)`` tiles are independent:
-/// threads take whole runs, and each run's products go on that thread, so the result does not
-/// depend on the thread count. The data gradient is the same convolution of the output gradient
-/// by the transposed filters turned by 180°; the weight gradient, ``backwardWeight``, sums the
+/// threads take whole runs, the next one not yet taken, and each run's products go on that
+/// thread, so the result depends neither on the thread count nor on which thread ran a run.
+/// The data gradient is the same convolution of the output gradient by the transposed filters
+/// turned by 180°; the weight gradient, ``backwardWeight``, sums the
 /// same transforms' products over tiles.
 ///
 /// Results differ from direct convolution's by float rounding, more than direct convolution's
@@ -237,20 +239,21 @@ enum WinogradConv {
         let py = y.pointer(as: Float.self)
         let pb = bias.map { UnsafePointer($0.pointer(as: Float.self)) }
         let (c32, k32, h32, w32, run32) = (Int32(c), Int32(k), Int32(h), Int32(w), Int32(tilesPerRun))
+        // Each thread takes the next run not yet taken, so a thread that loses its core to
+        // another process leaves its share to the others.
+        let next = Atomic<Int>(0)
         OpenMP.parallel { thread, team in
             // A team smaller than planned (nested) uses the first buffers.
             let slot = thread % threads
             let v = scratch + slot * perThread
             let m = v + elements * c * tilesPerRun
             let work = m + elements * k * tilesPerRun
-            var run = thread
-            while run < runs {
+            while case let run = next.wrappingAdd(1, ordering: .relaxed).oldValue, run < runs {
                 let first = run * tilesPerRun
                 let count = Swift.min(tilesPerRun, tiles - first)
                 snn_winograd_input(px, c32, 0, c32, h32, w32, first, Int32(count), run32, v, work)
                 snn_winograd_multiply(u, v, k32, c32, Int32(count), run32, m)
                 snn_winograd_output(m, k32, h32, w32, first, Int32(count), run32, pb, py, work)
-                run += team
             }
         }
         withExtendedLifetime((x, weight, bias, uStorage, workspace)) {}

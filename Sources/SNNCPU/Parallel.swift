@@ -1,6 +1,7 @@
 import COpenMP
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Splits the Swift kernels' work across cores.
 ///
@@ -25,7 +26,8 @@ package enum Parallel {
     @TaskLocal package static var serialThresholdOverride: Int?
 
     /// Ranges handed out per worker thread. More than one, so that when another process
-    /// holds a core the idle worker takes over the remaining ranges instead of waiting.
+    /// holds a core the idle worker takes over the remaining ranges instead of waiting: the
+    /// threads take ranges in turn from a shared counter, each the next one not yet taken.
     static let rangesPerThread = 4
 
     /// Calls `body` on disjoint ranges covering `0..<count`, in parallel when the total work
@@ -45,12 +47,11 @@ package enum Parallel {
             body(0..<count)
             return
         }
-        // On libgomp's team (see OpenMP.swift): thread t takes chunks t, t + threads, ...
-        OpenMP.parallel { thread, threads in
-            var c = thread
-            while c < chunks {
+        // On libgomp's team (see OpenMP.swift), each thread taking the next chunk until none is left.
+        let next = Atomic<Int>(0)
+        OpenMP.parallel { _, _ in
+            while case let c = next.wrappingAdd(1, ordering: .relaxed).oldValue, c < chunks {
                 body(range(c, of: chunks, count))
-                c += threads
             }
         }
     }
