@@ -41,10 +41,12 @@ enum { SPIKE_PACK_CHUNK = 64 };
 SPIKE_PACK(spike_pack_base, )
 #if defined(__x86_64__)
 SPIKE_PACK(spike_pack_avx2, __attribute__((target("avx2,popcnt"))))
+SPIKE_PACK(spike_pack_avx512, __attribute__((target("avx512f,avx512bw,avx512dq,popcnt"))))
 #endif
 
 long snn_pack_spikes(const float *input, int channels, int height, int width, uint64_t *bits) {
 #if defined(__x86_64__)
+    if (snn_kernel_isa() >= SNN_ISA_AVX512) return spike_pack_avx512(input, channels, height, width, bits);
     if (snn_kernel_isa() >= SNN_ISA_AVX2) return spike_pack_avx2(input, channels, height, width, bits);
 #endif
     return spike_pack_base(input, channels, height, width, bits);
