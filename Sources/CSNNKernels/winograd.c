@@ -440,17 +440,71 @@ typedef float wg_vec16 __attribute__((vector_size(64), aligned(4)));
 // (its pack stays in L1) every block of `WG_MR` output channels sums over the step's tiles in
 // order in registers and adds the sums to `m` once (or stores them, on a step without
 // `accumulate`), so each sum's order does not depend on the blocking or the thread.
-#define WINOGRAD_MULTIPLY_GRADIENT(name, attributes, vec)                                                            \
+// The weight gradient's packing: rows `0 ..< columns` of `v` (`count` floats each) into
+// `pack[p][width]`, zeros past `columns`. Plain loops, or with AVX-512 16×16 transposes in
+// registers (three rounds of shuffles) for whole blocks of 16 channels and 16 tiles; the
+// scalar loop spent about 15 % of the products' time here (perf annotate over a ResNet-19 step).
+static inline void wg_pack_rows(const float *v, int columns, int count, int width, int jBegin, int pBegin,
+                                float *pack) {
+    for (int p = pBegin; p < count; p++) {
+        float *row = pack + (size_t)p * width;
+        for (int j = jBegin; j < columns; j++) row[j] = v[(size_t)j * count + p];
+        for (int j = columns > jBegin ? columns : jBegin; j < width; j++) row[j] = 0;
+    }
+}
+#define WG_PACK_SCALAR(v, columns, count, width, pack) wg_pack_rows((v), (columns), (count), (width), 0, 0, (pack))
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static void wg_pack_avx512(const float *v, int columns, int count, int width,
+                                                              float *pack) {
+    const int whole = columns / 16 * 16, tiles = count / 16 * 16;
+    for (int j0 = 0; j0 < whole; j0 += 16) {
+        for (int p0 = 0; p0 < tiles; p0 += 16) {
+            __m512 r[16], a[16], b[16], c[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(v + (size_t)(j0 + i) * count + p0);
+            for (int i = 0; i < 8; i++) {
+                a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            for (int i = 0; i < 4; i++) {
+                const __m512d x0 = _mm512_castps_pd(a[4 * i]), x1 = _mm512_castps_pd(a[4 * i + 1]);
+                const __m512d x2 = _mm512_castps_pd(a[4 * i + 2]), x3 = _mm512_castps_pd(a[4 * i + 3]);
+                b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(x0, x2));
+                b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x0, x2));
+                b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(x1, x3));
+                b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(x1, x3));
+            }
+            for (int i = 0; i < 4; i++) {
+                c[i] = _mm512_shuffle_f32x4(b[i], b[i + 4], 0x88);
+                c[i + 4] = _mm512_shuffle_f32x4(b[i], b[i + 4], 0xdd);
+                c[i + 8] = _mm512_shuffle_f32x4(b[i + 8], b[i + 12], 0x88);
+                c[i + 12] = _mm512_shuffle_f32x4(b[i + 8], b[i + 12], 0xdd);
+            }
+            // Tile p0 + k's 16 channels: rows 0 … 7 from c[k], 8 … 15 from c[k + 8] (k < 8), or the
+            // upper halves of the same pairs (k ≥ 8).
+            for (int k = 0; k < 8; k++) {
+                _mm512_storeu_ps(pack + (size_t)(p0 + k) * width + j0, _mm512_shuffle_f32x4(c[k], c[k + 8], 0x88));
+                _mm512_storeu_ps(pack + (size_t)(p0 + k + 8) * width + j0, _mm512_shuffle_f32x4(c[k], c[k + 8], 0xdd));
+            }
+        }
+        // Tiles past the last whole block of 16, for these 16 channels.
+        for (int p = tiles; p < count; p++) {
+            for (int j = j0; j < j0 + 16; j++) pack[(size_t)p * width + j] = v[(size_t)j * count + p];
+        }
+    }
+    // Channels past the last whole block of 16, and the zeros after them.
+    wg_pack_rows(v, columns, count, width, whole, 0, pack);
+}
+#define WG_PACK_AVX512(v, columns, count, width, pack) wg_pack_avx512((v), (columns), (count), (width), (pack))
+#endif
+
+#define WINOGRAD_MULTIPLY_GRADIENT(name, attributes, vec, PACK)                                                      \
     static attributes void name(const float *g, const float *v, int outChannels, int inChannels, int count,          \
                                 int accumulate, float *m, float *pack) {                                             \
         enum { lanes = (int)(sizeof(vec) / sizeof(float)), width = 2 * lanes };                                      \
         for (int c0 = 0; c0 < inChannels; c0 += width) {                                                             \
             const int columns = inChannels - c0 < width ? inChannels - c0 : width;                                   \
-            for (int p = 0; p < count; p++) {                                                                        \
-                float *row = pack + (size_t)p * width;                                                               \
-                for (int j = 0; j < columns; j++) row[j] = v[(size_t)(c0 + j) * count + p];                          \
-                for (int j = columns; j < width; j++) row[j] = 0;                                                    \
-            }                                                                                                        \
+            PACK(v + (size_t)c0 * count, columns, count, width, pack);                                               \
             for (int k0 = 0; k0 < outChannels; k0 += WG_MR) {                                                        \
                 const int rows = outChannels - k0 < WG_MR ? outChannels - k0 : WG_MR;                                \
                 const float *a[WG_MR];                                                                               \
@@ -629,9 +683,9 @@ WINOGRAD_FILTER_GRADIENT(winograd_filter_gradient_avx2, WG_AVX2_TARGET)
 WINOGRAD_MULTIPLY(winograd_multiply_base, , wg_vec)
 WINOGRAD_MULTIPLY(winograd_multiply_avx2, WG_AVX2_TARGET, wg_vec)
 WINOGRAD_MULTIPLY(winograd_multiply_avx512, WG_AVX512_TARGET, wg_vec16)
-WINOGRAD_MULTIPLY_GRADIENT(winograd_multiply_gradient_base, , wg_vec)
-WINOGRAD_MULTIPLY_GRADIENT(winograd_multiply_gradient_avx2, WG_AVX2_TARGET, wg_vec)
-WINOGRAD_MULTIPLY_GRADIENT(winograd_multiply_gradient_avx512, WG_AVX512_TARGET, wg_vec16)
+WINOGRAD_MULTIPLY_GRADIENT(winograd_multiply_gradient_base, , wg_vec, WG_PACK_SCALAR)
+WINOGRAD_MULTIPLY_GRADIENT(winograd_multiply_gradient_avx2, WG_AVX2_TARGET, wg_vec, WG_PACK_SCALAR)
+WINOGRAD_MULTIPLY_GRADIENT(winograd_multiply_gradient_avx512, WG_AVX512_TARGET, wg_vec16, WG_PACK_AVX512)
 
 size_t snn_winograd_filter_floats(int outChannels, int inChannels) {
     return (size_t)WG_ELEMENTS * WG_ROUND_UP(outChannels, WG_MR) * inChannels;
