@@ -235,10 +235,12 @@ enum SpikeConv {
         return withExtendedLifetime(gy) { bias }
     }
 
-    /// The share of ones: among every 61st value of a large tensor (enough to tell 10% from
-    /// 30%), among all of a small one (where a sample would be a handful of values).
+    /// The share of ones: among all values of a small tensor (where a sample would be a handful
+    /// of values); of a large one, among every 61st value, or about 16,384 values evenly spread
+    /// where that is fewer (enough to tell 10% from 30%: the standard error is under 0.4%). Every
+    /// 61st value touched every fourth cache line of a layer's spikes, 0.9% of a ResNet-19 step.
     private static func density(_ p: UnsafePointer<Float>, count: Int) -> Double {
-        let step = count > 1 << 16 ? 61 : 1
+        let step = count > 1 << 16 ? Swift.max(61, count / 16_384 | 1) : 1
         var (ones, seen) = (0, 0)
         var i = 0
         while i < count {
