@@ -294,6 +294,31 @@ static inline int wg_clamp(int i, int n) { return i < 0 ? 0 : (i >= n ? n - 1 : 
         }                                                                                                        \
     }
 
+enum { WG_CAP = WG_ROUND_UP(WG_MAX_COUNT, 16) };
+
+// Where the vector transforms read or write: for each tile p of a run (`at`, `count` tiles, then
+// zeros up to `padded`) and each row and column i of an `n × n` patch that starts `shift` rows
+// and columns before the tile, `rowAt[i·WG_CAP + p]` (the row's offset from the run's first
+// image, clamped into the plane) and `colAt[i·WG_CAP + p]` (the column, clamped), and `rowIn`,
+// `colIn`: -1 (all bits) inside the plane, 0 outside. Returns 0, writing nothing, when the
+// offsets of `channels` planes would not fit in 32 bits (the caller then takes the scalar code).
+static inline int wg_patch_tables(const WgTile *at, int count, int padded, int channels, int height, int width, int n,
+                                  int shift, int32_t *rowAt, int32_t *colAt, int32_t *rowIn, int32_t *colIn) {
+    if (at[count - 1].image - at[0].image + (size_t)channels * height * width > (size_t)INT32_MAX) return 0;
+    for (int p = 0; p < padded; p++) {
+        const int real = p < count;
+        const int y0 = real ? at[p].y - shift : 0, x0 = real ? at[p].x - shift : 0;
+        const int32_t image = real ? (int32_t)(at[p].image - at[0].image) : 0;
+        for (int i = 0; i < n; i++) {
+            rowAt[i * WG_CAP + p] = image + wg_clamp(y0 + i, height) * width;
+            rowIn[i * WG_CAP + p] = (real && y0 + i >= 0 && y0 + i < height) ? -1 : 0;
+            colAt[i * WG_CAP + p] = wg_clamp(x0 + i, width);
+            colIn[i * WG_CAP + p] = (real && x0 + i >= 0 && x0 + i < width) ? -1 : 0;
+        }
+    }
+    return 1;
+}
+
 // The input and gradient transforms with vector gathers (AVX2 and AVX-512), for patches of `n × n`
 // values starting `shift` rows and columns before each tile (6 and 1 for the input, 4 and 0 for
 // the output gradient) and the 1-D transform `OP_1D`: per group of `lanes` tiles, each patch
@@ -310,25 +335,13 @@ static inline int wg_clamp(int i, int n) { return i < 0 ? 0 : (i >= n ? n - 1 : 
         const size_t planeSize = (size_t)height * width;                                                        \
         WgTile at[WG_MAX_COUNT];                                                                                 \
         wg_locate(first, count, channels, height, width, at);                                                    \
-        if (at[count - 1].image - at[0].image + (size_t)channels * planeSize > (size_t)INT32_MAX) {              \
-            fallback(x, channels, cBegin, cEnd, height, width, first, count, ld, v, scratch);                    \
-            return;                                                                                              \
-        }                                                                                                        \
         /* Per tile, row i of its patch starts at rowAt[i] (clamped into the plane) and column j */             \
         /* is colAt[j]; rowIn and colIn are -1 (all bits: gather) inside the plane, 0 outside. */               \
-        enum { CAP = WG_ROUND_UP(WG_MAX_COUNT, 16) };                                                            \
-        int32_t rowAt[n][CAP], colAt[n][CAP], rowIn[n][CAP], colIn[n][CAP];                                      \
-        const int padded = WG_ROUND_UP(count, lanes);                                                            \
-        for (int p = 0; p < padded; p++) {                                                                       \
-            const int real = p < count;                                                                          \
-            const int y0 = real ? at[p].y - (shift) : 0, x0 = real ? at[p].x - (shift) : 0;                                  \
-            const int32_t image = real ? (int32_t)(at[p].image - at[0].image) : 0;                               \
-            for (int i = 0; i < (n); i++) {                                                                      \
-                rowAt[i][p] = image + wg_clamp(y0 + i, height) * width;                                          \
-                rowIn[i][p] = (real && y0 + i >= 0 && y0 + i < height) ? -1 : 0;                                 \
-                colAt[i][p] = wg_clamp(x0 + i, width);                                                           \
-                colIn[i][p] = (real && x0 + i >= 0 && x0 + i < width) ? -1 : 0;                                  \
-            }                                                                                                    \
+        int32_t rowAt[n][WG_CAP], colAt[n][WG_CAP], rowIn[n][WG_CAP], colIn[n][WG_CAP];                          \
+        if (!wg_patch_tables(at, count, WG_ROUND_UP(count, lanes), channels, height, width, (n), (shift),         \
+                             rowAt[0], colAt[0], rowIn[0], colIn[0])) {                                          \
+            fallback(x, channels, cBegin, cEnd, height, width, first, count, ld, v, scratch);                    \
+            return;                                                                                              \
         }                                                                                                        \
         const size_t stride = (size_t)WG_ALPHA * channels * ld;                                                  \
         for (int c = cBegin; c < cEnd; c++) {                                                                    \
@@ -586,22 +599,14 @@ WINOGRAD_GATHERED(winograd_input_avx2, WG_AVX2_TARGET, wg_vec, wg_ivec, 8, WG_GA
 WINOGRAD_GATHERED(winograd_input_avx512, WG_AVX512_TARGET, wg_vec16, wg_ivec16, 16, WG_GATHER_AVX512,
                   WG_STORE_AVX512, winograd_input_scalar_avx512, WG_ALPHA, 1, WG_INPUT_1D)
 // The gradient transforms' planes are rows of `count` floats; the scalar fallback's signature has no `ld`.
-static WG_AVX2_TARGET void winograd_gradient_scalar_avx2_ld(const float *gy, int channels, int kBegin, int kEnd,
-                                                            int height, int width, long first, int count, int ld,
-                                                            float *g, float *scratch) {
-    (void)ld;
-    winograd_gradient_scalar_avx2(gy, channels, kBegin, kEnd, height, width, first, count, g, scratch);
-}
-static WG_AVX512_TARGET void winograd_gradient_scalar_avx512_ld(const float *gy, int channels, int kBegin, int kEnd,
-                                                                int height, int width, long first, int count, int ld,
-                                                                float *g, float *scratch) {
-    (void)ld;
-    winograd_gradient_scalar_avx512(gy, channels, kBegin, kEnd, height, width, first, count, g, scratch);
-}
+#define WG_GRADIENT_SCALAR_AVX2(gy, channels, kBegin, kEnd, height, width, first, count, ld, g, scratch) \
+    winograd_gradient_scalar_avx2(gy, channels, kBegin, kEnd, height, width, first, count, g, scratch)
+#define WG_GRADIENT_SCALAR_AVX512(gy, channels, kBegin, kEnd, height, width, first, count, ld, g, scratch) \
+    winograd_gradient_scalar_avx512(gy, channels, kBegin, kEnd, height, width, first, count, g, scratch)
 WINOGRAD_GATHERED(winograd_gradient_ld_avx2, WG_AVX2_TARGET, wg_vec, wg_ivec, 8, WG_GATHER_AVX2, WG_STORE_AVX2,
-                  winograd_gradient_scalar_avx2_ld, WG_TILE, 0, WG_GRADIENT_1D)
+                  WG_GRADIENT_SCALAR_AVX2, WG_TILE, 0, WG_GRADIENT_1D)
 WINOGRAD_GATHERED(winograd_gradient_ld_avx512, WG_AVX512_TARGET, wg_vec16, wg_ivec16, 16, WG_GATHER_AVX512,
-                  WG_STORE_AVX512, winograd_gradient_scalar_avx512_ld, WG_TILE, 0, WG_GRADIENT_1D)
+                  WG_STORE_AVX512, WG_GRADIENT_SCALAR_AVX512, WG_TILE, 0, WG_GRADIENT_1D)
 #define winograd_gradient_avx2(gy, channels, kBegin, kEnd, height, width, first, count, g, scratch) \
     winograd_gradient_ld_avx2(gy, channels, kBegin, kEnd, height, width, first, count, count, g, scratch)
 #define winograd_gradient_avx512(gy, channels, kBegin, kEnd, height, width, first, count, g, scratch) \
@@ -626,25 +631,21 @@ static WG_AVX512_TARGET void winograd_output_avx512(const float *m, int channels
     const size_t planeSize = (size_t)height * width;
     WgTile at[WG_MAX_COUNT];
     wg_locate(first, count, channels, height, width, at);
-    if (at[count - 1].image - at[0].image + (size_t)channels * planeSize > (size_t)INT32_MAX) {
+    // Per tile and row r (column j) of its 4×4 outputs: where it goes and whether it is inside;
+    // per group of 16 tiles and output (r, j), the mask of tiles that write it.
+    int32_t rowAt[WG_TILE][WG_CAP], colAt[WG_TILE][WG_CAP], rowIn[WG_TILE][WG_CAP], colIn[WG_TILE][WG_CAP];
+    if (!wg_patch_tables(at, count, WG_ROUND_UP(count, 16), channels, height, width, WG_TILE, 0, rowAt[0], colAt[0],
+                         rowIn[0], colIn[0])) {
         winograd_output_scalar_avx512(m, channels, height, width, first, count, ld, bias, y, scratch);
         return;
     }
-    // Per tile and row a (column j) of its 4×4 outputs: where it goes and whether it is inside.
-    enum { CAP = WG_ROUND_UP(WG_MAX_COUNT, 16) };
-    int32_t rowAt[WG_TILE][CAP], colAt[WG_TILE][CAP];
-    __mmask16 rowIn[WG_TILE][CAP / 16], colIn[WG_TILE][CAP / 16];
-    memset(rowIn, 0, sizeof rowIn);
-    memset(colIn, 0, sizeof colIn);
-    for (int p = 0; p < WG_ROUND_UP(count, 16); p++) {
-        const int real = p < count;
-        const int y0 = real ? at[p].y : 0, x0 = real ? at[p].x : 0;
-        const int32_t image = real ? (int32_t)(at[p].image - at[0].image) : 0;
-        for (int i = 0; i < WG_TILE; i++) {
-            rowAt[i][p] = image + (y0 + i < height ? y0 + i : height - 1) * width;
-            colAt[i][p] = x0 + i < width ? x0 + i : width - 1;
-            if (real && y0 + i < height) rowIn[i][p / 16] |= (__mmask16)(1u << (p % 16));
-            if (real && x0 + i < width) colIn[i][p / 16] |= (__mmask16)(1u << (p % 16));
+    __mmask16 inside[WG_TILE][WG_TILE][WG_CAP / 16];
+    for (int p0 = 0; p0 < count; p0 += 16) {
+        for (int r = 0; r < WG_TILE; r++) {
+            for (int j = 0; j < WG_TILE; j++) {
+                const __m512i in = _mm512_and_si512(_mm512_loadu_si512(&rowIn[r][p0]), _mm512_loadu_si512(&colIn[j][p0]));
+                inside[r][j][p0 / 16] = _mm512_test_epi32_mask(in, in);
+            }
         }
     }
     const size_t stride = (size_t)WG_ALPHA * channels * ld;
@@ -669,7 +670,7 @@ static WG_AVX512_TARGET void winograd_output_avx512(const float *m, int channels
                 const __m512i row = _mm512_loadu_si512(&rowAt[r][p0]);
                 for (int j = 0; j < WG_TILE; j++) {
                     const __m512i to = _mm512_add_epi32(row, _mm512_loadu_si512(&colAt[j][p0]));
-                    _mm512_mask_i32scatter_ps(base, rowIn[r][group] & colIn[j][group], to, (__m512)(o[j] + add), 4);
+                    _mm512_mask_i32scatter_ps(base, inside[r][j][group], to, (__m512)(o[j] + add), 4);
                 }
             }
         }

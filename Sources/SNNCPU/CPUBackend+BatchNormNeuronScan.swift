@@ -186,7 +186,8 @@ private final class ChannelAffine {
     /// Runs `body(first, count, buffers)` for every block of ``neuronBlock`` neurons, split
     /// across cores. `buffers` holds the block's per-neuron scale and shift (and, for the
     /// backward pass, `statistics`: mean and 1/σ) as lanes, zero past `count`, a zeroed state
-    /// vector per lane group (and zeroed sums), and `scratchSteps` slices of scratch.
+    /// vector per lane group, room for the two per-neuron sums (which the backward kernel
+    /// zeroes itself), and `scratchSteps` slices of scratch.
     func forEachBlock(scratchSteps: Int, statistics: Bool, _ body: (Int, Int, BlockBuffers) -> Void) {
         let neurons = scan.neurons
         let blocks = (neurons + neuronBlock - 1) / neuronBlock
@@ -211,10 +212,6 @@ private final class ChannelAffine {
                         dst.advanced(by: m).update(repeating: 0, count: neuronBlock - m)
                     }
                     b.state.update(repeating: Lanes(), count: vectors)
-                    if statistics {
-                        b.sumGrad.update(repeating: Lanes(), count: vectors)
-                        b.sumGradNormalized.update(repeating: Lanes(), count: vectors)
-                    }
                     body(first, m, b)
                 }
             }
