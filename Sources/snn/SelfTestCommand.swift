@@ -19,8 +19,8 @@ struct SelfTestCommand: ParsableCommand {
             and 3e-3 of the largest magnitude); and a small \
             spiking CNN trained on the GPU and on the CPU from the same weights and batches, whose losses \
             must agree (within 1e-3 of max(|loss|, 1) over the first 10 steps, 5e-2 over all). Then, \
-            unless --no-bench, the LIF kernel's bandwidth against a device-to-device copy. Exits 1 on any \
-            mismatch, or when there is no GPU, driver or NVRTC to run them.
+            unless --no-bench, the LIF kernel's bandwidth against a device-to-device copy, and the time it \
+            all took (meant to stay under five minutes). Exits 1 on any mismatch, or when there is no GPU, driver or NVRTC to run them.
             """)
 
     @Option(help: "The GPU to check: cuda or cuda:N.")
@@ -46,6 +46,7 @@ struct SelfTestCommand: ParsableCommand {
     }
 
     func run() throws {
+        let started = ContinuousClock.now
         SNN.prepare()
         let environment = ProcessInfo.processInfo.environment
         let backend: CUDABackend
@@ -80,9 +81,12 @@ struct SelfTestCommand: ParsableCommand {
         }
         let failed = checks.filter { !$0.passed }
         let bandwidth = bench ? try CUDASelfTest.bandwidth(backend) : nil
+        // The whole check is meant to fit a lent GPU's few minutes (under five, benchmarks included).
+        let elapsed = started.duration(to: .now)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         if json {
             var object: [String: Any] = [
-                "device": name, "passed": failed.isEmpty,
+                "device": name, "passed": failed.isEmpty, "seconds": seconds,
                 "checks": checks.map { ["name": $0.name, "worst": $0.worst, "tolerance": $0.tolerance, "passed": $0.passed] },
             ]
             if let bandwidth {
@@ -97,7 +101,8 @@ struct SelfTestCommand: ParsableCommand {
                 print("\(c.passed ? "ok  " : "FAIL") \(name)  worst \(String(format: "%.2e", c.worst)) "
                       + "(tolerance \(String(format: "%.0e", c.tolerance)))")
             }
-            print(failed.isEmpty ? "all \(checks.count) checks passed" : "\(failed.count) of \(checks.count) checks failed")
+            print((failed.isEmpty ? "all \(checks.count) checks passed" : "\(failed.count) of \(checks.count) checks failed")
+                  + String(format: " in %.1f s", seconds))
             if let bandwidth {
                 print(String(format: "LIF scan forward %.0f GB/s, device-to-device copy %.0f GB/s: %.0f%% of copy",
                              bandwidth.neuron, bandwidth.copy, 100 * bandwidth.neuron / bandwidth.copy))

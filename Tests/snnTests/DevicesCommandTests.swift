@@ -61,10 +61,13 @@ struct SelfTestCommandTests {
                      "ok   conv2d 3x3, stride 2 (cuDNN): the same bits twice ", "ok   conv2d 3x3, stride 2 (--tf32): output ", "ok   matmul (plain and transposed) (--amp fp16): output "] {
             #expect(output.contains(line), "\(line) in \(output)")
         }
-        #expect(output.hasSuffix("all 103 checks passed\n"), "\(output)")
+        // The last line says how long it all took (the device check's budget is a few minutes).
+        let last = output.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.hasPrefix("all 103 checks passed in ") && last.hasSuffix(" s"), "\(output)")
         let (jsonStatus, json) = try SNNBinary.run(["selftest", "--json", "--train-steps", "0", "--no-bench"], environment: environment)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         #expect(jsonStatus == 0 && object["passed"] as? Bool == true && (object["checks"] as? [Any])?.count == 101, "\(json)")
+        #expect((object["seconds"] as? Double).map { $0 > 0 && $0 < 300 } == true, "\(json)")
     }
 
     @Test("without a GPU: one line saying so, exit status 1; a bad --device is named")
