@@ -57,6 +57,8 @@ demo: release
 # they load) under lib/, found through an $$ORIGIN run path (DT_RPATH, so the libraries' own
 # dependencies are found there too). Runs on Linux x86_64 machines without Swift.
 BUNDLE_DIR := .build/bundle/snn
+# What a lent GPU host is sent: the compressed bundle must stay within 60 MB.
+BUNDLE_LIMIT_BYTES := 60000000
 bundle: deps
 	$(SWIFT) build -c release --product snn --static-swift-stdlib -Xlinker --disable-new-dtags -Xlinker -rpath -Xlinker '$$ORIGIN/../lib'
 	rm -rf $(BUNDLE_DIR) && mkdir -p $(BUNDLE_DIR)/bin $(BUNDLE_DIR)/lib
@@ -66,7 +68,11 @@ bundle: deps
 		| grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv|ld-linux-x86-64)\.so' \
 		| xargs -I{} cp -L {} $(BUNDLE_DIR)/lib/
 	tar -C .build/bundle -cf .build/snn-linux-x86_64.tar snn && gzip -9 -f .build/snn-linux-x86_64.tar   # -9: 0.3 MB under the default
-	@echo "bundle: .build/snn-linux-x86_64.tar.gz ($(BUNDLE_DIR)/bin/snn)"
+	@size=$$(stat -c %s .build/snn-linux-x86_64.tar.gz); \
+	if [ $$size -gt $(BUNDLE_LIMIT_BYTES) ]; then \
+		echo "bundle: .build/snn-linux-x86_64.tar.gz is $$size bytes, over the limit of $(BUNDLE_LIMIT_BYTES) bytes" >&2; exit 1; \
+	fi; \
+	echo "bundle: .build/snn-linux-x86_64.tar.gz ($$size bytes; $(BUNDLE_DIR)/bin/snn)"
 
 clean:
 	rm -rf .build
