@@ -6,10 +6,12 @@
 # `snn bench train --device cuda --json`
 # for ResNet-19 (CIFAR-10, T=6) and VGGSNN (48x48 events, T=10) at batch 64, in float32 (with
 # --tf32, as PyTorch's cuDNN default) and with --amp fp16, each bounded by SNN_BENCH_TIMEOUT
-# seconds (default 60), and the reference PyTorch code on the same shapes and precision where it
+# seconds (default 60; SIGKILL 5 s later if SIGTERM did not stop it, as when a launcher started
+# the script with SIGTERM blocked), and the reference PyTorch code on the same shapes and precision where it
 # was carried (SNN_REFERENCE_DIR, default .build/reference), writing every output to $OUT when it
 # is set.
-# Exits with the selftest's status: 0 when every check passed.
+# Arguments go to `snn selftest` (e.g. `--train-steps 100`). Exits with the selftest's status: 0
+# when every check passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bundle=.build/snn-linux-x86_64.tar.gz
@@ -29,15 +31,15 @@ out=${OUT:-$work}
 mkdir -p "$out"
 "$snn" devices | tee "$out/devices.txt"
 set +e
-"$snn" selftest --device "${SNN_DEVICE:-cuda}" 2>&1 | tee "$out/selftest.txt"
+"$snn" selftest --device "${SNN_DEVICE:-cuda}" "$@" 2>&1 | tee "$out/selftest.txt"
 status=${PIPESTATUS[0]}
 if [ "$status" -eq 0 ]; then
-    timeout "${SNN_BENCH_TIMEOUT:-60}" "$snn" bench ops --device "${SNN_DEVICE:-cuda}" --json > "$out/bench-ops.json" 2> "$out/bench-ops.err"
+    timeout -k 5 "${SNN_BENCH_TIMEOUT:-60}" "$snn" bench ops --device "${SNN_DEVICE:-cuda}" --json > "$out/bench-ops.json" 2> "$out/bench-ops.err"
     echo "bench ops: exit $?: $(cat "$out/bench-ops.json")"
     for bench in "ResNet-19 CIFAR10 6 0" "VGGSNN DVSCIFAR10 10 0" "ResNet-19 CIFAR10 6 fp16" "VGGSNN DVSCIFAR10 10 fp16"; do
         set -- $bench
         tf32=$([ "$4" = 0 ] && echo --tf32 || true)
-        timeout "${SNN_BENCH_TIMEOUT:-60}" "$snn" bench train --device "${SNN_DEVICE:-cuda}" --topology "$1" --dataset "$2" \
+        timeout -k 5 "${SNN_BENCH_TIMEOUT:-60}" "$snn" bench train --device "${SNN_DEVICE:-cuda}" --topology "$1" --dataset "$2" \
             --T "$3" --amp "$4" $tf32 --batch_size 64 --steps 3 --warmup 1 --json > "$out/bench-$1-$4.json" 2> "$out/bench-$1-$4.err"
         echo "bench $1 --amp $4: exit $?: $(cat "$out/bench-$1-$4.json")"
         # The reference beside it on the same GPU, when its code was carried (never committed):
@@ -45,7 +47,7 @@ if [ "$status" -eq 0 ]; then
         reference=${SNN_REFERENCE_DIR:-.build/reference}
         if [ -d "$reference" ] && python3 -c "import torch" 2>/dev/null; then
             amp=$([ "$4" = 0 ] && echo 0 || echo 1)
-            timeout "${SNN_BENCH_TIMEOUT:-60}" python3 scripts/bench_reference.py --reference-dir "$reference" --snn "$snn" \
+            timeout -k 5 "${SNN_BENCH_TIMEOUT:-60}" python3 scripts/bench_reference.py --reference-dir "$reference" --snn "$snn" \
                 --device "${SNN_DEVICE:-cuda}" --amp "$amp" --topology "$1" --dataset "$2" --T "$3" --batch_size 64 --steps 3 \
                 --warmup 1 > "$out/reference-$1-$4.json" 2> "$out/reference-$1-$4.err"
             echo "reference $1 --amp $amp: exit $?: $(cat "$out/reference-$1-$4.json")"

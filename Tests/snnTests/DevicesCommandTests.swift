@@ -92,3 +92,62 @@ struct SelfTestCommandTests {
         #expect(badStatus != 0 && bad.contains("--device accepts cpu, cuda, cuda:N, reference; got tpu"), "\(bad)")
     }
 }
+
+/// `scripts/device-check.sh`, the one command a lent GPU machine runs, end to end on the emulated
+/// GPU as it runs there: no Swift on `PATH`, a carried bundle to unpack, outputs under `$OUT`.
+@Suite("scripts/device-check.sh")
+struct DeviceCheckScriptTests {
+    @Test("without Swift: unpacks the bundle, lists the devices, passes its arguments to the selftest, starts every benchmark, exits with the selftest's status")
+    func emulatedGPU() throws {
+        let files = FileManager.default
+        let root = files.temporaryDirectory.appendingPathComponent("snn-device-check-\(UUID().uuidString)")
+        defer { try? files.removeItem(at: root) }
+        try files.createDirectory(at: root.appendingPathComponent("scripts"), withIntermediateDirectories: true)
+        let script = root.appendingPathComponent("scripts/device-check.sh")
+        try files.copyItem(at: SNNBinary.repositoryRoot.appendingPathComponent("scripts/device-check.sh"), to: script)
+        // The bundle: snn/bin/snn, here a stand-in that runs the built binary.
+        let staged = root.appendingPathComponent("staging/snn/bin")
+        try files.createDirectory(at: staged, withIntermediateDirectories: true)
+        try "#!/bin/sh\nexec '\(SNNBinary.executable.path)' \"$@\"\n"
+            .write(to: staged.appendingPathComponent("snn"), atomically: true, encoding: .utf8)
+        try files.setAttributes([.posixPermissions: 0o755], ofItemAtPath: staged.appendingPathComponent("snn").path)
+        try files.createDirectory(at: root.appendingPathComponent(".build"), withIntermediateDirectories: true)
+        let tar = try Subprocess.run(URL(fileURLWithPath: "/usr/bin/env"),
+                                     ["tar", "-C", root.appendingPathComponent("staging").path, "-czf",
+                                      root.appendingPathComponent(".build/snn-linux-x86_64.tar.gz").path, "snn"])
+        try #require(tar.status == 0, "\(tar.output)")
+
+        // PATH without the folders that hold `swift`, as on the GPU machine.
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+            .filter { !files.isExecutableFile(atPath: "\($0)/swift") }.joined(separator: ":")
+        let out = root.appendingPathComponent("out")
+        var environment = try EmulatedCUDADriver.environment()
+        environment["PATH"] = path
+        environment["OUT"] = out.path
+        environment["SNN_BENCH_TIMEOUT"] = "1"   // the emulated GPU is far too slow to finish a benchmark
+        let (status, output) = try Subprocess.run(URL(fileURLWithPath: "/bin/bash"),
+                                                  [script.path, "--train-steps", "2", "--no-bench"], environment: environment)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("GPU 0: SwiftSNN emulated GPU"), "\(output)")
+        #expect(output.contains("ok   training: losses of all 2 steps vs the CPU "), "\(output)")
+        #expect(output.contains("all 103 checks passed in "), "\(output)")
+        // Every benchmark started with arguments it accepts and ran until the timeout stopped it:
+        // 124 after SIGTERM, or 137 after the SIGKILL that follows (Foundation's `Process` starts
+        // children with SIGTERM blocked, and the block is inherited down to `snn`).
+        let benchmarks = output.split(separator: "\n").filter { $0.hasPrefix("bench ") }
+        #expect(benchmarks.count == 5, "\(output)")
+        for line in benchmarks {
+            #expect(line.contains(": exit 124: ") || line.contains(": exit 137: ") || line.contains(": exit 0: "), "\(line)")
+        }
+        for name in ["devices.txt", "selftest.txt", "bench-ops.json", "bench-ResNet-19-0.json", "bench-VGGSNN-fp16.json"] {
+            #expect(files.fileExists(atPath: out.appendingPathComponent(name).path), "\(name)")
+        }
+        let selftest = try String(contentsOf: out.appendingPathComponent("selftest.txt"), encoding: .utf8)
+        #expect(selftest.contains("all 103 checks passed in "), "\(selftest)")
+
+        // A failing selftest (a bad argument here) is the script's status, and no benchmark runs.
+        let (badStatus, bad) = try Subprocess.run(URL(fileURLWithPath: "/bin/bash"), [script.path, "--train-steps", "x"],
+                                                  environment: environment)
+        #expect(badStatus != 0 && !bad.contains("\nbench "), "\(bad)")
+    }
+}
