@@ -7,9 +7,9 @@
 # for ResNet-19 (CIFAR-10, T=6) and VGGSNN (48x48 events, T=10) at batch 64, in float32 (with
 # --tf32, as PyTorch's cuDNN default) and with --amp fp16, each bounded by SNN_BENCH_TIMEOUT
 # seconds (default 60; SIGKILL 5 s later if SIGTERM did not stop it, as when a launcher started
-# the script with SIGTERM blocked), and the reference PyTorch code on the same shapes and precision where it
-# was carried (SNN_REFERENCE_DIR, default .build/reference), writing every output to $OUT when it
-# is set.
+# the script with SIGTERM blocked), and the reference PyTorch code on the same shapes and
+# precision where it was carried (SNN_REFERENCE_DIR, default .build/reference), writing every
+# output to $OUT when it is set.
 # Arguments go to `snn selftest` (e.g. `--train-steps 100`). Exits with the selftest's status: 0
 # when every check passed.
 set -euo pipefail
