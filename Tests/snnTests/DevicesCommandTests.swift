@@ -97,7 +97,7 @@ struct SelfTestCommandTests {
 /// GPU as it runs there: no Swift on `PATH`, a carried bundle to unpack, outputs under `$OUT`.
 @Suite("scripts/device-check.sh")
 struct DeviceCheckScriptTests {
-    @Test("without Swift: unpacks the bundle, lists the devices, passes its arguments to the selftest, starts every benchmark, exits with the selftest's status")
+    @Test("without Swift: unpacks the bundle, lists the devices, passes its arguments to the selftest, starts every benchmark within the time budget, exits with the selftest's status")
     func emulatedGPU() throws {
         let files = FileManager.default
         let root = files.temporaryDirectory.appendingPathComponent("snn-device-check-\(UUID().uuidString)")
@@ -144,6 +144,15 @@ struct DeviceCheckScriptTests {
         }
         let selftest = try String(contentsOf: out.appendingPathComponent("selftest.txt"), encoding: .utf8)
         #expect(selftest.contains("all 103 checks passed in "), "\(selftest)")
+
+        // Benchmarks that would run past the check's budget are skipped, each named.
+        environment["SNN_CHECK_SECONDS"] = "1"
+        let (spentStatus, spent) = try Subprocess.run(URL(fileURLWithPath: "/bin/bash"),
+                                                      [script.path, "--train-steps", "0", "--no-bench"], environment: environment)
+        #expect(spentStatus == 0, "\(spent)")
+        #expect(spent.hasSuffix("bench ops: skipped: the check's 1 s are spent\nbench ResNet-19 --amp 0: skipped: the check's 1 s are spent\n"
+            + "bench VGGSNN --amp 0: skipped: the check's 1 s are spent\nbench ResNet-19 --amp fp16: skipped: the check's 1 s are spent\n"
+            + "bench VGGSNN --amp fp16: skipped: the check's 1 s are spent\n"), "\(spent)")
 
         // A failing selftest (a bad argument here) is the script's status, and no benchmark runs.
         let (badStatus, bad) = try Subprocess.run(URL(fileURLWithPath: "/bin/bash"), [script.path, "--train-steps", "x"],
