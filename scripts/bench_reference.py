@@ -35,6 +35,25 @@ def expanded_topology(snn, name, dataset, steps):
     return json.loads(out)
 
 
+def stand_in_for_missing_loggers():
+    """The reference's modules import tensorboardX's SummaryWriter and tqdm for their training
+    logs, which a benchmark never writes. Where either is missing (the lent GPU machines' Python
+    has no tensorboardX), a stand-in module lets the import pass; using it raises."""
+    import types
+
+    for module, name in (("tensorboardX", "SummaryWriter"), ("tqdm", "tqdm")):
+        try:
+            __import__(module)
+        except ImportError:
+            def missing(*_args, _module=module, **_kwargs):
+                raise RuntimeError(f"{_module} is not installed (a stand-in of scripts/bench_reference.py)")
+            stand_in = types.ModuleType(module)
+            setattr(stand_in, name, missing)
+            sys.modules[module] = stand_in
+            print(f"bench_reference: {module} is not installed; the reference imports it for logs, a stand-in takes its place",
+                  file=sys.stderr)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--reference-dir", required=True)
@@ -58,6 +77,7 @@ def main():
     torch.set_num_threads(args.threads or len(__import__("os").sched_getaffinity(0)))
 
     sys.path.insert(0, args.reference_dir)
+    stand_in_for_missing_loggers()
     from function import TRT_Loss  # noqa: E402  (the reference's own code)
     from model import SNN  # noqa: E402
 

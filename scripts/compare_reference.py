@@ -27,7 +27,7 @@ MODELS = {
 def run(command):
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        # Say which side failed and why (a missing torch, tqdm or tensorboardX, a wrong checkout).
+        # Say which side failed and why (a missing torch, a wrong checkout).
         sys.exit(f"compare_reference: {' '.join(command)} exited with {done.returncode}:\n{done.stderr.strip()}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 

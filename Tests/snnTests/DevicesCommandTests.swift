@@ -160,3 +160,33 @@ struct DeviceCheckScriptTests {
         #expect(badStatus != 0 && !bad.contains("\nbench "), "\(bad)")
     }
 }
+
+/// `scripts/bench_reference.py`, which the device check runs beside `snn bench train` on the lent
+/// GPU machine, whose Python has torch and tqdm but no tensorboardX.
+@Suite("scripts/bench_reference.py")
+struct BenchReferenceScriptTests {
+    @Test("without tensorboardX: a stand-in takes its place and the reference's steps are timed (SNN_SLOW_TESTS=1, needs torch and the reference code)",
+          .enabled(if: ProcessInfo.processInfo.environment["SNN_SLOW_TESTS"] == "1"))
+    func withoutTensorBoardX() throws {
+        let files = FileManager.default
+        let hidden = files.temporaryDirectory.appendingPathComponent("snn-no-tensorboardx-\(getpid())")
+        defer { try? files.removeItem(at: hidden) }
+        try files.createDirectory(at: hidden, withIntermediateDirectories: true)
+        try "raise ImportError('tensorboardX is hidden by the test')\n"
+            .write(to: hidden.appendingPathComponent("tensorboardX.py"), atomically: true, encoding: .utf8)
+        let reference = ProcessInfo.processInfo.environment["SNN_TRT_REFERENCE"] ?? "/tmp/trt-ref"
+        let script = SNNBinary.repositoryRoot.appendingPathComponent("scripts/bench_reference.py").path
+        let (status, output) = try Subprocess.run(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            ["python3", script, "--reference-dir", reference, "--snn", SNNBinary.executable.path, "--topology", "ResNet-19",
+             "--dataset", "CIFAR10", "--T", "2", "--batch_size", "2", "--steps", "1", "--warmup", "0"],
+            environment: ["PYTHONPATH": hidden.path])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("bench_reference: tensorboardX is not installed; the reference imports it for logs, a stand-in takes its place"),
+                "\(output)")
+        let json = try #require(output.split(separator: "\n").first { $0.hasPrefix("{") }, "\(output)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect((object["samples_per_second"] as? Double).map { $0 > 0 } == true && object["implementation"] as? String == "reference",
+                "\(json)")
+    }
+}
