@@ -23,6 +23,9 @@ struct SNN: ParsableCommand {
     nonisolated(unsafe) static var arguments: [String] = []
 
     static func main() {
+        // Every command stops on SIGINT and SIGTERM (`timeout`, a scheduler, Ctrl-C), also when
+        // its launcher started it with them blocked; `train` then installs its own handlers.
+        unblockStopSignals()
         arguments = attachingNegativeValues(Array(CommandLine.arguments.dropFirst()))
         main(arguments)
     }

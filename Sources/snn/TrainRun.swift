@@ -233,8 +233,9 @@ func installInterruptHandler() {
     unblockStopSignals()
 }
 
-/// A launcher may start us with SIGINT and SIGTERM blocked (Foundation's `Process` does); code
-/// that handles them takes them (on the calling thread, where they are then delivered).
+/// A launcher may start us with SIGINT and SIGTERM blocked (Foundation's `Process` does): `snn`
+/// unblocks them on start, and code that handles them unblocks them again on its own thread,
+/// where they are then delivered.
 func unblockStopSignals() {
     var set = sigset_t()
     sigemptyset(&set)
