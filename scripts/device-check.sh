@@ -53,16 +53,18 @@ set +e
 "$snn" selftest --device "$device" "$@" 2>&1 | tee "$out/selftest.txt"
 status=${PIPESTATUS[0]}
 if [ "$status" -eq 0 ]; then
+    # The reference beside each benchmark on the same GPU, when its code was carried (never
+    # committed): git clone the ZBX05/Temporal-Regularization-Training mirror into
+    # .build/reference first. Importing torch takes seconds: asked once.
+    reference=${SNN_REFERENCE_DIR:-.build/reference}
+    with_reference=$([ -d "$reference" ] && python3 -c "import torch" 2>/dev/null && echo 1 || true)
     bounded "bench ops" "$out/bench-ops" "$snn" bench ops --device "$device" --json
     for bench in "ResNet-19 CIFAR10 6 0" "VGGSNN DVSCIFAR10 10 0" "ResNet-19 CIFAR10 6 fp16" "VGGSNN DVSCIFAR10 10 fp16"; do
         set -- $bench
         tf32=$([ "$4" = 0 ] && echo --tf32 || true)
         bounded "bench $1 --amp $4" "$out/bench-$1-$4" "$snn" bench train --device "$device" --topology "$1" \
             --dataset "$2" --T "$3" --amp "$4" $tf32 --batch_size 64 --steps 3 --warmup 1 --json
-        # The reference beside it on the same GPU, when its code was carried (never committed):
-        # git clone the ZBX05/Temporal-Regularization-Training mirror into .build/reference first.
-        reference=${SNN_REFERENCE_DIR:-.build/reference}
-        if [ -d "$reference" ] && python3 -c "import torch" 2>/dev/null; then
+        if [ -n "$with_reference" ]; then
             amp=$([ "$4" = 0 ] && echo 0 || echo 1)
             bounded "reference $1 --amp $amp" "$out/reference-$1-$4" python3 scripts/bench_reference.py \
                 --reference-dir "$reference" --snn "$snn" --device "$device" --amp "$amp" --topology "$1" --dataset "$2" \
