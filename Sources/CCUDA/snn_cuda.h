@@ -67,6 +67,13 @@ typedef snn_CUresult (*snn_cuLaunchKernel_t)(snn_CUfunction f, unsigned int grid
                                              unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
                                              unsigned int blockDimZ, unsigned int sharedMemBytes, snn_CUstream hStream,
                                              void **kernelParams, void **extra);
+typedef snn_CUresult (*snn_cuLaunchCooperativeKernel_t)(snn_CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+                                                        unsigned int gridDimZ, unsigned int blockDimX,
+                                                        unsigned int blockDimY, unsigned int blockDimZ,
+                                                        unsigned int sharedMemBytes, snn_CUstream hStream,
+                                                        void **kernelParams);
+typedef snn_CUresult (*snn_cuOccupancyMaxActiveBlocksPerMultiprocessor_t)(int *numBlocks, snn_CUfunction func, int blockSize,
+                                                                          size_t dynamicSMemSize);
 
 // ---- NVRTC (libnvrtc.so.12 / .13) ----
 typedef unsigned int snn_nvrtcResult;        // enum nvrtcResult; NVRTC_SUCCESS = 0

@@ -108,20 +108,28 @@ extension CUDABackend {
         let plane = x.count / max(x.shape[0] * channels, 1)
         let gradInput = output(x.shape), gradResidual = residual == nil ? nil : output(x.shape)
         let (sumGrad, sumGradNormalized) = (output([n]), output([n]))
-        if n > 0 {
-            launch("snn_bn_neuron_backward", elements: n,
-                   [arg(p[0]), arg(x), .int32(form), arg(p.count > 6 ? p[6] : nil), arg(p[2]), arg(p[3]), arg(p[4]), arg(p[5]),
-                    .float(Float(s.epsilon)), arg(gradInput), arg(gradResidual), arg(sumGrad), arg(sumGradNormalized),
-                    .int64(Int64(n)), .int32(Int32(steps)), .int32(Int32(channels)), .int64(Int64(plane))]
-                   + CUDAKernels.NeuronArguments(s.neuron).kernelArguments(backward: true))
-        }
         let (gradGamma, gradBeta) = (output([channels]), output([channels]))
-        let samples = n / max(channels * plane, 1)
-        if channels > 0 {
-            launch("snn_bn_channel_sums", blocks: channels,
-                   [arg(sumGrad), arg(sumGradNormalized), arg(gradBeta), arg(gradGamma), .int32(Int32(samples)),
-                    .int32(Int32(channels)), .int64(Int64(plane))])
+        let common: [KernelArgument] = [arg(p[0]), arg(x), .int32(form), arg(p.count > 6 ? p[6] : nil), arg(p[2]), arg(p[3]),
+                                        arg(p[4]), arg(p[5]), .float(Float(s.epsilon)), arg(gradInput), arg(gradResidual),
+                                        arg(sumGrad), arg(sumGradNormalized)]
+        let sizes: [KernelArgument] = [.int64(Int64(n)), .int32(Int32(steps)), .int32(Int32(channels)), .int64(Int64(plane))]
+            + CUDAKernels.NeuronArguments(s.neuron).kernelArguments(backward: true)
+        guard n > 0, channels > 0 else {   // no neurons: the sums are empty
+            fill(gradGamma, with: 0)
+            fill(gradBeta, with: 0)
+            return (gradInput, gradGamma, gradBeta, gradResidual)
         }
+        if usesCooperativeLaunch {
+            // The scan backwards, the channel sums and the input gradient in one launch.
+            launchCooperative("snn_bn_neuron_backward_fused", elements: n,
+                              common + [arg(gradBeta), arg(gradGamma), gridBarrier()] + sizes)
+            return (gradInput, gradGamma, gradBeta, gradResidual)
+        }
+        launch("snn_bn_neuron_backward", elements: n, common + sizes)
+        let samples = n / max(channels * plane, 1)
+        launch("snn_bn_channel_sums", blocks: channels,
+               [arg(sumGrad), arg(sumGradNormalized), arg(gradBeta), arg(gradGamma), .int32(Int32(samples)),
+                .int32(Int32(channels)), .int64(Int64(plane))])
         inputGradient(x, form: form, gradInput, gamma: p[2], mean: p[4], variance: p[5], epsilon: s.epsilon, gradGamma: gradGamma,
                       gradBeta: gradBeta, frames: x.shape[0], channels: channels, plane: plane)
         return (gradInput, gradGamma, gradBeta, gradResidual)

@@ -64,6 +64,18 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     }
     private var tf32 = false
 
+    /// Whether batch norm + LIF's backward pass runs as one cooperative launch (its three
+    /// kernels separated by grid-wide barriers) rather than three launches; where the GPU runs
+    /// cooperative launches, it does. Tests and `snn selftest` run both.
+    public var usesCooperativeLaunch: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return cooperativeEnabled }
+        set { lock.lock(); cooperativeEnabled = newValue && gpu.runsCooperativeLaunches; lock.unlock() }
+    }
+    private var cooperativeEnabled = false
+    /// The word of device memory the grid-wide barriers count in (`snn_grid_sync`), zeroed
+    /// once; launches on the one stream take turns with it.
+    private var barrierWord: Tensor?
+
     /// The 16-bit type of ``mixedPrecision``.
     public enum MixedPrecision: String, Sendable, CaseIterable {
         case bf16, fp16
@@ -132,6 +144,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             modules.append((source, try gpu.loadModule(compiled.cubin)))
         }
         self.modules = modules
+        cooperativeEnabled = gpu.runsCooperativeLaunches
         if environment["SNN_CUBLAS"] != "0",
            let library = try? CUDAToolkit.load(.cublas, driverVersion: driver.versionCode, environment: environment) {
             blas = try CUBLAS(library, device: gpu)
@@ -235,6 +248,37 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         } catch {
             fail(name, error)
         }
+    }
+
+    /// Launches `name` cooperatively (``CUDADevice/launch(_:grid:block:cooperative:_:)``) over
+    /// as many blocks of `block` threads as `elements` need, but no more than the GPU holds at
+    /// once; the kernel strides over the rest.
+    func launchCooperative(_ name: String, elements: Int, block: Int = 256, _ arguments: [KernelArgument]) {
+        do {
+            let f = function(name)
+            let resident = try gpu.residentBlocks(f, block: block)
+            guard resident > 0 else { throw LibraryError("[CUDA] \(name) cannot run a block of \(block) threads") }
+            let blocks = min(max((elements + block - 1) / block, 1), resident)
+            try gpu.launch(f, grid: UInt32(blocks), block: UInt32(block), cooperative: true, arguments)
+        } catch {
+            fail(name, error)
+        }
+    }
+
+    /// The address of the grid-wide barriers' word (allocated and zeroed on first use).
+    func gridBarrier() -> KernelArgument {
+        lock.lock()
+        let existing = barrierWord
+        lock.unlock()
+        if let existing { return arg(existing) }
+        // Allocated outside the lock, which allocating takes. Two threads may each make one;
+        // either serves, as every barrier leaves its word's low bits zero.
+        let word = output([1])
+        do { try gpu.set(address(word), pattern: 0, size: 4, count: 1) } catch { fail("grid barrier", error) }
+        lock.lock()
+        barrierWord = word
+        lock.unlock()
+        return arg(word)
     }
 
     /// Ends the process with a device failure in `op` (ops cannot throw).

@@ -30,6 +30,12 @@ public final class CUDADevice: @unchecked Sendable {
     let moduleLoadData: snn_cuModuleLoadData_t
     let moduleGetFunction: snn_cuModuleGetFunction_t
     let launchKernel: snn_cuLaunchKernel_t
+    let launchCooperativeKernel: snn_cuLaunchCooperativeKernel_t
+    let occupancyMaxActiveBlocks: snn_cuOccupancyMaxActiveBlocksPerMultiprocessor_t
+    /// Multiprocessors, and whether the GPU runs cooperative launches (all of SwiftSNN's
+    /// targets do; a driver may refuse them, e.g. under some virtualisation).
+    let multiprocessors: Int
+    public let runsCooperativeLaunches: Bool
 
     /// Opens GPU `ordinal`: its primary context (current on this thread) and a stream.
     ///
@@ -62,9 +68,19 @@ public final class CUDADevice: @unchecked Sendable {
         moduleLoadData = try function("cuModuleLoadData", snn_cuModuleLoadData_t.self)
         moduleGetFunction = try function("cuModuleGetFunction", snn_cuModuleGetFunction_t.self)
         launchKernel = try function("cuLaunchKernel", snn_cuLaunchKernel_t.self)
+        launchCooperativeKernel = try function("cuLaunchCooperativeKernel", snn_cuLaunchCooperativeKernel_t.self)
+        occupancyMaxActiveBlocks = try function("cuOccupancyMaxActiveBlocksPerMultiprocessor",
+                                                snn_cuOccupancyMaxActiveBlocksPerMultiprocessor_t.self)
         try driver.check(driver.initialize(0), "cuInit")
         var device: snn_CUdevice = 0
         try driver.check(driver.deviceGet(&device, Int32(ordinal)), "cuDeviceGet")
+        func attribute(_ a: CUDADriver.Attribute) throws -> Int {
+            var value: Int32 = 0
+            try driver.check(driver.deviceGetAttribute(&value, a.rawValue, device), "cuDeviceGetAttribute")
+            return Int(value)
+        }
+        multiprocessors = try attribute(.multiprocessorCount)
+        runsCooperativeLaunches = try attribute(.cooperativeLaunch) != 0
         var context: snn_CUcontext?
         try driver.check(retain(&context, device), "cuDevicePrimaryCtxRetain")
         guard let context else { throw LibraryError("[cuDevicePrimaryCtxRetain] no context for GPU \(ordinal)") }
@@ -239,8 +255,11 @@ public final class CUDADevice: @unchecked Sendable {
         return CUDAModule(device: self, module: module)
     }
 
-    /// Queues `function` on the stream over `grid` blocks of `block` threads.
-    public func launch(_ function: CUDAFunction, grid: UInt32, block: UInt32, _ arguments: [KernelArgument]) throws {
+    /// Queues `function` on the stream over `grid` blocks of `block` threads; `cooperative`:
+    /// with `cuLaunchCooperativeKernel`, all blocks resident at once (at most
+    /// ``residentBlocks(_:block:)``), so that they may wait for each other.
+    public func launch(_ function: CUDAFunction, grid: UInt32, block: UInt32, cooperative: Bool = false,
+                       _ arguments: [KernelArgument]) throws {
         // Each argument in its own 8-byte aligned slot; the driver reads them through an array
         // of pointers.
         let sizes = arguments.map { ($0.byteCount + 7) / 8 * 8 }
@@ -263,10 +282,25 @@ public final class CUDADevice: @unchecked Sendable {
         }
         try makeCurrent()
         try pointers.withUnsafeMutableBufferPointer { params in
-            try driver.check(launchKernel(function.function, grid, 1, 1, block, 1, 1, 0, stream, params.baseAddress, nil),
-                             "cuLaunchKernel(\(function.name))")
+            if cooperative {
+                try driver.check(launchCooperativeKernel(function.function, grid, 1, 1, block, 1, 1, 0, stream, params.baseAddress),
+                                 "cuLaunchCooperativeKernel(\(function.name))")
+            } else {
+                try driver.check(launchKernel(function.function, grid, 1, 1, block, 1, 1, 0, stream, params.baseAddress, nil),
+                                 "cuLaunchKernel(\(function.name))")
+            }
         }
         withExtendedLifetime(arguments) {}
+    }
+
+    /// The most blocks of `block` threads of `function` the GPU holds at once: the largest grid
+    /// a cooperative launch of it may have.
+    public func residentBlocks(_ function: CUDAFunction, block: Int) throws -> Int {
+        try makeCurrent()
+        var perMultiprocessor: Int32 = 0
+        try driver.check(occupancyMaxActiveBlocks(&perMultiprocessor, function.function, Int32(block), 0),
+                         "cuOccupancyMaxActiveBlocksPerMultiprocessor(\(function.name))")
+        return Int(perMultiprocessor) * multiprocessors
     }
 }
 

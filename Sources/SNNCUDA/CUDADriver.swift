@@ -28,6 +28,7 @@ public struct CUDADriver: @unchecked Sendable {
         case multiprocessorCount = 16
         case computeCapabilityMajor = 75
         case computeCapabilityMinor = 76
+        case cooperativeLaunch = 95
     }
 
     /// `CUDA_ERROR_NO_DEVICE`: `cuInit` fails with it where the driver sees no GPU.

@@ -71,6 +71,14 @@ extension CUDASelfTest {
                 batchNormNeuronScan($0[0], steps: 3, gamma: $0[1], beta: $0[2], runningMean: Tensor.zeros([8], device: $0[0].device),
                                     runningVar: Tensor.ones([8], device: $0[0].device), residual: $0[3], neuron: neuron)
             },
+            // 294,912 neurons a step: more than an H200 runs threads at once (132 × 2,048), so the
+            // backward pass's cooperative grid strides over them.
+            OpCase(name: "batch norm + LIF, more neurons than resident threads",
+                   inputs: [normal([32, 32, 24, 24], 25, mean: 0.5, std: 1.5), uniform([32], 26, 0.5, 1.5), normal([32], 27, mean: 0.5, std: 0.3)],
+                   tolerance: 1e-4) {
+                batchNormNeuronScan($0[0], steps: 2, gamma: $0[1], beta: $0[2], runningMean: Tensor.zeros([32], device: $0[0].device),
+                                    runningVar: Tensor.ones([32], device: $0[0].device), neuron: soft)
+            },
             OpCase(name: "cross entropy", inputs: [normal([16, 10], 22, std: 3)], tolerance: 1e-4) {
                 crossEntropy(logits: $0[0], labels: Tensor(doubles: (0..<16).map { Double($0 % 10) }, shape: [16], dtype: .int64,
                                                            device: $0[0].device))
@@ -81,16 +89,22 @@ extension CUDASelfTest {
         ]
     }
 
-    /// The matrix products and convolutions again, on the paths a GPU with cuBLAS and cuDNN does
-    /// not take by default: with cuDNN, each convolution run twice (the same bits: the chosen
+    /// Batch norm + LIF with its backward pass as three launches, where the GPU runs it as one
+    /// cooperative launch; and the matrix products and convolutions again, on the paths a GPU
+    /// with cuBLAS and cuDNN does not take by default: with cuDNN, each convolution run twice (the same bits: the chosen
     /// algorithms are deterministic), with `--tf32` within TF32's rounding, and as cuBLAS
     /// products; SwiftSNN's own kernels; and `--amp` (bf16, fp16) within the 16-bit type's
-    /// rounding, its convolutions through cuDNN and through cuBLAS. Empty without cuBLAS (the own
-    /// kernels were the default path).
+    /// rounding, its convolutions through cuDNN and through cuBLAS. Without cuBLAS, the own
+    /// kernels were the default path.
     public static func otherPaths(_ backend: CUDABackend) -> [Check] {
-        guard backend.usesCUBLAS else { return [] }
-        let dense = opCases.filter { $0.name.hasPrefix("matmul") || $0.name.hasPrefix("conv2d") }
         var checks: [Check] = []
+        if backend.usesCooperativeLaunch {
+            backend.usesCooperativeLaunch = false
+            checks += ops(on: backend.device, cases: opCases.filter { $0.name.hasPrefix("batch norm + LIF") }, label: "three launches")
+            backend.usesCooperativeLaunch = true
+        }
+        guard backend.usesCUBLAS else { return checks }
+        let dense = opCases.filter { $0.name.hasPrefix("matmul") || $0.name.hasPrefix("conv2d") }
         let cudnn = backend.usesCUDNN
         defer { backend.usesCUDNN = cudnn }
         let convolutions = dense.filter { $0.name.hasPrefix("conv2d") }

@@ -390,10 +390,20 @@ extension EmulatedGPU {
             check([u], output: .elementwise(.exact), gradients: Self.elementwise, "heaviside") { heaviside($0[0], surrogate: surrogate) }
         }
 
-        @Test("batch norm fused with the neuron, with and without a spiking residual: spikes, gradients of x, γ, β and the residual",
-              arguments: [false, true])
-        func batchNormNeuron(residual: Bool) {
-            let (steps, shape) = (3, [2, 4, 5, 5])
+        @Test("batch norm fused with the neuron, with and without a spiking residual: spikes, gradients of x, γ, β and the residual; the backward pass as one cooperative launch and as three",
+              arguments: [false, true], [true, false])
+        func batchNormNeuron(residual: Bool, cooperative: Bool) throws {
+            let backend = try EmulatedCUDADriver.backend.get()
+            #expect(backend.usesCooperativeLaunch, "the emulated GPU runs cooperative launches")
+            backend.usesCooperativeLaunch = cooperative
+            defer { backend.usesCooperativeLaunch = true }
+            let handle = try #require(dlopen("\(try EmulatedCUDADriver.folder.get())/libcuda.so.1", RTLD_NOW | RTLD_NOLOAD))
+            let cooperativeLaunches = unsafeBitCast(try #require(dlsym(handle, "snn_emulated_cooperative_launches")),
+                                                    to: (@convention(c) () -> Int32).self)
+            let before = cooperativeLaunches()
+            // 1,152 neurons a step: five blocks' worth, of which the emulated GPU holds three at
+            // once, so the cooperative grid strides.
+            let (steps, shape) = (3, [4, 8, 6, 6])
             let neuron = NeuronParameters(tau: 2, threshold: 1, reset: .hard(0), surrogate: .sigmoid(alpha: 4))
             let x = Self.normal([steps * shape[0]] + shape.dropFirst(), 41, mean: 0.5, std: 1.5)
             let gamma = RandomInputs(seed: 42).uniform([shape[1]], low: 0.5, high: 1.5, dtype: .float32)
@@ -405,6 +415,7 @@ extension EmulatedGPU {
                 return batchNormNeuronScan(t[0], steps: steps, gamma: t[1], beta: t[2], runningMean: m, runningVar: v,
                                            residual: residual ? t[3] : nil, neuron: neuron)
             }
+            #expect((cooperativeLaunches() > before) == cooperative)
         }
 
         @Test("--amp: batch norm + LIF keeps its input in 16 bits (half the bytes of float32) and gives the reference's spikes and gradients on that rounded input",

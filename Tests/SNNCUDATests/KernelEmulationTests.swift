@@ -184,6 +184,31 @@ struct KernelEmulationTests {
             }
             #expect(gradients(bits, form + 2) == gradients(rounded, 0), "\(c): gradients from the \(dtype) copy")
         }
+
+        // The three kernels as one cooperative launch: the same numbers, bit for bit, from grids
+        // smaller than the work (each block strides over neurons, channels and elements) and
+        // from one block, with the barrier's word used again without a reset.
+        typealias Fused = @convention(c) (UInt32, UnsafePointer<Float>, UnsafeRawPointer, Int32, UnsafePointer<Float>?,
+                                          UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                                          Float, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
+                                          UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                                          UnsafeMutablePointer<Float>, UnsafeMutablePointer<UInt32>, Int64, Int32, Int32, Int64,
+                                          Float, Float, Int32, Float, Int32, Float) -> Void
+        let fused = try function("emulate_bn_neuron_backward_fused", Fused.self)
+        var arrived: UInt32 = 0
+        for blocks in [3, 1, 2] {
+            var (gi, gr) = ([Float](repeating: .nan, count: total), [Float](repeating: .nan, count: total))
+            var (sg, sgx) = ([Float](repeating: .nan, count: n), [Float](repeating: .nan, count: n))
+            var (gb, gg) = ([Float](repeating: .nan, count: channels), [Float](repeating: .nan, count: channels))
+            gr.withUnsafeMutableBufferPointer { gr in
+                fused(UInt32(blocks), gs, x, 0, residual, gamma, beta, mean, variance, epsilon, &gi, c.residual ? gr.baseAddress : nil,
+                      &sg, &sgx, &gb, &gg, &arrived, Int64(n), Int32(steps), Int32(channels), Int64(plane), a.decay, a.threshold,
+                      a.softReset, a.vReset, a.surrogate, a.parameter)
+            }
+            #expect(gi == gradInput && gb == gradBeta && gg == gradGamma, "\(c): one cooperative launch of \(blocks) blocks")
+            if c.residual { #expect(gr == gradResidual, "\(c): residual gradient, \(blocks) blocks") }
+            #expect(arrived & 0x7fff_ffff == 0)
+        }
     }
 
     @Test("the TRT penalty and its gradient: the emulated kernels against the reference backend")
@@ -411,6 +436,29 @@ struct KernelEmulationTests {
         #expect(y == reversed)
     }
 
+    @Test("the grid-wide barrier of cooperative launches: blocks see each other's stores, round after round, and the barrier's word is ready for the next launch")
+    func gridBarrier() throws {
+        typealias Rounds = @convention(c) (UInt32, UInt32, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                                           UnsafeMutablePointer<UInt32>, Int32, Int32) -> Void
+        let handle = try Self.emulated("emulation_selftest.cpp")
+        let rounds = unsafeBitCast(try #require(dlsym(handle, "emulate_grid_rounds")), to: Rounds.self)
+        let (blocks, count) = (4, 3)
+        // Round r: the slots hold 100r + b, so every block's sum is 400r + 6.
+        let expected = (0..<count).flatMap { r in [Float](repeating: Float(400 * r + 6), count: blocks) }
+        var arrived: UInt32 = 0
+        for launch in 0..<2 {   // the word is used again without being reset
+            var (slots, sums) = ([Float](repeating: -1000, count: blocks), [Float](repeating: .nan, count: blocks * count))
+            rounds(UInt32(blocks), 32, &slots, &sums, &arrived, Int32(count), 1)
+            #expect(sums == expected, "launch \(launch)")
+            #expect(arrived & 0x7fff_ffff == 0, "the low bits are zero after every barrier: \(arrived)")
+        }
+        // The test can fail: without the barriers, block 0 adds up slots the others have not written yet.
+        var (slots, sums) = ([Float](repeating: -1000, count: blocks), [Float](repeating: .nan, count: blocks * count))
+        var unused: UInt32 = 0
+        rounds(UInt32(blocks), 32, &slots, &sums, &unused, Int32(count), 0)
+        #expect(sums != expected)
+    }
+
     @Test("every kernel compiles with NVRTC for sm_80, sm_90 and sm_100")
     func nvrtcCompiles() throws {
         _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
@@ -443,6 +491,9 @@ final class EmulatedLibraries: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for kernel in CUDAKernels.all {
             try kernel.source.write(toFile: "\(folder)/\(kernel.name)", atomically: true, encoding: .utf8)
+        }
+        for (name, source) in CUDAKernels.parts {
+            try source.write(toFile: "\(folder)/part_\(name).cu", atomically: true, encoding: .utf8)
         }
         let library = "\(folder)/\((harness as NSString).deletingPathExtension).so"
         try HostCompiler.emulatedCUDA(harness, folder: folder, output: library)

@@ -16,6 +16,8 @@ extension CUDAKernels {
     ///   channel, fixed order).
     /// - `snn_bn_input_gradient`: batch norm's input gradient in place,
     ///   `γ/σ · (g − mean g − x̂ · mean g·x̂)`.
+    /// - `snn_bn_neuron_backward_fused`: the backward pass's three kernels in one cooperative
+    ///   launch, with grid-wide barriers between them (where the GPU runs cooperative launches).
     ///
     /// Reductions use ``reductions``' block sum: blocks of 256 threads.
     public static let batchNormNeuron = #"""
@@ -93,18 +95,15 @@ extension CUDAKernels {
         }
     }
 
-    extern "C" __global__ void snn_bn_neuron_backward(const float *__restrict__ gradSpikes, const void *__restrict__ x, int form,
-                                                      const float *__restrict__ residual, const float *__restrict__ gamma,
-                                                      const float *__restrict__ beta, const float *__restrict__ mean,
-                                                      const float *__restrict__ variance, float epsilon,
-                                                      float *__restrict__ gradInput, float *__restrict__ gradResidual,
-                                                      float *__restrict__ sumGrad, float *__restrict__ sumGradNormalized,
-                                                      long long n, int steps, int channels, long long plane, float decay,
-                                                      float threshold, int softReset, float vReset, int surrogate,
-                                                      float parameter) {
-        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-        if (i >= n) return;
-        SnnChannelMap m = snn_channel_map(gamma, beta, mean, variance, epsilon, (int)((i / plane) % channels));
+    // Neuron i's backward pass (snn_bn_neuron_backward's, for one thread). gradInput and the
+    // sums are written here and read by later phases of the cooperative kernel: not restrict.
+    __device__ __forceinline__ void snn_bn_neuron_backward_at(long long i, const float *__restrict__ gradSpikes,
+                                                              const void *__restrict__ x, int form,
+                                                              const float *__restrict__ residual, const SnnChannelMap &m,
+                                                              float *gradInput, float *__restrict__ gradResidual,
+                                                              float *sumGrad, float *sumGradNormalized, long long n,
+                                                              int steps, float decay, float threshold, int softReset,
+                                                              float vReset, int surrogate, float parameter) {
         // The forward pass again, its potentials kept where the gradient will go.
         float v = 0.0f, spike;
         for (int t = 0; t < steps; t++) {
@@ -125,11 +124,9 @@ extension CUDAKernels {
         sumGradNormalized[i] = sumGX;
     }
 
-    extern "C" __global__ void snn_bn_channel_sums(const float *__restrict__ sumGrad,
-                                                   const float *__restrict__ sumGradNormalized,
-                                                   float *__restrict__ gradBeta, float *__restrict__ gradGamma, int samples,
-                                                   int channels, long long plane) {
-        int c = blockIdx.x;
+    // Channel c's dL/dβ and dL/dγ from the neurons' sums, by the whole block (fixed order).
+    __device__ void snn_bn_channel_sum(int c, const float *sumGrad, const float *sumGradNormalized, float *gradBeta,
+                                       float *gradGamma, int samples, int channels, long long plane) {
         long long count = (long long)samples * plane;
         double a = 0.0, b = 0.0;
         for (long long j = threadIdx.x; j < count; j += SNN_REDUCE_THREADS) {
@@ -145,6 +142,41 @@ extension CUDAKernels {
         }
     }
 
+    // Batch norm's input gradient at element k, in place in grad.
+    __device__ __forceinline__ void snn_bn_input_gradient_at(long long k, const void *__restrict__ x, int form, float *grad,
+                                                             const float *__restrict__ gamma, const float *__restrict__ mean,
+                                                             const float *__restrict__ variance, float epsilon,
+                                                             const float *gradGamma, const float *gradBeta, float count,
+                                                             int channels, long long plane) {
+        int c = (int)((k / plane) % channels);
+        float invstd = 1.0f / sqrtf(variance[c] + epsilon);
+        float xhat = (snn_bn_load(x, form, k) - mean[c]) * invstd;
+        grad[k] = gamma[c] * invstd * (grad[k] - gradBeta[c] / count - xhat * (gradGamma[c] / count));
+    }
+
+    extern "C" __global__ void snn_bn_neuron_backward(const float *__restrict__ gradSpikes, const void *__restrict__ x, int form,
+                                                      const float *__restrict__ residual, const float *__restrict__ gamma,
+                                                      const float *__restrict__ beta, const float *__restrict__ mean,
+                                                      const float *__restrict__ variance, float epsilon,
+                                                      float *__restrict__ gradInput, float *__restrict__ gradResidual,
+                                                      float *__restrict__ sumGrad, float *__restrict__ sumGradNormalized,
+                                                      long long n, int steps, int channels, long long plane, float decay,
+                                                      float threshold, int softReset, float vReset, int surrogate,
+                                                      float parameter) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i >= n) return;
+        SnnChannelMap m = snn_channel_map(gamma, beta, mean, variance, epsilon, (int)((i / plane) % channels));
+        snn_bn_neuron_backward_at(i, gradSpikes, x, form, residual, m, gradInput, gradResidual, sumGrad, sumGradNormalized, n,
+                                  steps, decay, threshold, softReset, vReset, surrogate, parameter);
+    }
+
+    extern "C" __global__ void snn_bn_channel_sums(const float *__restrict__ sumGrad,
+                                                   const float *__restrict__ sumGradNormalized,
+                                                   float *__restrict__ gradBeta, float *__restrict__ gradGamma, int samples,
+                                                   int channels, long long plane) {
+        snn_bn_channel_sum(blockIdx.x, sumGrad, sumGradNormalized, gradBeta, gradGamma, samples, channels, plane);
+    }
+
     extern "C" __global__ void snn_bn_input_gradient(const void *__restrict__ x, int form, float *__restrict__ grad,
                                                      const float *__restrict__ gamma, const float *__restrict__ mean,
                                                      const float *__restrict__ variance, float epsilon,
@@ -152,10 +184,40 @@ extension CUDAKernels {
                                                      float count, long long total, int channels, long long plane) {
         long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
         if (k >= total) return;
-        int c = (int)((k / plane) % channels);
-        float invstd = 1.0f / sqrtf(variance[c] + epsilon);
-        float xhat = (snn_bn_load(x, form, k) - mean[c]) * invstd;
-        grad[k] = gamma[c] * invstd * (grad[k] - gradBeta[c] / count - xhat * (gradGamma[c] / count));
+        snn_bn_input_gradient_at(k, x, form, grad, gamma, mean, variance, epsilon, gradGamma, gradBeta, count, channels, plane);
+    }
+
+    // The three kernels above in one launch, separated by grid-wide barriers: launched with
+    // cuLaunchCooperativeKernel over as many blocks of SNN_REDUCE_THREADS as the GPU holds at
+    // once (or fewer), each thread taking every (blocks · threads)-th neuron, then channel, then
+    // element. `arrived` is the barrier's word (snn_grid_sync). The buffers written in one phase
+    // and read in the next (gradInput, the sums, gradBeta, gradGamma) are deliberately not
+    // `__restrict__`: the read-only cache would not see the other blocks' stores.
+    extern "C" __global__ void snn_bn_neuron_backward_fused(const float *__restrict__ gradSpikes, const void *__restrict__ x,
+                                                            int form, const float *__restrict__ residual,
+                                                            const float *__restrict__ gamma, const float *__restrict__ beta,
+                                                            const float *__restrict__ mean, const float *__restrict__ variance,
+                                                            float epsilon, float *gradInput, float *__restrict__ gradResidual,
+                                                            float *sumGrad, float *sumGradNormalized, float *gradBeta,
+                                                            float *gradGamma, unsigned *arrived, long long n, int steps,
+                                                            int channels, long long plane, float decay, float threshold,
+                                                            int softReset, float vReset, int surrogate, float parameter) {
+        long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x, stride = (long long)gridDim.x * blockDim.x;
+        for (long long i = first; i < n; i += stride) {
+            SnnChannelMap m = snn_channel_map(gamma, beta, mean, variance, epsilon, (int)((i / plane) % channels));
+            snn_bn_neuron_backward_at(i, gradSpikes, x, form, residual, m, gradInput, gradResidual, sumGrad, sumGradNormalized,
+                                      n, steps, decay, threshold, softReset, vReset, surrogate, parameter);
+        }
+        snn_grid_sync(arrived);
+        int samples = (int)(n / ((long long)channels * plane));
+        for (int c = blockIdx.x; c < channels; c += gridDim.x)
+            snn_bn_channel_sum(c, sumGrad, sumGradNormalized, gradBeta, gradGamma, samples, channels, plane);
+        snn_grid_sync(arrived);
+        long long total = n * steps;
+        float count = (float)(total / channels);
+        for (long long k = first; k < total; k += stride)
+            snn_bn_input_gradient_at(k, x, form, gradInput, gamma, mean, variance, epsilon, gradGamma, gradBeta, count, channels,
+                                     plane);
     }
     """#
 }

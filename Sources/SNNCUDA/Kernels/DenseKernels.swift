@@ -30,8 +30,8 @@ extension CUDAKernels {
     extern "C" __global__ void snn_matmul(const float *__restrict__ a, const float *__restrict__ b, float *__restrict__ c,
                                           int m, int n, int k, long long aRow, long long aCol, long long bRow,
                                           long long bCol, int tilesN) {
-        __shared__ float as[SNN_TILE][SNN_TILE + 1];
-        __shared__ float bs[SNN_TILE][SNN_TILE + 1];
+        SNN_SHARED(float, as, [SNN_TILE][SNN_TILE + 1]);
+        SNN_SHARED(float, bs, [SNN_TILE][SNN_TILE + 1]);
         int r = threadIdx.x / SNN_TILE, q = threadIdx.x % SNN_TILE;
         int row = (int)(blockIdx.x / tilesN) * SNN_TILE + r, col = (int)(blockIdx.x % tilesN) * SNN_TILE + q;
         float sum = 0.0f;

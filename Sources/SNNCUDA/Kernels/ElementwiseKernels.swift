@@ -252,7 +252,7 @@ extension CUDAKernels {
     // in a fixed tree, so the result does not depend on timing.
     extern "C" __global__ void snn_reduce_blocks(int op, const float *__restrict__ x, float *__restrict__ y,
                                                  long long inner, SnnLayout outer, SnnLayout reduced) {
-        __shared__ float best[SNN_REDUCE_THREADS];
+        SNN_SHARED(float, best, [SNN_REDUCE_THREADS]);
         long long o = blockIdx.x;
         long long base = snn_at(outer, 1, o);
         double sum = 0.0;

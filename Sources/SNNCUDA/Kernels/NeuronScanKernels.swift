@@ -9,18 +9,18 @@ public enum CUDAKernels {
     /// The programs NVRTC compiles, each a file name and its source: a source that uses
     /// another's functions is compiled as one program after it.
     public static let all: [(name: String, source: String)] = [
-        ("neuron_scan.cu", neuronScan),
-        ("batch_norm_neuron.cu", neuronScan + reductions + halfFloats + batchNormNeuron),
-        ("trt_regularizer.cu", reductions + trtRegularizer),
-        ("optimizer.cu", optimizer),
-        ("elementwise.cu", reductions + halfFloats + elementwise),
-        ("dense.cu", reductions + dense),
+        ("neuron_scan.cu", prelude + neuronScan),
+        ("batch_norm_neuron.cu", prelude + neuronScan + reductions + halfFloats + batchNormNeuron),
+        ("trt_regularizer.cu", prelude + reductions + trtRegularizer),
+        ("optimizer.cu", prelude + optimizer),
+        ("elementwise.cu", prelude + reductions + halfFloats + elementwise),
+        ("dense.cu", prelude + reductions + dense),
     ]
 
     /// Each source once (what the programs of ``all`` are made of), for hosts that compile them
     /// all into one unit.
     public static let parts: [(name: String, source: String)] = [
-        ("neuron_scan", neuronScan), ("reductions", reductions), ("half_floats", halfFloats), ("batch_norm_neuron", batchNormNeuron),
+        ("prelude", prelude), ("neuron_scan", neuronScan), ("reductions", reductions), ("half_floats", halfFloats), ("batch_norm_neuron", batchNormNeuron),
         ("trt_regularizer", trtRegularizer), ("optimizer", optimizer), ("elementwise", elementwise),
         ("dense", dense),
     ]

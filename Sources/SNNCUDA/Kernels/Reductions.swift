@@ -1,6 +1,8 @@
 extension CUDAKernels {
     /// Helpers for kernels that reduce: a block-wide sum in a fixed order, so that results do not
-    /// depend on timing (no atomics), and the sum of per-block partials by one block.
+    /// depend on timing (no atomics), and the sum of per-block partials by one block. Also the
+    /// grid-wide barrier of kernels launched cooperatively (`snn_grid_sync`), which needs
+    /// ``prelude``.
     public static let reductions = #"""
     // reductions.cu: deterministic block sums.
 
@@ -9,7 +11,7 @@ extension CUDAKernels {
     // The block's sum of each thread's `value`, in a fixed order (a tree over shared memory);
     // every thread of the block must call it. Returns the sum in thread 0.
     __device__ double snn_block_sum(double value) {
-        __shared__ double partial[SNN_REDUCE_THREADS];
+        SNN_SHARED(double, partial, [SNN_REDUCE_THREADS]);
         partial[threadIdx.x] = value;
         __syncthreads();
         for (unsigned stride = SNN_REDUCE_THREADS / 2; stride > 0; stride /= 2) {
@@ -19,6 +21,30 @@ extension CUDAKernels {
         double total = partial[0];
         __syncthreads();
         return total;
+    }
+
+    // Every thread of the grid waits here until all have arrived, and then sees the global
+    // memory stores made before the barrier by any thread. Only for kernels launched with
+    // cuLaunchCooperativeKernel, whose blocks are all resident at once; every thread must call it.
+    //
+    // `arrived` is a word of device memory, zero when first used, that only such barriers use
+    // (one launch at a time). Block 0 adds 2^31 − (blocks − 1) to it and every other block adds
+    // 1: 2^31 in all, whatever the order, so the low 31 bits are zero again after each barrier
+    // and the top bit flips exactly when the last block arrives. The fences publish this
+    // block's stores before its arrival, and (acquiring) make the others' visible after.
+    // Data written before the barrier and read after it must not be read through the read-only
+    // cache: no `const __restrict__` on those pointers.
+    __device__ void snn_grid_sync(unsigned *arrived) {
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            unsigned blocks = gridDim.x * gridDim.y * gridDim.z;
+            unsigned add = blockIdx.x + blockIdx.y + blockIdx.z == 0 ? 0x80000000u - (blocks - 1) : 1u;
+            __threadfence();
+            unsigned before = atomicAdd(arrived, add);
+            while (((before ^ snn_volatile_load(arrived)) & 0x80000000u) == 0) snn_spin_pause();
+            __threadfence();
+        }
+        __syncthreads();
     }
 
     // out[0] = the sum of count partials, in a fixed order, by one block of SNN_REDUCE_THREADS.

@@ -1,22 +1,32 @@
 // Runs CUDA kernels on the host, for tests: the CUDA C++ source of a kernel compiles with the
 // host C++ compiler (C++20) after this header, and snn_emulate_launch runs its grid.
 //
-// - Blocks run one after another on one host thread per CUDA thread of a block, so
-//   __syncthreads() is a real barrier (std::barrier) and a thread that returns early leaves it,
-//   as on the GPU.
-// - __shared__ variables become function-local statics: shared by the threads of the block
-//   that is running, and by one block at a time. Dynamic shared memory (extern __shared__) and
-//   warp intrinsics are not emulated; kernels that need them need more here first.
+// - snn_emulate_launch runs blocks one after another, on one host thread per CUDA thread of a
+//   block, so __syncthreads() is a real barrier (std::barrier) and a thread that returns early
+//   leaves it, as on the GPU.
+// - snn_emulate_launch_cooperative runs every block of the grid at once, a host thread per CUDA
+//   thread of the grid, as cuLaunchCooperativeKernel does on a GPU: blocks may then wait for
+//   each other (snn_grid_sync), through the same atomics and fences the GPU code uses.
+// - Shared memory is declared with SNN_SHARED(type, name, [dims]) (kernels' prelude.cu): each
+//   block gets its own, filled with 0xff bytes (NaN for floats) when the block starts, so that a
+//   kernel that reads shared memory before writing it reads garbage here too. `__shared__`
+//   itself is not defined: a kernel that uses it does not compile here.
+// - Dynamic shared memory (extern __shared__) and warp intrinsics are not emulated; kernels that
+//   need them need more here first.
 // - threadIdx and blockIdx are per host thread; blockDim and gridDim are the launch's.
 // - snn_emulate_launch_sequential runs a grid that never synchronises on the calling thread.
-// - Launches run one at a time, whichever host threads start them (as on one stream): shared
-//   memory and the launch's dimensions are process-wide. (Tests running side by side call
-//   launches concurrently; unserialised, two grids raced on those and produced NaNs.)
+// - Launches run one at a time, whichever host threads start them (as on one stream): the
+//   launch's dimensions are process-wide. (Tests running side by side call launches
+//   concurrently; unserialised, two grids raced on those and produced NaNs.)
 #pragma once
 
 #include <barrier>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <math.h>  // expf, fabsf, ...: what CUDA's device math gives kernels
@@ -28,12 +38,47 @@ struct dim3 {
     dim3(unsigned x = 1, unsigned y = 1, unsigned z = 1) : x(x), y(y), z(z) {}
 };
 
+#define SNN_EMULATION 1
+
 namespace snn_emulation {
+// One block's shared memory: each SNN_SHARED variable, found by the address of its tag.
+class SharedMemory {
+  public:
+    void *variable(const void *tag, std::size_t bytes) {
+        std::lock_guard<std::mutex> guard(lock);
+        auto &storage = variables[tag];
+        if (!storage) {
+            storage = std::make_unique<std::max_align_t[]>((bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t));
+            std::memset(storage.get(), 0xff, bytes);
+        }
+        return storage.get();
+    }
+
+  private:
+    std::mutex lock;
+    std::map<const void *, std::unique_ptr<std::max_align_t[]>> variables;
+};
+
 inline thread_local dim3 thread_index, block_index;
 inline dim3 block_dim, grid_dim;
 inline thread_local std::barrier<> *block_barrier = nullptr;
+inline thread_local SharedMemory *shared_memory = nullptr;
 inline std::mutex launch_lock;
+
+template <class T> T &block_shared(const void *tag) {
+    if (!shared_memory) {
+        std::fprintf(stderr, "cuda_emulation.h: a kernel run by snn_emulate_launch_sequential uses shared memory; "
+                             "launch it with snn_emulate_launch\n");
+        std::abort();
+    }
+    return *static_cast<T *>(shared_memory->variable(tag, sizeof(T)));
+}
 }  // namespace snn_emulation
+
+// `SNN_SHARED(float, tile, [16][17]);` declares the block's `float tile[16][17]`.
+#define SNN_SHARED(type, name, dims)                                                                                         \
+    static const char name##_snn_shared_tag = 0;                                                                             \
+    type(&name) dims = snn_emulation::block_shared<type dims>(&name##_snn_shared_tag)
 
 #define threadIdx (snn_emulation::thread_index)
 #define blockIdx (snn_emulation::block_index)
@@ -44,7 +89,6 @@ inline std::mutex launch_lock;
 #define __host__
 #define __forceinline__ inline
 #define __restrict__
-#define __shared__ static
 #define __launch_bounds__(...)
 
 inline void __syncthreads() {
@@ -74,6 +118,14 @@ inline float __int_as_float(int bits) {
     return value;
 }
 
+// What snn_grid_sync needs: device-wide atomics and fences, a load that sees other blocks'
+// stores, and a pause while spinning (host threads: a yield, so that the blocks being waited
+// for get the CPU).
+inline unsigned atomicAdd(unsigned *address, unsigned value) { return __atomic_fetch_add(address, value, __ATOMIC_SEQ_CST); }
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline unsigned snn_volatile_load(const unsigned *address) { return __atomic_load_n(address, __ATOMIC_SEQ_CST); }
+inline void snn_spin_pause() { std::this_thread::yield(); }
+
 template <class Kernel, class... Args>
 void snn_emulate_launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
     std::lock_guard<std::mutex> serial(snn_emulation::launch_lock);
@@ -86,7 +138,9 @@ void snn_emulate_launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
     // __syncthreads(), which a thread leaves when it returns.
     std::barrier<> start(threads), end(threads);
     std::optional<std::barrier<>> current;
+    std::optional<snn_emulation::SharedMemory> shared;
     current.emplace(threads);
+    shared.emplace();
     std::vector<std::thread> pool;
     pool.reserve(threads);
     for (unsigned t = 0; t < threads; t++) {
@@ -96,12 +150,51 @@ void snn_emulate_launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
                 start.arrive_and_wait();
                 snn_emulation::block_index = dim3(b % grid.x, (b / grid.x) % grid.y, b / ((unsigned long long)grid.x * grid.y));
                 snn_emulation::block_barrier = &*current;
+                snn_emulation::shared_memory = &*shared;
                 kernel(args...);
                 current->arrive_and_drop();
                 end.arrive_and_wait();
-                if (t == 0) current.emplace(threads);   // before anyone passes the next start
+                if (t == 0) {   // before anyone passes the next start
+                    current.emplace(threads);
+                    shared.emplace();
+                }
             }
         });
+    }
+    for (auto &thread : pool) thread.join();
+}
+
+// Runs every block of the grid at once (cuLaunchCooperativeKernel): one host thread per CUDA
+// thread of the grid, each block with its own barrier and shared memory. Grids are kept small
+// (as a GPU keeps them to the blocks it holds at once): at most 4,096 threads.
+template <class Kernel, class... Args>
+void snn_emulate_launch_cooperative(dim3 grid, dim3 block, Kernel kernel, Args... args) {
+    std::lock_guard<std::mutex> serial(snn_emulation::launch_lock);
+    snn_emulation::grid_dim = grid;
+    snn_emulation::block_dim = block;
+    const unsigned threads = block.x * block.y * block.z;
+    const unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
+    if (blocks * threads > 4096) {
+        std::fprintf(stderr, "cuda_emulation.h: a cooperative grid of %llu blocks of %u threads is more than the emulation runs at once\n",
+                     blocks, threads);
+        std::abort();
+    }
+    std::vector<std::unique_ptr<std::barrier<>>> barriers;
+    std::vector<snn_emulation::SharedMemory> shared(blocks);
+    for (unsigned long long b = 0; b < blocks; b++) barriers.push_back(std::make_unique<std::barrier<>>(threads));
+    std::vector<std::thread> pool;
+    pool.reserve(blocks * threads);
+    for (unsigned long long b = 0; b < blocks; b++) {
+        for (unsigned t = 0; t < threads; t++) {
+            pool.emplace_back([&, b, t] {
+                snn_emulation::thread_index = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+                snn_emulation::block_index = dim3(b % grid.x, (b / grid.x) % grid.y, b / ((unsigned long long)grid.x * grid.y));
+                snn_emulation::block_barrier = barriers[b].get();
+                snn_emulation::shared_memory = &shared[b];
+                kernel(args...);
+                barriers[b]->arrive_and_drop();
+            });
+        }
     }
     for (auto &thread : pool) thread.join();
 }
@@ -115,6 +208,7 @@ void snn_emulate_launch_sequential(dim3 grid, dim3 block, Kernel kernel, Args...
     snn_emulation::grid_dim = grid;
     snn_emulation::block_dim = block;
     snn_emulation::block_barrier = nullptr;
+    snn_emulation::shared_memory = nullptr;
     const unsigned threads = block.x * block.y * block.z;
     const unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
     for (unsigned long long b = 0; b < blocks; b++) {

@@ -5,6 +5,7 @@
 // beside this file by the test (part_*.cu, each once).
 #include "cuda_emulation.h"
 #include "device_addresses.h"
+#include "part_prelude.cu"
 #include "part_neuron_scan.cu"
 #include "part_reductions.cu"
 #include "part_half_floats.cu"
@@ -27,8 +28,10 @@
 
 // Calls a kernel with its parameters read from the driver's array of pointers, each as the
 // kernel declares it (a device pointer is the 8-byte address, which is a host pointer here).
-// Kernels that synchronise a block run with a host thread per CUDA thread (`synchronised`);
-// the others run on the calling thread, which stops the process if one calls __syncthreads().
+// How the grid runs: kernels that synchronise a block run with a host thread per CUDA thread
+// (`synchronised`), a block at a time; the others on the calling thread, which stops the
+// process if one calls __syncthreads(); cuLaunchCooperativeKernel runs all blocks at once.
+enum class Grid { sequential, synchronised, cooperative };
 // A parameter as the kernel declares it; device pointers become host pointers again.
 template <class T> static T parameter(void *slot) {
     T value = *static_cast<T *>(slot);
@@ -36,23 +39,33 @@ template <class T> static T parameter(void *slot) {
     else return value;
 }
 template <class... A, std::size_t... I>
-static void invoke(void (*kernel)(A...), bool synchronised, dim3 grid, dim3 block, void **params, std::index_sequence<I...>) {
-    if (synchronised)
+static void invoke(void (*kernel)(A...), Grid how, dim3 grid, dim3 block, void **params, std::index_sequence<I...>) {
+    switch (how) {
+    case Grid::cooperative:
+        snn_emulate_launch_cooperative(grid, block, kernel, parameter<std::remove_cv_t<std::remove_reference_t<A>>>(params[I])...);
+        break;
+    case Grid::synchronised:
         snn_emulate_launch(grid, block, kernel, parameter<std::remove_cv_t<std::remove_reference_t<A>>>(params[I])...);
-    else
+        break;
+    case Grid::sequential:
         snn_emulate_launch_sequential(grid, block, kernel, parameter<std::remove_cv_t<std::remove_reference_t<A>>>(params[I])...);
+    }
 }
+using Entry = std::function<void(dim3, dim3, void **, bool cooperative)>;
 template <class... A>
-static std::function<void(dim3, dim3, void **)> entry(void (*kernel)(A...), bool synchronised = false) {
-    return [kernel, synchronised](dim3 g, dim3 b, void **p) { invoke(kernel, synchronised, g, b, p, std::index_sequence_for<A...>{}); };
+static Entry entry(void (*kernel)(A...), bool synchronised = false) {
+    return [kernel, synchronised](dim3 g, dim3 b, void **p, bool cooperative) {
+        Grid how = cooperative ? Grid::cooperative : synchronised ? Grid::synchronised : Grid::sequential;
+        invoke(kernel, how, g, b, p, std::index_sequence_for<A...>{});
+    };
 }
 static constexpr bool synchronised = true;
 // A table entry: the kernel's name and how it runs.
 #define SNN_KERNEL(name) {#name, entry(name)}
 #define SNN_SYNCHRONISED(name) {#name, entry(name, synchronised)}
 
-static const std::map<std::string, std::function<void(dim3, dim3, void **)>> &kernels() {
-    static const std::map<std::string, std::function<void(dim3, dim3, void **)>> table = {
+static const std::map<std::string, Entry> &kernels() {
+    static const std::map<std::string, Entry> table = {
         SNN_KERNEL(snn_neuron_scan_forward),
         SNN_KERNEL(snn_neuron_scan_backward),
         SNN_SYNCHRONISED(snn_sum_partials),
@@ -60,6 +73,7 @@ static const std::map<std::string, std::function<void(dim3, dim3, void **)>> &ke
         SNN_KERNEL(snn_bn_neuron_forward),
         SNN_KERNEL(snn_bn_neuron_backward),
         SNN_SYNCHRONISED(snn_bn_channel_sums),
+        SNN_SYNCHRONISED(snn_bn_neuron_backward_fused),
         SNN_KERNEL(snn_bn_input_gradient),
         SNN_SYNCHRONISED(snn_trt_regularizer),
         SNN_KERNEL(snn_optimizer_step),
@@ -105,6 +119,12 @@ static std::set<void *> live;   // allocations not yet freed
 static std::set<std::pair<const char *, std::size_t>> pinned;   // page-locked host blocks
 static int pinned_copies = 0;   // host-to-device copies from them
 static int launches = 0;
+static int cooperative_launch_count = 0;
+static bool cooperative_launches = true;
+// The blocks of 256 threads one multiprocessor holds at once, for every kernel: the emulation
+// runs a cooperative grid's threads all at once, so it is kept small. Three, so that a grid
+// strides over work of more blocks than it has.
+static constexpr int resident_blocks = 3;
 
 // cuMemsetD16Async and cuMemsetD32Async: `n` words of `v` from device address `dst`.
 template <class T> static void fill_words(unsigned long long dst, T v, std::size_t n) {
@@ -115,6 +135,7 @@ extern "C" {
 // Test hooks.
 int snn_emulated_live_allocations(void) { std::lock_guard<std::mutex> g(state_lock); return (int)live.size(); }
 int snn_emulated_launches(void) { std::lock_guard<std::mutex> g(state_lock); return launches; }
+int snn_emulated_cooperative_launches(void) { std::lock_guard<std::mutex> g(state_lock); return cooperative_launch_count; }
 
 int cuInit(unsigned flags) { return flags == 0 ? 0 : 1; }
 int cuDriverGetVersion(int *v) { *v = 13000; return 0; }
@@ -123,10 +144,17 @@ int cuDeviceGet(int *d, int ordinal) { *d = ordinal; return ordinal == 0 ? 0 : 1
 int cuDeviceGetName(char *name, int len, int) { std::snprintf(name, len, "SwiftSNN emulated GPU"); return 0; }
 int cuDeviceTotalMem_v2(std::size_t *bytes, int) { *bytes = (std::size_t)1 << 30; return 0; }
 int cuDeviceGetAttribute(int *v, int attribute, int) {
-    *v = attribute == 75 ? 9 : attribute == 76 ? 0 : attribute == 16 ? 1 : 0;
+    // sm_90, one multiprocessor, cooperative launches (95) unless a test turns them off.
+    *v = attribute == 75 ? 9 : attribute == 76 ? 0 : attribute == 16 ? 1 : attribute == 95 ? (cooperative_launches ? 1 : 0) : 0;
     return 0;
 }
-int cuGetErrorName(int e, const char **s) { *s = e == 1 ? "CUDA_ERROR_INVALID_VALUE" : e == 500 ? "CUDA_ERROR_NOT_FOUND" : e == 201 ? "CUDA_ERROR_INVALID_CONTEXT" : "CUDA_ERROR_UNKNOWN"; return 0; }
+// Test hook: whether the device says it runs cooperative launches.
+void snn_emulated_set_cooperative_launches(int on) { cooperative_launches = on != 0; }
+int cuGetErrorName(int e, const char **s) {
+    *s = e == 1 ? "CUDA_ERROR_INVALID_VALUE" : e == 500 ? "CUDA_ERROR_NOT_FOUND" : e == 201 ? "CUDA_ERROR_INVALID_CONTEXT"
+       : e == 720 ? "CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE" : e == 801 ? "CUDA_ERROR_NOT_SUPPORTED" : "CUDA_ERROR_UNKNOWN";
+    return 0;
+}
 int cuGetErrorString(int e, const char **s) { *s = e == 500 ? "named symbol not found" : "emulated error"; return 0; }
 
 int cuDevicePrimaryCtxRetain(void **ctx, int) { static int context; *ctx = &context; return 0; }
@@ -266,7 +294,26 @@ int cuLaunchKernel(const void *function, unsigned gx, unsigned gy, unsigned gz, 
         std::lock_guard<std::mutex> g(state_lock);
         launches++;
     }
-    (*static_cast<const std::function<void(dim3, dim3, void **)> *>(function))(dim3(gx, gy, gz), dim3(bx, by, bz), params);
+    (*static_cast<const Entry *>(function))(dim3(gx, gy, gz), dim3(bx, by, bz), params, false);
+    return 0;
+}
+int cuOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks, const void *function, int blockSize, std::size_t dynamicShared) {
+    if (!function || blockSize <= 0 || blockSize > 1024 || dynamicShared != 0) return 1;
+    *blocks = resident_blocks * 256 / blockSize;
+    return 0;
+}
+int cuLaunchCooperativeKernel(const void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                              unsigned shared, void *, void **params) {
+    SNN_NEEDS_CONTEXT;
+    if (!cooperative_launches) return 801;   // CUDA_ERROR_NOT_SUPPORTED
+    if (shared != 0) return 1;
+    if ((unsigned long long)gx * gy * gz * bx * by * bz > resident_blocks * 256ULL) return 720;   // ..._COOPERATIVE_LAUNCH_TOO_LARGE
+    {
+        std::lock_guard<std::mutex> g(state_lock);
+        launches++;
+        cooperative_launch_count++;
+    }
+    (*static_cast<const Entry *>(function))(dim3(gx, gy, gz), dim3(bx, by, bz), params, true);
     return 0;
 }
 }

@@ -1,9 +1,15 @@
 // The emulation's own test: a kernel that needs shared memory and barriers (a tree sum per
-// block) and whose threads return early past the end, as reductions in SwiftSNN's kernels will.
+// block), one whose threads return early past the end, as reductions in SwiftSNN's kernels
+// do, and blocks of a cooperative launch that wait for each other (reductions.cu's
+// snn_grid_sync, from the part files the test writes beside this one).
 #include "cuda_emulation.h"
+#include "part_prelude.cu"
+#include "part_reductions.cu"
+
+#include <chrono>
 
 extern "C" __global__ void block_sums(const float *x, float *sums, int n) {
-    __shared__ float partial[256];
+    SNN_SHARED(float, partial, [256]);
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     partial[threadIdx.x] = i < n ? x[i] : 0.0f;
     __syncthreads();
@@ -16,7 +22,7 @@ extern "C" __global__ void block_sums(const float *x, float *sums, int n) {
 
 // Threads past the end return before a barrier the others still reach.
 extern "C" __global__ void early_exit(const float *x, float *y, int n) {
-    __shared__ float staged[256];
+    SNN_SHARED(float, staged, [256]);
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     staged[threadIdx.x] = x[i];
@@ -31,4 +37,29 @@ extern "C" void emulate_block_sums(unsigned grid, unsigned block, const float *x
 
 extern "C" void emulate_early_exit(unsigned grid, unsigned block, const float *x, float *y, int n) {
     snn_emulate_launch(dim3(grid), dim3(block), early_exit, x, y, n);
+}
+
+// Blocks that wait for each other: in each round every block but 0 sleeps (so that block 0
+// would run ahead without a barrier), writes its slot, and after a grid-wide barrier every
+// block adds up all the slots; a second barrier keeps the next round's writes after the reads.
+// `synchronised` 0 leaves the barriers out, which the test expects to give wrong sums.
+extern "C" __global__ void grid_rounds(float *slots, float *sums, unsigned *arrived, int rounds, int synchronised) {
+    for (int r = 0; r < rounds; r++) {
+        if (threadIdx.x == 0) {
+            if (blockIdx.x > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            slots[blockIdx.x] = (float)(r * 100 + blockIdx.x);
+        }
+        if (synchronised) snn_grid_sync(arrived);
+        if (threadIdx.x == 0) {
+            float total = 0.0f;
+            for (unsigned b = 0; b < gridDim.x; b++) total += slots[b];
+            sums[r * gridDim.x + blockIdx.x] = total;
+        }
+        if (synchronised) snn_grid_sync(arrived);
+    }
+}
+
+extern "C" void emulate_grid_rounds(unsigned grid, unsigned block, float *slots, float *sums, unsigned *arrived, int rounds,
+                                    int synchronised) {
+    snn_emulate_launch_cooperative(dim3(grid), dim3(block), grid_rounds, slots, sums, arrived, rounds, synchronised);
 }

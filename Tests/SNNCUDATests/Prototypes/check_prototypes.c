@@ -45,6 +45,8 @@ CHECK(cuEventDestroy_v2, snn_cuEventDestroy_v2_t)
 CHECK(cuModuleLoadData, snn_cuModuleLoadData_t)
 CHECK(cuModuleGetFunction, snn_cuModuleGetFunction_t)
 CHECK(cuLaunchKernel, snn_cuLaunchKernel_t)
+CHECK(cuLaunchCooperativeKernel, snn_cuLaunchCooperativeKernel_t)
+CHECK(cuOccupancyMaxActiveBlocksPerMultiprocessor, snn_cuOccupancyMaxActiveBlocksPerMultiprocessor_t)
 
 CHECK(nvrtcVersion, snn_nvrtcVersion_t)
 CHECK(nvrtcGetErrorString, snn_nvrtcGetErrorString_t)
