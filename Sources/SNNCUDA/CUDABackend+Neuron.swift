@@ -119,10 +119,10 @@ extension CUDABackend {
             fill(gradBeta, with: 0)
             return (gradInput, gradGamma, gradBeta, gradResidual)
         }
-        if usesCooperativeLaunch {
-            // The scan backwards, the channel sums and the input gradient in one launch.
-            launchCooperative("snn_bn_neuron_backward_fused", elements: n,
-                              common + [arg(gradBeta), arg(gradGamma), gridBarrier()] + sizes)
+        // The scan backwards, the channel sums and the input gradient in one launch, where the
+        // GPU runs cooperative launches.
+        if usesCooperativeLaunch,
+           launchCooperative("snn_bn_neuron_backward_fused", elements: n, common + [arg(gradBeta), arg(gradGamma), gridBarrier()] + sizes) {
             return (gradInput, gradGamma, gradBeta, gradResidual)
         }
         launch("snn_bn_neuron_backward", elements: n, common + sizes)

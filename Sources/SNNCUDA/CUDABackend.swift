@@ -253,13 +253,25 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Launches `name` cooperatively (``CUDADevice/launch(_:grid:block:cooperative:_:)``) over
     /// as many blocks of `block` threads as `elements` need, but no more than the GPU holds at
     /// once; the kernel strides over the rest.
-    func launchCooperative(_ name: String, elements: Int, block: Int = 256, _ arguments: [KernelArgument]) {
+    ///
+    /// - Returns: false, with nothing queued, when the GPU refuses cooperative launches; then
+    ///   ``usesCooperativeLaunch`` is off for the rest of the run, said once on stderr.
+    func launchCooperative(_ name: String, elements: Int, block: Int = 256, _ arguments: [KernelArgument]) -> Bool {
         do {
             let f = function(name)
             let resident = try gpu.residentBlocks(f, block: block)
-            guard resident > 0 else { throw LibraryError("[CUDA] \(name) cannot run a block of \(block) threads") }
+            guard resident > 0 else {
+                throw CUDADevice.CooperativeLaunchRefused(message: "[CUDA] the GPU holds no block of \(block) threads of \(name)")
+            }
             let blocks = min(max((elements + block - 1) / block, 1), resident)
             try gpu.launch(f, grid: UInt32(blocks), block: UInt32(block), cooperative: true, arguments)
+            return true
+        } catch let refused as CUDADevice.CooperativeLaunchRefused {
+            usesCooperativeLaunch = false
+            let note = "snn: \(info.name) refused a cooperative launch (\(refused)); "
+                + "batch norm + LIF runs its backward pass as three launches\n"
+            FileHandle.standardError.write(Data(note.utf8))
+            return false
         } catch {
             fail(name, error)
         }

@@ -283,14 +283,28 @@ public final class CUDADevice: @unchecked Sendable {
         try makeCurrent()
         try pointers.withUnsafeMutableBufferPointer { params in
             if cooperative {
-                try driver.check(launchCooperativeKernel(function.function, grid, 1, 1, block, 1, 1, 0, stream, params.baseAddress),
-                                 "cuLaunchCooperativeKernel(\(function.name))")
+                let result = launchCooperativeKernel(function.function, grid, 1, 1, block, 1, 1, 0, stream, params.baseAddress)
+                if Self.cooperativeRefusals.contains(result) {
+                    throw CooperativeLaunchRefused(message: "[cuLaunchCooperativeKernel(\(function.name))] \(driver.message(for: result))")
+                }
+                try driver.check(result, "cuLaunchCooperativeKernel(\(function.name))")
             } else {
                 try driver.check(launchKernel(function.function, grid, 1, 1, block, 1, 1, 0, stream, params.baseAddress, nil),
                                  "cuLaunchKernel(\(function.name))")
             }
         }
         withExtendedLifetime(arguments) {}
+    }
+
+    /// What `cuLaunchCooperativeKernel` returns when the GPU or its driver will not run such a
+    /// launch (rather than that it failed): `CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE`,
+    /// `CUDA_ERROR_NOT_PERMITTED`, `CUDA_ERROR_NOT_SUPPORTED`.
+    static let cooperativeRefusals: Set<snn_CUresult> = [720, 800, 801]
+
+    /// A cooperative launch the GPU would not run; nothing was queued.
+    public struct CooperativeLaunchRefused: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
     }
 
     /// The most blocks of `block` threads of `function` the GPU holds at once: the largest grid

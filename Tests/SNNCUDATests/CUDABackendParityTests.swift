@@ -418,6 +418,31 @@ extension EmulatedGPU {
             #expect((cooperativeLaunches() > before) == cooperative)
         }
 
+        @Test("a GPU that refuses cooperative launches: batch norm + LIF's backward pass runs as three launches from then on, with the same numbers")
+        func cooperativeLaunchRefused() throws {
+            let backend = try EmulatedCUDADriver.backend.get()
+            let handle = try #require(dlopen("\(try EmulatedCUDADriver.folder.get())/libcuda.so.1", RTLD_NOW | RTLD_NOLOAD))
+            let refuse = unsafeBitCast(try #require(dlsym(handle, "snn_emulated_set_cooperative_launches")),
+                                       to: (@convention(c) (Int32) -> Void).self)
+            let cooperativeLaunches = unsafeBitCast(try #require(dlsym(handle, "snn_emulated_cooperative_launches")),
+                                                    to: (@convention(c) () -> Int32).self)
+            refuse(0)
+            defer {
+                refuse(1)
+                backend.usesCooperativeLaunch = true
+            }
+            #expect(backend.usesCooperativeLaunch, "the backend opened where cooperative launches ran")
+            let before = cooperativeLaunches()
+            let x = Self.normal([6, 4, 5, 5], 45, mean: 0.5, std: 1.5)
+            let (gamma, beta) = (RandomInputs(seed: 46).uniform([4], low: 0.5, high: 1.5, dtype: .float32), Self.normal([4], 47))
+            let neuron = NeuronParameters(tau: 2, threshold: 1, reset: .soft, surrogate: .triangle(gamma: 1))
+            check([x, gamma, beta], output: .elementwise(.exact), gradients: Self.accumulated) { t in
+                batchNormNeuronScan(t[0], steps: 2, gamma: t[1], beta: t[2], runningMean: Tensor.zeros([4], device: t[0].device),
+                                    runningVar: Tensor.ones([4], device: t[0].device), neuron: neuron)
+            }
+            #expect(!backend.usesCooperativeLaunch && cooperativeLaunches() == before)
+        }
+
         @Test("--amp: batch norm + LIF keeps its input in 16 bits (half the bytes of float32) and gives the reference's spikes and gradients on that rounded input",
               arguments: CUDABackend.MixedPrecision.allCases)
         func batchNormNeuronKeepsHalf(half: CUDABackend.MixedPrecision) throws {

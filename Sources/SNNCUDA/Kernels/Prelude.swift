@@ -20,8 +20,13 @@ extension CUDAKernels {
         return *(const volatile unsigned *)address;
     }
 
-    // A pause between two loads of a thread that waits for other blocks.
-    __device__ __forceinline__ void snn_spin_pause() { __nanosleep(32); }
+    // A pause between two loads of a thread that waits for other blocks (GPUs before Volta have
+    // no sleep: they just load again).
+    __device__ __forceinline__ void snn_spin_pause() {
+    #if __CUDA_ARCH__ >= 700
+        __nanosleep(32);
+    #endif
+    }
     #endif
     """#
 }
