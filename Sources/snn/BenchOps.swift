@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SNNCPU
+import SNNCUDA
 import SNNTensor
 
 /// `snn bench ops`: the throughput of the kernels a training step spends its time in.
@@ -13,7 +14,9 @@ struct BenchOps: ParsableCommand {
             --conv-channels and --conv-size choose another layer, e.g. VGGSNN's widest at T=10, batch 16: \
             --conv-batch 160 --conv-channels 512 --conv-size 12; --conv-stride 2 a downsampling layer, --conv-kernel 1 a 1×1 shortcut), forward and \
             weight gradient also on spikes with 10% and 20% ones (counted at the dense operations); GEMM 1024³; \
-            neuronScan T=6 over 64·128·16·16 neurons (triangle surrogate, hard reset); the TRT \
+            neuronScan T=6 over 64·128·16·16 neurons (triangle surrogate, hard reset), and batch norm + LIF \
+            over the same neurons as [T·64, 128, 16, 16] (on a GPU the backward pass also as three launches \
+            beside its one cooperative launch); the TRT \
             penalty with its gradient over VGGSNN's regularised weights (9,265,984 conv, BN γ and \
             linear weights), T=10. \
             Figures are medians over --repeat timed runs after --warmup runs; on a GPU (--device cuda) each \
@@ -142,6 +145,29 @@ struct BenchOps: ParsableCommand {
         let scanBwd = time { _ = backend.neuronScanBackward(gs, saved: saved) }
         results.append(("neuron_scan_fwd_gbps", bytes / scanFwd / 1e9, "GB/s"))
         results.append(("neuron_scan_bwd_gbps", bytes / scanBwd / 1e9, "GB/s"))
+        // Batch norm (training) + LIF over the same neurons as [T·64, 128, 16, 16]: forward
+        // from the batch statistics (counted as reading x and writing the spikes, 8 bytes), and
+        // backward (reading the spikes' gradient and x, writing x's gradient, 12 bytes); on a GPU
+        // that runs it as one cooperative launch, also as three launches.
+        let bnShape = [steps * 64, 128, 16, 16]
+        let bnX = current.reshaped(bnShape), bnGrad = gs.reshaped(bnShape)
+        let gamma = normal([128], mean: 1, std: 0.1), beta = normal([128], std: 0.1)
+        func bnForward() -> (Tensor, any SavedState) {
+            let (mean, variance) = backend.batchNormStatistics(bnX)
+            return backend.batchNormNeuronScan(bnX, gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: 1e-5,
+                                               residual: nil, steps: steps, neuron)
+        }
+        let bnSaved = bnForward().1
+        let bnFwd = time { _ = bnForward() }
+        let bnBwd = time { _ = backend.batchNormNeuronScanBackward(bnGrad, saved: bnSaved) }
+        results.append(("bn_neuron_fwd_gbps", 8.0 * Double(steps * neurons) / bnFwd / 1e9, "GB/s"))
+        results.append(("bn_neuron_bwd_gbps", bytes / bnBwd / 1e9, "GB/s"))
+        if let cuda = backend as? CUDABackend, cuda.usesCooperativeLaunch {
+            cuda.usesCooperativeLaunch = false
+            let threeLaunches = time { _ = backend.batchNormNeuronScanBackward(bnGrad, saved: bnSaved) }
+            cuda.usesCooperativeLaunch = true
+            results.append(("bn_neuron_bwd_three_launches_gbps", bytes / threeLaunches / 1e9, "GB/s"))
+        }
         if !dev.isHostMemory {
             // What the memory allows: a device-to-device copy of the input (read and write).
             let target = Tensor.empty(current.shape, device: dev)
@@ -167,6 +193,7 @@ struct BenchOps: ParsableCommand {
                        "padding": convKernel / 2],
             "gemm": [m, m, m],
             "neuron_scan": ["T": steps, "neurons": neurons, "surrogate": "triangle(1.0)", "reset": "hard(0)"],
+            "bn_neuron": ["input": [steps * 64, 128, 16, 16], "T": steps],
             "trt_regularizer": ["T": trtSteps, "weights": trtShapes.count, "elements": trtShapes.map { $0.reduce(1, *) }.reduce(0, +)],
         ]
         if json {

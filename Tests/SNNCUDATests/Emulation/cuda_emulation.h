@@ -73,6 +73,23 @@ template <class T> T &block_shared(const void *tag) {
     }
     return *static_cast<T *>(shared_memory->variable(tag, sizeof(T)));
 }
+
+// A launch in progress: launches run one at a time (the lock), with their dimensions set.
+struct Launch {
+    std::lock_guard<std::mutex> serial;
+    const unsigned threads;          // of a block
+    const unsigned long long blocks;
+    Launch(dim3 grid, dim3 block)
+        : serial(launch_lock), threads(block.x * block.y * block.z), blocks((unsigned long long)grid.x * grid.y * grid.z) {
+        grid_dim = grid;
+        block_dim = block;
+    }
+};
+
+// The position of the i-th of a block's threads (or of a grid's blocks), x fastest.
+inline dim3 position(unsigned long long i, dim3 extent) {
+    return dim3(i % extent.x, (i / extent.x) % extent.y, i / ((unsigned long long)extent.x * extent.y));
+}
 }  // namespace snn_emulation
 
 // `SNN_SHARED(float, tile, [16][17]);` declares the block's `float tile[16][17]`.
@@ -128,11 +145,9 @@ inline void snn_spin_pause() { std::this_thread::yield(); }
 
 template <class Kernel, class... Args>
 void snn_emulate_launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
-    std::lock_guard<std::mutex> serial(snn_emulation::launch_lock);
-    snn_emulation::grid_dim = grid;
-    snn_emulation::block_dim = block;
-    const unsigned threads = block.x * block.y * block.z;
-    const unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
+    const snn_emulation::Launch launch(grid, block);
+    const unsigned threads = launch.threads;
+    const unsigned long long blocks = launch.blocks;
     // One host thread per CUDA thread for the whole grid, block after block: `start` and
     // `end` (never dropped) fence the blocks; each block gets a fresh barrier for
     // __syncthreads(), which a thread leaves when it returns.
@@ -145,10 +160,10 @@ void snn_emulate_launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
     pool.reserve(threads);
     for (unsigned t = 0; t < threads; t++) {
         pool.emplace_back([&, t] {
-            snn_emulation::thread_index = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+            snn_emulation::thread_index = snn_emulation::position(t, block);
             for (unsigned long long b = 0; b < blocks; b++) {
                 start.arrive_and_wait();
-                snn_emulation::block_index = dim3(b % grid.x, (b / grid.x) % grid.y, b / ((unsigned long long)grid.x * grid.y));
+                snn_emulation::block_index = snn_emulation::position(b, grid);
                 snn_emulation::block_barrier = &*current;
                 snn_emulation::shared_memory = &*shared;
                 kernel(args...);
@@ -169,11 +184,9 @@ void snn_emulate_launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
 // (as a GPU keeps them to the blocks it holds at once): at most 4,096 threads.
 template <class Kernel, class... Args>
 void snn_emulate_launch_cooperative(dim3 grid, dim3 block, Kernel kernel, Args... args) {
-    std::lock_guard<std::mutex> serial(snn_emulation::launch_lock);
-    snn_emulation::grid_dim = grid;
-    snn_emulation::block_dim = block;
-    const unsigned threads = block.x * block.y * block.z;
-    const unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
+    const snn_emulation::Launch launch(grid, block);
+    const unsigned threads = launch.threads;
+    const unsigned long long blocks = launch.blocks;
     if (blocks * threads > 4096) {
         std::fprintf(stderr, "cuda_emulation.h: a cooperative grid of %llu blocks of %u threads is more than the emulation runs at once\n",
                      blocks, threads);
@@ -187,8 +200,8 @@ void snn_emulate_launch_cooperative(dim3 grid, dim3 block, Kernel kernel, Args..
     for (unsigned long long b = 0; b < blocks; b++) {
         for (unsigned t = 0; t < threads; t++) {
             pool.emplace_back([&, b, t] {
-                snn_emulation::thread_index = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
-                snn_emulation::block_index = dim3(b % grid.x, (b / grid.x) % grid.y, b / ((unsigned long long)grid.x * grid.y));
+                snn_emulation::thread_index = snn_emulation::position(t, block);
+                snn_emulation::block_index = snn_emulation::position(b, grid);
                 snn_emulation::block_barrier = barriers[b].get();
                 snn_emulation::shared_memory = &shared[b];
                 kernel(args...);
@@ -204,17 +217,13 @@ void snn_emulate_launch_cooperative(dim3 grid, dim3 block, Kernel kernel, Args..
 // faster than snn_emulate_launch for the per-element kernels, which do not synchronise.
 template <class Kernel, class... Args>
 void snn_emulate_launch_sequential(dim3 grid, dim3 block, Kernel kernel, Args... args) {
-    std::lock_guard<std::mutex> serial(snn_emulation::launch_lock);
-    snn_emulation::grid_dim = grid;
-    snn_emulation::block_dim = block;
+    const snn_emulation::Launch launch(grid, block);
     snn_emulation::block_barrier = nullptr;
     snn_emulation::shared_memory = nullptr;
-    const unsigned threads = block.x * block.y * block.z;
-    const unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
-    for (unsigned long long b = 0; b < blocks; b++) {
-        snn_emulation::block_index = dim3(b % grid.x, (b / grid.x) % grid.y, b / ((unsigned long long)grid.x * grid.y));
-        for (unsigned t = 0; t < threads; t++) {
-            snn_emulation::thread_index = dim3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+    for (unsigned long long b = 0; b < launch.blocks; b++) {
+        snn_emulation::block_index = snn_emulation::position(b, grid);
+        for (unsigned t = 0; t < launch.threads; t++) {
+            snn_emulation::thread_index = snn_emulation::position(t, block);
             kernel(args...);
         }
     }
