@@ -57,6 +57,14 @@ public final class NVRTC: @unchecked Sendable {
     /// - Throws: ``LibraryError`` with NVRTC's log (file, line and message of each error) when
     ///   the source does not compile.
     public func compile(_ source: String, name: String, architecture: String, options: [String] = []) throws -> [UInt8] {
+        try compileWithLog(source, name: name, architecture: architecture, options: options).cubin
+    }
+
+    /// ``compile(_:name:architecture:options:)``, also returning NVRTC's log (with
+    /// `--ptxas-options=-v` among the options, each kernel's registers, stack and spills: see
+    /// ``KernelResources``).
+    public func compileWithLog(_ source: String, name: String, architecture: String, options: [String] = []) throws
+        -> (cubin: [UInt8], log: String) {
         var program: snn_nvrtcProgram?
         try check(createProgram(&program, source, name, 0, nil, nil), "nvrtcCreateProgram")
         defer { _ = destroyProgram(&program) }
@@ -78,7 +86,7 @@ public final class NVRTC: @unchecked Sendable {
                 try check(getCUBIN(program, $0), "nvrtcGetCUBIN")
             }
         }
-        return cubin
+        return (cubin, log(program))
     }
 
     private func log(_ program: snn_nvrtcProgram?) -> String {
@@ -87,6 +95,39 @@ public final class NVRTC: @unchecked Sendable {
         var text = [CChar](repeating: 0, count: size)
         guard getLog(program, &text) == 0 else { return "" }
         return String(cString: text).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// What ptxas reports about one compiled kernel (`--ptxas-options=-v` in NVRTC's log).
+public struct KernelResources: Sendable, Equatable {
+    public var name: String
+    public var registers = 0, stackBytes = 0, spillStoreBytes = 0, spillLoadBytes = 0, sharedBytes = 0
+
+    /// Each kernel of a log, in order. Lines look like:
+    ///
+    ///     ptxas info    : Compiling entry function 'snn_bn_statistics' for 'sm_90'
+    ///     ptxas         .     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+    ///     ptxas info    : Used 36 registers, used 1 barriers, 2048 bytes smem
+    public static func parse(log: String) -> [KernelResources] {
+        var kernels: [KernelResources] = []
+        func number(before word: String, in line: Substring) -> Int? {
+            guard let range = line.range(of: " \(word)") else { return nil }
+            return Int(line[..<range.lowerBound].split(separator: " ").last ?? "")
+        }
+        for line in log.split(separator: "\n") {
+            if let start = line.range(of: "Compiling entry function '") {
+                let rest = line[start.upperBound...]
+                kernels.append(KernelResources(name: String(rest.prefix { $0 != "'" })))
+            } else if !kernels.isEmpty, line.contains("bytes stack frame") {
+                kernels[kernels.count - 1].stackBytes = number(before: "bytes stack frame", in: line) ?? -1
+                kernels[kernels.count - 1].spillStoreBytes = number(before: "bytes spill stores", in: line) ?? -1
+                kernels[kernels.count - 1].spillLoadBytes = number(before: "bytes spill loads", in: line) ?? -1
+            } else if !kernels.isEmpty, line.contains("Used ") {
+                kernels[kernels.count - 1].registers = number(before: "registers", in: line) ?? -1
+                kernels[kernels.count - 1].sharedBytes = number(before: "bytes smem", in: line) ?? 0
+            }
+        }
+        return kernels
     }
 }
 

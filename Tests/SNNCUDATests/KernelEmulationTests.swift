@@ -459,16 +459,57 @@ struct KernelEmulationTests {
         #expect(sums != expected)
     }
 
-    @Test("every kernel compiles with NVRTC for sm_80, sm_90 and sm_100")
+    @Test("every kernel compiles with NVRTC for sm_80, sm_90 and sm_100, without spilling and in at most 64 registers a thread")
     func nvrtcCompiles() throws {
         _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
         let nvrtc = try NVRTC()
+        let entry = try Regex(#"extern "C" __global__ void (snn_[a-z0-9_]+)\("#)
         for kernel in CUDAKernels.all {
+            let declared = Set(kernel.source.matches(of: entry).compactMap { $0.output[1].substring.map(String.init) })
             for architecture in ["sm_80", "sm_90", "sm_100"] {
-                let cubin = try nvrtc.compile(kernel.source, name: kernel.name, architecture: architecture)
+                let (cubin, log) = try nvrtc.compileWithLog(kernel.source, name: kernel.name, architecture: architecture,
+                                                            options: ["--ptxas-options=-v"])
                 #expect(Array(cubin.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46], "\(kernel.name) for \(architecture)")
+                let resources = KernelResources.parse(log: log)
+                #expect(Set(resources.map(\.name)) == declared, "\(kernel.name) for \(architecture): \(log)")
+                for r in resources {
+                    #expect(Self.resourceProblems(r).isEmpty, "\(kernel.name) for \(architecture): \(Self.resourceProblems(r))")
+                }
             }
         }
+    }
+
+    /// What is wrong with a kernel's resources: any stack or spilling (local memory, slow), or
+    /// more than 64 registers a thread, with which fewer than four blocks of 256 threads fit on a
+    /// multiprocessor (65,536 registers).
+    static func resourceProblems(_ r: KernelResources) -> [String] {
+        var problems: [String] = []
+        if r.stackBytes != 0 || r.spillStoreBytes != 0 || r.spillLoadBytes != 0 {
+            problems.append("\(r.name): \(r.stackBytes) bytes stack, \(r.spillStoreBytes)/\(r.spillLoadBytes) bytes spilled")
+        }
+        if !(1...64).contains(r.registers) { problems.append("\(r.name): \(r.registers) registers") }
+        return problems
+    }
+
+    @Test("ptxas's report is read kernel by kernel, and a kernel that spills or needs many registers is caught")
+    func kernelResources() {
+        let log = """
+            ptxas info    : 0 bytes gmem
+            ptxas info    : Compiling entry function 'snn_fast' for 'sm_90'
+            ptxas info    : Function properties for snn_fast
+            ptxas         .     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+            ptxas info    : Used 36 registers, used 1 barriers, 2048 bytes smem
+            ptxas info    : Compiling entry function 'snn_spills' for 'sm_90'
+            ptxas info    : Function properties for snn_spills
+            ptxas         .     48 bytes stack frame, 40 bytes spill stores, 40 bytes spill loads
+            ptxas info    : Used 255 registers, used 0 barriers
+            ptxas info    : Compile time = 12.0 ms
+            """
+        let kernels = KernelResources.parse(log: log)
+        #expect(kernels == [KernelResources(name: "snn_fast", registers: 36, sharedBytes: 2048),
+                            KernelResources(name: "snn_spills", registers: 255, stackBytes: 48, spillStoreBytes: 40, spillLoadBytes: 40)])
+        #expect(Self.resourceProblems(kernels[0]).isEmpty)
+        #expect(Self.resourceProblems(kernels[1]) == ["snn_spills: 48 bytes stack, 40/40 bytes spilled", "snn_spills: 255 registers"])
     }
 }
 
