@@ -431,12 +431,33 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         labelCheck.verify(on: self)
     }
 
-    /// Drawn on the host by the engine's generator (the same numbers as every device) and
-    /// uploaded.
+    /// Drawn on the GPU (`snn_random`): the engine's Philox words, so the same numbers as on
+    /// every other device (a normal draw's last bit aside, where the GPU's `log` or `cos`
+    /// rounds otherwise than the host's). Float64 tensors and strided views are drawn on the
+    /// host and uploaded.
     public func random(_ distribution: RandomDistribution, into x: Tensor, seed: UInt64, counter: UInt64) {
-        let host = HostMemory.empty(x.shape, dtype: x.dtype)
-        HostMemory.random(distribution, into: host, seed: seed, counter: counter)
-        copy(host, into: x)
+        let code: Int32? = switch x.dtype {
+        case .float32: 0
+        case .bfloat16: 1
+        case .float16: 2
+        default: nil
+        }
+        guard let code, x.isContiguous else {
+            let host = HostMemory.empty(x.shape, dtype: x.dtype)
+            HostMemory.random(distribution, into: host, seed: seed, counter: counter)
+            copy(host, into: x)
+            return
+        }
+        guard x.count > 0 else { return }
+        let (kind, a, b): (Int32, Double, Double) = switch distribution {
+        case let .uniform(low, high): (0, low, high)
+        case let .bernoulli(p): (1, p, 0)
+        case let .normal(mean, std): (2, mean, std)
+        }
+        let perThread = 4 / distribution.wordsPerElement
+        launch("snn_random", elements: (x.count + perThread - 1) / perThread,
+               [.int32(kind), .double(a), .double(b), .int64(Int64(bitPattern: seed)), .int64(Int64(bitPattern: counter / 4)),
+                arg(x), .int32(code), .int64(Int64(x.count))])
     }
 
     public func synchronize() throws(DeviceError) {

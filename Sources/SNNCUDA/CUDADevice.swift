@@ -275,6 +275,7 @@ public final class CUDADevice: @unchecked Sendable {
             case .int32(let v): slot.storeBytes(of: v, as: Int32.self)
             case .int64(let v): slot.storeBytes(of: v, as: Int64.self)
             case .float(let v): slot.storeBytes(of: v, as: Float.self)
+            case .double(let v): slot.storeBytes(of: v, as: Double.self)
             case .bytes(let b): b.withUnsafeBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             }
             pointers.append(slot)
@@ -363,11 +364,12 @@ public enum KernelArgument {
     case int32(Int32)
     case int64(Int64)
     case float(Float)
+    case double(Double)
     case bytes([UInt8])
 
     var byteCount: Int {
         switch self {
-        case .buffer, .address, .int64: return 8
+        case .buffer, .address, .int64, .double: return 8
         case .int32, .float: return 4
         case .bytes(let b): return max(b.count, 1)
         }

@@ -79,6 +79,13 @@ extension CUDASelfTest {
                 batchNormNeuronScan($0[0], steps: 2, gamma: $0[1], beta: $0[2], runningMean: Tensor.zeros([32], device: $0[0].device),
                                     runningVar: Tensor.ones([32], device: $0[0].device), neuron: soft)
             },
+            // Drawn on the GPU: the engine's Philox words, so the reference's numbers (a normal
+            // draw's last bit aside, where the GPU's log or cos rounds otherwise than the host's).
+            OpCase(name: "dropout, uniform and normal draws", inputs: [normal([5, 1001], 28)], tolerance: 1e-5) {
+                let noise = Tensor.normal($0[0].shape, mean: 0.5, std: 2, generator: RandomGenerator(seed: 30), device: $0[0].device)
+                    * Tensor.uniform($0[0].shape, low: -1, high: 1, generator: RandomGenerator(seed: 31), device: $0[0].device)
+                return dropout($0[0], p: 0.25, training: true, generator: RandomGenerator(seed: 29)) + noise
+            },
             OpCase(name: "cross entropy", inputs: [normal([16, 10], 22, std: 3)], tolerance: 1e-4) {
                 crossEntropy(logits: $0[0], labels: Tensor(doubles: (0..<16).map { Double($0 % 10) }, shape: [16], dtype: .int64,
                                                            device: $0[0].device))

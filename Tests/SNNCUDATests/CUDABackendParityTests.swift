@@ -75,12 +75,25 @@ extension EmulatedGPU {
                 #expect(codes.dtype == .uint8 && codes.toDoubles() == [0, 1, 1, 0, 1, 0])
                 #expect(codes.backend.cast(codes, to: .float32).toDoubles() == [0, 1, 1, 0, 1, 0])
                 #expect(onGPU.backend.cast(onGPU, to: .float64).toDoubles() == x.toDoubles(), "cast through the host")
-                // Random: the generator's numbers, as on every device.
+                // Random: the generator's numbers, as on every device, drawn by the GPU (one
+                // launch each) for float32, bfloat16 and half; a strided view through the host.
+                let launches = unsafeBitCast(dlsym(backend.gpu.driver.handle, "snn_emulated_launches"),
+                                             to: (@convention(c) () -> Int32).self)
                 for distribution in [RandomDistribution.uniform(low: -1, high: 2), .normal(mean: 1, std: 2), .bernoulli(probability: 0.3)] {
-                    let (a, b) = (Tensor.empty([257], device: Self.gpu), Tensor.empty([257], device: .reference))
-                    a.backend.random(distribution, into: a, seed: 7, counter: 11)
-                    b.backend.random(distribution, into: b, seed: 7, counter: 11)
-                    #expect(a.toFloats() == b.toFloats(), "\(distribution)")
+                    for dtype in [DType.float32, .bfloat16, .float16] {
+                        for counter: UInt64 in [11, 4_000_012] {
+                            let (a, b) = (Tensor.empty([1283], dtype: dtype, device: Self.gpu), Tensor.empty([1283], dtype: dtype, device: .reference))
+                            let before = launches()
+                            a.backend.random(distribution, into: a, seed: 7, counter: counter)
+                            #expect(launches() - before == 1, "\(distribution) into \(dtype) drawn by one launch")
+                            b.backend.random(distribution, into: b, seed: 7, counter: counter)
+                            #expect(a.toDoubles() == b.toDoubles(), "\(distribution) into \(dtype), counter \(counter)")
+                        }
+                    }
+                    let strided = Tensor.zeros([6, 9], device: Self.gpu), expected = Tensor.empty([9, 6], device: .reference)
+                    strided.backend.random(distribution, into: strided.transposed(), seed: 3, counter: 40)
+                    expected.backend.random(distribution, into: expected, seed: 3, counter: 40)
+                    #expect(strided.transposed().toFloats() == expected.toFloats(), "\(distribution) into a transposed view")
                 }
                 try backend.synchronize()
             }

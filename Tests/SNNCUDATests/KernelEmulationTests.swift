@@ -418,6 +418,34 @@ struct KernelEmulationTests {
         #expect(bad == [1, 10, 17, 10], "a label of 10 among 10 classes is reported with its index and the classes")
     }
 
+    @Test("random draws (uniform, Bernoulli, normal into float32, bfloat16 and half) are the engine generator's, bit for bit")
+    func randomDraws() throws {
+        typealias Draw = @convention(c) (Int32, Double, Double, UInt64, UInt64, UnsafeMutableRawPointer, Int32, Int64) -> Void
+        let handle = try Self.emulated("elementwise_harness.cpp")
+        let draw = unsafeBitCast(try #require(dlsym(handle, "emulate_random")), to: Draw.self)
+        // 1,031 elements: 258 threads of 4 uniform draws (two blocks of 128 and a partial third),
+        // 516 of 2 normal ones; the last thread has fewer elements than words.
+        let n = 1031
+        let cases: [(RandomDistribution, Int32, Double, Double)] = [
+            (.uniform(low: -0.5, high: 2.25), 0, -0.5, 2.25), (.bernoulli(probability: 0.3), 1, 0.3, 0), (.normal(mean: 0.5, std: 2), 2, 0.5, 2),
+        ]
+        for (distribution, code, a, b) in cases {
+            for (dtype, dtypeCode) in [(DType.float32, Int32(0)), (.bfloat16, 1), (.float16, 2)] {
+                for (seed, counter) in [(UInt64(7), UInt64(0)), (0x9E37_79B9_7F4A_7C15, 4 * 1_000_003)] {
+                    let expected = Tensor.empty([n], dtype: dtype, device: .reference)
+                    HostMemory.random(distribution, into: expected, seed: seed, counter: counter)
+                    let buffer = UnsafeMutableRawPointer.allocate(byteCount: n * dtype.size, alignment: 8)
+                    defer { buffer.deallocate() }
+                    buffer.initializeMemory(as: UInt8.self, repeating: 0xff, count: n * dtype.size)   // NaN until written
+                    draw(code, a, b, seed, counter / 4, buffer, dtypeCode, Int64(n))
+                    let got = (0..<n).map { dtype.load(buffer, $0) }
+                    let differing = zip(got, expected.toDoubles()).filter { $0.0.bitPattern != $0.1.bitPattern }.count
+                    #expect(differing == 0, "\(distribution) into \(dtype), seed \(seed), counter \(counter): \(differing) of \(n) differ")
+                }
+            }
+        }
+    }
+
     @Test("the emulation itself: shared memory and barriers (a tree sum per block), threads that return early")
     func emulationBarriers() throws {
         typealias Launch = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int32) -> Void

@@ -211,6 +211,59 @@ extension CUDAKernels {
         if (i < n) y[i] = snn_half_to_float(x[snn_at(l, 1, i)]);
     }
 
+    // Random draws on the device, word for word the engine's generator (`RandomGenerator`,
+    // `HostMemory.random`): Philox4x32-10 keyed by the seed, block `counter / 4 + k` giving words
+    // 4k…4k+3 of the draw. One thread per block of 4 words: a uniform or Bernoulli draw takes a
+    // word an element, a normal one two (Box–Muller). The arithmetic is the host's, in double,
+    // rounded (__dmul_rn, __dadd_rn: no fused multiply-add) so that the bits agree; a normal
+    // draw's log and cos may differ from the host's libm in the last bit of a double, which
+    // rounding to float almost always hides.
+    __device__ __forceinline__ void snn_philox(unsigned long long key, unsigned long long counter, unsigned int word[4]) {
+        unsigned int c0 = (unsigned int)counter, c1 = (unsigned int)(counter >> 32), c2 = 0u, c3 = 0u;
+        unsigned int k0 = (unsigned int)key, k1 = (unsigned int)(key >> 32);
+        for (int round = 0; round < 10; round++) {
+            unsigned long long p0 = 0xD2511F53ull * c0, p1 = 0xCD9E8D57ull * c2;
+            unsigned int n0 = (unsigned int)(p1 >> 32) ^ c1 ^ k0, n2 = (unsigned int)(p0 >> 32) ^ c3 ^ k1;
+            c1 = (unsigned int)p1;
+            c3 = (unsigned int)p0;
+            c0 = n0;
+            c2 = n2;
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        word[0] = c0; word[1] = c1; word[2] = c2; word[3] = c3;
+    }
+
+    // `distribution` 0: uniform in [a, b); 1: 1 with probability a, else 0; 2: normal, mean a,
+    // standard deviation b. `dtype` 0: float32; 1: bfloat16; 2: half (each element rounded
+    // through float32 first, as on the host). `block0` is the draw's first Philox block.
+    extern "C" __global__ void snn_random(int distribution, double a, double b, unsigned long long seed,
+                                          unsigned long long block0, void *__restrict__ y, int dtype, long long n) {
+        long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        int per = distribution == 2 ? 2 : 4;
+        if (k * per >= n) return;
+        unsigned int word[4];
+        snn_philox(seed, block0 + (unsigned long long)k, word);
+        for (int j = 0; j < per && k * per + j < n; j++) {
+            float v;
+            if (distribution == 0) {
+                double u = (double)(word[j] >> 8) * 5.9604644775390625e-8;   // 2^-24
+                v = (float)__dadd_rn(a, __dmul_rn(b - a, u));
+            } else if (distribution == 1) {
+                v = (double)(word[j] >> 8) * 5.9604644775390625e-8 < a ? 1.0f : 0.0f;
+            } else {
+                double u1 = ((double)(word[2 * j] >> 8) + 1.0) * 5.9604644775390625e-8;   // (0, 1]: the log is finite
+                double u2 = (double)(word[2 * j + 1] >> 8) * 5.9604644775390625e-8;
+                float z = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+                v = (float)__dadd_rn(a, __dmul_rn(b, (double)z));
+            }
+            long long i = k * per + j;
+            if (dtype == 0) ((float *)y)[i] = v;
+            else if (dtype == 1) ((unsigned short *)y)[i] = snn_float_to_bf16(v);
+            else ((unsigned short *)y)[i] = snn_float_to_half(v);
+        }
+    }
+
     // One row of `classes` per label: 1 at the label, 0 elsewhere. A label outside 0..<classes
     // leaves its row zero and records itself in bad = {1, label, row, classes} (one of them, when
     // several are bad), which the host reads at its next wait, as the reference's precondition.

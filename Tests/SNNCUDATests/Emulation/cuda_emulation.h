@@ -135,6 +135,11 @@ inline float __int_as_float(int bits) {
     return value;
 }
 
+// Double arithmetic rounded once (on a GPU: never fused into a multiply-add). The host compiler
+// in ISO C++ mode does not fuse either.
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+
 // What snn_grid_sync needs: device-wide atomics and fences, a load that sees other blocks'
 // stores, and a pause while spinning (host threads: a yield, so that the blocks being waited
 // for get the CPU).

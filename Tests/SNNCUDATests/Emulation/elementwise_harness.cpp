@@ -71,3 +71,10 @@ extern "C" void emulate_cast_u8_f32(const unsigned char *x, float *y, long long 
 extern "C" void emulate_one_hot(const long long *labels, float *y, long long rows, int classes, long long *bad) {
     snn_emulate_launch(dim3(blocks(rows * classes)), dim3(128), snn_one_hot, labels, y, rows, classes, bad);
 }
+
+// A draw of n elements from Philox block `block0` (a thread per block of 4 words).
+extern "C" void emulate_random(int distribution, double a, double b, unsigned long long seed, unsigned long long block0, void *y,
+                               int dtype, long long n) {
+    long long per = distribution == 2 ? 2 : 4;
+    snn_emulate_launch(dim3(blocks((n + per - 1) / per)), dim3(128), snn_random, distribution, a, b, seed, block0, y, dtype, n);
+}

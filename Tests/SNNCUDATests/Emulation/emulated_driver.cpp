@@ -92,6 +92,7 @@ static const std::map<std::string, Entry> &kernels() {
         SNN_KERNEL(snn_cast_bf16_f32),
         SNN_KERNEL(snn_cast_f16_f32),
         SNN_KERNEL(snn_one_hot),
+        SNN_KERNEL(snn_random),
         SNN_KERNEL(snn_copy_to),
         SNN_KERNEL(snn_fill),
         SNN_KERNEL(snn_surrogate_gradient),
