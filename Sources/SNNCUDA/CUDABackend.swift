@@ -119,6 +119,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Where `oneHot` records a label out of range without waiting for the GPU.
     let labelCheck = LabelCheck()
     private var functions: [String: CUDAFunction] = [:]
+    /// The blocks of each cooperative kernel (and block size) the GPU holds at once, asked once.
+    private var residentBlockCounts: [String: Int] = [:]
     private var liveBytes = 0, peakBytes = 0
 
     /// Opens GPU `ordinal`, loads the kernels (compiled by `nvrtc` for its architecture, or
@@ -259,7 +261,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     func launchCooperative(_ name: String, elements: Int, block: Int = 256, _ arguments: [KernelArgument]) -> Bool {
         do {
             let f = function(name)
-            let resident = try gpu.residentBlocks(f, block: block)
+            let resident = try residentBlocks(f, block: block)
             guard resident > 0 else {
                 throw CUDADevice.CooperativeLaunchRefused(message: "[CUDA] the GPU holds no block of \(block) threads of \(name)")
             }
@@ -275,6 +277,20 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         } catch {
             fail(name, error)
         }
+    }
+
+    /// ``CUDADevice/residentBlocks(_:block:)`` of `f`, asked of the driver once.
+    private func residentBlocks(_ f: CUDAFunction, block: Int) throws -> Int {
+        let key = "\(f.name)/\(block)"
+        lock.lock()
+        let known = residentBlockCounts[key]
+        lock.unlock()
+        if let known { return known }
+        let resident = try gpu.residentBlocks(f, block: block)
+        lock.lock()
+        residentBlockCounts[key] = resident
+        lock.unlock()
+        return resident
     }
 
     /// The address of the grid-wide barriers' word (allocated and zeroed on first use).

@@ -413,7 +413,9 @@ extension EmulatedGPU {
             let handle = try #require(dlopen("\(try EmulatedCUDADriver.folder.get())/libcuda.so.1", RTLD_NOW | RTLD_NOLOAD))
             let cooperativeLaunches = unsafeBitCast(try #require(dlsym(handle, "snn_emulated_cooperative_launches")),
                                                     to: (@convention(c) () -> Int32).self)
-            let before = cooperativeLaunches()
+            let occupancyQueries = unsafeBitCast(try #require(dlsym(handle, "snn_emulated_occupancy_queries")),
+                                                 to: (@convention(c) () -> Int32).self)
+            let (before, queriesBefore) = (cooperativeLaunches(), occupancyQueries())
             // 1,152 neurons a step: five blocks' worth, of which the emulated GPU holds three at
             // once, so the cooperative grid strides.
             let (steps, shape) = (3, [4, 8, 6, 6])
@@ -429,6 +431,16 @@ extension EmulatedGPU {
                                            residual: residual ? t[3] : nil, neuron: neuron)
             }
             #expect((cooperativeLaunches() > before) == cooperative)
+            if cooperative {
+                // Once more: the GPU's residency for the kernel was asked at most once, by the first launch.
+                let leaf = x.to(Self.gpu)
+                leaf.requiresGrad = true
+                batchNormNeuronScan(leaf, steps: steps, gamma: gamma.to(Self.gpu), beta: beta.to(Self.gpu),
+                                        runningMean: Tensor.zeros([shape[1]], device: Self.gpu),
+                                        runningVar: Tensor.ones([shape[1]], device: Self.gpu), neuron: neuron).sum().backward()
+                #expect(cooperativeLaunches() - before >= 2 && occupancyQueries() - queriesBefore <= 1,
+                        "\(cooperativeLaunches() - before) cooperative launches asked the occupancy \(occupancyQueries() - queriesBefore) times")
+            }
         }
 
         @Test("a GPU that refuses cooperative launches: batch norm + LIF's backward pass runs as three launches from then on, with the same numbers")

@@ -121,6 +121,7 @@ static std::set<std::pair<const char *, std::size_t>> pinned;   // page-locked h
 static int pinned_copies = 0;   // host-to-device copies from them
 static int launches = 0;
 static int cooperative_launch_count = 0;
+static int occupancy_queries = 0;   // cuOccupancyMaxActiveBlocksPerMultiprocessor calls
 static bool cooperative_launches = true;
 // The blocks of 256 threads one multiprocessor holds at once, for every kernel: the emulation
 // runs a cooperative grid's threads all at once, so it is kept small. Three, so that a grid
@@ -137,6 +138,7 @@ extern "C" {
 int snn_emulated_live_allocations(void) { std::lock_guard<std::mutex> g(state_lock); return (int)live.size(); }
 int snn_emulated_launches(void) { std::lock_guard<std::mutex> g(state_lock); return launches; }
 int snn_emulated_cooperative_launches(void) { std::lock_guard<std::mutex> g(state_lock); return cooperative_launch_count; }
+int snn_emulated_occupancy_queries(void) { std::lock_guard<std::mutex> g(state_lock); return occupancy_queries; }
 
 int cuInit(unsigned flags) { return flags == 0 ? 0 : 1; }
 int cuDriverGetVersion(int *v) { *v = 13000; return 0; }
@@ -300,6 +302,10 @@ int cuLaunchKernel(const void *function, unsigned gx, unsigned gy, unsigned gz, 
 }
 int cuOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks, const void *function, int blockSize, std::size_t dynamicShared) {
     if (!function || blockSize <= 0 || blockSize > 1024 || dynamicShared != 0) return 1;
+    {
+        std::lock_guard<std::mutex> g(state_lock);
+        occupancy_queries++;
+    }
     *blocks = resident_blocks * 256 / blockSize;
     return 0;
 }
