@@ -320,6 +320,14 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return snn_CUdeviceptr(UInt(bitPattern: x.storage.data)) + snn_CUdeviceptr(x.offset * x.dtype.size)
     }
 
+    /// The device address of `x`'s first element, for libraries that take this GPU's memory
+    /// (NCCL).
+    public func deviceAddress(of x: Tensor) -> UInt64 { address(x) }
+
+    /// The stream every op is queued on (a `CUstream`, which is also the runtime's
+    /// `cudaStream_t`): a library that queues its work there (NCCL) runs in order with the ops.
+    public var stream: OpaquePointer { gpu.stream }
+
     /// `x`'s address as a kernel argument (`nil`: a null pointer).
     func arg(_ x: Tensor?) -> KernelArgument { .address(x.map(address) ?? 0) }
 

@@ -26,6 +26,9 @@ public protocol Communicator: AnyObject {
     /// the handle's `wait()` returns, and the buffer must not be touched before. Every rank
     /// starts the same collectives in the same order.
     func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> any PendingCollective
+    /// Collectives the GPUs run themselves (NCCL), for tensors on their device; `nil`: tensors in
+    /// device memory go through host copies.
+    var deviceCollectives: (any DeviceCollectives)? { get }
 }
 
 /// A collective started by ``Communicator/startAllReduceSum(_:)``.
@@ -45,6 +48,9 @@ public final class CompletedCollective: PendingCollective {
 }
 
 extension Communicator {
+    /// None: device tensors go through host copies.
+    public var deviceCollectives: (any DeviceCollectives)? { nil }
+
     /// The blocking all-reduce, for communicators without a nonblocking one.
     public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> any PendingCollective {
         try allReduceSum(buffer)
@@ -54,10 +60,12 @@ extension Communicator {
 
 extension Communicator {
     /// Sums a contiguous float32 tensor over all ranks, in place. A tensor in device memory (a
-    /// GPU's) is summed through a host copy: one download and one upload.
+    /// GPU's) is summed by ``deviceCollectives`` when they take its device, else through a host
+    /// copy: one download and one upload.
     public func allReduceSum(_ tensor: Tensor) throws {
         precondition(tensor.dtype == .float32 && tensor.isContiguous,
                      "[Communicator] expected a contiguous float32 tensor, got \(tensor.dtype) on \(tensor.device)")
+        if let device = deviceCollectives, device.device == tensor.device { return try device.allReduceSum(tensor) }
         guard tensor.device.isHostMemory else { return try throughHost(tensor) { try allReduceSum($0) } }
         try allReduceSum(UnsafeMutableBufferPointer(start: tensor.pointer(as: Float.self), count: tensor.count))
     }
@@ -78,9 +86,10 @@ extension Communicator {
     }
 
     /// Copies `root`'s tensor into every other rank's (contiguous; one in device memory goes
-    /// through a host copy).
+    /// through ``deviceCollectives`` when they take its device, else through a host copy).
     public func broadcast(_ tensor: Tensor, root: Int = 0) throws {
         precondition(tensor.isContiguous, "[Communicator] expected a contiguous tensor")
+        if let device = deviceCollectives, device.device == tensor.device { return try device.broadcast(tensor, root: root) }
         guard tensor.device.isHostMemory else { return try throughHost(tensor) { try broadcast($0, root: root) } }
         let start: UnsafeMutableRawPointer
         switch tensor.dtype.size {

@@ -27,6 +27,8 @@ public final class MPICommunicator: Communicator {
     /// The most elements one MPI call carries; longer buffers go in several calls (MPI counts are
     /// `int`). Lowered by tests to exercise the split.
     package var maxElementsPerCall = Int(Int32.max)
+    /// NCCL over the processes' GPUs, once the caller has made it (``NCCLCommunicator/make(over:device:stream:address:environment:)``).
+    public var deviceCollectives: (any DeviceCollectives)?
 
     let library: MPILibrary
     /// The communicator: `MPI_COMM_WORLD`, or the one ``join(_:timeout:)`` made.

@@ -45,13 +45,15 @@ public struct NCCLLibrary: @unchecked Sendable {
     public let versionCode: Int32
 
     /// `NCCL 2.21.5`.
-    public var version: String { "NCCL \(Self.versionNumber(code: versionCode))" }
+    public var version: String { "NCCL \(versionNumber)" }
+    /// `2.21.5`.
+    public var versionNumber: String { Self.versionNumber(code: versionCode) }
 
     /// `ncclUniqueId`'s size (`NCCL_UNIQUE_ID_BYTES`).
     public static let uniqueIDByteCount = 128
 
     /// `ncclDataType_t` and `ncclRedOp_t` values used by the collectives (nccl.h 2.21).
-    enum DataType: Int32 { case float32 = 7, float64 = 8 }
+    enum DataType: Int32 { case uint8 = 1, float32 = 7, float64 = 8 }
     static let opSum: Int32 = 0
 
     typealias GetVersion = @convention(c) (UnsafeMutablePointer<Int32>?) -> Int32

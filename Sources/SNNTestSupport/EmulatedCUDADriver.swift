@@ -5,8 +5,10 @@ import SNNCUDA
 /// per process into a temporary folder kept until exit: a `libcuda.so.1` with one GPU whose
 /// memory is host memory and whose kernels run through the launch-grid emulation, a
 /// `libcublas.so.13` whose SGEMM is computed on the host from cuBLAS's definition, and a
-/// `libcudnn.so.9` whose convolutions are computed from cuDNN's (`emulated_cudnn.cpp`). Pointing
-/// `SNN_CUDA_LIBRARY_PATH` at ``folder`` runs SNNCUDA's host side end to end without a GPU.
+/// `libcudnn.so.9` whose convolutions are computed from cuDNN's (`emulated_cudnn.cpp`), and a
+/// `libnccl.so.2` whose collectives between the processes of one machine go through files
+/// (`emulated_nccl.cpp`). Pointing `SNN_CUDA_LIBRARY_PATH` at ``folder`` (and `SNN_NCCL_LIBRARY`
+/// at its NCCL) runs SNNCUDA's host side end to end without a GPU.
 public enum EmulatedCUDADriver {
     /// The repository root, from this file's path.
     public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -23,6 +25,7 @@ public enum EmulatedCUDADriver {
         try HostCompiler.emulatedCUDA("emulated_driver.cpp", folder: folder, output: "\(folder)/libcuda.so.1")
         try HostCompiler.emulatedCUDA("emulated_cublas.cpp", folder: folder, output: "\(folder)/libcublas.so.13")
         try HostCompiler.emulatedCUDA("emulated_cudnn.cpp", folder: folder, output: "\(folder)/libcudnn.so.9")
+        try HostCompiler.emulatedCUDA("emulated_nccl.cpp", folder: folder, output: "\(folder)/libnccl.so.2")
         atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())") }
         return folder
     }
@@ -50,8 +53,11 @@ public enum EmulatedCUDADriver {
     }
 
     /// What a process needs in its environment to compute on the emulated GPU: the driver's
-    /// folder (`SNN_CUDA_LIBRARY_PATH`) and the kernel cache test processes share.
+    /// folder (`SNN_CUDA_LIBRARY_PATH`), its NCCL (`SNN_NCCL_LIBRARY`, never a real NCCL found in a
+    /// Python environment, which would look for a real driver) and the kernel cache test
+    /// processes share.
     public static func environment() throws -> [String: String] {
-        ["SNN_CUDA_LIBRARY_PATH": try folder.get(), "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
+        ["SNN_CUDA_LIBRARY_PATH": try folder.get(), "SNN_NCCL_LIBRARY": "\(try folder.get())/libnccl.so.2",
+         "SNN_KERNEL_CACHE": NSTemporaryDirectory() + "snn-test-kernel-cache"]
     }
 }

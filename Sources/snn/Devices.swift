@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SNNCPU
 import SNNCUDA
+import SNNDistributed
 
 /// `snn devices`: what SwiftSNN can compute on here.
 struct Devices: ParsableCommand {
@@ -9,11 +10,13 @@ struct Devices: ParsableCommand {
         abstract: "List the CPU and the NVIDIA GPUs SwiftSNN can compute on, with the libraries it found.",
         discussion: """
             The CPU: its model, cores and the instruction set oneDNN uses. Each GPU: memory, SM \
-            version and multiprocessors, then the CUDA driver, NVRTC, cuBLAS and cuDNN versions and \
-            the files they were loaded from. CUDA is loaded at run time: libcuda.so.1 from the \
+            version and multiprocessors, then the CUDA driver, NVRTC, cuBLAS, cuDNN and NCCL versions \
+            and the files they were loaded from. CUDA is loaded at run time: libcuda.so.1 from the \
             driver; NVRTC, cuBLAS and cuDNN from SNN_CUDA_LIBRARY_PATH, the loader's path, the \
-            nvidia/* folders of Python environments (CUDA 12 and 13 wheels) or /usr/local/cuda. \
-            Without an NVIDIA driver it says so and exits 0.
+            nvidia/* folders of Python environments (CUDA 12 and 13 wheels) or /usr/local/cuda; \
+            NCCL (data-parallel training on several GPUs) from SNN_NCCL_LIBRARY, the loader's path \
+            or the nvidia/nccl folder of a Python environment. Without an NVIDIA driver it says so \
+            and exits 0.
             """)
 
     @Flag(help: "Print one JSON object instead of text.")
@@ -42,6 +45,13 @@ struct Devices: ParsableCommand {
                 } catch {
                     problems.append("\(error)")
                 }
+            }
+            // Only data-parallel training on several GPUs uses NCCL.
+            do {
+                let nccl = try NCCLLibrary.load()
+                libraries.append(["name": "NCCL", "version": nccl.versionNumber, "path": nccl.path])
+            } catch {
+                problems.append("\(error); data-parallel training on GPUs will sum gradients through host memory")
             }
         } catch {
             problems.append("\(error)")

@@ -126,6 +126,7 @@ extension TrainOptions {
     private func train(resuming checkpoint: String?, in continuedDirectory: String?, communicator: any Communicator) throws -> TrainingSummary {
         let config = makeConfig()
         let dev = try DeviceFlag.open(device, localRank: communicator.size > 1 ? DistributedOptions.localRank : 0)
+        let gradientSums = try GPUCollectives.attach(to: communicator, device: dev)
         if communicator.size > 1 {
             // One voice: rank 0 prints; the others' output would only repeat it (errors still
             // reach stderr from every rank).
@@ -135,7 +136,7 @@ extension TrainOptions {
                 + "each process trains on \(accumulate > 1 ? "\(accumulate) micro-batches" : "a batch") of \(batchSize) per step "
                 + "(\(communicator.size * accumulate * batchSize) samples per step), "
                 + (dev.isHostMemory ? "on \(device) with \(CPUBackend.threads) thread\(CPUBackend.threads == 1 ? "" : "s") each"
-                                    : "each on the GPU of its local rank (rank 0 on \(dev)), gradients summed through host memory")
+                                    : "each on the GPU of its local rank (rank 0 on \(dev)), \(gradientSums)")
                 + (syncBatchNorm ? "; batch norm over all processes' batches (--sync-bn)" : ""))
         } else if syncBatchNorm {
             print("note: --sync-bn changes nothing in a run of one process (its batch is every process's batch)")

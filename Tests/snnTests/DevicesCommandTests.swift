@@ -66,7 +66,7 @@ struct SelfTestCommandTests {
         #expect(last.hasPrefix("all 118 checks passed in ") && last.hasSuffix(" s"), "\(output)")
         let (jsonStatus, json) = try SNNBinary.run(["selftest", "--json", "--train-steps", "0", "--no-bench"], environment: environment)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        #expect(jsonStatus == 0 && object["passed"] as? Bool == true && (object["checks"] as? [Any])?.count == 114, "\(json)")
+        #expect(jsonStatus == 0 && object["passed"] as? Bool == true && (object["checks"] as? [Any])?.count == 116, "\(json)")
         #expect((object["seconds"] as? Double).map { $0 > 0 && $0 < 300 } == true, "\(json)")
     }
 

@@ -143,17 +143,25 @@ struct DistributedTrainTests {
         }
     }
 
-    @Test("on the (emulated) GPU: 2 processes, each on the GPU of its local rank, give the weights of 1 process with --accumulate 2")
-    func onGPU() throws {
-        let (a, b) = (folder("gpu"), folder("gpu-accumulate"))
+    @Test("on the (emulated) GPU: 2 processes, each on the GPU of its local rank, give the weights of 1 process with --accumulate 2, with NCCL (emulated) and through host memory",
+          arguments: [true, false])
+    func onGPU(nccl: Bool) throws {
+        let (a, b) = (folder("gpu-\(nccl)"), folder("gpu-accumulate-\(nccl)"))
         defer { for f in [a, b] { try? FileManager.default.removeItem(atPath: f) } }
         let gpu = ["train", "--synthetic-samples", "32", "--batch_size", "8", "--T", "2", "--topology", "CONVAP-4-3-1-1_L-8",
                    "--epochs", "1", "--workers", "0", "--device", "cuda", "--amp", "0"]
-        let environment = try EmulatedCUDADriver.environment()
+        let environment = try EmulatedCUDADriver.environment().merging(nccl ? ["SNN_EMULATED_NCCL_TRACE": "1"] : ["SNN_NCCL": "0"]) { $1 }
         guard let parallel = try MPIRun.mpirun(2, gpu + ["--output", a], environment: environment, timeout: 120) else { return }
         #expect(parallel.status == 0, "\(parallel.output)")
-        #expect(parallel.output.contains("each on the GPU of its local rank (rank 0 on cuda:0), gradients summed through host memory"),
-                "\(parallel.output)")
+        let sums = nccl ? "gradients summed on the GPUs by NCCL 2.21.5" : "gradients summed through host memory (no NCCL: SNN_NCCL=0)"
+        #expect(parallel.output.contains("each on the GPU of its local rank (rank 0 on cuda:0), \(sums)"), "\(parallel.output)")
+        // NCCL's collectives, not host copies: the parameters broadcast from rank 0 at the start,
+        // and the gradients summed every step (2 steps of 2 × 8 samples), on both ranks.
+        for rank in 0..<2 {
+            let summed = parallel.output.components(separatedBy: "emulated NCCL: rank \(rank) summed ").count - 1
+            #expect(summed == (nccl ? 2 : 0), "rank \(rank): \(summed) all-reduces through NCCL")
+            #expect(parallel.output.contains("emulated NCCL: rank \(rank) received ") == nccl)
+        }
         let (status, output) = try SNNBinary.run(gpu + ["--accumulate", "2", "--output", b], environment: environment)
         #expect(status == 0, "\(output)")
         let (x, y) = (try parameters(a), try parameters(b))
@@ -164,6 +172,27 @@ struct DistributedTrainTests {
             let worst = zip(values, other).map { abs($0 - $1) }.max() ?? 0
             #expect(Double(worst / scale) <= 1e-6, "\(key): max |Δ| / max |w| = \(worst / scale)")
         }
+    }
+
+    @Test("NCCL on one GPU process and not on the other: both sum through host memory, saying which rank lacks it and why")
+    func ncclOnOneRankOnly() throws {
+        guard let launcher = MPIRun.onPath("mpirun") else {
+            Issue.record("mpirun is not on PATH: install Open MPI (apt-get install libopenmpi-dev openmpi-bin; make test installs it)")
+            return
+        }
+        let a = folder("gpu-nccl-rank0")
+        defer { try? FileManager.default.removeItem(atPath: a) }
+        let flags = ["train", "--synthetic-samples", "16", "--batch_size", "8", "--T", "2", "--topology", "CONVAP-4-3-1-1_L-8",
+                     "--epochs", "1", "--workers", "0", "--device", "cuda", "--amp", "0", "--output", a]
+        // Rank 1 is pointed at an NCCL that is not there.
+        let script = #"[ "$OMPI_COMM_WORLD_RANK" = 1 ] && export SNN_NCCL_LIBRARY=/nonexistent/libnccl.so.2; exec "$0" "$@""#
+        let environment = try EmulatedCUDADriver.environment().merging(["SNN_EMULATED_NCCL_TRACE": "1"]) { $1 }
+        let result = try MPIRun.run(launcher, ["--allow-run-as-root", "--oversubscribe", "-np", "2", "/bin/sh", "-c", script,
+                                               SNNBinary.executable.path] + flags, environment: environment, timeout: 120)
+        #expect(result.status == 0 && !result.timedOut, "\(result.output)")
+        #expect(result.output.contains("gradients summed through host memory (no NCCL: rank 1 of 2: [NCCL] "
+                                       + "SNN_NCCL_LIBRARY=/nonexistent/libnccl.so.2 could not be loaded"), "\(result.output)")
+        #expect(!result.output.contains("emulated NCCL:"), "no rank used NCCL: \(result.output)")
     }
 
     @Test("torchrun's variables, no MPI launcher: 2 processes join over MPI and give bitwise the weights of --accumulate 2")
