@@ -21,9 +21,9 @@ public protocol DeviceCollectives: AnyObject {
 ///
 /// Every rank calls the same collectives in the same order, as with ``Communicator``. A
 /// collective is queued on the stream given (the backend's one stream), so it is ordered with
-/// the kernels before and after it; a failure NCCL reports at once (a bad argument, a rank
-/// gone) is thrown, naming the collective and this rank, and ``abortIfFailed()`` reports the
-/// failures NCCL finds later.
+/// the kernels before and after it. A failure NCCL reports when the collective is queued (a
+/// bad argument, a rank gone) is thrown, naming the collective and this rank; the trainer then
+/// ends the job, as for any failed collective.
 public final class NCCLCommunicator: DeviceCollectives {
     public let library: NCCLLibrary
     public let device: Device
@@ -105,14 +105,6 @@ public final class NCCLCommunicator: DeviceCollectives {
         try run("ncclBroadcast of \(bytes) bytes from rank \(root)") {
             library.broadcast(at, at, bytes, NCCLLibrary.DataType.uint8.rawValue, Int32(root), comm, stream)
         }
-    }
-
-    /// Throws the error NCCL found in a collective after it was queued (a rank gone, a network
-    /// failure), if any.
-    public func asyncError() throws {
-        var result: Int32 = 0
-        try library.check(library.commGetAsyncError(comm, &result), "ncclCommGetAsyncError")
-        try library.check(result, "NCCL collective (rank \(rank) of \(size))")
     }
 
     private func check(_ tensor: Tensor, _ function: String) throws {
