@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SNNDistributed
+import SNNTensor
 
 /// `snn bench allreduce`: the speed of the sum all-reduce between the processes of an MPI launch.
 struct BenchAllReduce: ParsableCommand {
@@ -15,7 +16,10 @@ struct BenchAllReduce: ParsableCommand {
             2(n-1)/n · bytes/time for n ranks, as nccl-tests define them (GB = 10^9 bytes). \
             scripts/allreduce_bench.c measures MPI_Allreduce the same way in C. With --check, rank \
             r fills its buffer with r+1 before every call and every rank verifies each element of \
-            the sum n(n+1)/2; a float64 sum and a broadcast are checked too.
+            the sum n(n+1)/2; a float64 sum and a broadcast are checked too. With --device cuda, \
+            each rank's buffer is in the memory of the GPU of its local rank and is summed by NCCL \
+            (through host memory where a rank has no NCCL, or with SNN_NCCL=0); the time runs until \
+            the GPU has finished.
             """)
 
     @Option(help: "Comma-separated buffer sizes in bytes, multiples of 4 (float32); 1e6 notation accepted.")
@@ -26,6 +30,8 @@ struct BenchAllReduce: ParsableCommand {
     var warmup: Int = 2
     @Flag(help: "Fill rank r's buffer with r+1 and verify every element of the sum; exit 1 on a mismatch.")
     var check = false
+    @Option(help: "Where the buffers are: cpu (summed over MPI), or cuda / cuda:N (each rank's GPU, summed by NCCL).")
+    var device: String = "cpu"
 
     // Fault injection for the tests: a rank that fails (throws) before the first collective, a
     // rank that is killed (SIGKILL) before the first timed one, and a smaller per-call limit so
@@ -42,6 +48,7 @@ struct BenchAllReduce: ParsableCommand {
         guard iterations >= 1 else { throw FlagError("--iterations must be at least 1, got \(iterations)") }
         guard warmup >= 0 else { throw FlagError("--warmup must be non-negative, got \(warmup)") }
         if let chunkElements, chunkElements < 1 { throw FlagError("--chunk-elements must be at least 1, got \(chunkElements)") }
+        try DeviceFlag.check(device)
     }
 
     /// `--sizes` as whole byte counts.
@@ -57,15 +64,21 @@ struct BenchAllReduce: ParsableCommand {
     }
 
     func run() throws {
+        SNN.prepare()
         let sizes = try byteSizes()
-        let communicator = try Distributed.communicator(for: try Rendezvous.resolve())
+        let rendezvous = try Rendezvous.resolve()
+        let communicator = try Distributed.communicator(for: rendezvous)
         if communicator.size == 1 {
             let note = "note: one process, so nothing is exchanged; run under mpirun -np 2 to measure MPI\n"
             FileHandle.standardError.write(Data(note.utf8))
         }
         if let mpi = communicator as? MPICommunicator, let chunkElements { mpi.maxElementsPerCall = chunkElements }
         do {
-            try measure(communicator, sizes: sizes)
+            let dev = try DeviceFlag.open(device, localRank: rendezvous.localRank)
+            let carrier = dev.isHostMemory ? communicator.backendName
+                : "buffers on each rank's GPU (rank 0 on \(dev)), " + (try GPUCollectives.attach(to: communicator, device: dev))
+                    .replacingOccurrences(of: "gradients summed", with: "summed")
+            try measure(communicator, sizes: sizes, on: dev, carrier: carrier)
         } catch let exit as ExitCode {
             throw exit
         } catch {
@@ -77,18 +90,19 @@ struct BenchAllReduce: ParsableCommand {
         }
     }
 
-    private func measure(_ communicator: any Communicator, sizes: [Int]) throws {
+    private func measure(_ communicator: any Communicator, sizes: [Int], on device: Device, carrier: String) throws {
         let (rank, n) = (communicator.rank, communicator.size)
         if failRank == rank { throw DistributedError("failure injected by --fail-rank \(rank)") }
         if rank == 0 {
-            print("all-reduce: sum of float32 in place, \(n) rank\(n == 1 ? "" : "s"), \(communicator.backendName); "
+            print("all-reduce: sum of float32 in place, \(n) rank\(n == 1 ? "" : "s"), \(carrier); "
                   + "median of \(iterations) after \(warmup) warm-up")
             print(pad("bytes", 12) + pad("elements", 12) + pad("time (us)", 12) + pad("algbw (GB/s)", 14)
                   + pad("busbw (GB/s)", 14))
         }
-        var wrong = check ? Double(try checkOtherCollectives(communicator)) : 0
+        var wrong = check ? Double(try checkOtherCollectives(communicator, on: device)) : 0
         for bytes in sizes {
-            let result = try measure(communicator, elements: bytes / 4)
+            let result = device.isHostMemory ? try measure(communicator, elements: bytes / 4)
+                                             : try measure(communicator, elements: bytes / 4, on: device)
             wrong += Double(result.wrong)
             let algorithmBandwidth = Double(bytes) / result.seconds / 1e9
             let busBandwidth = algorithmBandwidth * 2 * Double(n - 1) / Double(n)
@@ -112,7 +126,7 @@ struct BenchAllReduce: ParsableCommand {
     /// The collectives the table does not time: a float64 sum and a broadcast from the last rank
     /// (10,007 bytes, so a lowered --chunk-elements splits it unevenly). Returns this rank's
     /// wrong values, reported on stderr.
-    private func checkOtherCollectives(_ communicator: any Communicator) throws -> Int {
+    private func checkOtherCollectives(_ communicator: any Communicator, on device: Device) throws -> Int {
         let (rank, n) = (communicator.rank, communicator.size)
         var wrong = 0
         let sums = try communicator.allReduceSum([Double(rank + 1), 0.25])
@@ -128,7 +142,52 @@ struct BenchAllReduce: ParsableCommand {
             FileHandle.standardError.write(Data(message.utf8))
             wrong += 1
         }
+        if !device.isHostMemory {
+            // The same bytes as floats in GPU memory (NCCL's broadcast on a GPU).
+            let floats = Tensor((0..<2_501).map { Float($0 * 7 + rank) }, shape: [2_501]).to(device)
+            try communicator.broadcast(floats, root: root)
+            let got = floats.toFloats()
+            if let index = got.indices.first(where: { got[$0] != Float($0 * 7 + root) }) {
+                let message = "rank \(rank): broadcast on \(device) from rank \(root): element \(index) is \(got[index])\n"
+                FileHandle.standardError.write(Data(message.utf8))
+                wrong += 1
+            }
+        }
         return wrong
+    }
+
+    /// ``measure(_:elements:)`` for a buffer in `device`'s memory: each time runs until the GPU
+    /// has finished the all-reduce.
+    private func measure(_ communicator: any Communicator, elements: Int, on device: Device) throws -> (seconds: Double, wrong: Int) {
+        let rank = communicator.rank, n = communicator.size
+        let fill = Tensor.full([elements], check ? Double(rank + 1) : 0, device: device)
+        let expected = check ? Float(n * (n + 1) / 2) : 0
+        let buffer = Tensor.zeros([elements], device: device)
+        var times: [Double] = []
+        var wrong = 0
+        for call in 0..<(warmup + iterations) {
+            if check { buffer.assign(fill) }
+            try device.backend.synchronize()
+            if call == warmup, crashRank == rank { kill(getpid(), SIGKILL) }
+            try communicator.barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try communicator.allReduceSum(buffer)
+            try device.backend.synchronize()
+            let end = DispatchTime.now().uptimeNanoseconds
+            if call >= warmup { times.append(Double(end - start) / 1e9) }
+            if check {
+                let values = buffer.toFloats()
+                if let index = values.firstIndex(where: { $0 != expected }) {
+                    if wrong == 0 {
+                        let message = "rank \(rank): all-reduce of \(elements) floats on \(device): element \(index) is "
+                            + "\(values[index]), expected \(expected)\n"
+                        FileHandle.standardError.write(Data(message.utf8))
+                    }
+                    wrong += values.lazy.filter { $0 != expected }.count
+                }
+            }
+        }
+        return (Output.median(times), wrong)
     }
 
     /// Rank 0's median seconds per all-reduce of `elements` floats, and this rank's wrong elements.
@@ -158,9 +217,7 @@ struct BenchAllReduce: ParsableCommand {
                 }
             }
         }
-        times.sort()
-        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-        return (median, wrong)
+        return (Output.median(times), wrong)
     }
 
     private func pad(_ text: String, _ width: Int) -> String {

@@ -58,6 +58,7 @@ struct BenchTrain: ParsableCommand {
         if !communicator.isLeader { _ = freopen("/dev/null", "w", stdout) }
         let ranks = communicator.size
         let dev = try DeviceFlag.open(device, localRank: ranks > 1 ? DistributedOptions.localRank : 0)
+        let gradientSums = try GPUCollectives.attach(to: communicator, device: dev)
         let precision = try DeviceFlag.amp(amp, device: device)
         DeviceFlag.applyPrecision(amp: precision, tf32: tf32, on: dev)
         let named = try DatasetName.parse(dataset)
@@ -123,6 +124,7 @@ struct BenchTrain: ParsableCommand {
         var result: [String: Any] = [
             "samples_per_second": (Double(batchSize * ranks) / median * 100).rounded() / 100,
             "processes": ranks, "gradient_bytes": trainer.flatParameters.count * 4,
+            "gradient_sums": ranks > 1 ? (dev.isHostMemory ? communicator.backendName : gradientSums) : "none",
             "step_seconds_median": (median * 1e4).rounded() / 1e4,
             "peak_rss_mib": peakMiB.rounded(),
             "peak_tensor_mib": liveMiB.rounded(),
@@ -147,7 +149,8 @@ struct BenchTrain: ParsableCommand {
         if json {
             try Output.printJSON(result)
         } else {
-            let scope = ranks > 1 ? String(format: "%d processes × batch %d over %@", ranks, batchSize, communicator.backendName) : "batch \(batchSize)"
+            let scope = ranks > 1 ? String(format: "%d processes × batch %d over %@", ranks, batchSize, communicator.backendName)
+                + (dev.isHostMemory ? "" : ", \(gradientSums)") : "batch \(batchSize)"
             print(String(format: "%@ on %@ (T=%d, %@, %@): %.2f samples/s (median step %.3f s), peak memory %.0f MiB (tensors %.0f MiB)%@",
                          topology, dataset, timesteps, scope, device, Double(batchSize * ranks) / median, median, peakMiB, liveMiB,
                          ranks > 1 ? " per process" : "")

@@ -8,6 +8,12 @@ enum Output {
         print(String(decoding: data, as: UTF8.self))
     }
 
+    /// The median of `values` (the mean of the middle two for an even count).
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
     /// The median wall time of `body` in seconds over `repeats` runs after `warmup` untimed runs.
     static func medianSeconds(repeats: Int, warmup: Int = 0, _ body: () throws -> Void) rethrows -> Double {
         for _ in 0..<warmup { try body() }

@@ -1,4 +1,5 @@
 import Foundation
+import SNNTestSupport
 import Testing
 
 private let check = ["bench", "allreduce", "--check", "--sizes", "4096,1e6", "--iterations", "2"]
@@ -19,6 +20,24 @@ struct BenchAllReduceTests {
         #expect(lines.contains("check passed: every element of every rank's sum is \(ranks * (ranks + 1) / 2) (the sum of rank+1 "
                                + "over \(ranks) ranks); float64 sums and a broadcast from rank \(ranks - 1) agree too"), "\(result.output)")
         #expect(lines.filter { $0.hasPrefix("check passed") }.count == 1, "only rank 0 prints")
+    }
+
+    @Test("--device cuda: buffers in each rank's (emulated) GPU memory, summed by NCCL (emulated), or through host memory without it",
+          arguments: [true, false])
+    func onGPU(nccl: Bool) throws {
+        let environment = try EmulatedCUDADriver.environment().merging(nccl ? ["SNN_EMULATED_NCCL_TRACE": "1"] : ["SNN_NCCL": "0"]) { $1 }
+        guard let result = try MPIRun.mpirun(2, ["bench", "allreduce", "--device", "cuda", "--check", "--sizes", "4096,40004",
+                                                 "--iterations", "2"], environment: environment, timeout: 120) else { return }
+        #expect(result.status == 0 && result.output.contains("check passed: every element of every rank's sum is 3"), "\(result.output)")
+        let carrier = nccl ? "buffers on each rank's GPU (rank 0 on cuda:0), summed on the GPUs by NCCL 2.21.5"
+                           : "buffers on each rank's GPU (rank 0 on cuda:0), summed through host memory (no NCCL: SNN_NCCL=0)"
+        #expect(result.output.contains("all-reduce: sum of float32 in place, 2 ranks, \(carrier); "), "\(result.output)")
+        // Through NCCL, on both ranks: 2 sizes × (2 warm-up + 2 timed) all-reduces, and the broadcast.
+        for rank in 0..<2 {
+            let summed = result.output.components(separatedBy: "emulated NCCL: rank \(rank) summed ").count - 1
+            #expect(summed == (nccl ? 8 : 0), "rank \(rank): \(summed) all-reduces through NCCL")
+            #expect(result.output.contains("emulated NCCL: rank \(rank) received 10004 bytes from rank 1") == nccl, "\(result.output)")
+        }
     }
 
     @Test("buffers longer than one MPI call are split, on 3 ranks")

@@ -174,6 +174,22 @@ struct DistributedTrainTests {
         }
     }
 
+    @Test("bench train under mpirun on the (emulated) GPU: the gradients go through NCCL (emulated), and the JSON says so")
+    func benchOnGPU() throws {
+        let environment = try EmulatedCUDADriver.environment().merging(["SNN_EMULATED_NCCL_TRACE": "1"]) { $1 }
+        guard let result = try MPIRun.mpirun(2, ["bench", "train", "--device", "cuda", "--topology", "CONVAP-4-3-1-1_L-8",
+                                                 "--dataset", "synthetic", "--T", "2", "--batch_size", "4", "--steps", "1",
+                                                 "--warmup", "1", "--json"], environment: environment, timeout: 120) else { return }
+        #expect(result.status == 0, "\(result.output)")
+        let json = try #require(result.output.split(separator: "\n").first { $0.hasPrefix("{") }, "\(result.output)")
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        #expect(object?["processes"] as? Int == 2 && object?["gradient_sums"] as? String == "gradients summed on the GPUs by NCCL 2.21.5",
+                "\(json)")
+        for rank in 0..<2 {
+            #expect(result.output.components(separatedBy: "emulated NCCL: rank \(rank) summed ").count - 1 >= 2, "\(result.output)")
+        }
+    }
+
     @Test("NCCL on one GPU process and not on the other: both sum through host memory, saying which rank lacks it and why")
     func ncclOnOneRankOnly() throws {
         guard let launcher = MPIRun.onPath("mpirun") else {
