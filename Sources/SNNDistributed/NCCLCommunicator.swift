@@ -89,12 +89,18 @@ public final class NCCLCommunicator: DeviceCollectives {
         return (nil, ranks == "every rank" ? firstReason : "\(ranks) of \(communicator.size): \(firstReason)")
     }
 
-    public func allReduceSum(_ tensor: Tensor) throws {
-        try check(tensor, "ncclAllReduce")
-        precondition(tensor.dtype == .float32, "[NCCL] expected a float32 tensor, got \(tensor.dtype)")
-        let at = UnsafeMutableRawPointer(bitPattern: UInt(address(tensor)))
-        try run("ncclAllReduce of \(tensor.count) floats") {
-            library.allReduce(at, at, tensor.count, NCCLLibrary.DataType.float32.rawValue, NCCLLibrary.opSum, comm, stream)
+    public func allReduceSum(_ tensor: Tensor) throws { try allReduceSum(tensor, into: tensor) }
+
+    /// Sums `input` over all ranks into `output` (contiguous float32 tensors of one size on
+    /// ``device``; the same tensor sums in place).
+    public func allReduceSum(_ input: Tensor, into output: Tensor) throws {
+        try check(input, "ncclAllReduce")
+        try check(output, "ncclAllReduce")
+        precondition(input.dtype == .float32 && output.dtype == .float32 && input.count == output.count,
+                     "[NCCL] expected float32 tensors of one size, got \(input.dtype) \(input.count) and \(output.dtype) \(output.count)")
+        let (from, to) = (UnsafeRawPointer(bitPattern: UInt(address(input))), UnsafeMutableRawPointer(bitPattern: UInt(address(output))))
+        try run("ncclAllReduce of \(input.count) floats") {
+            library.allReduce(from, to, input.count, NCCLLibrary.DataType.float32.rawValue, NCCLLibrary.opSum, comm, stream)
         }
     }
 

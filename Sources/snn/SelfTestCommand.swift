@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SNNCUDA
+import SNNDistributed
 import SNNTensor
 
 /// `snn selftest --device cuda[:N]`: the GPU's kernels against the reference backend.
@@ -20,7 +21,9 @@ struct SelfTestCommand: ParsableCommand {
             spiking CNN trained on the GPU and on the CPU from the same weights and batches, whose losses \
             must agree (within 1e-3 of max(|loss|, 1) over the first 10 steps, 5e-2 over all). Then, \
             unless --no-bench, the LIF kernel's bandwidth against a device-to-device copy, and the time it \
-            all took (meant to stay under five minutes). Exits 1 on any mismatch, or when there is no GPU, driver or NVRTC to run them.
+            all took (meant to stay under five minutes). Where NCCL is found, one more check: a tensor \
+            summed by NCCL with one rank on this GPU arrives unchanged. Exits 1 on any mismatch, or \
+            when there is no GPU, driver or NVRTC to run them.
             """)
 
     @Option(help: "The GPU to check: cuda or cuda:N.")
@@ -69,6 +72,9 @@ struct SelfTestCommand: ParsableCommand {
         }
         checks += CUDASelfTest.ops(on: gpu)
         checks += CUDASelfTest.otherPaths(backend)
+        let nccl = Self.ncclCheck(backend)
+        if let check = nccl.check { checks.append(check) }
+        if !json, let note = nccl.note { print(note) }
         if trainSteps > 0 {
             let (onGPU, onCPU) = (try SelfTestTraining.losses(on: gpu, steps: trainSteps),
                                   try SelfTestTraining.losses(on: .cpu, steps: trainSteps))
@@ -109,5 +115,30 @@ struct SelfTestCommand: ParsableCommand {
             }
         }
         if !failed.isEmpty { throw ExitCode(1) }
+    }
+
+    /// NCCL, where it is found, with one rank on this GPU (a check of what several GPUs' training
+    /// relies on: NCCL on the backend's context, stream and memory): a GPU tensor summed into
+    /// another must arrive unchanged. Without NCCL, no check and a note; a failure is printed on
+    /// stderr.
+    static func ncclCheck(_ backend: CUDABackend) -> (check: CUDASelfTest.Check?, note: String?) {
+        let library: NCCLLibrary
+        do { library = try NCCLLibrary.load() } catch {
+            return (nil, "not checked: \(error) (only data-parallel training on several GPUs uses NCCL)")
+        }
+        let name = "\(library.version), one rank: a GPU tensor summed into another on the backend's stream"
+        do {
+            try backend.gpu.makeCurrent()
+            let nccl = try NCCLCommunicator(library: library, uniqueID: try library.uniqueID(), rank: 0, size: 1,
+                                            device: backend.device, stream: backend.stream, address: backend.deviceAddress(of:))
+            let values = (0..<4099).map { Float($0) * 0.5 - 7 }
+            let (input, output) = (Tensor(values, shape: [values.count]).to(backend.device), Tensor.zeros([values.count], device: backend.device))
+            try nccl.allReduceSum(input, into: output)
+            let worst = zip(output.toFloats(), values).map { Double(Swift.abs($0 - $1)) }.max() ?? 0
+            return (CUDASelfTest.Check(name: name, worst: worst, tolerance: 0), nil)
+        } catch {
+            FileHandle.standardError.write(Data("snn selftest: \(name): \(error)\n".utf8))
+            return (CUDASelfTest.Check(name: name, worst: .infinity, tolerance: 0), nil)
+        }
     }
 }

@@ -176,11 +176,9 @@ int ncclCommGetAsyncError(ncclComm *, int *result) {
     return ncclSuccess;
 }
 
-int ncclCommDestroy(ncclComm *comm) {
-    for (auto &c : communicators()) if (c == comm) c = nullptr;
-    delete comm;
-    return ncclSuccess;
-}
+// The communicator stays in `communicators()`, whose files the clean-up at exit removes (other
+// ranks may still be reading this rank's last file now).
+int ncclCommDestroy(ncclComm *) { return ncclSuccess; }
 
 int ncclCommAbort(ncclComm *comm) { return ncclCommDestroy(comm); }
 
@@ -188,7 +186,6 @@ int ncclCommAbort(ncclComm *comm) { return ncclCommDestroy(comm); }
 
 __attribute__((destructor)) static void remove_files() {
     for (ncclComm *c : communicators()) {
-        if (!c) continue;
         if (c->collectives > 0) std::remove(file(c, c->collectives - 1, c->rank).c_str());
         rmdir(c->folder.c_str());   // fails while another rank's file is there: that rank removes it
     }
