@@ -101,8 +101,7 @@ struct BenchAllReduce: ParsableCommand {
         }
         var wrong = check ? Double(try checkOtherCollectives(communicator, on: device)) : 0
         for bytes in sizes {
-            let result = device.isHostMemory ? try measure(communicator, elements: bytes / 4)
-                                             : try measure(communicator, elements: bytes / 4, on: device)
+            let result = try measure(communicator, elements: bytes / 4, on: device)
             wrong += Double(result.wrong)
             let algorithmBandwidth = Double(bytes) / result.seconds / 1e9
             let busBandwidth = algorithmBandwidth * 2 * Double(n - 1) / Double(n)
@@ -156,65 +155,43 @@ struct BenchAllReduce: ParsableCommand {
         return wrong
     }
 
-    /// ``measure(_:elements:)`` for a buffer in `device`'s memory: each time runs until the GPU
-    /// has finished the all-reduce.
+    /// Rank 0's median seconds per all-reduce of `elements` floats, and this rank's wrong
+    /// elements. The buffer is in host memory for the CPU; on a GPU it is a tensor in its memory,
+    /// and each time runs until the GPU has finished.
     private func measure(_ communicator: any Communicator, elements: Int, on device: Device) throws -> (seconds: Double, wrong: Int) {
         let rank = communicator.rank, n = communicator.size
-        let fill = Tensor.full([elements], check ? Double(rank + 1) : 0, device: device)
+        let fill = check ? Float(rank + 1) : 0
         let expected = check ? Float(n * (n + 1) / 2) : 0
-        let buffer = Tensor.zeros([elements], device: device)
+        var host = [Float](repeating: fill, count: device.isHostMemory ? elements : 0)
+        let (filled, onDevice) = device.isHostMemory ? (nil, nil)
+            : (Tensor.full([elements], Double(fill), device: device), Tensor.zeros([elements], device: device))
         var times: [Double] = []
         var wrong = 0
         for call in 0..<(warmup + iterations) {
-            if check { buffer.assign(fill) }
+            if check {
+                if let onDevice, let filled { onDevice.assign(filled) } else { host.withUnsafeMutableBufferPointer { $0.update(repeating: fill) } }
+            }
             try device.backend.synchronize()
             if call == warmup, crashRank == rank { kill(getpid(), SIGKILL) }
             try communicator.barrier()
             let start = DispatchTime.now().uptimeNanoseconds
-            try communicator.allReduceSum(buffer)
-            try device.backend.synchronize()
+            if let onDevice {
+                try communicator.allReduceSum(onDevice)
+                try device.backend.synchronize()
+            } else {
+                try host.withUnsafeMutableBufferPointer { try communicator.allReduceSum($0) }
+            }
             let end = DispatchTime.now().uptimeNanoseconds
             if call >= warmup { times.append(Double(end - start) / 1e9) }
-            if check {
-                let values = buffer.toFloats()
-                if let index = values.firstIndex(where: { $0 != expected }) {
-                    if wrong == 0 {
-                        let message = "rank \(rank): all-reduce of \(elements) floats on \(device): element \(index) is "
-                            + "\(values[index]), expected \(expected)\n"
-                        FileHandle.standardError.write(Data(message.utf8))
-                    }
-                    wrong += values.lazy.filter { $0 != expected }.count
+            guard check else { continue }
+            let values = onDevice?.toFloats() ?? host
+            if let index = values.firstIndex(where: { $0 != expected }) {
+                if wrong == 0 {
+                    let message = "rank \(rank): all-reduce of \(elements) floats\(device.isHostMemory ? "" : " on \(device)"): "
+                        + "element \(index) is \(values[index]), expected \(expected)\n"
+                    FileHandle.standardError.write(Data(message.utf8))
                 }
-            }
-        }
-        return (Output.median(times), wrong)
-    }
-
-    /// Rank 0's median seconds per all-reduce of `elements` floats, and this rank's wrong elements.
-    private func measure(_ communicator: any Communicator, elements: Int) throws -> (seconds: Double, wrong: Int) {
-        let rank = communicator.rank, n = communicator.size
-        let fill = check ? Float(rank + 1) : 0
-        let expected = check ? Float(n * (n + 1) / 2) : 0
-        var buffer = [Float](repeating: fill, count: elements)
-        var times: [Double] = []
-        var wrong = 0
-        try buffer.withUnsafeMutableBufferPointer { values in
-            for call in 0..<(warmup + iterations) {
-                if check { values.update(repeating: fill) }
-                if call == warmup, crashRank == rank { kill(getpid(), SIGKILL) }
-                try communicator.barrier()
-                let start = DispatchTime.now().uptimeNanoseconds
-                try communicator.allReduceSum(values)
-                let end = DispatchTime.now().uptimeNanoseconds
-                if call >= warmup { times.append(Double(end - start) / 1e9) }
-                if check, let index = values.firstIndex(where: { $0 != expected }) {
-                    if wrong == 0 {
-                        let message = "rank \(rank): all-reduce of \(elements) floats: element \(index) is "
-                            + "\(values[index]), expected \(expected)\n"
-                        FileHandle.standardError.write(Data(message.utf8))
-                    }
-                    wrong += values.lazy.filter { $0 != expected }.count
-                }
+                wrong += values.lazy.filter { $0 != expected }.count
             }
         }
         return (Output.median(times), wrong)

@@ -105,10 +105,7 @@ struct DistributedTrainTests {
 
     @Test("a process that fails alone (its own --weights missing) ends the job within seconds, naming its rank")
     func oneRankFails() throws {
-        guard let launcher = MPIRun.onPath("mpirun") else {
-            Issue.record("mpirun is not on PATH: install Open MPI (apt-get install libopenmpi-dev openmpi-bin; make test installs it)")
-            return
-        }
+        guard let launcher = MPIRun.mpirunOrIssue() else { return }
         let a = folder("fails")
         defer { try? FileManager.default.removeItem(atPath: a) }
         let snn = SNNBinary.executable.path
@@ -192,10 +189,7 @@ struct DistributedTrainTests {
 
     @Test("NCCL on one GPU process and not on the other: both sum through host memory, saying which rank lacks it and why")
     func ncclOnOneRankOnly() throws {
-        guard let launcher = MPIRun.onPath("mpirun") else {
-            Issue.record("mpirun is not on PATH: install Open MPI (apt-get install libopenmpi-dev openmpi-bin; make test installs it)")
-            return
-        }
+        guard let launcher = MPIRun.mpirunOrIssue() else { return }
         let a = folder("gpu-nccl-rank0")
         defer { try? FileManager.default.removeItem(atPath: a) }
         let flags = ["train", "--synthetic-samples", "16", "--batch_size", "8", "--T", "2", "--topology", "CONVAP-4-3-1-1_L-8",

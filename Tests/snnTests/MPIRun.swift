@@ -41,14 +41,20 @@ enum MPIRun {
         return (process.terminationStatus, output, timedOut, Date().timeIntervalSince(start))
     }
 
-    /// Open MPI's mpirun, as root too, with more ranks than cores.
-    static func mpirun(_ ranks: Int, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 30,
-                        sourceLocation: SourceLocation = #_sourceLocation) throws -> (status: Int32, output: String, timedOut: Bool, seconds: Double)? {
+    /// mpirun's path, or nil with an issue recorded: `make test` installs Open MPI.
+    static func mpirunOrIssue(sourceLocation: SourceLocation = #_sourceLocation) -> String? {
         guard let launcher = onPath("mpirun") else {
             Issue.record("mpirun is not on PATH: install Open MPI (apt-get install libopenmpi-dev openmpi-bin; make test installs it)",
                          sourceLocation: sourceLocation)
             return nil
         }
+        return launcher
+    }
+
+    /// Open MPI's mpirun, as root too, with more ranks than cores.
+    static func mpirun(_ ranks: Int, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 30,
+                        sourceLocation: SourceLocation = #_sourceLocation) throws -> (status: Int32, output: String, timedOut: Bool, seconds: Double)? {
+        guard let launcher = mpirunOrIssue(sourceLocation: sourceLocation) else { return nil }
         let result = try MPIRun.run(launcher, ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", SNNBinary.executable.path] + arguments,
                              environment: environment, timeout: timeout)
         #expect(!result.timedOut, "mpirun -np \(ranks) hung (killed after \(Int(timeout)) s):\n\(result.output)", sourceLocation: sourceLocation)
