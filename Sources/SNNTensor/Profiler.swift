@@ -18,6 +18,7 @@ public enum Profiler {
 
     nonisolated(unsafe) private static var owner = pthread_self()
     nonisolated(unsafe) private static var totals: [String: Double] = [:]
+    nonisolated(unsafe) private static var counts: [String: Int] = [:]
     /// Start time and time of finished children, per open measurement.
     nonisolated(unsafe) private static var open: [(start: UInt64, children: UInt64)] = []
 
@@ -25,6 +26,7 @@ public enum Profiler {
     public static func start() {
         owner = pthread_self()
         totals = [:]
+        counts = [:]
         open = []
         isEnabled = true
     }
@@ -39,6 +41,10 @@ public enum Profiler {
     /// Seconds per category so far.
     public static var seconds: [String: Double] { totals }
 
+    /// Measurements per category so far: under a ``ProfilingBackend``, the primitives called
+    /// (on a GPU, each is one to three kernel launches or library calls).
+    public static var calls: [String: Int] { counts }
+
     /// Runs `body`, booking its time (less nested measurements) to `category`, or to the phase
     /// for `generic` work in the loss or optimizer phase.
     @inline(__always)
@@ -50,6 +56,7 @@ public enum Profiler {
             let elapsed = DispatchTime.now().uptimeNanoseconds - start
             let key = generic ? (phase == "loss" || phase == "optimizer" ? phase : "other ops") : category
             totals[key, default: 0] += Double(elapsed - min(children, elapsed)) / 1e9
+            counts[key, default: 0] += 1
             if !open.isEmpty { open[open.count - 1].children += elapsed }
         }
         return try body()

@@ -114,6 +114,7 @@ struct BenchTrain: ParsableCommand {
             meanStep = Double(DispatchTime.now().uptimeNanoseconds - wall) / 1e9 / Double(steps)
         }
         let booked = Profiler.stop()
+        let calls = Profiler.calls.mapValues { Double($0) / Double(steps) }
         var breakdown = booked.mapValues { $0 / Double(steps) }
         if ranks > 1 { breakdown["all-reduce", default: 0] += trainer.allReduceSeconds / Double(steps) }
         breakdown["rest", default: 0] += max(0, meanStep - breakdown.values.reduce(0, +))
@@ -129,6 +130,7 @@ struct BenchTrain: ParsableCommand {
             "peak_rss_mib": peakMiB.rounded(),
             "peak_tensor_mib": liveMiB.rounded(),
             "breakdown_seconds": breakdown.mapValues { ($0 * 1e4).rounded() / 1e4 },
+            "breakdown_calls": calls, "calls_per_step": calls.values.reduce(0, +),
             "topology": topology, "dataset": dataset, "T": timesteps, "batch_size": batchSize, "device": device,
             "steps": steps, "warmup": warmup, "event_density": isEvent ? eventDensity : 0, "parameters": model.parameterCount, "loss": "TRT", "optimizer": "Adam",
             "threads": ProcessInfo.processInfo.activeProcessorCount, "amp": precision ?? "off", "tf32": tf32,
@@ -160,8 +162,10 @@ struct BenchTrain: ParsableCommand {
                            steps, meanStep))
             for (name, seconds) in breakdown.sorted(by: { $0.value > $1.value }) {
                 let label = name.padding(toLength: 22, withPad: " ", startingAt: 0)
-                print("  \(label)" + String(format: "%8.3f s  %5.1f%%", seconds, 100 * seconds / meanStep))
+                print("  \(label)" + String(format: "%8.3f s  %5.1f%%", seconds, 100 * seconds / meanStep)
+                      + (calls[name].map { String(format: "  %6.0f calls", $0) } ?? ""))
             }
+            print(String(format: "  %.0f calls to the backend a step", calls.values.reduce(0, +)))
         }
     }
 }

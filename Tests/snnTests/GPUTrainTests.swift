@@ -85,6 +85,10 @@ struct GPUTrainTests {
         for category in ["conv forward", "conv backward-data", "conv backward-weights", "neuron", "optimizer", "TRT regulariser"] {
             #expect(breakdown[category] != nil, "\(category) in \(breakdown)")
         }
+        // The backend's primitives a step: one convolution forward per conv layer.
+        let calls = try #require(object["breakdown_calls"] as? [String: Double], "\(out)")
+        #expect(calls["conv forward"] == 2 && Set(calls.keys).isSubset(of: Set(breakdown.keys)), "\(calls)")
+        #expect(object["calls_per_step"] as? Double == calls.values.reduce(0, +), "\(out)")
     }
 
     @Test("bench ops on cuda: each kernel group timed with a wait for the GPU, and the copy bandwidth beside the neuron's (--json)")
