@@ -19,6 +19,7 @@ public enum Profiler {
     nonisolated(unsafe) private static var owner = pthread_self()
     nonisolated(unsafe) private static var totals: [String: Double] = [:]
     nonisolated(unsafe) private static var counts: [String: Int] = [:]
+    nonisolated(unsafe) private static var outermost = 0
     /// Start time and time of finished children, per open measurement.
     nonisolated(unsafe) private static var open: [(start: UInt64, children: UInt64)] = []
 
@@ -27,6 +28,7 @@ public enum Profiler {
         owner = pthread_self()
         totals = [:]
         counts = [:]
+        outermost = 0
         open = []
         isEnabled = true
     }
@@ -45,11 +47,16 @@ public enum Profiler {
     /// (on a GPU, each is one to three kernel launches or library calls).
     public static var calls: [String: Int] { counts }
 
+    /// Measurements so far not nested in another: under a ``ProfilingBackend``, the calls to the
+    /// backend (a backend's own nested work, such as oneDNN's reorders, not counted again).
+    public static var outermostCalls: Int { outermost }
+
     /// Runs `body`, booking its time (less nested measurements) to `category`, or to the phase
     /// for `generic` work in the loss or optimizer phase.
     @inline(__always)
     public static func measure<R>(_ category: String, generic: Bool = false, _ body: () throws -> R) rethrows -> R {
         guard isEnabled, pthread_equal(owner, pthread_self()) != 0 else { return try body() }
+        if open.isEmpty { outermost += 1 }
         open.append((DispatchTime.now().uptimeNanoseconds, 0))
         defer {
             let (start, children) = open.removeLast()

@@ -74,6 +74,19 @@ struct CommandLineTests {
         #expect(output.contains("run directory: \(dir)/result/TRT(CE)_T2_triangle_tdBN_CONV-4-3-1-1_L-8_"))
     }
 
+    @Test("bench train --json: where a step's time goes, and the backend's primitives it calls (oneDNN's reorders nested in them)")
+    func benchTrainCalls() throws {
+        let (status, output) = try snn(["bench", "train", "--topology", "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8", "--dataset", "synthetic",
+                                        "--T", "2", "--batch_size", "2", "--steps", "2", "--warmup", "0", "--json"])
+        #expect(status == 0, "\(output)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)")
+        let (seconds, calls) = (object["breakdown_seconds"] as? [String: Double] ?? [:], object["breakdown_calls"] as? [String: Double] ?? [:])
+        #expect(calls["conv forward"] == 2 && calls["conv backward-weights"] == 2 && Set(calls.keys).isSubset(of: Set(seconds.keys)),
+                "\(output)")
+        let perStep = try #require(object["calls_per_step"] as? Double, "\(output)")
+        #expect(perStep > 4 && perStep <= calls.values.reduce(0, +) - (calls["reorders"] ?? 0), "\(output)")
+    }
+
     @Test("model --json gives parameters and MACs per timestep")
     func modelJSON() throws {
         let (status, output) = try snn(["model", "--topology", "ResNet-19", "--dataset", "CIFAR10", "--json"])

@@ -88,6 +88,7 @@ struct GPUTrainTests {
         // The backend's primitives a step: one convolution forward per conv layer.
         let calls = try #require(object["breakdown_calls"] as? [String: Double], "\(out)")
         #expect(calls["conv forward"] == 2 && Set(calls.keys).isSubset(of: Set(breakdown.keys)), "\(calls)")
+        // Nothing nests on a GPU: every category's calls are calls to the backend.
         #expect(object["calls_per_step"] as? Double == calls.values.reduce(0, +), "\(out)")
     }
 
