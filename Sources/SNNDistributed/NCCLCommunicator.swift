@@ -17,7 +17,7 @@ public protocol DeviceCollectives: AnyObject {
 }
 
 /// The GPU side of a job's processes: one NCCL communicator per process, over the process's
-/// GPU, made once every rank has NCCL (see ``make(over:device:stream:address:)``).
+/// GPU, made once every rank has NCCL (see ``make(over:device:stream:address:environment:)``).
 ///
 /// Every rank calls the same collectives in the same order, as with ``Communicator``. A
 /// collective is queued on the stream given (the backend's one stream), so it is ordered with
