@@ -33,6 +33,13 @@ struct DevicesCommandTests {
         // cuDNN is missing from the folder (and from this machine): named, with what to install.
         #expect(output.contains("[cuDNN] not found (tried \(folder)/libcudnn.so.9, libcudnn.so.9 (loader path), ")
                 || output.contains("cuDNN 9."), "\(output)")
+        // NCCL, for data-parallel training on several GPUs: found (the emulated one), and missing.
+        let nccl = "\(try EmulatedCUDADriver.folder.get())/libnccl.so.2"
+        let (_, withNCCL) = try SNNBinary.run(["devices"], environment: ["SNN_CUDA_LIBRARY_PATH": folder, "SNN_NCCL_LIBRARY": nccl])
+        #expect(withNCCL.contains("NCCL 2.21.5: \(nccl)\n"), "\(withNCCL)")
+        let (_, noNCCL) = try SNNBinary.run(["devices"], environment: ["SNN_CUDA_LIBRARY_PATH": folder, "SNN_NCCL_LIBRARY": "/nonexistent/libnccl.so.2"])
+        #expect(noNCCL.contains("[NCCL] SNN_NCCL_LIBRARY=/nonexistent/libnccl.so.2 could not be loaded (tried /nonexistent/libnccl.so.2): ")
+                && noNCCL.contains("; data-parallel training on GPUs will sum gradients through host memory\n"), "\(noNCCL)")
         let (jsonStatus, json) = try SNNBinary.run(["devices", "--json"], environment: ["SNN_CUDA_LIBRARY_PATH": folder])
         #expect(jsonStatus == 0)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
