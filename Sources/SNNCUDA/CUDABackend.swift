@@ -475,7 +475,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         guard x.count > 0 else { return }
         let (kind, a, b): (Int32, Double, Double) = switch distribution {
         case let .uniform(low, high): (0, low, high)
-        case let .bernoulli(p): (1, p, 0)
+        case let .bernoulli(p): (1, (Swift.min(Swift.max(p, 0), 1) * 0x1p24).rounded(.up), 0)   // the kernel compares whole numbers
         case let .normal(mean, std): (2, mean, std)
         }
         let perThread = 4 / distribution.wordsPerElement

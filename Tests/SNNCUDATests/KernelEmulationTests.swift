@@ -427,7 +427,8 @@ struct KernelEmulationTests {
         // 516 of 2 normal ones; the last thread has fewer elements than words.
         let n = 1031
         let cases: [(RandomDistribution, Int32, Double, Double)] = [
-            (.uniform(low: -0.5, high: 2.25), 0, -0.5, 2.25), (.bernoulli(probability: 0.3), 1, 0.3, 0), (.normal(mean: 0.5, std: 2), 2, 0.5, 2),
+            (.uniform(low: -0.5, high: 2.25), 0, -0.5, 2.25), (.bernoulli(probability: 0.3), 1, (0.3 * 0x1p24).rounded(.up), 0),
+            (.bernoulli(probability: 0.5), 1, 0x1p23, 0), (.bernoulli(probability: 1e-9), 1, 1, 0), (.normal(mean: 0.5, std: 2), 2, 0.5, 2),
         ]
         for (distribution, code, a, b) in cases {
             for (dtype, dtypeCode) in [(DType.float32, Int32(0)), (.bfloat16, 1), (.float16, 2)] {

@@ -234,9 +234,11 @@ extension CUDAKernels {
         word[0] = c0; word[1] = c1; word[2] = c2; word[3] = c3;
     }
 
-    // `distribution` 0: uniform in [a, b); 1: 1 with probability a, else 0; 2: normal, mean a,
-    // standard deviation b. `dtype` 0: float32; 1: bfloat16; 2: half (each element rounded
-    // through float32 first, as on the host). `block0` is the draw's first Philox block.
+    // `distribution` 0: uniform in [a, b); 1: 1 with probability p, else 0, given as
+    // a = ceil(p·2^24) (u = k·2^-24 < p exactly when the integer k < a: no double arithmetic on
+    // the path dropout takes every step); 2: normal, mean a, standard deviation b. `dtype` 0:
+    // float32; 1: bfloat16; 2: half (each element rounded through float32 first, as on the
+    // host). `block0` is the draw's first Philox block.
     extern "C" __global__ void snn_random(int distribution, double a, double b, unsigned long long seed,
                                           unsigned long long block0, void *__restrict__ y, int dtype, long long n) {
         long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -244,13 +246,14 @@ extension CUDAKernels {
         if (k * per >= n) return;
         unsigned int word[4];
         snn_philox(seed, block0 + (unsigned long long)k, word);
+        unsigned int threshold = distribution == 1 ? (unsigned int)a : 0u;   // at most 2^24
         for (int j = 0; j < per && k * per + j < n; j++) {
             float v;
             if (distribution == 0) {
                 double u = (double)(word[j] >> 8) * 5.9604644775390625e-8;   // 2^-24
                 v = (float)__dadd_rn(a, __dmul_rn(b - a, u));
             } else if (distribution == 1) {
-                v = (double)(word[j] >> 8) * 5.9604644775390625e-8 < a ? 1.0f : 0.0f;
+                v = (word[j] >> 8) < threshold ? 1.0f : 0.0f;
             } else {
                 double u1 = ((double)(word[2 * j] >> 8) + 1.0) * 5.9604644775390625e-8;   // (0, 1]: the log is finite
                 double u2 = (double)(word[2 * j + 1] >> 8) * 5.9604644775390625e-8;
