@@ -168,6 +168,11 @@ struct BenchOps: ParsableCommand {
             cuda.usesCooperativeLaunch = true
             results.append(("bn_neuron_bwd_three_launches_gbps", bytes / threeLaunches / 1e9, "GB/s"))
         }
+        // Dropout's mask: a Bernoulli draw over the same neurons (4 bytes written each; on a GPU,
+        // Philox on the GPU itself).
+        let mask = Tensor.empty([steps, neurons], device: dev)
+        let draw = time { backend.random(.bernoulli(probability: 0.8), into: mask, seed: 1, counter: 0) }
+        results.append(("bernoulli_draw_gbps", 4.0 * Double(steps * neurons) / draw / 1e9, "GB/s"))
         if !dev.isHostMemory {
             // What the memory allows: a device-to-device copy of the input (read and write).
             let target = Tensor.empty(current.shape, device: dev)

@@ -100,7 +100,7 @@ struct GPUTrainTests {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "\(out)")
         #expect(object["device"] as? String == "cuda:0" && object["conv_algorithm"] == nil, "\(out)")
         for key in ["neuron_scan_fwd_gbps", "neuron_scan_bwd_gbps", "bn_neuron_fwd_gbps", "bn_neuron_bwd_gbps",
-                    "bn_neuron_bwd_three_launches_gbps", "copy_gbps"] {
+                    "bn_neuron_bwd_three_launches_gbps", "bernoulli_draw_gbps", "copy_gbps"] {
             #expect((object[key] as? Double ?? 0) > 0, "\(key) in \(out)")
         }
     }
