@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Fetches cuBLAS's and cuDNN's C headers from their PyPI wheels, without the wheels.
+"""Fetches cuBLAS's, cuDNN's and NCCL's C headers from their PyPI wheels, without the wheels.
 
-The wheels are 450-520 MB of libraries; the headers are under 1 MB. A wheel is a zip file, whose
+The wheels are 200-520 MB of libraries; the headers are under 1 MB. A wheel is a zip file, whose
 directory sits at its end, so this reads the directory and then only the header members through
 HTTP range requests. `make deps` runs it so that the tests can check SwiftSNN's hand-written C
-prototypes (Sources/CCUDA/snn_cuda.h) against the real cublas_api.h and cudnn*.h.
+prototypes (Sources/CCUDA/snn_cuda.h, Sources/CNCCL/shim.h) against the real cublas_api.h,
+cudnn*.h and nccl.h.
 
     python3 scripts/fetch_library_headers.py [--into .build/library-headers]
 
@@ -27,6 +28,7 @@ import zipfile
 WHEELS = [
     ("nvidia-cublas", "nvidia/cu13/include/", lambda name: name.startswith("cublas")),
     ("nvidia-cudnn-cu13", "nvidia/cudnn/include/", lambda name: name.startswith("cudnn")),
+    ("nvidia-nccl-cu13", "nvidia/nccl/include/", lambda name: name == "nccl.h"),
 ]
 INDEX = os.environ.get("SNN_PYPI_JSON", "https://pypi.org/pypi")
 

@@ -120,7 +120,7 @@ public final class NCCLCommunicator: DeviceCollectives {
         }
     }
 
-    private func run(_ what: String, _ call: () -> Int32) throws {
+    private func run(_ what: String, _ call: () -> UInt32) throws {
         lock.lock()
         defer { lock.unlock() }
         try library.check(call(), "\(what), rank \(rank) of \(size)")

@@ -7,37 +7,10 @@ import Glibc
 #endif
 
 /// NCCL's C interface, opened at run time with `dlopen` so that `snn` builds and runs where NCCL
-/// (and CUDA) are absent, as on every CPU-only host.
-///
-/// The declarations are written from NCCL's public `nccl.h` of NCCL 2.21 (the signatures used
-/// here are unchanged from 2.4 through 2.27):
-///
-/// ```c
-/// typedef struct ncclComm* ncclComm_t;
-/// typedef struct { char internal[NCCL_UNIQUE_ID_BYTES]; } ncclUniqueId;   // 128 bytes
-/// typedef enum { ncclSuccess = 0, ncclUnhandledCudaError = 1, ncclSystemError = 2,
-///                ncclInternalError = 3, ncclInvalidArgument = 4, ncclInvalidUsage = 5,
-///                ncclRemoteError = 6, ncclInProgress = 7 } ncclResult_t;
-/// typedef enum { ncclSum = 0, ncclProd = 1, ncclMax = 2, ncclMin = 3, ncclAvg = 4 } ncclRedOp_t;
-/// typedef enum { ncclInt8 = 0, ncclUint8 = 1, ncclInt32 = 2, ncclUint32 = 3, ncclInt64 = 4,
-///                ncclUint64 = 5, ncclFloat16 = 6, ncclFloat32 = 7, ncclFloat64 = 8,
-///                ncclBfloat16 = 9 } ncclDataType_t;
-/// ncclResult_t ncclGetVersion(int* version);
-/// ncclResult_t ncclGetUniqueId(ncclUniqueId* uniqueId);
-/// ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId commId, int rank);
-/// ncclResult_t ncclCommDestroy(ncclComm_t comm);
-/// ncclResult_t ncclCommAbort(ncclComm_t comm);
-/// ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* asyncError);
-/// const char*  ncclGetErrorString(ncclResult_t result);
-/// ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count,
-///                            ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream);
-/// ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count,
-///                            ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t stream);
-/// ```
-///
-/// Enums are C `int`s (`Int32`), `size_t` is `Int`, `ncclComm_t` and `cudaStream_t` are opaque
-/// pointers. `ncclUniqueId` comes from the `CNCCL` header because `ncclCommInitRank` takes it by
-/// value, which only a C struct type can express.
+/// (and CUDA) are absent, as on every CPU-only host. The functions' types are C's, in the
+/// `CNCCL` header (`snn_ncclAllReduce_t`, ...), written from NCCL's public `nccl.h` and checked
+/// against the real one by the tests (`check_prototypes.c`); the signatures used are unchanged
+/// from NCCL 2.4 through 2.30.
 public struct NCCLLibrary: @unchecked Sendable {
     /// The file opened: `SNN_NCCL_LIBRARY`, `libnccl.so.2`, or a Python wheel's copy.
     public let path: String
@@ -53,29 +26,18 @@ public struct NCCLLibrary: @unchecked Sendable {
     public static let uniqueIDByteCount = 128
 
     /// `ncclDataType_t` and `ncclRedOp_t` values used by the collectives (nccl.h 2.21).
-    enum DataType: Int32 { case uint8 = 1, float32 = 7, float64 = 8 }
-    static let opSum: Int32 = 0
+    enum DataType: UInt32 { case uint8 = 1, float32 = 7, float64 = 8 }
+    static let opSum: UInt32 = 0
 
-    typealias GetVersion = @convention(c) (UnsafeMutablePointer<Int32>?) -> Int32
-    typealias GetUniqueID = @convention(c) (UnsafeMutablePointer<snn_ncclUniqueId>?) -> Int32
-    typealias CommInitRank = @convention(c) (UnsafeMutablePointer<OpaquePointer?>?, Int32, snn_ncclUniqueId, Int32) -> Int32
-    typealias CommFunction = @convention(c) (OpaquePointer?) -> Int32
-    typealias CommGetAsyncError = @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>?) -> Int32
-    typealias GetErrorString = @convention(c) (Int32) -> UnsafePointer<CChar>?
-    typealias AllReduce = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int, Int32, Int32, OpaquePointer?,
-                                          OpaquePointer?) -> Int32
-    typealias Broadcast = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int, Int32, Int32, OpaquePointer?,
-                                          OpaquePointer?) -> Int32
-
-    let getVersion: GetVersion
-    let getUniqueID: GetUniqueID
-    let commInitRank: CommInitRank
-    let commDestroy: CommFunction
-    let commAbort: CommFunction
-    let commGetAsyncError: CommGetAsyncError
-    let getErrorString: GetErrorString
-    let allReduce: AllReduce
-    let broadcast: Broadcast
+    let getVersion: snn_ncclGetVersion_t
+    let getUniqueID: snn_ncclGetUniqueId_t
+    let commInitRank: snn_ncclCommInitRank_t
+    let commDestroy: snn_ncclCommDestroy_t
+    let commAbort: snn_ncclCommAbort_t
+    let commGetAsyncError: snn_ncclCommGetAsyncError_t
+    let getErrorString: snn_ncclGetErrorString_t
+    let allReduce: snn_ncclAllReduce_t
+    let broadcast: snn_ncclBroadcast_t
 
     /// Opens NCCL: `SNN_NCCL_LIBRARY` alone when set; otherwise `libnccl.so.2` on the loader's
     /// path, then the `nvidia/nccl/lib/libnccl.so.2` of the `nvidia-nccl-cu12` / `-cu13` wheels
@@ -121,15 +83,15 @@ public struct NCCLLibrary: @unchecked Sendable {
         let symbols = Symbols(handle: handle, path: path, library: "NCCL", expected: "an NCCL 2 library")
         func function<T>(_ name: String, _ type: T.Type) throws -> T { try symbols.function(name, type) }
         self.path = path
-        getVersion = try function("ncclGetVersion", GetVersion.self)
-        getUniqueID = try function("ncclGetUniqueId", GetUniqueID.self)
-        commInitRank = try function("ncclCommInitRank", CommInitRank.self)
-        commDestroy = try function("ncclCommDestroy", CommFunction.self)
-        commAbort = try function("ncclCommAbort", CommFunction.self)
-        commGetAsyncError = try function("ncclCommGetAsyncError", CommGetAsyncError.self)
-        getErrorString = try function("ncclGetErrorString", GetErrorString.self)
-        allReduce = try function("ncclAllReduce", AllReduce.self)
-        broadcast = try function("ncclBroadcast", Broadcast.self)
+        getVersion = try function("ncclGetVersion", snn_ncclGetVersion_t.self)
+        getUniqueID = try function("ncclGetUniqueId", snn_ncclGetUniqueId_t.self)
+        commInitRank = try function("ncclCommInitRank", snn_ncclCommInitRank_t.self)
+        commDestroy = try function("ncclCommDestroy", snn_ncclCommDestroy_t.self)
+        commAbort = try function("ncclCommAbort", snn_ncclCommAbort_t.self)
+        commGetAsyncError = try function("ncclCommGetAsyncError", snn_ncclCommGetAsyncError_t.self)
+        getErrorString = try function("ncclGetErrorString", snn_ncclGetErrorString_t.self)
+        allReduce = try function("ncclAllReduce", snn_ncclAllReduce_t.self)
+        broadcast = try function("ncclBroadcast", snn_ncclBroadcast_t.self)
         var code: Int32 = 0
         let result = getVersion(&code)
         guard result == 0 else {
@@ -139,13 +101,13 @@ public struct NCCLLibrary: @unchecked Sendable {
     }
 
     /// NCCL's text for a result code (`unhandled system error (run with NCCL_DEBUG=INFO for details)`).
-    func message(for result: Int32) -> String {
+    func message(for result: UInt32) -> String {
         guard let text = getErrorString(result) else { return "NCCL error \(result)" }
         return String(cString: text)
     }
 
     /// Throws a ``DistributedError`` naming `function` when `result` is not `ncclSuccess`.
-    func check(_ result: Int32, _ function: String) throws {
+    func check(_ result: UInt32, _ function: String) throws {
         guard result != 0 else { return }
         throw DistributedError("[\(function)] \(version): \(message(for: result))")
     }

@@ -24,34 +24,45 @@ struct NVRTCTests {
         }
         """
 
-    /// cuBLAS's and cuDNN's headers, read out of their wheels by `make deps`.
+    /// cuBLAS's, cuDNN's and NCCL's headers, read out of their wheels by `make deps`.
     static let libraryHeaders = "\(EmulatedCUDADriver.root)/.build/library-headers/include"
 
-    @Test("SwiftSNN's C prototypes match cuda.h, nvrtc.h, cublas_api.h and cudnn.h (and a prototype that drifts is caught)",
+    @Test("SwiftSNN's C prototypes match cuda.h, nvrtc.h, cublas_api.h, cudnn.h and nccl.h (and a prototype that drifts is caught)",
           arguments: [
-              ("(snn_CUdevice *device, int ordinal)", "(snn_CUdevice *device, long ordinal)", "snn_cuDeviceGet_t"),
-              ("int m, int n, int k, const float *alpha", "int m, int n, long k, const float *alpha", "snn_cublasSgemm_v2_t"),
-              ("int k, int c, int h, int w);", "long k, int c, int h, int w);", "snn_cudnnSetFilter4dDescriptor_t"),
-              ("    float time;", "    double time;", "cudnnConvolutionFwdAlgoPerf_t has snn_cudnnConvolutionAlgoPerf_t"),
+              ("CCUDA/snn_cuda.h", "(snn_CUdevice *device, int ordinal)", "(snn_CUdevice *device, long ordinal)", "snn_cuDeviceGet_t"),
+              ("CCUDA/snn_cuda.h", "int m, int n, int k, const float *alpha", "int m, int n, long k, const float *alpha",
+               "snn_cublasSgemm_v2_t"),
+              ("CCUDA/snn_cuda.h", "int k, int c, int h, int w);", "long k, int c, int h, int w);", "snn_cudnnSetFilter4dDescriptor_t"),
+              ("CCUDA/snn_cuda.h", "    float time;", "    double time;", "cudnnConvolutionFwdAlgoPerf_t has snn_cudnnConvolutionAlgoPerf_t"),
+              ("CNCCL/shim.h", "void *recvbuff, size_t count, unsigned int datatype,\n                                                unsigned int op",
+               "void *recvbuff, int count, unsigned int datatype,\n                                                unsigned int op",
+               "snn_ncclAllReduce_t"),
+              ("CNCCL/shim.h", "int nranks, SNN_NCCL_UNIQUE_ID commId, int rank)", "int nranks, SNN_NCCL_UNIQUE_ID *commId, int rank)",
+               "snn_ncclCommInitRank_t"),
           ])
-    func prototypes(original: String, drift: String, caught: String) throws {
+    func prototypes(header path: String, original: String, drift: String, caught: String) throws {
         let folder = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
-        #expect(FileManager.default.fileExists(atPath: "\(Self.libraryHeaders)/cudnn.h"),
-                "cuBLAS's and cuDNN's headers are missing: make deps (scripts/fetch_library_headers.py)")
+        for header in ["cudnn.h", "nccl.h"] {
+            #expect(FileManager.default.fileExists(atPath: "\(Self.libraryHeaders)/\(header)"),
+                    "\(header) is missing: make deps (scripts/fetch_library_headers.py)")
+        }
+        let sources = "\(EmulatedCUDADriver.root)/Sources"
         let check = "\(EmulatedCUDADriver.root)/Tests/SNNCUDATests/Prototypes/check_prototypes.c"
         let flags = ["-fsyntax-only", "-Werror=incompatible-pointer-types", "-DSNN_REQUIRE_LIBRARY_HEADERS", "-I\(folder)/include",
                      "-I\(Self.libraryHeaders)"]
-        let good = try HostCompiler.run(["cc"] + flags + ["-I\(EmulatedCUDADriver.root)/Sources/CCUDA", check])
+        let headers = ["-I\(sources)/CCUDA", "-I\(sources)/CNCCL"]
+        let good = try HostCompiler.run(["cc"] + flags + headers + [check])
         #expect(good.status == 0, "\(good.output)")
-        // The check can fail: the same file against a header with one prototype or field changed.
+        // The check can fail: the same file against a header with one prototype or field changed,
+        // found first.
         let drifted = FileManager.default.temporaryDirectory.appendingPathComponent("snn-drifted-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: drifted, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: drifted) }
-        let header = try String(contentsOfFile: "\(EmulatedCUDADriver.root)/Sources/CCUDA/snn_cuda.h", encoding: .utf8)
+        let header = try String(contentsOfFile: "\(sources)/\(path)", encoding: .utf8)
         let wrong = header.replacingOccurrences(of: original, with: drift)
         #expect(wrong != header)
-        try wrong.write(to: drifted.appendingPathComponent("snn_cuda.h"), atomically: true, encoding: .utf8)
-        let bad = try HostCompiler.run(["cc"] + flags + ["-I\(drifted.path)", check])
+        try wrong.write(to: drifted.appendingPathComponent((path as NSString).lastPathComponent), atomically: true, encoding: .utf8)
+        let bad = try HostCompiler.run(["cc"] + flags + ["-I\(drifted.path)"] + headers + [check])
         #expect(bad.status != 0 && bad.output.contains(caught), "\(bad.output)")
     }
 
@@ -82,13 +93,14 @@ struct NVRTCTests {
         })
         let folder = "\(root)/Sources/SNNCUDA"
         var total = 0
-        for file in try FileManager.default.contentsOfDirectory(atPath: folder).sorted() where file.hasSuffix(".swift") {
-            let (problems, bound) = try Self.bindingProblems(
-                source: try String(contentsOfFile: "\(folder)/\(file)", encoding: .utf8), checked: checked)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).sorted().filter { $0.hasSuffix(".swift") }
+            .map { "\(folder)/\($0)" } + ["\(root)/Sources/SNNDistributed/NCCLLibrary.swift"]
+        for file in files {
+            let (problems, bound) = try Self.bindingProblems(source: try String(contentsOfFile: file, encoding: .utf8), checked: checked)
             #expect(problems.isEmpty, "\(file): \(problems)")
             total += bound
         }
-        #expect(total >= 60, "only \(total) bindings found: has the binding call changed shape?")
+        #expect(total >= 69, "only \(total) bindings found: has the binding call changed shape?")
         // The scan can fail: a misspelt name, a borrowed type, a function nobody checks.
         let drifted = #"""
             let a = try s.function("cudnnSetConvolutionGroupCnt", snn_cudnnSetConvolutionGroupCount_t.self)

@@ -1,11 +1,11 @@
 // Compiled by NVRTCTests with the real CUDA headers (the nvidia-cuda-* wheels that `make`
-// installs, and cuBLAS's and cuDNN's headers that scripts/fetch_library_headers.py reads out of
-// their wheels) and -Werror=incompatible-pointer-types: each line assigns a real function to
-// SwiftSNN's type for it (Sources/CCUDA/snn_cuda.h), so a prototype that differs from the header
-// fails to compile. cuBLAS and cuDNN are checked where their headers are found, and must be
-// with -DSNN_REQUIRE_LIBRARY_HEADERS.
-#if defined(SNN_REQUIRE_LIBRARY_HEADERS) && !(__has_include(<cublas_api.h>) && __has_include(<cudnn.h>))
-#error "cublas_api.h and cudnn.h are not on the include path: make deps (scripts/fetch_library_headers.py)"
+// installs, and cuBLAS's, cuDNN's and NCCL's headers that scripts/fetch_library_headers.py reads
+// out of their wheels) and -Werror=incompatible-pointer-types: each line assigns a real function
+// to SwiftSNN's type for it (Sources/CCUDA/snn_cuda.h, Sources/CNCCL/shim.h), so a prototype that
+// differs from the header fails to compile. cuBLAS, cuDNN and NCCL are checked where their
+// headers are found, and must be with -DSNN_REQUIRE_LIBRARY_HEADERS.
+#if defined(SNN_REQUIRE_LIBRARY_HEADERS) && !(__has_include(<cublas_api.h>) && __has_include(<cudnn.h>) && __has_include(<nccl.h>))
+#error "cublas_api.h, cudnn.h and nccl.h are not on the include path: make deps (scripts/fetch_library_headers.py)"
 #endif
 #include <cuda.h>
 #include <nvrtc.h>
@@ -110,6 +110,28 @@ SAME_LAYOUT(cudnnConvolutionBwdFilterAlgoPerf_t)
 _Static_assert(CUDNN_STATUS_SUCCESS == 0 && CUDNN_DATA_FLOAT == 0 && CUDNN_TENSOR_NCHW == 0 && CUDNN_CROSS_CORRELATION == 1 &&
                CUDNN_FMA_MATH == 3 && CUDNN_DETERMINISTIC == 1, "the cuDNN constants SwiftSNN uses");
 _Static_assert((cudnnStatus_t)-1 > 0 && (cudnnConvolutionFwdAlgo_t)-1 > 0, "cuDNN's enumerations are unsigned int");
+#endif
+
+#if __has_include(<nccl.h>)
+#include <nccl.h>
+// The shim's typedefs with nccl.h's ncclUniqueId (an identical struct of another name, whose
+// layout is compared below).
+#define SNN_NCCL_UNIQUE_ID ncclUniqueId
+#include "shim.h"
+CHECK(ncclGetVersion, snn_ncclGetVersion_t)
+CHECK(ncclGetUniqueId, snn_ncclGetUniqueId_t)
+CHECK(ncclCommInitRank, snn_ncclCommInitRank_t)
+CHECK(ncclCommDestroy, snn_ncclCommDestroy_t)
+CHECK(ncclCommAbort, snn_ncclCommAbort_t)
+CHECK(ncclCommGetAsyncError, snn_ncclCommGetAsyncError_t)
+CHECK(ncclGetErrorString, snn_ncclGetErrorString_t)
+CHECK(ncclAllReduce, snn_ncclAllReduce_t)
+CHECK(ncclBroadcast, snn_ncclBroadcast_t)
+_Static_assert(sizeof(ncclUniqueId) == sizeof(snn_ncclUniqueId) && NCCL_UNIQUE_ID_BYTES == SNN_NCCL_UNIQUE_ID_BYTES,
+               "ncclUniqueId has snn_ncclUniqueId's layout");
+_Static_assert(ncclSuccess == 0 && ncclUint8 == 1 && ncclFloat32 == 7 && ncclFloat64 == 8 && ncclSum == 0,
+               "the NCCL constants SwiftSNN uses");
+_Static_assert((ncclResult_t)-1 > 0 && (ncclDataType_t)-1 > 0 && (ncclRedOp_t)-1 > 0, "NCCL's enumerations are unsigned int");
 #endif
 
 // The enumerations' type: unsigned int, as the typedefs above assume.
