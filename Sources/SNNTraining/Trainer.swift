@@ -432,6 +432,8 @@ public final class Trainer {
                 withoutGradients { gradients.flat.assign(gradients.flat * factor) }
             } else {
                 try communicator.allReduceSum(gradients.flat)
+                // A GPU's collective (NCCL) is only queued: a profile waits for it, to time it here.
+                if Profiler.isEnabled { try gradients.flat.device.backend.synchronize() }
             }
             totals = try communicator.allReduceSum(totals)
             allReduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

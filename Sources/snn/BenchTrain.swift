@@ -108,6 +108,7 @@ struct BenchTrain: ParsableCommand {
             let profiling = ProfilingBackend(wrapping: gpu, synchronizing: true)
             BackendRegistry.cuda = { _ in profiling }
             defer { BackendRegistry.cuda = registered }
+            trainer.allReduceSeconds = 0   // the breakdown's all-reduce: these steps' alone
             Profiler.start()
             wall = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<steps { try step() }

@@ -182,6 +182,7 @@ struct DistributedTrainTests {
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
         #expect(object?["processes"] as? Int == 2 && object?["gradient_sums"] as? String == "gradients summed on the GPUs by NCCL 2.21.5",
                 "\(json)")
+        #expect(((object?["breakdown_seconds"] as? [String: Double])?["all-reduce"] ?? -1) >= 0, "\(json)")
         for rank in 0..<2 {
             #expect(result.output.components(separatedBy: "emulated NCCL: rank \(rank) summed ").count - 1 >= 2, "\(result.output)")
         }
