@@ -116,7 +116,8 @@ static std::mutex state_lock;   // host threads may call the driver at once
 // current context fail with CUDA_ERROR_INVALID_CONTEXT (201) on a thread that has none.
 static thread_local void *current_context = nullptr;
 #define SNN_NEEDS_CONTEXT if (!current_context) return 201
-static std::set<void *> live;   // allocations not yet freed
+static std::map<void *, std::size_t> live;   // allocations not yet freed, with their sizes
+static int the_stream;   // cuStreamCreate's one stream is this int's address
 static std::set<std::pair<const char *, std::size_t>> pinned;   // page-locked host blocks
 static int pinned_copies = 0;   // host-to-device copies from them
 static int launches = 0;
@@ -136,6 +137,20 @@ template <class T> static void fill_words(unsigned long long dst, T v, std::size
 extern "C" {
 // Test hooks.
 int snn_emulated_live_allocations(void) { std::lock_guard<std::mutex> g(state_lock); return (int)live.size(); }
+// For the emulated NCCL, which checks what SwiftSNN hands it as a real NCCL would need it: a
+// context current on the calling thread, the stream cuStreamCreate made, and device memory
+// inside one live allocation.
+int snn_emulated_has_context(void) { return current_context != nullptr; }
+int snn_emulated_is_stream(const void *stream) { return stream == &the_stream; }
+int snn_emulated_is_device_range(unsigned long long address, std::size_t bytes) {
+    const char *p = (const char *)snn_host_address(address);
+    std::lock_guard<std::mutex> g(state_lock);
+    auto after = live.upper_bound((void *)p);
+    if (after == live.begin()) return 0;
+    auto block = std::prev(after);
+    const char *start = (const char *)block->first;
+    return p >= start && p + bytes <= start + block->second;
+}
 int snn_emulated_launches(void) { std::lock_guard<std::mutex> g(state_lock); return launches; }
 int snn_emulated_cooperative_launches(void) { std::lock_guard<std::mutex> g(state_lock); return cooperative_launch_count; }
 int snn_emulated_occupancy_queries(void) { std::lock_guard<std::mutex> g(state_lock); return occupancy_queries; }
@@ -164,8 +179,7 @@ int cuDevicePrimaryCtxRetain(void **ctx, int) { static int context; *ctx = &cont
 int cuCtxSetCurrent(void *ctx) { current_context = ctx; return 0; }
 int cuStreamCreate(void **stream, unsigned) {
     SNN_NEEDS_CONTEXT;
-    static int s;
-    *stream = &s;
+    *stream = &the_stream;
     return 0;
 }
 int cuStreamSynchronize(void *) {
@@ -177,7 +191,7 @@ int cuMemAllocAsync(unsigned long long *address, std::size_t bytes, void *) {
     void *p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
     if (!p) return 2;
     std::lock_guard<std::mutex> g(state_lock);
-    live.insert(p);
+    live[p] = bytes;
     *address = snn_device_address(p);
     return 0;
 }

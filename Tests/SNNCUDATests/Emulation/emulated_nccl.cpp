@@ -12,6 +12,11 @@
 // At exit each process removes its last file and then the folder, if it is the last to go (the
 // ranks' last collectives are behind them by then: training ends with MPI collectives).
 //
+// It checks what a real NCCL relies on, through the emulated driver's hooks (which SwiftSNN loads
+// first, RTLD_GLOBAL): a CUDA context current on the thread that makes the communicator (NCCL
+// would otherwise pick a GPU of its own), collectives queued on the stream cuStreamCreate made,
+// and buffers inside live device allocations. What breaks one is ncclInvalidUsage, not a crash.
+//
 // With SNN_EMULATED_NCCL_TRACE set, every collective says so on stderr, so a test can tell that
 // the collectives went through NCCL and not through host memory.
 //
@@ -20,6 +25,9 @@
 #include "device_addresses.h"
 
 #include <chrono>
+#include <dlfcn.h>
+#include <initializer_list>
+#include <utility>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -39,13 +47,19 @@ struct ncclComm {
     long long collectives = 0;
 };
 
-enum { ncclSuccess = 0, ncclSystemError = 2, ncclInvalidArgument = 4 };
+enum { ncclSuccess = 0, ncclSystemError = 2, ncclInvalidArgument = 4, ncclInvalidUsage = 5 };
 enum { ncclUint8 = 1, ncclFloat32 = 7, ncclFloat64 = 8 };
 
 // The communicators this process made, for the clean-up at exit (never freed: static objects
 // are destroyed before the clean-up runs).
 static std::vector<ncclComm *> &communicators() {
     static auto *made = new std::vector<ncclComm *>;
+    return *made;
+}
+
+// The folders this process made as unique ids, removed at exit if empty (an id no communicator used).
+static std::vector<std::string> &folders() {
+    static auto *made = new std::vector<std::string>;
     return *made;
 }
 
@@ -100,6 +114,31 @@ static bool exchange(ncclComm *comm, const void *bytes, size_t n, long long *k) 
     return true;
 }
 
+// The emulated driver's hook `name`, or null with a message when the driver is not the emulated one.
+template <class F> static F driver_hook(const char *name) {
+    F hook = (F)dlsym(RTLD_DEFAULT, name);
+    if (!hook) std::fprintf(stderr, "emulated NCCL: %s not found: load the emulated CUDA driver first\n", name);
+    return hook;
+}
+
+// Whether `stream` is the driver's and each of the `count` device buffers lies inside a live allocation.
+static bool valid(const void *stream, std::initializer_list<std::pair<const void *, size_t>> buffers) {
+    auto is_stream = driver_hook<int (*)(const void *)>("snn_emulated_is_stream");
+    auto in_memory = driver_hook<int (*)(unsigned long long, size_t)>("snn_emulated_is_device_range");
+    if (!is_stream || !in_memory) return false;
+    if (!is_stream(stream)) {
+        std::fprintf(stderr, "emulated NCCL: a collective on %p, not the stream cuStreamCreate made\n", stream);
+        return false;
+    }
+    for (auto [buffer, bytes] : buffers) {
+        if (!in_memory((unsigned long long)(std::uintptr_t)buffer, bytes)) {
+            std::fprintf(stderr, "emulated NCCL: %zu bytes at %p are not inside a live device allocation\n", bytes, buffer);
+            return false;
+        }
+    }
+    return true;
+}
+
 static size_t element_size(int datatype) { return datatype == ncclFloat64 ? 8 : datatype == ncclFloat32 ? 4 : 1; }
 
 extern "C" {
@@ -111,7 +150,8 @@ int ncclGetVersion(int *version) {
 
 const char *ncclGetErrorString(int result) {
     return result == ncclSystemError ? "unhandled system error (emulated NCCL)"
-         : result == ncclInvalidArgument ? "invalid argument (emulated NCCL)" : "emulated NCCL error";
+         : result == ncclInvalidArgument ? "invalid argument (emulated NCCL)"
+         : result == ncclInvalidUsage ? "invalid usage (emulated NCCL; see the line before)" : "emulated NCCL error";
 }
 
 int ncclGetUniqueId(ncclUniqueId *id) {
@@ -123,11 +163,17 @@ int ncclGetUniqueId(ncclUniqueId *id) {
     if (!mkdtemp(path.data())) return ncclSystemError;
     std::memset(id->internal, 0, sizeof id->internal);
     std::memcpy(id->internal, path.data(), path.size());
+    folders().push_back(path.data());
     return ncclSuccess;
 }
 
 int ncclCommInitRank(ncclComm **comm, int ranks, ncclUniqueId id, int rank) {
     if (!comm || ranks < 1 || rank < 0 || rank >= ranks || id.internal[0] != '/') return ncclInvalidArgument;
+    auto has_context = driver_hook<int (*)()>("snn_emulated_has_context");
+    if (!has_context || !has_context()) {
+        if (has_context) std::fprintf(stderr, "emulated NCCL: ncclCommInitRank without a current CUDA context\n");
+        return ncclInvalidUsage;
+    }
     auto *c = new ncclComm{std::string(id.internal, strnlen(id.internal, sizeof id.internal)), ranks, rank};
     long long k;
     if (!exchange(c, nullptr, 0, &k)) {
@@ -139,9 +185,10 @@ int ncclCommInitRank(ncclComm **comm, int ranks, ncclUniqueId id, int rank) {
     return ncclSuccess;
 }
 
-int ncclAllReduce(const void *send, void *receive, size_t count, int datatype, int op, ncclComm *comm, void *) {
+int ncclAllReduce(const void *send, void *receive, size_t count, int datatype, int op, ncclComm *comm, void *stream) {
     if (!comm || op != 0 || (datatype != ncclFloat32 && datatype != ncclFloat64)) return ncclInvalidArgument;
     size_t bytes = count * element_size(datatype);
+    if (!valid(stream, {{send, bytes}, {receive, bytes}})) return ncclInvalidUsage;
     const char *from = snn_host_pointer((const char *)send);
     char *to = snn_host_pointer((char *)receive);
     long long k;
@@ -160,9 +207,10 @@ int ncclAllReduce(const void *send, void *receive, size_t count, int datatype, i
     return ncclSuccess;
 }
 
-int ncclBroadcast(const void *send, void *receive, size_t count, int datatype, int root, ncclComm *comm, void *) {
+int ncclBroadcast(const void *send, void *receive, size_t count, int datatype, int root, ncclComm *comm, void *stream) {
     if (!comm || root < 0 || root >= comm->ranks) return ncclInvalidArgument;
     size_t bytes = count * element_size(datatype);
+    if (!valid(stream, {{receive, bytes}}) || (comm->rank == root && !valid(stream, {{send, bytes}}))) return ncclInvalidUsage;
     long long k;
     if (!exchange(comm, comm->rank == root ? snn_host_pointer((const char *)send) : nullptr, comm->rank == root ? bytes : 0, &k))
         return ncclSystemError;
@@ -189,4 +237,5 @@ __attribute__((destructor)) static void remove_files() {
         if (c->collectives > 0) std::remove(file(c, c->collectives - 1, c->rank).c_str());
         rmdir(c->folder.c_str());   // fails while another rank's file is there: that rank removes it
     }
+    for (const std::string &folder : folders()) rmdir(folder.c_str());
 }
