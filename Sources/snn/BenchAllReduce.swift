@@ -77,7 +77,6 @@ struct BenchAllReduce: ParsableCommand {
             let dev = try DeviceFlag.open(device, localRank: rendezvous.localRank)
             let carrier = dev.isHostMemory ? communicator.backendName
                 : "buffers on each rank's GPU (rank 0 on \(dev)), " + (try GPUCollectives.attach(to: communicator, device: dev))
-                    .replacingOccurrences(of: "gradients summed", with: "summed")
             try measure(communicator, sizes: sizes, on: dev, carrier: carrier)
         } catch let exit as ExitCode {
             throw exit

@@ -58,7 +58,7 @@ struct BenchTrain: ParsableCommand {
         if !communicator.isLeader { _ = freopen("/dev/null", "w", stdout) }
         let ranks = communicator.size
         let dev = try DeviceFlag.open(device, localRank: ranks > 1 ? DistributedOptions.localRank : 0)
-        let gradientSums = try GPUCollectives.attach(to: communicator, device: dev)
+        let gradientSums = "gradients " + (try GPUCollectives.attach(to: communicator, device: dev))
         let precision = try DeviceFlag.amp(amp, device: device)
         DeviceFlag.applyPrecision(amp: precision, tf32: tf32, on: dev)
         let named = try DatasetName.parse(dataset)

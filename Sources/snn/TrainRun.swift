@@ -126,7 +126,7 @@ extension TrainOptions {
     private func train(resuming checkpoint: String?, in continuedDirectory: String?, communicator: any Communicator) throws -> TrainingSummary {
         let config = makeConfig()
         let dev = try DeviceFlag.open(device, localRank: communicator.size > 1 ? DistributedOptions.localRank : 0)
-        let gradientSums = try GPUCollectives.attach(to: communicator, device: dev)
+        let gradientSums = "gradients " + (try GPUCollectives.attach(to: communicator, device: dev))
         if communicator.size > 1 {
             // One voice: rank 0 prints; the others' output would only repeat it (errors still
             // reach stderr from every rank).
