@@ -458,16 +458,17 @@ public final class Trainer {
     /// (an op cannot throw, and the other processes would wait for this one).
     private func synchronizingBatchNorm<R>(_ body: () -> R) -> R {
         guard config.syncBatchNorm == true, communicator.size > 1 else { return body() }
-        let communicator = self.communicator
-        CrossProcessBatchNorm.sum = { buffer in
+        nonisolated(unsafe) let communicator = self.communicator
+        // Tensors on a GPU are summed there (NCCL, on the stream) when the communicator can.
+        CrossProcessBatchNorm.group = .init(rank: communicator.rank, size: communicator.size) { tensor in
             do {
-                try communicator.allReduceSum(buffer)
+                try communicator.allReduceSum(tensor)
             } catch {
                 FileHandle.standardError.write(Data("Error: rank \(communicator.rank) of \(communicator.size): --sync-bn: \(error)\n".utf8))
                 communicator.abort(code: 1)
             }
         }
-        defer { CrossProcessBatchNorm.sum = nil }
+        defer { CrossProcessBatchNorm.group = nil }
         return body()
     }
 

@@ -11,33 +11,41 @@ import Testing
 struct SyncBatchNormTests {
     init() { CPUBackend.register() }
 
-    /// Two callers' buffers summed: each call waits for the other party's call of the same turn.
+    /// Two callers' tensors summed: each call waits for the other party's call of the same turn.
     final class PairSum: @unchecked Sendable {
         private let condition = NSCondition()
-        private var waiting: [Double]?
-        private var result: [Double]?
+        private var waiting: [Float]?
+        private var result: [Float]?
         private(set) var calls = 0
 
-        func sum(_ buffer: UnsafeMutableBufferPointer<Double>) {
+        /// The group of `party` (0 or 1) summing through this pair.
+        func group(_ party: Int) -> CrossProcessBatchNorm.Group {
+            .init(rank: party, size: 2) { self.sum($0) }
+        }
+
+        func sum(_ tensor: Tensor) {
+            precondition(tensor.dtype == .float32 && tensor.isContiguous, "expected a contiguous float32 tensor")
+            let values = tensor.toFloats()
+            let total: [Float]
             condition.lock()
-            defer { condition.unlock() }
             while result != nil { condition.wait() }  // the previous turn's second reader has not read yet
             calls += 1
             if let first = waiting {
-                precondition(first.count == buffer.count, "the two parties disagree on the buffer: \(first.count) and \(buffer.count)")
-                let total = zip(first, buffer).map { $0 + $1 }
+                precondition(first.count == values.count, "the two parties disagree on the buffer: \(first.count) and \(values.count)")
+                total = zip(first, values).map { $0 + $1 }
                 waiting = nil
                 result = total
-                for i in buffer.indices { buffer[i] = total[i] }
                 condition.broadcast()
                 while result != nil { condition.wait() }
             } else {
-                waiting = Array(buffer)
+                waiting = values
                 while result == nil { condition.wait() }
-                for i in buffer.indices { buffer[i] = result![i] }
+                total = result!
                 result = nil
                 condition.broadcast()
             }
+            condition.unlock()
+            tensor.assign(Tensor(total, shape: tensor.shape, device: tensor.device))
         }
     }
 
@@ -106,8 +114,8 @@ struct SyncBatchNormTests {
             group.enter()
             Thread {
                 // Per thread: each party's ops sum through the pair.
-                CrossProcessBatchNorm.sum = { pair.sum($0) }
-                defer { CrossProcessBatchNorm.sum = nil }
+                CrossProcessBatchNorm.group = pair.group(party)
+                defer { CrossProcessBatchNorm.group = nil }
                 halves[party] = Self.run(fused: fused, values, shape: [steps * sizes[party], c, h, w], steps: steps, gamma: gamma,
                                          beta: beta, projection: proj, on: device)
                 group.leave()
@@ -137,8 +145,8 @@ struct SyncBatchNormTests {
     @Test("the sum applies to the thread that set it: batch norm on another thread meanwhile keeps its own statistics")
     func perThread() {
         nonisolated(unsafe) var calls = 0
-        CrossProcessBatchNorm.sum = { _ in calls += 1 }
-        defer { CrossProcessBatchNorm.sum = nil }
+        CrossProcessBatchNorm.group = .init(rank: 0, size: 1) { _ in calls += 1 }
+        defer { CrossProcessBatchNorm.group = nil }
         let x = RandomInputs(seed: 133).normalValues(2 * 3 * 4).map(Float.init)
         let done = DispatchSemaphore(value: 0)
         Thread {

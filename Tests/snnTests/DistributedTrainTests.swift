@@ -171,6 +171,36 @@ struct DistributedTrainTests {
         }
     }
 
+    @Test("--sync-bn on the (emulated) GPU: batch norm's sums go through NCCL on the stream (no host copy), and 2 processes with batch 8 train as 1 with batch 16")
+    func syncBatchNormOnGPU() throws {
+        let (a, b) = (folder("gpu-syncbn"), folder("gpu-syncbn-single"))
+        defer { for f in [a, b] { try? FileManager.default.removeItem(atPath: f) } }
+        let gpu = ["train", "--synthetic-samples", "32", "--batch_size", "8", "--T", "2", "--topology", "CONVAP-4-3-1-1_L-8",
+                   "--epochs", "1", "--workers", "0", "--device", "cuda", "--amp", "0"]
+        let environment = try EmulatedCUDADriver.environment().merging(["SNN_EMULATED_NCCL_TRACE": "1"]) { $1 }
+        guard let parallel = try MPIRun.mpirun(2, gpu + ["--sync-bn", "--output", a], environment: environment, timeout: 120) else { return }
+        #expect(parallel.status == 0, "\(parallel.output)")
+        #expect(parallel.output.contains("gradients summed on the GPUs by NCCL 2.21.5; batch norm over all processes' batches (--sync-bn)"),
+                "\(parallel.output)")
+        // Each of the 2 steps: the one batch norm's statistics forward and its gradient sums
+        // backward, then the gradients: 3 all-reduces per step through NCCL.
+        for rank in 0..<2 {
+            let summed = parallel.output.components(separatedBy: "emulated NCCL: rank \(rank) summed ").count - 1
+            #expect(summed == 6, "rank \(rank): \(summed) all-reduces through NCCL")
+        }
+        let single = gpu.map { $0 == "8" ? "16" : $0 }
+        let (status, output) = try SNNBinary.run(single + ["--output", b], environment: environment)
+        #expect(status == 0, "\(output)")
+        let (x, y) = (try parameters(a, runningStatistics: true), try parameters(b, runningStatistics: true))
+        #expect(Set(x.keys) == Set(y.keys) && x.keys.contains { $0.contains("running_var") })
+        for (key, values) in x {
+            let other = try #require(y[key])
+            let scale = max(other.map { abs($0) }.max() ?? 0, 1e-12)
+            let worst = zip(values, other).map { abs($0 - $1) }.max() ?? 0
+            #expect(Double(worst / scale) <= 2e-5, "\(key): max |Δ| / max |w| = \(worst / scale)")
+        }
+    }
+
     @Test("bench train under mpirun on the (emulated) GPU: the gradients go through NCCL (emulated), and the JSON says so")
     func benchOnGPU() throws {
         let environment = try EmulatedCUDADriver.environment().merging(["SNN_EMULATED_NCCL_TRACE": "1"]) { $1 }

@@ -14,7 +14,7 @@ public func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Ten
         precondition(t.shape == [c], "[batchNorm] expected \(name) of shape [\(c)], got \(ShapeUtil.describe(t.shape))")
     }
     let cx = x.contiguousData()
-    if training, CrossProcessBatchNorm.sum != nil {
+    if training, CrossProcessBatchNorm.group != nil {
         // Over every process (--sync-bn): the union's statistics, then an affine map with them.
         let (mean, variance, union) = trainingStatistics(cx, runningMean: runningMean, runningVar: runningVar, momentum: momentum)
         let gammaData = gamma.contiguousData()
@@ -32,7 +32,7 @@ public func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Ten
                                                     runningMean: runningMean, runningVar: runningVar,
                                                     epsilon: epsilon, training: training)
     if training {
-        updateRunning(runningMean, runningVar, mean: mean, variance: variance, count: Double(x.count / c), momentum: momentum)
+        updateRunning(runningMean, runningVar, mean: mean, variance: variance, momentum: momentum, unbiasing: unbiasingFactor(x.count / c))
         return record("batchNorm", out, [x, gamma, beta]) { g in
             let r = x.backend.batchNormBackward(g.contiguousData(), input: cx, gamma: gamma.contiguousData(),
                                                 mean: mean, variance: variance, epsilon: epsilon)
@@ -50,26 +50,29 @@ public func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, runningMean: Ten
 }
 
 /// The batch mean and biased variance `[C]` that normalise `x` (`[N, C, ...]`, contiguous) in
-/// training: this process's, or while ``CrossProcessBatchNorm/sum`` is set every process's (then
+/// training: this process's, or while ``CrossProcessBatchNorm/group`` is set every process's (then
 /// with the union that the backward pass needs); the running statistics are updated with them.
 func trainingStatistics(_ x: Tensor, runningMean: Tensor, runningVar: Tensor, momentum: Double)
     -> (mean: Tensor, variance: Tensor, union: CrossProcessBatchNorm.Union?) {
     let local = x.backend.batchNormStatistics(x)
     let n = x.count / x.shape[1]
     guard var union = CrossProcessBatchNorm.Union.current else {
-        updateRunning(runningMean, runningVar, mean: local.mean, variance: local.variance, count: Double(n), momentum: momentum)
+        updateRunning(runningMean, runningVar, mean: local.mean, variance: local.variance, momentum: momentum, unbiasing: unbiasingFactor(n))
         return (local.mean, local.variance, nil)
     }
     let (mean, variance) = union.statistics(mean: local.mean, variance: local.variance, localCount: n)
-    updateRunning(runningMean, runningVar, mean: mean, variance: variance, count: union.count, momentum: momentum)
+    updateRunning(runningMean, runningVar, mean: mean, variance: union.unbiased(variance), momentum: momentum, unbiasing: 1)
     return (mean, variance, union)
 }
 
-/// `running = (1 − momentum)·running + momentum·stat`, the variance unbiased over `count` elements
-/// per channel, as PyTorch.
-func updateRunning(_ runningMean: Tensor, _ runningVar: Tensor, mean: Tensor, variance: Tensor, count n: Double, momentum: Double) {
+/// `running = (1 − momentum)·running + momentum·stat`, the variance times `unbiasing` (`n/(n − 1)`
+/// over `n` elements per channel, as PyTorch).
+func updateRunning(_ runningMean: Tensor, _ runningVar: Tensor, mean: Tensor, variance: Tensor, momentum: Double, unbiasing: Double) {
     withoutGradients {
         runningMean.assign(runningMean * (1 - momentum) + mean * momentum)
-        runningVar.assign(runningVar * (1 - momentum) + variance * (momentum * n / Swift.max(n - 1, 1)))
+        runningVar.assign(runningVar * (1 - momentum) + variance * (momentum * unbiasing))
     }
 }
+
+/// The factor that unbiases a variance over `n` elements: `n / max(n − 1, 1)`.
+private func unbiasingFactor(_ n: Int) -> Double { Double(n) / Double(Swift.max(n - 1, 1)) }

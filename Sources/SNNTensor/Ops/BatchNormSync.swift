@@ -1,26 +1,45 @@
 import Foundation
 
 /// Batch statistics over every process of a data-parallel run (`snn train --sync-bn`, PyTorch's
-/// `SyncBatchNorm`): while ``sum`` is set, training-mode ``batchNorm(_:gamma:beta:runningMean:runningVar:training:momentum:epsilon:)``
+/// `SyncBatchNorm`): while ``group`` is set, training-mode ``batchNorm(_:gamma:beta:runningMean:runningVar:training:momentum:epsilon:)``
 /// and ``batchNormNeuronScan(_:steps:gamma:beta:runningMean:runningVar:momentum:epsilon:residual:neuron:)``
 /// normalise with the mean and variance of the union of every process's batch, and their
 /// backward passes use that union's gradient sums, so W processes with batches of n compute the
 /// gradients one process computes with a batch of W·n (up to float rounding).
 ///
 /// Each op adds two small all-reduces per call, in the same order on every process (the
-/// network's order): `2C + 1` doubles forward (the element count, Σx and Σx² per channel, each
-/// process's summed as `n·μ` and `n·(σ² + μ²)` from its own two-pass statistics), and `2C`
-/// backward (Σ dL/dx̂ and Σ dL/dx̂·x̂). The running statistics are updated with the union's, so
-/// they are the same on every process.
+/// network's order), of float32 tensors on the op's device (so on GPUs NCCL sums them on the
+/// stream, and a step never waits for the host):
+/// - forward, `W·(2C + 1)` values: each process writes its element count, mean and variance
+///   into its own row of zeros, so the sum gathers every process's statistics. They are combined
+///   as `μ = Σ nᵢμᵢ / N` and `σ² = Σ nᵢ(σᵢ² + (μᵢ − μ)²) / N`, which has no cancellation where
+///   the mean is large against the spread (summing `Σx²` would);
+/// - backward, `2C` values: Σ dL/dx̂ and Σ dL/dx̂·x̂.
+///
+/// The running statistics are updated with the union's, so they are the same on every process.
 public enum CrossProcessBatchNorm {
-    /// Sums each element of the buffer over every process, in place, on every process at once;
-    /// `nil`: each process's statistics are its own (the default, as PyTorch's DDP).
+    /// The processes that normalise together, and how a tensor is summed over them.
+    public struct Group: Sendable {
+        /// This process's index, `0..<size`, and the number of processes.
+        public let rank: Int, size: Int
+        /// Sums a contiguous float32 tensor (on the device of the batch norm's input) over every
+        /// process, in place, on every process at once.
+        public let sum: @Sendable (Tensor) -> Void
+
+        public init(rank: Int, size: Int, sum: @escaping @Sendable (Tensor) -> Void) {
+            precondition(size >= 1 && (0..<size).contains(rank), "[CrossProcessBatchNorm] expected a rank in 0..<\(size), got \(rank)")
+            (self.rank, self.size, self.sum) = (rank, size, sum)
+        }
+    }
+
+    /// The processes whose batches batch norm normalises together; `nil`: each process's
+    /// statistics are its own (the default, as PyTorch's DDP).
     ///
     /// Per thread, as ``GradMode`` is: it applies to the ops of the thread that set it (the
     /// training step's), never to work another thread does meanwhile (an evaluation, a test).
-    public static var sum: ((UnsafeMutableBufferPointer<Double>) -> Void)? {
+    public static var group: Group? {
         get {
-            pthread_getspecific(key).map { Unmanaged<Box>.fromOpaque($0).takeUnretainedValue().sum }
+            pthread_getspecific(key).map { Unmanaged<Box>.fromOpaque($0).takeUnretainedValue().group }
         }
         set {
             if let old = pthread_getspecific(key) { Unmanaged<Box>.fromOpaque(old).release() }
@@ -29,8 +48,8 @@ public enum CrossProcessBatchNorm {
     }
 
     private final class Box {
-        let sum: (UnsafeMutableBufferPointer<Double>) -> Void
-        init(_ sum: @escaping (UnsafeMutableBufferPointer<Double>) -> Void) { self.sum = sum }
+        let group: Group
+        init(_ group: Group) { self.group = group }
     }
 
     private static let key: pthread_key_t = {
@@ -39,56 +58,82 @@ public enum CrossProcessBatchNorm {
         return key
     }()
 
-    /// Batch statistics and gradient sums over every process, when ``sum`` is set.
+    /// Batch statistics and gradient sums over every process, when ``group`` is set. Its
+    /// arithmetic is float32 tensor ops on the input's device.
     struct Union {
-        let sum: (UnsafeMutableBufferPointer<Double>) -> Void
-        /// Elements per channel in this process's batch and in the union.
-        private(set) var localCount = 0.0, count = 0.0
+        let group: Group
+        /// Elements per channel in this process's batch; in the union (a `[1]` tensor: only the
+        /// sum knows it).
+        private(set) var localCount = 0
+        private(set) var count: Tensor?
 
-        static var current: Union? { CrossProcessBatchNorm.sum.map { Union(sum: $0) } }
+        static var current: Union? { CrossProcessBatchNorm.group.map { Union(group: $0) } }
 
-        /// The union's mean and biased variance from this process's (`[C]` each) over `localCount`
-        /// elements per channel.
+        /// `x` as float32 (the sums' type).
+        private static func float32(_ x: Tensor) -> Tensor {
+            x.dtype == .float32 ? x : x.backend.cast(x.contiguousData(), to: .float32)
+        }
+
+        /// `x` (float32) as `dtype`.
+        private static func converted(_ x: Tensor, to dtype: DType) -> Tensor {
+            dtype == .float32 ? x : x.backend.cast(x, to: dtype)
+        }
+
+        /// The union's mean and biased variance from this process's (`[C]` each) over `n`
+        /// elements per channel, in their dtype.
         mutating func statistics(mean: Tensor, variance: Tensor, localCount n: Int) -> (mean: Tensor, variance: Tensor) {
-            let (m, v) = (mean.toDoubles(), variance.toDoubles())
-            let c = m.count
-            var buffer = [Double(n)] + m.map { Double(n) * $0 } + zip(m, v).map { Double(n) * ($1 + $0 * $0) }
-            buffer.withUnsafeMutableBufferPointer { sum($0) }
-            (localCount, count) = (Double(n), buffer[0])
-            let total = Swift.max(count, 1)
-            let unionMean = (0..<c).map { buffer[1 + $0] / total }
-            let unionVariance = (0..<c).map { Swift.max(buffer[1 + c + $0] / total - unionMean[$0] * unionMean[$0], 0) }
-            return (Tensor(doubles: unionMean, shape: [c], dtype: mean.dtype, device: mean.device),
-                    Tensor(doubles: unionVariance, shape: [c], dtype: variance.dtype, device: variance.device))
+            withoutGradients {
+                let (c, device) = (mean.count, mean.device)
+                let row = concat([Tensor.full([1], Double(n), device: device), Self.float32(mean), Self.float32(variance)], axis: 0)
+                    .reshaped([1, 2 * c + 1])
+                // Every process's row at its rank, zeros elsewhere: the sum gathers them all.
+                let rows = [(group.rank, 0), (1, 1), (group.size - group.rank - 1, 0)].filter { $0.0 > 0 }.map { rows, own in
+                    own == 1 ? row : Tensor.zeros([rows, 2 * c + 1], device: device)
+                }
+                let table = rows.count == 1 ? row.contiguous() : concat(rows, axis: 0)
+                group.sum(table)
+                let counts = table.sliced(axis: 1, 0..<1), means = table.sliced(axis: 1, 1..<(c + 1))
+                let variances = table.sliced(axis: 1, (c + 1)..<(2 * c + 1))
+                let total = counts.sum(axes: [0])
+                let share = counts / maximum(total, 1)
+                let unionMean = (share * means).sum(axes: [0])
+                let unionVariance = (share * (variances + (means - unionMean).square())).sum(axes: [0])
+                (localCount, count) = (n, total)
+                return (Self.converted(unionMean, to: mean.dtype), Self.converted(unionVariance, to: variance.dtype))
+            }
+        }
+
+        /// The union's biased `variance` made unbiased: times `N / max(N − 1, 1)`.
+        func unbiased(_ variance: Tensor) -> Tensor {
+            withoutGradients {
+                let total = count!
+                return variance * Self.converted(total / maximum(total - 1, 1), to: variance.dtype)
+            }
         }
 
         /// Batch norm's input gradient `gradInput`, computed by a backend from this process's
         /// gradient sums (`gammaSum` = Σ dL/dx̂·x̂, `betaSum` = Σ dL/dx̂, `[C]`) over
-        /// ``localCount``, corrected to the union's sums over ``count``:
+        /// ``localCount``, corrected to the union's sums over its count:
         /// `dL/dx = k(g − m₁ − x̂·m₂)` with `k = γ/√(σ²+ε)`, `m₁ = Σg/n`, `m₂ = Σg·x̂/n`, so the
         /// union's is the local one plus `k(Δm₁ + x̂·Δm₂)` per channel, `Δm = m_local − m_union`.
         /// `x` is the op's input and `mean`, `variance` the union's statistics it normalised with.
         func gradientInput(_ gradInput: Tensor, x: Tensor, gamma: Tensor, mean: Tensor, variance: Tensor, epsilon: Double,
                            gammaSum: Tensor, betaSum: Tensor) -> Tensor {
-            let (gs, bs) = (gammaSum.toDoubles(), betaSum.toDoubles())
-            let c = gs.count
-            var buffer = bs + gs
-            buffer.withUnsafeMutableBufferPointer { sum($0) }
-            let (g, m, v) = (gamma.toDoubles(), mean.toDoubles(), variance.toDoubles())
-            let (n, total) = (Swift.max(localCount, 1), Swift.max(count, 1))
-            var scale = [Double](repeating: 0, count: c), shift = scale
-            for ch in 0..<c {
-                let invstd = 1 / (v[ch] + epsilon).squareRoot()
-                let k = g[ch] * invstd
-                let d1 = bs[ch] / n - buffer[ch] / total, d2 = gs[ch] / n - buffer[c + ch] / total
+            withoutGradients {
+                let c = gammaSum.count
+                let (gs, bs) = (Self.float32(gammaSum), Self.float32(betaSum))
+                let sums = concat([bs, gs], axis: 0)
+                group.sum(sums)
+                let (n, total) = (Double(Swift.max(localCount, 1)), maximum(count!, 1))
+                let d1 = bs / n - sums.sliced(axis: 0, 0..<c) / total
+                let d2 = gs / n - sums.sliced(axis: 0, c..<(2 * c)) / total
+                let invstd = 1 / (Self.float32(variance) + epsilon).sqrt()
+                let k = Self.float32(gamma) * invstd
                 // k(d1 + (x − μ)·invstd·d2) = x·(k·invstd·d2) + k(d1 − μ·invstd·d2)
-                scale[ch] = k * invstd * d2
-                shift[ch] = k * (d1 - m[ch] * invstd * d2)
-            }
-            let shape = [1, c] + [Int](repeating: 1, count: x.rank - 2)
-            return withoutGradients {
-                gradInput + x * Tensor(doubles: scale, shape: shape, dtype: x.dtype, device: x.device)
-                    + Tensor(doubles: shift, shape: shape, dtype: x.dtype, device: x.device)
+                let scale = k * invstd * d2, shift = k * (d1 - Self.float32(mean) * invstd * d2)
+                let shape = [1, c] + [Int](repeating: 1, count: x.rank - 2)
+                return gradInput + x * Self.converted(scale, to: x.dtype).reshaped(shape)
+                    + Self.converted(shift, to: x.dtype).reshaped(shape)
             }
         }
     }
