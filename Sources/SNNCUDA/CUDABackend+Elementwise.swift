@@ -90,6 +90,14 @@ extension CUDABackend {
     }
 
     public func binary(_ op: BinaryOp, _ x: Tensor, scalar s: Double, scalarFirst: Bool) -> Tensor {
+        // A count (batch norm's training batches) moves on: int64 plus or minus a whole number.
+        if x.dtype == .int64, x.isContiguous, op == .add || (op == .subtract && !scalarFirst), s.rounded() == s, abs(s) < 0x1p53 {
+            let out = output(x.shape, .int64)
+            if x.count > 0 {
+                launch("snn_add_i64", elements: x.count, [arg(x), .int64(Int64(op == .add ? s : -s)), arg(out), .int64(Int64(x.count))])
+            }
+            return out
+        }
         guard x.dtype == .float32, let layout = Layout(x.shape, [nil, x, nil]) else {
             return onHost([x]) { $0.binary(op, $1[0], scalar: s, scalarFirst: scalarFirst) }
         }
@@ -148,11 +156,13 @@ extension CUDABackend {
 
     public func oneHot(_ labels: Tensor, classes: Int, dtype: DType) -> Tensor {
         guard dtype == .float32 else { return onHost([labels]) { $0.oneHot($1[0], classes: classes, dtype: dtype) } }
-        let codes = labels.dtype == .int64 && labels.isContiguous ? labels : deviceCopy(of: hostCopy(of: labels, dtype: .int64))
+        let codes = [.int32, .int64].contains(labels.dtype) && labels.isContiguous
+            ? labels : deviceCopy(of: hostCopy(of: labels, dtype: .int64))
         let out = output(labels.shape + [classes])
         // No wait here: a bad label is recorded on the GPU and stops the process at the next read.
         launch("snn_one_hot", elements: out.count,
-               [arg(codes), arg(out), .int64(Int64(labels.count)), .int32(Int32(classes)), arg(labelCheck.pending(on: self))])
+               [arg(codes), .int32(codes.dtype == .int64 ? 1 : 0), arg(out), .int64(Int64(labels.count)), .int32(Int32(classes)),
+                arg(labelCheck.pending(on: self))])
         return out
     }
 }

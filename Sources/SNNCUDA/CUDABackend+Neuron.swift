@@ -156,7 +156,7 @@ extension CUDABackend {
         let block = 256
         let blocks = contiguousWeights.map { max(($0.count + block - 1) / block, 1) }
         let partials = output([blocks.reduce(0, +)], .float64)
-        let c = deviceCopy(of: Tensor(coefficients.map(Float.init), shape: [coefficients.count], device: .reference))
+        let c = constant(coefficients.map(Float.init))
         var gradients: [Tensor] = [], first = 0
         for (w, count) in zip(contiguousWeights, blocks) {
             let g = output(w.shape)

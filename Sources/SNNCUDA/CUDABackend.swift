@@ -121,6 +121,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     private var functions: [String: CUDAFunction] = [:]
     /// The blocks of each cooperative kernel (and block size) the GPU holds at once, asked once.
     private var residentBlockCounts: [String: Int] = [:]
+    /// ``constant(_:)``'s tensors.
+    private var constants: [[Float]: Tensor] = [:]
     private var liveBytes = 0, peakBytes = 0
 
     /// Opens GPU `ordinal`, loads the kernels (compiled by `nvrtc` for its architecture, or
@@ -293,6 +295,22 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return resident
     }
 
+    /// `values` on the GPU, uploaded the first time they are asked for: the same few constants
+    /// every step (the TRT regulariser's per-timestep coefficients) would otherwise be a copy
+    /// from pageable memory each time, which CUDA may make wait for the stream. Read only.
+    func constant(_ values: [Float]) -> Tensor {
+        lock.lock()
+        let existing = constants[values]
+        lock.unlock()
+        if let existing { return existing }
+        let t = deviceCopy(of: Tensor(values, shape: [values.count], device: .reference))
+        lock.lock()
+        if constants.count >= 64 { constants.removeAll() }   // a bound, never reached by a run's few
+        constants[values] = t
+        lock.unlock()
+        return t
+    }
+
     /// The address of the grid-wide barriers' word (allocated and zeroed on first use).
     func gridBarrier() -> KernelArgument {
         lock.lock()
@@ -385,6 +403,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         withUnsafeMutableBytes(of: &pattern) { x.dtype.store(value, $0.baseAddress!, 0) }
         if x.isContiguous && x.dtype.size <= 4 {
             run("fill") { try gpu.set(address(x), pattern: UInt32(truncatingIfNeeded: pattern), size: x.dtype.size, count: x.count) }
+        } else if x.isContiguous && x.dtype.size == 8 && pattern >> 32 == pattern & 0xFFFF_FFFF {
+            // 8-byte values whose halves are equal (0 above all): twice as many 4-byte words.
+            run("fill") { try gpu.set(address(x), pattern: UInt32(truncatingIfNeeded: pattern), size: 4, count: 2 * x.count) }
         } else if x.dtype == .float32, let layout = Layout(x.shape, [x, nil, nil]) {
             launch("snn_fill", elements: x.count, [arg(x), .float(Float(value)), .int64(Int64(x.count)), layout.argument])
         } else {

@@ -368,7 +368,7 @@ struct KernelEmulationTests {
         }
     }
 
-    @Test("copies, float32 ↔ uint8 casts of spike codes and one-hot rows against the reference backend")
+    @Test("copies, float32 ↔ uint8 casts of spike codes, one-hot rows of int64 and int32 labels and int64 counts against the reference backend")
     func copiesCastsOneHot() throws {
         typealias Copy = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int64, Int32, UnsafePointer<Int64>,
                                          UnsafePointer<Int64>, UnsafePointer<Int64>) -> Void
@@ -376,8 +376,9 @@ struct KernelEmulationTests {
                                             UnsafePointer<Int64>, UnsafePointer<Int64>) -> Void
         typealias FromBytes = @convention(c) (UnsafePointer<UInt8>, UnsafeMutablePointer<Float>, Int64, Int32, UnsafePointer<Int64>,
                                               UnsafePointer<Int64>, UnsafePointer<Int64>) -> Void
-        typealias OneHot = @convention(c) (UnsafePointer<Int64>, UnsafeMutablePointer<Float>, Int64, Int32,
+        typealias OneHot = @convention(c) (UnsafeRawPointer, Int32, UnsafeMutablePointer<Float>, Int64, Int32,
                                            UnsafeMutablePointer<Int64>) -> Void
+        typealias AddInt64 = @convention(c) (UnsafePointer<Int64>, Int64, UnsafeMutablePointer<Int64>, Int64) -> Void
         let handle = try Self.emulated("elementwise_harness.cpp")
         func function<T>(_ name: String, _ type: T.Type) throws -> T { unsafeBitCast(try #require(dlsym(handle, name)), to: type) }
         let n = Strided.count
@@ -410,12 +411,31 @@ struct KernelEmulationTests {
         let labels = (0..<45).map { Int64(($0 * 7) % 10) }
         var rows = [Float](repeating: .nan, count: 450)
         var bad: [Int64] = [0, 0, 0, 0]
-        let oneHot = try function("emulate_one_hot", OneHot.self)
-        oneHot(labels, &rows, 45, 10, &bad)
+        let emulatedOneHot = try function("emulate_one_hot", OneHot.self)
+        // int64 labels, as the backend's own; int32, as datasets give them.
+        func oneHot(_ labels: [Int64], wide: Bool, _ rows: inout [Float], _ bad: inout [Int64]) {
+            if wide {
+                labels.withUnsafeBytes { emulatedOneHot($0.baseAddress!, 1, &rows, Int64(labels.count), 10, &bad) }
+            } else {
+                labels.map { Int32($0) }.withUnsafeBytes { emulatedOneHot($0.baseAddress!, 0, &rows, Int64(labels.count), 10, &bad) }
+            }
+        }
         let expected = reference.oneHot(Tensor(labels.map(Float.init), shape: [45]).to(.reference), classes: 10, dtype: .float32)
-        #expect(rows.map(Double.init) == expected.toDoubles() && bad == [0, 0, 0, 0])
-        oneHot(labels.enumerated().map { $0.offset == 17 ? 10 : $0.element }, &rows, 45, 10, &bad)
-        #expect(bad == [1, 10, 17, 10], "a label of 10 among 10 classes is reported with its index and the classes")
+        for wide in [true, false] {
+            (rows, bad) = ([Float](repeating: .nan, count: 450), [0, 0, 0, 0])
+            oneHot(labels, wide: wide, &rows, &bad)
+            #expect(rows.map(Double.init) == expected.toDoubles() && bad == [0, 0, 0, 0], "wide: \(wide)")
+            for (index, label) in [(17, Int64(10)), (44, -1)] {
+                bad = [0, 0, 0, 0]
+                oneHot(labels.enumerated().map { $0.offset == index ? label : $0.element }, wide: wide, &rows, &bad)
+                #expect(bad == [1, label, Int64(index), 10], "a label of \(label) among 10 classes is reported with its index and the classes")
+            }
+        }
+        // Counts: int64 plus a whole number, beyond float32's and float64's exact integers.
+        let counts: [Int64] = (0..<300).map { Int64($0) * 1_000_000_007 - (1 << 62) }
+        var moved = [Int64](repeating: 0, count: counts.count)
+        try function("emulate_add_i64", AddInt64.self)(counts, 3, &moved, Int64(counts.count))
+        #expect(moved == counts.map { $0 + 3 })
     }
 
     @Test("random draws (uniform, Bernoulli, normal into float32, bfloat16 and half) are the engine generator's, bit for bit")

@@ -171,6 +171,12 @@ extension CUDAKernels {
         if (i < n) y[snn_at(l, 0, i)] = value;
     }
 
+    // y = x + s over int64 (batch norm's count of training batches).
+    extern "C" __global__ void snn_add_i64(const long long *__restrict__ x, long long s, long long *__restrict__ y, long long n) {
+        long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < n) y[i] = x[i] + s;
+    }
+
     extern "C" __global__ void snn_cast_f32_u8(const float *__restrict__ x, unsigned char *__restrict__ y, long long n,
                                                SnnLayout l) {
         long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -267,15 +273,16 @@ extension CUDAKernels {
         }
     }
 
-    // One row of `classes` per label: 1 at the label, 0 elsewhere. A label outside 0..<classes
-    // leaves its row zero and records itself in bad = {1, label, row, classes} (one of them, when
-    // several are bad), which the host reads at its next wait, as the reference's precondition.
-    extern "C" __global__ void snn_one_hot(const long long *__restrict__ labels, float *__restrict__ y, long long rows,
+    // One row of `classes` per label (int64 labels when `wide`, else int32, as datasets give
+    // them): 1 at the label, 0 elsewhere. A label outside 0..<classes leaves its row zero and
+    // records itself in bad = {1, label, row, classes} (one of them, when several are bad), which
+    // the host reads at its next wait, as the reference's precondition.
+    extern "C" __global__ void snn_one_hot(const void *__restrict__ labels, int wide, float *__restrict__ y, long long rows,
                                            int classes, long long *__restrict__ bad) {
         long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
         if (k >= rows * classes) return;
         long long row = k / classes;
-        long long label = labels[row];
+        long long label = wide ? ((const long long *)labels)[row] : (long long)((const int *)labels)[row];
         if (k % classes == 0 && (label < 0 || label >= classes)) {
             bad[1] = label;
             bad[2] = row;

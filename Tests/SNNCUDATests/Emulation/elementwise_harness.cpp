@@ -68,8 +68,12 @@ extern "C" void emulate_cast_u8_f32(const unsigned char *x, float *y, long long 
     snn_emulate_launch(dim3(blocks(n)), dim3(128), snn_cast_u8_f32, x, y, n, layout(rank, shape, strides, offsets));
 }
 
-extern "C" void emulate_one_hot(const long long *labels, float *y, long long rows, int classes, long long *bad) {
-    snn_emulate_launch(dim3(blocks(rows * classes)), dim3(128), snn_one_hot, labels, y, rows, classes, bad);
+extern "C" void emulate_one_hot(const void *labels, int wide, float *y, long long rows, int classes, long long *bad) {
+    snn_emulate_launch(dim3(blocks(rows * classes)), dim3(128), snn_one_hot, labels, wide, y, rows, classes, bad);
+}
+
+extern "C" void emulate_add_i64(const long long *x, long long s, long long *y, long long n) {
+    snn_emulate_launch(dim3(blocks(n)), dim3(128), snn_add_i64, x, s, y, n);
 }
 
 // A draw of n elements from Philox block `block0` (a thread per block of 4 words).

@@ -92,6 +92,7 @@ static const std::map<std::string, Entry> &kernels() {
         SNN_KERNEL(snn_cast_bf16_f32),
         SNN_KERNEL(snn_cast_f16_f32),
         SNN_KERNEL(snn_one_hot),
+        SNN_KERNEL(snn_add_i64),
         SNN_KERNEL(snn_random),
         SNN_KERNEL(snn_copy_to),
         SNN_KERNEL(snn_fill),
@@ -123,6 +124,10 @@ static int pinned_copies = 0;   // host-to-device copies from them
 static int launches = 0;
 static int cooperative_launch_count = 0;
 static int occupancy_queries = 0;   // cuOccupancyMaxActiveBlocksPerMultiprocessor calls
+// Calls after which the host has waited for the stream on a real GPU: stream and event
+// synchronisations, copies to the host, and copies from pageable host memory (which CUDA may
+// stage after synchronising the stream). A training step should make none.
+static int host_waits = 0;
 static bool cooperative_launches = true;
 // The blocks of 256 threads one multiprocessor holds at once, for every kernel: the emulation
 // runs a cooperative grid's threads all at once, so it is kept small. Three, so that a grid
@@ -154,6 +159,8 @@ int snn_emulated_is_device_range(unsigned long long address, std::size_t bytes) 
 int snn_emulated_launches(void) { std::lock_guard<std::mutex> g(state_lock); return launches; }
 int snn_emulated_cooperative_launches(void) { std::lock_guard<std::mutex> g(state_lock); return cooperative_launch_count; }
 int snn_emulated_occupancy_queries(void) { std::lock_guard<std::mutex> g(state_lock); return occupancy_queries; }
+int snn_emulated_host_waits(void) { std::lock_guard<std::mutex> g(state_lock); return host_waits; }
+static void count_host_wait() { std::lock_guard<std::mutex> g(state_lock); host_waits++; }
 
 int cuInit(unsigned flags) { return flags == 0 ? 0 : 1; }
 int cuDriverGetVersion(int *v) { *v = 13000; return 0; }
@@ -184,6 +191,7 @@ int cuStreamCreate(void **stream, unsigned) {
 }
 int cuStreamSynchronize(void *) {
     SNN_NEEDS_CONTEXT;
+    count_host_wait();
     return 0;
 }
 int cuMemAllocAsync(unsigned long long *address, std::size_t bytes, void *) {
@@ -207,14 +215,17 @@ int cuMemcpyHtoDAsync_v2(unsigned long long dst, const void *src, std::size_t n,
     SNN_NEEDS_CONTEXT;
     {
         std::lock_guard<std::mutex> g(state_lock);
+        bool from_pinned = false;
         for (auto &block : pinned)
-            if ((const char *)src >= block.first && (const char *)src + n <= block.first + block.second) pinned_copies++;
+            if ((const char *)src >= block.first && (const char *)src + n <= block.first + block.second) from_pinned = true;
+        if (from_pinned) pinned_copies++; else host_waits++;
     }
     std::memcpy(snn_host_address(dst), src, n);
     return 0;
 }
 int cuMemcpyDtoHAsync_v2(void *dst, unsigned long long src, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
+    count_host_wait();
     std::memcpy(dst, snn_host_address(src), n);
     return 0;
 }
@@ -262,7 +273,11 @@ int cuEventRecord(void *event, void *) {
     SNN_NEEDS_CONTEXT;
     return event ? 0 : 400;   // CUDA_ERROR_INVALID_HANDLE
 }
-int cuEventSynchronize(void *event) { return event ? 0 : 400; }
+int cuEventSynchronize(void *event) {
+    if (!event) return 400;
+    count_host_wait();
+    return 0;
+}
 int cuEventDestroy_v2(void *event) {
     delete (int *)event;
     return 0;
