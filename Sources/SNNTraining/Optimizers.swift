@@ -182,14 +182,15 @@ public func clipGradients(_ gradients: inout [String: Tensor], maxNorm: Double) 
 }
 
 /// Scales the gradients in `buffer` in place so their global L2 norm is at most `maxNorm`
-/// (PyTorch's `clip_grad_norm_`); returns the norm before. One reduction over the flat buffer:
-/// the same bits on every run and in every process.
+/// (PyTorch's `clip_grad_norm_`: times `min(maxNorm / (norm + 1e-6), 1)`); returns the norm
+/// before, a `[]` tensor on the buffer's device. One reduction over the flat buffer, the same
+/// bits on every run and in every process, and nothing read back: a GPU's step never waits for
+/// it (reading the norm does).
 @discardableResult
-public func clipGradients(_ buffer: GradientBuffer, maxNorm: Double) -> Double {
-    let norm = withoutGradients { buffer.flat.square().sum().item().squareRoot() }
-    if norm > maxNorm && norm > 0 {
-        let scale = maxNorm / (norm + 1e-6)
-        withoutGradients { buffer.flat.assign(buffer.flat * scale) }
+public func clipGradients(_ buffer: GradientBuffer, maxNorm: Double) -> Tensor {
+    withoutGradients {
+        let norm = buffer.flat.square().sum().sqrt()
+        buffer.flat.assign(buffer.flat * minimum(maxNorm / (norm + 1e-6), 1))
+        return norm
     }
-    return norm
 }

@@ -203,9 +203,10 @@ struct TrainingStepTests {
         return (t, data.batch(Array(0..<8)[...]))
     }
 
-    @Test("nothing is read back to the host until the loss is: forward, loss and backward of a step")
-    func noHostReadsInAStep() throws {
-        let (t, batch) = try trainer()
+    @Test("nothing is read back to the host until the loss is: forward, loss and backward of a step; the optimiser's step, --clip-grad-norm's too",
+          arguments: [nil, 1e-3])
+    func noHostReadsInAStep(clip: Double?) throws {
+        let (t, batch) = try trainer(clip: clip)
         _ = try t.step(batch)  // plans, optimiser state
         let before = Tensor.hostReadCount
         let (loss, predictions) = t.computeGradients(batch)
@@ -239,7 +240,9 @@ struct TrainingStepTests {
         let values = t.gradients.flat.toDoubles()
         let expected = values.map { $0 * $0 }.reduce(0, +).squareRoot()
         let copy = Tensor(values.map(Float.init), shape: [values.count])
-        let norm = clipGradients(t.gradients, maxNorm: expected / 2)
+        let before = Tensor.hostReadCount
+        let norm = clipGradients(t.gradients, maxNorm: expected / 2).item()
+        #expect(Tensor.hostReadCount - before == 1, "clipping reads nothing back (here: the norm, once, by item())")
         // float32 squares summed in blocks: within 1e-5 of the Double sum.
         #expect(Swift.abs(norm - expected) <= 1e-5 * expected)
         let clipped = t.gradients.flat.toDoubles()
@@ -247,6 +250,11 @@ struct TrainingStepTests {
         #expect(Swift.abs(after - expected / 2) <= 1e-5 * expected)
         let buffer = GradientBuffer(parameters: [copy])
         buffer.flat.assign(copy)
-        #expect(clipGradients(buffer, maxNorm: expected / 2) == norm, "bit-identical norm on a second computation")
+        #expect(clipGradients(buffer, maxNorm: expected / 2).item() == norm, "bit-identical norm on a second computation")
+        #expect(buffer.flat.toDoubles() == clipped, "bit-identical clipped gradients")
+        // Under the bound: the gradients are left as they were (times 1).
+        buffer.flat.assign(copy)
+        clipGradients(buffer, maxNorm: expected * 2)
+        #expect(buffer.flat.toDoubles() == values)
     }
 }
