@@ -530,14 +530,28 @@ public final class Trainer {
         let criterion = config.loss.evaluationCriterion
         try withoutGradients {
             let all = testSet.batchIndices(epoch: 0, batchSize: config.batchSize, shuffle: false, seed: 0)
+            // Each batch's mean loss, correct count and firing rates stay on the device, read
+            // once at the end: on a GPU the batches queue one after another without a wait.
+            var results: [Tensor] = [], sizes: [Int] = []
+            var classIndices: Tensor?
             for indices in all.enumerated().filter({ $0.offset % communicator.size == communicator.rank }).map(\.element) {
                 let batch = try testSet.batch(indices, epoch: 0)
                 let mean = model(batch.inputs.to(device)).mean(axes: [0])
-                lossSum += criterion(mean, batch.labels.to(device)).item() * Double(batch.count)
-                let labels = batch.labels.toDoubles().map { Int($0) }
-                correct += zip(mean.argmaxRows(), labels).filter { $0 == $1 }.count
-                seen += batch.count
-                for (j, l) in lifs.enumerated() { rates[j] += (l.1.lastFiringRate ?? 0) * Double(batch.count) }
+                let labels = batch.labels.to(device)
+                let order = classIndices ?? Tensor.argmaxIndices(mean.shape[1], dtype: mean.dtype, device: mean.device)
+                classIndices = order
+                let values = [criterion(mean, labels), mean.argmaxMatches(labels, indices: order)]
+                    + lifs.map { $0.value.lastSpikeMean ?? Tensor.zeros([], device: device) }
+                results.append(stack(values.map { $0.dtype == .float32 ? $0 : $0.backend.cast($0, to: .float32) }))
+                sizes.append(batch.count)
+            }
+            let read = results.isEmpty ? [] : concat(results, axis: 0).toDoubles()
+            for (b, size) in sizes.enumerated() {
+                let row = read[(b * (lifs.count + 2))...]
+                lossSum += row[row.startIndex] * Double(size)
+                correct += Int(row[row.startIndex + 1])
+                seen += size
+                for j in lifs.indices { rates[j] += row[row.startIndex + 2 + j] * Double(size) }
             }
         }
         if communicator.size > 1 {

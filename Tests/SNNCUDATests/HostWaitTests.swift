@@ -107,5 +107,44 @@ extension EmulatedGPU {
             #expect(scale > 0 && worst <= (c.syncBatchNorm ? 1e-5 : 0) * scale,
                     "the step's gradients against one process's alone: max |Δ| / max |g| = \(worst / scale)")
         }
+
+        @Test("an evaluation waits once, at its end, however many batches it has; its accuracy is argmaxRows' against the labels")
+        func evaluation() throws {
+            let handle = try #require(dlopen("\(try EmulatedCUDADriver.folder.get())/libcuda.so.1", RTLD_NOW | RTLD_NOLOAD))
+            typealias Counter = @convention(c) () -> Int32
+            let hostWaits = unsafeBitCast(try #require(dlsym(handle, "snn_emulated_host_waits")), to: Counter.self)
+            let uploads = unsafeBitCast(try #require(dlsym(handle, "snn_emulated_pageable_uploads")), to: Counter.self)
+            let g = RandomGenerator(seed: 13)
+            let topology = "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8"
+            let model = try SpikingNetwork(topology, classes: 8, config: ModelConfig(timesteps: 2, inputShape: [2, 8, 8]), generator: g,
+                                           device: .cuda(0))
+            let samples = Tensor.bernoulli([20, 2, 2, 8, 8], probability: 0.3, generator: g, device: .cpu)
+            let data = InMemoryDataset(samples: samples, labels: (0..<20).map { ($0 * 3) % 8 }, isSequence: true, classes: 8)
+            let config = TrainingConfig(dataset: "synthetic", topology: topology, modelName: nil, timesteps: 2, epochs: 1, batchSize: 8,
+                                        learningRate: 1e-2, optimizer: .adam, scheduler: false, weightDecay: 0, l1: 0, l2: 0,
+                                        loss: .sdt(.crossEntropy), neuron: NeuronParameters(), dropout: 0, batchNorm: true,
+                                        kaimingInit: true, seed: 13, device: "cuda", maxSteps: nil, clipGradNorm: nil, checkpointEpochs: [],
+                                        saveCheckpoints: false)
+            let trainer = Trainer(config: config, model: model, train: data, test: data, runDirectory: "")
+            _ = try trainer.evaluate()   // kernels compiled, cuDNN's algorithms chosen
+            let (waitsBefore, uploadsBefore) = (hostWaits(), uploads())
+            let result = try trainer.evaluate()
+            // 3 batches (8, 8, 4): their inputs and labels copied up, then one read of every
+            // result (a copy and its wait), after which oneHot's label check reads its 32 bytes
+            // (another, on an idle stream). Before, each batch read its loss, predictions and
+            // firing rates: 4 reads a batch here.
+            let reads = (hostWaits() - waitsBefore) - (uploads() - uploadsBefore)
+            #expect(reads == 4, "\(reads) synchronisations and copies to the host")
+            model.eval()
+            defer { model.train() }
+            var correct = 0
+            for indices in data.batchIndices(epoch: 0, batchSize: 8, shuffle: false, seed: 0) {
+                let batch = try data.batch(indices)
+                let predictions = withoutGradients { model(batch.inputs.to(.cuda(0))).mean(axes: [0]).argmaxRows() }
+                correct += zip(predictions, batch.labels.toDoubles()).filter { Double($0) == $1 }.count
+            }
+            #expect(result.accuracy == Double(correct) / 20, "accuracy \(result.accuracy) against \(correct) of 20")
+            #expect(result.loss.isFinite && result.loss > 0)
+        }
     }
 }

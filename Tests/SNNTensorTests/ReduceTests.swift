@@ -63,6 +63,26 @@ struct ReduceTests {
         #expect(Tensor(doubles: [0, 5, 5, 1, 9, 2], shape: [2, 3]).argmaxRows() == [1, 1])
     }
 
+    @Test("argmaxMatches counts what argmaxRows compared with the labels counts: first maximum on ties, a NaN row never")
+    func argmaxMatches() {
+        let r = RandomInputs(seed: 41)
+        // 37 rows of 5 classes, values from {0, 1, 2} so that rows tie often.
+        var values = r.uniformValues(37 * 5, low: 0, high: 3).map { $0.rounded(.down) }
+        values[5 * 3 + 1] = .nan
+        let x = Tensor(doubles: values, shape: [37, 5])
+        let labels = r.uniformValues(37, low: 0, high: 5).map { Int($0) }
+        let ties = (0..<37).filter { n in values[(n * 5)..<(n * 5 + 5)].filter { $0 == values[(n * 5)..<(n * 5 + 5)].max()! }.count > 1 }
+        #expect(ties.count > 5, "the rows must tie often to test the first maximum: \(ties.count) ties")
+        var expected = zip(x.argmaxRows(), labels).filter { $0 == $1 }.count
+        if x.argmaxRows()[3] == labels[3] { expected -= 1 }   // the NaN row has no maximum
+        let counted = x.argmaxMatches(Tensor(labels: labels, device: .reference), indices: Tensor.argmaxIndices(5, dtype: .float64, device: .reference))
+        #expect(counted.shape == [] && counted.item() == Double(expected), "\(counted.item()) against \(expected)")
+        // Labels on the first tied maximum count; on a later one they do not.
+        let tied = Tensor(doubles: [2, 5, 5, 1], shape: [1, 4])
+        #expect(tied.argmaxMatches(Tensor(labels: [1], device: .reference), indices: Tensor.argmaxIndices(4, dtype: .float64, device: .reference)).item() == 1)
+        #expect(tied.argmaxMatches(Tensor(labels: [2], device: .reference), indices: Tensor.argmaxIndices(4, dtype: .float64, device: .reference)).item() == 0)
+    }
+
     @Test("max shares the gradient equally among tied maxima")
     func maxTies() {
         // max over [1, 3, 3] has two winners; each gets half of the upstream gradient 1.

@@ -43,6 +43,31 @@ extension Tensor {
         return dropping(ax, from: result, keepDims: keepDims)
     }
 
+    /// How many rows of `[N, K]` have their maximum (the first, on ties) at their label, as a
+    /// `[]` tensor on this tensor's device: ``argmaxRows()`` compared with `labels` (`[N]`
+    /// integers on the same device) without reading anything back, so an evaluation on a GPU
+    /// queues batch after batch. A row holding NaN has no maximum and is not counted. `indices`
+    /// is `[1, K]` holding `0..<K` in this tensor's dtype, on its device (made by the caller once,
+    /// as making it is an upload).
+    public func argmaxMatches(_ labels: Tensor, indices: Tensor) -> Tensor {
+        precondition(rank == 2, "[argmaxMatches] expected a [N, K] tensor, got \(ShapeUtil.describe(shape))")
+        precondition(labels.shape == [shape[0]], "[argmaxMatches] expected [\(shape[0])] labels, got \(ShapeUtil.describe(labels.shape))")
+        precondition(indices.shape == [1, shape[1]], "[argmaxMatches] expected [1, \(shape[1])] indices, got \(ShapeUtil.describe(indices.shape))")
+        return withoutGradients {
+            let k = Double(shape[1])
+            let isMax = self == max(axes: [1], keepDims: true)
+            // Each row's maxima at their index, K elsewhere: the row's least is its first maximum.
+            let candidates = `where`(isMax, indices.expanded(to: shape), like(k))
+            let first = -(-candidates).max(axes: [1], keepDims: true)
+            return (isMax * (candidates == first) * oneHot(labels, classes: shape[1], dtype: dtype)).sum()
+        }
+    }
+
+    /// `[1, count]` holding `0..<count`, for ``argmaxMatches(_:indices:)``.
+    public static func argmaxIndices(_ count: Int, dtype: DType = .float32, device: Device) -> Tensor {
+        Tensor(doubles: (0..<count).map(Double.init), shape: [1, count], dtype: dtype, device: device)
+    }
+
     /// The index of the maximum along the last axis of `[N, K]` (first on ties), as `[Int]`.
     public func argmaxRows() -> [Int] {
         precondition(rank == 2, "[argmax] expected a [N, K] tensor, got \(ShapeUtil.describe(shape))")

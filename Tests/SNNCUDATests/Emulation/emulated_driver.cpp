@@ -128,6 +128,7 @@ static int occupancy_queries = 0;   // cuOccupancyMaxActiveBlocksPerMultiprocess
 // synchronisations, copies to the host, and copies from pageable host memory (which CUDA may
 // stage after synchronising the stream). A training step should make none.
 static int host_waits = 0;
+static int pageable_uploads = 0;   // of them, the copies from pageable memory
 static bool cooperative_launches = true;
 // The blocks of 256 threads one multiprocessor holds at once, for every kernel: the emulation
 // runs a cooperative grid's threads all at once, so it is kept small. Three, so that a grid
@@ -160,6 +161,7 @@ int snn_emulated_launches(void) { std::lock_guard<std::mutex> g(state_lock); ret
 int snn_emulated_cooperative_launches(void) { std::lock_guard<std::mutex> g(state_lock); return cooperative_launch_count; }
 int snn_emulated_occupancy_queries(void) { std::lock_guard<std::mutex> g(state_lock); return occupancy_queries; }
 int snn_emulated_host_waits(void) { std::lock_guard<std::mutex> g(state_lock); return host_waits; }
+int snn_emulated_pageable_uploads(void) { std::lock_guard<std::mutex> g(state_lock); return pageable_uploads; }
 static void count_host_wait() { std::lock_guard<std::mutex> g(state_lock); host_waits++; }
 
 int cuInit(unsigned flags) { return flags == 0 ? 0 : 1; }
@@ -218,7 +220,7 @@ int cuMemcpyHtoDAsync_v2(unsigned long long dst, const void *src, std::size_t n,
         bool from_pinned = false;
         for (auto &block : pinned)
             if ((const char *)src >= block.first && (const char *)src + n <= block.first + block.second) from_pinned = true;
-        if (from_pinned) pinned_copies++; else host_waits++;
+        if (from_pinned) pinned_copies++; else host_waits++, pageable_uploads++;
     }
     std::memcpy(snn_host_address(dst), src, n);
     return 0;
