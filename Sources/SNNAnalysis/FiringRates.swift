@@ -69,8 +69,10 @@ public struct SpikeActivity: Sendable, Codable {
             for indices in batches {
                 let batch = try data.batch(indices, epoch: 0)
                 _ = model(batch.inputs.to(model.namedParameters().first?.value.device ?? .cpu))
-                for (j, (_, l)) in lifs.enumerated() {
-                    let perT = l.lastSpikeMeanPerTimestep?.toDoubles() ?? []
+                // Every layer's rates in one read (on a GPU one wait a batch).
+                let recorded = lifs.map { $0.value.lastSpikeMeanPerTimestep }
+                var read = Tensor.read(recorded.compactMap { $0 })[...]
+                for (j, perT) in recorded.map({ $0 == nil ? [] : read.popFirst() ?? [] }).enumerated() {
                     for t in 0..<min(T, perT.count) { sums[j][t] += perT[t] * Double(batch.count) }
                 }
                 samples += batch.count

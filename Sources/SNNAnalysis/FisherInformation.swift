@@ -70,7 +70,11 @@ public struct FisherInformation: Sendable, Codable {
         }
         var sums = [Double](repeating: 0, count: T)
         var samples = 0
-        /// Adds ‖∇ loss_t‖² for t = 1...T of one forward pass over `inputs`, scaled by `weight`.
+        // Each parameter's ‖∇ loss_t‖² stays on the device until the batch is done, then all of
+        // them are read at once (on a GPU one wait a batch, not one per sample, step and
+        // parameter) and summed in the order they were made.
+        var pending: [(t: Int, weight: Double, squares: [Tensor])] = []
+        /// Queues ‖∇ loss_t‖² for t = 1...T of one forward pass over `inputs`, scaled by `weight`.
         func accumulate(_ inputs: Tensor, _ labels: Tensor, weight: Double) {
             let out = model(inputs.to(device))  // [T, N, K]
             let y = labels.to(device)
@@ -79,9 +83,18 @@ public struct FisherInformation: Sendable, Codable {
                 let o = out.sliced(axis: 0, (t - 1)..<t).squeezed(0)
                 prefix = prefix.map { $0 + o } ?? o
                 let loss = crossEntropy(logits: prefix! / Double(t), labels: y)
-                let squares = loss.gradients(retainGraph: t < T).map { pair in withoutGradients { (pair.1 * pair.1).sum().item() } }
-                sums[t - 1] += weight * squares.reduce(0, +)
+                let squares = loss.gradients(retainGraph: t < T).map { pair in withoutGradients { (pair.1 * pair.1).sum() } }
+                pending.append((t, weight, squares))
             }
+        }
+        func addPending() {
+            let values = Tensor.read(pending.flatMap(\.squares))
+            var next = 0
+            for (t, weight, squares) in pending {
+                sums[t - 1] += weight * values[next..<(next + squares.count)].map { $0[0] }.reduce(0, +)
+                next += squares.count
+            }
+            pending = []
         }
         var done = 0
         for indices in used {
@@ -96,6 +109,7 @@ public struct FisherInformation: Sendable, Codable {
                     accumulate(batch.inputs.sliced(axis: sampleAxis, i..<(i + 1)), batch.labels.sliced(axis: 0, i..<(i + 1)), weight: 1)
                 }
             }
+            addPending()
             samples += batch.count
             done += 1
             progress?(done, used.count)

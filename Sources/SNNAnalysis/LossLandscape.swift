@@ -159,6 +159,7 @@ public struct LossLandscape: Sendable, Codable {
         var loss = [[Double]](repeating: [Double](repeating: .nan, count: grid), count: grid)
         var accuracy = loss
         var done = 0
+        var classIndices: Tensor?
         for k in chosen {
             let (i, j) = (k / grid, k % grid)
             let (a, b) = (axis[i], axis[j])
@@ -170,11 +171,19 @@ public struct LossLandscape: Sendable, Codable {
                     p.assign(moved.to(device))
                 }
                 var (sum, right, seen) = (0.0, 0, 0)
+                // Each batch's loss and correct count stay on the device, read once a point.
+                var results: [Tensor] = []
                 for batch in data {
                     let mean = model(batch.inputs.to(device)).mean(axes: [0])
-                    sum += crossEntropy(logits: mean, labels: batch.labels.to(device)).item() * Double(batch.count)
-                    let truth = batch.labels.toDoubles().map { Int($0) }
-                    right += zip(mean.argmaxRows(), truth).filter { $0 == $1 }.count
+                    let labels = batch.labels.to(device)
+                    let order = classIndices ?? Tensor.argmaxIndices(mean.shape[1], dtype: mean.dtype, device: mean.device)
+                    classIndices = order
+                    results += [crossEntropy(logits: mean, labels: labels), mean.argmaxMatches(labels, indices: order)]
+                }
+                let values = Tensor.read(results).map { $0[0] }
+                for (b, batch) in data.enumerated() {
+                    sum += values[2 * b] * Double(batch.count)
+                    right += Int(values[2 * b + 1])
                     seen += batch.count
                 }
                 (loss[i][j], accuracy[i][j]) = (sum / Double(max(seen, 1)), Double(right) / Double(max(seen, 1)))

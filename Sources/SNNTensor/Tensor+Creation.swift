@@ -110,6 +110,27 @@ extension Tensor {
         }
     }
 
+    /// The values of several tensors on one device, read back with one copy (on a GPU one wait
+    /// rather than one per tensor), each as `Double` in row-major order. They travel as float64
+    /// when every one is float64, else as float32 (which holds every 16-bit float and spike
+    /// code exactly).
+    public static func read(_ tensors: [Tensor]) -> [[Double]] {
+        guard let first = tensors.first else { return [] }
+        precondition(tensors.allSatisfy { $0.device == first.device },
+                     "[read] expected tensors on one device, got \(Set(tensors.map { "\($0.device)" }).sorted())")
+        let dtype: DType = tensors.allSatisfy { $0.dtype == .float64 } ? .float64 : .float32
+        let parts = tensors.filter { $0.count > 0 }.map { t in
+            let flat = t.contiguousData().reshaped([t.count])
+            return flat.dtype == dtype ? flat : flat.backend.cast(flat, to: dtype)
+        }
+        let values = parts.isEmpty ? [] : (parts.count == 1 ? parts[0] : concat(parts, axis: 0)).toDoubles()
+        var start = 0
+        return tensors.map { t in
+            defer { start += t.count }
+            return Array(values[start..<(start + t.count)])
+        }
+    }
+
     /// The only element of a one-element tensor.
     public func item() -> Double {
         precondition(count == 1, "[item] expected a tensor with one element, got shape \(ShapeUtil.describe(shape))")

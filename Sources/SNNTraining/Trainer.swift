@@ -532,7 +532,7 @@ public final class Trainer {
             let all = testSet.batchIndices(epoch: 0, batchSize: config.batchSize, shuffle: false, seed: 0)
             // Each batch's mean loss, correct count and firing rates stay on the device, read
             // once at the end: on a GPU the batches queue one after another without a wait.
-            var results: [Tensor] = [], sizes: [Int] = []
+            var results: [[Tensor]] = [], sizes: [Int] = []
             var classIndices: Tensor?
             for indices in all.enumerated().filter({ $0.offset % communicator.size == communicator.rank }).map(\.element) {
                 let batch = try testSet.batch(indices, epoch: 0)
@@ -542,10 +542,10 @@ public final class Trainer {
                 classIndices = order
                 let values = [criterion(mean, labels), mean.argmaxMatches(labels, indices: order)]
                     + lifs.map { $0.value.lastSpikeMean ?? Tensor.zeros([], device: device) }
-                results.append(stack(values.map { $0.dtype == .float32 ? $0 : $0.backend.cast($0, to: .float32) }))
+                results.append(values)
                 sizes.append(batch.count)
             }
-            let read = results.isEmpty ? [] : concat(results, axis: 0).toDoubles()
+            let read = Tensor.read(results.flatMap { $0 }).map { $0[0] }
             for (b, size) in sizes.enumerated() {
                 let row = read[(b * (lifs.count + 2))...]
                 lossSum += row[row.startIndex] * Double(size)

@@ -75,7 +75,10 @@ struct FisherInformationTests {
     func perSample() throws {
         let (model, data, w, b) = try setup()
         let batches: [ArraySlice<Int>] = [[0, 1, 2], [3, 4, 5]]
+        let reads = Tensor.hostReadCount
         let fi = try FisherInformation.estimate(model: model, data: data, batchIndices: batches, epoch: 0, estimator: .perSample, batches: 1)
+        // 3 samples × 3 timesteps × 2 parameters, read back together: one wait a batch on a GPU.
+        #expect(Tensor.hostReadCount - reads == 1, "\(Tensor.hostReadCount - reads) reads for one batch")
         let want = Self.expected(weight: w, bias: b, batches: [[0, 1, 2]], perSample: true)
         #expect(fi.batches == 1 && fi.samples == 3 && fi.perTimestep.count == 3 && want.allSatisfy { $0 > 0 })
         for (got, exp) in zip(fi.perTimestep, want) { #expect(abs(got - exp) <= 1e-5 * exp, "\(fi.perTimestep) vs \(want)") }
