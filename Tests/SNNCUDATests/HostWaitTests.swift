@@ -19,6 +19,12 @@ extension EmulatedGPU {
             _ = try EmulatedCUDADriver.backend.get()
         }
 
+        /// One of the emulated driver's counters.
+        private static func counter(_ name: String) throws -> @convention(c) () -> Int32 {
+            let handle = try #require(dlopen("\(try EmulatedCUDADriver.folder.get())/libcuda.so.1", RTLD_NOW | RTLD_NOLOAD))
+            return unsafeBitCast(try #require(dlsym(handle, name)), to: (@convention(c) () -> Int32).self)
+        }
+
         /// Two processes with the same batch, on this device alone: a `[W, K]` table (the
         /// statistics, one row per process, this one's filled) gets this process's row in every
         /// row; a vector (the gradient sums) is doubled. Device ops only, as NCCL's would be.
@@ -57,8 +63,7 @@ extension EmulatedGPU {
             let backend = try EmulatedCUDADriver.backend.get()
             defer { backend.mixedPrecision = nil }
             backend.mixedPrecision = c.amp
-            let handle = try #require(dlopen("\(try EmulatedCUDADriver.folder.get())/libcuda.so.1", RTLD_NOW | RTLD_NOLOAD))
-            let hostWaits = unsafeBitCast(try #require(dlsym(handle, "snn_emulated_host_waits")), to: (@convention(c) () -> Int32).self)
+            let hostWaits = try Self.counter("snn_emulated_host_waits")
             let g = RandomGenerator(seed: 11)
             let model = try SpikingNetwork(c.topology, classes: 8, config: ModelConfig(timesteps: 2, inputShape: [2, 8, 8], dropout: c.dropout),
                                            generator: g, device: .cuda(0))
@@ -110,10 +115,7 @@ extension EmulatedGPU {
 
         @Test("an evaluation waits once, at its end, however many batches it has; its accuracy is argmaxRows' against the labels")
         func evaluation() throws {
-            let handle = try #require(dlopen("\(try EmulatedCUDADriver.folder.get())/libcuda.so.1", RTLD_NOW | RTLD_NOLOAD))
-            typealias Counter = @convention(c) () -> Int32
-            let hostWaits = unsafeBitCast(try #require(dlsym(handle, "snn_emulated_host_waits")), to: Counter.self)
-            let uploads = unsafeBitCast(try #require(dlsym(handle, "snn_emulated_pageable_uploads")), to: Counter.self)
+            let (hostWaits, uploads) = (try Self.counter("snn_emulated_host_waits"), try Self.counter("snn_emulated_pageable_uploads"))
             let g = RandomGenerator(seed: 13)
             let topology = "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8"
             let model = try SpikingNetwork(topology, classes: 8, config: ModelConfig(timesteps: 2, inputShape: [2, 8, 8]), generator: g,

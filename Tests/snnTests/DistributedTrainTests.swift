@@ -24,6 +24,20 @@ struct DistributedTrainTests {
         return result
     }
 
+    /// Expects the last checkpoints of runs `a` and `b` to hold the same parameters (and batch
+    /// norm's running statistics when asked), each within `tolerance` of its largest value.
+    private func expectSameWeights(_ a: String, _ b: String, runningStatistics: Bool = false, tolerance: Float) throws {
+        let (x, y) = (try parameters(a, runningStatistics: runningStatistics), try parameters(b, runningStatistics: runningStatistics))
+        #expect(Set(x.keys) == Set(y.keys) && !x.isEmpty)
+        if runningStatistics { #expect(x.keys.contains { $0.contains("running_var") }) }
+        for (key, values) in x {
+            let other = try #require(y[key])
+            let scale = max(other.map { abs($0) }.max() ?? 0, 1e-12)
+            let worst = zip(values, other).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst / scale <= tolerance, "\(key): max |Δ| / max |w| = \(worst / scale)")
+        }
+    }
+
     private func folder(_ name: String) -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("snn-dp-\(getpid())-\(name)").path
         try? FileManager.default.removeItem(atPath: path)
@@ -129,15 +143,8 @@ struct DistributedTrainTests {
         let single = DistributedTrainTests.run.map { $0 == "8" ? "16" : $0 }
         let (status, output) = try SNNBinary.run(single + ["--output", b], environment: ["OMP_NUM_THREADS": "1"])
         #expect(status == 0, "\(output)")
-        let (x, y) = (try parameters(a, runningStatistics: true), try parameters(b, runningStatistics: true))
-        #expect(Set(x.keys) == Set(y.keys) && x.keys.contains { $0.contains("running_var") })
-        for (key, values) in x {
-            let other = try #require(y[key])
-            let scale = max(other.map { abs($0) }.max() ?? 0, 1e-12)
-            let worst = zip(values, other).map { abs($0 - $1) }.max() ?? 0
-            // Float rounding only: the statistics are summed in another order.
-            #expect(Double(worst / scale) <= 2e-5, "\(key): max |Δ| / max |w| = \(worst / scale)")
-        }
+        // Float rounding only: the statistics are summed in another order.
+        try expectSameWeights(a, b, runningStatistics: true, tolerance: 2e-5)
     }
 
     @Test("on the (emulated) GPU: 2 processes, each on the GPU of its local rank, give the weights of 1 process with --accumulate 2, with NCCL (emulated) and through host memory",
@@ -161,14 +168,7 @@ struct DistributedTrainTests {
         }
         let (status, output) = try SNNBinary.run(gpu + ["--accumulate", "2", "--output", b], environment: environment)
         #expect(status == 0, "\(output)")
-        let (x, y) = (try parameters(a), try parameters(b))
-        #expect(Set(x.keys) == Set(y.keys) && !x.isEmpty)
-        for (key, values) in x {
-            let other = try #require(y[key])
-            let scale = max(other.map { abs($0) }.max() ?? 0, 1e-12)
-            let worst = zip(values, other).map { abs($0 - $1) }.max() ?? 0
-            #expect(Double(worst / scale) <= 1e-6, "\(key): max |Δ| / max |w| = \(worst / scale)")
-        }
+        try expectSameWeights(a, b, tolerance: 1e-6)
     }
 
     @Test("--sync-bn on the (emulated) GPU: batch norm's sums go through NCCL on the stream (no host copy), and 2 processes with batch 8 train as 1 with batch 16")
@@ -191,14 +191,7 @@ struct DistributedTrainTests {
         let single = gpu.map { $0 == "8" ? "16" : $0 }
         let (status, output) = try SNNBinary.run(single + ["--output", b], environment: environment)
         #expect(status == 0, "\(output)")
-        let (x, y) = (try parameters(a, runningStatistics: true), try parameters(b, runningStatistics: true))
-        #expect(Set(x.keys) == Set(y.keys) && x.keys.contains { $0.contains("running_var") })
-        for (key, values) in x {
-            let other = try #require(y[key])
-            let scale = max(other.map { abs($0) }.max() ?? 0, 1e-12)
-            let worst = zip(values, other).map { abs($0 - $1) }.max() ?? 0
-            #expect(Double(worst / scale) <= 2e-5, "\(key): max |Δ| / max |w| = \(worst / scale)")
-        }
+        try expectSameWeights(a, b, runningStatistics: true, tolerance: 2e-5)
     }
 
     @Test("bench train under mpirun on the (emulated) GPU: the gradients go through NCCL (emulated), and the JSON says so")
