@@ -142,6 +142,38 @@ struct SyncBatchNormTests {
         #expect(a.running == b.running, "every party keeps the same running statistics")
     }
 
+    @Test("a mean large against the spread (300 ± 0.05): the halves' statistics combine without cancellation")
+    func largeMean() throws {
+        // Summing n·(σ² + μ²) in float32 would lose σ² = 0.0025 against μ² = 90000 entirely.
+        let (steps, n, c) = (2, 6, 3)
+        let r = RandomInputs(seed: 134)
+        let x = r.normalValues(steps * n * c * 16, mean: 300, std: 0.05).map(Float.init)
+        let projection = r.normalValues(x.count).map(Float.init)
+        let (gamma, beta) = ([Float](repeating: 1, count: c), [Float](repeating: 0, count: c))
+        let whole = Self.run(fused: false, x, shape: [steps * n, c, 4, 4], steps: steps, gamma: gamma, beta: beta, projection: projection)
+        let (xa, xb) = Self.split(x, [steps, n, c, 4, 4], half: 2)
+        let (pa, pb) = Self.split(projection, [steps, n, c, 4, 4], half: 2)
+        let pair = PairSum()
+        nonisolated(unsafe) var halves: [(out: [Float], gx: [Float], gg: [Float], gb: [Float], running: [Float])?] = [nil, nil]
+        let group = DispatchGroup()
+        for (party, (values, proj, size)) in [(xa, pa, 2), (xb, pb, 4)].enumerated() {
+            group.enter()
+            Thread {
+                CrossProcessBatchNorm.group = pair.group(party)
+                defer { CrossProcessBatchNorm.group = nil }
+                halves[party] = Self.run(fused: false, values, shape: [steps * size, c, 4, 4], steps: steps, gamma: gamma, beta: beta,
+                                         projection: proj)
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        let a = try #require(halves[0])
+        let (outA, _) = Self.split(whole.out, [steps, n, c, 4, 4], half: 2)
+        // The inputs themselves hold 300 to within 3e-5, so the normalised outputs agree to ~1e-3.
+        Self.close(a.out, outA, "output, first half", tolerance: 2e-3)
+        Self.close(a.running, whole.running, "running statistics", tolerance: 1e-5)
+    }
+
     @Test("the sum applies to the thread that set it: batch norm on another thread meanwhile keeps its own statistics")
     func perThread() {
         nonisolated(unsafe) var calls = 0

@@ -86,11 +86,12 @@ public enum CrossProcessBatchNorm {
                 let (c, device) = (mean.count, mean.device)
                 let row = concat([Tensor.full([1], Double(n), device: device), Self.float32(mean), Self.float32(variance)], axis: 0)
                     .reshaped([1, 2 * c + 1])
-                // Every process's row at its rank, zeros elsewhere: the sum gathers them all.
-                let rows = [(group.rank, 0), (1, 1), (group.size - group.rank - 1, 0)].filter { $0.0 > 0 }.map { rows, own in
-                    own == 1 ? row : Tensor.zeros([rows, 2 * c + 1], device: device)
-                }
-                let table = rows.count == 1 ? row.contiguous() : concat(rows, axis: 0)
+                // This process's row at its rank, zeros in the others': the sum gathers every
+                // process's row.
+                let (before, after) = (group.rank, group.size - group.rank - 1)
+                let parts = (before > 0 ? [Tensor.zeros([before, 2 * c + 1], device: device)] : []) + [row]
+                    + (after > 0 ? [Tensor.zeros([after, 2 * c + 1], device: device)] : [])
+                let table = parts.count == 1 ? row.contiguous() : concat(parts, axis: 0)
                 group.sum(table)
                 let counts = table.sliced(axis: 1, 0..<1), means = table.sliced(axis: 1, 1..<(c + 1))
                 let variances = table.sliced(axis: 1, (c + 1)..<(2 * c + 1))
