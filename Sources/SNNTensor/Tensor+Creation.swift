@@ -111,14 +111,14 @@ extension Tensor {
     }
 
     /// The values of several tensors on one device, read back with one copy (on a GPU one wait
-    /// rather than one per tensor), each as `Double` in row-major order. They travel as float64
-    /// when every one is float64, else as float32 (which holds every 16-bit float and spike
-    /// code exactly).
+    /// rather than one per tensor), each as `Double` in row-major order. They travel as float32
+    /// (which holds every 16-bit float, spike code and small count exactly), or as float64 when
+    /// one of them is float64.
     public static func read(_ tensors: [Tensor]) -> [[Double]] {
         guard let first = tensors.first else { return [] }
         precondition(tensors.allSatisfy { $0.device == first.device },
                      "[read] expected tensors on one device, got \(Set(tensors.map { "\($0.device)" }).sorted())")
-        let dtype: DType = tensors.allSatisfy { $0.dtype == .float64 } ? .float64 : .float32
+        let dtype: DType = tensors.contains { $0.dtype == .float64 } ? .float64 : .float32
         let parts = tensors.filter { $0.count > 0 }.map { t in
             let flat = t.contiguousData().reshaped([t.count])
             return flat.dtype == dtype ? flat : flat.backend.cast(flat, to: dtype)

@@ -504,8 +504,9 @@ public final class Trainer {
         Profiler.phase = "backward"
         if let lossScaler { (loss * lossScaler.scale).backward(into: gradients) } else { loss.backward(into: gradients) }
         Profiler.phase = "rest"
-        let value = withoutGradients { loss.detached().item() }
-        return (value, timeMean.argmaxRows())
+        // The loss and the outputs in one read: on a GPU the step's one wait.
+        let read = withoutGradients { Tensor.read([loss.detached(), timeMean]) }
+        return (read[0][0], Tensor.argmaxRows(read[1], columns: timeMean.shape[1]))
     }
 
     /// Clips (with `--clip-grad-norm`) the gradients left by ``computeGradients(_:)`` and

@@ -71,10 +71,16 @@ extension Tensor {
     /// The index of the maximum along the last axis of `[N, K]` (first on ties), as `[Int]`.
     public func argmaxRows() -> [Int] {
         precondition(rank == 2, "[argmax] expected a [N, K] tensor, got \(ShapeUtil.describe(shape))")
-        let v = toFloats(), k = shape[1]
-        return (0..<shape[0]).map { n in
+        return Tensor.argmaxRows(toFloats(), columns: shape[1])
+    }
+
+    /// The index of the maximum of each row of `columns` values (first on ties) in `values`,
+    /// read back already (as ``read(_:)`` reads several tensors at once).
+    public static func argmaxRows<V: BinaryFloatingPoint>(_ values: [V], columns k: Int) -> [Int] {
+        precondition(k > 0 && values.count % k == 0, "[argmax] expected rows of \(k) values, got \(values.count) values")
+        return (0..<(values.count / k)).map { n in
             var best = 0
-            for j in 1..<k where v[n * k + j] > v[n * k + best] { best = j }
+            for j in 1..<k where values[n * k + j] > values[n * k + best] { best = j }
             return best
         }
     }
