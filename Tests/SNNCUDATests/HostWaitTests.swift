@@ -49,6 +49,7 @@ extension EmulatedGPU {
             static let all = [
                 Case(testDescription: "TRT, float32"),
                 Case(syncBatchNorm: true, testDescription: "TRT, float32, --sync-bn"),
+                Case(amp: .bf16, syncBatchNorm: true, testDescription: "TRT, --amp bf16, --sync-bn"),
                 Case(topology: "CONV-4-3-1-1_RES-4-3=3-1=1-1=1_SEWRES~ADD-8-3=3-2=1-1=1_FC-8_L-8",
                      loss: .tet(lambda: 0.05, means: 1, criterion: .mse), dropout: 0.2, amp: .bf16,
                      testDescription: "residual and SEW blocks, dropout, TET over MSE, --amp bf16"),
