@@ -89,6 +89,34 @@ struct SyncBatchNormTests {
         #expect(worst / scale <= tolerance, "\(what): max |Δ| / max |value| = \(worst / scale)")
     }
 
+    typealias Outcome = (out: [Float], gx: [Float], gg: [Float], gb: [Float], running: [Float])
+
+    /// `[T, N, C, H, W]` values split along N after `first` samples, each part run by its own
+    /// thread as one of two processes summing through a ``PairSum``; returns each part's outcome
+    /// and the pair.
+    private static func runAsTwoProcesses(fused: Bool, _ x: [Float], projection: [Float], shape: [Int], first: Int, gamma: [Float],
+                                          beta: [Float], on device: Device = .cpu) throws -> ([Outcome], PairSum) {
+        let (steps, n) = (shape[0], shape[1])
+        let (xa, xb) = split(x, shape, half: first)
+        let (pa, pb) = split(projection, shape, half: first)
+        let pair = PairSum()
+        nonisolated(unsafe) var outcomes: [Outcome?] = [nil, nil]
+        let group = DispatchGroup()
+        for (party, (values, proj, samples)) in [(xa, pa, first), (xb, pb, n - first)].enumerated() {
+            group.enter()
+            Thread {
+                // Per thread: each party's ops sum through the pair.
+                CrossProcessBatchNorm.group = pair.group(party)
+                defer { CrossProcessBatchNorm.group = nil }
+                outcomes[party] = run(fused: fused, values, shape: [steps * samples] + shape[2...], steps: steps, gamma: gamma, beta: beta,
+                                      projection: proj, on: device)
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        return ([try #require(outcomes[0]), try #require(outcomes[1])], pair)
+    }
+
     /// On the CPU backend (each half above its thread split) and on the reference backend.
     @Test("two halves of a batch, synchronised, compute what the whole batch computes",
           arguments: [false, true], [Device.cpu, .reference])
@@ -105,24 +133,9 @@ struct SyncBatchNormTests {
         if fused { #expect(reference.out.contains(1) && reference.out.contains(0), "some neurons must spike, others not") }
 
         let sizes = [2, 3]
-        let (xa, xb) = Self.split(x, [steps, n, c, h, w], half: sizes[0])
-        let (pa, pb) = Self.split(projection, [steps, n, c, h, w], half: sizes[0])
-        let pair = PairSum()
-        nonisolated(unsafe) var halves: [(out: [Float], gx: [Float], gg: [Float], gb: [Float], running: [Float])?] = [nil, nil]
-        let group = DispatchGroup()
-        for (party, (values, proj)) in [(xa, pa), (xb, pb)].enumerated() {
-            group.enter()
-            Thread {
-                // Per thread: each party's ops sum through the pair.
-                CrossProcessBatchNorm.group = pair.group(party)
-                defer { CrossProcessBatchNorm.group = nil }
-                halves[party] = Self.run(fused: fused, values, shape: [steps * sizes[party], c, h, w], steps: steps, gamma: gamma,
-                                         beta: beta, projection: proj, on: device)
-                group.leave()
-            }.start()
-        }
-        group.wait()
-        let (a, b) = (try #require(halves[0]), try #require(halves[1]))
+        let (halves, pair) = try Self.runAsTwoProcesses(fused: fused, x, projection: projection, shape: [steps, n, c, h, w], first: sizes[0],
+                                                        gamma: gamma, beta: beta, on: device)
+        let (a, b) = (halves[0], halves[1])
         #expect(pair.calls == 4, "one forward and one backward exchange per party")
 
         let (outA, outB) = Self.split(reference.out, [steps, n, c, h, w], half: sizes[0])
@@ -151,23 +164,8 @@ struct SyncBatchNormTests {
         let projection = r.normalValues(x.count).map(Float.init)
         let (gamma, beta) = ([Float](repeating: 1, count: c), [Float](repeating: 0, count: c))
         let whole = Self.run(fused: false, x, shape: [steps * n, c, 4, 4], steps: steps, gamma: gamma, beta: beta, projection: projection)
-        let (xa, xb) = Self.split(x, [steps, n, c, 4, 4], half: 2)
-        let (pa, pb) = Self.split(projection, [steps, n, c, 4, 4], half: 2)
-        let pair = PairSum()
-        nonisolated(unsafe) var halves: [(out: [Float], gx: [Float], gg: [Float], gb: [Float], running: [Float])?] = [nil, nil]
-        let group = DispatchGroup()
-        for (party, (values, proj, size)) in [(xa, pa, 2), (xb, pb, 4)].enumerated() {
-            group.enter()
-            Thread {
-                CrossProcessBatchNorm.group = pair.group(party)
-                defer { CrossProcessBatchNorm.group = nil }
-                halves[party] = Self.run(fused: false, values, shape: [steps * size, c, 4, 4], steps: steps, gamma: gamma, beta: beta,
-                                         projection: proj)
-                group.leave()
-            }.start()
-        }
-        group.wait()
-        let a = try #require(halves[0])
+        let a = try Self.runAsTwoProcesses(fused: false, x, projection: projection, shape: [steps, n, c, 4, 4], first: 2, gamma: gamma,
+                                           beta: beta).0[0]
         let (outA, _) = Self.split(whole.out, [steps, n, c, 4, 4], half: 2)
         // The inputs themselves hold 300 to within 3e-5, so the normalised outputs agree to ~1e-3.
         Self.close(a.out, outA, "output, first half", tolerance: 2e-3)
