@@ -119,16 +119,19 @@ extension Tensor {
         precondition(tensors.allSatisfy { $0.device == first.device },
                      "[read] expected tensors on one device, got \(Set(tensors.map { "\($0.device)" }).sorted())")
         let dtype: DType = tensors.contains { $0.dtype == .float64 } ? .float64 : .float32
-        let parts = tensors.filter { $0.count > 0 }.map { t in
-            let flat = t.contiguousData().reshaped([t.count])
-            return flat.dtype == dtype ? flat : flat.backend.cast(flat, to: dtype)
-        }
+        let parts = tensors.filter { $0.count > 0 }.map { $0.contiguousData().reshaped([$0.count]).converted(to: dtype) }
         let values = parts.isEmpty ? [] : (parts.count == 1 ? parts[0] : concat(parts, axis: 0)).toDoubles()
         var start = 0
         return tensors.map { t in
             defer { start += t.count }
             return Array(values[start..<(start + t.count)])
         }
+    }
+
+    /// This tensor's values as `dtype` (this tensor itself when it has that dtype already), by the
+    /// device's cast; no gradient flows through it.
+    func converted(to dtype: DType) -> Tensor {
+        self.dtype == dtype ? self : backend.cast(self, to: dtype)
     }
 
     /// The only element of a one-element tensor.

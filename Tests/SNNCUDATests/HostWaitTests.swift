@@ -46,6 +46,17 @@ extension EmulatedGPU {
             var syncBatchNorm = false
             let testDescription: String
 
+            /// The run's settings: Adam at 1e-2, batch 8, T = 2, on the GPU.
+            func config(seed: UInt64) -> TrainingConfig {
+                var config = TrainingConfig(dataset: "synthetic", topology: topology, modelName: nil, timesteps: 2, epochs: 1, batchSize: 8,
+                                            learningRate: 1e-2, optimizer: .adam, scheduler: false, weightDecay: 0, l1: l1, l2: l2,
+                                            loss: loss, neuron: NeuronParameters(), dropout: dropout, batchNorm: true, kaimingInit: true,
+                                            seed: seed, device: "cuda", maxSteps: nil, clipGradNorm: clip, checkpointEpochs: [],
+                                            saveCheckpoints: false)
+                config.amp = amp?.rawValue
+                return config
+            }
+
             static let all = [
                 Case(testDescription: "TRT, float32"),
                 Case(syncBatchNorm: true, testDescription: "TRT, float32, --sync-bn"),
@@ -70,12 +81,7 @@ extension EmulatedGPU {
                                            generator: g, device: .cuda(0))
             let samples = Tensor.bernoulli([8, 2, 2, 8, 8], probability: 0.3, generator: g, device: .cpu)
             let data = InMemoryDataset(samples: samples, labels: (0..<8).map { $0 % 8 }, isSequence: true, classes: 8)
-            var config = TrainingConfig(dataset: "synthetic", topology: c.topology, modelName: nil, timesteps: 2, epochs: 1, batchSize: 8,
-                                        learningRate: 1e-2, optimizer: .adam, scheduler: false, weightDecay: 0, l1: c.l1, l2: c.l2,
-                                        loss: c.loss, neuron: NeuronParameters(), dropout: c.dropout, batchNorm: true, kaimingInit: true,
-                                        seed: 11, device: "cuda", maxSteps: nil, clipGradNorm: c.clip, checkpointEpochs: [],
-                                        saveCheckpoints: false)
-            config.amp = c.amp?.rawValue
+            let config = c.config(seed: 11)
             let trainer = Trainer(config: config, model: model, train: data, test: data, runDirectory: "")
             let batch = try data.batch(data.batchIndices(epoch: 0, batchSize: 8, shuffle: false, seed: 0)[0])
             #expect(batch.labels.dtype == .int32, "labels as datasets give them")
@@ -123,11 +129,7 @@ extension EmulatedGPU {
                                            device: .cuda(0))
             let samples = Tensor.bernoulli([20, 2, 2, 8, 8], probability: 0.3, generator: g, device: .cpu)
             let data = InMemoryDataset(samples: samples, labels: (0..<20).map { ($0 * 3) % 8 }, isSequence: true, classes: 8)
-            let config = TrainingConfig(dataset: "synthetic", topology: topology, modelName: nil, timesteps: 2, epochs: 1, batchSize: 8,
-                                        learningRate: 1e-2, optimizer: .adam, scheduler: false, weightDecay: 0, l1: 0, l2: 0,
-                                        loss: .sdt(.crossEntropy), neuron: NeuronParameters(), dropout: 0, batchNorm: true,
-                                        kaimingInit: true, seed: 13, device: "cuda", maxSteps: nil, clipGradNorm: nil, checkpointEpochs: [],
-                                        saveCheckpoints: false)
+            let config = Case(topology: topology, loss: .sdt(.crossEntropy), testDescription: "evaluation").config(seed: 13)
             let trainer = Trainer(config: config, model: model, train: data, test: data, runDirectory: "")
             _ = try trainer.evaluate()   // kernels compiled, cuDNN's algorithms chosen
             let (waitsBefore, uploadsBefore) = (hostWaits(), uploads())

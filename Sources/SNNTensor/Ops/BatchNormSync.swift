@@ -69,22 +69,13 @@ public enum CrossProcessBatchNorm {
 
         static var current: Union? { CrossProcessBatchNorm.group.map { Union(group: $0) } }
 
-        /// `x` as float32 (the sums' type).
-        private static func float32(_ x: Tensor) -> Tensor {
-            x.dtype == .float32 ? x : x.backend.cast(x.contiguousData(), to: .float32)
-        }
-
-        /// `x` (float32) as `dtype`.
-        private static func converted(_ x: Tensor, to dtype: DType) -> Tensor {
-            dtype == .float32 ? x : x.backend.cast(x, to: dtype)
-        }
-
         /// The union's mean and biased variance from this process's (`[C]` each) over `n`
         /// elements per channel, in their dtype.
         mutating func statistics(mean: Tensor, variance: Tensor, localCount n: Int) -> (mean: Tensor, variance: Tensor) {
             withoutGradients {
                 let (c, device) = (mean.count, mean.device)
-                let row = concat([Tensor.full([1], Double(n), device: device), Self.float32(mean), Self.float32(variance)], axis: 0)
+                let row = concat([Tensor.full([1], Double(n), device: device), mean.converted(to: .float32),
+                                  variance.converted(to: .float32)], axis: 0)
                     .reshaped([1, 2 * c + 1])
                 // This process's row at its rank, zeros in the others': the sum gathers every
                 // process's row.
@@ -100,7 +91,7 @@ public enum CrossProcessBatchNorm {
                 let unionMean = (share * means).sum(axes: [0])
                 let unionVariance = (share * (variances + (means - unionMean).square())).sum(axes: [0])
                 (localCount, count) = (n, total)
-                return (Self.converted(unionMean, to: mean.dtype), Self.converted(unionVariance, to: variance.dtype))
+                return (unionMean.converted(to: mean.dtype), unionVariance.converted(to: variance.dtype))
             }
         }
 
@@ -108,7 +99,7 @@ public enum CrossProcessBatchNorm {
         func unbiased(_ variance: Tensor) -> Tensor {
             withoutGradients {
                 let total = count!
-                return variance * Self.converted(total / maximum(total - 1, 1), to: variance.dtype)
+                return variance * (total / maximum(total - 1, 1)).converted(to: variance.dtype)
             }
         }
 
@@ -122,19 +113,19 @@ public enum CrossProcessBatchNorm {
                            gammaSum: Tensor, betaSum: Tensor) -> Tensor {
             withoutGradients {
                 let c = gammaSum.count
-                let (gs, bs) = (Self.float32(gammaSum), Self.float32(betaSum))
+                let (gs, bs) = (gammaSum.converted(to: .float32), betaSum.converted(to: .float32))
                 let sums = concat([bs, gs], axis: 0)
                 group.sum(sums)
                 let (n, total) = (Double(Swift.max(localCount, 1)), maximum(count!, 1))
                 let d1 = bs / n - sums.sliced(axis: 0, 0..<c) / total
                 let d2 = gs / n - sums.sliced(axis: 0, c..<(2 * c)) / total
-                let invstd = 1 / (Self.float32(variance) + epsilon).sqrt()
-                let k = Self.float32(gamma) * invstd
+                let invstd = 1 / (variance.converted(to: .float32) + epsilon).sqrt()
+                let k = gamma.converted(to: .float32) * invstd
                 // k(d1 + (x − μ)·invstd·d2) = x·(k·invstd·d2) + k(d1 − μ·invstd·d2)
-                let scale = k * invstd * d2, shift = k * (d1 - Self.float32(mean) * invstd * d2)
+                let scale = k * invstd * d2, shift = k * (d1 - mean.converted(to: .float32) * invstd * d2)
                 let shape = [1, c] + [Int](repeating: 1, count: x.rank - 2)
-                return gradInput + x * Self.converted(scale, to: x.dtype).reshaped(shape)
-                    + Self.converted(shift, to: x.dtype).reshaped(shape)
+                return gradInput + x * scale.converted(to: x.dtype).reshaped(shape)
+                    + shift.converted(to: x.dtype).reshaped(shape)
             }
         }
     }

@@ -220,7 +220,7 @@ public func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
     guard let shape = ShapeUtil.broadcast(condition.shape, x.shape) else {
         preconditionFailure("[where] expected a condition broadcastable to \(ShapeUtil.describe(x.shape)), got \(ShapeUtil.describe(condition.shape))")
     }
-    let c = (condition.dtype == x.dtype ? condition : condition.backend.cast(condition, to: x.dtype)).expanded(to: shape)
+    let c = condition.converted(to: x.dtype).expanded(to: shape)
     let (xe, ye) = (x.expanded(to: shape), y.expanded(to: shape))
     let out = xe.backend.select(c, xe, ye)
     let (sa, sb) = (a.shape, b.shape)
