@@ -106,6 +106,34 @@ struct OpParityTests {
         }
     }
 
+    @Test("argmaxMatches on 20000 rows with ties: the CPU's count is the reference's, and argmaxRows' against the labels")
+    func argmaxMatches() {
+        let r = RandomInputs(seed: 10)
+        let (rows, k) = (20_000, 10)
+        let logits = Tensor(doubles: r.uniformValues(rows * k).map { ($0 * 4).rounded(.down) }, shape: [rows, k], dtype: .float32)
+        let labels = r.uniformValues(rows).map { Int($0 * Double(k)) }
+        let expected = zip(logits.argmaxRows(), labels).filter { $0 == $1 }.count
+        for device in [Device.reference, .cpu] {
+            let count = logits.to(device).argmaxMatches(Tensor(labels: labels, device: device),
+                                                        indices: Tensor.argmaxIndices(k, device: device)).item()
+            #expect(count == Double(expected), "\(device): \(count) against \(expected)")
+        }
+    }
+
+    @Test("Tensor.read: several tensors of several dtypes, empty ones too, in one read, each as toDoubles gives it")
+    func readTogether() {
+        let r = RandomInputs(seed: 11)
+        let tensors = [OpParityTests.normal([300, 7], 12).to(.cpu), Tensor(labels: [3, 1, 4], device: .cpu),
+                       Tensor.zeros([0, 5], device: .cpu), r.normal([2, 3], dtype: .bfloat16).to(.cpu)]
+        let before = Tensor.hostReadCount
+        let read = Tensor.read(tensors)
+        #expect(Tensor.hostReadCount - before == 1)
+        #expect(read == tensors.map { $0.toDoubles() })
+        // A float64 among them: every value travels as float64, exactly.
+        let precise = Tensor(doubles: [1 + 0x1p-40, -3], shape: [2], dtype: .float64, device: .cpu)
+        #expect(Tensor.read([tensors[0], precise]) == [tensors[0].toDoubles(), [1 + 0x1p-40, -3]])
+    }
+
     @Test("where, with a broadcast condition")
     func whereSelect() {
         let condition = Tensor(
