@@ -21,7 +21,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// The driver's description of the GPU.
     public let info: CUDADriver.Device
 
-    private let modules: [(source: String, module: CUDAModule)]
+    /// The module of each kernel, by the name its source declares it under.
+    private let kernelModules: [String: CUDAModule]
     /// Host-to-device copies of batches go through page-locked buffers.
     private let staging: PinnedStaging
     /// cuBLAS, when found (and `SNN_CUBLAS` is not `0`): matrix products and convolutions call it.
@@ -142,12 +143,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         gpu = try CUDADevice(driver: driver, ordinal: ordinal)
         staging = PinnedStaging(device: gpu)
         device = .cuda(ordinal)
-        var modules: [(String, CUDAModule)] = []
+        var kernelModules: [String: CUDAModule] = [:]
         for (name, source) in CUDAKernels.all {
             let compiled = try cache.cubin(for: source, name: name, architecture: info.architecture, nvrtc: nvrtc)
-            modules.append((source, try gpu.loadModule(compiled.cubin)))
+            let module = try gpu.loadModule(compiled.cubin)
+            for kernel in CUDAKernels.kernelNames(in: source) where kernelModules[kernel] == nil {
+                kernelModules[kernel] = module
+            }
         }
-        self.modules = modules
+        self.kernelModules = kernelModules
         cooperativeEnabled = gpu.runsCooperativeLaunches
         if environment["SNN_CUBLAS"] != "0",
            let library = try? CUDAToolkit.load(.cublas, driverVersion: driver.versionCode, environment: environment) {
@@ -178,11 +182,16 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// found as `snn devices` finds them (`SNN_CUDA_LIBRARY_PATH`, the loader path, Python
     /// environments' `nvidia` wheels). Throws a message that says what is missing and where it
     /// looked. A failed open is tried again on the next call.
-    public static func open(_ ordinal: Int, environment: [String: String] = ProcessInfo.processInfo.environment) throws
-        -> CUDABackend {
+    ///
+    /// `environment` is read only when the GPU is opened: every `Device.cuda(n)` op comes here
+    /// (``register()``), and a copy of the process environment costs more than launching a kernel.
+    public static func open(_ ordinal: Int,
+                            environment readEnvironment: @autoclosure () -> [String: String] = ProcessInfo.processInfo.environment)
+        throws -> CUDABackend {
         openLock.lock()
         defer { openLock.unlock() }
         if let backend = opened[ordinal] { return backend }
+        let environment = readEnvironment()
         let driver = try CUDADriver.load(environment: environment)
         let nvrtc = try NVRTC(driverVersion: driver.versionCode, environment: environment)
         let backend = try CUDABackend(ordinal: ordinal, driver: driver, nvrtc: nvrtc,
@@ -227,7 +236,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let f = functions[name] { return f }
-        guard let module = modules.first(where: { $0.source.contains(" \(name)(") })?.module else {
+        guard let module = kernelModules[name] else {
             preconditionFailure("[CUDA] no kernel named \(name) in CUDAKernels.all")
         }
         do {

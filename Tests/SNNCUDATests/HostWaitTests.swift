@@ -83,7 +83,7 @@ extension EmulatedGPU {
             let data = InMemoryDataset(samples: samples, labels: (0..<8).map { $0 % 8 }, isSequence: true, classes: 8)
             let config = c.config(seed: 11)
             let trainer = Trainer(config: config, model: model, train: data, test: data, runDirectory: "")
-            let batch = try data.batch(data.batchIndices(epoch: 0, batchSize: 8, shuffle: false, seed: 0)[0])
+            let batch = data.batch(data.batchIndices(epoch: 0, batchSize: 8, shuffle: false, seed: 0)[0])
             #expect(batch.labels.dtype == .int32, "labels as datasets give them")
             let parameters = model.namedParameters()
             #expect(parameters.map(\.key) == trainer.parameterNames)
@@ -144,7 +144,7 @@ extension EmulatedGPU {
             defer { model.train() }
             var correct = 0
             for indices in data.batchIndices(epoch: 0, batchSize: 8, shuffle: false, seed: 0) {
-                let batch = try data.batch(indices)
+                let batch = data.batch(indices)
                 let predictions = withoutGradients { model(batch.inputs.to(.cuda(0))).mean(axes: [0]).argmaxRows() }
                 correct += zip(predictions, batch.labels.toDoubles()).filter { Double($0) == $1 }.count
             }

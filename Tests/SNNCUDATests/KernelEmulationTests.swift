@@ -512,9 +512,8 @@ struct KernelEmulationTests {
     func nvrtcCompiles() throws {
         _ = try #require(CUDAWheels.folder, Comment(rawValue: CUDAWheels.missing))
         let nvrtc = try NVRTC()
-        let entry = try Regex(#"extern "C" __global__ void (snn_[a-z0-9_]+)\("#)
         for kernel in CUDAKernels.all {
-            let declared = Set(kernel.source.matches(of: entry).compactMap { $0.output[1].substring.map(String.init) })
+            let declared = Set(CUDAKernels.kernelNames(in: kernel.source))
             for architecture in ["sm_80", "sm_90", "sm_100"] {
                 let (cubin, log) = try nvrtc.compileWithLog(kernel.source, name: kernel.name, architecture: architecture,
                                                             options: ["--ptxas-options=-v"])

@@ -25,6 +25,11 @@ public enum CUDAKernels {
         ("dense", dense),
     ]
 
+    /// The kernels `source` declares (`extern "C" __global__ void name(`), in order.
+    public static func kernelNames(in source: String) -> [String] {
+        source.matches(of: #/extern "C" __global__ void ([A-Za-z_][A-Za-z0-9_]*)\(/#).map { String($0.output.1) }
+    }
+
     /// A neuron's parameters as the LIF kernels take them.
     public struct NeuronArguments: Sendable {
         public let decay: Float, threshold: Float
