@@ -43,6 +43,8 @@ let package = Package(
                 "SNNTensor", "SNNCPU", "SNNLayers", "SNNSpiking", "SNNModels", "SNNData", "SNNTraining", "SNNAnalysis", "SNNReports", "SNNExport", "SNNDistributed", "SNNCUDA",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // `swift run emulated-gpu FOLDER`: the tests' emulated GPU libraries, for `snn` to run on.
+        .executableTarget(name: "emulated-gpu", dependencies: ["SNNTestSupport"], path: "Benchmarks/EmulatedGPU"),
         .testTarget(name: "SNNTensorTests", dependencies: ["SNNTensor", "SNNTestSupport"]),
         .testTarget(name: "SNNCPUTests", dependencies: ["SNNTensor", "SNNCPU", "SNNTestSupport"]),
         .testTarget(name: "snnTests", dependencies: ["snn", "SNNTensor", "SNNTestSupport"]),

@@ -18,6 +18,14 @@ public enum EmulatedCUDADriver {
     public static let folder: Result<String, Error> = Result {
         let folder = NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())"
         removeFoldersOfEndedProcesses()
+        try build(into: folder)
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())") }
+        return folder
+    }
+
+    /// Builds the four libraries into `folder` (made if missing), beside the kernel sources they
+    /// include (`part_*.cu`).
+    public static func build(into folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         for (name, source) in CUDAKernels.parts {
             try source.write(toFile: "\(folder)/part_\(name).cu", atomically: true, encoding: .utf8)
@@ -26,8 +34,6 @@ public enum EmulatedCUDADriver {
         try HostCompiler.emulatedCUDA("emulated_cublas.cpp", folder: folder, output: "\(folder)/libcublas.so.13")
         try HostCompiler.emulatedCUDA("emulated_cudnn.cpp", folder: folder, output: "\(folder)/libcudnn.so.9")
         try HostCompiler.emulatedCUDA("emulated_nccl.cpp", folder: folder, output: "\(folder)/libnccl.so.2")
-        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "snn-emulated-driver-\(getpid())") }
-        return folder
     }
 
     /// Removes the folders of test processes that ended without their exit handler (a process

@@ -92,6 +92,31 @@ struct GPUTrainTests {
         #expect(object["calls_per_step"] as? Double == calls.values.reduce(0, +), "\(out)")
     }
 
+    @Test("bench train on the emulated GPU with SNN_EMULATED_NO_WORK=1 (the README's host-side timing): the same calls, ResNet-19 at batch 64 in seconds")
+    func benchWithoutWork() throws {
+        let bench = ["bench", "train", "--device", "cuda", "--topology", "CONV-4-3-1-1_CONVAP-8-3-1-1_L-8", "--dataset", "synthetic",
+                     "--T", "2", "--batch_size", "4", "--steps", "1", "--warmup", "1", "--json"]
+        var calls: [Double] = []
+        for noWork in ["0", "1"] {
+            var environment = try EmulatedCUDADriver.environment()
+            environment["SNN_EMULATED_NO_WORK"] = noWork
+            let (status, out) = try SNNBinary.run(bench, environment: environment)
+            #expect(status == 0, "\(out)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "\(out)")
+            calls.append(try #require(object["calls_per_step"] as? Double, "\(out)"))
+        }
+        #expect(calls[0] == calls[1] && calls[0] > 20, "\(calls)")
+        // The README's command, which would run for hours on the emulated GPU if it computed
+        // (stopped after 300 s, status 124).
+        var environment = try EmulatedCUDADriver.environment()
+        environment["SNN_EMULATED_NO_WORK"] = "1"
+        let (status, out) = try Subprocess.run(URL(fileURLWithPath: "/usr/bin/timeout"),
+                                               ["300", SNNBinary.executable.path, "bench", "train", "--device", "cuda", "--topology",
+                                                "ResNet-19", "--dataset", "CIFAR10", "--T", "6", "--batch_size", "64", "--steps", "2",
+                                                "--warmup", "1"], environment: environment)
+        #expect(status == 0 && out.contains("843 calls to the backend a step"), "\(out)")
+    }
+
     @Test("bench ops on cuda: each kernel group timed with a wait for the GPU, and the copy bandwidth beside the neuron's (--json)")
     func benchOpsOnGPU() throws {
         let (status, out) = try SNNBinary.run(["bench", "ops", "--device", "cuda", "--kernels", "neuron", "--repeat", "1", "--warmup", "0",

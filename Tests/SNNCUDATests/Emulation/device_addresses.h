@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 static constexpr unsigned long long snn_device_bit = 1ULL << 62;
 
@@ -14,4 +16,16 @@ inline unsigned long long snn_device_address(const void *host) { return (unsigne
 // A pointer a kernel or library was given: translated back to host memory (null stays null).
 template <class T> inline T *snn_host_pointer(T *device) {
     return device ? (T *)snn_host_address((unsigned long long)(std::uintptr_t)device) : device;
+}
+
+// SNN_EMULATED_NO_WORK=1: every call is still checked and counted, but kernels, GEMMs,
+// convolutions, device-to-device copies and fills do nothing and reads from the device give zeros, so that `snn bench` against the
+// emulated GPU times SwiftSNN's host side alone: what issuing a step costs the host, which a real
+// GPU that computes the step faster cannot hide.
+inline bool snn_emulated_no_work() {
+    static const bool on = [] {
+        const char *v = std::getenv("SNN_EMULATED_NO_WORK");
+        return v && *v && std::strcmp(v, "0") != 0;
+    }();
+    return on;
 }
