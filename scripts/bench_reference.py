@@ -13,6 +13,8 @@ under torch.amp.autocast with a GradScaler (float16 on a GPU), to compare with
 `snn bench train --device cuda --amp fp16`. PyTorch lets cuDNN's float32 convolutions use TF32
 tensor cores by default (torch.backends.cudnn.allow_tf32); --tf32 0 turns that off, to compare
 with `snn bench train --device cuda --amp 0` (and the default, 1, with `... --amp 0 --tf32`).
+cuDNN runs as the reference's main.py sets it (deterministic algorithms, no benchmark mode);
+--deterministic 0 and --cudnn-benchmark 1 loosen that.
 
 Prints one JSON object with samples_per_second (median over --steps timed steps after
 --warmup), like `snn bench train --json`.
@@ -70,8 +72,15 @@ def main():
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--amp", type=int, default=0, help="1: the reference's mixed precision (autocast and a GradScaler)")
     p.add_argument("--tf32", type=int, default=1, help="0: no TF32 in cuDNN's float32 convolutions (1: PyTorch's default)")
+    p.add_argument("--deterministic", type=int, default=1,
+                   help="cuDNN's deterministic algorithms only (1: as the reference's main.py sets them; SwiftSNN "
+                        "keeps the fastest deterministic one too)")
+    p.add_argument("--cudnn-benchmark", type=int, default=0,
+                   help="1: let cuDNN time its algorithms for each shape (0: as the reference's main.py)")
     args = p.parse_args()
     torch.backends.cudnn.allow_tf32 = bool(args.tf32)
+    torch.backends.cudnn.deterministic = bool(args.deterministic)
+    torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
     torch.set_num_threads(args.threads or len(__import__("os").sched_getaffinity(0)))
@@ -130,7 +139,8 @@ def main():
               "peak_rss_mib": round(peak), "event_density": args.event_density if event else 0,
               "topology": args.topology, "dataset": args.dataset, "T": args.T, "batch_size": n,
               "threads": torch.get_num_threads(), "torch": torch.__version__, "implementation": "reference",
-              "device": str(device), "amp": bool(args.amp), "tf32": bool(args.tf32) and on_gpu}
+              "device": str(device), "amp": bool(args.amp), "tf32": bool(args.tf32) and on_gpu,
+              "cudnn_deterministic": bool(args.deterministic) and on_gpu, "cudnn_benchmark": bool(args.cudnn_benchmark) and on_gpu}
     if on_gpu:
         result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
         result["gpu"] = torch.cuda.get_device_name(device)
