@@ -201,7 +201,7 @@ struct DistributedTrainTests {
                                                  "--dataset", "synthetic", "--T", "2", "--batch_size", "4", "--steps", "1",
                                                  "--warmup", "1", "--json"], environment: environment, timeout: 120) else { return }
         #expect(result.status == 0, "\(result.output)")
-        let json = try #require(result.output.split(separator: "\n").first { $0.hasPrefix("{") }, "\(result.output)")
+        let json = try #require(result.standardOutput.split(separator: "\n").first { $0.hasPrefix("{") }, "\(result.output)")
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
         #expect(object?["processes"] as? Int == 2 && object?["gradient_sums"] as? String == "gradients summed on the GPUs by NCCL 2.21.5",
                 "\(json)")

@@ -10,20 +10,21 @@ enum MPIRun {
     }
 
     /// Runs `launcher arguments`, killing it after `timeout` seconds; returns its status, its output
-    /// (stdout and stderr, through a file so no pipe can fill or be held open by a stray rank) and
-    /// whether it was killed.
-    static func run(_ launcher: String, _ arguments: [String], environment: [String: String] = [:],
-                     timeout: Double = 30) throws -> (status: Int32, output: String, timedOut: Bool, seconds: Double) {
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("snn-mpi-test-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: log) }
-        let handle = try FileHandle(forWritingTo: log)
-        defer { try? handle.close() }
+    /// (stdout, then stderr, each through a file so no pipe can fill or be held open by a stray
+    /// rank), its stdout alone (where a rank's long line is never cut by another rank's errors)
+    /// and whether it was killed.
+    static func run(_ launcher: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 30) throws
+        -> (status: Int32, output: String, standardOutput: String, timedOut: Bool, seconds: Double) {
+        let logs = ["out", "err"].map { FileManager.default.temporaryDirectory.appendingPathComponent("snn-mpi-test-\(UUID().uuidString).\($0)") }
+        for log in logs { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
+        defer { for log in logs { try? FileManager.default.removeItem(at: log) } }
+        let handles = try logs.map { try FileHandle(forWritingTo: $0) }
+        defer { for handle in handles { try? handle.close() } }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: launcher)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        (process.standardOutput, process.standardError) = (handle, handle)
+        (process.standardOutput, process.standardError) = (handles[0], handles[1])
         let done = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in done.signal() }
         let start = Date()
@@ -37,8 +38,9 @@ enum MPIRun {
                 done.wait()
             }
         }
-        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        return (process.terminationStatus, output, timedOut, Date().timeIntervalSince(start))
+        let texts = logs.map { (try? String(contentsOf: $0, encoding: .utf8)) ?? "" }
+        let (standardOutput, standardError) = (texts[0], texts[1])
+        return (process.terminationStatus, standardOutput + standardError, standardOutput, timedOut, Date().timeIntervalSince(start))
     }
 
     /// mpirun's path, or nil with an issue recorded: `make test` installs Open MPI.
@@ -53,7 +55,8 @@ enum MPIRun {
 
     /// Open MPI's mpirun, as root too, with more ranks than cores.
     static func mpirun(_ ranks: Int, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 30,
-                        sourceLocation: SourceLocation = #_sourceLocation) throws -> (status: Int32, output: String, timedOut: Bool, seconds: Double)? {
+                        sourceLocation: SourceLocation = #_sourceLocation)
+        throws -> (status: Int32, output: String, standardOutput: String, timedOut: Bool, seconds: Double)? {
         guard let launcher = mpirunOrIssue(sourceLocation: sourceLocation) else { return nil }
         let result = try MPIRun.run(launcher, ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", SNNBinary.executable.path] + arguments,
                              environment: environment, timeout: timeout)
@@ -79,7 +82,7 @@ enum MPIRun {
             group.enter()
             Thread {
                 let result = (try? run(SNNBinary.executable.path, argv, environment: variables, timeout: timeout))
-                    ?? (status: -1, output: "could not start", timedOut: false, seconds: 0)
+                    ?? (status: -1, output: "could not start", standardOutput: "", timedOut: false, seconds: 0)
                 lock.withLock { results[rank] = (result.status, result.output, result.timedOut) }
                 group.leave()
             }.start()
