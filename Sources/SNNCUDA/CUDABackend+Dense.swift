@@ -181,9 +181,18 @@ extension CUDABackend {
         let (pg, px, pgamma, pmean, pvar) = (packed(gradOutput)!, packed(input)!, packed(gamma)!, packed(mean)!, packed(variance)!)
         let (frames, channels, plane) = planes(input.shape)
         let (gradGamma, gradBeta) = (output([channels]), output([channels]))
-        launch("snn_bn_backward_sums", blocks: channels,
-               [arg(pg), arg(px), arg(pmean), arg(pvar), .float(Float(epsilon)), arg(gradBeta), arg(gradGamma), .int32(Int32(frames)),
-                .int32(Int32(channels)), .int64(Int64(plane))])
+        if channels > 0 {
+            // Parts of about `reductionChunk` inputs over the whole GPU, as the forward statistics.
+            let (span, splits) = channelParts(frames: frames, plane: plane)
+            let partials = splits > 1 ? output([channels * splits * 2], .float64) : nil
+            launch("snn_bn_backward_sums", blocks: channels * splits,
+                   [arg(pg), arg(px), arg(pmean), arg(pvar), .float(Float(epsilon)), arg(gradBeta), arg(gradGamma), arg(partials),
+                    .int32(Int32(frames)), .int32(Int32(channels)), .int64(Int64(plane)), .int32(Int32(span)), .int32(Int32(splits))])
+            if splits > 1 {
+                launch("snn_channel_pair_sums", elements: channels,
+                       [arg(partials), arg(gradBeta), arg(gradGamma), .int32(Int32(channels)), .int32(Int32(splits))])
+            }
+        }
         let gradInput = contiguous(pg)
         inputGradient(px, gradInput, gamma: pgamma, mean: pmean, variance: pvar, epsilon: epsilon, gradGamma: gradGamma,
                       gradBeta: gradBeta, frames: frames, channels: channels, plane: plane)

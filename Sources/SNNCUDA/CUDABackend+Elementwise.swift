@@ -139,20 +139,34 @@ extension CUDABackend {
             return onHost([x]) { $0.reduce(op, $1[0], axes: axes) }
         }
         let out = output(shape)
+        let code = Int32(op == .sum ? 0 : 1)
         if inner >= Self.blockReductionSize {
-            // Long reductions (a mean over a whole activation): a block per output.
-            launch("snn_reduce_blocks", blocks: out.count,
-                   [.int32(op == .sum ? 0 : 1), arg(x), arg(out), .int64(Int64(inner)), outer.argument, reduced.argument])
+            // Long reductions (a firing rate over a whole activation): blocks of `reductionChunk`
+            // inputs each, over the whole GPU, then each output's partials added in order. One
+            // block per output would keep one multiprocessor busy for a whole mean.
+            let chunk = Self.reductionChunk
+            let splits = (inner + chunk - 1) / chunk
+            let partials = splits > 1 ? output([out.count * splits], .float64) : nil
+            launch("snn_reduce_blocks", blocks: out.count * splits,
+                   [.int32(code), arg(x), arg(out), arg(partials), .int64(Int64(inner)), .int64(Int64(chunk)),
+                    .int32(Int32(splits)), outer.argument, reduced.argument])
+            if splits > 1 {
+                launch("snn_reduce_partials", blocks: out.count, [.int32(code), arg(partials), arg(out), .int32(Int32(splits))])
+            }
         } else {
             launch("snn_reduce", elements: out.count,
-                   [.int32(op == .sum ? 0 : 1), arg(x), arg(out), .int64(Int64(out.count)), .int64(Int64(inner)), outer.argument,
+                   [.int32(code), arg(x), arg(out), .int64(Int64(out.count)), .int64(Int64(inner)), outer.argument,
                     reduced.argument])
         }
         return out
     }
 
-    /// Reductions over at least this many inputs per output take a block of threads each.
+    /// Reductions over at least this many inputs per output take blocks of threads.
     static let blockReductionSize = 512
+
+    /// The inputs each block of a long reduction takes: 32 a thread. Fixed, so that a sum is the
+    /// same on every GPU.
+    static let reductionChunk = 8192
 
     public func oneHot(_ labels: Tensor, classes: Int, dtype: DType) -> Tensor {
         guard dtype == .float32 else { return onHost([labels]) { $0.oneHot($1[0], classes: classes, dtype: dtype) } }

@@ -39,6 +39,15 @@ extension CUDABackend {
         return out
     }
 
+    /// How a per-channel reduction over `[frames, C, plane]` is spread: parts of `span` frames,
+    /// about ``reductionChunk`` inputs each, `splits` of them per channel, each a block of its own.
+    /// One block per channel would leave most of the GPU idle (128 channels on 132
+    /// multiprocessors, each with one block of 8 warps waiting on memory).
+    func channelParts(frames: Int, plane: Int) -> (span: Int, splits: Int) {
+        let span = Swift.max(1, Self.reductionChunk / Swift.max(plane, 1))
+        return (span, Swift.max(1, (frames + span - 1) / span))
+    }
+
     public func batchNormStatistics(_ x: Tensor) -> (mean: Tensor, variance: Tensor) {
         guard let px = packed(x) else {
             let r = ReferenceBackend.shared.batchNormStatistics(hostCopy(of: x))
@@ -47,9 +56,18 @@ extension CUDABackend {
         let (frames, channels) = (x.shape[0], x.shape[1])
         let plane = x.count / max(frames * channels, 1)
         let (mean, variance) = (output([channels]), output([channels]))
-        if channels > 0 {
-            launch("snn_bn_statistics", blocks: channels,
-                   [arg(px), arg(mean), arg(variance), .int32(Int32(frames)), .int32(Int32(channels)), .int64(Int64(plane))])
+        if channels > 0 && frames > 0 {
+            let (span, splits) = channelParts(frames: frames, plane: plane)
+            let partials = output([channels * splits * 2], .float64)
+            launch("snn_bn_partial_statistics", blocks: channels * splits,
+                   [arg(px), arg(partials), .int32(Int32(frames)), .int32(Int32(channels)), .int64(Int64(plane)),
+                    .int32(Int32(span)), .int32(Int32(splits))])
+            launch("snn_bn_statistics", elements: channels,
+                   [arg(partials), arg(mean), arg(variance), .int32(Int32(frames)), .int32(Int32(channels)), .int64(Int64(plane)),
+                    .int32(Int32(span)), .int32(Int32(splits))])
+        } else if channels > 0 {
+            fill(mean, with: .nan)   // no inputs: 0/0, as the reference gives
+            fill(variance, with: .nan)
         }
         return (mean, variance)
     }

@@ -200,6 +200,26 @@ extension EmulatedGPU {
             #expect(maxima[0] == 96 && maxima[1].isNaN, "\(maxima)")
         }
 
+        @Test("reductions over more inputs than a block takes (8192): parts over many blocks, then each output's parts in order")
+        func reductionsInParts() {
+            // 20,000 inputs an output: parts of 8192, 8192 and 3616.
+            check([Self.normal([2, 20_000], 16, mean: 0.5)], output: Self.accumulated, "sum in parts") { $0[0].sum(axes: [1]) }
+            check([Self.normal([20_000, 3], 17)], output: Self.accumulated, "strided mean in parts") { $0[0].mean(axes: [0]) }
+            check([Self.normal([5, 4_000, 6], 18)], output: Self.accumulated, "whole mean in parts") { $0[0].mean() }
+            check([RandomInputs(seed: 19).distinct([3, 9_000], spacing: 1.0 / 4096, dtype: .float32)], "max in parts") {
+                $0[0].max(axes: [1])
+            }
+            // NaN wins in whichever part it is, the last (partial) one included.
+            for at in [5, 12_000, 19_999] {
+                let values = (0..<40_000).map { $0 == at ? Float.nan : Float($0 % 1009) }
+                let maxima = Tensor(values, shape: [2, 20_000], device: Self.gpu).max(axes: [1]).toFloats()
+                #expect(maxima[0].isNaN && maxima[1] == 1008, "NaN at \(at): \(maxima)")
+            }
+            // A mean of a firing rate's size: a sum of ones is exact.
+            let ones = Tensor.ones([3, 50_000], device: Self.gpu)
+            #expect(ones.sum().toFloats() == [150_000] && ones.mean(axes: [1]).toFloats() == [1, 1, 1])
+        }
+
         @Test("movement: reshape, permute, slice, expand, repeat, concat and stack")
         func movement() {
             let x = Self.normal([3, 17, 11], 14)
@@ -357,8 +377,9 @@ extension EmulatedGPU {
             check([xt], "\(c) transposed") { c.apply($0[0].transposed()) }
         }
 
-        @Test("batchNorm, training and eval: output, gradients and running statistics", arguments: [[4, 8, 5, 5], [16, 6], [2, 3, 7]],
-              [true, false])
+        // [24, 3, 24, 24]: each channel's statistics and sums in two parts of frames (14 and 10).
+        @Test("batchNorm, training and eval: output, gradients and running statistics",
+              arguments: [[4, 8, 5, 5], [16, 6], [2, 3, 7], [24, 3, 24, 24]], [true, false])
         func batchNormParity(shape: [Int], training: Bool) {
             expectBatchNormAgrees(shape, training: training, on: Self.gpu)
         }

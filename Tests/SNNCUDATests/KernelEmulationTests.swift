@@ -80,7 +80,7 @@ struct KernelEmulationTests {
           arguments: batchNormCases)
     func batchNormNeuron(c: BatchNormCase) throws {
         typealias Statistics = @convention(c) (Int32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-                                               Int32, Int64) -> Void
+                                               Int32, Int64, Int32) -> Void
         // x is float32, or bfloat16/half storage, as `form` says (0 float32; 1, 2 float32 read as bfloat16 or half; 3, 4 storage).
         typealias Forward = @convention(c) (UInt32, UInt32, UnsafeRawPointer, Int32, UnsafePointer<Float>?, UnsafePointer<Float>,
                                             UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Float,
@@ -119,8 +119,16 @@ struct KernelEmulationTests {
         let neuron = c.neuron
         let a = CUDAKernels.NeuronArguments(neuron)
 
+        // The statistics from the 12 frames in one part, and in parts of 5 (the last of 2) and of 1:
+        // the same within rounding.
         var (mean, variance) = ([Float](repeating: .nan, count: channels), [Float](repeating: .nan, count: channels))
-        statistics(Int32(channels), x, &mean, &variance, Int32(steps * samples), Int64(plane))
+        statistics(Int32(channels), x, &mean, &variance, Int32(steps * samples), Int64(plane), Int32(steps * samples))
+        for span in [5, 1] {
+            var (m, v) = ([Float](repeating: .nan, count: channels), [Float](repeating: .nan, count: channels))
+            statistics(Int32(channels), x, &m, &v, Int32(steps * samples), Int64(plane), Int32(span))
+            #expect(CUDASelfTest.worst(m, mean.map(Double.init)) <= 1e-6 && CUDASelfTest.worst(v, variance.map(Double.init)) <= 1e-6,
+                    "\(c): statistics in parts of \(span) frames")
+        }
         var spikes = [Float](repeating: .nan, count: total)
         let grid = UInt32((n + block - 1) / block)
         forward(grid, UInt32(block), x, 0, residual, gamma, beta, mean, variance, epsilon, &spikes, Int64(n), Int32(steps),
@@ -467,7 +475,7 @@ struct KernelEmulationTests {
         }
     }
 
-    @Test("the emulation itself: shared memory and barriers (a tree sum per block), threads that return early")
+    @Test("the emulation itself: shared memory and barriers (a tree sum per block; without its barriers, wrong sums), threads that return early")
     func emulationBarriers() throws {
         typealias Launch = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int32) -> Void
         let handle = try Self.emulated("emulation_selftest.cpp")
@@ -479,6 +487,12 @@ struct KernelEmulationTests {
         sums(5, UInt32(block), x, &out, Int32(n))
         let expected = (0..<5).map { b in x[(b * block)..<Swift.min((b + 1) * block, n)].reduce(0, +) }
         #expect(out == expected)
+        // The test can fail: without the barriers inside the tree, threads read partial sums
+        // before they are complete.
+        let racing = unsafeBitCast(try #require(dlsym(handle, "emulate_block_sums_racing")), to: Launch.self)
+        var raced = [Float](repeating: .nan, count: 5)
+        racing(5, UInt32(block), x, &raced, Int32(n))
+        #expect(raced != expected)
         var y = [Float](repeating: .nan, count: n)
         reverse(5, UInt32(block), x, &y, Int32(n))
         let reversed = (0..<5).flatMap { b in x[(b * block)..<Swift.min((b + 1) * block, n)].reversed() }

@@ -4,8 +4,10 @@ extension CUDAKernels {
     /// `[T·N, C, plane]` time-major: neuron `i` of a step (`[N, C, plane]` flattened, `n` of
     /// them) is element `t·n + i` at step `t`, in channel `(i / plane) % C`.
     ///
-    /// - `snn_bn_statistics`: each channel's batch mean and biased variance (one block per
-    ///   channel, sums in `double` in a fixed order: the results do not depend on timing).
+    /// - `snn_bn_partial_statistics` and `snn_bn_statistics`: each channel's batch mean and
+    ///   biased variance, from parts of a few frames each spread over the whole GPU, then
+    ///   combined per channel (sums in `double` in a fixed order: the results do not depend on
+    ///   timing).
     /// - `snn_bn_neuron_forward`: `y = x·a_c + b_c (+ residual)` with `a = γ/√(σ²+ε)`,
     ///   `b = β − μa`, then the scan; writes only the spikes.
     /// - `snn_bn_neuron_backward`: recomputes `y` and the potentials (kept in the output buffer,
@@ -24,27 +26,57 @@ extension CUDAKernels {
     // batch_norm_neuron.cu: batch norm fused with the LIF scan. Needs neuron_scan.cu's LIF steps,
     // reductions.cu's snn_block_sum and the 16-bit conversions (snn_round_to).
 
-    extern "C" __global__ void snn_bn_statistics(const float *__restrict__ x, float *__restrict__ mean,
-                                                 float *__restrict__ variance, int frames, int channels, long long plane) {
-        int c = blockIdx.x;
-        long long count = (long long)frames * plane;
+    // Each channel's statistics in two launches over the whole GPU. snn_bn_partial_statistics:
+    // block b takes channel b / splits and its frames [s·span, (s + 1)·span) for s = b % splits
+    // (one plane of the channel per frame), and writes their count's mean and sum of squared
+    // deviations from it, both exact in double for float inputs, to partials[2b] and [2b + 1].
+    // snn_bn_statistics then combines each channel's partials in order (Chan et al.:
+    // M2 = Σ M2ₖ + nₖ(μₖ − μ)²), a thread per channel. The span is the host's choice, not the
+    // GPU's, so the results do not depend on timing or on the GPU.
+    extern "C" __global__ void snn_bn_partial_statistics(const float *__restrict__ x, double *__restrict__ partials, int frames,
+                                                         int channels, long long plane, int span, int splits) {
+        int c = blockIdx.x / splits, first = (blockIdx.x % splits) * span;
+        int last = first + span < frames ? first + span : frames;
+        long long count = (long long)(last - first) * plane, f, p;
         double sum = 0.0;
-        for (long long j = threadIdx.x; j < count; j += SNN_REDUCE_THREADS) {
-            long long f = j / plane, p = j % plane;
-            sum += x[(f * channels + c) * plane + p];
+        if (plane > 0) {
+            for (snn_channel_first(first, plane, f, p); f < last; snn_channel_next(plane, f, p)) sum += x[(f * channels + c) * plane + p];
         }
-        float mu = (float)(snn_block_sum(sum) / (double)count);
+        double mean = snn_block_sum(sum) / (double)count;
         double squares = 0.0;
-        for (long long j = threadIdx.x; j < count; j += SNN_REDUCE_THREADS) {
-            long long f = j / plane, p = j % plane;
-            float d = x[(f * channels + c) * plane + p] - mu;
-            squares += (double)d * d;
+        if (plane > 0) {
+            for (snn_channel_first(first, plane, f, p); f < last; snn_channel_next(plane, f, p)) {
+                double d = (double)x[(f * channels + c) * plane + p] - mean;
+                squares += d * d;
+            }
         }
         double total = snn_block_sum(squares);
         if (threadIdx.x == 0) {
-            mean[c] = mu;
-            variance[c] = (float)(total / (double)count);
+            partials[2 * (long long)blockIdx.x] = mean;
+            partials[2 * (long long)blockIdx.x + 1] = total;
         }
+    }
+
+    extern "C" __global__ void snn_bn_statistics(const double *__restrict__ partials, float *__restrict__ mean,
+                                                 float *__restrict__ variance, int frames, int channels, long long plane,
+                                                 int span, int splits) {
+        int c = blockIdx.x * blockDim.x + threadIdx.x;
+        if (c >= channels) return;
+        const double *row = partials + 2 * (long long)c * splits;
+        double weighted = 0.0;
+        for (int s = 0; s < splits; s++) {
+            int n = (s + 1) * span < frames ? span : frames - s * span;
+            weighted += row[2 * s] * n;
+        }
+        double mu = weighted / frames;   // each part's mean weighted by its frames (planes alike)
+        double m2 = 0.0;
+        for (int s = 0; s < splits; s++) {
+            int n = (s + 1) * span < frames ? span : frames - s * span;
+            double d = row[2 * s] - mu;
+            m2 += row[2 * s + 1] + d * d * (double)n * plane;
+        }
+        mean[c] = (float)mu;
+        variance[c] = (float)(m2 / ((double)frames * plane));
     }
 
     struct SnnChannelMap {
@@ -127,12 +159,14 @@ extension CUDAKernels {
     // Channel c's dL/dβ and dL/dγ from the neurons' sums, by the whole block (fixed order).
     __device__ void snn_bn_channel_sum(int c, const float *sumGrad, const float *sumGradNormalized, float *gradBeta,
                                        float *gradGamma, int samples, int channels, long long plane) {
-        long long count = (long long)samples * plane;
         double a = 0.0, b = 0.0;
-        for (long long j = threadIdx.x; j < count; j += SNN_REDUCE_THREADS) {
-            long long s = j / plane, p = j % plane, at = (s * channels + c) * plane + p;
-            a += sumGrad[at];
-            b += sumGradNormalized[at];
+        long long s, p;
+        if (plane > 0) {
+            for (snn_channel_first(0, plane, s, p); s < samples; snn_channel_next(plane, s, p)) {
+                long long at = (s * channels + c) * plane + p;
+                a += sumGrad[at];
+                b += sumGradNormalized[at];
+            }
         }
         double totalA = snn_block_sum(a);
         double totalB = snn_block_sum(b);

@@ -20,7 +20,8 @@ extension CUDAKernels {
     ///   first maximum in row-major window order takes the gradient) and average pooling (the
     ///   divisor counts padding up to the padded border), one thread per output (input) element.
     /// - `snn_bn_apply`: `(x − μ_c)/√(σ²_c + ε)·γ_c + β_c`; `snn_bn_backward_sums`: per channel
-    ///   `Σ g` and `Σ g·x̂` (`dL/dβ`, `dL/dγ`), one block per channel; `snn_bn_input_gradient`
+    ///   `Σ g` and `Σ g·x̂` (`dL/dβ`, `dL/dγ`), over parts of a channel's frames in blocks of their own, then
+    ///   added per channel (`snn_channel_pair_sums`); `snn_bn_input_gradient`
     ///   (``batchNormNeuron``) then gives the input's gradient.
     public static let dense = #"""
     // dense.cu: matmul, convolution, pooling and batch norm. Needs reductions.cu.
@@ -253,25 +254,36 @@ extension CUDAKernels {
         y[k] = (x[k] - mean[c]) / sqrtf(variance[c] + epsilon) * gamma[c] + beta[c];
     }
 
+    // Per channel Σ g and Σ g·x̂ over frames [s·span, (s + 1)·span) for block b (channel
+    // b / splits, s = b % splits): with one split the block writes dL/dβ and dL/dγ; with more, its
+    // two sums go to partials[2b] and [2b + 1] for snn_channel_pair_sums.
     extern "C" __global__ void snn_bn_backward_sums(const float *__restrict__ g, const float *__restrict__ x,
                                                     const float *__restrict__ mean, const float *__restrict__ variance,
                                                     float epsilon, float *__restrict__ gradBeta,
-                                                    float *__restrict__ gradGamma, int frames, int channels,
-                                                    long long plane) {
-        int c = blockIdx.x;
+                                                    float *__restrict__ gradGamma, double *__restrict__ partials, int frames,
+                                                    int channels, long long plane, int span, int splits) {
+        int c = blockIdx.x / splits, first = (blockIdx.x % splits) * span;
+        int last = first + span < frames ? first + span : frames;
         float mu = mean[c], invstd = 1.0f / sqrtf(variance[c] + epsilon);
-        long long count = (long long)frames * plane;
         double a = 0.0, b = 0.0;
-        for (long long j = threadIdx.x; j < count; j += SNN_REDUCE_THREADS) {
-            long long at = (j / plane * channels + c) * plane + j % plane;
-            a += g[at];
-            b += (double)g[at] * ((x[at] - mu) * invstd);
+        long long f, p;
+        if (plane > 0) {
+            for (snn_channel_first(first, plane, f, p); f < last; snn_channel_next(plane, f, p)) {
+                long long at = (f * channels + c) * plane + p;
+                a += g[at];
+                b += (double)g[at] * ((x[at] - mu) * invstd);
+            }
         }
         double totalA = snn_block_sum(a);
         double totalB = snn_block_sum(b);
         if (threadIdx.x == 0) {
-            gradBeta[c] = (float)totalA;
-            gradGamma[c] = (float)totalB;
+            if (splits == 1) {
+                gradBeta[c] = (float)totalA;
+                gradGamma[c] = (float)totalB;
+            } else {
+                partials[2 * (long long)blockIdx.x] = totalA;
+                partials[2 * (long long)blockIdx.x + 1] = totalB;
+            }
         }
     }
     """#

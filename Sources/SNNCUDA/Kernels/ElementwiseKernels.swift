@@ -71,15 +71,18 @@ extension CUDAKernels {
         long long offsets[3];
     };
 
-    // The element of operand `which` at the output's flat (row-major) index `i`.
+    // The element of operand `which` at the output's flat (row-major) index `i`, which is less
+    // than the product of the shape: what is left of it after the inner axes is the outermost
+    // axis's index, without a division (a layout of one axis, the usual contiguous operand, costs
+    // none; a 64-bit division costs more than a float's share of memory bandwidth).
     __device__ __forceinline__ long long snn_at(const SnnLayout &l, int which, long long i) {
         long long at = l.offsets[which];
-        for (int d = l.rank - 1; d >= 0; d--) {
+        for (int d = l.rank - 1; d > 0; d--) {
             long long q = i / l.shape[d];
             at += (i - q * l.shape[d]) * l.strides[which][d];
             i = q;
         }
-        return at;
+        return l.rank > 0 ? at + i * l.strides[which][0] : at;
     }
 
     __device__ __forceinline__ float snn_unary_op(int op, float x) {
@@ -310,36 +313,49 @@ extension CUDAKernels {
         y[o] = op == 0 ? (float)sum : best;
     }
 
-    // A reduction with few outputs over many inputs each: one block of SNN_REDUCE_THREADS per
-    // output; thread t takes inputs t, t + 256, ... and the block combines the threads' results
-    // in a fixed tree, so the result does not depend on timing.
+    // A reduction with few outputs over many inputs each, spread over the whole GPU: block b takes
+    // output b / splits and its inputs [s·chunk, (s + 1)·chunk) for s = b % splits; thread t takes
+    // inputs t, t + 256, ... of those, and the block combines its threads' results in a fixed
+    // tree. With one split the block writes the output; with more, its result goes to
+    // partials[b] (double: a maximum is exact there) for snn_reduce_partials. The chunk is the
+    // host's choice, not the GPU's, so the result does not depend on timing or on the GPU.
     extern "C" __global__ void snn_reduce_blocks(int op, const float *__restrict__ x, float *__restrict__ y,
-                                                 long long inner, SnnLayout outer, SnnLayout reduced) {
-        SNN_SHARED(float, best, [SNN_REDUCE_THREADS]);
-        long long o = blockIdx.x;
+                                                 double *__restrict__ partials, long long inner, long long chunk, int splits,
+                                                 SnnLayout outer, SnnLayout reduced) {
+        long long o = blockIdx.x / splits, start = (blockIdx.x % splits) * chunk;
+        long long end = start + chunk < inner ? start + chunk : inner;
         long long base = snn_at(outer, 1, o);
         double sum = 0.0;
         float m = __int_as_float(0xff800000);   // −∞
-        for (long long j = threadIdx.x; j < inner; j += SNN_REDUCE_THREADS) {
+        for (long long j = start + threadIdx.x; j < end; j += SNN_REDUCE_THREADS) {
             float v = x[base + snn_at(reduced, 1, j)];
             if (op == 0) sum += v;
             else if (v > m || v != v) m = m != m ? m : v;   // NaN wins and stays
         }
-        if (op == 0) {
-            double total = snn_block_sum(sum);
-            if (threadIdx.x == 0) y[o] = (float)total;
-            return;
+        double result = op == 0 ? snn_block_sum(sum) : snn_block_max(m);
+        if (threadIdx.x == 0) {
+            if (splits == 1) y[o] = (float)result;
+            else partials[blockIdx.x] = result;
         }
-        best[threadIdx.x] = m;
-        __syncthreads();
-        for (unsigned stride = SNN_REDUCE_THREADS / 2; stride > 0; stride /= 2) {
-            if (threadIdx.x < stride) {
-                float a = best[threadIdx.x], b = best[threadIdx.x + stride];
-                best[threadIdx.x] = a != a ? a : (b != b || b > a ? b : a);
+    }
+
+    // y[o] from snn_reduce_blocks' partials[o·splits ..< (o + 1)·splits]: one block per output,
+    // combined in a fixed order.
+    extern "C" __global__ void snn_reduce_partials(int op, const double *__restrict__ partials, float *__restrict__ y,
+                                                   int splits) {
+        const double *row = partials + (long long)blockIdx.x * splits;
+        double sum = 0.0;
+        float m = __int_as_float(0xff800000);
+        for (int j = threadIdx.x; j < splits; j += SNN_REDUCE_THREADS) {
+            if (op == 0) {
+                sum += row[j];
+            } else {
+                float v = (float)row[j];
+                if (v > m || v != v) m = m != m ? m : v;
             }
-            __syncthreads();
         }
-        if (threadIdx.x == 0) y[o] = best[0];
+        double result = op == 0 ? snn_block_sum(sum) : snn_block_max(m);
+        if (threadIdx.x == 0) y[blockIdx.x] = (float)result;
     }
     """#
 }

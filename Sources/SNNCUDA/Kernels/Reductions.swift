@@ -23,6 +23,36 @@ extension CUDAKernels {
         return total;
     }
 
+    // A block's walk over one channel of a [frames, channels, plane] tensor: thread threadIdx.x
+    // takes every SNN_REDUCE_THREADS-th element of the channel from frame `first` on, as frame f
+    // and position p (its element is (f·channels + c)·plane + p). snn_channel_next steps to the
+    // thread's next element without the divisions a flat index would cost. plane > 0.
+    __device__ __forceinline__ void snn_channel_first(int first, long long plane, long long &f, long long &p) {
+        f = first + (long long)threadIdx.x / plane;
+        p = (long long)threadIdx.x % plane;
+    }
+    __device__ __forceinline__ void snn_channel_next(long long plane, long long &f, long long &p) {
+        for (p += SNN_REDUCE_THREADS; p >= plane; p -= plane) f++;
+    }
+
+    // The block's maximum of each thread's `value` (NaN wins), in a fixed tree; every thread of
+    // the block must call it, and every thread gets the result.
+    __device__ float snn_block_max(float value) {
+        SNN_SHARED(float, best, [SNN_REDUCE_THREADS]);
+        best[threadIdx.x] = value;
+        __syncthreads();
+        for (unsigned stride = SNN_REDUCE_THREADS / 2; stride > 0; stride /= 2) {
+            if (threadIdx.x < stride) {
+                float a = best[threadIdx.x], b = best[threadIdx.x + stride];
+                best[threadIdx.x] = a != a ? a : (b != b || b > a ? b : a);
+            }
+            __syncthreads();
+        }
+        float result = best[0];
+        __syncthreads();
+        return result;
+    }
+
     // Every thread of the grid waits here until all have arrived, and then sees the global
     // memory stores made before the barrier by any thread. Only for kernels launched with
     // cuLaunchCooperativeKernel, whose blocks are all resident at once; every thread must call it.
@@ -45,6 +75,22 @@ extension CUDAKernels {
             __threadfence();
         }
         __syncthreads();
+    }
+
+    // Each channel's two sums from its `splits` parts' (partials[2(c·splits + s)] and the word
+    // after), added in order by a thread per channel: first into `a`, second into `b`.
+    extern "C" __global__ void snn_channel_pair_sums(const double *__restrict__ partials, float *__restrict__ a,
+                                                     float *__restrict__ b, int channels, int splits) {
+        int c = blockIdx.x * blockDim.x + threadIdx.x;
+        if (c >= channels) return;
+        const double *row = partials + 2 * (long long)c * splits;
+        double sa = 0.0, sb = 0.0;
+        for (int s = 0; s < splits; s++) {
+            sa += row[2 * s];
+            sb += row[2 * s + 1];
+        }
+        a[c] = (float)sa;
+        b[c] = (float)sb;
     }
 
     // out[0] = the sum of count partials, in a fixed order, by one block of SNN_REDUCE_THREADS.

@@ -3,8 +3,18 @@
 #include "cuda_emulation.h"
 #include "batch_norm_neuron.cu"
 
-extern "C" void emulate_bn_statistics(int channels, const float *x, float *mean, float *variance, int frames, long long plane) {
-    snn_emulate_launch(dim3(channels), dim3(SNN_REDUCE_THREADS), snn_bn_statistics, x, mean, variance, frames, channels, plane);
+#include <cmath>
+#include <vector>
+
+// Both launches of the statistics, the frames in parts of `span` (the host's choice).
+extern "C" void emulate_bn_statistics(int channels, const float *x, float *mean, float *variance, int frames, long long plane,
+                                      int span) {
+    int splits = (frames + span - 1) / span;
+    std::vector<double> partials(2 * (std::size_t)channels * splits, std::nan(""));
+    snn_emulate_launch(dim3(channels * splits), dim3(SNN_REDUCE_THREADS), snn_bn_partial_statistics, x, partials.data(), frames,
+                       channels, plane, span, splits);
+    snn_emulate_launch(dim3((channels + 127) / 128), dim3(128), snn_bn_statistics, (const double *)partials.data(), mean, variance,
+                       frames, channels, plane, span, splits);
 }
 
 extern "C" void emulate_bn_neuron_forward(unsigned grid, unsigned block, const void *x, int form, const float *residual,

@@ -1,9 +1,14 @@
 // Runs CUDA kernels on the host, for tests: the CUDA C++ source of a kernel compiles with the
 // host C++ compiler (C++20) after this header, and snn_emulate_launch runs its grid.
 //
-// - snn_emulate_launch runs blocks one after another, on one host thread per CUDA thread of a
-//   block, so __syncthreads() is a real barrier (std::barrier) and a thread that returns early
-//   leaves it, as on the GPU.
+// - snn_emulate_launch runs blocks one after another, each CUDA thread of a block a fiber
+//   (ucontext) on the calling host thread: each runs until it reaches __syncthreads() or
+//   returns, and the barrier opens when every thread that has not returned is waiting at it (a
+//   thread that returns early leaves it, as on the GPU). Between barriers the threads run one
+//   after another in an order shuffled afresh each time (the same every run), so that a read of
+//   another thread's store without a barrier between them sees the wrong value, as it may on a
+//   GPU. Fibers switch in well under a microsecond, where host threads meeting at a
+//   std::barrier took milliseconds a block.
 // - snn_emulate_launch_cooperative runs every block of the grid at once, a host thread per CUDA
 //   thread of the grid, as cuLaunchCooperativeKernel does on a GPU: blocks may then wait for
 //   each other (snn_grid_sync), through the same atomics and fences the GPU code uses.
@@ -31,6 +36,7 @@
 #include <optional>
 #include <math.h>  // expf, fabsf, ...: what CUDA's device math gives kernels
 #include <thread>
+#include <ucontext.h>
 #include <vector>
 
 struct dim3 {
@@ -62,6 +68,20 @@ class SharedMemory {
 inline thread_local dim3 thread_index, block_index;
 inline dim3 block_dim, grid_dim;
 inline thread_local std::barrier<> *block_barrier = nullptr;
+// The block's threads as fibers (snn_emulate_launch): the one running, and where it returns to.
+struct Fiber {
+    ucontext_t context;
+    dim3 index;
+    bool waiting = false, done = false;
+};
+inline thread_local Fiber *running_fiber = nullptr;
+inline thread_local ucontext_t *scheduler = nullptr;
+inline thread_local void (*fiber_body)(void *) = nullptr;
+inline thread_local void *fiber_argument = nullptr;
+inline void fiber_entry() {
+    fiber_body(fiber_argument);
+    running_fiber->done = true;   // uc_link returns to the scheduler
+}
 inline thread_local SharedMemory *shared_memory = nullptr;
 inline std::mutex launch_lock;
 
@@ -109,6 +129,11 @@ inline dim3 position(unsigned long long i, dim3 extent) {
 #define __launch_bounds__(...)
 
 inline void __syncthreads() {
+    if (snn_emulation::Fiber *fiber = snn_emulation::running_fiber) {
+        fiber->waiting = true;
+        swapcontext(&fiber->context, snn_emulation::scheduler);
+        return;
+    }
     if (!snn_emulation::block_barrier) {
         std::fprintf(stderr, "cuda_emulation.h: a kernel run by snn_emulate_launch_sequential called __syncthreads(); "
                              "launch it with snn_emulate_launch\n");
@@ -152,36 +177,55 @@ template <class Kernel, class... Args>
 void snn_emulate_launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
     const snn_emulation::Launch launch(grid, block);
     const unsigned threads = launch.threads;
-    const unsigned long long blocks = launch.blocks;
-    // One host thread per CUDA thread for the whole grid, block after block: `start` and
-    // `end` (never dropped) fence the blocks; each block gets a fresh barrier for
-    // __syncthreads(), which a thread leaves when it returns.
-    std::barrier<> start(threads), end(threads);
-    std::optional<std::barrier<>> current;
-    std::optional<snn_emulation::SharedMemory> shared;
-    current.emplace(threads);
-    shared.emplace();
-    std::vector<std::thread> pool;
-    pool.reserve(threads);
-    for (unsigned t = 0; t < threads; t++) {
-        pool.emplace_back([&, t] {
-            snn_emulation::thread_index = snn_emulation::position(t, block);
-            for (unsigned long long b = 0; b < blocks; b++) {
-                start.arrive_and_wait();
-                snn_emulation::block_index = snn_emulation::position(b, grid);
-                snn_emulation::block_barrier = &*current;
-                snn_emulation::shared_memory = &*shared;
-                kernel(args...);
-                current->arrive_and_drop();
-                end.arrive_and_wait();
-                if (t == 0) {   // before anyone passes the next start
-                    current.emplace(threads);
-                    shared.emplace();
-                }
+    constexpr std::size_t stack_bytes = 256 * 1024;   // untouched pages cost nothing
+    std::vector<snn_emulation::Fiber> fibers(threads);
+    std::unique_ptr<char[]> stacks(new char[stack_bytes * threads]);
+    auto body = [&] { kernel(args...); };
+    ucontext_t scheduler;
+    snn_emulation::scheduler = &scheduler;
+    snn_emulation::fiber_body = [](void *f) { (*static_cast<decltype(body) *>(f))(); };
+    snn_emulation::fiber_argument = &body;
+    snn_emulation::block_barrier = nullptr;
+    for (unsigned long long b = 0; b < launch.blocks; b++) {
+        snn_emulation::block_index = snn_emulation::position(b, grid);
+        snn_emulation::SharedMemory shared;
+        snn_emulation::shared_memory = &shared;
+        for (unsigned t = 0; t < threads; t++) {
+            snn_emulation::Fiber &f = fibers[t];
+            f.index = snn_emulation::position(t, block);
+            f.waiting = f.done = false;
+            getcontext(&f.context);
+            f.context.uc_stack.ss_sp = stacks.get() + stack_bytes * t;
+            f.context.uc_stack.ss_size = stack_bytes;
+            f.context.uc_link = &scheduler;
+            makecontext(&f.context, snn_emulation::fiber_entry, 0);
+        }
+        // Each pass runs every thread to its next barrier (or its end), in a shuffled order; the
+        // barrier opens when none is left running.
+        std::vector<unsigned> order(threads);
+        unsigned long long random = 0x9e3779b97f4a7c15ULL ^ b;
+        for (;;) {
+            for (unsigned i = 0; i < threads; i++) order[i] = i;
+            for (unsigned i = threads; i > 1; i--) {   // Fisher–Yates, xorshift64
+                random ^= random << 13, random ^= random >> 7, random ^= random << 17;
+                std::swap(order[i - 1], order[random % i]);
             }
-        });
+            bool anyWaiting = false;
+            for (unsigned i = 0; i < threads; i++) {
+                snn_emulation::Fiber &f = fibers[order[i]];
+                if (f.done) continue;
+                f.waiting = false;
+                snn_emulation::thread_index = f.index;
+                snn_emulation::running_fiber = &f;
+                swapcontext(&scheduler, &f.context);
+                anyWaiting = anyWaiting || f.waiting;
+            }
+            if (!anyWaiting) break;
+        }
+        snn_emulation::running_fiber = nullptr;
+        snn_emulation::shared_memory = nullptr;
     }
-    for (auto &thread : pool) thread.join();
+    snn_emulation::scheduler = nullptr;
 }
 
 // Runs every block of the grid at once (cuLaunchCooperativeKernel): one host thread per CUDA
