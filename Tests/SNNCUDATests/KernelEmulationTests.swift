@@ -478,20 +478,20 @@ struct KernelEmulationTests {
     @Test("the emulation itself: shared memory and barriers (a tree sum per block; without its barriers, wrong sums), threads that return early")
     func emulationBarriers() throws {
         typealias Launch = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int32) -> Void
+        typealias Sums = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int32, Int32) -> Void
         let handle = try Self.emulated("emulation_selftest.cpp")
-        let sums = unsafeBitCast(try #require(dlsym(handle, "emulate_block_sums")), to: Launch.self)
+        let sums = unsafeBitCast(try #require(dlsym(handle, "emulate_block_sums")), to: Sums.self)
         let reverse = unsafeBitCast(try #require(dlsym(handle, "emulate_early_exit")), to: Launch.self)
         let (n, block) = (300, 64)
         let x = (0..<n).map { Float($0 % 17) - 3 }
         var out = [Float](repeating: .nan, count: 5)
-        sums(5, UInt32(block), x, &out, Int32(n))
+        sums(5, UInt32(block), x, &out, Int32(n), 1)
         let expected = (0..<5).map { b in x[(b * block)..<Swift.min((b + 1) * block, n)].reduce(0, +) }
         #expect(out == expected)
         // The test can fail: without the barriers inside the tree, threads read partial sums
         // before they are complete.
-        let racing = unsafeBitCast(try #require(dlsym(handle, "emulate_block_sums_racing")), to: Launch.self)
         var raced = [Float](repeating: .nan, count: 5)
-        racing(5, UInt32(block), x, &raced, Int32(n))
+        sums(5, UInt32(block), x, &raced, Int32(n), 0)
         #expect(raced != expected)
         var y = [Float](repeating: .nan, count: n)
         reverse(5, UInt32(block), x, &y, Int32(n))

@@ -8,33 +8,18 @@
 
 #include <chrono>
 
-extern "C" __global__ void block_sums(const float *x, float *sums, int n) {
-    SNN_SHARED(float, partial, [256]);
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    partial[threadIdx.x] = i < n ? x[i] : 0.0f;
-    __syncthreads();
-    for (unsigned stride = blockDim.x / 2; stride > 0; stride /= 2) {
-        if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) sums[blockIdx.x] = partial[0];
-}
-
-// The same tree with its barriers left out after the first: a thread may add a partial sum
+// `synchronised` 0 leaves out the barriers inside the tree: a thread may then add a partial sum
 // another has not finished, which the test expects to give wrong sums.
-extern "C" __global__ void block_sums_racing(const float *x, float *sums, int n) {
+extern "C" __global__ void block_sums(const float *x, float *sums, int n, int synchronised) {
     SNN_SHARED(float, partial, [256]);
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     partial[threadIdx.x] = i < n ? x[i] : 0.0f;
     __syncthreads();
     for (unsigned stride = blockDim.x / 2; stride > 0; stride /= 2) {
         if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+        if (synchronised) __syncthreads();
     }
     if (threadIdx.x == 0) sums[blockIdx.x] = partial[0];
-}
-
-extern "C" void emulate_block_sums_racing(unsigned grid, unsigned block, const float *x, float *sums, int n) {
-    snn_emulate_launch(dim3(grid), dim3(block), block_sums_racing, x, sums, n);
 }
 
 // Threads past the end return before a barrier the others still reach.
@@ -48,8 +33,8 @@ extern "C" __global__ void early_exit(const float *x, float *y, int n) {
     y[i] = staged[last - threadIdx.x];   // reversed within the block: reads other threads' stores
 }
 
-extern "C" void emulate_block_sums(unsigned grid, unsigned block, const float *x, float *sums, int n) {
-    snn_emulate_launch(dim3(grid), dim3(block), block_sums, x, sums, n);
+extern "C" void emulate_block_sums(unsigned grid, unsigned block, const float *x, float *sums, int n, int synchronised) {
+    snn_emulate_launch(dim3(grid), dim3(block), block_sums, x, sums, n, synchronised);
 }
 
 extern "C" void emulate_early_exit(unsigned grid, unsigned block, const float *x, float *y, int n) {
