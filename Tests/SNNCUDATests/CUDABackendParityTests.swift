@@ -100,7 +100,7 @@ extension EmulatedGPU {
             #expect(backend.memory.live == before, "every device tensor's memory went back to the pool")
         }
 
-        @Test("batches of 64 KiB and more reach the GPU through two reused page-locked buffers, each value intact")
+        @Test("batches of 64 KiB and more reach the GPU through two reused page-locked buffers, each value intact, queued uploads too")
         func pinnedUploads() throws {
             let backend = try EmulatedCUDADriver.backend.get()
             let hook = { (name: String) in
@@ -114,6 +114,15 @@ extension EmulatedGPU {
             }
             #expect(copies() - before == 3, "the three batches of 64 KiB or more were copied from page-locked memory")
             #expect(allocations() == 2, "two staging buffers, grown to the largest batch")
+            // Uploads queued one after another without a read between them, as prefetching does:
+            // the third reuses the first's buffer, which it must not overwrite before the first
+            // transfer has run (the emulated stream runs it only when waited for, as late as a
+            // GPU may).
+            let batches = (0..<3).map { Self.normal([50_000], 80 + UInt64($0)) }
+            let uploaded = batches.map { $0.to(Self.gpu) }
+            for (i, (batch, onGPU)) in zip(batches, uploaded).enumerated() {
+                #expect(onGPU.toFloats() == batch.toFloats(), "batch \(i) of three queued uploads")
+            }
         }
 
         @Test("float32 to bfloat16 and float16 and back on the GPU round as the host does: ties to even, subnormals, overflow, NaN",

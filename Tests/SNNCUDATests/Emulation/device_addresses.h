@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <dlfcn.h>
 #include <cstdlib>
 #include <cstring>
 
@@ -28,4 +29,12 @@ inline bool snn_emulated_no_work() {
         return v && *v && std::strcmp(v, "0") != 0;
     }();
     return on;
+}
+
+// The emulated cuBLAS, cuDNN and NCCL compute when called, so what the driver's stream holds
+// before them (snn_emulated_run_queue) runs first, as on the GPU's one stream.
+inline void snn_emulated_wait_for_stream() {
+    static void (*run)(void) = nullptr;
+    if (!run) run = (void (*)(void))dlsym(RTLD_DEFAULT, "snn_emulated_run_queue");
+    if (run) run();
 }

@@ -46,6 +46,7 @@ int cublasSgemm_v2(cublasContext *handle, unsigned transa, unsigned transb, int 
     // Leading dimensions at least the stored rows, as cuBLAS checks.
     if (lda < (transa == 0 ? m : k) || ldb < (transb == 0 ? k : n) || ldc < m || lda < 1 || ldb < 1 || ldc < 1) return 7;
     if (snn_emulated_no_work()) return 0;
+    snn_emulated_wait_for_stream();
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             double sum = 0;
@@ -86,6 +87,8 @@ int cublasGemmEx(cublasContext *handle, unsigned transa, unsigned transb, int m,
     float *out = snn_host_pointer((float *)c);
     float al = *(const float *)alpha, be = *(const float *)beta;
     if (snn_emulated_no_work()) return 0;
+    snn_emulated_wait_for_stream();
+    snn_emulated_wait_for_stream();
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             double sum = 0;

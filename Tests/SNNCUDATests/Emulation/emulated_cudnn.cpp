@@ -174,6 +174,7 @@ unsigned run(Direction d, const Tensor4d *xd, void *x, const Filter4d *wd, void 
     if (!xd || !wd || !c || !yd || !consistent(*xd, *wd, *c, *yd) || algo >= algorithm_count) return bad_param;
     if (space_bytes < workspace(algo, *yd) || (workspace(algo, *yd) > 0 && !space)) return bad_param;
     if (snn_emulated_no_work()) return success;
+    snn_emulated_wait_for_stream();
     if (std::size_t need = workspace(algo, *yd)) std::memset(snn_host_pointer(space), 0x7f, need);   // scribbles over the workspace
     convolve(d, *xd, snn_host_pointer(x), *wd, snn_host_pointer(w), *c, *yd, snn_host_pointer(y), *(const float *)alpha,
              *(const float *)beta);

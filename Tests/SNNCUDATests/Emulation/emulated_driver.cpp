@@ -15,16 +15,21 @@
 #include "part_elementwise.cu"
 #include "part_dense.cu"
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
+#include <tuple>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 // Calls a kernel with its parameters read from the driver's array of pointers, each as the
 // kernel declares it (a device pointer is the 8-byte address, which is a host pointer here).
@@ -38,25 +43,28 @@ template <class T> static T parameter(void *slot) {
     if constexpr (std::is_pointer_v<T>) return snn_host_pointer(value);
     else return value;
 }
+// A launch's work, with its arguments copied when it is queued (as cuLaunchKernel copies them),
+// to run when the stream reaches it.
 template <class... A, std::size_t... I>
-static void invoke(void (*kernel)(A...), Grid how, dim3 grid, dim3 block, void **params, std::index_sequence<I...>) {
-    switch (how) {
-    case Grid::cooperative:
-        snn_emulate_launch_cooperative(grid, block, kernel, parameter<std::remove_cv_t<std::remove_reference_t<A>>>(params[I])...);
-        break;
-    case Grid::synchronised:
-        snn_emulate_launch(grid, block, kernel, parameter<std::remove_cv_t<std::remove_reference_t<A>>>(params[I])...);
-        break;
-    case Grid::sequential:
-        snn_emulate_launch_sequential(grid, block, kernel, parameter<std::remove_cv_t<std::remove_reference_t<A>>>(params[I])...);
-    }
+static std::function<void()> deferred(void (*kernel)(A...), Grid how, dim3 grid, dim3 block, void **params,
+                                      std::index_sequence<I...>) {
+    auto arguments = std::make_tuple(parameter<std::remove_cv_t<std::remove_reference_t<A>>>(params[I])...);
+    return [=] {
+        std::apply([&](auto... a) {
+            switch (how) {
+            case Grid::cooperative: snn_emulate_launch_cooperative(grid, block, kernel, a...); break;
+            case Grid::synchronised: snn_emulate_launch(grid, block, kernel, a...); break;
+            case Grid::sequential: snn_emulate_launch_sequential(grid, block, kernel, a...);
+            }
+        }, arguments);
+    };
 }
-using Entry = std::function<void(dim3, dim3, void **, bool cooperative)>;
+using Entry = std::function<std::function<void()>(dim3, dim3, void **, bool cooperative)>;
 template <class... A>
 static Entry entry(void (*kernel)(A...), bool synchronised = false) {
     return [kernel, synchronised](dim3 g, dim3 b, void **p, bool cooperative) {
         Grid how = cooperative ? Grid::cooperative : synchronised ? Grid::synchronised : Grid::sequential;
-        invoke(kernel, how, g, b, p, std::index_sequence_for<A...>{});
+        return deferred(kernel, how, g, b, p, std::index_sequence_for<A...>{});
     };
 }
 static constexpr bool synchronised = true;
@@ -138,10 +146,37 @@ static bool cooperative_launches = true;
 // strides over work of more blocks than it has.
 static constexpr int resident_blocks = 3;
 
+// The stream: work is queued as a GPU queues it and runs when the host waits for it (a
+// synchronisation, an event's, a copy to pageable host memory) or a library call needs what came
+// before, in order. So a host that reuses a page-locked buffer an upload still reads, or reads
+// results before waiting for them, gets wrong data here as on a GPU, not the right data by luck.
+// One queue, as the backend uses one stream; whichever host thread waits runs what is queued.
+static std::mutex queue_lock, run_lock;
+static std::deque<std::function<void()>> queued;
+static void enqueue(std::function<void()> work) {
+    std::lock_guard<std::mutex> g(queue_lock);
+    queued.push_back(std::move(work));
+}
+// Runs queued work in order until `done()` holds (every queued item when null).
+static void run_queue(const std::function<bool()> &done = nullptr) {
+    std::lock_guard<std::mutex> running(run_lock);
+    for (;;) {
+        if (done && done()) return;
+        std::function<void()> work;
+        {
+            std::lock_guard<std::mutex> g(queue_lock);
+            if (queued.empty()) return;
+            work = std::move(queued.front());
+            queued.pop_front();
+        }
+        work();
+    }
+}
+
 // cuMemsetD16Async and cuMemsetD32Async: `n` words of `v` from device address `dst`.
 template <class T> static void fill_words(unsigned long long dst, T v, std::size_t n) {
     if (snn_emulated_no_work()) return;
-    for (std::size_t i = 0; i < n; i++) ((T *)snn_host_address(dst))[i] = v;
+    enqueue([=] { for (std::size_t i = 0; i < n; i++) ((T *)snn_host_address(dst))[i] = v; });
 }
 
 extern "C" {
@@ -198,8 +233,12 @@ int cuStreamCreate(void **stream, unsigned) {
 int cuStreamSynchronize(void *) {
     SNN_NEEDS_CONTEXT;
     count_host_wait();
+    run_queue();
     return 0;
 }
+// For the emulated cuBLAS, cuDNN and NCCL, which compute when called: what was queued before
+// them runs first.
+void snn_emulated_run_queue(void) { run_queue(); }
 int cuMemAllocAsync(unsigned long long *address, std::size_t bytes, void *) {
     SNN_NEEDS_CONTEXT;
     void *p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
@@ -212,9 +251,11 @@ int cuMemAllocAsync(unsigned long long *address, std::size_t bytes, void *) {
 int cuMemFreeAsync(unsigned long long address, void *) {
     SNN_NEEDS_CONTEXT;
     void *p = snn_host_address(address);
-    std::lock_guard<std::mutex> g(state_lock);
-    if (!live.erase(p)) return 1;   // not allocated here, or freed twice
-    std::free(p);
+    {
+        std::lock_guard<std::mutex> g(state_lock);
+        if (!live.erase(p)) return 1;   // not allocated here, or freed twice
+    }
+    enqueue([p] { std::free(p); });   // when the stream gets there: work queued before may still use it
     return 0;
 }
 int cuMemcpyHtoDAsync_v2(unsigned long long dst, const void *src, std::size_t n, void *) {
@@ -225,13 +266,22 @@ int cuMemcpyHtoDAsync_v2(unsigned long long dst, const void *src, std::size_t n,
         for (auto &block : pinned)
             if ((const char *)src >= block.first && (const char *)src + n <= block.first + block.second) from_pinned = true;
         if (from_pinned) pinned_copies++; else host_waits++, pageable_uploads++;
+        if (!from_pinned) {
+            // From pageable memory the driver stages the bytes before returning.
+            auto staged = std::make_shared<std::vector<char>>((const char *)src, (const char *)src + n);
+            enqueue([dst, staged] { std::memcpy(snn_host_address(dst), staged->data(), staged->size()); });
+            return 0;
+        }
     }
-    std::memcpy(snn_host_address(dst), src, n);
+    // From page-locked memory the GPU reads the bytes when it gets there.
+    enqueue([dst, src, n] { std::memcpy(snn_host_address(dst), src, n); });
     return 0;
 }
 int cuMemcpyDtoHAsync_v2(void *dst, unsigned long long src, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
     count_host_wait();
+    // Into pageable memory (all SwiftSNN reads): the copy waits for the stream.
+    run_queue();
     if (snn_emulated_no_work()) std::memset(dst, 0, n);   // what was never computed reads as zeros
     else std::memcpy(dst, snn_host_address(src), n);
     return 0;
@@ -271,22 +321,33 @@ int cuMemFreeHost(void *p) {
         }
     return 1;
 }
+// An event: how many times it was recorded, and up to which record the stream has reached.
+struct Event {
+    std::atomic<long long> recorded{0}, reached{0};
+};
 int cuEventCreate(void **event, unsigned) {
     SNN_NEEDS_CONTEXT;
-    *event = new int(0);
+    *event = new Event;
     return 0;
 }
 int cuEventRecord(void *event, void *) {
     SNN_NEEDS_CONTEXT;
-    return event ? 0 : 400;   // CUDA_ERROR_INVALID_HANDLE
+    if (!event) return 400;   // CUDA_ERROR_INVALID_HANDLE
+    Event *e = (Event *)event;
+    long long record = ++e->recorded;
+    enqueue([e, record] { e->reached = record; });
+    return 0;
 }
 int cuEventSynchronize(void *event) {
     if (!event) return 400;
     count_host_wait();
+    Event *e = (Event *)event;
+    long long record = e->recorded;
+    run_queue([e, record] { return e->reached >= record; });   // the work before its last record, no more
     return 0;
 }
 int cuEventDestroy_v2(void *event) {
-    delete (int *)event;
+    delete (Event *)event;
     return 0;
 }
 int snn_emulated_pinned_copies(void) { std::lock_guard<std::mutex> g(state_lock); return pinned_copies; }
@@ -294,12 +355,12 @@ int snn_emulated_pinned_allocations(void) { std::lock_guard<std::mutex> g(state_
 
 int cuMemcpyDtoDAsync_v2(unsigned long long dst, unsigned long long src, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
-    if (!snn_emulated_no_work()) std::memmove(snn_host_address(dst), snn_host_address(src), n);
+    if (!snn_emulated_no_work()) enqueue([=] { std::memmove(snn_host_address(dst), snn_host_address(src), n); });
     return 0;
 }
 int cuMemsetD8Async(unsigned long long dst, unsigned char v, std::size_t n, void *) {
     SNN_NEEDS_CONTEXT;
-    if (!snn_emulated_no_work()) std::memset(snn_host_address(dst), v, n);
+    if (!snn_emulated_no_work()) enqueue([=] { std::memset(snn_host_address(dst), v, n); });
     return 0;
 }
 int cuMemsetD16Async(unsigned long long dst, unsigned short v, std::size_t n, void *) {
@@ -334,7 +395,7 @@ int cuLaunchKernel(const void *function, unsigned gx, unsigned gy, unsigned gz, 
         launches++;
     }
     if (snn_emulated_no_work()) return 0;
-    (*static_cast<const Entry *>(function))(dim3(gx, gy, gz), dim3(bx, by, bz), params, false);
+    enqueue((*static_cast<const Entry *>(function))(dim3(gx, gy, gz), dim3(bx, by, bz), params, false));
     return 0;
 }
 int cuOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks, const void *function, int blockSize, std::size_t dynamicShared) {
@@ -358,7 +419,7 @@ int cuLaunchCooperativeKernel(const void *function, unsigned gx, unsigned gy, un
         cooperative_launch_count++;
     }
     if (snn_emulated_no_work()) return 0;
-    (*static_cast<const Entry *>(function))(dim3(gx, gy, gz), dim3(bx, by, bz), params, true);
+    enqueue((*static_cast<const Entry *>(function))(dim3(gx, gy, gz), dim3(bx, by, bz), params, true));
     return 0;
 }
 }

@@ -189,6 +189,7 @@ int ncclAllReduce(const void *send, void *receive, size_t count, int datatype, i
     if (!comm || op != 0 || (datatype != ncclFloat32 && datatype != ncclFloat64)) return ncclInvalidArgument;
     size_t bytes = count * element_size(datatype);
     if (!valid(stream, {{send, bytes}, {receive, bytes}})) return ncclInvalidUsage;
+    snn_emulated_wait_for_stream();
     const char *from = snn_host_pointer((const char *)send);
     char *to = snn_host_pointer((char *)receive);
     long long k;
@@ -211,6 +212,7 @@ int ncclBroadcast(const void *send, void *receive, size_t count, int datatype, i
     if (!comm || root < 0 || root >= comm->ranks) return ncclInvalidArgument;
     size_t bytes = count * element_size(datatype);
     if (!valid(stream, {{receive, bytes}}) || (comm->rank == root && !valid(stream, {{send, bytes}}))) return ncclInvalidUsage;
+    snn_emulated_wait_for_stream();
     long long k;
     if (!exchange(comm, comm->rank == root ? snn_host_pointer((const char *)send) : nullptr, comm->rank == root ? bytes : 0, &k))
         return ncclSystemError;
