@@ -36,7 +36,7 @@ extension CUDAKernels {
     extern "C" __global__ void snn_bn_partial_statistics(const float *__restrict__ x, double *__restrict__ partials, int frames,
                                                          int channels, long long plane, int span, int splits) {
         int c = blockIdx.x / splits, first = (blockIdx.x % splits) * span;
-        int last = first + span < frames ? first + span : frames;
+        int last = first + snn_part_frames(blockIdx.x % splits, span, frames);
         long long count = (long long)(last - first) * plane, f, p;
         double sum = 0.0;
         if (plane > 0) {
@@ -64,16 +64,12 @@ extension CUDAKernels {
         if (c >= channels) return;
         const double *row = partials + 2 * (long long)c * splits;
         double weighted = 0.0;
-        for (int s = 0; s < splits; s++) {
-            int n = (s + 1) * span < frames ? span : frames - s * span;
-            weighted += row[2 * s] * n;
-        }
+        for (int s = 0; s < splits; s++) weighted += row[2 * s] * snn_part_frames(s, span, frames);
         double mu = weighted / frames;   // each part's mean weighted by its frames (planes alike)
         double m2 = 0.0;
         for (int s = 0; s < splits; s++) {
-            int n = (s + 1) * span < frames ? span : frames - s * span;
             double d = row[2 * s] - mu;
-            m2 += row[2 * s + 1] + d * d * (double)n * plane;
+            m2 += row[2 * s + 1] + d * d * (double)snn_part_frames(s, span, frames) * plane;
         }
         mean[c] = (float)mu;
         variance[c] = (float)(m2 / ((double)frames * plane));

@@ -263,7 +263,7 @@ extension CUDAKernels {
                                                     float *__restrict__ gradGamma, double *__restrict__ partials, int frames,
                                                     int channels, long long plane, int span, int splits) {
         int c = blockIdx.x / splits, first = (blockIdx.x % splits) * span;
-        int last = first + span < frames ? first + span : frames;
+        int last = first + snn_part_frames(blockIdx.x % splits, span, frames);
         float mu = mean[c], invstd = 1.0f / sqrtf(variance[c] + epsilon);
         double a = 0.0, b = 0.0;
         long long f, p;

@@ -23,6 +23,12 @@ extension CUDAKernels {
         return total;
     }
 
+    // How many of `frames` frames part s of a channel holds, the parts being `span` frames each
+    // but the last.
+    __device__ __forceinline__ int snn_part_frames(int s, int span, int frames) {
+        return (s + 1) * span < frames ? span : frames - s * span;
+    }
+
     // A block's walk over one channel of a [frames, channels, plane] tensor: thread threadIdx.x
     // takes every SNN_REDUCE_THREADS-th element of the channel from frame `first` on, as frame f
     // and position p (its element is (f·channels + c)·plane + p). snn_channel_next steps to the

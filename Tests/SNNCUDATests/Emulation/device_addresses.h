@@ -2,6 +2,8 @@
 // out have bit 62 flipped, which makes them non-canonical on x86-64, so host code that reads a
 // device tensor's memory directly (a bug that would read garbage or crash on a real GPU) stops
 // with a fault in the tests too. The driver and cuBLAS stand-ins translate them back.
+// Also what all the emulated libraries share: the no-work switch and the wait for the driver's
+// stream (below).
 #pragma once
 
 #include <cstdint>

@@ -33,7 +33,7 @@
 
 // Calls a kernel with its parameters read from the driver's array of pointers, each as the
 // kernel declares it (a device pointer is the 8-byte address, which is a host pointer here).
-// How the grid runs: kernels that synchronise a block run with a host thread per CUDA thread
+// How the grid runs: kernels that synchronise a block run with a fiber per CUDA thread
 // (`synchronised`), a block at a time; the others on the calling thread, which stops the
 // process if one calls __syncthreads(); cuLaunchCooperativeKernel runs all blocks at once.
 enum class Grid { sequential, synchronised, cooperative };
