@@ -103,11 +103,13 @@ extension CUDASelfTest {
     /// products; SwiftSNN's own kernels; and `--amp` (bf16, fp16) within the 16-bit type's
     /// rounding, its convolutions through cuDNN and through cuBLAS. Without cuBLAS, the own
     /// kernels were the default path.
-    public static func otherPaths(_ backend: CUDABackend) -> [Check] {
+    /// Each check goes to `report` as it completes.
+    public static func otherPaths(_ backend: CUDABackend, report: (Check) -> Void = { _ in }) -> [Check] {
         var checks: [Check] = []
         if backend.usesCooperativeLaunch {
             backend.usesCooperativeLaunch = false
-            checks += ops(on: backend.device, cases: opCases.filter { $0.name.hasPrefix("batch norm + LIF") }, label: "three launches")
+            checks += ops(on: backend.device, cases: opCases.filter { $0.name.hasPrefix("batch norm + LIF") }, label: "three launches",
+                          report: report)
             backend.usesCooperativeLaunch = true
         }
         guard backend.usesCUBLAS else { return checks }
@@ -116,26 +118,27 @@ extension CUDASelfTest {
         defer { backend.usesCUDNN = cudnn }
         let convolutions = dense.filter { $0.name.hasPrefix("conv2d") }
         if cudnn {
-            checks += repeatability(on: backend.device, cases: convolutions)
+            checks += repeatability(on: backend.device, cases: convolutions, report: report)
             // TF32 keeps 10 of float32's 23 mantissa bits.
             backend.allowsTF32 = true
             checks += ops(on: backend.device, cases: convolutions.map { OpCase(name: $0.name, inputs: $0.inputs, tolerance: 2e-3, f: $0.f) },
-                          label: "--tf32")
+                          label: "--tf32", report: report)
             backend.allowsTF32 = false
         }
         backend.usesCUDNN = false
-        if cudnn { checks += ops(on: backend.device, cases: convolutions, label: "cuBLAS") }
+        if cudnn { checks += ops(on: backend.device, cases: convolutions, label: "cuBLAS", report: report) }
         backend.usesCUBLAS = false
-        checks += ops(on: backend.device, cases: dense, label: "own kernels")
+        checks += ops(on: backend.device, cases: dense, label: "own kernels", report: report)
         backend.usesCUBLAS = true
         backend.usesCUDNN = cudnn
         for (half, tolerance) in [(CUDABackend.MixedPrecision.bf16, 2e-2), (.fp16, 3e-3)] {
             backend.mixedPrecision = half
             let within = { (cases: [OpCase]) in cases.map { OpCase(name: $0.name, inputs: $0.inputs, tolerance: tolerance, f: $0.f) } }
-            checks += ops(on: backend.device, cases: within(dense), label: "--amp \(half.rawValue)")
+            checks += ops(on: backend.device, cases: within(dense), label: "--amp \(half.rawValue)", report: report)
             if cudnn {
                 backend.usesCUDNN = false
-                checks += ops(on: backend.device, cases: within(convolutions), label: "--amp \(half.rawValue), cuBLAS")
+                checks += ops(on: backend.device, cases: within(convolutions), label: "--amp \(half.rawValue), cuBLAS",
+                              report: report)
                 backend.usesCUDNN = true
             }
         }
@@ -145,7 +148,7 @@ extension CUDASelfTest {
 
     /// One check per case: its output and input gradients computed twice on `device` are the
     /// same bits.
-    static func repeatability(on device: Device, cases: [OpCase]) -> [Check] {
+    static func repeatability(on device: Device, cases: [OpCase], report: (Check) -> Void = { _ in }) -> [Check] {
         cases.map { c in
             func run() -> [Float] {
                 let r = evaluate(c, on: device)
@@ -154,14 +157,18 @@ extension CUDASelfTest {
             let (first, second) = (run(), run())
             let differences = zip(first, second).map { Double(Swift.abs($0 - $1)) }
             let same = first.count == second.count && zip(first, second).allSatisfy { $0.bitPattern == $1.bitPattern }
-            return Check(name: "\(c.name) (cuDNN): the same bits twice", worst: same ? 0 : Swift.max(differences.max() ?? 1, 1e-30),
-                         tolerance: 0)
+            let check = Check(name: "\(c.name) (cuDNN): the same bits twice", worst: same ? 0 : Swift.max(differences.max() ?? 1, 1e-30),
+                              tolerance: 0)
+            report(check)
+            return check
         }
     }
 
     /// Runs every case on `device` and on the reference backend: one check for each output
-    /// and one for each input's gradient.
-    public static func ops(on device: Device) -> [Check] { ops(on: device, cases: opCases, label: nil) }
+    /// and one for each input's gradient, each handed to `report` as soon as its case has run.
+    public static func ops(on device: Device, report: (Check) -> Void = { _ in }) -> [Check] {
+        ops(on: device, cases: opCases, label: nil, report: report)
+    }
 
     /// A case's output and its inputs' gradients on `device`, from one seeded output gradient.
     static func evaluate(_ c: OpCase, on device: Device) -> (output: Tensor, gradients: [Tensor?]) {
@@ -177,7 +184,7 @@ extension CUDASelfTest {
         return (y, leaves.map(\.grad))
     }
 
-    static func ops(on device: Device, cases: [OpCase], label: String?) -> [Check] {
+    static func ops(on device: Device, cases: [OpCase], label: String?, report: (Check) -> Void = { _ in }) -> [Check] {
         cases.flatMap { c -> [Check] in
             let (gpu, reference) = (evaluate(c, on: device), evaluate(c, on: .reference))
             let name = label.map { "\(c.name) (\($0))" } ?? c.name
@@ -188,6 +195,7 @@ extension CUDASelfTest {
                 let worstGradient = g.map { worst($0.toFloats(), r.toDoubles()) } ?? .infinity
                 checks.append(Check(name: "\(name): gradient of input \(i)", worst: worstGradient, tolerance: max(c.tolerance, 1e-5)))
             }
+            checks.forEach(report)
             return checks
         }
     }

@@ -11,7 +11,7 @@ struct SelfTestCommand: ParsableCommand {
         abstract: "Check SwiftSNN's CUDA backend on a GPU against the reference backend and the CPU.",
         discussion: """
             Compiles the kernels with NVRTC for the GPU (kept in the kernel cache: SNN_KERNEL_CACHE, \
-            else ~/.cache/swiftsnn/kernels) and checks, one line each: the kernels alone (the LIF scan, \
+            else ~/.cache/swiftsnn/kernels) and checks, one line each as it completes: the kernels alone (the LIF scan, \
             the TRT penalty, three Adam steps); every op through the backend, forward and backward, on \
             shapes of several blocks with a partial last one, against the reference backend (with cuDNN, \
             each convolution run twice must give the same bits, and convolutions also with --tf32, within \
@@ -65,25 +65,35 @@ struct SelfTestCommand: ParsableCommand {
         }
         let gpu = backend.device
         let name = "\(backend.info.name) (\(backend.info.architecture)), CUDA driver \(backend.gpu.driver.version)"
+        // In text, each check is printed as it completes: a device failure ends the process, and
+        // the lines before it are what a lent GPU's one run keeps.
+        let report: (CUDASelfTest.Check) -> Void = json ? { _ in } : Self.printLine
         if !json {
             print("selftest on \(name)")
             let libraries = [backend.cublas, backend.cudnn].compactMap { $0.map { "\($0.component.rawValue) \($0.version)" } }
             print("libraries: \(libraries.isEmpty ? "none (SwiftSNN's own kernels only)" : libraries.joined(separator: ", "))")
         }
-        checks += CUDASelfTest.ops(on: gpu)
-        checks += CUDASelfTest.otherPaths(backend)
+        checks.forEach(report)
+        checks += CUDASelfTest.ops(on: gpu, report: report)
+        checks += CUDASelfTest.otherPaths(backend, report: report)
         let nccl = Self.ncclCheck(backend)
-        if let check = nccl.check { checks.append(check) }
+        if let check = nccl.check {
+            checks.append(check)
+            report(check)
+        }
         if !json, let note = nccl.note { print(note) }
         if trainSteps > 0 {
             let (onGPU, onCPU) = (try SelfTestTraining.losses(on: gpu, steps: trainSteps),
                                   try SelfTestTraining.losses(on: .cpu, steps: trainSteps))
             let first = min(10, trainSteps)
-            checks.append(CUDASelfTest.Check(name: "training: losses of the first \(first) steps vs the CPU",
-                                             worst: SelfTestTraining.worst(Array(onGPU.prefix(first)), Array(onCPU.prefix(first))),
-                                             tolerance: 1e-3))
-            checks.append(CUDASelfTest.Check(name: "training: losses of all \(trainSteps) steps vs the CPU",
-                                             worst: SelfTestTraining.worst(onGPU, onCPU), tolerance: 5e-2))
+            let training = [
+                CUDASelfTest.Check(name: "training: losses of the first \(first) steps vs the CPU",
+                                   worst: SelfTestTraining.worst(Array(onGPU.prefix(first)), Array(onCPU.prefix(first))), tolerance: 1e-3),
+                CUDASelfTest.Check(name: "training: losses of all \(trainSteps) steps vs the CPU",
+                                   worst: SelfTestTraining.worst(onGPU, onCPU), tolerance: 5e-2),
+            ]
+            checks += training
+            training.forEach(report)
         }
         let failed = checks.filter { !$0.passed }
         let bandwidth = bench ? try CUDASelfTest.bandwidth(backend) : nil
@@ -101,12 +111,6 @@ struct SelfTestCommand: ParsableCommand {
             }
             try Output.printJSON(object)
         } else {
-            let width = checks.map(\.name.count).max() ?? 0
-            for c in checks {
-                let name = c.name.padding(toLength: width, withPad: " ", startingAt: 0)
-                print("\(c.passed ? "ok  " : "FAIL") \(name)  worst \(String(format: "%.2e", c.worst)) "
-                      + "(tolerance \(String(format: "%.0e", c.tolerance)))")
-            }
             print((failed.isEmpty ? "all \(checks.count) checks passed" : "\(failed.count) of \(checks.count) checks failed")
                   + String(format: " in %.1f s", seconds))
             if let bandwidth {
@@ -115,6 +119,14 @@ struct SelfTestCommand: ParsableCommand {
             }
         }
         if !failed.isEmpty { throw ExitCode(1) }
+    }
+
+    /// One check's line, names padded to the longest (92 characters), written at once.
+    static func printLine(_ c: CUDASelfTest.Check) {
+        let name = c.name.count < 92 ? c.name.padding(toLength: 92, withPad: " ", startingAt: 0) : c.name
+        print("\(c.passed ? "ok  " : "FAIL") \(name)  worst \(String(format: "%.2e", c.worst)) "
+              + "(tolerance \(String(format: "%.0e", c.tolerance)))")
+        fflush(stdout)
     }
 
     /// NCCL, where it is found, with one rank on this GPU (a check of what several GPUs' training

@@ -79,6 +79,19 @@ struct SelfTestCommandTests {
         #expect((object["seconds"] as? Double).map { $0 > 0 && $0 < 300 } == true, "\(json)")
     }
 
+    @Test("a kernel that faults ends the run, and the checks before it are already printed, then the failure naming the kernel")
+    func deviceFailure() throws {
+        var environment = try EmulatedCUDADriver.environment()
+        environment["SNN_EMULATED_FAIL_KERNEL"] = "snn_bn_partial_statistics"   // batch norm's statistics
+        let (status, output) = try SNNBinary.run(["selftest", "--train-steps", "2", "--no-bench"], environment: environment)
+        #expect(status == 1, "\(output)")
+        #expect(output.contains("\nok   max and average pooling 2x2: gradient of input 0 "), "\(output)")
+        #expect(!output.contains("batch norm (training): output"), "\(output)")
+        let last = output.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last == "error: [snn_bn_partial_statistics] failed on the cuda:0 device: [cuLaunchKernel(snn_bn_partial_statistics)] "
+                + "CUDA_ERROR_LAUNCH_FAILED: unspecified launch failure (on SwiftSNN emulated GPU)", "\(output)")
+    }
+
     @Test("without a GPU: one line saying so, exit status 1; a bad --device is named")
     func noGPU() throws {
         let (status, output) = try SNNBinary.run(["selftest"], environment: ["SNN_CUDA_LIBRARY_PATH": "/nonexistent"])
@@ -106,7 +119,7 @@ struct SelfTestCommandTests {
 /// GPU as it runs there: no Swift on `PATH`, a carried bundle to unpack, outputs under `$OUT`.
 @Suite("scripts/device-check.sh")
 struct DeviceCheckScriptTests {
-    @Test("without Swift: unpacks the bundle, lists the devices, passes its arguments to the selftest, starts every benchmark within the time budget, exits with the selftest's status")
+    @Test("without Swift: unpacks the bundle, lists the devices, passes its arguments to the selftest, starts every benchmark within the time budget, exits with the selftest's status, benchmarks after a selftest that found the GPU and failed")
     func emulatedGPU() throws {
         let files = FileManager.default
         let root = files.temporaryDirectory.appendingPathComponent("snn-device-check-\(UUID().uuidString)")
@@ -163,10 +176,25 @@ struct DeviceCheckScriptTests {
             + "bench VGGSNN --amp 0: skipped: the check's 1 s are spent\nbench ResNet-19 --amp fp16: skipped: the check's 1 s are spent\n"
             + "bench VGGSNN --amp fp16: skipped: the check's 1 s are spent\n"), "\(spent)")
 
-        // A failing selftest (a bad argument here) is the script's status, and no benchmark runs.
+        // A selftest that never reached the GPU (a bad argument here): its status is the
+        // script's, and no benchmark runs.
         let (badStatus, bad) = try Subprocess.run(URL(fileURLWithPath: "/bin/bash"), [script.path, "--train-steps", "x"],
                                                   environment: environment)
         #expect(badStatus != 0 && !bad.contains("\nbench "), "\(bad)")
+
+        // A selftest that found the GPU and then failed (a kernel that faults here): the checks
+        // before the failure are kept, every benchmark still starts, and the status is the selftest's.
+        environment["SNN_CHECK_SECONDS"] = nil
+        environment["SNN_EMULATED_FAIL_KERNEL"] = "snn_bn_partial_statistics"
+        let (faultStatus, fault) = try Subprocess.run(URL(fileURLWithPath: "/bin/bash"), [script.path, "--train-steps", "0", "--no-bench"],
+                                                      environment: environment)
+        #expect(faultStatus == 1, "\(fault)")
+        #expect(fault.contains("\nok   max and average pooling 2x2: gradient of input 0 ")
+                && fault.contains("\nerror: [snn_bn_partial_statistics] failed on the cuda:0 device: ")
+                && fault.contains("\nselftest: exit 1; the benchmarks run all the same"), "\(fault)")
+        #expect(fault.split(separator: "\n").filter { $0.hasPrefix("bench ") }.count == 5, "\(fault)")
+        let kept = try String(contentsOf: out.appendingPathComponent("selftest.txt"), encoding: .utf8)
+        #expect(kept.contains("ok   max and average pooling 2x2: gradient of input 0 "), "\(kept)")
     }
 }
 

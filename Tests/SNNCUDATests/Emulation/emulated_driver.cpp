@@ -218,10 +218,14 @@ int cuDeviceGetAttribute(int *v, int attribute, int) {
 void snn_emulated_set_cooperative_launches(int on) { cooperative_launches = on != 0; }
 int cuGetErrorName(int e, const char **s) {
     *s = e == 1 ? "CUDA_ERROR_INVALID_VALUE" : e == 500 ? "CUDA_ERROR_NOT_FOUND" : e == 201 ? "CUDA_ERROR_INVALID_CONTEXT"
-       : e == 720 ? "CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE" : e == 801 ? "CUDA_ERROR_NOT_SUPPORTED" : "CUDA_ERROR_UNKNOWN";
+       : e == 720 ? "CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE" : e == 801 ? "CUDA_ERROR_NOT_SUPPORTED"
+       : e == 719 ? "CUDA_ERROR_LAUNCH_FAILED" : "CUDA_ERROR_UNKNOWN";
     return 0;
 }
-int cuGetErrorString(int e, const char **s) { *s = e == 500 ? "named symbol not found" : "emulated error"; return 0; }
+int cuGetErrorString(int e, const char **s) {
+    *s = e == 500 ? "named symbol not found" : e == 719 ? "unspecified launch failure" : "emulated error";
+    return 0;
+}
 
 int cuDevicePrimaryCtxRetain(void **ctx, int) { static int context; *ctx = &context; return 0; }
 int cuCtxSetCurrent(void *ctx) { current_context = ctx; return 0; }
@@ -386,10 +390,21 @@ int cuModuleGetFunction(const void **function, void *, const char *name) {
     *function = &found->second;
     return 0;
 }
+// Test hook: SNN_EMULATED_FAIL_KERNEL=name makes every launch of that kernel fail as a faulting
+// kernel does on a GPU (CUDA_ERROR_LAUNCH_FAILED), to see what a run keeps when one does.
+static bool fails(const void *function) {
+    static const void *failing = [] () -> const void * {
+        const char *name = std::getenv("SNN_EMULATED_FAIL_KERNEL");
+        auto found = name ? kernels().find(name) : kernels().end();
+        return found == kernels().end() ? nullptr : &found->second;
+    }();
+    return failing != nullptr && function == failing;
+}
 int cuLaunchKernel(const void *function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                    unsigned shared, void *, void **params, void **extra) {
     SNN_NEEDS_CONTEXT;
     if (shared != 0 || extra != nullptr) return 1;
+    if (fails(function)) return 719;   // CUDA_ERROR_LAUNCH_FAILED
     {
         std::lock_guard<std::mutex> g(state_lock);
         launches++;
@@ -413,6 +428,7 @@ int cuLaunchCooperativeKernel(const void *function, unsigned gx, unsigned gy, un
     if (!cooperative_launches) return 801;   // CUDA_ERROR_NOT_SUPPORTED
     if (shared != 0) return 1;
     if ((unsigned long long)gx * gy * gz * bx * by * bz > resident_blocks * 256ULL) return 720;   // ..._COOPERATIVE_LAUNCH_TOO_LARGE
+    if (fails(function)) return 719;
     {
         std::lock_guard<std::mutex> g(state_lock);
         launches++;
