@@ -499,6 +499,24 @@ struct KernelEmulationTests {
         #expect(y == reversed)
     }
 
+    @Test("the emulation runs neither blocks nor threads in index order: an in-place shift, whose result depends on the order, gives neither index order's result nor reversed order's")
+    func emulationOrder() throws {
+        typealias Shift = @convention(c) (UInt32, UInt32, UnsafeMutablePointer<Float>, Int32, Int32) -> Void
+        let shift = unsafeBitCast(try #require(dlsym(try Self.emulated("emulation_selftest.cpp"), "emulate_shift_in_place")), to: Shift.self)
+        let n = 1000
+        let x = (0..<n).map(Float.init)
+        let indexOrder = [Float](repeating: 0, count: n), reversedOrder = [Float(0)] + x.dropLast()
+        // Threads of one block, blocks of one thread, both; one after another and as fibers.
+        for (grid, block) in [(1, 1024), (1000, 1), (8, 128)] {
+            for sequential in [Int32(1), 0] {
+                var y = x
+                shift(UInt32(grid), UInt32(block), &y, Int32(n), sequential)
+                #expect(y != indexOrder && y != reversedOrder, "grid \(grid), blocks of \(block), sequential \(sequential)")
+                #expect(y.allSatisfy { $0 >= 0 && $0 < Float(n) }, "grid \(grid), blocks of \(block)")
+            }
+        }
+    }
+
     @Test("the grid-wide barrier of cooperative launches: blocks see each other's stores, round after round, and the barrier's word is ready for the next launch")
     func gridBarrier() throws {
         typealias Rounds = @convention(c) (UInt32, UInt32, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,

@@ -1,7 +1,7 @@
 // Runs CUDA kernels on the host, for tests: the CUDA C++ source of a kernel compiles with the
 // host C++ compiler (C++20) after this header, and snn_emulate_launch runs its grid.
 //
-// - snn_emulate_launch runs blocks one after another, each CUDA thread of a block a fiber
+// - snn_emulate_launch runs blocks one after another (in a scrambled order, not by index), each CUDA thread of a block a fiber
 //   (ucontext) on the calling host thread: each runs until it reaches __syncthreads() or
 //   returns, and the barrier opens when every thread that has not returned is waiting at it (a
 //   thread that returns early leaves it, as on the GPU). Between barriers the threads run one
@@ -19,7 +19,8 @@
 // - Dynamic shared memory (extern __shared__) and warp intrinsics are not emulated; kernels that
 //   need them need more here first.
 // - threadIdx and blockIdx are per host thread; blockDim and gridDim are the launch's.
-// - snn_emulate_launch_sequential runs a grid that never synchronises on the calling thread.
+// - snn_emulate_launch_sequential runs a grid that never synchronises on the calling thread,
+//   blocks and each block's threads in a scrambled order.
 // - Launches run one at a time, whichever host threads start them (as on one stream): the
 //   launch's dimensions are process-wide. (Tests running side by side call launches
 //   concurrently; unserialised, two grids raced on those and produced NaNs.)
@@ -110,6 +111,32 @@ struct Launch {
 inline dim3 position(unsigned long long i, dim3 extent) {
     return dim3(i % extent.x, (i / extent.x) % extent.y, i / ((unsigned long long)extent.x * extent.y));
 }
+
+// Every index below n once, in a scrambled order (start, start + step, ... modulo n, the step
+// prime to n and near 0.618 n), the same every run: blocks, and a block's threads where they run
+// one after another, are visited in it, so that a kernel whose result depends on the order its
+// blocks or threads run in (one that reads, without a barrier, an element another writes) gets
+// a result here that index order would not give, as it may on a GPU.
+class Scrambled {
+  public:
+    explicit Scrambled(unsigned long long n) : n(n), step(n > 2 ? n * 0.6180339887 : 1), current(n / 3) {
+        while (gcd(step, n) != 1) step++;
+    }
+    // The next index, after `current` (the first call gives n / 3).
+    unsigned long long next() {
+        unsigned long long i = current;
+        current += step;
+        if (current >= n) current -= n;
+        return i;
+    }
+
+  private:
+    static unsigned long long gcd(unsigned long long a, unsigned long long b) {
+        while (b) a %= b, std::swap(a, b);
+        return a;
+    }
+    unsigned long long n, step, current;
+};
 }  // namespace snn_emulation
 
 // `SNN_SHARED(float, tile, [16][17]);` declares the block's `float tile[16][17]`.
@@ -186,7 +213,9 @@ void snn_emulate_launch(dim3 grid, dim3 block, Kernel kernel, Args... args) {
     snn_emulation::fiber_body = [](void *f) { (*static_cast<decltype(body) *>(f))(); };
     snn_emulation::fiber_argument = &body;
     snn_emulation::block_barrier = nullptr;
-    for (unsigned long long b = 0; b < launch.blocks; b++) {
+    snn_emulation::Scrambled blocks(launch.blocks);
+    for (unsigned long long visited = 0; visited < launch.blocks; visited++) {
+        const unsigned long long b = blocks.next();
         snn_emulation::block_index = snn_emulation::position(b, grid);
         snn_emulation::SharedMemory shared;
         snn_emulation::shared_memory = &shared;
@@ -262,17 +291,20 @@ void snn_emulate_launch_cooperative(dim3 grid, dim3 block, Kernel kernel, Args..
 }
 
 // Runs a grid whose kernel never calls __syncthreads() (one that does stops the process with a
-// message) on the calling thread: every thread of every block in turn, in index order. Much
+// message) on the calling thread: every thread of every block in turn, blocks and each block's
+// threads in a scrambled order (Scrambled). Much
 // faster than snn_emulate_launch for the per-element kernels, which do not synchronise.
 template <class Kernel, class... Args>
 void snn_emulate_launch_sequential(dim3 grid, dim3 block, Kernel kernel, Args... args) {
     const snn_emulation::Launch launch(grid, block);
     snn_emulation::block_barrier = nullptr;
     snn_emulation::shared_memory = nullptr;
-    for (unsigned long long b = 0; b < launch.blocks; b++) {
-        snn_emulation::block_index = snn_emulation::position(b, grid);
+    snn_emulation::Scrambled blocks(launch.blocks);
+    for (unsigned long long visited = 0; visited < launch.blocks; visited++) {
+        snn_emulation::block_index = snn_emulation::position(blocks.next(), grid);
+        snn_emulation::Scrambled threads(launch.threads);
         for (unsigned t = 0; t < launch.threads; t++) {
-            snn_emulation::thread_index = snn_emulation::position(t, block);
+            snn_emulation::thread_index = snn_emulation::position(threads.next(), block);
             kernel(args...);
         }
     }

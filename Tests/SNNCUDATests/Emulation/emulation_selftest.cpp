@@ -1,6 +1,6 @@
 // The emulation's own test: a kernel that needs shared memory and barriers (a tree sum per
 // block), one whose threads return early past the end, as reductions in SwiftSNN's kernels
-// do, and blocks of a cooperative launch that wait for each other (reductions.cu's
+// do, one whose result depends on the order its threads run in, and blocks of a cooperative launch that wait for each other (reductions.cu's
 // snn_grid_sync, from the part files the test writes beside this one).
 #include "cuda_emulation.h"
 #include "part_prelude.cu"
@@ -39,6 +39,19 @@ extern "C" void emulate_block_sums(unsigned grid, unsigned block, const float *x
 
 extern "C" void emulate_early_exit(unsigned grid, unsigned block, const float *x, float *y, int n) {
     snn_emulate_launch(dim3(grid), dim3(block), early_exit, x, y, n);
+}
+
+// Each element takes its left neighbour's value, in place: the result depends on the order the
+// threads run in (index order copies x[0] everywhere, reversed order shifts by one), which a
+// kernel must not do; the test expects the emulation to give neither.
+extern "C" __global__ void shift_in_place(float *x, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i > 0 && i < n) x[i] = x[i - 1];
+}
+
+extern "C" void emulate_shift_in_place(unsigned grid, unsigned block, float *x, int n, int sequential) {
+    if (sequential) snn_emulate_launch_sequential(dim3(grid), dim3(block), shift_in_place, x, n);
+    else snn_emulate_launch(dim3(grid), dim3(block), shift_in_place, x, n);
 }
 
 // Blocks that wait for each other: in each round every block but 0 sleeps (so that block 0
