@@ -62,6 +62,19 @@ public final class Storage: @unchecked Sendable {
 
     private let release: (@Sendable (UnsafeMutableRawPointer, Int) -> Void)?
 
+    /// One-byte codes made of a contiguous run of this storage's spikes by ``SavedActivation``,
+    /// while any gradient rule still keeps them: a second rule that saves the same values (a
+    /// residual block's convolution and its shortcut read the same spikes) shares them instead of
+    /// casting again and holding a second copy. Guarded by ``compactCodesLock``.
+    var compactCodes: [CompactCodes] = []
+    static let compactCodesLock = NSLock()
+
+    /// The codes of `count` elements at `offset`, spikes of quantum `quantum`.
+    struct CompactCodes {
+        let offset: Int, count: Int, quantum: Double
+        weak var codes: Storage?
+    }
+
     deinit {
         if let release { release(data, byteCount) } else { HostAllocator.shared.deallocate(data, byteCount) }
         Storage.account(-byteCount)
