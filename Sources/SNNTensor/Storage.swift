@@ -69,6 +69,14 @@ public final class Storage: @unchecked Sendable {
     var compactCodes: [CompactCodes] = []
     static let compactCodesLock = NSLock()
 
+    /// Stops sharing codes made of this storage, whose values have been overwritten (rules that
+    /// keep them still restore what they saved).
+    func forgetCompactCodes() {
+        Storage.compactCodesLock.lock()
+        compactCodes.removeAll()
+        Storage.compactCodesLock.unlock()
+    }
+
     /// The codes of `count` elements at `offset`, spikes of quantum `quantum`.
     struct CompactCodes {
         let offset: Int, count: Int, quantum: Double

@@ -152,10 +152,14 @@ extension Tensor {
     package func storeElement(_ i: Int, _ v: Double) { dtype.store(v, storage.data, offset + i) }
 
     /// Overwrites this tensor's elements with `source`'s (same shape, converted to this dtype;
-    /// either may be strided; used by optimisers and loaders). Not recorded on the tape.
+    /// either may be strided; used by optimisers and loaders). Not recorded on the tape. The
+    /// tensor is then marked as spikes exactly when `source` is, and byte copies that saved
+    /// spikes share (``SavedActivation``) are no longer shared from its storage.
     public func assign(_ source: Tensor) {
         precondition(source.shape == shape, "[assign] expected shape \(ShapeUtil.describe(shape)), got \(ShapeUtil.describe(source.shape))")
         Device.copyingBackend(from: source.device, to: device).copy(source, into: self)
+        spikeQuantum = source.spikeQuantum
+        storage.forgetCompactCodes()
     }
 }
 

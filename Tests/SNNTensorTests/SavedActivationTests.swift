@@ -57,6 +57,21 @@ struct SavedActivationTests {
         #expect(c.codesStorage != nil && c.value.toDoubles() == x.toDoubles())
     }
 
+    @Test("spikes overwritten in place (assign) are not restored from bytes made of their old values; the mark follows the source")
+    func overwritten() {
+        let x = spikes(seed: 5)
+        let before = x.toDoubles()
+        let a = SavedActivation(x)
+        let next = spikes(seed: 6)
+        x.assign(next)
+        #expect(x.spikeQuantum == 1)
+        let b = SavedActivation(x)
+        #expect(b.codesStorage !== a.codesStorage)
+        #expect(a.value.toDoubles() == before && b.value.toDoubles() == next.toDoubles() && before != next.toDoubles())
+        x.assign(Tensor(doubles: [Double](repeating: 0.5, count: x.count), shape: x.shape))
+        #expect(x.spikeQuantum == nil)
+    }
+
     @Test("a residual block's convolution and shortcut on the same spikes: the weights' gradients equal those from a plain float copy")
     func residualGradients() {
         let x = spikes(seed: 4).reshaped([6, 4, 5, 5])
