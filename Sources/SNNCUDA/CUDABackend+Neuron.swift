@@ -106,14 +106,16 @@ extension CUDABackend {
     public func batchNormNeuronScanBackward(_ gradSpikes: Tensor, saved: any SavedState)
         -> (input: Tensor, gamma: Tensor, beta: Tensor, residual: Tensor?) {
         let s = SavedBatchNormNeuron.from(saved, op: "batchNormNeuronScan")
-        let residual = s.residual?.value
+        // A residual of spikes saved as bytes is read as bytes (quantum above 0), without
+        // restoring it to float32 first.
+        let codes = s.residual?.compact.flatMap { $0.codes.device == device && $0.codes.isContiguous ? $0 : nil }
         // An input kept in a 16-bit type under --amp (see the forward pass) is read as it is.
         let kept = s.input.device == device && s.input.isContiguous
         let form: Int32 = !kept ? 0 : s.input.dtype == .bfloat16 ? 3 : s.input.dtype == .float16 ? 4 : 0
-        let others = [s.gamma, s.beta, s.mean, s.variance] + (residual.map { [$0] } ?? [])
-        let inputs = [gradSpikes, s.input] + others
+        let others = [s.gamma, s.beta, s.mean, s.variance] + (codes == nil ? s.residual.map { [$0.value] } ?? [] : [])
         let packedOthers = packed([gradSpikes] + others)
         guard let packedInput = form != 0 ? s.input : packed(s.input), let packedOthers else {
+            let inputs = [gradSpikes, s.input, s.gamma, s.beta, s.mean, s.variance] + (s.residual.map { [$0.value] } ?? [])
             let h = inputs.enumerated().map { hostCopy(of: $0.element, dtype: $0.offset == 1 && form != 0 ? .float32 : nil) }
             let hostSaved = SavedBatchNormNeuron(input: h[1], gamma: h[2], beta: h[3], mean: h[4], variance: h[5],
                                                  epsilon: s.epsilon, residual: h.count > 6 ? h[6] : nil, steps: s.steps,
@@ -121,15 +123,16 @@ extension CUDABackend {
             let r = ReferenceBackend.shared.batchNormNeuronScanBackward(h[0], saved: hostSaved)
             return (deviceCopy(of: r.input), deviceCopy(of: r.gamma), deviceCopy(of: r.beta), r.residual.map(deviceCopy))
         }
-        let p = [packedOthers[0], packedInput] + packedOthers.dropFirst()
+        let p = [packedOthers[0], packedInput] + packedOthers.dropFirst() + (codes.map { [$0.codes] } ?? [])
         let x = p[1], steps = s.steps, n = x.count / max(steps, 1), channels = x.shape[1]
         let plane = x.count / max(x.shape[0] * channels, 1)
-        let gradInput = output(x.shape), gradResidual = residual == nil ? nil : output(x.shape)
+        let gradInput = output(x.shape), gradResidual = s.residual == nil ? nil : output(x.shape)
         let (sumGrad, sumGradNormalized) = (output([n]), output([n]))
         let (gradGamma, gradBeta) = (output([channels]), output([channels]))
-        let common: [KernelArgument] = [arg(p[0]), arg(x), .int32(form), arg(p.count > 6 ? p[6] : nil), arg(p[2]), arg(p[3]),
-                                        arg(p[4]), arg(p[5]), .float(Float(s.epsilon)), arg(gradInput), arg(gradResidual),
-                                        arg(sumGrad), arg(sumGradNormalized)]
+        let common: [KernelArgument] = [arg(p[0]), arg(x), .int32(form), arg(p.count > 6 ? p[6] : nil),
+                                        .float(Float(codes?.quantum ?? 0)), arg(p[2]), arg(p[3]), arg(p[4]), arg(p[5]),
+                                        .float(Float(s.epsilon)), arg(gradInput), arg(gradResidual), arg(sumGrad),
+                                        arg(sumGradNormalized)]
         let sizes: [KernelArgument] = [.int64(Int64(n)), .int32(Int32(steps)), .int32(Int32(channels)), .int64(Int64(plane))]
             + CUDAKernels.NeuronArguments(s.neuron).kernelArguments(backward: true)
         guard n > 0, channels > 0 else {   // no neurons: the sums are empty

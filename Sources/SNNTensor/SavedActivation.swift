@@ -45,6 +45,11 @@ public struct SavedActivation: @unchecked Sendable {
         return made
     }
 
+    /// The bytes it keeps spikes in and their quantum (element `i` is `codes[i] · quantum`), for
+    /// a backend that reads them as they are instead of restoring ``value``; `nil` when it keeps
+    /// the tensor itself.
+    public var compact: (codes: Tensor, quantum: Double)? { codes.map { ($0, quantum) } }
+
     /// The storage of its codes, when it keeps codes (for tests of their sharing).
     var codesStorage: Storage? { codes?.storage }
 

@@ -433,9 +433,12 @@ extension EmulatedGPU {
             check([u], output: .elementwise(.exact), gradients: Self.elementwise, "heaviside") { heaviside($0[0], surrogate: surrogate) }
         }
 
-        @Test("batch norm fused with the neuron, with and without a spiking residual: spikes, gradients of x, γ, β and the residual; the backward pass as one cooperative launch and as three",
-              arguments: [false, true], [true, false])
-        func batchNormNeuron(residual: Bool, cooperative: Bool) throws {
+        /// The residual: none; 0/1 values the engine does not know to be spikes (kept as float32
+        /// for the backward pass); a LIF scan's spikes (kept as bytes, which the GPU's backward
+        /// pass reads as they are).
+        @Test("batch norm fused with the neuron, with no residual, a float32 one and one of spikes: spikes, gradients of x, γ, β and the residual; the backward pass as one cooperative launch and as three",
+              arguments: ["none", "float32", "spikes"], [true, false])
+        func batchNormNeuron(residual: String, cooperative: Bool) throws {
             let backend = try EmulatedCUDADriver.backend.get()
             #expect(backend.usesCooperativeLaunch, "the emulated GPU runs cooperative launches")
             backend.usesCooperativeLaunch = cooperative
@@ -445,7 +448,10 @@ extension EmulatedGPU {
                                                     to: (@convention(c) () -> Int32).self)
             let occupancyQueries = unsafeBitCast(try #require(dlsym(handle, "snn_emulated_occupancy_queries")),
                                                  to: (@convention(c) () -> Int32).self)
+            let launchesOf = unsafeBitCast(try #require(dlsym(handle, "snn_emulated_launches_of")),
+                                           to: (@convention(c) (UnsafePointer<CChar>) -> Int32).self)
             let (before, queriesBefore) = (cooperativeLaunches(), occupancyQueries())
+            let restoredBefore = launchesOf("snn_cast_u8_f32")
             // 1,152 neurons a step: five blocks' worth, of which the emulated GPU holds three at
             // once, so the cooperative grid strides.
             let (steps, shape) = (3, [4, 8, 6, 6])
@@ -454,13 +460,23 @@ extension EmulatedGPU {
             let gamma = RandomInputs(seed: 42).uniform([shape[1]], low: 0.5, high: 1.5, dtype: .float32)
             let beta = Self.normal([shape[1]], 43, mean: 0.5, std: 0.3)
             let spikes = Tensor(doubles: RandomInputs(seed: 44).uniformValues(x.count).map { $0 < 0.3 ? 1 : 0 }, shape: x.shape, dtype: .float32)
-            let inputs = [x, gamma, beta] + (residual ? [spikes] : [])
+            let currents = Self.normal([steps, x.count / steps], 45, mean: 0.6, std: 1)
+            let inputs = [x, gamma, beta] + ["float32": [spikes], "spikes": [currents]][residual, default: []]
             check(inputs, output: .elementwise(.exact), gradients: Self.accumulated, "residual \(residual)") { t in
                 let (m, v) = (Tensor.zeros([shape[1]], device: t[0].device), Tensor.ones([shape[1]], device: t[0].device))
+                let added: Tensor? = switch residual {
+                case "float32": t[3]
+                case "spikes": neuronScan(t[3], NeuronParameters(reset: .soft)).reshaped(x.shape)
+                default: nil
+                }
+                if residual == "spikes" { #expect(added?.spikeQuantum == 1) }
                 return batchNormNeuronScan(t[0], steps: steps, gamma: t[1], beta: t[2], runningMean: m, runningVar: v,
-                                           residual: residual ? t[3] : nil, neuron: neuron)
+                                           residual: added, neuron: neuron)
             }
             #expect((cooperativeLaunches() > before) == cooperative)
+            // A residual of spikes is kept as bytes, which the backward pass reads as they are:
+            // nothing restores them to float32.
+            #expect(launchesOf("snn_cast_u8_f32") == restoredBefore, "bytes restored to float32")
             if cooperative {
                 // Once more: the GPU's residency for the kernel was asked at most once, by the first launch.
                 let leaf = x.to(Self.gpu)

@@ -86,7 +86,8 @@ struct KernelEmulationTests {
                                             UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Float,
                                             UnsafeMutablePointer<Float>, Int64, Int32, Int32, Int64, Float, Float, Int32,
                                             Float) -> Void
-        typealias Backward = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeRawPointer, Int32, UnsafePointer<Float>?,
+        // The residual: float32 (quantum 0) or bytes, each code · quantum.
+        typealias Backward = @convention(c) (UInt32, UInt32, UnsafePointer<Float>, UnsafeRawPointer, Int32, UnsafeRawPointer?, Float,
                                              UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
                                              Float, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
                                              UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int64, Int32, Int32, Int64,
@@ -137,7 +138,7 @@ struct KernelEmulationTests {
         var gradResidual = [Float](repeating: .nan, count: total)
         var (sumG, sumGX) = ([Float](repeating: .nan, count: n), [Float](repeating: .nan, count: n))
         gradResidual.withUnsafeMutableBufferPointer { gr in
-            backward(grid, UInt32(block), gs, x, 0, residual, gamma, beta, mean, variance, epsilon, &gradInput,
+            backward(grid, UInt32(block), gs, x, 0, residual, 0, gamma, beta, mean, variance, epsilon, &gradInput,
                      c.residual ? gr.baseAddress : nil, &sumG, &sumGX, Int64(n), Int32(steps), Int32(channels), Int64(plane),
                      a.decay, a.threshold, a.softReset, a.vReset, a.surrogate, a.parameter)
         }
@@ -183,7 +184,7 @@ struct KernelEmulationTests {
             #expect(direct == beforehand, "\(c): spikes of the input read as \(dtype)")
             func gradients(_ input: UnsafeRawPointer, _ inputForm: Int32) -> [Float] {
                 var (gi, sg, sgx) = ([Float](repeating: .nan, count: total), [Float](repeating: .nan, count: n), [Float](repeating: .nan, count: n))
-                backward(grid, UInt32(block), gs, input, inputForm, residual, gamma, beta, mean, variance, epsilon, &gi, nil, &sg, &sgx,
+                backward(grid, UInt32(block), gs, input, inputForm, residual, 0, gamma, beta, mean, variance, epsilon, &gi, nil, &sg, &sgx,
                          Int64(n), Int32(steps), Int32(channels), Int64(plane), a.decay, a.threshold, a.softReset, a.vReset, a.surrogate,
                          a.parameter)
                 inputGradient(UInt32((total + block - 1) / block), UInt32(block), input, inputForm, &gi, gamma, mean, variance, epsilon,
@@ -196,7 +197,7 @@ struct KernelEmulationTests {
         // The three kernels as one cooperative launch: the same numbers, bit for bit, from grids
         // smaller than the work (each block strides over neurons, channels and elements) and
         // from one block, with the barrier's word used again without a reset.
-        typealias Fused = @convention(c) (UInt32, UnsafePointer<Float>, UnsafeRawPointer, Int32, UnsafePointer<Float>?,
+        typealias Fused = @convention(c) (UInt32, UnsafePointer<Float>, UnsafeRawPointer, Int32, UnsafeRawPointer?, Float,
                                           UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
                                           Float, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?,
                                           UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
@@ -209,13 +210,43 @@ struct KernelEmulationTests {
             var (sg, sgx) = ([Float](repeating: .nan, count: n), [Float](repeating: .nan, count: n))
             var (gb, gg) = ([Float](repeating: .nan, count: channels), [Float](repeating: .nan, count: channels))
             gr.withUnsafeMutableBufferPointer { gr in
-                fused(UInt32(blocks), gs, x, 0, residual, gamma, beta, mean, variance, epsilon, &gi, c.residual ? gr.baseAddress : nil,
+                fused(UInt32(blocks), gs, x, 0, residual, 0, gamma, beta, mean, variance, epsilon, &gi, c.residual ? gr.baseAddress : nil,
                       &sg, &sgx, &gb, &gg, &arrived, Int64(n), Int32(steps), Int32(channels), Int64(plane), a.decay, a.threshold,
                       a.softReset, a.vReset, a.surrogate, a.parameter)
             }
             #expect(gi == gradInput && gb == gradBeta && gg == gradGamma, "\(c): one cooperative launch of \(blocks) blocks")
             if c.residual { #expect(gr == gradResidual, "\(c): residual gradient, \(blocks) blocks") }
             #expect(arrived & 0x7fff_ffff == 0)
+        }
+
+        // A residual of spikes (quantum 1) or pooled spikes (quantum 1/4), read as the bytes it is
+        // saved in: the gradients of the same residual in float32, bit for bit, in three launches
+        // and in one.
+        guard c.residual else { return }
+        for quantum: Float in [1, 0.25] {
+            let levels = quantum == 1 ? 2 : 5   // spikes 0, 1; pooled spikes 0, ¼, ..., 1
+            let codes: [UInt8] = (0..<total).map { (i: Int) -> UInt8 in UInt8((i * 7919 + i / 13) % levels) }
+            let values = codes.map { Float($0) * quantum }
+            func gradients(_ residual: UnsafeRawPointer, _ q: Float, fusedBlocks: Int?) -> [Float] {
+                var (gi, gr) = ([Float](repeating: .nan, count: total), [Float](repeating: .nan, count: total))
+                var (sg, sgx) = ([Float](repeating: .nan, count: n), [Float](repeating: .nan, count: n))
+                var (gb, gg) = ([Float](repeating: .nan, count: channels), [Float](repeating: .nan, count: channels))
+                if let fusedBlocks {
+                    fused(UInt32(fusedBlocks), gs, x, 0, residual, q, gamma, beta, mean, variance, epsilon, &gi, &gr, &sg, &sgx, &gb, &gg,
+                          &arrived, Int64(n), Int32(steps), Int32(channels), Int64(plane), a.decay, a.threshold, a.softReset, a.vReset,
+                          a.surrogate, a.parameter)
+                } else {
+                    backward(grid, UInt32(block), gs, x, 0, residual, q, gamma, beta, mean, variance, epsilon, &gi, &gr, &sg, &sgx,
+                             Int64(n), Int32(steps), Int32(channels), Int64(plane), a.decay, a.threshold, a.softReset, a.vReset,
+                             a.surrogate, a.parameter)
+                }
+                return gi + gr + sg + sgx
+            }
+            for blocks in [nil, 3] as [Int?] {
+                let fromFloats = gradients(values, 0, fusedBlocks: blocks), fromBytes = gradients(codes, quantum, fusedBlocks: blocks)
+                #expect(fromBytes == fromFloats, "\(c): residual as bytes of quantum \(quantum), \(blocks.map { "\($0) blocks" } ?? "three launches")")
+                #expect(!fromBytes.contains { $0.isNaN })
+            }
         }
     }
 

@@ -13,7 +13,9 @@ extension CUDAKernels {
     /// - `snn_bn_neuron_backward`: recomputes `y` and the potentials (kept in the output buffer,
     ///   which each thread then overwrites with its gradient), runs the scan backwards and
     ///   writes `dL/dy` (and the residual's gradient, the same) with each neuron's sums over
-    ///   time of `dL/dy` and `dL/dy · x̂`.
+    ///   time of `dL/dy` and `dL/dy · x̂`. It reads the residual as float32, or (`residualQuantum`
+    ///   above 0) as the one-byte codes spikes are saved in, element `k` being `code · quantum`:
+    ///   the values the forward pass added, without restoring them to float32 first.
     /// - `snn_bn_channel_sums`: those sums per channel: `dL/dβ` and `dL/dγ` (one block per
     ///   channel, fixed order).
     /// - `snn_bn_input_gradient`: batch norm's input gradient in place,
@@ -100,11 +102,14 @@ extension CUDAKernels {
         return snn_round_to(((const float *)x)[k], form);
     }
 
-    // The neuron's input at element k: batch norm's output (plus the residual).
-    __device__ __forceinline__ float snn_bn_input(const SnnChannelMap &m, const void *x, int form, const float *residual,
-                                                  long long k) {
+    // The neuron's input at element k: batch norm's output (plus the residual: float32 where
+    // residualQuantum is 0, else bytes, each code · residualQuantum, which is exact).
+    __device__ __forceinline__ float snn_bn_input(const SnnChannelMap &m, const void *x, int form, const void *residual,
+                                                  float residualQuantum, long long k) {
         float y = snn_bn_load(x, form, k) * m.scale + m.shift;
-        return residual ? y + residual[k] : y;
+        if (!residual) return y;
+        return y + (residualQuantum > 0.0f ? (float)((const unsigned char *)residual)[k] * residualQuantum
+                                           : ((const float *)residual)[k]);
     }
 
     extern "C" __global__ void snn_bn_neuron_forward(const void *__restrict__ x, int form, const float *__restrict__ residual,
@@ -119,7 +124,7 @@ extension CUDAKernels {
         float v = 0.0f;
         for (int t = 0; t < steps; t++) {
             long long k = (long long)t * n + i;
-            snn_lif_step(v, snn_bn_input(m, x, form, residual, k), decay, threshold, softReset, vReset, &spikes[k]);
+            snn_lif_step(v, snn_bn_input(m, x, form, residual, 0.0f, k), decay, threshold, softReset, vReset, &spikes[k]);
         }
     }
 
@@ -127,7 +132,8 @@ extension CUDAKernels {
     // sums are written here and read by later phases of the cooperative kernel: not restrict.
     __device__ __forceinline__ void snn_bn_neuron_backward_at(long long i, const float *__restrict__ gradSpikes,
                                                               const void *__restrict__ x, int form,
-                                                              const float *__restrict__ residual, const SnnChannelMap &m,
+                                                              const void *__restrict__ residual, float residualQuantum,
+                                                              const SnnChannelMap &m,
                                                               float *gradInput, float *__restrict__ gradResidual,
                                                               float *sumGrad, float *sumGradNormalized, long long n,
                                                               int steps, float decay, float threshold, int softReset,
@@ -136,7 +142,8 @@ extension CUDAKernels {
         float v = 0.0f, spike;
         for (int t = 0; t < steps; t++) {
             long long k = (long long)t * n + i;
-            gradInput[k] = snn_lif_step(v, snn_bn_input(m, x, form, residual, k), decay, threshold, softReset, vReset, &spike);
+            gradInput[k] = snn_lif_step(v, snn_bn_input(m, x, form, residual, residualQuantum, k), decay, threshold, softReset,
+                                        vReset, &spike);
         }
         float gradV = 0.0f, sumG = 0.0f, sumGX = 0.0f;
         for (int t = steps - 1; t >= 0; t--) {
@@ -185,7 +192,8 @@ extension CUDAKernels {
     }
 
     extern "C" __global__ void snn_bn_neuron_backward(const float *__restrict__ gradSpikes, const void *__restrict__ x, int form,
-                                                      const float *__restrict__ residual, const float *__restrict__ gamma,
+                                                      const void *__restrict__ residual, float residualQuantum,
+                                                      const float *__restrict__ gamma,
                                                       const float *__restrict__ beta, const float *__restrict__ mean,
                                                       const float *__restrict__ variance, float epsilon,
                                                       float *__restrict__ gradInput, float *__restrict__ gradResidual,
@@ -196,8 +204,8 @@ extension CUDAKernels {
         long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
         if (i >= n) return;
         SnnChannelMap m = snn_channel_map(gamma, beta, mean, variance, epsilon, (int)((i / plane) % channels));
-        snn_bn_neuron_backward_at(i, gradSpikes, x, form, residual, m, gradInput, gradResidual, sumGrad, sumGradNormalized, n,
-                                  steps, decay, threshold, softReset, vReset, surrogate, parameter);
+        snn_bn_neuron_backward_at(i, gradSpikes, x, form, residual, residualQuantum, m, gradInput, gradResidual, sumGrad,
+                                  sumGradNormalized, n, steps, decay, threshold, softReset, vReset, surrogate, parameter);
     }
 
     extern "C" __global__ void snn_bn_channel_sums(const float *__restrict__ sumGrad,
@@ -224,7 +232,7 @@ extension CUDAKernels {
     // and read in the next (gradInput, the sums, gradBeta, gradGamma) are deliberately not
     // `__restrict__`: the read-only cache would not see the other blocks' stores.
     extern "C" __global__ void snn_bn_neuron_backward_fused(const float *__restrict__ gradSpikes, const void *__restrict__ x,
-                                                            int form, const float *__restrict__ residual,
+                                                            int form, const void *__restrict__ residual, float residualQuantum,
                                                             const float *__restrict__ gamma, const float *__restrict__ beta,
                                                             const float *__restrict__ mean, const float *__restrict__ variance,
                                                             float epsilon, float *gradInput, float *__restrict__ gradResidual,
@@ -235,8 +243,8 @@ extension CUDAKernels {
         long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x, stride = (long long)gridDim.x * blockDim.x;
         for (long long i = first; i < n; i += stride) {
             SnnChannelMap m = snn_channel_map(gamma, beta, mean, variance, epsilon, (int)((i / plane) % channels));
-            snn_bn_neuron_backward_at(i, gradSpikes, x, form, residual, m, gradInput, gradResidual, sumGrad, sumGradNormalized,
-                                      n, steps, decay, threshold, softReset, vReset, surrogate, parameter);
+            snn_bn_neuron_backward_at(i, gradSpikes, x, form, residual, residualQuantum, m, gradInput, gradResidual, sumGrad,
+                                      sumGradNormalized, n, steps, decay, threshold, softReset, vReset, surrogate, parameter);
         }
         snn_grid_sync(arrived);
         int samples = (int)(n / ((long long)channels * plane));

@@ -26,13 +26,14 @@ extern "C" void emulate_bn_neuron_forward(unsigned grid, unsigned block, const v
 }
 
 extern "C" void emulate_bn_neuron_backward(unsigned grid, unsigned block, const float *gradSpikes, const void *x, int form,
-                                           const float *residual, const float *gamma, const float *beta, const float *mean,
+                                           const void *residual, float residualQuantum, const float *gamma, const float *beta,
+                                           const float *mean,
                                            const float *variance, float epsilon, float *gradInput, float *gradResidual,
                                            float *sumGrad, float *sumGradNormalized, long long n, int steps, int channels,
                                            long long plane, float decay, float threshold, int softReset, float vReset,
                                            int surrogate, float parameter) {
-    snn_emulate_launch(dim3(grid), dim3(block), snn_bn_neuron_backward, gradSpikes, x, form, residual, gamma, beta, mean, variance,
-                       epsilon, gradInput, gradResidual, sumGrad, sumGradNormalized, n, steps, channels, plane, decay,
+    snn_emulate_launch(dim3(grid), dim3(block), snn_bn_neuron_backward, gradSpikes, x, form, residual, residualQuantum, gamma, beta,
+                       mean, variance, epsilon, gradInput, gradResidual, sumGrad, sumGradNormalized, n, steps, channels, plane, decay,
                        threshold, softReset, vReset, surrogate, parameter);
 }
 
@@ -50,14 +51,15 @@ extern "C" void emulate_bn_input_gradient(unsigned grid, unsigned block, const v
 }
 
 extern "C" void emulate_bn_neuron_backward_fused(unsigned grid, const float *gradSpikes, const void *x, int form,
-                                                 const float *residual, const float *gamma, const float *beta, const float *mean,
+                                                 const void *residual, float residualQuantum, const float *gamma, const float *beta,
+                                                 const float *mean,
                                                  const float *variance, float epsilon, float *gradInput, float *gradResidual,
                                                  float *sumGrad, float *sumGradNormalized, float *gradBeta, float *gradGamma,
                                                  unsigned *arrived, long long n, int steps, int channels, long long plane,
                                                  float decay, float threshold, int softReset, float vReset, int surrogate,
                                                  float parameter) {
     snn_emulate_launch_cooperative(dim3(grid), dim3(SNN_REDUCE_THREADS), snn_bn_neuron_backward_fused, gradSpikes, x, form,
-                                   residual, gamma, beta, mean, variance, epsilon, gradInput, gradResidual, sumGrad,
+                                   residual, residualQuantum, gamma, beta, mean, variance, epsilon, gradInput, gradResidual, sumGrad,
                                    sumGradNormalized, gradBeta, gradGamma, arrived, n, steps, channels, plane, decay, threshold,
                                    softReset, vReset, surrogate, parameter);
 }

@@ -133,6 +133,7 @@ static int the_stream;   // cuStreamCreate's one stream is this int's address
 static std::set<std::pair<const char *, std::size_t>> pinned;   // page-locked host blocks
 static int pinned_copies = 0;   // host-to-device copies from them
 static int launches = 0;
+static std::map<const void *, int> launches_by_kernel;   // by the kernel's table entry
 static int cooperative_launch_count = 0;
 static int occupancy_queries = 0;   // cuOccupancyMaxActiveBlocksPerMultiprocessor calls
 // Calls after which the host has waited for the stream on a real GPU: stream and event
@@ -197,6 +198,14 @@ int snn_emulated_is_device_range(unsigned long long address, std::size_t bytes) 
     return p >= start && p + bytes <= start + block->second;
 }
 int snn_emulated_launches(void) { std::lock_guard<std::mutex> g(state_lock); return launches; }
+// The launches of the kernel named `name` so far (0 for a name the table does not have).
+int snn_emulated_launches_of(const char *name) {
+    auto found = kernels().find(name);
+    if (found == kernels().end()) return 0;
+    std::lock_guard<std::mutex> g(state_lock);
+    auto count = launches_by_kernel.find(&found->second);
+    return count == launches_by_kernel.end() ? 0 : count->second;
+}
 int snn_emulated_cooperative_launches(void) { std::lock_guard<std::mutex> g(state_lock); return cooperative_launch_count; }
 int snn_emulated_occupancy_queries(void) { std::lock_guard<std::mutex> g(state_lock); return occupancy_queries; }
 int snn_emulated_host_waits(void) { std::lock_guard<std::mutex> g(state_lock); return host_waits; }
@@ -408,6 +417,7 @@ int cuLaunchKernel(const void *function, unsigned gx, unsigned gy, unsigned gz, 
     {
         std::lock_guard<std::mutex> g(state_lock);
         launches++;
+        launches_by_kernel[function]++;
     }
     if (snn_emulated_no_work()) return 0;
     enqueue((*static_cast<const Entry *>(function))(dim3(gx, gy, gz), dim3(bx, by, bz), params, false));
@@ -432,6 +442,7 @@ int cuLaunchCooperativeKernel(const void *function, unsigned gx, unsigned gy, un
     {
         std::lock_guard<std::mutex> g(state_lock);
         launches++;
+        launches_by_kernel[function]++;
         cooperative_launch_count++;
     }
     if (snn_emulated_no_work()) return 0;
