@@ -182,6 +182,10 @@ struct KernelEmulationTests {
             forward(grid, UInt32(block), rounded, 0, residual, gamma, beta, mean, variance, epsilon, &beforehand, Int64(n), Int32(steps),
                     Int32(channels), Int64(plane), a.decay, a.threshold, a.softReset, a.vReset)
             #expect(direct == beforehand, "\(c): spikes of the input read as \(dtype)")
+            var stored = [Float](repeating: .nan, count: total)
+            forward(grid, UInt32(block), bits, form + 2, residual, gamma, beta, mean, variance, epsilon, &stored, Int64(n), Int32(steps),
+                    Int32(channels), Int64(plane), a.decay, a.threshold, a.softReset, a.vReset)
+            #expect(stored == beforehand, "\(c): spikes of the input stored as \(dtype)")
             func gradients(_ input: UnsafeRawPointer, _ inputForm: Int32) -> [Float] {
                 var (gi, sg, sgx) = ([Float](repeating: .nan, count: total), [Float](repeating: .nan, count: n), [Float](repeating: .nan, count: n))
                 backward(grid, UInt32(block), gs, input, inputForm, residual, 0, gamma, beta, mean, variance, epsilon, &gi, nil, &sg, &sgx,
