@@ -54,10 +54,11 @@ bounded() {
 set +e
 # The selftest prints each check as it completes, so a device failure or a hang keeps the lines
 # before it.
-timeout -k 5 "${SNN_SELFTEST_TIMEOUT:-300}" "$snn" selftest --device "$device" "$@" 2>&1 | tee "$out/selftest.txt"
+selftest_limit=${SNN_SELFTEST_TIMEOUT:-300}
+timeout -k 5 "$selftest_limit" "$snn" selftest --device "$device" "$@" 2>&1 | tee "$out/selftest.txt"
 status=${PIPESTATUS[0]}
 if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
-    echo "selftest: stopped after ${SNN_SELFTEST_TIMEOUT:-300} s"
+    echo "selftest: stopped after $selftest_limit s"
 fi
 if head -n 1 "$out/selftest.txt" | grep -q '^selftest on '; then
     if [ "$status" -ne 0 ]; then

@@ -112,10 +112,12 @@ extension CUDABackend {
         // An input kept in a 16-bit type under --amp (see the forward pass) is read as it is.
         let kept = s.input.device == device && s.input.isContiguous
         let form: Int32 = !kept ? 0 : s.input.dtype == .bfloat16 ? 3 : s.input.dtype == .float16 ? 4 : 0
-        let others = [s.gamma, s.beta, s.mean, s.variance] + (codes == nil ? s.residual.map { [$0.value] } ?? [] : [])
+        let restored = codes == nil ? s.residual?.value : nil
+        let others = [s.gamma, s.beta, s.mean, s.variance] + (restored.map { [$0] } ?? [])
         let packedOthers = packed([gradSpikes] + others)
         guard let packedInput = form != 0 ? s.input : packed(s.input), let packedOthers else {
-            let inputs = [gradSpikes, s.input, s.gamma, s.beta, s.mean, s.variance] + (s.residual.map { [$0.value] } ?? [])
+            let residual = restored ?? s.residual?.value
+            let inputs = [gradSpikes, s.input, s.gamma, s.beta, s.mean, s.variance] + (residual.map { [$0] } ?? [])
             let h = inputs.enumerated().map { hostCopy(of: $0.element, dtype: $0.offset == 1 && form != 0 ? .float32 : nil) }
             let hostSaved = SavedBatchNormNeuron(input: h[1], gamma: h[2], beta: h[3], mean: h[4], variance: h[5],
                                                  epsilon: s.epsilon, residual: h.count > 6 ? h[6] : nil, steps: s.steps,

@@ -68,32 +68,31 @@ struct SelfTestCommand: ParsableCommand {
         // In text, each check is printed as it completes: a device failure ends the process, and
         // the lines before it are what a lent GPU's one run keeps.
         let report: (CUDASelfTest.Check) -> Void = json ? { _ in } : Self.printLine
+        func record(_ new: [CUDASelfTest.Check]) {
+            checks += new
+            new.forEach(report)
+        }
         if !json {
             print("selftest on \(name)")
             let libraries = [backend.cublas, backend.cudnn].compactMap { $0.map { "\($0.component.rawValue) \($0.version)" } }
             print("libraries: \(libraries.isEmpty ? "none (SwiftSNN's own kernels only)" : libraries.joined(separator: ", "))")
         }
-        checks.forEach(report)
+        checks.forEach(report)   // the kernels' checks, made before the GPU's name was known
         checks += CUDASelfTest.ops(on: gpu, report: report)
         checks += CUDASelfTest.otherPaths(backend, report: report)
         let nccl = Self.ncclCheck(backend)
-        if let check = nccl.check {
-            checks.append(check)
-            report(check)
-        }
+        if let check = nccl.check { record([check]) }
         if !json, let note = nccl.note { print(note) }
         if trainSteps > 0 {
             let (onGPU, onCPU) = (try SelfTestTraining.losses(on: gpu, steps: trainSteps),
                                   try SelfTestTraining.losses(on: .cpu, steps: trainSteps))
             let first = min(10, trainSteps)
-            let training = [
+            record([
                 CUDASelfTest.Check(name: "training: losses of the first \(first) steps vs the CPU",
                                    worst: SelfTestTraining.worst(Array(onGPU.prefix(first)), Array(onCPU.prefix(first))), tolerance: 1e-3),
                 CUDASelfTest.Check(name: "training: losses of all \(trainSteps) steps vs the CPU",
                                    worst: SelfTestTraining.worst(onGPU, onCPU), tolerance: 5e-2),
-            ]
-            checks += training
-            training.forEach(report)
+            ])
         }
         let failed = checks.filter { !$0.passed }
         let bandwidth = bench ? try CUDASelfTest.bandwidth(backend) : nil

@@ -132,7 +132,6 @@ static std::map<void *, std::size_t> live;   // allocations not yet freed, with 
 static int the_stream;   // cuStreamCreate's one stream is this int's address
 static std::set<std::pair<const char *, std::size_t>> pinned;   // page-locked host blocks
 static int pinned_copies = 0;   // host-to-device copies from them
-static int launches = 0;
 static std::map<const void *, int> launches_by_kernel;   // by the kernel's table entry
 static int cooperative_launch_count = 0;
 static int occupancy_queries = 0;   // cuOccupancyMaxActiveBlocksPerMultiprocessor calls
@@ -197,7 +196,12 @@ int snn_emulated_is_device_range(unsigned long long address, std::size_t bytes) 
     const char *start = (const char *)block->first;
     return p >= start && p + bytes <= start + block->second;
 }
-int snn_emulated_launches(void) { std::lock_guard<std::mutex> g(state_lock); return launches; }
+int snn_emulated_launches(void) {
+    std::lock_guard<std::mutex> g(state_lock);
+    int all = 0;
+    for (auto &counted : launches_by_kernel) all += counted.second;
+    return all;
+}
 // The launches of the kernel named `name` so far (0 for a name the table does not have).
 int snn_emulated_launches_of(const char *name) {
     auto found = kernels().find(name);
@@ -416,7 +420,6 @@ int cuLaunchKernel(const void *function, unsigned gx, unsigned gy, unsigned gz, 
     if (fails(function)) return 719;   // CUDA_ERROR_LAUNCH_FAILED
     {
         std::lock_guard<std::mutex> g(state_lock);
-        launches++;
         launches_by_kernel[function]++;
     }
     if (snn_emulated_no_work()) return 0;
@@ -441,7 +444,6 @@ int cuLaunchCooperativeKernel(const void *function, unsigned gx, unsigned gy, un
     if (fails(function)) return 719;
     {
         std::lock_guard<std::mutex> g(state_lock);
-        launches++;
         launches_by_kernel[function]++;
         cooperative_launch_count++;
     }
